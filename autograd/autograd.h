@@ -1,0 +1,144 @@
+/* autograd.h: the public face of the engine: the context (step arena, tape,
+ * grad mode, dropout RNG, sticky error), the ops, and backward.
+ *
+ * Errors. An op handed inputs it cannot take (shape, dtype or device
+ * mismatch, an index out of range) records a message in ctx->err that names
+ * the op and the inputs, e.g.
+ *   matmul: inner dims differ: a is [2, 3, 5] f32, b is [2, 4, 7] f32
+ * and returns NULL. The error is sticky: every later op returns NULL without
+ * work, so a caller may check once, after a whole forward pass, with
+ * ag_failed(). ag_ctx_reset() clears it.
+ *
+ * Memory. Results, saved tensors, tape nodes and gradients of non-leaf
+ * tensors come from ctx->step and die at ag_ctx_reset(). Leaves that need a
+ * gradient are marked with tensor_set_requires_grad() and keep their
+ * gradient buffer in the arena given there; backward accumulates into it. */
+#ifndef HUG_AUTOGRAD_AUTOGRAD_H
+#define HUG_AUTOGRAD_AUTOGRAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../base/error.h"
+#include "node.h"
+#include "tensor.h"
+
+struct ag_ctx {
+	struct arena *step;     /* per-step memory, on the compute device */
+	struct ag_node *tape;   /* most recently recorded node */
+	int64_t n_nodes;        /* nodes on the tape */
+	bool grad_enabled;      /* false inside no_grad scopes */
+	bool training;          /* dropout is active only when true */
+	uint64_t seed;          /* dropout random stream */
+	uint64_t rng_offset;    /* advances by numel at every dropout call */
+	struct hug_error err;   /* sticky; see above */
+};
+
+/* Initialises `ctx` over step arena `step`: grad enabled, training mode,
+ * seed 0. The context does not own the arena. */
+void ag_ctx_init(struct ag_ctx *ctx, struct arena *step);
+/* Forgets the tape and the error and resets the step arena. Tensors made in
+ * the step arena are invalid afterwards. The RNG offset is kept, so the
+ * dropout masks of successive steps differ. */
+void ag_ctx_reset(struct ag_ctx *ctx);
+/* True once an op or backward has failed; the message is in ctx->err.msg. */
+static inline bool ag_failed(const struct ag_ctx *ctx) { return ctx->err.set; }
+
+/* Sets whether ops record on the tape; returns the previous setting, so a
+ * no_grad scope is `bool g = ag_set_grad_enabled(ctx, false); ...;
+ * ag_set_grad_enabled(ctx, g);`. */
+bool ag_set_grad_enabled(struct ag_ctx *ctx, bool enabled);
+
+/* Runs the tape backwards from `loss` (numel 1), seeding d loss = 1, and
+ * accumulates gradients into every tensor that requires one. The tape is
+ * consumed: a second backward needs a new forward. Returns 0, or -1 with
+ * ctx->err set (loss NULL or not scalar, a kernel missing). */
+int ag_backward(struct ag_ctx *ctx, struct tensor *loss);
+/* As ag_backward, seeding the gradient of `out` with `grad_out` (same shape
+ * and dtype as `out`; it is copied, not kept). */
+int ag_backward_from(struct ag_ctx *ctx, struct tensor *out,
+		     const struct tensor *grad_out);
+
+/* ---- ops: each returns a new tensor in ctx->step, or NULL on error ---- */
+
+/* Batched matrix product op(a) @ op(b), op = transpose of the last two dims
+ * when trans_x is set. a (..., M, K) [or (..., K, M)], b (..., K, N) [or
+ * (..., N, K)]; b's batch dims equal a's or b is 2-D (shared by every
+ * batch). -> (..., M, N). */
+struct tensor *ag_matmul(struct ag_ctx *ctx, struct tensor *a, struct tensor *b,
+			 bool trans_a, bool trans_b);
+/* x (..., in) @ w^T + bias: w (out, in), bias (out) or NULL -> (..., out). */
+struct tensor *ag_linear(struct ag_ctx *ctx, struct tensor *x, struct tensor *w,
+			 struct tensor *bias);
+/* Element-wise a + b and a * b with broadcasting (trailing dims aligned, a
+ * dim of 1 or a missing dim stretches). */
+struct tensor *ag_add(struct ag_ctx *ctx, struct tensor *a, struct tensor *b);
+struct tensor *ag_mul(struct ag_ctx *ctx, struct tensor *a, struct tensor *b);
+/* alpha * x. */
+struct tensor *ag_scale(struct ag_ctx *ctx, struct tensor *x, double alpha);
+/* Sum / mean over dim `dim` (negative counts from the end; the dim is
+ * removed) or over every element with AG_DIM_ALL (-> a 0-d scalar). */
+struct tensor *ag_sum(struct ag_ctx *ctx, struct tensor *x, int dim);
+struct tensor *ag_mean(struct ag_ctx *ctx, struct tensor *x, int dim);
+
+/* Views share x's storage. ag_view needs a contiguous x and the same numel
+ * (one dim may be -1, inferred); ag_reshape copies first when x is not
+ * contiguous. */
+struct tensor *ag_view(struct ag_ctx *ctx, struct tensor *x, int ndim,
+		       const int64_t *shape);
+struct tensor *ag_reshape(struct ag_ctx *ctx, struct tensor *x, int ndim,
+			  const int64_t *shape);
+/* Dim d of the result is dim perm[d] of x. */
+struct tensor *ag_permute(struct ag_ctx *ctx, struct tensor *x, const int *perm);
+struct tensor *ag_transpose(struct ag_ctx *ctx, struct tensor *x, int d0, int d1);
+/* Elements start .. start+len-1 of dim `dim` (a view). */
+struct tensor *ag_slice(struct ag_ctx *ctx, struct tensor *x, int dim,
+			int64_t start, int64_t len);
+/* A contiguous copy (x itself, unrecorded, when already contiguous). */
+struct tensor *ag_contiguous(struct ag_ctx *ctx, struct tensor *x);
+/* x converted to float dtype `dt` (f32, f64, bf16, f16); the gradient is
+ * converted back. x itself when already of that dtype. */
+struct tensor *ag_cast(struct ag_ctx *ctx, struct tensor *x, enum dtype dt);
+
+/* Rows of w (V, C) picked by ids (...) i32, each in [0, V) -> (..., C). The
+ * backward is deterministic. */
+struct tensor *ag_embedding(struct ag_ctx *ctx, struct tensor *ids,
+			    struct tensor *w);
+/* Layer norm over the last dim: x (..., C), weight (C), bias (C) or NULL.
+ * Statistics are computed in the tensor's float type (f32 or f64). */
+struct tensor *ag_layernorm(struct ag_ctx *ctx, struct tensor *x,
+			    struct tensor *weight, struct tensor *bias, double eps);
+/* GeLU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+struct tensor *ag_gelu(struct ag_ctx *ctx, struct tensor *x);
+/* Inverted dropout: zeroes each element with probability p and scales the
+ * rest by 1/(1-p). Identity (x itself) when p == 0 or !ctx->training. The
+ * mask is a pure function of (ctx->seed, offset, element index), so it is
+ * reproducible and the same on every backend. */
+struct tensor *ag_dropout(struct ag_ctx *ctx, struct tensor *x, double p);
+/* Softmax over the last dim. */
+struct tensor *ag_softmax(struct ag_ctx *ctx, struct tensor *x);
+
+/* Fused self-attention. q, k, v (B, H, T, D), any strides with a unit
+ * stride on D (views into a fused QKV buffer need no copy). Scores
+ * s_ij = scale * q_i . k_j + slope_h * pos_j, with scale 1/sqrt(D), masked
+ * where j > i (causal) or mask[b, j] == 0; softmax in the tensor's float
+ * type; out_i = sum_j p_ij v_j. slopes (H) gives the ALiBi slope per head
+ * (NULL: no bias). mask (B, T) i32, 1 keep / 0 padding, or NULL. pos_j is
+ * j without a mask and (number of kept keys up to j) - 1 with one, as
+ * Hugging Face's BLOOM computes it. A query row whose keys are all masked
+ * gives zeros. -> (B, H, T, D) contiguous. */
+struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q,
+			    struct tensor *k, struct tensor *v,
+			    struct tensor *slopes, struct tensor *mask,
+			    bool causal);
+/* Mean cross-entropy of logits (..., V) against targets (...) i32, skipping
+ * targets equal to ignore_index (Hugging Face uses -100); the mean is over
+ * the counted targets (0 when none count). -> a 0-d scalar. */
+struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
+				struct tensor *targets, int32_t ignore_index);
+
+/* ALiBi slopes for n_head heads as BLOOM defines them (any head count,
+ * powers of two or not): writes n_head values into `out`. */
+void ag_alibi_slopes(int n_head, double *out);
+
+#endif

@@ -1,0 +1,39 @@
+/* backend.h: a backend is a table of kernels indexed by op, one per device.
+ * The CPU backend is the reference; others are tested against it.
+ *
+ * Kernel contract. forward(n): inputs n->in[] (contiguous unless the op's
+ * documentation says otherwise, shapes and dtypes already validated by the
+ * op layer) -> writes n->out and any n->saved[] the op allocated.
+ * backward(n): reads n->out->grad and accumulates (+=) into n->in[i]->grad
+ * for every input whose grad is not NULL; inputs with a NULL grad need no
+ * gradient and cost no work. A NULL slot means "not supported on this
+ * backend" and is reported as a clean error. */
+#ifndef HUG_AUTOGRAD_BACKEND_H
+#define HUG_AUTOGRAD_BACKEND_H
+
+#include "node.h"
+
+typedef void (*ag_kernel_fn)(struct ag_node *n);
+
+struct ag_backend {
+	const char *name;
+	enum device device;
+	struct {
+		ag_kernel_fn forward;
+		ag_kernel_fn backward;
+	} op[AG_OP_COUNT];
+	/* dst += src, both contiguous with the same numel and dtype. */
+	void (*accumulate)(struct tensor *dst, const struct tensor *src);
+	/* Every element of float tensor t (any strides) = value. */
+	void (*fill)(struct tensor *t, double value);
+};
+
+extern const struct ag_backend ag_cpu_backend;
+
+/* Makes `b` the backend for its device (replacing any earlier one). */
+void ag_backend_register(const struct ag_backend *b);
+/* The backend for `dev`, or NULL when none is registered (the CPU backend
+ * is always registered). */
+const struct ag_backend *ag_backend_get(enum device dev);
+
+#endif

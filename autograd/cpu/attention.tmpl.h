@@ -1,0 +1,131 @@
+/* attention.tmpl.h: REAL-typed fused causal self-attention with ALiBi and a
+ * padding mask (see instantiate.h and ag_attention in autograd.h). Work is
+ * split over (batch, head) pairs, which touch disjoint outputs. */
+#include <tgmath.h>
+
+/* Strided access to one (b, h) slice of a (B, H, T, D) tensor. */
+struct FN(attn_view) {
+	const REAL *base;  /* element (b, h, 0, 0) */
+	int64_t st;        /* stride between positions */
+};
+
+static inline REAL FN(dot)(const REAL *a, const REAL *b, int64_t d)
+{
+	REAL s = 0;
+	for (int64_t i = 0; i < d; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node *n)
+{
+	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
+	const REAL *slopes = n->in[3] ? n->in[3]->data : NULL;
+	const int32_t *mask = n->in[4] ? n->in[4]->data : NULL;
+	REAL *out = n->out->data, *probs = n->saved[0]->data;
+	REAL scale = (REAL)n->p.attention.scale;
+	bool causal = n->p.attention.causal;
+	int64_t B = as->b, H = as->h, TQ = as->tq, TK = as->tk, D = as->d;
+#pragma omp parallel for
+	for (int64_t bh = 0; bh < B * H; bh++) {
+		int64_t b = bh / H, h = bh % H;
+		const REAL *qb = (const REAL *)q->data + b * q->stride[0] + h * q->stride[1];
+		const REAL *kb = (const REAL *)k->data + b * k->stride[0] + h * k->stride[1];
+		const REAL *vb = (const REAL *)v->data + b * v->stride[0] + h * v->stride[1];
+		const int32_t *mb = mask ? mask + b * TK : NULL;
+		REAL slope = slopes ? slopes[h] : 0;
+		for (int64_t i = 0; i < TQ; i++) {
+			int64_t qpos = TK - TQ + i;
+			const REAL *qi = qb + i * q->stride[2];
+			REAL *p = probs + (bh * TQ + i) * TK;
+			REAL mx = -INFINITY;
+			int64_t kept = 0; /* kept keys so far, for pos_j */
+			for (int64_t j = 0; j < TK; j++) {
+				bool ok = !causal || j <= qpos;
+				if (mb) {
+					kept += mb[j] != 0;
+					ok = ok && mb[j] != 0;
+				}
+				if (!ok) {
+					p[j] = -INFINITY;
+					continue;
+				}
+				REAL pos = (REAL)(mb ? kept - 1 : j);
+				p[j] = scale * FN(dot)(qi, kb + j * k->stride[2], D) + slope * pos;
+				mx = p[j] > mx ? p[j] : mx;
+			}
+			REAL *oi = out + (bh * TQ + i) * D;
+			for (int64_t d = 0; d < D; d++)
+				oi[d] = 0;
+			if (mx == -INFINITY) { /* every key masked: zeros */
+				for (int64_t j = 0; j < TK; j++)
+					p[j] = 0;
+				continue;
+			}
+			double sum = 0;
+			for (int64_t j = 0; j < TK; j++) {
+				p[j] = p[j] == -INFINITY ? (REAL)0 : exp(p[j] - mx);
+				sum += p[j];
+			}
+			REAL inv = (REAL)(1.0 / sum);
+			for (int64_t j = 0; j < TK; j++) {
+				p[j] *= inv;
+				if (p[j] == 0)
+					continue;
+				const REAL *vj = vb + j * v->stride[2];
+				for (int64_t d = 0; d < D; d++)
+					oi[d] += p[j] * vj[d];
+			}
+		}
+	}
+}
+
+/* With P the saved probabilities and dO the output gradient, per row i:
+ * dV_j += P_ij dO_i; dP_ij = dO_i . V_j; dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij);
+ * dQ_i += scale sum_j dS_ij K_j; dK_j += scale dS_ij Q_i. */
+static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node *n)
+{
+	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
+	const REAL *probs = n->saved[0]->data, *dout = n->out->grad->data;
+	REAL *dq = q->grad ? q->grad->data : NULL;
+	REAL *dk = k->grad ? k->grad->data : NULL;
+	REAL *dv = v->grad ? v->grad->data : NULL;
+	REAL scale = (REAL)n->p.attention.scale;
+	int64_t B = as->b, H = as->h, TQ = as->tq, TK = as->tk, D = as->d;
+#pragma omp parallel for
+	for (int64_t bh = 0; bh < B * H; bh++) {
+		int64_t b = bh / H, h = bh % H;
+		const REAL *qb = (const REAL *)q->data + b * q->stride[0] + h * q->stride[1];
+		const REAL *kb = (const REAL *)k->data + b * k->stride[0] + h * k->stride[1];
+		const REAL *vb = (const REAL *)v->data + b * v->stride[0] + h * v->stride[1];
+		/* gradients are contiguous (B, H, T, D) */
+		REAL *dqb = dq ? dq + bh * TQ * D : NULL;
+		REAL *dkb = dk ? dk + bh * TK * D : NULL;
+		REAL *dvb = dv ? dv + bh * TK * D : NULL;
+		for (int64_t i = 0; i < TQ; i++) {
+			const REAL *p = probs + (bh * TQ + i) * TK;
+			const REAL *doi = dout + (bh * TQ + i) * D;
+			const REAL *qi = qb + i * q->stride[2];
+			double rowdot = 0;
+			for (int64_t j = 0; j < TK; j++)
+				if (p[j] != 0)
+					rowdot += (double)p[j] * FN(dot)(doi, vb + j * v->stride[2], D);
+			for (int64_t j = 0; j < TK; j++) {
+				if (p[j] == 0)
+					continue;
+				const REAL *kj = kb + j * k->stride[2];
+				if (dvb)
+					for (int64_t d = 0; d < D; d++)
+						dvb[j * D + d] += p[j] * doi[d];
+				REAL ds = p[j] * (FN(dot)(doi, vb + j * v->stride[2], D) - (REAL)rowdot);
+				ds *= scale;
+				if (dqb)
+					for (int64_t d = 0; d < D; d++)
+						dqb[i * D + d] += ds * kj[d];
+				if (dkb)
+					for (int64_t d = 0; d < D; d++)
+						dkb[j * D + d] += ds * qi[d];
+			}
+		}
+	}
+}

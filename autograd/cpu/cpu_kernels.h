@@ -1,0 +1,63 @@
+/* cpu_kernels.h: the CPU backend's kernels (shared by its files only).
+ * Kernels that do math are written once in a *.tmpl.h body and instantiated
+ * for REAL = float and double by instantiate.h; CPU_DISPATCH picks the
+ * instance for a dtype. */
+#ifndef HUG_AUTOGRAD_CPU_KERNELS_H
+#define HUG_AUTOGRAD_CPU_KERNELS_H
+
+#include "../backend.h"
+#include "../node.h"
+
+/* Calls name_f64(...) for f64 tensors, name_f32(...) otherwise. */
+#define CPU_DISPATCH(dt, name, ...)                                            \
+	((dt) == DT_F64 ? name##_f64(__VA_ARGS__) : name##_f32(__VA_ARGS__))
+
+/* Parallelise a loop only when it has at least this much work. */
+#define CPU_PAR_MIN 32768
+
+void cpu_matmul_forward(struct ag_node *n);
+void cpu_matmul_backward(struct ag_node *n);
+void cpu_linear_forward(struct ag_node *n);
+void cpu_linear_backward(struct ag_node *n);
+void cpu_add_forward(struct ag_node *n);
+void cpu_add_backward(struct ag_node *n);
+void cpu_mul_forward(struct ag_node *n);
+void cpu_mul_backward(struct ag_node *n);
+void cpu_scale_forward(struct ag_node *n);
+void cpu_scale_backward(struct ag_node *n);
+void cpu_gelu_forward(struct ag_node *n);
+void cpu_gelu_backward(struct ag_node *n);
+void cpu_dropout_forward(struct ag_node *n);
+void cpu_dropout_backward(struct ag_node *n);
+void cpu_sum_forward(struct ag_node *n);
+void cpu_sum_backward(struct ag_node *n);
+void cpu_mean_forward(struct ag_node *n);
+void cpu_mean_backward(struct ag_node *n);
+void cpu_view_backward(struct ag_node *n);
+void cpu_permute_backward(struct ag_node *n);
+void cpu_slice_backward(struct ag_node *n);
+void cpu_contiguous_forward(struct ag_node *n);
+void cpu_contiguous_backward(struct ag_node *n);
+void cpu_cast_forward(struct ag_node *n);
+void cpu_cast_backward(struct ag_node *n);
+void cpu_embedding_forward(struct ag_node *n);
+void cpu_embedding_backward(struct ag_node *n);
+void cpu_layernorm_forward(struct ag_node *n);
+void cpu_layernorm_backward(struct ag_node *n);
+void cpu_softmax_forward(struct ag_node *n);
+void cpu_softmax_backward(struct ag_node *n);
+void cpu_attention_forward(struct ag_node *n);
+void cpu_attention_backward(struct ag_node *n);
+void cpu_cross_entropy_forward(struct ag_node *n);
+void cpu_cross_entropy_backward(struct ag_node *n);
+
+void cpu_accumulate(struct tensor *dst, const struct tensor *src);
+void cpu_fill(struct tensor *t, double value);
+
+/* dst (strides dst_stride, shape `shape`) += src (contiguous, `shape`),
+ * float tensors of dtype dt. The element at index i of src is added at
+ * offset sum_d i_d * dst_stride[d] of dst. */
+void cpu_strided_add(enum dtype dt, void *dst, const int64_t *dst_stride,
+		     const void *src, int ndim, const int64_t *shape);
+
+#endif

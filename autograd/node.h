@@ -1,0 +1,71 @@
+/* node.h: the op enum, per-op parameters and the tape node. Backends see
+ * this header: a kernel receives the node and reads its inputs, output,
+ * saved tensors and parameters from it. */
+#ifndef HUG_AUTOGRAD_NODE_H
+#define HUG_AUTOGRAD_NODE_H
+
+#include <stdint.h>
+
+#include "tensor.h"
+
+enum ag_op {
+	AG_OP_MATMUL,
+	AG_OP_LINEAR,
+	AG_OP_ADD,
+	AG_OP_MUL,
+	AG_OP_SCALE,
+	AG_OP_SUM,
+	AG_OP_MEAN,
+	AG_OP_VIEW,
+	AG_OP_PERMUTE,
+	AG_OP_SLICE,
+	AG_OP_CONTIGUOUS,
+	AG_OP_CAST,
+	AG_OP_EMBEDDING,
+	AG_OP_LAYERNORM,
+	AG_OP_GELU,
+	AG_OP_DROPOUT,
+	AG_OP_SOFTMAX,
+	AG_OP_ATTENTION,
+	AG_OP_CROSS_ENTROPY,
+	AG_OP_COUNT
+};
+
+/* Static facts about an op, indexed by enum ag_op. */
+struct ag_op_info {
+	const char *name;  /* "matmul", ... as used in error messages */
+	bool is_view;      /* forward is metadata only; backends supply only
+			      the backward kernel */
+};
+extern const struct ag_op_info ag_op_info[AG_OP_COUNT];
+
+#define AG_MAX_INPUTS 5
+#define AG_MAX_SAVED 2
+#define AG_DIM_ALL (-1000) /* reduce over every dim */
+
+/* Op parameters; the member used is the one named for the op. */
+union ag_params {
+	struct { bool trans_a, trans_b; } matmul;
+	struct { double alpha; } scale;
+	struct { int dim; } reduce;                  /* sum, mean */
+	struct { int perm[TENSOR_MAX_DIMS]; } permute;
+	struct { int dim; int64_t start; } slice;
+	struct { double eps; } layernorm;
+	struct { double p; uint64_t seed, offset; } dropout;
+	struct { double scale; bool causal; } attention;
+	struct { int32_t ignore_index; int64_t count; } cross_entropy;
+};
+
+/* One recorded op. Inputs that are optional (a bias, a mask) may be NULL.
+ * For views, out->data aliases in[0]'s storage. */
+struct ag_node {
+	enum ag_op op;
+	int n_in;
+	struct tensor *in[AG_MAX_INPUTS];
+	struct tensor *out;
+	struct tensor *saved[AG_MAX_SAVED]; /* kernel-defined, e.g. LN stats */
+	union ag_params p;
+	struct ag_node *prev; /* the node recorded before this one */
+};
+
+#endif

@@ -1,0 +1,721 @@
+/* ops.c: the op layer. Each op validates its inputs (naming the op and the
+ * shapes on error), allocates its output and saved tensors in the step
+ * arena, runs the backend's forward kernel and, when a gradient is wanted,
+ * records the node on the tape. Views set up metadata only. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd.h"
+#include "backend.h"
+
+#define DESC 80 /* room for "[a, b, c, d] bf16" */
+
+/* Records "<op>: <message>" as the context's error; returns NULL. */
+__attribute__((format(printf, 3, 4)))
+static struct tensor *op_fail(struct ag_ctx *ctx, enum ag_op op, const char *fmt, ...)
+{
+	char msg[HUG_ERROR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	hug_error_set(&ctx->err, "%s: %s", ag_op_info[op].name, msg);
+	return NULL;
+}
+
+static const char *desc(const struct tensor *t, char *buf)
+{
+	return t ? tensor_describe(t, buf, DESC) : "NULL";
+}
+
+static enum device ctx_device(const struct ag_ctx *ctx)
+{
+	return ctx->step->allocator->device;
+}
+
+/* Common checks: no earlier error, the required inputs present, all inputs
+ * on the context's device. `names` labels inputs for messages; inputs
+ * whose bit is set in `optional` may be NULL. */
+static bool op_begin(struct ag_ctx *ctx, enum ag_op op, int n,
+		     struct tensor *const *in, const char *const *names,
+		     unsigned optional)
+{
+	if (ctx->err.set)
+		return false;
+	for (int i = 0; i < n; i++) {
+		if (!in[i]) {
+			if (optional & (1u << i))
+				continue;
+			op_fail(ctx, op, "input %s is NULL", names[i]);
+			return false;
+		}
+		if (in[i]->device != ctx_device(ctx)) {
+			op_fail(ctx, op, "input %s is on %s but the context computes on %s",
+				names[i], device_name(in[i]->device),
+				device_name(ctx_device(ctx)));
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Requires a float dtype (f32 or f64 for math). */
+static bool need_math_dtype(struct ag_ctx *ctx, enum ag_op op, const char *name,
+			    const struct tensor *t)
+{
+	char d[DESC];
+	if (t->dtype == DT_F32 || t->dtype == DT_F64)
+		return true;
+	op_fail(ctx, op, "%s must be f32 or f64, got %s", name, desc(t, d));
+	return false;
+}
+
+static bool same_dtype(struct ag_ctx *ctx, enum ag_op op, const char *na,
+		       const struct tensor *a, const char *nb,
+		       const struct tensor *b)
+{
+	char d0[DESC], d1[DESC];
+	if (a->dtype == b->dtype)
+		return true;
+	op_fail(ctx, op, "dtypes differ: %s is %s, %s is %s", na, desc(a, d0),
+		nb, desc(b, d1));
+	return false;
+}
+
+static bool need_i32(struct ag_ctx *ctx, enum ag_op op, const char *name,
+		     const struct tensor *t)
+{
+	char d[DESC];
+	if (t->dtype == DT_I32)
+		return true;
+	op_fail(ctx, op, "%s must be i32, got %s", name, desc(t, d));
+	return false;
+}
+
+static struct ag_node *node_new(struct ag_ctx *ctx, enum ag_op op, int n,
+				struct tensor *const *in)
+{
+	struct ag_node *node = arena_alloc(ctx->step, sizeof(*node));
+	memset(node, 0, sizeof(*node));
+	node->op = op;
+	node->n_in = n;
+	for (int i = 0; i < n; i++)
+		node->in[i] = in[i];
+	return node;
+}
+
+static bool wants_grad(const struct ag_ctx *ctx, const struct ag_node *n)
+{
+	if (!ctx->grad_enabled)
+		return false;
+	for (int i = 0; i < n->n_in; i++)
+		if (n->in[i] && n->in[i]->requires_grad)
+			return true;
+	return false;
+}
+
+/* Runs the forward kernel (none for views) and records the node when a
+ * gradient is wanted. Returns n->out, or NULL on error. */
+static struct tensor *op_finish(struct ag_ctx *ctx, struct ag_node *n)
+{
+	if (!ag_op_info[n->op].is_view) {
+		const struct ag_backend *be = ag_backend_get(ctx_device(ctx));
+		if (!be || !be->op[n->op].forward)
+			return op_fail(ctx, n->op, "not supported on %s",
+				       device_name(ctx_device(ctx)));
+		be->op[n->op].forward(n);
+	}
+	if (wants_grad(ctx, n)) {
+		n->out->requires_grad = true;
+		n->out->node = n;
+		n->prev = ctx->tape;
+		ctx->tape = n;
+		ctx->n_nodes++;
+	}
+	return n->out;
+}
+
+/* x itself when contiguous, else a recorded contiguous copy. */
+static struct tensor *contig(struct ag_ctx *ctx, struct tensor *x)
+{
+	return tensor_is_contiguous(x) ? x : ag_contiguous(ctx, x);
+}
+
+static int norm_dim(int dim, int ndim)
+{
+	return dim < 0 ? dim + ndim : dim;
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+struct tensor *ag_matmul(struct ag_ctx *ctx, struct tensor *a, struct tensor *b,
+			 bool trans_a, bool trans_b)
+{
+	const enum ag_op op = AG_OP_MATMUL;
+	struct tensor *in[] = { a, b };
+	char d0[DESC], d1[DESC];
+	if (!op_begin(ctx, op, 2, in, (const char *[]){ "a", "b" }, 0) ||
+	    !need_math_dtype(ctx, op, "a", a) || !same_dtype(ctx, op, "a", a, "b", b))
+		return NULL;
+	if (a->ndim < 2 || b->ndim < 2)
+		return op_fail(ctx, op, "operands need at least 2 dims: a is %s, b is %s",
+			       desc(a, d0), desc(b, d1));
+	int na = a->ndim, nb = b->ndim;
+	int64_t m = trans_a ? a->shape[na - 1] : a->shape[na - 2];
+	int64_t ka = trans_a ? a->shape[na - 2] : a->shape[na - 1];
+	int64_t kb = trans_b ? b->shape[nb - 1] : b->shape[nb - 2];
+	int64_t nn = trans_b ? b->shape[nb - 2] : b->shape[nb - 1];
+	if (ka != kb)
+		return op_fail(ctx, op, "inner dims differ (%lld vs %lld): a is %s%s, b is %s%s",
+			       (long long)ka, (long long)kb, desc(a, d0),
+			       trans_a ? " (transposed)" : "", desc(b, d1),
+			       trans_b ? " (transposed)" : "");
+	if (nb != 2) {
+		bool ok = nb == na;
+		for (int d = 0; ok && d < na - 2; d++)
+			ok = a->shape[d] == b->shape[d];
+		if (!ok)
+			return op_fail(ctx, op, "batch dims differ: a is %s, b is %s "
+				       "(b must have a's batch dims or be 2-D)",
+				       desc(a, d0), desc(b, d1));
+	}
+	a = contig(ctx, a);
+	b = contig(ctx, b);
+	if (!a || !b)
+		return NULL;
+	int64_t shape[TENSOR_MAX_DIMS];
+	memcpy(shape, a->shape, sizeof(shape));
+	shape[na - 2] = m;
+	shape[na - 1] = nn;
+	struct ag_node *n = node_new(ctx, op, 2, (struct tensor *[]){ a, b });
+	n->p.matmul.trans_a = trans_a;
+	n->p.matmul.trans_b = trans_b;
+	n->out = tensor_new(ctx->step, a->dtype, na, shape);
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_linear(struct ag_ctx *ctx, struct tensor *x, struct tensor *w,
+			 struct tensor *bias)
+{
+	const enum ag_op op = AG_OP_LINEAR;
+	struct tensor *in[] = { x, w, bias };
+	char d0[DESC], d1[DESC];
+	if (!op_begin(ctx, op, 3, in, (const char *[]){ "x", "weight", "bias" }, 4u) ||
+	    !need_math_dtype(ctx, op, "x", x) ||
+	    !same_dtype(ctx, op, "x", x, "weight", w) ||
+	    (bias && !same_dtype(ctx, op, "x", x, "bias", bias)))
+		return NULL;
+	if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1])
+		return op_fail(ctx, op, "x's last dim must equal weight's in-features: "
+			       "x is %s, weight (out, in) is %s", desc(x, d0), desc(w, d1));
+	if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))
+		return op_fail(ctx, op, "bias must be (out): weight is %s, bias is %s",
+			       desc(w, d0), desc(bias, d1));
+	x = contig(ctx, x);
+	w = contig(ctx, w);
+	if (bias)
+		bias = contig(ctx, bias);
+	if (ctx->err.set)
+		return NULL;
+	int64_t shape[TENSOR_MAX_DIMS];
+	memcpy(shape, x->shape, sizeof(shape));
+	shape[x->ndim - 1] = w->shape[0];
+	struct ag_node *n = node_new(ctx, op, 3, (struct tensor *[]){ x, w, bias });
+	n->out = tensor_new(ctx->step, x->dtype, x->ndim, shape);
+	return op_finish(ctx, n);
+}
+
+/* ----------------------------------------------------------- element-wise */
+
+static struct tensor *broadcast_op(struct ag_ctx *ctx, enum ag_op op,
+				   struct tensor *a, struct tensor *b)
+{
+	struct tensor *in[] = { a, b };
+	char d0[DESC], d1[DESC];
+	if (!op_begin(ctx, op, 2, in, (const char *[]){ "a", "b" }, 0) ||
+	    !need_math_dtype(ctx, op, "a", a) || !same_dtype(ctx, op, "a", a, "b", b))
+		return NULL;
+	int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+	int64_t shape[TENSOR_MAX_DIMS];
+	for (int d = 0; d < nd; d++) {
+		int da = d - (nd - a->ndim), db = d - (nd - b->ndim);
+		int64_t sa = da >= 0 ? a->shape[da] : 1;
+		int64_t sb = db >= 0 ? b->shape[db] : 1;
+		if (sa != sb && sa != 1 && sb != 1)
+			return op_fail(ctx, op, "shapes do not broadcast: a is %s, b is %s",
+				       desc(a, d0), desc(b, d1));
+		shape[d] = sa == 1 ? sb : sa;
+	}
+	a = contig(ctx, a);
+	b = contig(ctx, b);
+	if (ctx->err.set)
+		return NULL;
+	struct ag_node *n = node_new(ctx, op, 2, (struct tensor *[]){ a, b });
+	n->out = tensor_new(ctx->step, a->dtype, nd, shape);
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_add(struct ag_ctx *ctx, struct tensor *a, struct tensor *b)
+{
+	return broadcast_op(ctx, AG_OP_ADD, a, b);
+}
+
+struct tensor *ag_mul(struct ag_ctx *ctx, struct tensor *a, struct tensor *b)
+{
+	return broadcast_op(ctx, AG_OP_MUL, a, b);
+}
+
+/* Validation shared by the one-input float ops; returns x made contiguous,
+ * or NULL. */
+static struct tensor *unary_begin(struct ag_ctx *ctx, enum ag_op op,
+				  struct tensor *x)
+{
+	if (!op_begin(ctx, op, 1, &x, (const char *[]){ "x" }, 0) ||
+	    !need_math_dtype(ctx, op, "x", x))
+		return NULL;
+	return contig(ctx, x);
+}
+
+static struct tensor *unary_same_shape(struct ag_ctx *ctx, enum ag_op op,
+				       struct tensor *x, struct ag_node **np)
+{
+	x = unary_begin(ctx, op, x);
+	if (!x)
+		return NULL;
+	struct ag_node *n = node_new(ctx, op, 1, &x);
+	n->out = tensor_new_like(ctx->step, x);
+	*np = n;
+	return x;
+}
+
+struct tensor *ag_scale(struct ag_ctx *ctx, struct tensor *x, double alpha)
+{
+	struct ag_node *n;
+	if (!unary_same_shape(ctx, AG_OP_SCALE, x, &n))
+		return NULL;
+	n->p.scale.alpha = alpha;
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_gelu(struct ag_ctx *ctx, struct tensor *x)
+{
+	struct ag_node *n;
+	if (!unary_same_shape(ctx, AG_OP_GELU, x, &n))
+		return NULL;
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_softmax(struct ag_ctx *ctx, struct tensor *x)
+{
+	char d[DESC];
+	if (x && x->ndim < 1)
+		return op_fail(ctx, AG_OP_SOFTMAX, "x needs at least 1 dim, got %s", desc(x, d));
+	struct ag_node *n;
+	if (!unary_same_shape(ctx, AG_OP_SOFTMAX, x, &n))
+		return NULL;
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_dropout(struct ag_ctx *ctx, struct tensor *x, double p)
+{
+	if (ctx->err.set)
+		return NULL;
+	if (!(p >= 0.0 && p < 1.0))
+		return op_fail(ctx, AG_OP_DROPOUT, "p must be in [0, 1), got %g", p);
+	if (p == 0.0 || !ctx->training)
+		return x;
+	struct ag_node *n;
+	if (!unary_same_shape(ctx, AG_OP_DROPOUT, x, &n))
+		return NULL;
+	n->p.dropout.p = p;
+	n->p.dropout.seed = ctx->seed;
+	n->p.dropout.offset = ctx->rng_offset;
+	ctx->rng_offset += (uint64_t)tensor_numel(n->out);
+	return op_finish(ctx, n);
+}
+
+/* ------------------------------------------------------------- reductions */
+
+static struct tensor *reduce_op(struct ag_ctx *ctx, enum ag_op op,
+				struct tensor *x, int dim)
+{
+	char d[DESC];
+	x = unary_begin(ctx, op, x);
+	if (!x)
+		return NULL;
+	int64_t shape[TENSOR_MAX_DIMS];
+	int nd = 0;
+	if (dim != AG_DIM_ALL) {
+		int dd = norm_dim(dim, x->ndim);
+		if (dd < 0 || dd >= x->ndim)
+			return op_fail(ctx, op, "dim %d out of range for x %s", dim, desc(x, d));
+		for (int i = 0; i < x->ndim; i++)
+			if (i != dd)
+				shape[nd++] = x->shape[i];
+		dim = dd;
+	}
+	struct ag_node *n = node_new(ctx, op, 1, &x);
+	n->p.reduce.dim = dim;
+	n->out = tensor_new(ctx->step, x->dtype, nd, shape);
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_sum(struct ag_ctx *ctx, struct tensor *x, int dim)
+{
+	return reduce_op(ctx, AG_OP_SUM, x, dim);
+}
+
+struct tensor *ag_mean(struct ag_ctx *ctx, struct tensor *x, int dim)
+{
+	return reduce_op(ctx, AG_OP_MEAN, x, dim);
+}
+
+/* ------------------------------------------------------------------ views */
+
+/* A view of x sharing its storage, recorded as op `op`. */
+static struct ag_node *view_node(struct ag_ctx *ctx, enum ag_op op, struct tensor *x)
+{
+	struct ag_node *n = node_new(ctx, op, 1, &x);
+	struct tensor *o = arena_alloc(ctx->step, sizeof(*o));
+	*o = *x;
+	o->grad = NULL;
+	o->requires_grad = false;
+	o->node = NULL;
+	o->name = NULL;
+	n->out = o;
+	return n;
+}
+
+struct tensor *ag_view(struct ag_ctx *ctx, struct tensor *x, int ndim,
+		       const int64_t *shape)
+{
+	const enum ag_op op = AG_OP_VIEW;
+	char d[DESC];
+	if (!op_begin(ctx, op, 1, &x, (const char *[]){ "x" }, 0))
+		return NULL;
+	if (ndim < 0 || ndim > TENSOR_MAX_DIMS)
+		return op_fail(ctx, op, "%d dims requested (at most %d)", ndim, TENSOR_MAX_DIMS);
+	if (!tensor_is_contiguous(x))
+		return op_fail(ctx, op, "x %s is not contiguous (use ag_reshape)", desc(x, d));
+	int64_t s[TENSOR_MAX_DIMS], known = 1;
+	int infer = -1;
+	for (int i = 0; i < ndim; i++) {
+		s[i] = shape[i];
+		if (s[i] == -1 && infer < 0)
+			infer = i;
+		else if (s[i] < 0)
+			return op_fail(ctx, op, "bad size %lld at dim %d", (long long)s[i], i);
+		else
+			known *= s[i];
+	}
+	int64_t numel = tensor_numel(x);
+	if (infer >= 0) {
+		if (known == 0 || numel % known)
+			return op_fail(ctx, op, "cannot infer dim %d: x is %s", infer, desc(x, d));
+		s[infer] = numel / known;
+		known *= s[infer];
+	}
+	if (known != numel) {
+		char want[DESC] = "[", *p = want + 1;
+		for (int i = 0; i < ndim; i++)
+			p += snprintf(p, (size_t)(want + DESC - p), "%s%lld", i ? ", " : "", (long long)s[i]);
+		snprintf(p, (size_t)(want + DESC - p), "]");
+		return op_fail(ctx, op, "x %s has %lld elements, shape %s has %lld",
+			       desc(x, d), (long long)numel, want, (long long)known);
+	}
+	struct ag_node *n = view_node(ctx, op, x);
+	n->out->ndim = ndim;
+	for (int i = 0; i < TENSOR_MAX_DIMS; i++)
+		n->out->shape[i] = i < ndim ? s[i] : 1;
+	tensor_contiguous_strides(ndim, n->out->shape, n->out->stride);
+	for (int i = ndim; i < TENSOR_MAX_DIMS; i++)
+		n->out->stride[i] = 0;
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_reshape(struct ag_ctx *ctx, struct tensor *x, int ndim,
+			  const int64_t *shape)
+{
+	if (ctx->err.set || !x)
+		return ag_view(ctx, x, ndim, shape);
+	return ag_view(ctx, contig(ctx, x), ndim, shape);
+}
+
+struct tensor *ag_permute(struct ag_ctx *ctx, struct tensor *x, const int *perm)
+{
+	const enum ag_op op = AG_OP_PERMUTE;
+	char d[DESC];
+	if (!op_begin(ctx, op, 1, &x, (const char *[]){ "x" }, 0))
+		return NULL;
+	unsigned seen = 0;
+	for (int i = 0; i < x->ndim; i++) {
+		if (perm[i] < 0 || perm[i] >= x->ndim || (seen & (1u << perm[i])))
+			return op_fail(ctx, op, "not a permutation of the %d dims of x %s",
+				       x->ndim, desc(x, d));
+		seen |= 1u << perm[i];
+	}
+	struct ag_node *n = view_node(ctx, op, x);
+	for (int i = 0; i < x->ndim; i++) {
+		n->out->shape[i] = x->shape[perm[i]];
+		n->out->stride[i] = x->stride[perm[i]];
+		n->p.permute.perm[i] = perm[i];
+	}
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_transpose(struct ag_ctx *ctx, struct tensor *x, int d0, int d1)
+{
+	char d[DESC];
+	if (ctx->err.set || !x)
+		return ag_permute(ctx, x, NULL);
+	int a = norm_dim(d0, x->ndim), b = norm_dim(d1, x->ndim);
+	if (a < 0 || a >= x->ndim || b < 0 || b >= x->ndim)
+		return op_fail(ctx, AG_OP_PERMUTE, "transpose dims %d, %d out of range for x %s",
+			       d0, d1, desc(x, d));
+	int perm[TENSOR_MAX_DIMS];
+	for (int i = 0; i < TENSOR_MAX_DIMS; i++)
+		perm[i] = i;
+	perm[a] = b;
+	perm[b] = a;
+	return ag_permute(ctx, x, perm);
+}
+
+struct tensor *ag_slice(struct ag_ctx *ctx, struct tensor *x, int dim,
+			int64_t start, int64_t len)
+{
+	const enum ag_op op = AG_OP_SLICE;
+	char d[DESC];
+	if (!op_begin(ctx, op, 1, &x, (const char *[]){ "x" }, 0))
+		return NULL;
+	int dd = norm_dim(dim, x->ndim);
+	if (dd < 0 || dd >= x->ndim)
+		return op_fail(ctx, op, "dim %d out of range for x %s", dim, desc(x, d));
+	if (start < 0 || len < 0 || start + len > x->shape[dd])
+		return op_fail(ctx, op, "range [%lld, %lld) out of bounds for dim %d of x %s",
+			       (long long)start, (long long)(start + len), dd, desc(x, d));
+	struct ag_node *n = view_node(ctx, op, x);
+	n->out->shape[dd] = len;
+	n->out->data = (char *)x->data + start * x->stride[dd] * (int64_t)dtype_size(x->dtype);
+	n->p.slice.dim = dd;
+	n->p.slice.start = start;
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_contiguous(struct ag_ctx *ctx, struct tensor *x)
+{
+	if (!op_begin(ctx, AG_OP_CONTIGUOUS, 1, &x, (const char *[]){ "x" }, 0))
+		return NULL;
+	if (tensor_is_contiguous(x))
+		return x;
+	struct ag_node *n = node_new(ctx, AG_OP_CONTIGUOUS, 1, &x);
+	n->out = tensor_new_like(ctx->step, x);
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_cast(struct ag_ctx *ctx, struct tensor *x, enum dtype dt)
+{
+	const enum ag_op op = AG_OP_CAST;
+	char d[DESC];
+	if (!op_begin(ctx, op, 1, &x, (const char *[]){ "x" }, 0))
+		return NULL;
+	if (!dtype_is_float(x->dtype) || !dtype_is_float(dt))
+		return op_fail(ctx, op, "only float dtypes convert: x is %s, target %s",
+			       desc(x, d), dtype_name(dt));
+	if (x->dtype == dt)
+		return x;
+	x = contig(ctx, x);
+	if (!x)
+		return NULL;
+	struct ag_node *n = node_new(ctx, op, 1, &x);
+	n->out = tensor_new(ctx->step, dt, x->ndim, x->shape);
+	return op_finish(ctx, n);
+}
+
+/* -------------------------------------------------------- network layers */
+
+/* Host tensors only: the first i32 value outside [lo, hi) and not equal to
+ * `skip`, or -1 when all are inside. */
+static int64_t find_out_of_range(const struct tensor *t, int64_t lo, int64_t hi,
+				 int64_t skip)
+{
+	if (t->device != DEV_CPU)
+		return -1;
+	const int32_t *v = t->data;
+	int64_t n = tensor_numel(t);
+	for (int64_t i = 0; i < n; i++)
+		if ((v[i] < lo || v[i] >= hi) && v[i] != skip)
+			return i;
+	return -1;
+}
+
+struct tensor *ag_embedding(struct ag_ctx *ctx, struct tensor *ids,
+			    struct tensor *w)
+{
+	const enum ag_op op = AG_OP_EMBEDDING;
+	struct tensor *in[] = { ids, w };
+	char d0[DESC], d1[DESC];
+	if (!op_begin(ctx, op, 2, in, (const char *[]){ "ids", "weight" }, 0) ||
+	    !need_i32(ctx, op, "ids", ids) || !need_math_dtype(ctx, op, "weight", w))
+		return NULL;
+	if (w->ndim != 2 || ids->ndim >= TENSOR_MAX_DIMS)
+		return op_fail(ctx, op, "weight must be (V, C) and ids at most %d-D: "
+			       "ids is %s, weight is %s", TENSOR_MAX_DIMS - 1,
+			       desc(ids, d0), desc(w, d1));
+	ids = contig(ctx, ids);
+	w = contig(ctx, w);
+	if (ctx->err.set)
+		return NULL;
+	int64_t bad = find_out_of_range(ids, 0, w->shape[0], INT64_MIN);
+	if (bad >= 0)
+		return op_fail(ctx, op, "id %d at position %lld is outside the vocabulary [0, %lld)",
+			       ((const int32_t *)ids->data)[bad], (long long)bad,
+			       (long long)w->shape[0]);
+	int64_t shape[TENSOR_MAX_DIMS];
+	memcpy(shape, ids->shape, sizeof(shape));
+	shape[ids->ndim] = w->shape[1];
+	struct ag_node *n = node_new(ctx, op, 2, (struct tensor *[]){ ids, w });
+	n->out = tensor_new(ctx->step, w->dtype, ids->ndim + 1, shape);
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_layernorm(struct ag_ctx *ctx, struct tensor *x,
+			    struct tensor *weight, struct tensor *bias, double eps)
+{
+	const enum ag_op op = AG_OP_LAYERNORM;
+	struct tensor *in[] = { x, weight, bias };
+	char d0[DESC], d1[DESC];
+	if (!op_begin(ctx, op, 3, in, (const char *[]){ "x", "weight", "bias" }, 4u) ||
+	    !need_math_dtype(ctx, op, "x", x) ||
+	    !same_dtype(ctx, op, "x", x, "weight", weight) ||
+	    (bias && !same_dtype(ctx, op, "x", x, "bias", bias)))
+		return NULL;
+	int64_t c = x->ndim ? x->shape[x->ndim - 1] : 0;
+	if (x->ndim < 1 || weight->ndim != 1 || weight->shape[0] != c)
+		return op_fail(ctx, op, "weight must be (C) for x (..., C): x is %s, weight is %s",
+			       desc(x, d0), desc(weight, d1));
+	if (bias && (bias->ndim != 1 || bias->shape[0] != c))
+		return op_fail(ctx, op, "bias must be (C) for x (..., C): x is %s, bias is %s",
+			       desc(x, d0), desc(bias, d1));
+	if (!(eps > 0))
+		return op_fail(ctx, op, "eps must be > 0, got %g", eps);
+	x = contig(ctx, x);
+	weight = contig(ctx, weight);
+	if (bias)
+		bias = contig(ctx, bias);
+	if (ctx->err.set)
+		return NULL;
+	struct ag_node *n = node_new(ctx, op, 3, (struct tensor *[]){ x, weight, bias });
+	int64_t rows = tensor_numel(x) / (c ? c : 1);
+	n->out = tensor_new_like(ctx->step, x);
+	n->saved[0] = tensor_new(ctx->step, x->dtype, 1, &rows); /* mean (R) */
+	n->saved[1] = tensor_new(ctx->step, x->dtype, 1, &rows); /* rstd (R) */
+	n->p.layernorm.eps = eps;
+	return op_finish(ctx, n);
+}
+
+/* q/k/v may be strided views but need a unit stride on D. */
+static struct tensor *unit_last_stride(struct ag_ctx *ctx, struct tensor *t)
+{
+	return t->stride[t->ndim - 1] == 1 || t->shape[t->ndim - 1] == 1 ? t : ag_contiguous(ctx, t);
+}
+
+struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q,
+			    struct tensor *k, struct tensor *v,
+			    struct tensor *slopes, struct tensor *mask,
+			    bool causal)
+{
+	const enum ag_op op = AG_OP_ATTENTION;
+	struct tensor *in[] = { q, k, v, slopes, mask };
+	char d0[DESC], d1[DESC], d2[DESC];
+	if (!op_begin(ctx, op, 5, in,
+		      (const char *[]){ "q", "k", "v", "slopes", "mask" }, 8u | 16u) ||
+	    !need_math_dtype(ctx, op, "q", q) || !same_dtype(ctx, op, "q", q, "k", k) ||
+	    !same_dtype(ctx, op, "q", q, "v", v) ||
+	    (slopes && !same_dtype(ctx, op, "q", q, "slopes", slopes)) ||
+	    (mask && !need_i32(ctx, op, "mask", mask)))
+		return NULL;
+	if (q->ndim != 4 || !tensor_same_shape(k, v) || k->ndim != 4 ||
+	    q->shape[0] != k->shape[0] || q->shape[1] != k->shape[1] ||
+	    q->shape[3] != k->shape[3] || q->shape[2] > k->shape[2])
+		return op_fail(ctx, op, "q must be (B, H, Tq, D) and k, v (B, H, Tk, D) "
+			       "with Tq <= Tk: q is %s, k is %s, v is %s",
+			       desc(q, d0), desc(k, d1), desc(v, d2));
+	int64_t b = q->shape[0], h = q->shape[1], tq = q->shape[2], tk = k->shape[2];
+	if (slopes && (slopes->ndim != 1 || slopes->shape[0] != h))
+		return op_fail(ctx, op, "slopes must be (H) = (%lld), got %s",
+			       (long long)h, desc(slopes, d0));
+	if (mask && (mask->ndim != 2 || mask->shape[0] != b || mask->shape[1] != tk))
+		return op_fail(ctx, op, "mask must be (B, Tk) = (%lld, %lld), got %s",
+			       (long long)b, (long long)tk, desc(mask, d0));
+	q = unit_last_stride(ctx, q);
+	k = unit_last_stride(ctx, k);
+	v = unit_last_stride(ctx, v);
+	if (slopes)
+		slopes = contig(ctx, slopes);
+	if (mask)
+		mask = contig(ctx, mask);
+	if (ctx->err.set)
+		return NULL;
+	struct ag_node *n = node_new(ctx, op, 5, (struct tensor *[]){ q, k, v, slopes, mask });
+	n->out = tensor_new(ctx->step, q->dtype, 4, q->shape);
+	/* probabilities (B, H, Tq, Tk), kept for backward */
+	n->saved[0] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tq, tk));
+	n->p.attention.scale = 1.0 / sqrt((double)q->shape[3]);
+	n->p.attention.causal = causal;
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
+				struct tensor *targets, int32_t ignore_index)
+{
+	const enum ag_op op = AG_OP_CROSS_ENTROPY;
+	struct tensor *in[] = { logits, targets };
+	char d0[DESC], d1[DESC];
+	if (!op_begin(ctx, op, 2, in, (const char *[]){ "logits", "targets" }, 0) ||
+	    !need_math_dtype(ctx, op, "logits", logits) ||
+	    !need_i32(ctx, op, "targets", targets))
+		return NULL;
+	bool ok = logits->ndim >= 1 && targets->ndim == logits->ndim - 1;
+	for (int d = 0; ok && d < targets->ndim; d++)
+		ok = targets->shape[d] == logits->shape[d];
+	if (!ok)
+		return op_fail(ctx, op, "targets must be logits' shape without the last dim: "
+			       "logits is %s, targets is %s", desc(logits, d0), desc(targets, d1));
+	logits = contig(ctx, logits);
+	targets = contig(ctx, targets);
+	if (ctx->err.set)
+		return NULL;
+	int64_t vocab = logits->shape[logits->ndim - 1];
+	int64_t bad = find_out_of_range(targets, 0, vocab, ignore_index);
+	if (bad >= 0)
+		return op_fail(ctx, op, "target %d at position %lld is outside [0, %lld) "
+			       "and is not the ignore index %d",
+			       ((const int32_t *)targets->data)[bad], (long long)bad,
+			       (long long)vocab, ignore_index);
+	int64_t rows = tensor_numel(targets);
+	struct ag_node *n = node_new(ctx, op, 2, (struct tensor *[]){ logits, targets });
+	n->out = tensor_new(ctx->step, logits->dtype, 0, NULL);
+	n->saved[0] = tensor_new(ctx->step, logits->dtype, 1, &rows); /* logsumexp (N) */
+	n->p.cross_entropy.ignore_index = ignore_index;
+	return op_finish(ctx, n);
+}
+
+/* ------------------------------------------------------------------ ALiBi */
+
+void ag_alibi_slopes(int n_head, double *out)
+{
+	int p = 1;
+	while (p * 2 <= n_head)
+		p *= 2;
+	/* The first p heads: (2^(-8/p))^i for i = 1..p; the rest: odd powers
+	 * of 2^(-4/p), the slopes of 2p heads that the first p did not take.
+	 * Bases and powers are rounded to f32 as Hugging Face computes them. */
+	float base = powf(2.0f, -8.0f / (float)p);
+	for (int i = 0; i < p; i++)
+		out[i] = powf(base, (float)(i + 1));
+	float extra = powf(2.0f, -4.0f / (float)p);
+	for (int i = 0; i < n_head - p; i++)
+		out[p + i] = powf(extra, (float)(2 * i + 1));
+}

@@ -1,0 +1,110 @@
+/* tape.c: the autograd context and reverse-mode backward over the tape. */
+#include "autograd.h"
+
+#include <string.h>
+
+#include "backend.h"
+
+void ag_ctx_init(struct ag_ctx *ctx, struct arena *step)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->step = step;
+	ctx->grad_enabled = true;
+	ctx->training = true;
+}
+
+void ag_ctx_reset(struct ag_ctx *ctx)
+{
+	ctx->tape = NULL;
+	ctx->n_nodes = 0;
+	hug_error_clear(&ctx->err);
+	arena_reset(ctx->step);
+}
+
+bool ag_set_grad_enabled(struct ag_ctx *ctx, bool enabled)
+{
+	bool prev = ctx->grad_enabled;
+	ctx->grad_enabled = enabled;
+	return prev;
+}
+
+/* Gives every input of `n` that takes part in the gradient a zeroed grad
+ * buffer (leaves have theirs already). */
+static void ensure_input_grads(struct ag_ctx *ctx, struct ag_node *n)
+{
+	for (int i = 0; i < n->n_in; i++) {
+		struct tensor *t = n->in[i];
+		if (t && t->requires_grad && !t->grad)
+			t->grad = tensor_zeros(ctx->step, t->dtype, t->ndim,
+					       t->shape);
+	}
+}
+
+static int run_backward(struct ag_ctx *ctx)
+{
+	const struct ag_backend *be = ag_backend_get(ctx->step->allocator->device);
+	for (struct ag_node *n = ctx->tape; n; n = n->prev) {
+		if (!n->out->grad)
+			continue; /* nothing flowed into this op's output */
+		ag_kernel_fn fn = be ? be->op[n->op].backward : NULL;
+		if (!fn)
+			return hug_error_set(&ctx->err,
+					     "backward: %s has no backward kernel on %s",
+					     ag_op_info[n->op].name,
+					     device_name(ctx->step->allocator->device));
+		ensure_input_grads(ctx, n);
+		fn(n);
+	}
+	ctx->tape = NULL;
+	ctx->n_nodes = 0;
+	return 0;
+}
+
+/* Checks that `out` can seed a backward pass; returns -1 with ctx->err. */
+static int check_root(struct ag_ctx *ctx, struct tensor *out, const char *what)
+{
+	if (ctx->err.set)
+		return -1;
+	if (!out)
+		return hug_error_set(&ctx->err, "backward: %s is NULL", what);
+	if (!out->requires_grad || !out->node)
+		return hug_error_set(&ctx->err,
+				     "backward: %s does not require grad (no input of "
+				     "it requires grad, or it was made under no_grad)",
+				     what);
+	return 0;
+}
+
+int ag_backward(struct ag_ctx *ctx, struct tensor *loss)
+{
+	char d[64];
+	if (check_root(ctx, loss, "loss"))
+		return -1;
+	if (tensor_numel(loss) != 1)
+		return hug_error_set(&ctx->err,
+				     "backward: loss must have one element, got %s",
+				     tensor_describe(loss, d, sizeof(d)));
+	struct tensor *one = tensor_new_like(ctx->step, loss);
+	ag_backend_get(loss->device)->fill(one, 1.0);
+	return ag_backward_from(ctx, loss, one);
+}
+
+int ag_backward_from(struct ag_ctx *ctx, struct tensor *out,
+		     const struct tensor *grad_out)
+{
+	char d0[64], d1[64];
+	if (check_root(ctx, out, "output"))
+		return -1;
+	if (!grad_out || !tensor_same_shape(out, grad_out) ||
+	    out->dtype != grad_out->dtype || out->device != grad_out->device ||
+	    !tensor_is_contiguous(grad_out))
+		return hug_error_set(&ctx->err,
+				     "backward: gradient %s must be contiguous and match output %s",
+				     grad_out ? tensor_describe(grad_out, d0, sizeof(d0)) : "NULL",
+				     tensor_describe(out, d1, sizeof(d1)));
+	const struct ag_backend *be = ag_backend_get(out->device);
+	if (!out->grad)
+		out->grad = tensor_zeros(ctx->step, out->dtype, out->ndim, out->shape);
+	be->accumulate(out->grad, grad_out);
+	return run_backward(ctx);
+}

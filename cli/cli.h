@@ -1,0 +1,17 @@
+/* cli.h: the subcommand table shared by cli/ files. */
+#ifndef HUG_CLI_CLI_H
+#define HUG_CLI_CLI_H
+
+#define HUG_VERSION "0.1.0"
+
+struct cli_command {
+	const char *name;
+	const char *summary;
+	/* argv[0] is the command name; returns the process exit code */
+	int (*run)(int argc, char **argv);
+};
+
+int cli_help(int argc, char **argv);
+int cli_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,45 @@
+/* main.c: the hug command line: dispatches to subcommands. Only main()
+ * turns errors into exit codes: 0 success, 1 failure at run time, 2 bad
+ * usage or input. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cli_command commands[] = {
+	{ "help", "show this help", cli_help },
+	{ "version", "print the version and the compiled-in backends", cli_version },
+};
+
+static const int n_commands = (int)(sizeof(commands) / sizeof(commands[0]));
+
+int cli_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("hug %s: train and fine-tune transformer language models\n\n"
+	       "usage: hug <command> [options]\n\ncommands:\n", HUG_VERSION);
+	for (int i = 0; i < n_commands; i++)
+		printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+	printf("\nRun as `mpirun -np N hug <command> ...` for distributed jobs.\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		{
+		cli_help(argc, argv);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
+		cmd = "help";
+	else if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V"))
+		cmd = "version";
+	for (int i = 0; i < n_commands; i++)
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "hug: unknown command '%s' (run `hug help` for the list)\n", cmd);
+	return 2;
+}

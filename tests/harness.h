@@ -1,0 +1,62 @@
+/* harness.h: a tiny test harness. A test file defines tests with
+ *
+ *   TEST(layernorm_matches_fixture) { CHECK(x == 1); CHECK_NEAR(a, b, 1e-6); }
+ *
+ * which register themselves at start-up; tests/main.c runs them (all, or
+ * those whose name contains argv[1]) and ends with "N passed, N failed".
+ * A failed CHECK prints file:line and the expression, marks the test failed
+ * and lets it go on; SKIP("why") ends a test as skipped. */
+#ifndef HUG_TESTS_HARNESS_H
+#define HUG_TESTS_HARNESS_H
+
+#include <math.h>
+#include <stdio.h>
+
+typedef void (*test_fn)(void);
+
+void test_register(const char *name, test_fn fn);
+void test_fail_at(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void test_skip(const char *why);
+int test_failed_now(void);
+
+#define TEST(name)                                                             \
+	static void test_##name(void);                                         \
+	__attribute__((constructor)) static void test_register_##name(void)    \
+	{                                                                      \
+		test_register(#name, test_##name);                             \
+	}                                                                      \
+	static void test_##name(void)
+
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			test_fail_at(__FILE__, __LINE__, "CHECK(%s)", #cond);  \
+	} while (0)
+
+/* |a - b| <= tol, or both NaN is a failure too. */
+#define CHECK_NEAR(a, b, tol)                                                  \
+	do {                                                                   \
+		double a_ = (double)(a), b_ = (double)(b);                     \
+		if (!(fabs(a_ - b_) <= (tol)))                                 \
+			test_fail_at(__FILE__, __LINE__,                       \
+				     "%s = %.10g, %s = %.10g, |diff| %.3g > %.3g", \
+				     #a, a_, #b, b_, fabs(a_ - b_), (double)(tol)); \
+	} while (0)
+
+/* Fails with a message and returns from the test. */
+#define REQUIRE(cond)                                                          \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			test_fail_at(__FILE__, __LINE__, "REQUIRE(%s)", #cond); \
+			return;                                                \
+		}                                                              \
+	} while (0)
+
+#define SKIP(why)                                                              \
+	do {                                                                   \
+		test_skip(why);                                                \
+		return;                                                        \
+	} while (0)
+
+#endif
