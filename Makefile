@@ -84,3 +84,9 @@ clean:
 	rm -rf build build-san
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# The main job. Until `hug train` lands it builds hug and reports what it
+# was built with; README.md says what it will run.
+.PHONY: demo
+demo: $(HUG)
+	./$(HUG) version

@@ -1,0 +1,272 @@
+/* test_op_errors.c: ops handed inputs they cannot take return NULL and leave
+ * a message in ctx->err that names the op and the inputs (shapes, dtypes,
+ * the offending index); the error is sticky until ag_ctx_reset(). */
+#include <stdarg.h>
+#include <string.h>
+
+#include "../autograd/autograd.h"
+#include "harness.h"
+
+struct env {
+	struct arena model;
+	struct arena step;
+	struct ag_ctx ctx;
+};
+
+static void env_init(struct env *e)
+{
+	arena_init(&e->model, "model", 0, NULL);
+	arena_init(&e->step, "step", 0, NULL);
+	ag_ctx_init(&e->ctx, &e->step);
+}
+
+static void env_free(struct env *e)
+{
+	arena_free(&e->step);
+	arena_free(&e->model);
+}
+
+static struct tensor *filled(struct env *e, enum dtype dt, double v, int ndim,
+			     const int64_t *shape)
+{
+	struct tensor *t = tensor_new(&e->model, dt, ndim, shape);
+	tensor_fill(t, v);
+	return t;
+}
+
+static struct tensor *ints(struct env *e, const int32_t *vals, int ndim,
+			   const int64_t *shape)
+{
+	struct tensor *t = tensor_new(&e->model, DT_I32, ndim, shape);
+	memcpy(t->data, vals, tensor_nbytes(t));
+	return t;
+}
+
+#define F32(e, ...) filled((e), DT_F32, 0.5, TENSOR_SHAPE(__VA_ARGS__))
+
+/* Fails the test (at the caller's line) unless the op failed with a
+ * message containing every NULL-terminated string given. */
+static void expect_error_at(const char *file, int line, struct ag_ctx *ctx,
+			    const void *result, ...)
+{
+	if (result)
+		test_fail_at(file, line, "op succeeded, expected an error");
+	if (!ag_failed(ctx)) {
+		test_fail_at(file, line, "ctx->err not set");
+		return;
+	}
+	va_list ap;
+	va_start(ap, result);
+	for (const char *s; (s = va_arg(ap, const char *));)
+		if (!strstr(ctx->err.msg, s))
+			test_fail_at(file, line, "message \"%s\" lacks \"%s\"",
+				     ctx->err.msg, s);
+	va_end(ap);
+}
+
+#define EXPECT_ERROR(ctx, result, ...)                                         \
+	expect_error_at(__FILE__, __LINE__, (ctx), (result), __VA_ARGS__,     \
+			(const char *)NULL)
+
+TEST(op_error_matmul_inner_dims)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *a = F32(&e, 2, 3, 5), *b = F32(&e, 2, 4, 7);
+	EXPECT_ERROR(&e.ctx, ag_matmul(&e.ctx, a, b, false, false),
+		     "matmul", "[2, 3, 5]", "[2, 4, 7]");
+	/* with a transpose the inner dims match: no error after a reset */
+	ag_ctx_reset(&e.ctx);
+	struct tensor *c = F32(&e, 2, 5, 3);
+	CHECK(ag_matmul(&e.ctx, c, b, true, false) == NULL); /* K 5 vs 4 */
+	ag_ctx_reset(&e.ctx);
+	struct tensor *d = F32(&e, 2, 5, 4);
+	struct tensor *r = ag_matmul(&e.ctx, c, d, true, false);
+	CHECK(r != NULL && !ag_failed(&e.ctx));
+	/* batch dims that differ */
+	ag_ctx_reset(&e.ctx);
+	struct tensor *f = F32(&e, 3, 5, 7);
+	EXPECT_ERROR(&e.ctx, ag_matmul(&e.ctx, a, f, false, false),
+		     "matmul", "[2, 3, 5]", "[3, 5, 7]");
+	env_free(&e);
+}
+
+TEST(op_error_add_not_broadcastable)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *a = F32(&e, 3, 5, 7), *b = F32(&e, 4, 7);
+	EXPECT_ERROR(&e.ctx, ag_add(&e.ctx, a, b), "add", "[3, 5, 7]", "[4, 7]");
+	ag_ctx_reset(&e.ctx);
+	struct tensor *c = F32(&e, 3, 5, 6);
+	EXPECT_ERROR(&e.ctx, ag_mul(&e.ctx, a, c), "mul", "[3, 5, 7]", "[3, 5, 6]");
+	env_free(&e);
+}
+
+TEST(op_error_mul_dtype_mismatch)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *a = F32(&e, 3, 5);
+	struct tensor *b = filled(&e, DT_F64, 1.0, TENSOR_SHAPE(3, 5));
+	EXPECT_ERROR(&e.ctx, ag_mul(&e.ctx, a, b), "mul", "f32", "f64");
+	env_free(&e);
+}
+
+TEST(op_error_linear_in_features)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *x = F32(&e, 2, 3, 5), *w = F32(&e, 7, 4);
+	EXPECT_ERROR(&e.ctx, ag_linear(&e.ctx, x, w, NULL), "linear", "[2, 3, 5]",
+		     "[7, 4]");
+	/* a bias of the wrong size */
+	ag_ctx_reset(&e.ctx);
+	struct tensor *w2 = F32(&e, 7, 5), *bias = F32(&e, 6);
+	EXPECT_ERROR(&e.ctx, ag_linear(&e.ctx, x, w2, bias), "linear", "[6]");
+	env_free(&e);
+}
+
+TEST(op_error_layernorm_weight_size)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *x = F32(&e, 3, 5), *w = F32(&e, 4), *b = F32(&e, 5);
+	EXPECT_ERROR(&e.ctx, ag_layernorm(&e.ctx, x, w, b, 1e-5), "layernorm",
+		     "[3, 5]", "[4]");
+	ag_ctx_reset(&e.ctx);
+	struct tensor *w5 = F32(&e, 5), *b4 = F32(&e, 4);
+	EXPECT_ERROR(&e.ctx, ag_layernorm(&e.ctx, x, w5, b4, 1e-5), "layernorm",
+		     "[3, 5]", "[4]");
+	env_free(&e);
+}
+
+TEST(op_error_embedding_id_out_of_range)
+{
+	struct env e;
+	env_init(&e);
+	const int32_t ids[] = { 3, 0, 123, 5 };
+	struct tensor *t = ints(&e, ids, TENSOR_SHAPE(2, 2));
+	struct tensor *w = F32(&e, 17, 3);
+	EXPECT_ERROR(&e.ctx, ag_embedding(&e.ctx, t, w), "embedding", "123", "17");
+	ag_ctx_reset(&e.ctx);
+	const int32_t neg[] = { 3, -4, 1, 5 };
+	struct tensor *tn = ints(&e, neg, TENSOR_SHAPE(2, 2));
+	EXPECT_ERROR(&e.ctx, ag_embedding(&e.ctx, tn, w), "embedding", "-4", "17");
+	/* ids must be i32 */
+	ag_ctx_reset(&e.ctx);
+	struct tensor *fid = F32(&e, 2, 2);
+	EXPECT_ERROR(&e.ctx, ag_embedding(&e.ctx, fid, w), "embedding", "f32");
+	env_free(&e);
+}
+
+TEST(op_error_cross_entropy_target_out_of_range)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *logits = F32(&e, 2, 3, 13);
+	const int32_t tv[] = { 1, 2, 42, 0, -100, 12 };
+	struct tensor *t = ints(&e, tv, TENSOR_SHAPE(2, 3));
+	EXPECT_ERROR(&e.ctx, ag_cross_entropy(&e.ctx, logits, t, -100),
+		     "cross_entropy", "42", "13");
+	/* a negative target that is not the ignore index */
+	ag_ctx_reset(&e.ctx);
+	const int32_t tn[] = { 1, 2, -7, 0, -100, 12 };
+	struct tensor *t2 = ints(&e, tn, TENSOR_SHAPE(2, 3));
+	EXPECT_ERROR(&e.ctx, ag_cross_entropy(&e.ctx, logits, t2, -100),
+		     "cross_entropy", "-7");
+	/* targets whose shape is not logits' leading dims */
+	ag_ctx_reset(&e.ctx);
+	const int32_t t6[] = { 1, 2, 3, 4, 5, 6 };
+	struct tensor *t3 = ints(&e, t6, TENSOR_SHAPE(3, 2));
+	EXPECT_ERROR(&e.ctx, ag_cross_entropy(&e.ctx, logits, t3, -100),
+		     "cross_entropy", "[2, 3, 13]", "[3, 2]");
+	env_free(&e);
+}
+
+TEST(op_error_attention_shapes)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *q = F32(&e, 2, 3, 5, 4), *k = F32(&e, 2, 3, 6, 4);
+	struct tensor *v = F32(&e, 2, 3, 5, 4);
+	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, k, v, NULL, NULL, true),
+		     "attention", "[2, 3, 5, 4]", "[2, 3, 6, 4]");
+	/* slopes of the wrong length, a mask of the wrong shape */
+	ag_ctx_reset(&e.ctx);
+	struct tensor *sl = F32(&e, 4);
+	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, v, v, sl, NULL, true),
+		     "attention", "[4]");
+	ag_ctx_reset(&e.ctx);
+	const int32_t mv[] = { 1, 1, 1, 1, 1, 1 };
+	struct tensor *mask = ints(&e, mv, TENSOR_SHAPE(2, 3));
+	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, v, v, NULL, mask, true),
+		     "attention", "[2, 3]");
+	env_free(&e);
+}
+
+TEST(op_error_view_numel)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *x = F32(&e, 3, 5);
+	EXPECT_ERROR(&e.ctx, ag_view(&e.ctx, x, TENSOR_SHAPE(4, 4)), "view",
+		     "[3, 5]", "4, 4");
+	/* -1 that cannot be inferred */
+	ag_ctx_reset(&e.ctx);
+	EXPECT_ERROR(&e.ctx, ag_view(&e.ctx, x, TENSOR_SHAPE(4, -1)), "view", "[3, 5]");
+	/* a non-contiguous input */
+	ag_ctx_reset(&e.ctx);
+	struct tensor *t = ag_transpose(&e.ctx, x, 0, 1);
+	REQUIRE(t);
+	EXPECT_ERROR(&e.ctx, ag_view(&e.ctx, t, TENSOR_SHAPE(15)), "view", "[5, 3]");
+	env_free(&e);
+}
+
+TEST(op_error_backward_non_scalar)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *x = F32(&e, 3, 5);
+	tensor_set_requires_grad(x, &e.model);
+	struct tensor *y = ag_scale(&e.ctx, x, 2.0);
+	REQUIRE(y);
+	CHECK(ag_backward(&e.ctx, y) == -1);
+	EXPECT_ERROR(&e.ctx, NULL, "backward", "[3, 5]");
+	ag_ctx_reset(&e.ctx);
+	CHECK(ag_backward(&e.ctx, NULL) == -1);
+	EXPECT_ERROR(&e.ctx, NULL, "backward");
+	env_free(&e);
+}
+
+TEST(op_error_is_sticky_until_reset)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *a = F32(&e, 2, 3, 5), *b = F32(&e, 2, 4, 7);
+	struct tensor *c = F32(&e, 2, 3, 5);
+	CHECK(ag_matmul(&e.ctx, a, b, false, false) == NULL);
+	REQUIRE(ag_failed(&e.ctx));
+	char saved[HUG_ERROR_MAX];
+	memcpy(saved, e.ctx.err.msg, sizeof(saved));
+	int64_t nodes = e.ctx.n_nodes;
+
+	/* valid ops after the error return NULL and keep the first message */
+	CHECK(ag_add(&e.ctx, a, c) == NULL);
+	CHECK(ag_gelu(&e.ctx, a) == NULL);
+	CHECK(ag_view(&e.ctx, b, TENSOR_SHAPE(8, 7)) == NULL);
+	CHECK(ag_mul(&e.ctx, a, b) == NULL); /* a second, different error */
+	CHECK(strcmp(saved, e.ctx.err.msg) == 0);
+	CHECK(e.ctx.n_nodes == nodes);
+	CHECK(ag_failed(&e.ctx));
+
+	ag_ctx_reset(&e.ctx);
+	CHECK(!ag_failed(&e.ctx));
+	CHECK(e.ctx.n_nodes == 0);
+	struct tensor *s = ag_add(&e.ctx, a, c);
+	REQUIRE(s);
+	const float *v = s->data;
+	CHECK(v[0] == 1.0f && v[29] == 1.0f);
+	CHECK(!ag_failed(&e.ctx));
+	env_free(&e);
+}
