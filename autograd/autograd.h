@@ -122,8 +122,8 @@ struct tensor *ag_softmax(struct ag_ctx *ctx, struct tensor *x);
  * stride on D (views into a fused QKV buffer need no copy). Scores
  * s_ij = scale * q_i . k_j + slope_h * pos_j, with scale 1/sqrt(D), masked
  * where j > i (causal) or mask[b, j] == 0; softmax in the tensor's float
- * type; out_i = sum_j p_ij v_j. slopes (H) gives the ALiBi slope per head
- * (NULL: no bias). mask (B, T) i32, 1 keep / 0 padding, or NULL. pos_j is
+ * type; out_i = sum_j p_ij v_j. slopes (H), q's dtype, gives the ALiBi slope
+ * per head (NULL: no bias). mask (B, T) i32, 1 keep / 0 padding, or NULL. pos_j is
  * j without a mask and (number of kept keys up to j) - 1 with one, as
  * Hugging Face's BLOOM computes it. A query row whose keys are all masked
  * gives zeros. -> (B, H, T, D) contiguous. */
@@ -138,7 +138,8 @@ struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
 				struct tensor *targets, int32_t ignore_index);
 
 /* ALiBi slopes for n_head heads as BLOOM defines them (any head count,
- * powers of two or not): writes n_head values into `out`. */
+ * powers of two or not): writes n_head values into `out`, computed in f32
+ * as Hugging Face does (so 2^-0.5 is 0.70710677, not the exact double). */
 void ag_alibi_slopes(int n_head, double *out);
 
 #endif

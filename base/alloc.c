@@ -24,6 +24,8 @@ void *hug_malloc_at(size_t size, const char *file, int line)
 
 void *hug_calloc_at(size_t n, size_t size, const char *file, int line)
 {
+	if (size && n > SIZE_MAX / size)
+		hug_panic_at(file, line, "allocation of %zu x %zu bytes overflows", n, size);
 	return checked(calloc(n ? n : 1, size ? size : 1), n * size, file, line);
 }
 

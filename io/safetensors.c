@@ -14,12 +14,11 @@
  * allowed. */
 #include "safetensors.h"
 
-#include <cjson/cJSON.h>
+#include "../base/json.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,21 +51,6 @@ const char *st_dtype_name(enum dtype dt)
 		if (st_dtypes[i].dtype == (int)dt)
 			return st_dtypes[i].name;
 	hug_panic("st_dtype_name: bad dtype %d", (int)dt);
-}
-
-/* ---- cJSON allocation through base/alloc.h ---- */
-
-static void *json_malloc(size_t size)
-{
-	return hug_malloc(size);
-}
-
-static pthread_once_t json_hooks_once = PTHREAD_ONCE_INIT;
-
-static void json_hooks_install(void)
-{
-	cJSON_Hooks hooks = { .malloc_fn = json_malloc, .free_fn = hug_free };
-	cJSON_InitHooks(&hooks);
 }
 
 /* ---- reader ---- */
@@ -326,7 +310,7 @@ static int parse_json(struct st_file *f, const char *hdr, uint64_t hlen,
 {
 	const char *end = NULL;
 	int rc = -1;
-	pthread_once(&json_hooks_once, json_hooks_install);
+	hug_json_init();
 	cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
 	if (!root)
 		return hug_error_set(err,
@@ -407,11 +391,14 @@ int st_open(struct st_file *f, const char *path, struct hug_error *err)
 	if (fd < 0)
 		return hug_error_set(err, "%s: cannot open: %s", path,
 				     strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) != 0) {
 		int e = errno;
 		close(fd);
-		return hug_error_set(err, "%s: not a regular file%s%s", path,
-				     e ? ": " : "", e ? strerror(e) : "");
+		return hug_error_set(err, "%s: cannot stat: %s", path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return hug_error_set(err, "%s: not a regular file", path);
 	}
 	if (st.st_size < 8) {
 		close(fd);

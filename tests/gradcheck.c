@@ -83,7 +83,8 @@ struct gc_run {
 	void *user;
 	struct ag_ctx ctx;
 	uint64_t seed0, offset0;
-	struct tensor *out0;   /* output of the analytic pass (shape only) */
+	struct tensor out0;    /* header of the analytic pass's output, copied
+				  (its storage dies at the first reset) */
 	int64_t n_out;
 	double *r;             /* R, as stored in the output's dtype */
 	double *buf;           /* scratch: output values */
@@ -118,10 +119,10 @@ static int forward_objective(struct gc_run *g, double *L)
 	if (!out)
 		return fail(g, "forward under no_grad failed: %s",
 			    g->ctx.err.set ? g->ctx.err.msg : "build returned NULL");
-	if (!tensor_same_shape(out, g->out0) || out->dtype != g->out0->dtype)
+	if (!tensor_same_shape(out, &g->out0) || out->dtype != g->out0.dtype)
 		return fail(g, "no_grad forward gave %s, the first forward %s",
 			    tensor_describe(out, d0, sizeof(d0)),
-			    tensor_describe(g->out0, d1, sizeof(d1)));
+			    tensor_describe(&g->out0, d1, sizeof(d1)));
 	if (g->ctx.n_nodes != 0 || out->node || out->requires_grad)
 		return fail(g, "forward under no_grad recorded: %lld nodes on "
 			    "the tape, out->node %s, out->requires_grad %d",
@@ -156,7 +157,7 @@ static int analytic_pass(struct gc_run *g, uint64_t rseed, double *L)
 			    g->ctx.err.set ? g->ctx.err.msg : "build returned NULL");
 	if (!dtype_is_float(out->dtype) || !out->requires_grad)
 		return fail(g, "output is not a float tensor that requires grad");
-	g->out0 = out;
+	g->out0 = *out;
 	g->n_out = tensor_numel(out);
 	g->r = hug_malloc((size_t)(g->n_out ? g->n_out : 1) * sizeof(double));
 	g->buf = hug_malloc((size_t)(g->n_out ? g->n_out : 1) * sizeof(double));
@@ -216,7 +217,7 @@ static int numeric_input(struct gc_run *g, const struct gradcheck_opts *o,
 
 static int run_checks(struct gc_run *g, const struct gradcheck_opts *o)
 {
-	double L, L0;
+	double L = 0, L0 = 0;
 	if (analytic_pass(g, o->seed, &L))
 		return -1;
 	bool prev = ag_set_grad_enabled(&g->ctx, false);

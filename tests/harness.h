@@ -2,7 +2,7 @@
  *
  *   TEST(layernorm_matches_fixture) { CHECK(x == 1); CHECK_NEAR(a, b, 1e-6); }
  *
- * which register themselves at start-up; tests/main.c runs them (all, or
+ * which register themselves at start-up; main() in tests/harness.c runs them (all, or
  * those whose name contains argv[1]) and ends with "N passed, N failed".
  * A failed CHECK prints file:line and the expression, marks the test failed
  * and lets it go on; SKIP("why") ends a test as skipped. */

@@ -88,6 +88,33 @@ static bool has_shape(const struct tensor *t, int ndim, const int64_t *shape)
 
 #define CHECK_SHAPE(t, ...) CHECK(has_shape((t), TENSOR_SHAPE(__VA_ARGS__)))
 
+/* Every check runs twice: on the op as it is, and on f(x) + f(x), where
+ * the two uses of each input make the second backward accumulate into a
+ * gradient the first one already wrote (a kernel that assigns instead of
+ * adding fails there). */
+struct twice_case {
+	gradcheck_build_fn fn;
+	void *user;
+};
+
+static struct tensor *build_twice_sum(struct ag_ctx *ctx, struct tensor **in,
+				      void *user)
+{
+	const struct twice_case *c = user;
+	struct tensor *a = c->fn(ctx, in, c->user);
+	struct tensor *b = c->fn(ctx, in, c->user);
+	return ag_add(ctx, a, b);
+}
+
+#define CHECK_GRAD_BOTH(name, fn, in, n_in, user, opts)                        \
+	do {                                                                   \
+		CHECK_GRAD((name), (fn), (in), (n_in), (user), (opts));        \
+		struct twice_case tc_ = { (fn), (user) };                      \
+		char tn_[192];                                                 \
+		snprintf(tn_, sizeof(tn_), "%s, used twice", (name));          \
+		CHECK_GRAD(tn_, build_twice_sum, (in), (n_in), &tc_, (opts));  \
+	} while (0)
+
 /* ---- matmul ---- */
 
 struct mm_case {
@@ -164,7 +191,7 @@ static void check_matmul(const char *label, int nbd, const int64_t *batch,
 			test_fail_at(__FILE__, __LINE__, "%s: forward off by %g", name, d);
 		ag_ctx_reset(&e.ctx);
 
-		CHECK_GRAD(name, build_matmul, in, 2, &c, NULL);
+		CHECK_GRAD_BOTH(name, build_matmul, in, 2, &c, NULL);
 		env_free(&e);
 	}
 }
@@ -224,7 +251,7 @@ static void check_linear(bool has_bias, int xnd, const int64_t *xs)
 		}
 	CHECK(worst <= 1e-12);
 	ag_ctx_reset(&e.ctx);
-	CHECK_GRAD(has_bias ? "linear with bias" : "linear without bias",
+	CHECK_GRAD_BOTH(has_bias ? "linear with bias" : "linear without bias",
 		   build_linear, in, has_bias ? 3 : 2, &has_bias, NULL);
 	env_free(&e);
 }
@@ -297,7 +324,7 @@ static void check_binary(bool is_mul, int a_nd, const int64_t *as, int bnd,
 	if (!(worst <= 1e-15))
 		test_fail_at(__FILE__, __LINE__, "%s: forward off by %g", name, worst);
 	ag_ctx_reset(&e.ctx);
-	CHECK_GRAD(name, fn, in, 2, NULL, NULL);
+	CHECK_GRAD_BOTH(name, fn, in, 2, NULL, NULL);
 	env_free(&e);
 }
 
@@ -336,7 +363,7 @@ TEST(gradcheck_value_used_twice)
 		env_init(&e);
 		struct tensor *x = PARAM(&e, 7, 3, 5, 7);
 		struct tensor *in[1] = { x };
-		CHECK_GRAD(is_mul ? "mul(x, x)" : "add(x, x)", build_twice, in, 1,
+		CHECK_GRAD_BOTH(is_mul ? "mul(x, x)" : "add(x, x)", build_twice, in, 1,
 			   &is_mul, NULL);
 
 		/* sum(x * x) -> 2x, sum(x + x) -> 2, exactly */
@@ -375,7 +402,7 @@ TEST(gradcheck_scale)
 			worst = fmax(worst, fabs(o[i] - alpha * x[i]));
 		CHECK(worst <= 1e-15);
 		ag_ctx_reset(&e.ctx);
-		CHECK_GRAD("scale", build_scale, in, 1, &alpha, NULL);
+		CHECK_GRAD_BOTH("scale", build_scale, in, 1, &alpha, NULL);
 		env_free(&e);
 	}
 }
@@ -436,7 +463,7 @@ TEST(gradcheck_sum_mean)
 			if (!(d <= 1e-13))
 				test_fail_at(__FILE__, __LINE__, "%s: forward off by %g", name, d);
 			ag_ctx_reset(&e.ctx);
-			CHECK_GRAD(name, build_reduce, in, 1, &c, NULL);
+			CHECK_GRAD_BOTH(name, build_reduce, in, 1, &c, NULL);
 			env_free(&e);
 		}
 }
@@ -496,7 +523,7 @@ static void check_view(enum view_kind k, const char *name, int xnd,
 		test_fail_at(__FILE__, __LINE__, "%s: result shape %s", name,
 			     tensor_describe(out, d, sizeof(d)));
 	ag_ctx_reset(&e.ctx);
-	CHECK_GRAD(name, build_view, in, 1, &k, NULL);
+	CHECK_GRAD_BOTH(name, build_view, in, 1, &k, NULL);
 	env_free(&e);
 }
 
@@ -658,7 +685,7 @@ TEST(gradcheck_cast)
 	ag_ctx_reset(&e.ctx);
 	struct tensor *in[1] = { x };
 	struct gradcheck_opts o = { .h = 1e-3, .atol = 1e-4, .rtol = 1e-3, .training = true };
-	CHECK_GRAD("cast f64 -> f32 -> f64", build_cast_roundtrip, in, 1, NULL, &o);
+	CHECK_GRAD_BOTH("cast f64 -> f32 -> f64", build_cast_roundtrip, in, 1, NULL, &o);
 	env_free(&e);
 }
 
@@ -727,7 +754,7 @@ TEST(gradcheck_embedding)
 			worst = fmax(worst, fabs(ov[t * 5 + c] - wv[idv[t] * 5 + c]));
 	CHECK(worst == 0);
 	ag_ctx_reset(&e.ctx);
-	CHECK_GRAD("embedding", build_embedding, in, 2, NULL, NULL);
+	CHECK_GRAD_BOTH("embedding", build_embedding, in, 2, NULL, NULL);
 
 	/* d sum(out) / d w[v] = number of times v occurs */
 	tensor_fill(w->grad, 0);
@@ -781,7 +808,7 @@ TEST(gradcheck_layernorm)
 		}
 		CHECK(worst <= 1e-12);
 		ag_ctx_reset(&e.ctx);
-		CHECK_GRAD(has_bias ? "layernorm with bias" : "layernorm without bias",
+		CHECK_GRAD_BOTH(has_bias ? "layernorm with bias" : "layernorm without bias",
 			   build_layernorm, in, has_bias ? 3 : 2, &has_bias, NULL);
 		env_free(&e);
 	}
@@ -816,7 +843,7 @@ TEST(gradcheck_gelu)
 	}
 	CHECK(worst <= 1e-14);
 	ag_ctx_reset(&e.ctx);
-	CHECK_GRAD("gelu", build_gelu, in, 1, NULL, NULL);
+	CHECK_GRAD_BOTH("gelu", build_gelu, in, 1, NULL, NULL);
 	env_free(&e);
 }
 
@@ -839,7 +866,7 @@ TEST(gradcheck_softmax)
 	}
 	CHECK(worst <= 1e-15);
 	ag_ctx_reset(&e.ctx);
-	CHECK_GRAD("softmax", build_softmax, in, 1, NULL, NULL);
+	CHECK_GRAD_BOTH("softmax", build_softmax, in, 1, NULL, NULL);
 
 	/* large logits must not overflow */
 	struct tensor *big = leaf(&e, 92, 700, 800, false, TENSOR_SHAPE(3, 5));
@@ -876,6 +903,9 @@ TEST(gradcheck_dropout)
 	for (int i = 0; i < 105; i++)
 		zeros += g[i] == 0;
 	CHECK(zeros > 10 && zeros < 60);
+	/* two dropouts of x (two different masks) added */
+	struct twice_case tc = { build_dropout, &p };
+	CHECK_GRAD("dropout p=0.3, used twice", build_twice_sum, in, 1, &tc, NULL);
 	env_free(&e);
 }
 
@@ -1067,7 +1097,7 @@ static void check_attention(const char *name, struct attn_case c)
 	if (!(d <= 1e-12))
 		test_fail_at(__FILE__, __LINE__, "%s: forward off by %g", name, d);
 	ag_ctx_reset(&e.ctx);
-	CHECK_GRAD(name, build_attention, in, n_in, &c, NULL);
+	CHECK_GRAD_BOTH(name, build_attention, in, n_in, &c, NULL);
 	env_free(&e);
 }
 
@@ -1129,7 +1159,7 @@ TEST(gradcheck_cross_entropy)
 	tensor_read_f64(loss, &got);
 	CHECK_NEAR(got, want, 1e-13);
 	ag_ctx_reset(&e.ctx);
-	CHECK_GRAD("cross_entropy with ignored targets", build_xent, in, 2, NULL, NULL);
+	CHECK_GRAD_BOTH("cross_entropy with ignored targets", build_xent, in, 2, NULL, NULL);
 	/* rows with an ignored target get exactly zero gradient */
 	double *g = vals(&e, in[0]->grad);
 	int nonzero = 0;
@@ -1170,8 +1200,10 @@ TEST(alibi_slopes_bloom)
 	for (int h = 0; h < 8; h++)
 		CHECK_NEAR(s[h], ldexp(1.0, -(h + 1)), 1e-15);
 
-	/* the BLOOM formula, computed independently, for many head counts
-	 * (bloom-560m has 16 heads, bloom-176b 112) */
+	/* the BLOOM formula, computed independently in double, for many head
+	 * counts (bloom-560m has 16 heads, bloom-176b 112). Hugging Face
+	 * computes the slopes in f32 (an f32 base raised to integer powers),
+	 * so agreement is to f32 precision, not exact. */
 	const int counts[] = { 1, 2, 3, 5, 6, 12, 16, 20, 24, 32, 40, 71, 112 };
 	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
 		int n = counts[c], p = 1;
@@ -1181,7 +1213,7 @@ TEST(alibi_slopes_bloom)
 		for (int h = 0; h < n; h++) {
 			double want = h < p ? pow(2.0, -8.0 * (h + 1) / p)
 					    : pow(2.0, -4.0 * (2 * (h - p) + 1) / p);
-			if (!(fabs(s[h] - want) <= 1e-13 * want))
+			if (!(fabs(s[h] - want) <= 1e-6 * want))
 				test_fail_at(__FILE__, __LINE__,
 					     "n_head %d: slope[%d] = %.17g, want %.17g",
 					     n, h, s[h], want);
@@ -1190,8 +1222,8 @@ TEST(alibi_slopes_bloom)
 	/* n_head 12: 2^-1 .. 2^-8, then 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5 */
 	ag_alibi_slopes(12, s);
 	CHECK_NEAR(s[7], 1.0 / 256, 1e-15);
-	CHECK_NEAR(s[8], sqrt(0.5), 1e-15);
-	CHECK_NEAR(s[11], pow(2.0, -3.5), 1e-15);
+	CHECK_NEAR(s[8], sqrt(0.5), 1e-6);
+	CHECK_NEAR(s[11], pow(2.0, -3.5), 1e-7);
 }
 
 /* ---- grad mode ---- */

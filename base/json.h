@@ -1,0 +1,13 @@
+/* json.h: cJSON set up for hug: its allocations go through base/alloc.h
+ * (aborting on failure, counted). Every module that parses JSON calls
+ * hug_json_init() first. */
+#ifndef HUG_BASE_JSON_H
+#define HUG_BASE_JSON_H
+
+#include <cjson/cJSON.h>
+
+/* Installs hug's allocator as cJSON's, once per process (thread-safe,
+ * cheap to call again). */
+void hug_json_init(void);
+
+#endif
