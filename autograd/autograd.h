@@ -131,6 +131,13 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q,
 			    struct tensor *k, struct tensor *v,
 			    struct tensor *slopes, struct tensor *mask,
 			    bool causal);
+/* As ag_attention, with dropout of probability p on the attention
+ * probabilities (as Hugging Face's BLOOM applies it) when ctx->training;
+ * the mask comes from ctx->seed and the RNG offset, like ag_dropout. */
+struct tensor *ag_attention_dropout(struct ag_ctx *ctx, struct tensor *q,
+				    struct tensor *k, struct tensor *v,
+				    struct tensor *slopes, struct tensor *mask,
+				    bool causal, double p);
 /* Mean cross-entropy of logits (..., V) against targets (...) i32, skipping
  * targets equal to ignore_index (Hugging Face uses -100); the mean is over
  * the counted targets (0 when none count). -> a 0-d scalar. */

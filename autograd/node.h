@@ -52,7 +52,7 @@ union ag_params {
 	struct { int dim; int64_t start; } slice;
 	struct { double eps; } layernorm;
 	struct { double p; uint64_t seed, offset; } dropout;
-	struct { double scale; bool causal; } attention;
+	struct { double scale; bool causal; double p; uint64_t seed, offset; } attention;
 	struct { int32_t ignore_index; int64_t count; } cross_entropy;
 };
 

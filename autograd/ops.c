@@ -626,6 +626,14 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q,
 			    struct tensor *slopes, struct tensor *mask,
 			    bool causal)
 {
+	return ag_attention_dropout(ctx, q, k, v, slopes, mask, causal, 0.0);
+}
+
+struct tensor *ag_attention_dropout(struct ag_ctx *ctx, struct tensor *q,
+				    struct tensor *k, struct tensor *v,
+				    struct tensor *slopes, struct tensor *mask,
+				    bool causal, double p)
+{
 	const enum ag_op op = AG_OP_ATTENTION;
 	struct tensor *in[] = { q, k, v, slopes, mask };
 	char d0[DESC], d1[DESC], d2[DESC];
@@ -636,6 +644,8 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q,
 	    (slopes && !same_dtype(ctx, op, "q", q, "slopes", slopes)) ||
 	    (mask && !need_i32(ctx, op, "mask", mask)))
 		return NULL;
+	if (!(p >= 0.0 && p < 1.0))
+		return op_fail(ctx, op, "dropout p must be in [0, 1), got %g", p);
 	if (q->ndim != 4 || !tensor_same_shape(k, v) || k->ndim != 4 ||
 	    q->shape[0] != k->shape[0] || q->shape[1] != k->shape[1] ||
 	    q->shape[3] != k->shape[3] || q->shape[2] > k->shape[2])
@@ -664,6 +674,12 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q,
 	n->saved[0] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tq, tk));
 	n->p.attention.scale = 1.0 / sqrt((double)q->shape[3]);
 	n->p.attention.causal = causal;
+	if (ctx->training && p > 0.0) {
+		n->p.attention.p = p;
+		n->p.attention.seed = ctx->seed;
+		n->p.attention.offset = ctx->rng_offset;
+		ctx->rng_offset += (uint64_t)tensor_numel(n->saved[0]);
+	}
 	return op_finish(ctx, n);
 }
 

@@ -1122,6 +1122,49 @@ TEST(gradcheck_attention_variants)
 			(struct attn_case){ .causal = true, .mask = mask_causal });
 }
 
+/* Attention with dropout on the probabilities: the mask is a function of
+ * (seed, offset), so the finite differences see the same mask. */
+static struct tensor *build_attention_dropout(struct ag_ctx *ctx, struct tensor **in,
+					      void *user)
+{
+	ctx->seed = 77;
+	return ag_attention_dropout(ctx, in[0], in[1], in[2], in[3], in[4], true,
+				    *(const double *)user);
+}
+
+TEST(gradcheck_attention_dropout)
+{
+	struct env e;
+	env_init(&e);
+	double sl[AH], p = 0.25;
+	ag_alibi_slopes(AH, sl);
+	struct tensor *slopes = tensor_new(&e.model, DT_F64, TENSOR_SHAPE(AH));
+	tensor_write_f64(slopes, sl);
+	struct tensor *in[5] = { NULL, NULL, NULL, slopes,
+				 ids_tensor(&e, mask_causal, TENSOR_SHAPE(AB, AT)) };
+	for (int i = 0; i < 3; i++)
+		in[i] = leaf(&e, 131 + i, -1.5, 1.5, true, TENSOR_SHAPE(AB, AH, AT, AD));
+	struct gradcheck_opts opts = { .training = true };
+	CHECK_GRAD("attention with dropout p=0.25", build_attention_dropout, in, 5, &p, &opts);
+
+	/* dropout changes the output in training and is off otherwise */
+	enum { N = AB * AH * AT * AD };
+	double plain[N], dropped[N], eval[N];
+	struct tensor *o = ag_attention(&e.ctx, in[0], in[1], in[2], slopes, in[4], true);
+	REQUIRE(o);
+	tensor_read_f64(o, plain);
+	o = build_attention_dropout(&e.ctx, in, &p);
+	REQUIRE(o);
+	tensor_read_f64(o, dropped);
+	e.ctx.training = false;
+	o = build_attention_dropout(&e.ctx, in, &p);
+	REQUIRE(o);
+	tensor_read_f64(o, eval);
+	CHECK(max_diff(plain, dropped, N) > 1e-3);
+	CHECK(max_diff(plain, eval, N) == 0);
+	env_free(&e);
+}
+
 /* ---- cross entropy ---- */
 
 static struct tensor *build_xent(struct ag_ctx *ctx, struct tensor **in, void *user)

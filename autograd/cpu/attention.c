@@ -1,5 +1,6 @@
 /* attention.c: CPU kernels for the fused ALiBi causal self-attention. */
 #include "cpu_kernels.h"
+#include "../rng.h"
 
 /* Sizes of an attention node. */
 struct attn_shape {

@@ -9,6 +9,17 @@ struct FN(attn_view) {
 	int64_t st;        /* stride between positions */
 };
 
+/* The dropout factor of probability element `idx`: 1 without dropout, else
+ * 0 or 1/(1-p) from the counter-based stream (as ag_dropout). */
+static inline REAL FN(drop)(const struct ag_node *n, int64_t idx)
+{
+	double p = n->p.attention.p;
+	if (p == 0.0)
+		return (REAL)1;
+	return rng_uniform(n->p.attention.seed, n->p.attention.offset + (uint64_t)idx) >= (float)p
+		       ? (REAL)(1.0 / (1.0 - p)) : (REAL)0;
+}
+
 static inline REAL FN(dot)(const REAL *a, const REAL *b, int64_t d)
 {
 	REAL s = 0;
@@ -70,18 +81,20 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 			REAL inv = (REAL)(1.0 / sum);
 			for (int64_t j = 0; j < TK; j++) {
 				p[j] *= inv;
-				if (p[j] == 0)
+				REAL pd = p[j] * FN(drop)(n, (bh * TQ + i) * TK + j);
+				if (pd == 0)
 					continue;
 				const REAL *vj = vb + j * v->stride[2];
 				for (int64_t d = 0; d < D; d++)
-					oi[d] += p[j] * vj[d];
+					oi[d] += pd * vj[d];
 			}
 		}
 	}
 }
 
-/* With P the saved probabilities and dO the output gradient, per row i:
- * dV_j += P_ij dO_i; dP_ij = dO_i . V_j; dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij);
+/* With P the saved probabilities, M the dropout factors (1 without dropout)
+ * and dO the output gradient, per row i: dV_j += P_ij M_ij dO_i;
+ * dP_ij = M_ij dO_i . V_j; dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij);
  * dQ_i += scale sum_j dS_ij K_j; dK_j += scale dS_ij Q_i. */
 static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node *n)
 {
@@ -106,18 +119,22 @@ static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node 
 			const REAL *p = probs + (bh * TQ + i) * TK;
 			const REAL *doi = dout + (bh * TQ + i) * D;
 			const REAL *qi = qb + i * q->stride[2];
+			int64_t row = (bh * TQ + i) * TK;
 			double rowdot = 0;
 			for (int64_t j = 0; j < TK; j++)
 				if (p[j] != 0)
-					rowdot += (double)p[j] * FN(dot)(doi, vb + j * v->stride[2], D);
+					rowdot += (double)p[j] * FN(drop)(n, row + j) *
+						  FN(dot)(doi, vb + j * v->stride[2], D);
 			for (int64_t j = 0; j < TK; j++) {
 				if (p[j] == 0)
 					continue;
 				const REAL *kj = kb + j * k->stride[2];
-				if (dvb)
+				REAL m = FN(drop)(n, row + j);
+				if (dvb && m != 0)
 					for (int64_t d = 0; d < D; d++)
-						dvb[j * D + d] += p[j] * doi[d];
-				REAL ds = p[j] * (FN(dot)(doi, vb + j * v->stride[2], D) - (REAL)rowdot);
+						dvb[j * D + d] += p[j] * m * doi[d];
+				REAL dp = m * FN(dot)(doi, vb + j * v->stride[2], D);
+				REAL ds = p[j] * (dp - (REAL)rowdot);
 				ds *= scale;
 				if (dqb)
 					for (int64_t d = 0; d < D; d++)

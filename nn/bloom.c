@@ -1,0 +1,288 @@
+/* bloom.c: BLOOM's configuration, parameters and forward pass on the
+ * autograd ops, matching Hugging Face's BloomForCausalLM. */
+#include "bloom.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../autograd/rng.h"
+#include "../base/alloc.h"
+#include "../base/panic.h"
+
+struct bloom_config bloom_config_make(int64_t vocab, int64_t hidden, int n_layer,
+				      int n_head)
+{
+	return (struct bloom_config){
+		.vocab_size = vocab,
+		.hidden_size = hidden,
+		.n_layer = n_layer,
+		.n_head = n_head,
+		.layer_norm_epsilon = 1e-5,
+		.apply_residual_connection_post_layernorm = false,
+		.hidden_dropout = 0.0,
+		.attention_dropout = 0.0,
+		.initializer_range = 0.02,
+		.bos_token_id = 1,
+		.eos_token_id = 2,
+		.pad_token_id = 3,
+	};
+}
+
+int bloom_config_validate(const struct bloom_config *c, const char *what,
+			  struct hug_error *err)
+{
+	if (c->vocab_size <= 0 || c->vocab_size > INT32_MAX)
+		return hug_error_set(err, "%s: vocab_size: expected 1..%d, got %lld",
+				     what, INT32_MAX, (long long)c->vocab_size);
+	if (c->hidden_size <= 0)
+		return hug_error_set(err, "%s: hidden_size: expected > 0, got %lld",
+				     what, (long long)c->hidden_size);
+	if (c->n_layer <= 0)
+		return hug_error_set(err, "%s: n_layer: expected > 0, got %d", what, c->n_layer);
+	if (c->n_head <= 0)
+		return hug_error_set(err, "%s: n_head: expected > 0, got %d", what, c->n_head);
+	if (c->hidden_size % c->n_head)
+		return hug_error_set(err, "%s: hidden_size %lld is not divisible by n_head %d",
+				     what, (long long)c->hidden_size, c->n_head);
+	if (!(c->layer_norm_epsilon > 0))
+		return hug_error_set(err, "%s: layer_norm_epsilon: expected > 0, got %g",
+				     what, c->layer_norm_epsilon);
+	if (!(c->hidden_dropout >= 0 && c->hidden_dropout < 1))
+		return hug_error_set(err, "%s: hidden_dropout: expected in [0, 1), got %g",
+				     what, c->hidden_dropout);
+	if (!(c->attention_dropout >= 0 && c->attention_dropout < 1))
+		return hug_error_set(err, "%s: attention_dropout: expected in [0, 1), got %g",
+				     what, c->attention_dropout);
+	if (!(c->initializer_range >= 0))
+		return hug_error_set(err, "%s: initializer_range: expected >= 0, got %g",
+				     what, c->initializer_range);
+	return 0;
+}
+
+int64_t bloom_param_count(const struct bloom_config *c)
+{
+	int64_t h = c->hidden_size;
+	return c->vocab_size * h + 4 * h + (int64_t)c->n_layer * (12 * h * h + 13 * h);
+}
+
+static const struct {
+	const char *name;
+	int64_t hidden;
+	int n_layer, n_head;
+} presets[] = {
+	{ "bloom-560m", 1024, 24, 16 },
+	{ "bloom-1b1", 1536, 24, 16 },
+	{ "bloom-1b7", 2048, 24, 16 },
+	{ "bloom-3b", 2560, 30, 32 },
+	{ "bloom-7b1", 4096, 30, 32 },
+	{ "bloom", 14336, 70, 112 },
+};
+
+int bloom_config_preset(const char *name, struct bloom_config *cfg)
+{
+	for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
+		if (!strcmp(name, presets[i].name)) {
+			*cfg = bloom_config_make(250880, presets[i].hidden,
+						 presets[i].n_layer, presets[i].n_head);
+			return 0;
+		}
+	return -1;
+}
+
+/* ---------------------------------------------------------- parameters */
+
+/* Bytes the arena needs for one tensor of `numel` elements (rounded to the
+ * arena alignment, plus the tensor header). */
+static size_t slot_bytes(int64_t numel, enum dtype dt)
+{
+	size_t data = (size_t)numel * dtype_size(dt);
+	return (data + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN +
+	       (sizeof(struct tensor) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+}
+
+/* Registers a new parameter of the given shape. */
+static struct tensor *add_param(struct bloom_model *m, bool trainable,
+				bool no_decay, const char *fmt, int layer,
+				int ndim, const int64_t *shape)
+{
+	char name[PARAM_NAME_MAX];
+	snprintf(name, sizeof(name), fmt, layer);
+	struct tensor *t = tensor_new(&m->params, m->dtype, ndim, shape);
+	if (trainable)
+		tensor_set_requires_grad(t, &m->grads);
+	param_table_add(&m->table, name, t, no_decay);
+	return t;
+}
+
+void bloom_model_init(struct bloom_model *m, const struct bloom_config *cfg,
+		      enum dtype dt, bool trainable)
+{
+	HUG_ASSERT(dt == DT_F32 || dt == DT_F64);
+	memset(m, 0, sizeof(*m));
+	m->cfg = *cfg;
+	m->dtype = dt;
+	int64_t v = cfg->vocab_size, c = cfg->hidden_size;
+	/* one block for all parameters (and one for all gradients), so that
+	 * a data-parallel all-reduce is a single call */
+	size_t vec = slot_bytes(c, dt), total = slot_bytes(v * c, dt) + 4 * vec +
+		     (size_t)cfg->n_layer * (slot_bytes(3 * c * c, dt) + slot_bytes(3 * c, dt) +
+					      slot_bytes(c * c, dt) + 2 * slot_bytes(4 * c * c, dt) +
+					      slot_bytes(4 * c, dt) + 6 * vec);
+	total += slot_bytes(cfg->n_head, dt);
+	arena_init(&m->params, "params", total, NULL);
+	arena_init(&m->grads, "grads", total, NULL);
+	param_table_init(&m->table);
+
+	m->wte = add_param(m, trainable, false, "transformer.word_embeddings.weight", 0, TENSOR_SHAPE(v, c));
+	m->emb_ln_w = add_param(m, trainable, true, "transformer.word_embeddings_layernorm.weight", 0, TENSOR_SHAPE(c));
+	m->emb_ln_b = add_param(m, trainable, true, "transformer.word_embeddings_layernorm.bias", 0, TENSOR_SHAPE(c));
+	m->layers = hug_calloc((size_t)cfg->n_layer, sizeof(*m->layers));
+	for (int i = 0; i < cfg->n_layer; i++) {
+		struct bloom_layer *l = &m->layers[i];
+		l->ln1_w = add_param(m, trainable, true, "transformer.h.%d.input_layernorm.weight", i, TENSOR_SHAPE(c));
+		l->ln1_b = add_param(m, trainable, true, "transformer.h.%d.input_layernorm.bias", i, TENSOR_SHAPE(c));
+		l->qkv_w = add_param(m, trainable, false, "transformer.h.%d.self_attention.query_key_value.weight", i, TENSOR_SHAPE(3 * c, c));
+		l->qkv_b = add_param(m, trainable, true, "transformer.h.%d.self_attention.query_key_value.bias", i, TENSOR_SHAPE(3 * c));
+		l->proj_w = add_param(m, trainable, false, "transformer.h.%d.self_attention.dense.weight", i, TENSOR_SHAPE(c, c));
+		l->proj_b = add_param(m, trainable, true, "transformer.h.%d.self_attention.dense.bias", i, TENSOR_SHAPE(c));
+		l->ln2_w = add_param(m, trainable, true, "transformer.h.%d.post_attention_layernorm.weight", i, TENSOR_SHAPE(c));
+		l->ln2_b = add_param(m, trainable, true, "transformer.h.%d.post_attention_layernorm.bias", i, TENSOR_SHAPE(c));
+		l->fc1_w = add_param(m, trainable, false, "transformer.h.%d.mlp.dense_h_to_4h.weight", i, TENSOR_SHAPE(4 * c, c));
+		l->fc1_b = add_param(m, trainable, true, "transformer.h.%d.mlp.dense_h_to_4h.bias", i, TENSOR_SHAPE(4 * c));
+		l->fc2_w = add_param(m, trainable, false, "transformer.h.%d.mlp.dense_4h_to_h.weight", i, TENSOR_SHAPE(c, 4 * c));
+		l->fc2_b = add_param(m, trainable, true, "transformer.h.%d.mlp.dense_4h_to_h.bias", i, TENSOR_SHAPE(c));
+	}
+	m->lnf_w = add_param(m, trainable, true, "transformer.ln_f.weight", 0, TENSOR_SHAPE(c));
+	m->lnf_b = add_param(m, trainable, true, "transformer.ln_f.bias", 0, TENSOR_SHAPE(c));
+
+	double *slopes = hug_malloc((size_t)cfg->n_head * sizeof(double));
+	ag_alibi_slopes(cfg->n_head, slopes);
+	m->slopes = tensor_new(&m->params, dt, TENSOR_SHAPE(cfg->n_head));
+	tensor_write_f64(m->slopes, slopes);
+	hug_free(slopes);
+	/* the size computed above must have held everything in one block */
+	HUG_ASSERT(m->params.n_chunk_allocs == 1);
+	HUG_ASSERT(!trainable || m->grads.n_chunk_allocs == 1);
+}
+
+void bloom_model_free(struct bloom_model *m)
+{
+	param_table_free(&m->table);
+	hug_free(m->layers);
+	arena_free(&m->params);
+	arena_free(&m->grads);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Standard normal from the counter-based stream (Box-Muller). */
+static double normal(uint64_t seed, uint64_t i)
+{
+	double u1 = ((double)(rng_u64(seed, 2 * i) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+	double u2 = (double)(rng_u64(seed, 2 * i + 1) >> 11) * (1.0 / 9007199254740992.0);
+	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void bloom_model_init_weights(struct bloom_model *m, uint64_t seed)
+{
+	double std = m->cfg.initializer_range;
+	for (int p = 0; p < m->table.n; p++) {
+		struct tensor *t = m->table.items[p].t;
+		const char *name = m->table.items[p].name;
+		bool is_ln = strstr(name, "layernorm") || strstr(name, "ln_f");
+		bool is_bias = strstr(name, ".bias") != NULL;
+		if (is_bias) {
+			tensor_fill(t, 0.0);
+		} else if (is_ln) {
+			tensor_fill(t, 1.0);
+		} else {
+			/* each parameter draws from its own stream of `seed` */
+			uint64_t s = rng_u64(seed, (uint64_t)p);
+			int64_t n = tensor_numel(t);
+			if (t->dtype == DT_F32) {
+				float *d = t->data;
+#pragma omp parallel for if (n >= 65536)
+				for (int64_t i = 0; i < n; i++)
+					d[i] = (float)(std * normal(s, (uint64_t)i));
+			} else {
+				double *d = t->data;
+#pragma omp parallel for if (n >= 65536)
+				for (int64_t i = 0; i < n; i++)
+					d[i] = std * normal(s, (uint64_t)i);
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------- forward */
+
+/* One block: x (B, T, C) -> (B, T, C); NULL on error. */
+static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model *m,
+				    const struct bloom_layer *l, struct tensor *x,
+				    struct tensor *mask)
+{
+	const struct bloom_config *c = &m->cfg;
+	int64_t b = x->shape[0], t = x->shape[1], h = c->n_head, d = c->hidden_size / h;
+	bool post = c->apply_residual_connection_post_layernorm;
+
+	struct tensor *ln1 = ag_layernorm(ctx, x, l->ln1_w, l->ln1_b, c->layer_norm_epsilon);
+	struct tensor *qkv = ag_linear(ctx, ln1, l->qkv_w, l->qkv_b);       /* (B, T, 3C) */
+	qkv = ag_view(ctx, qkv, TENSOR_SHAPE(b, t, h, 3 * d));               /* [h][q,k,v][d] */
+	const int to_bhtd[] = { 0, 2, 1, 3 };
+	struct tensor *q = ag_permute(ctx, ag_slice(ctx, qkv, 3, 0, d), to_bhtd);     /* (B, H, T, D) */
+	struct tensor *k = ag_permute(ctx, ag_slice(ctx, qkv, 3, d, d), to_bhtd);
+	struct tensor *v = ag_permute(ctx, ag_slice(ctx, qkv, 3, 2 * d, d), to_bhtd);
+	struct tensor *a = ag_attention_dropout(ctx, q, k, v, m->slopes, mask, true,
+						c->attention_dropout); /* (B, H, T, D) */
+	a = ag_reshape(ctx, ag_permute(ctx, a, to_bhtd), TENSOR_SHAPE(b, t, h * d));
+	a = ag_dropout(ctx, ag_linear(ctx, a, l->proj_w, l->proj_b), c->hidden_dropout);
+	x = ag_add(ctx, post ? ln1 : x, a);
+
+	struct tensor *ln2 = ag_layernorm(ctx, x, l->ln2_w, l->ln2_b, c->layer_norm_epsilon);
+	struct tensor *f = ag_gelu(ctx, ag_linear(ctx, ln2, l->fc1_w, l->fc1_b)); /* (B, T, 4C) */
+	f = ag_dropout(ctx, ag_linear(ctx, f, l->fc2_w, l->fc2_b), c->hidden_dropout);
+	return ag_add(ctx, post ? ln2 : x, f);
+}
+
+struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
+			     struct tensor *ids, struct tensor *mask)
+{
+	char d0[64], d1[64];
+	if (ctx->err.set)
+		return NULL;
+	if (!ids || ids->ndim != 2 || (mask && !tensor_same_shape(ids, mask))) {
+		hug_error_set(&ctx->err, "bloom: ids must be (B, T) and mask (B, T) or NULL: "
+			      "ids is %s, mask is %s",
+			      ids ? tensor_describe(ids, d0, sizeof(d0)) : "NULL",
+			      mask ? tensor_describe(mask, d1, sizeof(d1)) : "NULL");
+		return NULL;
+	}
+	const struct bloom_config *c = &m->cfg;
+	struct tensor *x = ag_embedding(ctx, ids, m->wte);                   /* (B, T, C) */
+	x = ag_layernorm(ctx, x, m->emb_ln_w, m->emb_ln_b, c->layer_norm_epsilon);
+	for (int i = 0; i < c->n_layer && x; i++)
+		x = block_forward(ctx, m, &m->layers[i], x, mask);
+	x = ag_layernorm(ctx, x, m->lnf_w, m->lnf_b, c->layer_norm_epsilon);
+	return ag_matmul(ctx, x, m->wte, false, true);                        /* (B, T, V) */
+}
+
+struct tensor *bloom_lm_loss(struct ag_ctx *ctx, struct tensor *logits,
+			     struct tensor *labels)
+{
+	char d0[64], d1[64];
+	if (ctx->err.set)
+		return NULL;
+	if (!logits || !labels || logits->ndim != 3 || labels->ndim != 2 ||
+	    labels->shape[0] != logits->shape[0] || labels->shape[1] != logits->shape[1] ||
+	    logits->shape[1] < 2) {
+		hug_error_set(&ctx->err, "bloom_lm_loss: logits must be (B, T, V) and labels "
+			      "(B, T) with T >= 2: logits is %s, labels is %s",
+			      logits ? tensor_describe(logits, d0, sizeof(d0)) : "NULL",
+			      labels ? tensor_describe(labels, d1, sizeof(d1)) : "NULL");
+		return NULL;
+	}
+	int64_t t = logits->shape[1];
+	struct tensor *pred = ag_slice(ctx, logits, 1, 0, t - 1);   /* (B, T-1, V) */
+	struct tensor *next = ag_slice(ctx, labels, 1, 1, t - 1);   /* (B, T-1) */
+	return ag_cross_entropy(ctx, pred, next, -100);
+}

@@ -1,0 +1,98 @@
+/* bloom.h: BLOOM (BloomForCausalLM) as Hugging Face computes it:
+ * word_embeddings -> word_embeddings_layernorm -> n_layer x block -> ln_f ->
+ * lm_head tied to word_embeddings. Block (pre-LN): attention with fused
+ * query_key_value (rows [n_head][q,k,v][head_dim]) and ALiBi, then the MLP
+ * (dense_h_to_4h, tanh GeLU, dense_4h_to_h); each residual is taken from the
+ * block input, or from the LayerNorm output when
+ * apply_residual_connection_post_layernorm is set. */
+#ifndef HUG_NN_BLOOM_H
+#define HUG_NN_BLOOM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../autograd/autograd.h"
+#include "../base/error.h"
+#include "param.h"
+
+struct bloom_config {
+	int64_t vocab_size;          /* V (250880 for the released models) */
+	int64_t hidden_size;         /* C, "hidden_size" or "n_embed" */
+	int n_layer;                 /* "n_layer" or "num_hidden_layers" */
+	int n_head;                  /* "n_head" or "num_attention_heads" */
+	double layer_norm_epsilon;   /* 1e-5 */
+	bool apply_residual_connection_post_layernorm;
+	double hidden_dropout;       /* after attention dense and MLP */
+	double attention_dropout;    /* on the attention probabilities */
+	double initializer_range;    /* std of the normal init, 0.02 */
+	int bos_token_id, eos_token_id, pad_token_id; /* 1, 2, 3 */
+};
+
+/* The defaults of transformers' BloomConfig for the fields it defaults,
+ * with the given sizes. */
+struct bloom_config bloom_config_make(int64_t vocab, int64_t hidden, int n_layer,
+				      int n_head);
+
+/* Checks sizes are positive, hidden_size divisible by n_head, dropouts in
+ * [0, 1), eps > 0. `what` prefixes messages (a file name). 0 or -1. */
+int bloom_config_validate(const struct bloom_config *cfg, const char *what,
+			  struct hug_error *err);
+
+/* Number of parameters, V*C + 4C + L*(12C^2 + 13C), computed without
+ * allocating anything (bloom-560m: 559,214,592). */
+int64_t bloom_param_count(const struct bloom_config *cfg);
+
+/* The configs of the released BigScience models, by short name
+ * ("bloom-560m", "bloom-1b1", "bloom-1b7", "bloom-3b", "bloom-7b1",
+ * "bloom"); 0, or -1 for an unknown name. */
+int bloom_config_preset(const char *name, struct bloom_config *cfg);
+
+struct bloom_layer {
+	struct tensor *ln1_w, *ln1_b;       /* input_layernorm (C) */
+	struct tensor *qkv_w, *qkv_b;       /* self_attention.query_key_value (3C, C), (3C) */
+	struct tensor *proj_w, *proj_b;     /* self_attention.dense (C, C), (C) */
+	struct tensor *ln2_w, *ln2_b;       /* post_attention_layernorm (C) */
+	struct tensor *fc1_w, *fc1_b;       /* mlp.dense_h_to_4h (4C, C), (4C) */
+	struct tensor *fc2_w, *fc2_b;       /* mlp.dense_4h_to_h (C, 4C), (C) */
+};
+
+struct bloom_model {
+	struct bloom_config cfg;
+	enum dtype dtype;                   /* of the parameters */
+	struct arena params;                /* every parameter, one block */
+	struct arena grads;                 /* their gradients, one block */
+	struct param_table table;           /* HF name -> tensor */
+	struct tensor *wte;                 /* word_embeddings (V, C), also lm_head */
+	struct tensor *emb_ln_w, *emb_ln_b; /* word_embeddings_layernorm (C) */
+	struct bloom_layer *layers;         /* n_layer */
+	struct tensor *lnf_w, *lnf_b;       /* ln_f (C) */
+	struct tensor *slopes;              /* ALiBi (n_head), not a parameter */
+};
+
+/* Allocates the parameters of `cfg` (validated by the caller) in dtype dt
+ * (f32 or f64) on the host, contents unspecified, each registered under its
+ * HF name ("transformer." prefix; the tied lm_head is not a separate
+ * parameter). With `trainable`, every parameter gets a zeroed gradient in
+ * m->grads. Free with bloom_model_free. */
+void bloom_model_init(struct bloom_model *m, const struct bloom_config *cfg,
+		      enum dtype dt, bool trainable);
+void bloom_model_free(struct bloom_model *m);
+
+/* Hugging Face's initialisation: linear and embedding weights ~ N(0,
+ * initializer_range^2) from a counter-based stream of `seed` (so the result
+ * does not depend on thread count), biases 0, LayerNorm weight 1 bias 0. */
+void bloom_model_init_weights(struct bloom_model *m, uint64_t seed);
+
+/* Forward pass: ids (B, T) i32, mask (B, T) i32 (1 token / 0 padding) or
+ * NULL -> logits (B, T, V). Dropout follows ctx->training. NULL on error
+ * (ctx->err: e.g. an id outside the vocabulary). */
+struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
+			     struct tensor *ids, struct tensor *mask);
+
+/* Hugging Face's causal-LM loss: logits (B, T, V) at position t predict
+ * labels[t + 1]; labels (B, T) i32 with -100 ignored; the mean over counted
+ * tokens. -> 0-d. */
+struct tensor *bloom_lm_loss(struct ag_ctx *ctx, struct tensor *logits,
+			     struct tensor *labels);
+
+#endif
