@@ -26,6 +26,9 @@ struct ag_backend {
 	void (*accumulate)(struct tensor *dst, const struct tensor *src);
 	/* Every element of float tensor t (any strides) = value. */
 	void (*fill)(struct tensor *t, double value);
+	/* dst = src element for element: same shape and dtype, any strides
+	 * on both sides. Not recorded on the tape. */
+	void (*copy)(struct tensor *dst, const struct tensor *src);
 };
 
 extern const struct ag_backend ag_cpu_backend;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../autograd/backend.h"
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
@@ -218,9 +219,10 @@ void bloom_model_init_weights(struct bloom_model *m, uint64_t seed)
 
 /* One block: x (B, T, C) -> (B, T, C); NULL on error. */
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model *m,
-				    const struct bloom_layer *l, struct tensor *x,
-				    struct tensor *mask)
+				    int li, struct tensor *x, struct tensor *mask,
+				    struct bloom_kv_cache *kv)
 {
+	const struct bloom_layer *l = &m->layers[li];
 	const struct bloom_config *c = &m->cfg;
 	int64_t b = x->shape[0], t = x->shape[1], h = c->n_head, d = c->hidden_size / h;
 	bool post = c->apply_residual_connection_post_layernorm;
@@ -232,6 +234,14 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 	struct tensor *q = ag_permute(ctx, ag_slice(ctx, qkv, 3, 0, d), to_bhtd);     /* (B, H, T, D) */
 	struct tensor *k = ag_permute(ctx, ag_slice(ctx, qkv, 3, d, d), to_bhtd);
 	struct tensor *v = ag_permute(ctx, ag_slice(ctx, qkv, 3, 2 * d, d), to_bhtd);
+	if (kv) { /* append k, v; attend over everything cached */
+		int64_t n = kv->len + t;
+		const struct ag_backend *be = ag_backend_get(ctx->step->allocator->device);
+		be->copy(ag_slice(ctx, kv->k[li], 2, kv->len, t), k);
+		be->copy(ag_slice(ctx, kv->v[li], 2, kv->len, t), v);
+		k = ag_slice(ctx, kv->k[li], 2, 0, n);
+		v = ag_slice(ctx, kv->v[li], 2, 0, n);
+	}
 	struct tensor *a = ag_attention_dropout(ctx, q, k, v, m->slopes, mask, true,
 						c->attention_dropout); /* (B, H, T, D) */
 	a = ag_reshape(ctx, ag_permute(ctx, a, to_bhtd), TENSOR_SHAPE(b, t, h * d));
@@ -244,8 +254,10 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 	return ag_add(ctx, post ? ln2 : x, f);
 }
 
-struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
-			     struct tensor *ids, struct tensor *mask)
+/* The forward pass, over a KV cache when kv is not NULL. */
+static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
+			      struct tensor *ids, struct tensor *mask,
+			      struct bloom_kv_cache *kv)
 {
 	char d0[64], d1[64];
 	if (ctx->err.set)
@@ -260,10 +272,76 @@ struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 	const struct bloom_config *c = &m->cfg;
 	struct tensor *x = ag_embedding(ctx, ids, m->wte);                   /* (B, T, C) */
 	x = ag_layernorm(ctx, x, m->emb_ln_w, m->emb_ln_b, c->layer_norm_epsilon);
+	if (kv && x) {
+		struct tensor *dst = ag_slice(ctx, kv->mask, 1, kv->len, ids->shape[1]);
+		if (mask)
+			ag_backend_get(ctx->step->allocator->device)->copy(dst, mask);
+		else
+			ag_backend_get(ctx->step->allocator->device)->fill(dst, 1.0);
+		mask = ag_slice(ctx, kv->mask, 1, 0, kv->len + ids->shape[1]);
+	}
 	for (int i = 0; i < c->n_layer && x; i++)
-		x = block_forward(ctx, m, &m->layers[i], x, mask);
+		x = block_forward(ctx, m, i, x, mask, kv);
 	x = ag_layernorm(ctx, x, m->lnf_w, m->lnf_b, c->layer_norm_epsilon);
+	if (kv && x)
+		kv->len += ids->shape[1];
 	return ag_matmul(ctx, x, m->wte, false, true);                        /* (B, T, V) */
+}
+
+struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
+			     struct tensor *ids, struct tensor *mask)
+{
+	return forward(ctx, m, ids, mask, NULL);
+}
+
+void bloom_kv_cache_init(struct bloom_kv_cache *kv, const struct bloom_model *m,
+			 int64_t batch, int64_t max_len)
+{
+	const struct bloom_config *c = &m->cfg;
+	int64_t h = c->n_head, d = c->hidden_size / h;
+	memset(kv, 0, sizeof(*kv));
+	kv->batch = batch;
+	kv->max_len = max_len;
+	size_t per = (size_t)(batch * h * max_len * d) * dtype_size(m->dtype) + 2 * ARENA_ALIGN;
+	arena_init(&kv->mem, "kv-cache", per * 2 * (size_t)c->n_layer +
+		   (size_t)(batch * max_len) * 4 + 4 * ARENA_ALIGN, NULL);
+	kv->k = hug_calloc((size_t)c->n_layer, sizeof(*kv->k));
+	kv->v = hug_calloc((size_t)c->n_layer, sizeof(*kv->v));
+	for (int i = 0; i < c->n_layer; i++) {
+		kv->k[i] = tensor_new(&kv->mem, m->dtype, TENSOR_SHAPE(batch, h, max_len, d));
+		kv->v[i] = tensor_new(&kv->mem, m->dtype, TENSOR_SHAPE(batch, h, max_len, d));
+	}
+	kv->mask = tensor_zeros(&kv->mem, DT_I32, TENSOR_SHAPE(batch, max_len));
+}
+
+void bloom_kv_cache_free(struct bloom_kv_cache *kv)
+{
+	hug_free(kv->k);
+	hug_free(kv->v);
+	arena_free(&kv->mem);
+	memset(kv, 0, sizeof(*kv));
+}
+
+struct tensor *bloom_forward_cached(struct ag_ctx *ctx, const struct bloom_model *m,
+				    struct bloom_kv_cache *kv, struct tensor *ids,
+				    struct tensor *mask)
+{
+	char d[64];
+	if (ctx->err.set)
+		return NULL;
+	if (ctx->grad_enabled) {
+		hug_error_set(&ctx->err, "bloom_forward_cached: needs grad mode off");
+		return NULL;
+	}
+	if (!ids || ids->ndim != 2 || ids->shape[0] != kv->batch ||
+	    kv->len + ids->shape[1] > kv->max_len) {
+		hug_error_set(&ctx->err, "bloom_forward_cached: ids %s do not fit a cache of "
+			      "%lld sequences holding %lld of %lld positions",
+			      ids ? tensor_describe(ids, d, sizeof(d)) : "NULL",
+			      (long long)kv->batch, (long long)kv->len, (long long)kv->max_len);
+		return NULL;
+	}
+	return forward(ctx, m, ids, mask, kv);
 }
 
 struct tensor *bloom_lm_loss(struct ag_ctx *ctx, struct tensor *logits,

@@ -31,4 +31,5 @@ const struct ag_backend ag_cpu_backend = {
 	},
 	.accumulate = cpu_accumulate,
 	.fill = cpu_fill,
+	.copy = cpu_copy,
 };

@@ -53,6 +53,7 @@ void cpu_cross_entropy_backward(struct ag_node *n);
 
 void cpu_accumulate(struct tensor *dst, const struct tensor *src);
 void cpu_fill(struct tensor *t, double value);
+void cpu_copy(struct tensor *dst, const struct tensor *src);
 
 /* dst (strides dst_stride, shape `shape`) += src (contiguous, `shape`),
  * float tensors of dtype dt. The element at index i of src is added at

@@ -27,27 +27,32 @@ void cpu_strided_add(enum dtype dt, void *dst, const int64_t *dst_stride,
 	CPU_DISPATCH(dt, strided_add, dst, st4, src, s4);
 }
 
-void cpu_contiguous_forward(struct ag_node *n)
+void cpu_copy(struct tensor *dst, const struct tensor *src)
 {
-	const struct tensor *x = n->in[0];
-	size_t es = dtype_size(x->dtype);
-	int64_t s4[4], st4[4];
-	pad4(x->ndim, x->shape, x->stride, s4, st4);
+	size_t es = dtype_size(src->dtype);
+	int64_t s4[4], ss[4], ds[4];
+	pad4(src->ndim, src->shape, src->stride, s4, ss);
+	pad4(dst->ndim, dst->shape, dst->stride, s4, ds);
 	int64_t outer = s4[0] * s4[1] * s4[2];
-	const char *src = x->data;
-	char *dst = n->out->data;
+	const char *sp = src->data;
+	char *dp = dst->data;
 #pragma omp parallel for if (outer * s4[3] >= CPU_PAR_MIN)
 	for (int64_t o = 0; o < outer; o++) {
 		int64_t i0 = o / (s4[1] * s4[2]), i1 = o / s4[2] % s4[1], i2 = o % s4[2];
-		const char *ps = src + (i0 * st4[0] + i1 * st4[1] + i2 * st4[2]) * (int64_t)es;
-		char *pd = dst + o * s4[3] * (int64_t)es;
-		if (st4[3] == 1) {
+		const char *ps = sp + (i0 * ss[0] + i1 * ss[1] + i2 * ss[2]) * (int64_t)es;
+		char *pd = dp + (i0 * ds[0] + i1 * ds[1] + i2 * ds[2]) * (int64_t)es;
+		if (ss[3] == 1 && ds[3] == 1) {
 			memcpy(pd, ps, (size_t)s4[3] * es);
 		} else {
 			for (int64_t i = 0; i < s4[3]; i++)
-				memcpy(pd + i * (int64_t)es, ps + i * st4[3] * (int64_t)es, es);
+				memcpy(pd + i * ds[3] * (int64_t)es, ps + i * ss[3] * (int64_t)es, es);
 		}
 	}
+}
+
+void cpu_contiguous_forward(struct ag_node *n)
+{
+	cpu_copy(n->out, n->in[0]);
 }
 
 /* in->grad += out->grad element for element (same logical order). */

@@ -1,0 +1,141 @@
+/* generate.c: sampling and the KV-cached generation loop. */
+#include "generate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../autograd/rng.h"
+#include "../base/alloc.h"
+
+struct gen_opts gen_opts_default(void)
+{
+	return (struct gen_opts){ .max_new_tokens = 32, .temperature = 1.0,
+				  .top_p = 1.0, .stop_id = -1 };
+}
+
+int gen_opts_validate(const struct gen_opts *o, struct hug_error *err)
+{
+	if (o->max_new_tokens <= 0)
+		return hug_error_set(err, "max-new-tokens: expected > 0, got %d", o->max_new_tokens);
+	if (!o->greedy && !(o->temperature >= 0))
+		return hug_error_set(err, "temperature: expected >= 0, got %g", o->temperature);
+	if (o->top_k < 0)
+		return hug_error_set(err, "top-k: expected >= 0, got %d", o->top_k);
+	if (!(o->top_p > 0 && o->top_p <= 1))
+		return hug_error_set(err, "top-p: expected in (0, 1], got %g", o->top_p);
+	return 0;
+}
+
+/* Descending by logit, then ascending by id (a total order). */
+static int by_logit_desc(const void *a, const void *b, void *keys)
+{
+	const double *k = keys;
+	int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
+	if (k[i] != k[j])
+		return k[i] > k[j] ? -1 : 1;
+	return (i > j) - (i < j);
+}
+
+int32_t gen_sample(const double *logits, int64_t v, const struct gen_opts *o,
+		   uint64_t step, double *work, int32_t *iwork)
+{
+	int32_t best = 0;
+	for (int64_t i = 1; i < v; i++)
+		if (logits[i] > logits[best])
+			best = (int32_t)i;
+	if (o->greedy || o->temperature == 0.0)
+		return best;
+	/* candidates sorted by logit, cut to top-k */
+	for (int64_t i = 0; i < v; i++)
+		iwork[i] = (int32_t)i;
+	qsort_r(iwork, (size_t)v, sizeof(*iwork), by_logit_desc, (void *)logits);
+	int64_t n = o->top_k > 0 && o->top_k < v ? o->top_k : v;
+	/* softmax at temperature over the candidates, then the top-p cut */
+	double *p = work, z = 0;
+	for (int64_t i = 0; i < n; i++) {
+		p[i] = exp((logits[iwork[i]] - logits[best]) / o->temperature);
+		z += p[i];
+	}
+	double cum = 0;
+	int64_t keep = n;
+	for (int64_t i = 0; i < n; i++) {
+		cum += p[i] / z;
+		if (cum >= o->top_p) {
+			keep = i + 1;
+			break;
+		}
+	}
+	double zk = 0;
+	for (int64_t i = 0; i < keep; i++)
+		zk += p[i];
+	double u = (double)(rng_u64(o->seed, step) >> 11) * (1.0 / 9007199254740992.0) * zk;
+	for (int64_t i = 0; i < keep; i++) {
+		u -= p[i];
+		if (u < 0)
+			return iwork[i];
+	}
+	return iwork[keep - 1];
+}
+
+/* Copies row `row` of logits (.., V) (f32 or f64) into doubles. */
+static void logits_row(const struct tensor *logits, int64_t row, double *out)
+{
+	int64_t v = logits->shape[logits->ndim - 1];
+	if (logits->dtype == DT_F64) {
+		memcpy(out, (const double *)logits->data + row * v, (size_t)v * sizeof(double));
+	} else {
+		const float *f = (const float *)logits->data + row * v;
+		for (int64_t i = 0; i < v; i++)
+			out[i] = f[i];
+	}
+}
+
+int bloom_generate(const struct bloom_model *m, const int32_t *prompt, int n_prompt,
+		   const struct gen_opts *o, int32_t *out, struct hug_error *err)
+{
+	if (gen_opts_validate(o, err))
+		return -1;
+	if (n_prompt < 1)
+		return hug_error_set(err, "prompt: expected at least one token id");
+	for (int i = 0; i < n_prompt; i++)
+		if (prompt[i] < 0 || prompt[i] >= m->cfg.vocab_size)
+			return hug_error_set(err, "prompt: id %d at position %d is outside the "
+					     "vocabulary [0, %lld)", prompt[i], i,
+					     (long long)m->cfg.vocab_size);
+	int64_t v = m->cfg.vocab_size;
+	struct bloom_kv_cache kv;
+	bloom_kv_cache_init(&kv, m, 1, n_prompt + o->max_new_tokens);
+	struct arena step;
+	arena_init(&step, "generate", 0, NULL);
+	struct ag_ctx ctx;
+	ag_ctx_init(&ctx, &step);
+	ctx.training = false;
+	ag_set_grad_enabled(&ctx, false);
+	double *row = hug_malloc((size_t)v * 3 * sizeof(double));
+	int32_t *iwork = hug_malloc((size_t)v * sizeof(int32_t));
+	int n_out = 0, rc = 0;
+	struct tensor *ids = tensor_new(&kv.mem, DT_I32, TENSOR_SHAPE(1, n_prompt));
+	memcpy(ids->data, prompt, (size_t)n_prompt * sizeof(int32_t));
+	struct tensor *next = tensor_new(&kv.mem, DT_I32, TENSOR_SHAPE(1, 1));
+	while (n_out < o->max_new_tokens) {
+		struct tensor *logits = bloom_forward_cached(&ctx, m, &kv, ids, NULL);
+		if (!logits) {
+			rc = hug_error_set(err, "%s", ctx.err.msg);
+			break;
+		}
+		logits_row(logits, ids->shape[1] - 1, row);
+		int32_t tok = gen_sample(row, v, o, (uint64_t)n_out, row + v, iwork);
+		out[n_out++] = tok;
+		if (tok == o->stop_id)
+			break;
+		ag_ctx_reset(&ctx);
+		*(int32_t *)next->data = tok;
+		ids = next;
+	}
+	hug_free(row);
+	hug_free(iwork);
+	arena_free(&step);
+	bloom_kv_cache_free(&kv);
+	return rc ? -1 : n_out;
+}
