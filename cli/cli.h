@@ -13,5 +13,8 @@ struct cli_command {
 
 int cli_help(int argc, char **argv);
 int cli_version(int argc, char **argv);
+int cli_info(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+int cli_generate(int argc, char **argv);
 
 #endif

@@ -9,6 +9,9 @@
 static const struct cli_command commands[] = {
 	{ "help", "show this help", cli_help },
 	{ "version", "print the version and the compiled-in backends", cli_version },
+	{ "info", "describe a model directory, config.json, .safetensors file or preset", cli_info },
+	{ "eval", "loss and perplexity of a checkpoint on token ids", cli_eval },
+	{ "generate", "continue a prompt of token ids with a checkpoint", cli_generate },
 };
 
 static const int n_commands = (int)(sizeof(commands) / sizeof(commands[0]));

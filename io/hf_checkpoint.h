@@ -6,22 +6,30 @@
 #ifndef HUG_IO_HF_CHECKPOINT_H
 #define HUG_IO_HF_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../base/error.h"
 #include "../nn/bloom.h"
 
 /* Reads a BLOOM config.json (`path` is the file, or a directory holding
  * it). Accepts hidden_size or n_embed, n_layer or num_hidden_layers, n_head
- * or num_attention_heads; other fields default as in transformers. Every
- * error names the file and the key: "cfg/config.json: n_head: expected a
- * positive integer, got \"eight\"". The result is validated. 0 or -1. */
+ * or num_attention_heads; these and vocab_size are required, the other
+ * fields default as bloom_config_make sets them; a token id of null is
+ * stored as -1 (none). model_type, when present, must be "bloom", and
+ * tie_word_embeddings, when present, true. Keys hug does not use are
+ * ignored. Every error names the file and the key: "cfg/config.json:
+ * n_head: expected a positive integer, got \"eight\"". The result is
+ * validated. 0 or -1. */
 int hf_bloom_config_read(const char *path, struct bloom_config *cfg,
 			 struct hug_error *err);
 
 /* Writes config.json (model_type bloom, architectures
- * ["BloomForCausalLM"], torch_dtype from `weights_dtype`) and
- * generation_config.json into directory `dir` (which must exist). */
+ * ["BloomForCausalLM"], dtype and torch_dtype from `weights_dtype`, keys
+ * sorted, 2-space indent as transformers writes it; a negative token id is
+ * written as null) and generation_config.json into directory `dir` (which
+ * must exist), each atomically (temporary file, fsync, rename). */
 int hf_bloom_config_write(const struct bloom_config *cfg, enum dtype weights_dtype,
 			  const char *dir, struct hug_error *err);
 
@@ -36,6 +44,34 @@ int hf_weights_load(struct param_table *pt, const char *dir, struct hug_error *e
  * shards plus model.safetensors.index.json. Files are written atomically. */
 int hf_weights_save(const struct param_table *pt, const char *dir, enum dtype disk,
 		    size_t max_shard_bytes, struct hug_error *err);
+
+/* The file names of a Hugging Face model directory. */
+#define HF_CONFIG_FILE "config.json"
+#define HF_GENERATION_CONFIG_FILE "generation_config.json"
+#define HF_WEIGHTS_FILE "model.safetensors"
+#define HF_WEIGHTS_INDEX_FILE "model.safetensors.index.json"
+
+/* The weight files of a directory, as hf_weights_find resolves them. */
+struct hf_weight_files {
+	bool sharded;        /* true: read from HF_WEIGHTS_INDEX_FILE */
+	int n_files;
+	char **files;        /* names relative to the directory; shards sorted */
+	int n_map;           /* sharded: the index's weight_map entries */
+	char **map_names;    /* tensor names as written in the index */
+	int *map_file;       /* index into files for each entry */
+	int64_t total_size;  /* sharded: metadata.total_size, or -1 if absent */
+};
+
+/* Finds the weights in `dir`: HF_WEIGHTS_FILE when it exists, else the
+ * shards named by HF_WEIGHTS_INDEX_FILE, whose weight_map is validated
+ * (an object of strings; shard names without path separators or "..";
+ * every shard exists as a regular file). Returns 0 with *wf filled (free
+ * with hf_weight_files_free), or -1 with `err` naming the directory or the
+ * index and the problem (*wf left empty). */
+int hf_weights_find(const char *dir, struct hf_weight_files *wf,
+		    struct hug_error *err);
+/* Frees what hf_weights_find allocated; idempotent. */
+void hf_weight_files_free(struct hf_weight_files *wf);
 
 /* Loads a whole BLOOM directory into `m` (initialised here, dtype dt, with
  * gradients when trainable). On error m is left freed. */

@@ -1,0 +1,100 @@
+/* generate.c: `hug generate --model DIR --prompt-ids 1,2,3`: continues a
+ * prompt with a BLOOM checkpoint (KV cache; greedy, temperature, top-k,
+ * top-p; seeded) and prints the new token ids. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/alloc.h"
+#include "../io/hf_checkpoint.h"
+#include "../nn/generate.h"
+#include "args.h"
+#include "cli.h"
+
+/* Parses "1,2,3" into a new array; -1 with err naming the bad entry. */
+static int parse_ids(const char *s, int32_t **out, int *n, struct hug_error *err)
+{
+	int cap = 16;
+	*n = 0;
+	*out = hug_malloc((size_t)cap * sizeof(int32_t));
+	const char *p = s;
+	while (*p) {
+		char *end;
+		errno = 0;
+		long v = strtol(p, &end, 10);
+		if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ','))
+			return hug_error_set(err, "--prompt-ids: entry %d of \"%s\" is not a "
+					     "non-negative integer", *n + 1, s);
+		if (*n == cap)
+			*out = hug_realloc(*out, (size_t)(cap *= 2) * sizeof(int32_t));
+		(*out)[(*n)++] = (int32_t)v;
+		p = *end ? end + 1 : end;
+	}
+	if (*n == 0)
+		return hug_error_set(err, "--prompt-ids: expected ids like 1,2,3, got \"%s\"", s);
+	return 0;
+}
+
+int cli_generate(int argc, char **argv)
+{
+	const char *model = NULL, *prompt = NULL;
+	struct gen_opts o = gen_opts_default();
+	bool help = false, no_stop = false;
+	o.stop_id = -2; /* the model's eos unless given */
+	const struct arg_spec specs[] = {
+		{ "model", ARG_STR, &model, "checkpoint directory (config.json + safetensors)" },
+		{ "prompt-ids", ARG_STR, &prompt, "comma-separated prompt token ids" },
+		{ "max-new-tokens", ARG_INT, &o.max_new_tokens, "tokens to generate (32)" },
+		{ "greedy", ARG_SWITCH, &o.greedy, "argmax decoding" },
+		{ "temperature", ARG_DOUBLE, &o.temperature, "sampling temperature (1.0)" },
+		{ "top-k", ARG_INT, &o.top_k, "keep the k most likely tokens (0: all)" },
+		{ "top-p", ARG_DOUBLE, &o.top_p, "nucleus sampling mass (1.0: off)" },
+		{ "seed", ARG_U64, &o.seed, "random seed (0)" },
+		{ "stop-id", ARG_INT, &o.stop_id, "stop after this id (default: the model's eos)" },
+		{ "no-stop", ARG_SWITCH, &no_stop, "never stop early" },
+		{ "help", ARG_SWITCH, &help, "show this help" },
+	};
+	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
+	struct hug_error err = { 0 };
+	const char *pos[1];
+	int n_pos;
+	if (args_parse(argc, argv, specs, n_specs, pos, 0, &n_pos, &err)) {
+		fprintf(stderr, "hug generate: %s\n", err.msg);
+		return 2;
+	}
+	if (help || !model || !prompt) {
+		printf("usage: hug generate --model DIR --prompt-ids 1,2,3 [options]\n");
+		args_usage(specs, n_specs);
+		return help ? 0 : 2;
+	}
+	int32_t *ids = NULL, *out = NULL;
+	int n_ids = 0, rc = 2;
+	struct bloom_model m;
+	bool loaded = false;
+	if (parse_ids(prompt, &ids, &n_ids, &err) || gen_opts_validate(&o, &err))
+		goto done;
+	if (hf_bloom_load(model, DT_F32, false, &m, &err))
+		goto done;
+	loaded = true;
+	if (no_stop)
+		o.stop_id = -1;
+	else if (o.stop_id == -2)
+		o.stop_id = m.cfg.eos_token_id;
+	out = hug_malloc((size_t)o.max_new_tokens * sizeof(int32_t));
+	int n = bloom_generate(&m, ids, n_ids, &o, out, &err);
+	if (n < 0)
+		goto done;
+	for (int i = 0; i < n; i++)
+		printf("%s%d", i ? "," : "", out[i]);
+	printf("\n");
+	rc = 0;
+done:
+	if (rc)
+		fprintf(stderr, "hug generate: %s\n", err.msg);
+	if (loaded)
+		bloom_model_free(&m);
+	hug_free(ids);
+	hug_free(out);
+	return rc;
+}
