@@ -1,16 +1,12 @@
 /* cpu_kernels.h: the CPU backend's kernels (shared by its files only).
  * Kernels that do math are written once in a *.tmpl.h body and instantiated
- * for REAL = float and double by instantiate.h; CPU_DISPATCH picks the
- * instance for a dtype. */
+ * for REAL = float and double by instantiate.h, whose CPU_DISPATCH picks
+ * the instance for a dtype. */
 #ifndef HUG_AUTOGRAD_CPU_KERNELS_H
 #define HUG_AUTOGRAD_CPU_KERNELS_H
 
 #include "../backend.h"
 #include "../node.h"
-
-/* Calls name_f64(...) for f64 tensors, name_f32(...) otherwise. */
-#define CPU_DISPATCH(dt, name, ...)                                            \
-	((dt) == DT_F64 ? name##_f64(__VA_ARGS__) : name##_f32(__VA_ARGS__))
 
 /* Parallelise a loop only when it has at least this much work. */
 #define CPU_PAR_MIN 32768

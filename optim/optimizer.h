@@ -1,0 +1,76 @@
+/* optimizer.h: AdamW (decoupled weight decay, PyTorch's update order) and
+ * SGD with momentum over the trainable parameters of a parameter table,
+ * global-norm gradient clipping, and zeroing of gradients. Parameters with
+ * no gradient (frozen) get no optimizer state at all. */
+#ifndef HUG_OPTIM_OPTIMIZER_H
+#define HUG_OPTIM_OPTIMIZER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../base/error.h"
+#include "../nn/param.h"
+
+enum optim_kind {
+	OPTIM_ADAMW,
+	OPTIM_SGD,
+};
+
+struct optim_config {
+	enum optim_kind kind;
+	double beta1, beta2;  /* AdamW: 0.9, 0.999 */
+	double eps;           /* AdamW: 1e-8 */
+	double weight_decay;  /* decoupled for AdamW, added to the gradient for SGD */
+	double momentum;      /* SGD: 0 means plain SGD */
+	bool nesterov;        /* SGD */
+};
+
+/* Per trainable parameter. */
+struct optim_slot {
+	struct param *param;
+	bool decay;             /* weight decay applies */
+	struct tensor *m;       /* AdamW exp_avg / SGD momentum buffer (NULL if none) */
+	struct tensor *v;       /* AdamW exp_avg_sq (NULL for SGD) */
+};
+
+struct optimizer {
+	struct optim_config cfg;
+	int n;                  /* trainable parameters */
+	struct optim_slot *slots;
+	int64_t step;           /* updates done */
+	struct arena state;     /* all of m and v, one block */
+};
+
+/* AdamW defaults of PyTorch (betas 0.9/0.999, eps 1e-8, weight decay 0.01). */
+struct optim_config optim_config_adamw(void);
+
+/* Builds the optimizer over the parameters of `pt` that have a gradient,
+ * with zeroed state. Decay applies to every parameter not marked no_decay
+ * in the table (biases and LayerNorm weights). The table must outlive the
+ * optimizer. */
+void optim_init(struct optimizer *o, const struct optim_config *cfg,
+		struct param_table *pt);
+void optim_free(struct optimizer *o);
+
+/* Sets decay for every trainable parameter whose name matches the
+ * fnmatch(3) pattern; returns how many matched. */
+int optim_set_decay(struct optimizer *o, const char *pattern, bool decay);
+
+/* One update with learning rate lr from the gradients now in the
+ * parameters' .grad; increments o->step. */
+void optim_step(struct optimizer *o, double lr);
+
+/* Zeroes every trainable parameter's gradient. */
+void optim_zero_grad(struct optimizer *o);
+
+/* The global L2 norm of all gradients (accumulated in double); when
+ * max_norm > 0 and the norm exceeds it, scales every gradient by
+ * max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_ does. Returns
+ * the norm before clipping (NaN or inf when a gradient is not finite; then
+ * nothing is scaled). */
+double optim_clip_grad_norm(struct optimizer *o, double max_norm);
+
+/* Bytes of optimizer state. */
+size_t optim_state_bytes(const struct optimizer *o);
+
+#endif

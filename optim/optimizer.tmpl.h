@@ -1,0 +1,54 @@
+/* optimizer.tmpl.h: REAL-typed optimizer updates (see
+ * autograd/cpu/instantiate.h). */
+#include <tgmath.h>
+
+/* PyTorch's single-tensor AdamW, element by element:
+ *   p *= 1 - lr wd;  m += (1 - b1)(g - m);  v = b2 v + (1 - b2) g^2;
+ *   p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps). */
+static void FN(adamw_update)(int64_t n, REAL *p, const REAL *g, REAL *m, REAL *v,
+			     double lr, double wd, double b1, double b2, double eps,
+			     double bc1, double bc2)
+{
+	const REAL decay = (REAL)(1.0 - lr * wd), w1 = (REAL)(1.0 - b1);
+	const REAL rb2 = (REAL)b2, w2 = (REAL)(1.0 - b2);
+	const REAL step = (REAL)(lr / bc1), bc2s = (REAL)sqrt(bc2), e = (REAL)eps;
+#pragma omp parallel for if (n >= 65536)
+	for (int64_t i = 0; i < n; i++) {
+		p[i] *= decay;
+		m[i] += w1 * (g[i] - m[i]);
+		v[i] = v[i] * rb2 + w2 * g[i] * g[i];
+		p[i] -= step * (m[i] / (sqrt(v[i]) / bc2s + e));
+	}
+}
+
+/* PyTorch's SGD: g += wd p; with momentum, buf = momentum buf + g (buf = g
+ * on the first step), g = nesterov ? g + momentum buf : buf; p -= lr g. */
+static void FN(sgd_update)(int64_t n, REAL *p, const REAL *g, REAL *buf, double lr,
+			   double wd, double momentum, bool nesterov, bool first)
+{
+	const REAL rl = (REAL)lr, rw = (REAL)wd, mo = (REAL)momentum;
+#pragma omp parallel for if (n >= 65536)
+	for (int64_t i = 0; i < n; i++) {
+		REAL d = g[i] + rw * p[i];
+		if (buf) {
+			buf[i] = first ? d : mo * buf[i] + d;
+			d = nesterov ? d + mo * buf[i] : buf[i];
+		}
+		p[i] -= rl * d;
+	}
+}
+
+static double FN(sum_squares)(int64_t n, const REAL *x)
+{
+	double s = 0;
+	for (int64_t i = 0; i < n; i++)
+		s += (double)x[i] * (double)x[i];
+	return s;
+}
+
+static void FN(scale_inplace)(int64_t n, REAL *x, double a)
+{
+	const REAL ra = (REAL)a;
+	for (int64_t i = 0; i < n; i++)
+		x[i] *= ra;
+}
