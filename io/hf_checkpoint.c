@@ -363,12 +363,12 @@ static int cfg_size(const char *file, const cJSON *root, const char *key,
 			return -1;
 		if (!it)
 			continue;
-		if (!json_int_in(it, 1, max, &v))
-			return hug_error_set(err,
-					     "%s: %s: expected a positive integer%s, got %s",
-					     file, names[i],
-					     max < INT64_MAX ? " that fits in 32 bits" : "",
-					     json_text(it, got, sizeof(got)));
+		if (!json_int_in(it, 1, INT64_MAX, &v))
+			return hug_error_set(err, "%s: %s: expected a positive integer, got %s",
+					     file, names[i], json_text(it, got, sizeof(got)));
+		if (v > max)
+			return hug_error_set(err, "%s: %s: expected a positive integer at most %" PRId64 ", got %s",
+					     file, names[i], max, json_text(it, got, sizeof(got)));
 		if (have && v != *out)
 			return hug_error_set(err, "%s: %s is %" PRId64 " but %s is %" PRId64
 					     "; give one of them",

@@ -33,15 +33,27 @@ int hf_bloom_config_read(const char *path, struct bloom_config *cfg,
 int hf_bloom_config_write(const struct bloom_config *cfg, enum dtype weights_dtype,
 			  const char *dir, struct hug_error *err);
 
-/* Fills every parameter of `pt` from the weights in `dir`, converting dtypes
- * (f32, f64, bf16, f16 on disk). Missing tensors, shape mismatches and
- * tensors that belong to no parameter (other than a lm_head.weight tied to
- * the embeddings) are errors naming the file and the tensor. */
+/* Fills every parameter of `pt` from the weights in `dir` (found as
+ * hf_weights_find finds them), converting dtypes (f32, f64, bf16, f16 on
+ * disk). Missing tensors, shape mismatches, non-float tensors, a parameter
+ * given twice (with and without the prefix, or in two shards), an index
+ * entry whose shard lacks the tensor and tensors that belong to no
+ * parameter (other than a lm_head.weight tied to the embeddings) are errors
+ * naming the file and the tensor. Everything is checked before anything is
+ * copied, so on error the parameters are unchanged. */
 int hf_weights_load(struct param_table *pt, const char *dir, struct hug_error *err);
 
-/* Writes every parameter of `pt` to `dir` as `disk` dtype: one
+/* Writes every parameter of `pt` (host, float) to directory `dir` (which
+ * must exist) as `disk` dtype (f32, f64, bf16 or f16), under the
+ * registered names; no lm_head.weight (transformers ties it). One
  * model.safetensors, or, when the total exceeds max_shard_bytes (0: never),
- * shards plus model.safetensors.index.json. Files are written atomically. */
+ * shards model-0000k-of-0000N.safetensors filled greedily in registration
+ * order (a tensor larger than the limit gets a shard of its own) plus
+ * model.safetensors.index.json ({"metadata": {"total_size": bytes},
+ * "weight_map": {name: shard}}, written last). Each file is written
+ * atomically; afterwards the weight files of an earlier save that this one
+ * did not write (the single file, the index, other shards) are removed.
+ * For a directory that is never seen half-replaced, use hf_bloom_save. */
 int hf_weights_save(const struct param_table *pt, const char *dir, enum dtype disk,
 		    size_t max_shard_bytes, struct hug_error *err);
 
@@ -73,14 +85,23 @@ int hf_weights_find(const char *dir, struct hf_weight_files *wf,
 /* Frees what hf_weights_find allocated; idempotent. */
 void hf_weight_files_free(struct hf_weight_files *wf);
 
-/* Loads a whole BLOOM directory into `m` (initialised here, dtype dt, with
- * gradients when trainable). On error m is left freed. */
+/* Loads a whole BLOOM directory into `m` (initialised here, dtype dt: f32
+ * or f64, with gradients when trainable). On error m is left freed (all
+ * zero). */
 int hf_bloom_load(const char *dir, enum dtype dt, bool trainable,
 		  struct bloom_model *m, struct hug_error *err);
 
-/* Saves config, generation config and weights of `m` into `dir`, created if
- * needed; written under "<dir>.tmp" and renamed into place, so a crash never
- * leaves a half-written directory under the final name. */
+/* Saves config, generation config and weights of `m` into `dir`, created
+ * (with its parents) if needed; written under "<dir>.tmp" and renamed into
+ * place, so a crash never leaves a half-written directory under the final
+ * name. An existing `dir` is swapped out atomically (renameat2
+ * RENAME_EXCHANGE; where the file system lacks it, renamed to "<dir>.old"
+ * first) and then removed; entries in it that hug does not write (a
+ * tokenizer, a README) are moved into the new directory rather than
+ * deleted. A stale "<dir>.tmp" (or, on the rename path, "<dir>.old")
+ * holding only hug's files is cleared first; one holding anything else is
+ * an error, as is a `dir` that is not a directory (or is a symbolic
+ * link). */
 int hf_bloom_save(const struct bloom_model *m, const char *dir, enum dtype disk,
 		  size_t max_shard_bytes, struct hug_error *err);
 
