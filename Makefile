@@ -18,9 +18,12 @@ endif
 
 CC ?= cc
 OPT ?= -O2
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP -I.
+# HDF5 (token shards): Debian's serial build.
+HDF5_CFLAGS ?= -I/usr/include/hdf5/serial
+HDF5_LIBS ?= -lhdf5_serial
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP -I. $(HDF5_CFLAGS)
 CFLAGS += $(CFLAGS_BASE) $(SANFLAGS)
-LDLIBS := -lopenblas -lcjson -lm
+LDLIBS := -lopenblas -lcjson $(HDF5_LIBS) -lpthread -lm
 LDFLAGS += -fopenmp $(SANFLAGS)
 
 # CUDA: compiled when nvcc exists (NVCC= to disable).
@@ -83,7 +86,19 @@ test: $(TESTS) $(HUG)
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+# Benchmarks: each bench/bench_<what>.c is one program, linked against
+# libhug into $(BUILD)/bin/bench_<what>. `make bench` builds them all.
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bin/%)
+
+.PHONY: bench
+bench: $(BENCH_BIN)
+
+$(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
 
 # The main job. Until `hug train` lands it builds hug and reports what it
 # was built with; README.md says what it will run.

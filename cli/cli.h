@@ -16,5 +16,6 @@ int cli_version(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_generate(int argc, char **argv);
+int cli_recipe(int argc, char **argv);
 
 #endif

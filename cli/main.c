@@ -12,6 +12,7 @@ static const struct cli_command commands[] = {
 	{ "info", "describe a model directory, config.json, .safetensors file or preset", cli_info },
 	{ "eval", "loss and perplexity of a checkpoint on token ids", cli_eval },
 	{ "generate", "continue a prompt of token ids with a checkpoint", cli_generate },
+	{ "recipe", "validate a training recipe, or print the recipe key reference", cli_recipe },
 };
 
 static const int n_commands = (int)(sizeof(commands) / sizeof(commands[0]));

@@ -1,0 +1,155 @@
+/* test_recipe.c: recipe parsing: defaults, overrides, and one clear error
+ * per kind of mistake (each names the file and the key). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../train/recipe.h"
+#include "../train/recipe_schema.h"
+#include "harness.h"
+
+static char shard_glob[64];
+
+/* A data file for the globs to match. */
+static void make_shard(void)
+{
+	static char dir[] = "/tmp/hug-recipe-XXXXXX";
+	if (shard_glob[0])
+		return;
+	if (!mkdtemp(dir))
+		return;
+	char p[96];
+	snprintf(p, sizeof(p), "%s/a.h5", dir);
+	FILE *f = fopen(p, "w");
+	if (f)
+		fclose(f);
+	snprintf(shard_glob, sizeof(shard_glob), "%s/*.h5", dir);
+}
+
+static int parse(const char *extra_json, const char *const *ov, int n_ov, int world,
+		 struct recipe *r, struct hug_error *err)
+{
+	make_shard();
+	char text[4096];
+	snprintf(text, sizeof(text),
+		 "{\"model\": {\"hidden_size\": 32, \"n_layer\": 2, \"n_head\": 4, \"vocab_size\": 100},"
+		 " \"data\": {\"train\": [{\"path\": \"%s\", \"weight\": 1.0}], \"seq_len\": 64},"
+		 " \"optim\": {\"lr\": 0.001},"
+		 " \"train\": {\"steps\": 50}%s}", shard_glob, extra_json);
+	hug_error_clear(err);
+	return recipe_parse("r.json", text, ov, n_ov, world, r, err);
+}
+
+/* Expects a parse error containing both fragments. */
+static void expect_error(const char *extra, const char *ov, const char *frag1, const char *frag2)
+{
+	struct recipe r;
+	struct hug_error err = { 0 };
+	const char *ovs[1] = { ov };
+	int rc = parse(extra, ovs, ov ? 1 : 0, 1, &r, &err);
+	if (rc == 0) {
+		test_fail_at(__FILE__, __LINE__, "no error for %s %s", extra, ov ? ov : "");
+		recipe_free(&r);
+		return;
+	}
+	if (!strstr(err.msg, "r.json") || !strstr(err.msg, frag1) || (frag2 && !strstr(err.msg, frag2)))
+		test_fail_at(__FILE__, __LINE__, "message \"%s\" lacks \"%s\"/\"%s\"", err.msg,
+			     frag1, frag2 ? frag2 : "");
+}
+
+TEST(recipe_defaults_and_fields)
+{
+	struct recipe r;
+	struct hug_error err = { 0 };
+	REQUIRE(parse("", NULL, 0, 1, &r, &err) == 0);
+	CHECK(r.model.hidden_size == 32 && r.model.n_head == 4 && r.model.vocab_size == 100);
+	CHECK(r.seq_len == 64 && r.steps == 50);
+	CHECK(r.micro_batch_size == 8 && r.global_batch_size == 32 && r.accumulation == 4);
+	CHECK(r.optim.kind == OPTIM_ADAMW && r.optim.beta1 == 0.9 && r.optim.beta2 == 0.95);
+	CHECK(r.schedule.max_lr == 0.001 && r.schedule.decay == LR_COSINE);
+	CHECK(r.schedule.decay_steps == 50);
+	CHECK(r.grad_clip == 1.0 && r.optim.weight_decay == 0.1);
+	CHECK(r.device == DEV_CPU && r.precision == PRECISION_F32);
+	CHECK(!r.peft.enabled && r.tensor_parallel == 1);
+	CHECK(!strcmp(r.out_dir, "runs/hug") && r.seed == 1234);
+	CHECK(r.json && strstr(r.json, "\"seq_len\""));
+	recipe_free(&r);
+}
+
+TEST(recipe_set_overrides)
+{
+	struct recipe r;
+	struct hug_error err = { 0 };
+	const char *ov[] = { "optim.lr=1e-4", "train.out_dir=runs/x", "optim.betas=[0.8,0.9]",
+			     "peft.r=4", "batch.micro_batch_size=4" };
+	REQUIRE(parse("", ov, 5, 1, &r, &err) == 0);
+	CHECK(r.schedule.max_lr == 1e-4);
+	CHECK(!strcmp(r.out_dir, "runs/x"));
+	CHECK(r.optim.beta1 == 0.8 && r.optim.beta2 == 0.9);
+	CHECK(r.peft.enabled && r.peft.r == 4 && r.peft.n_targets == 1 &&
+	      !strcmp(r.peft.target_modules[0], "query_key_value"));
+	CHECK(r.accumulation == 8);
+	CHECK(strstr(r.json, "runs/x") != NULL); /* the effective recipe is saved */
+	recipe_free(&r);
+}
+
+TEST(recipe_errors_name_file_and_key)
+{
+	expect_error(", \"optim2\": {}", NULL, "optim2", "did you mean \"optim\"");
+	expect_error("", "optim.lrr=3", "optim.lrr", "did you mean \"optim.lr\"");
+	expect_error("", "optim.lr=\"fast\"", "optim.lr", "\"fast\"");
+	expect_error("", "optim.lr=-1", "optim.lr", "-1");
+	expect_error("", "data.seq_len=4096", "data.seq_len", "max_seq_len");
+	expect_error("", "batch.global_batch_size=30", "batch.global_batch_size", "multiple");
+	expect_error("", "model.n_head=5", "not divisible", NULL);
+	expect_error("", "device=\"tpu\"", "device", "cpu|cuda");
+	expect_error("", "train.steps=2.5", "train.steps", "integer");
+	expect_error("", "data.train=[{\"path\": \"/nonexistent/*.h5\"}]", "data.train[0].path",
+		     "matches no files");
+	expect_error("", "data.tokenizer=\"/nonexistent.json\"", "data.tokenizer", "cannot open");
+	expect_error("", "model.from_pretrained=\"/nonexistent\"", "model.from_pretrained", "/nonexistent");
+	expect_error("", "schedule.min_lr=1", "schedule.min_lr", "above");
+	expect_error("", "optim.betas=[0.9]", "optim.betas", NULL);
+	expect_error("", "model.hidden_dropout=1.5", "model.hidden_dropout", NULL);
+	expect_error("", "parallel.tensor=3", "parallel.tensor", "processes");
+}
+
+TEST(recipe_not_json_reports_line)
+{
+	struct recipe r;
+	struct hug_error err = { 0 };
+	CHECK(recipe_parse("bad.json", "{\n\"a\": 1,\n oops }", NULL, 0, 1, &r, &err) == -1);
+	CHECK(strstr(err.msg, "bad.json:3") != NULL);
+	hug_error_clear(&err);
+	CHECK(recipe_load("/nonexistent/recipe.json", NULL, 0, 1, &r, &err) == -1);
+	CHECK(strstr(err.msg, "/nonexistent/recipe.json") != NULL);
+}
+
+TEST(recipe_batch_divisible_by_ranks)
+{
+	struct recipe r;
+	struct hug_error err = { 0 };
+	/* 32 = 8 x 4 ranks: ok; 3 ranks: error */
+	CHECK(parse("", NULL, 0, 4, &r, &err) == 0 && r.accumulation == 1);
+	recipe_free(&r);
+	CHECK(parse("", NULL, 0, 3, &r, &err) == -1);
+	CHECK(strstr(err.msg, "3 data-parallel ranks") != NULL);
+}
+
+TEST(recipe_docs_list_every_key)
+{
+	FILE *f = fopen("docs/recipes.md", "r");
+	REQUIRE(f);
+	static char doc[65536];
+	size_t n = fread(doc, 1, sizeof(doc) - 1, f);
+	fclose(f);
+	doc[n] = '\0';
+	for (int i = 0; i < recipe_n_keys; i++) {
+		char key[128];
+		snprintf(key, sizeof(key), "`%s`", recipe_keys[i].path);
+		if (!strstr(doc, key))
+			test_fail_at(__FILE__, __LINE__, "docs/recipes.md does not document %s",
+				     recipe_keys[i].path);
+	}
+}

@@ -1,0 +1,599 @@
+/* recipe.c: recipe parsing: --set overrides, unknown-key and type checks
+ * against the key table (recipe_schema.c), filling struct recipe, and the
+ * checks that span keys (batch divisibility, seq_len, files). */
+#include "recipe.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../base/alloc.h"
+#include "../base/json.h"
+#include "../io/hf_checkpoint.h"
+#include "recipe_schema.h"
+
+struct rparse {
+	const char *name;     /* file name for messages */
+	cJSON *root;
+	struct hug_error *err;
+};
+
+/* The JSON node at a dotted path, or NULL when absent. */
+static cJSON *node_at(cJSON *root, const char *path)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", path);
+	cJSON *n = root;
+	for (char *save = NULL, *seg = strtok_r(buf, ".", &save); seg && n;
+	     seg = strtok_r(NULL, ".", &save))
+		n = cJSON_IsObject(n) ? cJSON_GetObjectItemCaseSensitive(n, seg) : NULL;
+	return n;
+}
+
+static int fail(struct rparse *rp, const char *path, const char *fmt, const char *got)
+{
+	return hug_error_set(rp->err, "%s: %s: %s%s%s", rp->name, path, fmt,
+			     got ? ", got " : "", got ? got : "");
+}
+
+/* Short JSON text of a value for messages (caller frees). */
+static char *show(const cJSON *v)
+{
+	char *s = cJSON_PrintUnformatted(v);
+	if (s && strlen(s) > 60)
+		strcpy(s + 56, "...");
+	return s;
+}
+
+/* Checks a value against its key's type and bounds. */
+static int check_value(struct rparse *rp, const struct rkey *k, const cJSON *v)
+{
+	char want[160];
+	if (cJSON_IsNull(v)) {
+		if (k->nullable)
+			return 0;
+		snprintf(want, sizeof(want), "expected %s, not null", rkey_type_name(k->type));
+		return fail(rp, k->path, want, NULL);
+	}
+	bool ok = true;
+	switch (k->type) {
+	case RK_OBJECT: ok = cJSON_IsObject(v); break;
+	case RK_INT: ok = cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble); break;
+	case RK_NUMBER: ok = cJSON_IsNumber(v); break;
+	case RK_STRING: ok = cJSON_IsString(v) && v->valuestring[0]; break;
+	case RK_BOOL: ok = cJSON_IsBool(v); break;
+	case RK_ENUM: {
+		ok = cJSON_IsString(v);
+		if (ok) {
+			char opts[128];
+			snprintf(opts, sizeof(opts), "|%s|", k->choices);
+			char key[96];
+			snprintf(key, sizeof(key), "|%s|", v->valuestring);
+			ok = strstr(opts, key) != NULL;
+		}
+		break;
+	}
+	case RK_NUMBERS: case RK_STRINGS: case RK_SOURCES: {
+		ok = cJSON_IsArray(v);
+		const cJSON *e;
+		cJSON_ArrayForEach(e, v) {
+			if (k->type == RK_NUMBERS && !cJSON_IsNumber(e))
+				ok = false;
+			if (k->type == RK_STRINGS && !cJSON_IsString(e))
+				ok = false;
+			if (k->type == RK_SOURCES && !cJSON_IsObject(e))
+				ok = false;
+		}
+		break;
+	}
+	}
+	char *got = show(v);
+	int rc = 0;
+	if (!ok) {
+		if (k->type == RK_ENUM)
+			snprintf(want, sizeof(want), "expected one of \"%s\"", k->choices);
+		else
+			snprintf(want, sizeof(want), "expected %s", rkey_type_name(k->type));
+		rc = fail(rp, k->path, want, got);
+	} else if (k->type == RK_INT || k->type == RK_NUMBER) {
+		double d = v->valuedouble;
+		bool below = k->lo_open ? d <= k->lo : d < k->lo;
+		if (below || d > k->hi) {
+			snprintf(want, sizeof(want), "expected %s %s %g%s", rkey_type_name(k->type),
+				 k->lo_open ? ">" : ">=", k->lo, k->hi < 1e299 ? " and below the limit" : "");
+			if (k->hi < 1e299)
+				snprintf(want, sizeof(want), "expected %s in %s%g, %g]",
+					 rkey_type_name(k->type), k->lo_open ? "(" : "[", k->lo, k->hi);
+			rc = fail(rp, k->path, want, got);
+		}
+	}
+	cJSON_free(got);
+	return rc;
+}
+
+/* Walks the tree: every member must be a known key of a valid type. */
+static int check_tree(struct rparse *rp, const cJSON *obj, const char *prefix)
+{
+	const cJSON *m;
+	cJSON_ArrayForEach(m, obj) {
+		char path[256];
+		snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", m->string);
+		const struct rkey *k = rkey_find(path);
+		if (!k) {
+			const struct rkey *near = rkey_suggest(path);
+			if (near)
+				return hug_error_set(rp->err, "%s: %s: unknown key (did you mean \"%s\"?)",
+						     rp->name, path, near->path);
+			return hug_error_set(rp->err, "%s: %s: unknown key (docs/recipes.md lists them)",
+					     rp->name, path);
+		}
+		if (check_value(rp, k, m))
+			return -1;
+		if (k->type == RK_OBJECT && cJSON_IsObject(m) && check_tree(rp, m, path))
+			return -1;
+	}
+	return 0;
+}
+
+/* The value at `path`, or the key's default (parsed into `scratch`). */
+static const cJSON *value(struct rparse *rp, const char *path, cJSON **scratch)
+{
+	const cJSON *v = node_at(rp->root, path);
+	if (v)
+		return v;
+	const struct rkey *k = rkey_find(path);
+	if (!k || !k->def)
+		return NULL;
+	cJSON_Delete(*scratch);
+	*scratch = cJSON_Parse(k->def);
+	return *scratch;
+}
+
+static int need(struct rparse *rp, const char *path, const cJSON *v)
+{
+	if (v)
+		return 0;
+	return hug_error_set(rp->err, "%s: %s: required key is missing", rp->name, path);
+}
+
+static int get_num(struct rparse *rp, const char *path, double *out)
+{
+	cJSON *scratch = NULL;
+	const cJSON *v = value(rp, path, &scratch);
+	int rc = need(rp, path, v);
+	if (!rc)
+		*out = v->valuedouble;
+	cJSON_Delete(scratch);
+	return rc;
+}
+
+static int get_i64(struct rparse *rp, const char *path, int64_t *out)
+{
+	double d = 0;
+	if (get_num(rp, path, &d))
+		return -1;
+	*out = (int64_t)d;
+	return 0;
+}
+
+static int get_int(struct rparse *rp, const char *path, int *out)
+{
+	double d = 0;
+	if (get_num(rp, path, &d))
+		return -1;
+	*out = (int)d;
+	return 0;
+}
+
+static int get_bool(struct rparse *rp, const char *path, bool *out)
+{
+	cJSON *scratch = NULL;
+	const cJSON *v = value(rp, path, &scratch);
+	int rc = need(rp, path, v);
+	if (!rc)
+		*out = cJSON_IsTrue(v);
+	cJSON_Delete(scratch);
+	return rc;
+}
+
+/* A copy of the string at path (NULL when null/absent and allowed). */
+static int get_str(struct rparse *rp, const char *path, char **out)
+{
+	cJSON *scratch = NULL;
+	const cJSON *v = value(rp, path, &scratch);
+	int rc = need(rp, path, v);
+	*out = !rc && cJSON_IsString(v) ? hug_strdup(v->valuestring) : NULL;
+	cJSON_Delete(scratch);
+	return rc;
+}
+
+static bool present(struct rparse *rp, const char *path)
+{
+	const cJSON *v = node_at(rp->root, path);
+	return v && !cJSON_IsNull(v);
+}
+
+static int get_strings(struct rparse *rp, const char *path, char ***out, int *n)
+{
+	cJSON *scratch = NULL;
+	const cJSON *v = value(rp, path, &scratch);
+	*out = NULL;
+	*n = 0;
+	if (v && cJSON_IsArray(v)) {
+		*out = hug_calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(char *));
+		const cJSON *e;
+		cJSON_ArrayForEach(e, v)
+			(*out)[(*n)++] = hug_strdup(e->valuestring);
+	}
+	cJSON_Delete(scratch);
+	return 0;
+}
+
+static void free_strings(char **s, int n)
+{
+	for (int i = 0; i < n; i++)
+		hug_free(s[i]);
+	hug_free(s);
+}
+
+/* data.train / data.valid: [{path, weight}], each glob matching files. */
+static int get_sources(struct rparse *rp, const char *path, bool weighted,
+		       struct recipe_source **out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	const cJSON *v = node_at(rp->root, path);
+	if (!v || cJSON_IsNull(v))
+		return weighted ? need(rp, path, NULL) : 0;
+	int count = cJSON_GetArraySize(v);
+	if (count == 0)
+		return hug_error_set(rp->err, "%s: %s: expected at least one source", rp->name, path);
+	*out = hug_calloc((size_t)count, sizeof(**out));
+	for (int i = 0; i < count; i++) {
+		const cJSON *e = cJSON_GetArrayItem(v, i), *m;
+		cJSON_ArrayForEach(m, e)
+			if (strcmp(m->string, "path") && (strcmp(m->string, "weight") || !weighted))
+				return hug_error_set(rp->err, "%s: %s[%d].%s: unknown key (a source has "
+						     "\"path\"%s)", rp->name, path, i, m->string,
+						     weighted ? " and \"weight\"" : "");
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "path");
+		const cJSON *w = cJSON_GetObjectItemCaseSensitive(e, "weight");
+		if (!cJSON_IsString(p) || !p->valuestring[0])
+			return hug_error_set(rp->err, "%s: %s[%d].path: expected a file or glob string",
+					     rp->name, path, i);
+		if (w && (!cJSON_IsNumber(w) || !(w->valuedouble > 0)))
+			return hug_error_set(rp->err, "%s: %s[%d].weight: expected a number > 0",
+					     rp->name, path, i);
+		(*out)[i].path = hug_strdup(p->valuestring);
+		(*out)[i].weight = w ? w->valuedouble : 1.0;
+		(*n)++;
+		glob_t g;
+		int grc = glob(p->valuestring, 0, NULL, &g);
+		size_t matched = grc == 0 ? g.gl_pathc : 0;
+		if (grc == 0)
+			globfree(&g);
+		if (matched == 0)
+			return hug_error_set(rp->err, "%s: %s[%d].path: \"%s\" matches no files",
+					     rp->name, path, i, p->valuestring);
+	}
+	return 0;
+}
+
+static int parse_model(struct rparse *rp, struct recipe *r)
+{
+	if (get_str(rp, "model.from_pretrained", &r->from_pretrained))
+		return -1;
+	static const char *const sizes[] = { "model.vocab_size", "model.hidden_size",
+					     "model.n_layer", "model.n_head" };
+	if (r->from_pretrained) {
+		for (int i = 0; i < 4; i++)
+			if (present(rp, sizes[i]))
+				return hug_error_set(rp->err, "%s: %s: not allowed with model.from_pretrained "
+						     "(the size comes from %s/config.json)", rp->name,
+						     sizes[i], r->from_pretrained);
+		struct hug_error e2 = { 0 };
+		if (hf_bloom_config_read(r->from_pretrained, &r->model, &e2))
+			return hug_error_set(rp->err, "%s: model.from_pretrained: %s", rp->name, e2.msg);
+	} else {
+		int64_t v, h;
+		int l, n;
+		if (get_i64(rp, sizes[0], &v) || get_i64(rp, sizes[1], &h) ||
+		    get_int(rp, sizes[2], &l) || get_int(rp, sizes[3], &n))
+			return -1;
+		r->model = bloom_config_make(v, h, l, n);
+		if (get_num(rp, "model.layer_norm_epsilon", &r->model.layer_norm_epsilon) ||
+		    get_bool(rp, "model.apply_residual_connection_post_layernorm",
+			     &r->model.apply_residual_connection_post_layernorm) ||
+		    get_num(rp, "model.initializer_range", &r->model.initializer_range) ||
+		    get_int(rp, "model.bos_token_id", &r->model.bos_token_id) ||
+		    get_int(rp, "model.eos_token_id", &r->model.eos_token_id) ||
+		    get_int(rp, "model.pad_token_id", &r->model.pad_token_id))
+			return -1;
+	}
+	/* dropout may be set for a pretrained model too (fine-tuning) */
+	if ((present(rp, "model.hidden_dropout") || !r->from_pretrained) &&
+	    get_num(rp, "model.hidden_dropout", &r->model.hidden_dropout))
+		return -1;
+	if ((present(rp, "model.attention_dropout") || !r->from_pretrained) &&
+	    get_num(rp, "model.attention_dropout", &r->model.attention_dropout))
+		return -1;
+	if (get_i64(rp, "model.max_seq_len", &r->max_seq_len))
+		return -1;
+	return bloom_config_validate(&r->model, rp->name, rp->err);
+}
+
+static int parse_optim(struct rparse *rp, struct recipe *r)
+{
+	cJSON *scratch = NULL;
+	const cJSON *name = value(rp, "optim.name", &scratch);
+	r->optim.kind = !strcmp(name->valuestring, "sgd") ? OPTIM_SGD : OPTIM_ADAMW;
+	cJSON_Delete(scratch);
+	scratch = NULL;
+	const cJSON *betas = value(rp, "optim.betas", &scratch);
+	int nb = cJSON_GetArraySize(betas);
+	double b1 = nb > 0 ? cJSON_GetArrayItem(betas, 0)->valuedouble : -1;
+	double b2 = nb > 1 ? cJSON_GetArrayItem(betas, 1)->valuedouble : -1;
+	cJSON_Delete(scratch);
+	if (nb != 2 || !(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1))
+		return hug_error_set(rp->err, "%s: optim.betas: expected [beta1, beta2] with each "
+				     "in [0, 1)", rp->name);
+	r->optim.beta1 = b1;
+	r->optim.beta2 = b2;
+	if (get_num(rp, "optim.eps", &r->optim.eps) ||
+	    get_num(rp, "optim.weight_decay", &r->optim.weight_decay) ||
+	    get_num(rp, "optim.momentum", &r->optim.momentum) ||
+	    get_bool(rp, "optim.nesterov", &r->optim.nesterov) ||
+	    get_num(rp, "optim.lr", &r->schedule.max_lr) ||
+	    get_num(rp, "optim.grad_clip", &r->grad_clip))
+		return -1;
+	if (r->optim.nesterov && r->optim.momentum == 0)
+		return hug_error_set(rp->err, "%s: optim.nesterov: needs optim.momentum > 0", rp->name);
+	return get_strings(rp, "optim.no_decay", &r->no_decay, &r->n_no_decay);
+}
+
+static int parse_schedule(struct rparse *rp, struct recipe *r)
+{
+	cJSON *scratch = NULL;
+	const cJSON *d = value(rp, "schedule.decay", &scratch);
+	r->schedule.decay = !strcmp(d->valuestring, "cosine") ? LR_COSINE :
+			    !strcmp(d->valuestring, "linear") ? LR_LINEAR : LR_CONSTANT;
+	cJSON_Delete(scratch);
+	if (get_i64(rp, "schedule.warmup_steps", &r->schedule.warmup_steps) ||
+	    get_num(rp, "schedule.min_lr", &r->schedule.min_lr))
+		return -1;
+	r->schedule.decay_steps = r->steps;
+	if (present(rp, "schedule.decay_steps") &&
+	    get_i64(rp, "schedule.decay_steps", &r->schedule.decay_steps))
+		return -1;
+	if (r->schedule.min_lr > r->schedule.max_lr)
+		return hug_error_set(rp->err, "%s: schedule.min_lr: %g is above optim.lr %g",
+				     rp->name, r->schedule.min_lr, r->schedule.max_lr);
+	if (r->schedule.decay != LR_CONSTANT && r->schedule.decay_steps <= r->schedule.warmup_steps)
+		return hug_error_set(rp->err, "%s: schedule.decay_steps: %lld must exceed "
+				     "schedule.warmup_steps %lld", rp->name,
+				     (long long)r->schedule.decay_steps,
+				     (long long)r->schedule.warmup_steps);
+	r->rampup.final = r->global_batch_size;
+	if (present(rp, "schedule.rampup")) {
+		if (get_i64(rp, "schedule.rampup.start", &r->rampup.start) ||
+		    get_i64(rp, "schedule.rampup.increment", &r->rampup.increment) ||
+		    get_i64(rp, "schedule.rampup.samples", &r->rampup.ramp_samples))
+			return -1;
+		if (r->rampup.start >= r->global_batch_size ||
+		    (r->global_batch_size - r->rampup.start) % r->rampup.increment)
+			return hug_error_set(rp->err, "%s: schedule.rampup: start %lld must be below "
+					     "batch.global_batch_size %lld and reach it in steps of "
+					     "increment %lld", rp->name, (long long)r->rampup.start,
+					     (long long)r->global_batch_size,
+					     (long long)r->rampup.increment);
+	}
+	return 0;
+}
+
+static int parse_run(struct rparse *rp, struct recipe *r, int world)
+{
+	cJSON *scratch = NULL;
+	const cJSON *dev = value(rp, "device", &scratch);
+	r->device = !strcmp(dev->valuestring, "cuda") ? DEV_CUDA : DEV_CPU;
+	cJSON_Delete(scratch);
+	scratch = NULL;
+	const cJSON *prec = value(rp, "precision", &scratch);
+	r->precision = !strcmp(prec->valuestring, "bf16") ? PRECISION_BF16 : PRECISION_F32;
+	cJSON_Delete(scratch);
+	int64_t seed;
+	if (get_i64(rp, "batch.micro_batch_size", &r->micro_batch_size) ||
+	    get_i64(rp, "batch.global_batch_size", &r->global_batch_size) ||
+	    get_int(rp, "parallel.tensor", &r->tensor_parallel) ||
+	    get_int(rp, "parallel.zero", &r->zero) ||
+	    get_i64(rp, "train.steps", &r->steps) ||
+	    get_i64(rp, "train.log_every", &r->log_every) ||
+	    get_i64(rp, "train.eval_every", &r->eval_every) ||
+	    get_i64(rp, "train.eval_batches", &r->eval_batches) ||
+	    get_i64(rp, "train.save_every", &r->save_every) ||
+	    get_i64(rp, "train.keep_last", &r->keep_last) ||
+	    get_str(rp, "train.out_dir", &r->out_dir) ||
+	    get_i64(rp, "train.seed", &seed) ||
+	    get_bool(rp, "train.skip_nonfinite", &r->skip_nonfinite) ||
+	    get_i64(rp, "train.sample_tokens", &r->sample_tokens) ||
+	    get_strings(rp, "train.sample_prompts", &r->sample_prompts, &r->n_sample_prompts))
+		return -1;
+	r->seed = (uint64_t)seed;
+	if (world % r->tensor_parallel)
+		return hug_error_set(rp->err, "%s: parallel.tensor: %d does not divide the %d "
+				     "processes", rp->name, r->tensor_parallel, world);
+	int64_t dp = world / r->tensor_parallel, unit = r->micro_batch_size * dp;
+	if (r->global_batch_size % unit)
+		return hug_error_set(rp->err, "%s: batch.global_batch_size: %lld is not a multiple of "
+				     "micro_batch_size %lld x %lld data-parallel ranks = %lld",
+				     rp->name, (long long)r->global_batch_size,
+				     (long long)r->micro_batch_size, (long long)dp, (long long)unit);
+	r->accumulation = r->global_batch_size / unit;
+	return 0;
+}
+
+static int parse_data(struct rparse *rp, struct recipe *r)
+{
+	if (get_i64(rp, "data.seq_len", &r->seq_len) ||
+	    get_num(rp, "data.valid_fraction", &r->valid_fraction) ||
+	    get_str(rp, "data.tokenizer", &r->tokenizer))
+		return -1;
+	if (r->seq_len > r->max_seq_len)
+		return hug_error_set(rp->err, "%s: data.seq_len: %lld is longer than the model allows "
+				     "(model.max_seq_len %lld)", rp->name, (long long)r->seq_len,
+				     (long long)r->max_seq_len);
+	struct stat st;
+	if (r->tokenizer && stat(r->tokenizer, &st) != 0)
+		return hug_error_set(rp->err, "%s: data.tokenizer: cannot open \"%s\": %s",
+				     rp->name, r->tokenizer, strerror(errno));
+	if (get_sources(rp, "data.train", true, &r->train, &r->n_train) ||
+	    get_sources(rp, "data.valid", false, &r->valid, &r->n_valid))
+		return -1;
+	return 0;
+}
+
+static int parse_peft(struct rparse *rp, struct recipe *r)
+{
+	r->peft.enabled = present(rp, "peft");
+	if (!r->peft.enabled)
+		return 0;
+	return get_int(rp, "peft.r", &r->peft.r) || get_num(rp, "peft.alpha", &r->peft.alpha) ||
+	       get_num(rp, "peft.dropout", &r->peft.dropout) ||
+	       get_bool(rp, "peft.rslora", &r->peft.rslora) ||
+	       get_strings(rp, "peft.target_modules", &r->peft.target_modules, &r->peft.n_targets)
+		       ? -1 : 0;
+}
+
+/* Applies "a.b.c=value" to the tree. */
+static int apply_override(struct rparse *rp, const char *ov)
+{
+	const char *eq = strchr(ov, '=');
+	if (!eq || eq == ov)
+		return hug_error_set(rp->err, "--set \"%s\": expected key.path=value", ov);
+	char path[256];
+	snprintf(path, sizeof(path), "%.*s", (int)(eq - ov), ov);
+	cJSON *val = cJSON_Parse(eq + 1);
+	if (!val)
+		val = cJSON_CreateString(eq + 1);
+	cJSON *obj = rp->root;
+	char *save = NULL, *seg = strtok_r(path, ".", &save);
+	while (seg) {
+		char *next = strtok_r(NULL, ".", &save);
+		if (!next) {
+			if (cJSON_GetObjectItemCaseSensitive(obj, seg))
+				cJSON_ReplaceItemInObjectCaseSensitive(obj, seg, val);
+			else
+				cJSON_AddItemToObject(obj, seg, val);
+			return 0;
+		}
+		cJSON *child = cJSON_GetObjectItemCaseSensitive(obj, seg);
+		if (!child || cJSON_IsNull(child)) {
+			child = cJSON_CreateObject();
+			if (cJSON_GetObjectItemCaseSensitive(obj, seg))
+				cJSON_ReplaceItemInObjectCaseSensitive(obj, seg, child);
+			else
+				cJSON_AddItemToObject(obj, seg, child);
+		} else if (!cJSON_IsObject(child)) {
+			cJSON_Delete(val);
+			return hug_error_set(rp->err, "--set \"%s\": %s is not an object", ov, seg);
+		}
+		obj = child;
+		seg = next;
+	}
+	cJSON_Delete(val);
+	return 0;
+}
+
+int recipe_parse(const char *name, const char *text, const char *const *overrides,
+		 int n_overrides, int world, struct recipe *r, struct hug_error *err)
+{
+	memset(r, 0, sizeof(*r));
+	hug_json_init();
+	struct rparse rp = { .name = name, .err = err };
+	const char *where = NULL;
+	rp.root = cJSON_ParseWithOpts(text, &where, 1);
+	if (!rp.root || !cJSON_IsObject(rp.root)) {
+		long off = rp.root ? 0 : (long)(where ? where - text : 0);
+		int line = 1;
+		for (long i = 0; i < off; i++)
+			line += text[i] == '\n';
+		cJSON_Delete(rp.root);
+		return rp.root ? hug_error_set(err, "%s: expected a JSON object", name)
+			       : hug_error_set(err, "%s:%d: not valid JSON", name, line);
+	}
+	r->path = hug_strdup(name);
+	int rc = 0;
+	for (int i = 0; i < n_overrides && !rc; i++)
+		rc = apply_override(&rp, overrides[i]);
+	rc = rc || check_tree(&rp, rp.root, "") || parse_model(&rp, r) ||
+	     parse_run(&rp, r, world) || parse_data(&rp, r) || parse_optim(&rp, r) ||
+	     parse_schedule(&rp, r) || parse_peft(&rp, r);
+	if (!rc)
+		r->json = cJSON_Print(rp.root);
+	cJSON_Delete(rp.root);
+	if (rc)
+		recipe_free(r);
+	return rc ? -1 : 0;
+}
+
+int recipe_load(const char *path, const char *const *overrides, int n_overrides,
+		int world, struct recipe *r, struct hug_error *err)
+{
+	memset(r, 0, sizeof(*r));
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len + 4096 + 1 > cap)
+			text = hug_realloc(text, cap = cap * 2 + 8192);
+		size_t got = fread(text + len, 1, 4096, f);
+		len += got;
+		if (got < 4096)
+			break;
+	}
+	fclose(f);
+	text[len] = '\0';
+	int rc = recipe_parse(path, text, overrides, n_overrides, world, r, err);
+	hug_free(text);
+	return rc;
+}
+
+void recipe_free(struct recipe *r)
+{
+	for (int i = 0; i < r->n_train; i++)
+		hug_free(r->train[i].path);
+	for (int i = 0; i < r->n_valid; i++)
+		hug_free(r->valid[i].path);
+	hug_free(r->train);
+	hug_free(r->valid);
+	free_strings(r->no_decay, r->n_no_decay);
+	free_strings(r->peft.target_modules, r->peft.n_targets);
+	free_strings(r->sample_prompts, r->n_sample_prompts);
+	hug_free(r->path);
+	hug_free(r->from_pretrained);
+	hug_free(r->tokenizer);
+	hug_free(r->out_dir);
+	if (r->json)
+		cJSON_free(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
+void recipe_write_docs(FILE *out)
+{
+	fprintf(out, "| key | type | default | meaning |\n|---|---|---|---|\n");
+	for (int i = 0; i < recipe_n_keys; i++) {
+		const struct rkey *k = &recipe_keys[i];
+		char type[160];
+		if (k->type == RK_ENUM)
+			snprintf(type, sizeof(type), "one of `%s`", k->choices);
+		else
+			snprintf(type, sizeof(type), "%s%s", rkey_type_name(k->type),
+				 k->nullable ? " or null" : "");
+		fprintf(out, "| `%s` | %s | %s%s%s | %s |\n", k->path, type,
+			k->def ? "`" : "", k->def ? k->def : "required", k->def ? "`" : "", k->doc);
+	}
+}

@@ -1,0 +1,97 @@
+/* recipe.h: JSON training recipes: parsed with cJSON into a validated
+ * struct. Every error names the file, the key path and what was expected
+ * ("r.json: optim.lr: expected a number > 0, got \"fast\""); unknown keys are
+ * errors with a "did you mean" for near misses; `--set key.path=value`
+ * overrides apply before validation. docs/recipes.md documents every key;
+ * the key names are a user-facing contract. */
+#ifndef HUG_TRAIN_RECIPE_H
+#define HUG_TRAIN_RECIPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../base/error.h"
+#include "../nn/bloom.h"
+#include "../optim/optimizer.h"
+#include "../optim/schedule.h"
+
+struct recipe_source {
+	char *path;        /* a glob of shard files */
+	double weight;     /* > 0; train blends only */
+};
+
+enum precision {
+	PRECISION_F32,
+	PRECISION_BF16,
+};
+
+struct recipe_peft {
+	bool enabled;              /* "peft" is an object, not null */
+	int r;                     /* rank > 0 */
+	double alpha;              /* scale alpha / r (alpha / sqrt(r) with rslora) */
+	double dropout;            /* on the adapter input */
+	bool rslora;
+	char **target_modules;     /* n_targets names or fnmatch patterns */
+	int n_targets;
+};
+
+struct recipe {
+	char *path;                      /* the recipe file, for messages */
+	/* model */
+	char *from_pretrained;           /* a HF directory, or NULL */
+	struct bloom_config model;       /* from the recipe, or that directory */
+	int64_t max_seq_len;             /* longest sequence the model is meant for */
+	/* data */
+	struct recipe_source *train;
+	int n_train;
+	struct recipe_source *valid;     /* NULL: hold out valid_fraction of train */
+	int n_valid;
+	double valid_fraction;
+	int64_t seq_len;
+	char *tokenizer;                 /* tokenizer.json or NULL */
+	/* optimisation */
+	struct optim_config optim;
+	double grad_clip;                /* 0: off */
+	char **no_decay;                 /* fnmatch patterns; NULL: the model's defaults */
+	int n_no_decay;
+	struct lr_schedule schedule;
+	struct batch_rampup rampup;      /* final = global batch */
+	int64_t micro_batch_size;
+	int64_t global_batch_size;
+	int64_t accumulation;            /* global / (micro * data-parallel ranks) */
+	/* execution */
+	enum device device;
+	enum precision precision;
+	int tensor_parallel;             /* parallel.tensor */
+	int zero;                        /* parallel.zero: 0 or 1 */
+	struct recipe_peft peft;
+	/* the run */
+	int64_t steps;                   /* total optimizer steps */
+	int64_t log_every, eval_every, eval_batches, save_every, keep_last;
+	char *out_dir;
+	uint64_t seed;
+	bool skip_nonfinite;             /* skip a step with a non-finite loss or gradient */
+	int64_t sample_tokens;           /* tokens generated per prompt at the end (0: none) */
+	char **sample_prompts;
+	int n_sample_prompts;
+	char *json;                      /* the effective recipe, pretty-printed */
+};
+
+/* Reads and validates `path`, applying overrides[0..n_overrides) of the
+ * form "key.path=value" (value parsed as JSON when it is valid JSON, else
+ * taken as a string). `world` is the number of processes, used for the
+ * batch divisibility check. 0, or -1 with err (recipe left freed). */
+int recipe_load(const char *path, const char *const *overrides, int n_overrides,
+		int world, struct recipe *r, struct hug_error *err);
+
+/* As recipe_load, from JSON text; `name` labels messages. */
+int recipe_parse(const char *name, const char *text, const char *const *overrides,
+		 int n_overrides, int world, struct recipe *r, struct hug_error *err);
+
+void recipe_free(struct recipe *r);
+
+/* Writes docs for every key (path, type, default, meaning) as Markdown. */
+void recipe_write_docs(FILE *out);
+
+#endif

@@ -1,0 +1,165 @@
+/* recipe_schema.c: every recipe key, its default and its meaning. */
+#include "recipe_schema.h"
+
+#include <math.h>
+#include <string.h>
+
+#define BIG 1e300
+#define NUM(p, d, lo, hi, open, doc) { p, RK_NUMBER, d, false, lo, hi, open, NULL, doc }
+#define INT(p, d, lo, hi, doc) { p, RK_INT, d, false, lo, hi, false, NULL, doc }
+
+const struct rkey recipe_keys[] = {
+	{ "model", RK_OBJECT, NULL, false, 0, 0, false, NULL,
+	  "The model: a BLOOM configuration, or `from_pretrained` a Hugging Face directory." },
+	{ "model.arch", RK_ENUM, "\"bloom\"", false, 0, 0, false, "bloom", "Architecture." },
+	{ "model.from_pretrained", RK_STRING, "null", true, 0, 0, false, NULL,
+	  "Start from this Hugging Face BLOOM directory (config.json + safetensors); its config "
+	  "gives the sizes, so the size keys must be absent." },
+	INT("model.vocab_size", NULL, 1, 2147483647, "Vocabulary size V (required without from_pretrained)."),
+	INT("model.hidden_size", NULL, 1, BIG, "Hidden size C (required without from_pretrained)."),
+	INT("model.n_layer", NULL, 1, 100000, "Number of blocks (required without from_pretrained)."),
+	INT("model.n_head", NULL, 1, 100000, "Attention heads; must divide hidden_size (required without from_pretrained)."),
+	NUM("model.layer_norm_epsilon", "1e-5", 0, 1, true, "LayerNorm epsilon."),
+	{ "model.apply_residual_connection_post_layernorm", RK_BOOL, "false", false, 0, 0, false, NULL,
+	  "Take residuals from the LayerNorm outputs instead of the block inputs." },
+	NUM("model.hidden_dropout", "0.0", 0, 0.999, false, "Dropout after the attention output and the MLP."),
+	NUM("model.attention_dropout", "0.0", 0, 0.999, false, "Dropout on the attention probabilities."),
+	NUM("model.initializer_range", "0.02", 0, 10, false,
+	    "Std of the normal initialisation of weights (BigScience used 0.0048 for bloom-560m)."),
+	INT("model.max_seq_len", "2048", 2, BIG, "Longest sequence the model is trained for; data.seq_len may not exceed it."),
+	INT("model.bos_token_id", "1", 0, 2147483647, "Written to config.json."),
+	INT("model.eos_token_id", "2", 0, 2147483647, "Written to config.json; generation stops on it."),
+	INT("model.pad_token_id", "3", 0, 2147483647, "Written to config.json."),
+
+	{ "data", RK_OBJECT, NULL, false, 0, 0, false, NULL, "Token shards (see docs/shard-format.md)." },
+	{ "data.train", RK_SOURCES, NULL, false, 0, 0, false, NULL,
+	  "Training blend: [{\"path\": \"shards/fr/*.h5\", \"weight\": 0.13}, ...]; weights are relative." },
+	{ "data.valid", RK_SOURCES, "null", true, 0, 0, false, NULL,
+	  "Validation shards [{\"path\": ...}]; null holds out `valid_fraction` of the training samples." },
+	NUM("data.valid_fraction", "0.0", 0, 0.5, false, "Share of each training source held out for validation when `valid` is null."),
+	INT("data.seq_len", NULL, 2, BIG, "Tokens per training sample (required)."),
+	{ "data.tokenizer", RK_STRING, "null", true, 0, 0, false, NULL,
+	  "tokenizer.json used to make the shards: checked against their tokenizer hash, copied to "
+	  "checkpoints and used to decode samples." },
+
+	{ "optim", RK_OBJECT, NULL, false, 0, 0, false, NULL, "The optimizer." },
+	{ "optim.name", RK_ENUM, "\"adamw\"", false, 0, 0, false, "adamw|sgd", "AdamW (decoupled decay) or SGD with momentum." },
+	NUM("optim.lr", NULL, 0, 10, true, "Peak learning rate (required)."),
+	{ "optim.betas", RK_NUMBERS, "[0.9, 0.95]", false, 0, 0.999999, false, NULL, "AdamW betas [beta1, beta2]." },
+	NUM("optim.eps", "1e-8", 0, 1, true, "AdamW epsilon."),
+	NUM("optim.weight_decay", "0.1", 0, 10, false, "Weight decay (not on biases and LayerNorm weights)."),
+	NUM("optim.momentum", "0.0", 0, 0.999999, false, "SGD momentum."),
+	{ "optim.nesterov", RK_BOOL, "false", false, 0, 0, false, NULL, "SGD Nesterov momentum." },
+	NUM("optim.grad_clip", "1.0", 0, BIG, false, "Clip the global gradient norm to this (0: off)."),
+	{ "optim.no_decay", RK_STRINGS, "null", true, 0, 0, false, NULL,
+	  "fnmatch patterns of parameter names without weight decay; null: biases and LayerNorm weights." },
+
+	{ "schedule", RK_OBJECT, "{}", false, 0, 0, false, NULL, "Learning-rate schedule (see optim/schedule.h for the formula)." },
+	INT("schedule.warmup_steps", "0", 0, BIG, "Linear warmup from 0 to optim.lr over this many steps."),
+	{ "schedule.decay", RK_ENUM, "\"cosine\"", false, 0, 0, false, "cosine|linear|constant", "Decay after warmup." },
+	NUM("schedule.min_lr", "0.0", 0, 10, false, "Learning rate at the end of the decay."),
+	{ "schedule.decay_steps", RK_INT, "null", true, 1, BIG, false, NULL, "Step where the decay ends; null: train.steps." },
+	{ "schedule.rampup", RK_OBJECT, "null", true, 0, 0, false, NULL,
+	  "Megatron batch-size ramp-up {\"start\", \"increment\", \"samples\"}; null: none." },
+	INT("schedule.rampup.start", NULL, 1, BIG, "Global batch size at the start."),
+	INT("schedule.rampup.increment", NULL, 1, BIG, "Batch size added at each ramp step."),
+	INT("schedule.rampup.samples", NULL, 1, BIG, "Samples over which the batch reaches batch.global_batch_size."),
+
+	{ "batch", RK_OBJECT, "{}", false, 0, 0, false, NULL, "Batch sizes, in sequences." },
+	INT("batch.micro_batch_size", "8", 1, BIG, "Sequences per forward/backward on one process."),
+	INT("batch.global_batch_size", "32", 1, BIG,
+	    "Sequences per optimizer step over all processes; a multiple of micro_batch_size x data-parallel ranks."),
+
+	{ "device", RK_ENUM, "\"cpu\"", false, 0, 0, false, "cpu|cuda", "Where to compute." },
+	{ "precision", RK_ENUM, "\"f32\"", false, 0, 0, false, "f32|bf16", "Compute precision (bf16 keeps f32 master weights)." },
+
+	{ "parallel", RK_OBJECT, "{}", false, 0, 0, false, NULL, "Parallel layout; data parallel degree = processes / tensor." },
+	INT("parallel.tensor", "1", 1, 4096, "Tensor-parallel degree (Megatron)."),
+	INT("parallel.zero", "0", 0, 1, "1: shard the optimizer state across data-parallel ranks (ZeRO-1)."),
+
+	{ "peft", RK_OBJECT, "null", true, 0, 0, false, NULL, "LoRA adapters; null trains every parameter." },
+	{ "peft.type", RK_ENUM, "\"lora\"", false, 0, 0, false, "lora", "Adapter type." },
+	INT("peft.r", "8", 1, 65536, "LoRA rank."),
+	NUM("peft.alpha", "8.0", 0, BIG, true, "LoRA alpha: scale alpha / r (alpha / sqrt(r) with rslora)."),
+	NUM("peft.dropout", "0.0", 0, 0.999, false, "Dropout on the adapter input."),
+	{ "peft.rslora", RK_BOOL, "false", false, 0, 0, false, NULL, "Rank-stabilised scaling." },
+	{ "peft.target_modules", RK_STRINGS, "[\"query_key_value\"]", false, 0, 0, false, NULL,
+	  "Linear layers that get adapters, by name or pattern." },
+
+	{ "train", RK_OBJECT, NULL, false, 0, 0, false, NULL, "The run." },
+	INT("train.steps", NULL, 1, BIG, "Optimizer steps (required)."),
+	INT("train.log_every", "10", 1, BIG, "Steps between log lines and metrics.jsonl records."),
+	INT("train.eval_every", "0", 0, BIG, "Steps between validation passes (0: only at the end)."),
+	INT("train.eval_batches", "8", 1, BIG, "Micro-batches per validation pass."),
+	INT("train.save_every", "0", 0, BIG, "Steps between checkpoints (0: only at the end)."),
+	INT("train.keep_last", "3", 0, BIG, "Checkpoints kept (0: all)."),
+	{ "train.out_dir", RK_STRING, "\"runs/hug\"", false, 0, 0, false, NULL, "Run directory: checkpoints, metrics.jsonl." },
+	INT("train.seed", "1234", 0, 9007199254740991.0, "Seed of initialisation, data order and dropout."),
+	{ "train.skip_nonfinite", RK_BOOL, "false", false, 0, 0, false, NULL,
+	  "Skip a step whose loss or gradient is not finite instead of stopping." },
+	INT("train.sample_tokens", "0", 0, 100000, "Tokens generated for each sample prompt at the end (needs data.tokenizer)."),
+	{ "train.sample_prompts", RK_STRINGS, "[]", false, 0, 0, false, NULL, "Prompts for the end-of-run samples." },
+};
+
+const int recipe_n_keys = (int)(sizeof(recipe_keys) / sizeof(recipe_keys[0]));
+
+const struct rkey *rkey_find(const char *path)
+{
+	for (int i = 0; i < recipe_n_keys; i++)
+		if (!strcmp(recipe_keys[i].path, path))
+			return &recipe_keys[i];
+	return NULL;
+}
+
+static int edit_distance(const char *a, const char *b)
+{
+	int la = (int)strlen(a), lb = (int)strlen(b);
+	if (la > 63 || lb > 63)
+		return 1000;
+	int d[64][64];
+	for (int i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (int j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (int i = 1; i <= la; i++)
+		for (int j = 1; j <= lb; j++) {
+			int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+			d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+	return d[la][lb];
+}
+
+const struct rkey *rkey_suggest(const char *path)
+{
+	const struct rkey *best = NULL;
+	int best_d = 1000, limit = (int)strlen(path) / 3;
+	if (limit > 3)
+		limit = 3;
+	if (limit < 1)
+		limit = 1;
+	for (int i = 0; i < recipe_n_keys; i++) {
+		int d = edit_distance(path, recipe_keys[i].path);
+		if (d < best_d) {
+			best_d = d;
+			best = &recipe_keys[i];
+		}
+	}
+	return best_d <= limit ? best : NULL;
+}
+
+const char *rkey_type_name(enum rkey_type t)
+{
+	switch (t) {
+	case RK_OBJECT: return "an object";
+	case RK_INT: return "an integer";
+	case RK_NUMBER: return "a number";
+	case RK_STRING: return "a string";
+	case RK_BOOL: return "true or false";
+	case RK_ENUM: return "one of";
+	case RK_NUMBERS: return "an array of numbers";
+	case RK_STRINGS: return "an array of strings";
+	case RK_SOURCES: return "an array of {\"path\": ..., \"weight\": ...}";
+	}
+	return "?";
+}
