@@ -1,12 +1,12 @@
 /* eval.c: `hug eval --model DIR --input FILE`: per-token loss and
  * perplexity of a BLOOM checkpoint on token-id sequences (a JSON array of
  * arrays), optionally dumping the logits to a safetensors file. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 #include "../base/json.h"
 #include "../io/hf_checkpoint.h"
 #include "../io/safetensors.h"
@@ -35,16 +35,9 @@ static int sequences_read(const char *path, int64_t vocab, struct sequences *s,
 			  struct hug_error *err)
 {
 	memset(s, 0, sizeof(*s));
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-	fseek(f, 0, SEEK_END);
-	long size = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *text = hug_malloc((size_t)(size > 0 ? size : 0) + 1);
-	size_t got = fread(text, 1, (size_t)(size > 0 ? size : 0), f);
-	fclose(f);
-	text[got] = '\0';
+	char *text;
+	if (fs_read_file(path, (size_t)1 << 30, &text, NULL, err))
+		return -1;
 	hug_json_init();
 	cJSON *root = cJSON_Parse(text);
 	hug_free(text);

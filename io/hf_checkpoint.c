@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 #include "../base/json.h"
 #include "../base/panic.h"
 #include "safetensors.h"
@@ -35,152 +36,6 @@
 #define JSON_INT_MAX 9007199254740992.0
 
 /* ---- paths and files ---- */
-
-/* Returns hug_malloc'd "dir/name" (no doubled slash). */
-static char *path_join(const char *dir, const char *name)
-{
-	size_t a = strlen(dir), b = strlen(name);
-	bool slash = a > 0 && dir[a - 1] != '/';
-	char *p = hug_malloc(a + slash + b + 1);
-	memcpy(p, dir, a);
-	if (slash)
-		p[a] = '/';
-	memcpy(p + a + slash, name, b + 1);
-	return p;
-}
-
-/* Returns hug_malloc'd s + suffix. */
-static char *str_cat(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	char *p = hug_malloc(a + b + 1);
-	memcpy(p, s, a);
-	memcpy(p + a, suffix, b + 1);
-	return p;
-}
-
-static bool is_dir(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0;
-}
-
-/* Reads a whole (small) file into a NUL-terminated hug_malloc'd buffer. */
-static int read_file(const char *path, char **out, size_t *len,
-		     struct hug_error *err)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return hug_error_set(err, "%s: not a regular file", path);
-	}
-	if ((uint64_t)st.st_size > JSON_FILE_MAX) {
-		close(fd);
-		return hug_error_set(err, "%s: %lld bytes, more than the %u a JSON file may have",
-				     path, (long long)st.st_size, JSON_FILE_MAX);
-	}
-	size_t n = (size_t)st.st_size, got = 0;
-	char *buf = hug_malloc(n + 1);
-	while (got < n) {
-		ssize_t r = read(fd, buf + got, n - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int e = r < 0 ? errno : EIO;
-			close(fd);
-			hug_free(buf);
-			return hug_error_set(err, "%s: read failed: %s", path, strerror(e));
-		}
-		got += (size_t)r;
-	}
-	close(fd);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
-/* Makes renames in `dir` durable; failures are not reported (some file
- * systems refuse fsync on directories). */
-static void sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
-/* The directory part of `path` ("." when there is none), hug_malloc'd. */
-static char *parent_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return hug_strdup(".");
-	char *p = hug_strdup(path);
-	p[slash == path ? 1 : slash - path] = '\0';
-	return p;
-}
-
-/* Writes `len` bytes to `path` atomically: "<path>.tmp", fsync, rename,
- * fsync of the directory. */
-static int write_file_atomic(const char *path, const char *data, size_t len,
-			     struct hug_error *err)
-{
-	char *tmp = str_cat(path, ".tmp");
-	int rc = -1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		hug_error_set(err, "%s: cannot create: %s", tmp, strerror(errno));
-		goto free_tmp;
-	}
-	for (size_t done = 0; done < len;) {
-		ssize_t w = write(fd, data + done, len - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			hug_error_set(err, "%s: write failed: %s", tmp, strerror(errno));
-			goto close_fd;
-		}
-		done += (size_t)w;
-	}
-	if (fsync(fd) != 0) {
-		hug_error_set(err, "%s: fsync failed: %s", tmp, strerror(errno));
-		goto close_fd;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		hug_error_set(err, "%s: close failed: %s", tmp, strerror(errno));
-		goto remove_tmp;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		hug_error_set(err, "%s: cannot rename %s over it: %s", path, tmp,
-			      strerror(errno));
-		goto remove_tmp;
-	}
-	char *dir = parent_of(path);
-	sync_dir(dir);
-	hug_free(dir);
-	rc = 0;
-	goto free_tmp;
-close_fd:
-	close(fd);
-remove_tmp:
-	unlink(tmp);
-free_tmp:
-	hug_free(tmp);
-	return rc;
-}
 
 /* ---- a small pretty JSON emitter (2-space indent, as Python's json) ---- */
 
@@ -487,7 +342,7 @@ static int parse_json_object(const char *path, cJSON **root,
 	int line, col;
 	*root = NULL;
 	hug_json_init();
-	if (read_file(path, &text, &len, err))
+	if (fs_read_file(path, JSON_FILE_MAX, &text, &len, err))
 		return -1;
 	cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, false);
 	if (!j) {
@@ -553,10 +408,10 @@ int hf_bloom_config_read(const char *path, struct bloom_config *cfg,
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-	char *file = S_ISDIR(st.st_mode) ? path_join(path, HF_CONFIG_FILE) : hug_strdup(path);
+	char *file = S_ISDIR(st.st_mode) ? fs_join(path, HF_CONFIG_FILE) : hug_strdup(path);
 	cJSON *root;
 	int rc = -1;
-	if (S_ISDIR(st.st_mode) && !exists(file)) {
+	if (S_ISDIR(st.st_mode) && !fs_exists(file)) {
 		hug_error_set(err, "%s: no %s (is this a Hugging Face model directory?)",
 			      path, HF_CONFIG_FILE);
 		goto free_file;
@@ -615,8 +470,8 @@ static void member_text(struct jmember *m, const char *key, const char *json)
 static int write_json_in(const char *dir, const char *name, const struct jbuf *b,
 			 struct hug_error *err)
 {
-	char *path = path_join(dir, name);
-	int rc = write_file_atomic(path, b->p, b->len, err);
+	char *path = fs_join(dir, name);
+	int rc = fs_write_atomic(path, b->p, b->len, err);
 	hug_free(path);
 	return rc;
 }
@@ -797,7 +652,7 @@ static int index_check_shards(const char *dir, const char *path,
 			      struct hug_error *err)
 {
 	for (int f = 0; f < wf->n_files; f++) {
-		char *p = path_join(dir, wf->files[f]);
+		char *p = fs_join(dir, wf->files[f]);
 		struct stat st;
 		int e = stat(p, &st) == 0 ? 0 : errno;
 		bool ok = e == 0 && S_ISREG(st.st_mode);
@@ -851,21 +706,21 @@ int hf_weights_find(const char *dir, struct hf_weight_files *wf,
 {
 	memset(wf, 0, sizeof(*wf));
 	wf->total_size = -1;
-	if (!is_dir(dir))
+	if (!fs_is_dir(dir))
 		return hug_error_set(err, "%s: %s", dir,
-				     exists(dir) ? "not a directory" : "no such directory");
-	char *single = path_join(dir, HF_WEIGHTS_FILE);
-	char *index = path_join(dir, HF_WEIGHTS_INDEX_FILE);
+				     fs_exists(dir) ? "not a directory" : "no such directory");
+	char *single = fs_join(dir, HF_WEIGHTS_FILE);
+	char *index = fs_join(dir, HF_WEIGHTS_INDEX_FILE);
 	int rc = 0;
-	if (exists(single)) {
+	if (fs_exists(single)) {
 		files_add(wf, HF_WEIGHTS_FILE);
-	} else if (exists(index)) {
+	} else if (fs_exists(index)) {
 		rc = find_sharded(dir, index, wf, err);
 	} else {
-		char *bin = path_join(dir, "pytorch_model.bin");
+		char *bin = fs_join(dir, "pytorch_model.bin");
 		rc = hug_error_set(err, "%s: no weights: neither %s nor %s exists%s",
 				   dir, HF_WEIGHTS_FILE, HF_WEIGHTS_INDEX_FILE,
-				   exists(bin) ? " (pytorch_model.bin is not read by hug: convert it to safetensors)" : "");
+				   fs_exists(bin) ? " (pytorch_model.bin is not read by hug: convert it to safetensors)" : "");
 		hug_free(bin);
 	}
 	if (rc)
@@ -987,7 +842,7 @@ int hf_weights_load(struct param_table *pt, const char *dir, struct hug_error *e
 		.src_file = hug_calloc((size_t)pt->n + 1, sizeof(int)),
 	};
 	for (; opened < wf.n_files; opened++) {
-		char *p = path_join(dir, wf.files[opened]);
+		char *p = fs_join(dir, wf.files[opened]);
 		int e = st_open(&sf[opened], p, err);
 		hug_free(p);
 		if (e)
@@ -1034,7 +889,7 @@ static int remove_stale(const char *dir, bool keep_single, bool keep_index,
 	for (int i = 0; i < 2; i++) {
 		if (keep_fixed[i])
 			continue;
-		char *p = path_join(dir, fixed[i]);
+		char *p = fs_join(dir, fixed[i]);
 		int e = unlink(p) != 0 && errno != ENOENT ? errno : 0;
 		hug_free(p);
 		if (e)
@@ -1054,7 +909,7 @@ static int remove_stale(const char *dir, bool keep_single, bool keep_index,
 			kept = strcmp(keep[i], e->d_name) == 0;
 		if (kept)
 			continue;
-		char *p = path_join(dir, e->d_name);
+		char *p = fs_join(dir, e->d_name);
 		if (unlink(p) != 0 && errno != ENOENT)
 			rc = hug_error_set(err, "%s: cannot remove the stale shard: %s",
 					   p, strerror(errno));
@@ -1072,7 +927,7 @@ static int write_tensors(const struct param_table *pt, int lo, int hi,
 	struct st_writer *w = st_writer_new();
 	for (int i = lo; i < hi; i++)
 		st_writer_add(w, pt->items[i].name, pt->items[i].t, disk);
-	char *p = path_join(dir, name);
+	char *p = fs_join(dir, name);
 	int rc = st_writer_write(w, p, err);
 	hug_free(p);
 	st_writer_free(w);
@@ -1163,7 +1018,7 @@ int hf_weights_save(const struct param_table *pt, const char *dir, enum dtype di
 	if (!torch_dtype_name(disk))
 		return hug_error_set(err, "%s: cannot save weights as %s (expected f32, f64, bf16 or f16)",
 				     dir, dtype_name(disk));
-	if (!is_dir(dir))
+	if (!fs_is_dir(dir))
 		return hug_error_set(err, "%s: not a directory", dir);
 	for (int i = 0; i < pt->n; i++)
 		if (!dtype_is_float(pt->items[i].t->dtype))
@@ -1223,7 +1078,7 @@ static int remove_own_dir(const char *path, struct hug_error *err)
 					   path, e->d_name);
 			break;
 		}
-		char *p = path_join(path, e->d_name);
+		char *p = fs_join(path, e->d_name);
 		if (unlink(p) != 0 && errno != ENOENT)
 			rc = hug_error_set(err, "%s: cannot remove: %s", p, strerror(errno));
 		hug_free(p);
@@ -1237,17 +1092,9 @@ static int remove_own_dir(const char *path, struct hug_error *err)
 /* mkdir -p of every directory above `path` (not path itself). */
 static int make_parents(const char *path, struct hug_error *err)
 {
-	char *p = hug_strdup(path);
-	int rc = 0;
-	for (char *s = strchr(p + 1, '/'); s && rc == 0; s = strchr(s + 1, '/')) {
-		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST)
-			rc = hug_error_set(err, "%s: cannot create: %s", p, strerror(errno));
-		else if (!is_dir(p))
-			rc = hug_error_set(err, "%s: not a directory", p);
-		*s = '/';
-	}
-	hug_free(p);
+	char *parent = fs_parent(path);
+	int rc = fs_make_dirs(parent, err);
+	hug_free(parent);
 	return rc;
 }
 
@@ -1266,8 +1113,8 @@ static int carry_foreign(const char *old_dir, const char *new_dir,
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
 		    is_own_file(e->d_name))
 			continue;
-		char *from = path_join(old_dir, e->d_name);
-		char *to = path_join(new_dir, e->d_name);
+		char *from = fs_join(old_dir, e->d_name);
+		char *to = fs_join(new_dir, e->d_name);
 		if (rename(from, to) != 0)
 			rc = hug_error_set(err, "%s: cannot move it into %s: %s", from,
 					   new_dir, strerror(errno));
@@ -1315,7 +1162,7 @@ static int save_into(const struct bloom_model *m, const char *tmp, enum dtype di
 	if (hf_bloom_config_write(&m->cfg, disk, tmp, err) ||
 	    hf_weights_save(&m->table, tmp, disk, max_shard_bytes, err))
 		return -1;
-	sync_dir(tmp);
+	fs_sync_dir(tmp);
 	return 0;
 }
 
@@ -1326,8 +1173,8 @@ int hf_bloom_save(const struct bloom_model *m, const char *dir, enum dtype disk,
 	size_t n = strlen(d);
 	while (n > 1 && d[n - 1] == '/')
 		d[--n] = '\0';
-	char *tmp = str_cat(d, ".tmp"), *old = str_cat(d, ".old");
-	char *parent = parent_of(d);
+	char *tmp = fs_cat(d, ".tmp"), *old = fs_cat(d, ".old");
+	char *parent = fs_parent(d);
 	struct stat st;
 	int rc = -1;
 	if (n == 0 || strcmp(d, "/") == 0 || strcmp(d, ".") == 0 ||
@@ -1348,14 +1195,14 @@ int hf_bloom_save(const struct bloom_model *m, const char *dir, enum dtype disk,
 		remove_own_dir(tmp, &ignored);
 		goto free_names;
 	}
-	if (exists(d)) {
+	if (fs_exists(d)) {
 		if (swap_into_place(tmp, d, old, err))
 			goto free_names;
 	} else if (rename(tmp, d) != 0) {
 		hug_error_set(err, "%s: cannot rename %s to it: %s", d, tmp, strerror(errno));
 		goto free_names;
 	}
-	sync_dir(parent);
+	fs_sync_dir(parent);
 	rc = 0;
 free_names:
 	hug_free(parent);
@@ -1373,9 +1220,9 @@ int hf_bloom_load(const char *dir, enum dtype dt, bool trainable,
 	if (dt != DT_F32 && dt != DT_F64)
 		return hug_error_set(err, "%s: cannot load a model as %s (expected f32 or f64)",
 				     dir, dtype_name(dt));
-	if (!is_dir(dir))
+	if (!fs_is_dir(dir))
 		return hug_error_set(err, "%s: %s", dir,
-				     exists(dir) ? "not a directory" : "no such directory");
+				     fs_exists(dir) ? "not a directory" : "no such directory");
 	if (hf_bloom_config_read(dir, &cfg, err))
 		return -1;
 	bloom_model_init(m, &cfg, dt, trainable);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 #include "../base/panic.h"
 
 /* ---- dtypes ---- */
@@ -846,19 +847,11 @@ static int check_writer_names(const struct st_writer *w, const char *path,
 	return rc;
 }
 
-/* Makes the rename durable; failures here are not reported (some file
- * systems refuse fsync on directories). */
+/* Makes the rename durable. */
 static void sync_parent_dir(const char *path)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir = hug_strdup(slash ? path : ".");
-	if (slash)
-		dir[slash == path ? 1 : slash - path] = '\0';
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
+	char *dir = fs_parent(path);
+	fs_sync_dir(dir);
 	hug_free(dir);
 }
 

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 #include "../base/json.h"
 #include "../io/hf_checkpoint.h"
 #include "recipe_schema.h"
@@ -421,6 +422,8 @@ static int parse_run(struct rparse *rp, struct recipe *r, int world)
 	    get_strings(rp, "train.sample_prompts", &r->sample_prompts, &r->n_sample_prompts))
 		return -1;
 	r->seed = (uint64_t)seed;
+	if (present(rp, "train.peak_tflops") && get_num(rp, "train.peak_tflops", &r->peak_tflops))
+		return -1;
 	if (world % r->tensor_parallel)
 		return hug_error_set(rp->err, "%s: parallel.tensor: %d does not divide the %d "
 				     "processes", rp->name, r->tensor_parallel, world);
@@ -542,21 +545,9 @@ int recipe_load(const char *path, const char *const *overrides, int n_overrides,
 		int world, struct recipe *r, struct hug_error *err)
 {
 	memset(r, 0, sizeof(*r));
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-	char *text = NULL;
-	size_t len = 0, cap = 0;
-	for (;;) {
-		if (len + 4096 + 1 > cap)
-			text = hug_realloc(text, cap = cap * 2 + 8192);
-		size_t got = fread(text + len, 1, 4096, f);
-		len += got;
-		if (got < 4096)
-			break;
-	}
-	fclose(f);
-	text[len] = '\0';
+	char *text;
+	if (fs_read_file(path, 16u << 20, &text, NULL, err))
+		return -1;
 	int rc = recipe_parse(path, text, overrides, n_overrides, world, r, err);
 	hug_free(text);
 	return rc;

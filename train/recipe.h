@@ -72,6 +72,7 @@ struct recipe {
 	char *out_dir;
 	uint64_t seed;
 	bool skip_nonfinite;             /* skip a step with a non-finite loss or gradient */
+	double peak_tflops;              /* 0: unknown (no MFU) */
 	int64_t sample_tokens;           /* tokens generated per prompt at the end (0: none) */
 	char **sample_prompts;
 	int n_sample_prompts;

@@ -97,6 +97,8 @@ const struct rkey recipe_keys[] = {
 	INT("train.seed", "1234", 0, 9007199254740991.0, "Seed of initialisation, data order and dropout."),
 	{ "train.skip_nonfinite", RK_BOOL, "false", false, 0, 0, false, NULL,
 	  "Skip a step whose loss or gradient is not finite instead of stopping." },
+	{ "train.peak_tflops", RK_NUMBER, "null", true, 0, BIG, true, NULL,
+	  "Peak TFLOP/s of one device, for MFU in the logs; null: MFU not reported." },
 	INT("train.sample_tokens", "0", 0, 100000, "Tokens generated for each sample prompt at the end (needs data.tokenizer)."),
 	{ "train.sample_prompts", RK_STRINGS, "[]", false, 0, 0, false, NULL, "Prompts for the end-of-run samples." },
 };

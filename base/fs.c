@@ -1,0 +1,170 @@
+/* fs.c: paths, whole-file reads, atomic writes, directories. */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+
+char *fs_join(const char *dir, const char *name)
+{
+	size_t a = strlen(dir), b = strlen(name);
+	bool slash = a > 0 && dir[a - 1] != '/';
+	char *p = hug_malloc(a + slash + b + 1);
+	memcpy(p, dir, a);
+	if (slash)
+		p[a] = '/';
+	memcpy(p + a + slash, name, b + 1);
+	return p;
+}
+
+char *fs_cat(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	char *p = hug_malloc(a + b + 1);
+	memcpy(p, s, a);
+	memcpy(p + a, suffix, b + 1);
+	return p;
+}
+
+char *fs_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return hug_strdup(".");
+	char *p = hug_strdup(path);
+	p[slash == path ? 1 : slash - path] = '\0';
+	return p;
+}
+
+bool fs_is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool fs_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+int fs_read_file(const char *path, size_t max_bytes, char **out, size_t *len,
+		 struct hug_error *err)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return hug_error_set(err, "%s: not a regular file", path);
+	}
+	if ((uint64_t)st.st_size > max_bytes) {
+		close(fd);
+		return hug_error_set(err, "%s: %lld bytes, more than the %zu allowed",
+				     path, (long long)st.st_size, max_bytes);
+	}
+	size_t n = (size_t)st.st_size, got = 0;
+	char *buf = hug_malloc(n + 1);
+	while (got < n) {
+		ssize_t r = read(fd, buf + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int e = r < 0 ? errno : EIO;
+			close(fd);
+			hug_free(buf);
+			return hug_error_set(err, "%s: read failed: %s", path, strerror(e));
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	buf[n] = '\0';
+	*out = buf;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+void fs_sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len,
+		    struct hug_error *err)
+{
+	char *tmp = fs_cat(path, ".tmp");
+	int rc = -1;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		hug_error_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+		goto free_tmp;
+	}
+	for (size_t done = 0; done < len;) {
+		ssize_t w = write(fd, (const char *)data + done, len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			hug_error_set(err, "%s: write failed: %s", tmp, strerror(errno));
+			goto close_fd;
+		}
+		done += (size_t)w;
+	}
+	if (fsync(fd) != 0) {
+		hug_error_set(err, "%s: fsync failed: %s", tmp, strerror(errno));
+		goto close_fd;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		hug_error_set(err, "%s: close failed: %s", tmp, strerror(errno));
+		goto remove_tmp;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		hug_error_set(err, "%s: cannot rename %s over it: %s", path, tmp,
+			      strerror(errno));
+		goto remove_tmp;
+	}
+	char *dir = fs_parent(path);
+	fs_sync_dir(dir);
+	hug_free(dir);
+	rc = 0;
+	goto free_tmp;
+close_fd:
+	close(fd);
+remove_tmp:
+	unlink(tmp);
+free_tmp:
+	hug_free(tmp);
+	return rc;
+}
+
+int fs_make_dirs(const char *path, struct hug_error *err)
+{
+	char *p = hug_strdup(path);
+	int rc = 0;
+	for (char *s = strchr(p + 1, '/');; s = strchr(s + 1, '/')) {
+		if (s)
+			*s = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST)
+			rc = hug_error_set(err, "%s: cannot create: %s", p, strerror(errno));
+		else if (!fs_is_dir(p))
+			rc = hug_error_set(err, "%s: not a directory", p);
+		if (!s || rc)
+			break;
+		*s = '/';
+	}
+	hug_free(p);
+	return rc;
+}
