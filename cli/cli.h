@@ -17,5 +17,10 @@ int cli_info(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_recipe(int argc, char **argv);
+int cli_train(int argc, char **argv);
+int cli_plot(int argc, char **argv);
+int cli_tokenize(int argc, char **argv);
+int cli_tokenizer(int argc, char **argv);
+int cli_prepare(int argc, char **argv);
 
 #endif

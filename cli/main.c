@@ -12,7 +12,12 @@ static const struct cli_command commands[] = {
 	{ "info", "describe a model directory, config.json, .safetensors file or preset", cli_info },
 	{ "eval", "loss and perplexity of a checkpoint on token ids", cli_eval },
 	{ "generate", "continue a prompt of token ids with a checkpoint", cli_generate },
+	{ "tokenize", "text to token ids and back with a tokenizer.json", cli_tokenize },
+	{ "tokenizer", "train a byte-level BPE tokenizer (tokenizer train)", cli_tokenizer },
+	{ "prepare", "tokenize text or JSONL into HDF5 token shards", cli_prepare },
+	{ "train", "train a model from a JSON recipe", cli_train },
 	{ "recipe", "validate a training recipe, or print the recipe key reference", cli_recipe },
+	{ "plot", "draw the loss and learning-rate curves of a run to a PNG", cli_plot },
 };
 
 static const int n_commands = (int)(sizeof(commands) / sizeof(commands[0]));

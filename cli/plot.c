@@ -1,0 +1,47 @@
+/* plot.c: `hug plot RUN_DIR [--out FILE.png]`: draws the training loss
+ * (validation loss as markers) and the learning rate of a run from its
+ * metrics.jsonl into a PNG, RUN_DIR/curves.png unless --out says where. */
+#include <stdio.h>
+
+#include "../train/plot.h"
+#include "args.h"
+#include "cli.h"
+
+int cli_plot(int argc, char **argv)
+{
+	struct plot_opts o = plot_opts_default();
+	const char *out = NULL;
+	bool help = false;
+	const struct arg_spec specs[] = {
+		{ "out", ARG_STR, &out, "PNG to write (default RUN_DIR/curves.png)" },
+		{ "width", ARG_INT, &o.width, "image width in pixels (900)" },
+		{ "height", ARG_INT, &o.height, "image height in pixels (600)" },
+		{ "log-y", ARG_SWITCH, &o.log_y, "loss on a log scale" },
+		{ "help", ARG_SWITCH, &help, "show this help" },
+	};
+	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
+	struct hug_error err = { 0 };
+	const char *pos[1];
+	int n_pos;
+	if (args_parse(argc, argv, specs, n_specs, pos, 1, &n_pos, &err)) {
+		fprintf(stderr, "hug plot: %s\n", err.msg);
+		return 2;
+	}
+	if (help || n_pos != 1) {
+		printf("usage: hug plot RUN_DIR [--out FILE.png] [--width 900 --height 600] "
+		       "[--log-y]\n");
+		args_usage(specs, n_specs);
+		return help ? 0 : 2;
+	}
+	size_t skipped = 0;
+	char written[4096];
+	if (plot_run(pos[0], out, &o, &skipped, written, sizeof(written), &err)) {
+		fprintf(stderr, "hug plot: %s\n", err.msg);
+		return 2;
+	}
+	if (skipped)
+		fprintf(stderr, "hug plot: warning: skipped %zu non-finite value%s "
+			"(NaN, Infinity or null)\n", skipped, skipped == 1 ? "" : "s");
+	printf("wrote %s\n", written);
+	return 0;
+}

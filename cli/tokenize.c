@@ -1,0 +1,130 @@
+/* tokenize.c: `hug tokenize --tokenizer T.json TEXT | --file F` prints the
+ * token ids of a text (comma-separated, like --prompt-ids takes them);
+ * `hug tokenize --tokenizer T.json --decode 1,2,3` prints the text of ids. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/alloc.h"
+#include "../data/tokenizer.h"
+#include "args.h"
+#include "cli.h"
+
+/* Parses "1,2,3" (spaces allowed) into *ids; -1 with err naming the entry. */
+static int parse_ids(const char *s, struct tok_ids *ids, struct hug_error *err)
+{
+	const char *p = s;
+	while (*p) {
+		char *end;
+		while (*p == ' ')
+			p++;
+		errno = 0;
+		long v = strtol(p, &end, 10);
+		while (*end == ' ')
+			end++;
+		if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ','))
+			return hug_error_set(err, "--decode: entry %lld of \"%s\" is not a "
+					     "non-negative integer", (long long)ids->n + 1, s);
+		tok_ids_push(ids, (int32_t)v);
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+/* Reads all of `path` into *b; -1 with err. */
+static int read_all(const char *path, struct tok_bytes *b, struct hug_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	char buf[1 << 16];
+	size_t got;
+	if (!f)
+		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+	tok_bytes_append(b, "", 0);
+	while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
+		tok_bytes_append(b, buf, got);
+	int bad = ferror(f);
+	fclose(f);
+	return bad ? hug_error_set(err, "%s: read error", path) : 0;
+}
+
+static int run_encode(const struct tokenizer *tok, const char *text, const char *file,
+		      struct hug_error *err)
+{
+	struct tok_bytes in = { 0 };
+	struct tok_ids ids = { 0 };
+	int rc = -1;
+	if (file && read_all(file, &in, err))
+		goto out;
+	if (!file)
+		tok_bytes_append(&in, text, strlen(text));
+	tokenizer_encode(tok, in.p, in.n, &ids);
+	for (int64_t i = 0; i < ids.n; i++)
+		printf("%s%d", i ? "," : "", ids.v[i]);
+	printf("\n");
+	rc = 0;
+out:
+	tok_bytes_free(&in);
+	tok_ids_free(&ids);
+	return rc;
+}
+
+static int run_decode(const struct tokenizer *tok, const char *list, bool skip,
+		      struct hug_error *err)
+{
+	struct tok_ids ids = { 0 };
+	struct tok_bytes out = { 0 };
+	int rc = -1;
+	if (parse_ids(list, &ids, err) || tokenizer_decode(tok, ids.v, ids.n, skip, &out, err))
+		goto done;
+	fwrite(out.p, 1, out.n, stdout);
+	printf("\n");
+	rc = 0;
+done:
+	tok_ids_free(&ids);
+	tok_bytes_free(&out);
+	return rc;
+}
+
+int cli_tokenize(int argc, char **argv)
+{
+	const char *path = NULL, *file = NULL, *decode = NULL;
+	bool help = false, skip = false;
+	const struct arg_spec specs[] = {
+		{ "tokenizer", ARG_STR, &path, "tokenizer.json (Hugging Face format)" },
+		{ "file", ARG_STR, &file, "read the text from this file" },
+		{ "decode", ARG_STR, &decode, "print the text of these ids (1,2,3)" },
+		{ "skip-special", ARG_SWITCH, &skip, "leave special tokens out when decoding" },
+		{ "help", ARG_SWITCH, &help, "show this help" },
+	};
+	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
+	struct hug_error err = { 0 };
+	const char *pos[1];
+	int n_pos = 0;
+	if (args_parse(argc, argv, specs, n_specs, pos, 1, &n_pos, &err)) {
+		fprintf(stderr, "hug tokenize: %s\n", err.msg);
+		return 2;
+	}
+	int modes = (n_pos == 1) + (file != NULL) + (decode != NULL);
+	if (help || !path || modes != 1) {
+		printf("usage: hug tokenize --tokenizer T.json TEXT\n"
+		       "       hug tokenize --tokenizer T.json --file F\n"
+		       "       hug tokenize --tokenizer T.json --decode 1,2,3\n"
+		       "Prints comma-separated ids (no special tokens are added), or the\n"
+		       "decoded bytes followed by a newline.\n");
+		args_usage(specs, n_specs);
+		return help ? 0 : 2;
+	}
+	struct tokenizer *tok = NULL;
+	int rc = 2;
+	if (tokenizer_load(path, &tok, &err))
+		goto out;
+	if (decode ? run_decode(tok, decode, skip, &err) : run_encode(tok, pos[0], file, &err))
+		goto out;
+	rc = 0;
+out:
+	if (rc)
+		fprintf(stderr, "hug tokenize: %s\n", err.msg);
+	tokenizer_free(tok);
+	return rc;
+}

@@ -1,0 +1,287 @@
+/* train.c: `hug train RECIPE [--set key=value ...] [--resume]`: the main
+ * job. Runs the recipe's steps with periodic logging (a status line on a
+ * TTY, plain lines otherwise, records in RUN/metrics.jsonl), validation and
+ * checkpoints; SIGINT/SIGTERM stop after the current step with a
+ * checkpoint; a non-finite loss stops the run (or skips the step) without
+ * writing a poisoned checkpoint. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/alloc.h"
+#include "../base/fs.h"
+#include "../base/json.h"
+#include "../train/checkpoint.h"
+#include "../train/trainer.h"
+#include "cli.h"
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+struct run {
+	struct recipe recipe;
+	struct trainer t;
+	cJSON *history;        /* every metrics record, for trainer_state.json */
+	FILE *metrics;         /* RUN/metrics.jsonl */
+	bool tty;
+	double t0, last_log;   /* wall clock */
+	int64_t last_log_tokens;
+	int64_t last_saved;    /* step of the newest checkpoint, -1 none */
+};
+
+/* Appends a record to the history and metrics.jsonl (one line, flushed). */
+static void record(struct run *run, cJSON *rec)
+{
+	char *line = cJSON_PrintUnformatted(rec);
+	fprintf(run->metrics, "%s\n", line);
+	fflush(run->metrics);
+	cJSON_free(line);
+	cJSON_AddItemToArray(run->history, rec);
+}
+
+static void fmt_eta(double s, char *buf, size_t n)
+{
+	if (!isfinite(s) || s < 0)
+		snprintf(buf, n, "?");
+	else if (s >= 3600)
+		snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+	else
+		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+}
+
+static void log_step(struct run *run, const struct step_result *res)
+{
+	struct trainer *t = &run->t;
+	const struct recipe *r = &run->recipe;
+	double tnow = now(), dt = tnow - run->last_log;
+	double tps = dt > 0 ? (double)(t->tokens_seen - run->last_log_tokens) / dt : 0;
+	double tflops = tps * t->flops_per_token / 1e12;
+	double mfu = r->peak_tflops > 0 ? tflops / r->peak_tflops : NAN;
+	double elapsed = tnow - run->t0;
+	double eta = (double)(r->steps - t->step) * elapsed /
+		     (double)(t->step > 0 ? t->step : 1);
+	run->last_log = tnow;
+	run->last_log_tokens = t->tokens_seen;
+	cJSON *rec = cJSON_CreateObject();
+	cJSON_AddNumberToObject(rec, "step", (double)t->step);
+	cJSON_AddNumberToObject(rec, "loss", res->loss);
+	cJSON_AddNumberToObject(rec, "lr", res->lr);
+	cJSON_AddNumberToObject(rec, "grad_norm", res->grad_norm);
+	cJSON_AddNumberToObject(rec, "batch", (double)res->batch);
+	cJSON_AddNumberToObject(rec, "tokens", (double)t->tokens_seen);
+	cJSON_AddNumberToObject(rec, "tokens_per_s", tps);
+	cJSON_AddNumberToObject(rec, "tflops", tflops);
+	if (isfinite(mfu))
+		cJSON_AddNumberToObject(rec, "mfu", mfu);
+	cJSON_AddNumberToObject(rec, "elapsed_s", elapsed);
+	if (res->skipped)
+		cJSON_AddBoolToObject(rec, "skipped", true);
+	record(run, rec);
+	char e[32], m[32] = "";
+	fmt_eta(eta, e, sizeof(e));
+	if (isfinite(mfu))
+		snprintf(m, sizeof(m), " mfu %.1f%%", 100 * mfu);
+	if (run->tty) {
+		int width = 24, done = (int)((double)width * (double)t->step / (double)r->steps);
+		char bar[32];
+		for (int i = 0; i < width; i++)
+			bar[i] = i < done ? '#' : '.';
+		bar[width] = '\0';
+		printf("\r[%s] step %lld/%lld loss %.4f lr %.2e |g| %.3f %.0f tok/s%s eta %s ",
+		       bar, (long long)t->step, (long long)r->steps, res->loss, res->lr,
+		       res->grad_norm, tps, m, e);
+	} else {
+		printf("step %lld/%lld loss %.4f lr %.3e grad_norm %.4f tokens/s %.0f%s eta %s%s\n",
+		       (long long)t->step, (long long)r->steps, res->loss, res->lr, res->grad_norm,
+		       tps, m, e, res->skipped ? " (skipped: not finite)" : "");
+	}
+	fflush(stdout);
+}
+
+static int evaluate(struct run *run, struct hug_error *err)
+{
+	double loss;
+	if (trainer_eval(&run->t, &loss, err))
+		return -1;
+	if (!isfinite(loss))
+		return 0;
+	cJSON *rec = cJSON_CreateObject();
+	cJSON_AddNumberToObject(rec, "step", (double)run->t.step);
+	cJSON_AddNumberToObject(rec, "valid_loss", loss);
+	cJSON_AddNumberToObject(rec, "valid_ppl", exp(loss));
+	record(run, rec);
+	printf("%sstep %lld validation loss %.4f perplexity %.2f\n", run->tty ? "\n" : "",
+	       (long long)run->t.step, loss, exp(loss));
+	return 0;
+}
+
+static int save(struct run *run, struct hug_error *err)
+{
+	char *path = NULL;
+	if (checkpoint_save(&run->t, run->history, &path, err))
+		return -1;
+	printf("%ssaved %s\n", run->tty ? "\n" : "", path);
+	fflush(stdout);
+	hug_free(path);
+	run->last_saved = run->t.step;
+	return 0;
+}
+
+/* Opens metrics.jsonl: rewritten from the history on resume, truncated on a
+ * fresh run. */
+static int open_metrics(struct run *run, struct hug_error *err)
+{
+	if (fs_make_dirs(run->recipe.out_dir, err))
+		return -1;
+	char *path = fs_join(run->recipe.out_dir, "metrics.jsonl");
+	run->metrics = fopen(path, "w");
+	int rc = run->metrics ? 0 : hug_error_set(err, "%s: cannot create: %s", path, strerror(errno));
+	hug_free(path);
+	for (cJSON *rec = rc ? NULL : run->history->child; rec; rec = rec->next) {
+		char *line = cJSON_PrintUnformatted(rec);
+		fprintf(run->metrics, "%s\n", line);
+		cJSON_free(line);
+	}
+	return rc;
+}
+
+static int start(struct run *run, bool resume, struct hug_error *err)
+{
+	const char *out = run->recipe.out_dir;
+	char *latest = checkpoint_latest(out);
+	int rc = 0;
+	if (latest && !resume) {
+		rc = hug_error_set(err, "%s already holds checkpoints (newest %s): pass --resume "
+				   "to continue, or choose another train.out_dir", out, latest);
+	} else if (latest) {
+		rc = checkpoint_load(&run->t, latest, &run->history, err);
+		if (!rc) {
+			printf("resumed from %s at step %lld\n", latest, (long long)run->t.step);
+			run->last_saved = run->t.step;
+		}
+	} else if (resume) {
+		printf("no checkpoint in %s: starting from step 0\n", out);
+	}
+	hug_free(latest);
+	if (!run->history)
+		run->history = cJSON_CreateArray();
+	return rc ? -1 : open_metrics(run, err);
+}
+
+/* The loop: steps, logs, evaluations, checkpoints, signals. */
+static int loop(struct run *run, struct hug_error *err)
+{
+	struct trainer *t = &run->t;
+	const struct recipe *r = &run->recipe;
+	run->t0 = run->last_log = now();
+	run->last_log_tokens = t->tokens_seen;
+	while (t->step < r->steps && !stop_signal) {
+		struct step_result res;
+		if (trainer_step(t, &res, err))
+			return -1;
+		if (t->step % r->log_every == 0 || t->step == r->steps || res.skipped)
+			log_step(run, &res);
+		if (r->eval_every && t->step % r->eval_every == 0 && evaluate(run, err))
+			return -1;
+		if (r->save_every && t->step % r->save_every == 0 && save(run, err))
+			return -1;
+	}
+	if (!stop_signal && evaluate(run, err))
+		return -1;
+	if (run->last_saved != t->step && save(run, err))
+		return -1;
+	return 0;
+}
+
+static void usage(void)
+{
+	printf("usage: hug train RECIPE.json [--set key.path=value ...] [--resume]\n"
+	       "  --set key=value  override a recipe key (repeatable; see docs/recipes.md)\n"
+	       "  --resume         continue from the newest checkpoint in train.out_dir\n");
+}
+
+int cli_train(int argc, char **argv)
+{
+	const char *path = NULL;
+	const char **ov = hug_calloc((size_t)argc, sizeof(char *));
+	int n_ov = 0;
+	bool resume = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+			ov[n_ov++] = argv[++i];
+		} else if (!strncmp(argv[i], "--set=", 6)) {
+			ov[n_ov++] = argv[i] + 6;
+		} else if (!strcmp(argv[i], "--resume")) {
+			resume = true;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage();
+			hug_free(ov);
+			return 0;
+		} else if (argv[i][0] != '-' && !path) {
+			path = argv[i];
+		} else {
+			fprintf(stderr, "hug train: unexpected argument \"%s\" (see --help)\n", argv[i]);
+			hug_free(ov);
+			return 2;
+		}
+	}
+	if (!path) {
+		usage();
+		hug_free(ov);
+		return 2;
+	}
+	struct run run = { .last_saved = -1, .tty = isatty(STDOUT_FILENO) };
+	struct hug_error err = { 0 };
+	int rc = 2;
+	hug_json_init();
+	if (recipe_load(path, ov, n_ov, 1, &run.recipe, &err))
+		goto out;
+	if (trainer_init(&run.t, &run.recipe, &err))
+		goto out_recipe;
+	rc = 1;
+	if (start(&run, resume, &err))
+		goto out_trainer;
+	printf("hug train: %s: %lld parameters, %lld steps of %lld sequences x %lld tokens "
+	       "(micro batch %lld, accumulation %lld), out %s\n", path,
+	       (long long)param_table_numel(&run.t.model.table), (long long)run.recipe.steps,
+	       (long long)run.recipe.global_batch_size, (long long)run.recipe.seq_len,
+	       (long long)run.recipe.micro_batch_size, (long long)run.recipe.accumulation,
+	       run.recipe.out_dir);
+	fflush(stdout);
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	rc = loop(&run, &err) ? 1 : 0;
+	if (!rc && stop_signal) {
+		printf("%sstopped by signal %d at step %lld; checkpoint saved\n", run.tty ? "\n" : "",
+		       (int)stop_signal, (long long)run.t.step);
+		rc = 128 + stop_signal;
+	}
+out_trainer:
+	if (run.metrics)
+		fclose(run.metrics);
+	cJSON_Delete(run.history);
+	trainer_free(&run.t);
+out_recipe:
+	recipe_free(&run.recipe);
+out:
+	if (err.set)
+		fprintf(stderr, "%shug train: %s\n", run.tty ? "\n" : "", err.msg);
+	hug_free(ov);
+	return rc;
+}

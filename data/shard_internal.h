@@ -1,0 +1,82 @@
+/* shard_internal.h: what the shard writer and reader share and nothing else
+ * may use: the process-wide HDF5 lock, HDF5 error text, attribute helpers,
+ * the chunk sizes and the shard structs themselves. */
+#ifndef HUG_DATA_SHARD_INTERNAL_H
+#define HUG_DATA_SHARD_INTERNAL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shard.h"
+
+/* Elements per chunk of tokens / loss_mask and of doc_offsets. */
+#define SHARD_TOKEN_CHUNK ((hsize_t)1 << 16)
+#define SHARD_DOC_CHUNK ((hsize_t)1 << 13)
+
+struct shard_writer {
+	char *path;
+	char *tmp_path;          /* "<path>.tmp", where the data goes */
+	struct shard_meta meta;
+	bool u16;                /* tokens stored as uint16 */
+	bool with_mask;
+	hid_t file, tokens, mask, offsets;
+	int64_t n_tokens;        /* appended, buffered or not */
+	int64_t n_docs;
+	int64_t written_tokens;  /* already in the file */
+	int64_t written_offsets; /* doc_offsets entries already in the file */
+	void *tok_buf;           /* (SHARD_TOKEN_CHUNK) u16 or i32 */
+	uint8_t *mask_buf;       /* (SHARD_TOKEN_CHUNK) */
+	int64_t *off_buf;        /* (SHARD_DOC_CHUNK) */
+	int64_t tok_fill, off_fill;
+};
+
+struct shard_reader {
+	char *path;
+	struct shard_meta meta;
+	int64_t n_tokens, n_docs;
+	bool u16;
+	hid_t file, tokens, mask, offsets; /* mask is -1 without a loss mask */
+	uint16_t *scratch;       /* u16 staging for reads, grown on demand */
+	int64_t scratch_n;
+};
+
+/* Takes the process-wide lock around HDF5 and turns off HDF5's automatic
+ * error printing for the calling thread. Pair with shard_h5_unlock. */
+void shard_h5_lock(void);
+void shard_h5_unlock(void);
+
+/* Writes the innermost message of the calling thread's HDF5 error stack
+ * (e.g. "truncated file: eof = 1024, ...") into buf, or "" when the stack
+ * is empty, and clears the stack. Returns buf. */
+char *shard_h5_detail(char *buf, size_t n);
+
+/* Saves the cause on the current HDF5 error stack for the next
+ * shard_h5_fail in this lock section; call it right where a call failed,
+ * before cleanup calls (which clear the stack). */
+void shard_h5_capture(void);
+
+/* Records "<path>: <what> (HDF5: <detail>)" in err, the detail from the
+ * error stack or else from shard_h5_capture; returns -1. */
+int shard_h5_fail(struct hug_error *err, const char *path, const char *what);
+
+/* Scalar attributes on `loc`. Writers return 0 or -1 (HDF5 failure, error
+ * stack left for shard_h5_fail). */
+int shard_attr_write_int(hid_t loc, const char *name, hid_t file_type,
+			 int64_t v);
+int shard_attr_write_str(hid_t loc, const char *name, const char *s);
+
+/* Reads attribute `name` of `loc` as an int64 (any HDF5 integer type, one
+ * element). Returns 0, or -1 with err "<path>: attribute <name>: ...". */
+int shard_attr_read_int(hid_t loc, const char *path, const char *name,
+			int64_t *v, struct hug_error *err);
+
+/* Reads string attribute `name` (fixed or variable length) into buf,
+ * which must hold it with its NUL (else an error). Returns 0 or -1. */
+int shard_attr_read_str(hid_t loc, const char *path, const char *name,
+			char *buf, size_t n, struct hug_error *err);
+
+/* "uint16", "int64", "float32", "string", ... for messages. */
+const char *shard_type_name(hid_t type, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,74 @@
+/* train_fixture.c: synthetic shards and recipes for training tests. */
+#include "train_fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/alloc.h"
+#include "../data/shard.h"
+
+const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard)
+{
+	static char dir[64];
+	snprintf(dir, sizeof(dir), "/tmp/hug-train-XXXXXX");
+	if (!mkdtemp(dir))
+		return NULL;
+	struct shard_meta meta = { .vocab_size = 64, .eos_id = 2 };
+	snprintf(meta.tokenizer_hash, sizeof(meta.tokenizer_hash), "test");
+	snprintf(meta.source, sizeof(meta.source), "counting");
+	int32_t doc[40];
+	uint64_t x = 12345;
+	for (int s = 0; s < n_shards; s++) {
+		char path[128];
+		snprintf(path, sizeof(path), "%s/shard-%05d.h5", dir, s);
+		struct shard_writer *w;
+		struct hug_error err = { 0 };
+		if (shard_writer_open(&w, path, &meta, false, &err))
+			return NULL;
+		while (shard_writer_tokens(w) < tokens_per_shard) {
+			/* a document: start, stride, then counting mod 60 (+4) */
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			int start = (int)(x >> 33) % 60, stride = 1 + (int)(x >> 40) % 3;
+			int n = 20 + (int)(x >> 50) % 19;
+			for (int i = 0; i < n; i++)
+				doc[i] = 4 + (start + i * stride) % 60;
+			doc[n] = 2;
+			if (shard_writer_append(w, doc, NULL, n + 1, &err)) {
+				shard_writer_discard(w);
+				return NULL;
+			}
+		}
+		if (shard_writer_close(w, &err))
+			return NULL;
+	}
+	return dir;
+}
+
+int train_fixture_recipe(const char *path, const char *glob, const char *out_dir,
+			 const char *train_extra, const char *top_extra)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fprintf(f,
+		"{\"model\": {\"vocab_size\": 64, \"hidden_size\": 32, \"n_layer\": 2, \"n_head\": 4,"
+		" \"initializer_range\": 0.05},\n"
+		" \"data\": {\"train\": [{\"path\": \"%s\"}], \"seq_len\": 32},\n"
+		" \"optim\": {\"lr\": 0.003, \"weight_decay\": 0.01},\n"
+		" \"schedule\": {\"warmup_steps\": 10, \"min_lr\": 0.0003},\n"
+		" \"batch\": {\"micro_batch_size\": 4, \"global_batch_size\": 8},\n"
+		" \"train\": {\"out_dir\": \"%s\", \"log_every\": 1%s}%s}\n",
+		glob, out_dir, train_extra ? train_extra : "", top_extra ? top_extra : "");
+	return fclose(f);
+}
+
+void train_fixture_rmtree(const char *path)
+{
+	char cmd[512];
+	if (!path || strncmp(path, "/tmp/hug-", 9))
+		return; /* only what the fixtures made */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", path);
+}

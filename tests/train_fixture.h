@@ -1,0 +1,22 @@
+/* train_fixture.h: a tiny learnable corpus in token shards and recipes for
+ * the training tests (tests/test_train*.c). */
+#ifndef HUG_TESTS_TRAIN_FIXTURE_H
+#define HUG_TESTS_TRAIN_FIXTURE_H
+
+#include <stdint.h>
+
+/* Writes n_shards shards of documents (repeated counting patterns over a
+ * vocabulary of 64, EOS 2 between documents) under a new temporary
+ * directory; returns its path (static storage) or NULL. */
+const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard);
+
+/* Writes a recipe for a tiny BLOOM (vocab 64, hidden 32, 2 layers, 4 heads,
+ * seq 32) over `glob` to `path`, with `extra` JSON members appended to the
+ * "train" object (e.g. ", \"steps\": 40"). 0 or -1. */
+int train_fixture_recipe(const char *path, const char *glob, const char *out_dir,
+			 const char *train_extra, const char *top_extra);
+
+/* Removes a directory tree made by the fixtures (rm -rf). */
+void train_fixture_rmtree(const char *path);
+
+#endif

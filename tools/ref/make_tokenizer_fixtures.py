@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""make_tokenizer_fixtures.py: reference fixtures for hug's tokenizer, made
+with Hugging Face tokenizers and committed under tests/fixtures/tokenizer/.
+
+    pip install tokenizers
+    python3 tools/ref/make_tokenizer_fixtures.py           # fixtures
+    python3 tools/ref/make_tokenizer_fixtures.py --hug     # + check hug's trainer
+
+Writes:
+
+  corpus.txt        a small multilingual training text (generated, seeded)
+  gpt2.json         byte-level BPE, GPT-2 ByteLevel pre-tokenizer (regex),
+                    trained on corpus.txt by BpeTrainer (600 tokens), with
+                    added tokens: <|endoftext|> (special), <mask> (special,
+                    lstrip + rstrip), [NOTE] (not special, normalized)
+  gpt2_strmerges.json  the same with merges written as "a b" strings
+  gpt2_prefix.json  the same with ByteLevel add_prefix_space = true
+  gpt2_ignore_merges.json  the same with model.ignore_merges = true
+  bloom.json        BLOOM's pre-tokenizer (Split with BLOOM's regex, then
+                    ByteLevel without regex), <unk> <s> </s> <pad> special
+                    (ids 0..3), 600 tokens
+  hf_trained.json   what BpeTrainer makes of corpus.txt with the settings
+                    `hug tokenizer train` uses by default (vocab 500)
+  expected.json     {"texts": [hex...], "ids": {fixture: [[ids]...]}}: HF's
+                    encode(text, add_special_tokens=False) per text
+  hug_trained.json, hug_trained_expected.json   (--hug) the file
+                    `build/bin/hug tokenizer train --vocab-size 500` writes
+                    for corpus.txt, and HF's ids for it on the texts
+
+Texts with invalid UTF-8 cannot go through HF (its input is a Rust
+String). For them the expected ids are made from HF's parts: each invalid
+byte is replaced by a private-use character (class "other", like hug
+treats invalid bytes), HF's pre-tokenizer splits that string, and HF's BPE
+model (tokenizer.model.tokenize) encodes each piece's original bytes in
+byte-level form. The script checks that this path equals encode() on every
+valid text first.
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import processors, trainers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
+BLOOM_REGEX = " ?[^(\\s|[.,!?…。，、।۔،])]+"
+
+PARAGRAPHS = [
+    "The quick brown fox jumps over the lazy dog. It's 3:45 pm, and we're "
+    "late: they've said they'd wait, but I'm not sure they'll stay.",
+    "Héllo wörld! Ça va? Le garçon naïf a mangé une crème brûlée au café; "
+    "l'été dernier, à Besançon, c'était très agréable.",
+    "Zwölf Boxkämpfer jagen Viktor quer über den großen Sylter Deich. "
+    "Österreichische Straßen sind schön.",
+    "El pingüino Wenceslao hizo kilómetros bajo exhaustiva lluvia y frío, "
+    "añoraba a su querido cachorro. ¿Qué tal? ¡Muy bien!",
+    "Съешь же ещё этих мягких французских булок, да выпей чаю. Привет, мир! "
+    "Москва — столица России.",
+    "我们在北京的大学学习中文。今天天气很好，我们去公园散步吧！人工智能正在改变世界。",
+    "日本語のテキストです。東京は大きな都市で、カタカナとひらがなを使います。",
+    "한국어 문장도 있습니다. 서울은 아름다운 도시입니다.",
+    "مرحبا بالعالم! هذا نص عربي قصير، يحتوي على أرقام ١٢٣ وكلمات كثيرة.",
+    "नमस्ते दुनिया। यह हिंदी में लिखा गया एक छोटा पाठ है॥ संख्या १२३४ है।",
+    "Emoji time 👍🏽 👨‍👩‍👧‍👦 family, 🏳️‍🌈 flag, ❤️ love, 🇫🇷 France 🎉🎉",
+    "Numbers: 12345 3.14159 1,000,000 ２０２４ Ⅻ ½ 0x1F 42nd 1990s.",
+    "def main(argc, argv):\n\tif argc > 1:\n\t\treturn argv[1]  # comment\n"
+    "    return None\n",
+    "Punctuation!!! Really??? Wait... (a|b) [x] {y} <z> @#$%^&*_+=~` «quotes» "
+    "‘single’ “double” — dash – dash",
+    "Ελληνικά: Γειά σου κόσμε. עברית: שלום עולם. ไทย: สวัสดีชาวโลก",
+]
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Héllo wörld! Ça va? naïve café, résumé — «quotes» ‘single’ “double”",
+    "Привет, мир! Съешь же ещё этих мягких французских булок.",
+    "日本語のテキストと中文文本，还有한국어 문장。",
+    "مرحبا بالعالم! هذا نص عربي ١٢٣.",
+    "नमस्ते दुनिया। यह हिंदी पाठ है॥ १२३",
+    "Emoji: 👍🏽 👨‍👩‍👧‍👦 🏳️‍🌈 ❤️ 🇫🇷🎉",
+    "tabs\tand\t\ttabs\n\nnewlines\r\n  multiple   spaces    end   ",
+    "digits 12345 3.14159 1,000,000 ２０２４ Ⅻ ½ x²",
+    "punct: !!! ??? ... (a|b) [x] {y} <z> @#$%^&*_+=~`",
+    "contractions: it's I'm we're they've he'd you'll don't IT'S 'tis o'clock",
+    "special tokens: <s>hello</s> <pad><unk> <|endoftext|>x<|endoftext|>",
+    "masks: a <mask> b<mask>c   <mask>   d [NOTE] e[NOTE]f",
+    "   leading spaces and trailing   \n",
+    "",
+    " ",
+    "\n",
+    "a",
+    "supercalifragilisticexpialidocious" * 3 + " " + "1234567890" * 8,
+    "a" * 120 + " " + "ab" * 70,
+    "abcабв中文123déjà",
+    "zero\u200bwidth\u200djoiner nbsp\u00a0ideographic\u3000space\u2028sep\u0085nel",
+    "Ελληνικά: Γειά σου κόσμε. עברית: שלום עולם. ไทย: สวัสดีชาวโลก",
+    "\tdef f(x):\n\t\treturn x  # ok\n",
+    "。、，।۔،…a。b，c、d",
+]
+
+INVALID = [
+    b"bad \xff\xfe bytes \xc3( overlong \xc0\xaf surrogate \xed\xa0\x80 cut \xe2\x82",
+    b"\x80\x80abc \xf5\x90 ok \xe2\x82\xac euro",
+    b"mixed \xffword\xfe 12\xff34 \xff \xff\n",
+]
+
+GPT2_ADDED = [
+    AddedToken("<mask>", lstrip=True, rstrip=True, special=True, normalized=False),
+]
+
+
+def corpus():
+    rng = random.Random(1234)
+    lines = []
+    for _ in range(40):
+        ps = PARAGRAPHS[:]
+        rng.shuffle(ps)
+        for p in ps[: rng.randint(5, len(ps))]:
+            words = p.split(" ")
+            k = rng.randint(0, len(words) // 3)
+            lines.append(" ".join(words[k:]))
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def train(path, vocab, special, pretok, added=(), normal_added=()):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pretok
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    tr = trainers.BpeTrainer(vocab_size=vocab, special_tokens=special,
+                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                             show_progress=False)
+    tok.train([path], tr)
+    if added:
+        tok.add_special_tokens(list(added))
+    if normal_added:
+        tok.add_tokens(list(normal_added))
+    return tok
+
+
+def gpt2_pretok():
+    return pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+
+
+def bloom_pretok():
+    return pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(BLOOM_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+
+
+def bytes_to_unicode():
+    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) +
+          list(range(ord("®"), ord("ÿ") + 1)))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+B2U = bytes_to_unicode()
+
+
+def split_invalid(data):
+    """[(unit bytes, valid)] per character; an invalid byte is its own unit."""
+    units, i = [], 0
+    while i < len(data):
+        for n in (1, 2, 3, 4):
+            try:
+                ch = data[i:i + n].decode("utf-8")
+                if len(ch) == 1:
+                    units.append((data[i:i + n], True))
+                    i += n
+                    break
+            except UnicodeDecodeError:
+                pass
+        else:
+            units.append((data[i:i + 1], False))
+            i += 1
+    return units
+
+
+def encode_parts(tok, data):
+    """HF's pre-tokenizer and BPE model, with invalid bytes as private-use
+    characters for the split and as themselves for the BPE."""
+    units = split_invalid(data)
+    text = "".join(u.decode("utf-8") if ok else chr(0xE000 + u[0]) for u, ok in units)
+    pieces = tok.pre_tokenizer.pre_tokenize_str(text)
+    ids = []
+    for _, (a, b) in pieces:
+        raw = b"".join(u for u, _ in units[a:b])
+        ids += [t.id for t in tok.model.tokenize("".join(B2U[c] for c in raw))]
+    return ids
+
+
+def hexs(b):
+    return b.hex()
+
+
+def save(tok, name):
+    path = os.path.join(OUT, name)
+    tok.save(path)
+    return path
+
+
+def rewrite(src, dst, fn):
+    with open(src, encoding="utf-8") as f:
+        j = json.load(f)
+    fn(j)
+    with open(dst, "w", encoding="utf-8") as f:
+        json.dump(j, f, ensure_ascii=False, indent=2)
+    return dst
+
+
+def expected_ids(path, texts, invalid):
+    tok = Tokenizer.from_file(path)
+    out = []
+    for t in texts:
+        ids = tok.encode(t, add_special_tokens=False).ids
+        if "<" not in t and "[NOTE]" not in t and not path.endswith("_prefix.json") \
+                and not path.endswith("_ignore_merges.json"):
+            assert encode_parts(tok, t.encode()) == ids, (path, t)
+        out.append(ids)
+    for b in invalid:
+        out.append(encode_parts(tok, b))
+    return out
+
+
+def make():
+    os.makedirs(OUT, exist_ok=True)
+    cpath = os.path.join(OUT, "corpus.txt")
+    with open(cpath, "w", encoding="utf-8") as f:
+        f.write(corpus())
+    gpt2 = train(cpath, 600, ["<|endoftext|>"], gpt2_pretok(), GPT2_ADDED,
+                 [AddedToken("[NOTE]", special=False, normalized=True)])
+    g = save(gpt2, "gpt2.json")
+
+    def str_merges(j):
+        j["model"]["merges"] = [" ".join(m) for m in j["model"]["merges"]]
+
+    def prefix(j):
+        j["pre_tokenizer"]["add_prefix_space"] = True
+
+    def ignore(j):
+        j["model"]["ignore_merges"] = True
+
+    files = {
+        "gpt2": g,
+        "gpt2_strmerges": rewrite(g, os.path.join(OUT, "gpt2_strmerges.json"), str_merges),
+        "gpt2_prefix": rewrite(g, os.path.join(OUT, "gpt2_prefix.json"), prefix),
+        "gpt2_ignore_merges": rewrite(g, os.path.join(OUT, "gpt2_ignore_merges.json"), ignore),
+    }
+    bloom = train(cpath, 600, ["<unk>", "<s>", "</s>", "<pad>"], bloom_pretok())
+    files["bloom"] = save(bloom, "bloom.json")
+    hf = train(cpath, 500, ["<unk>", "<s>", "</s>", "<pad>"], gpt2_pretok())
+    files["hf_trained"] = save(hf, "hf_trained.json")
+
+    texts = [t.encode("utf-8") for t in TEXTS] + INVALID
+    exp = {"texts": [hexs(t) for t in texts], "ids": {}}
+    for name, path in files.items():
+        invalid = INVALID if name in ("gpt2", "bloom", "gpt2_strmerges", "hf_trained") else []
+        exp["ids"][name] = expected_ids(path, TEXTS, invalid)
+    with open(os.path.join(OUT, "expected.json"), "w") as f:
+        json.dump(exp, f, indent=0)
+        f.write("\n")
+    print("wrote %s: %d texts (%d with invalid UTF-8), fixtures %s" %
+          (OUT, len(texts), len(INVALID), ", ".join(files)))
+
+
+def check_hug():
+    """Trains with hug, loads the result in HF, compares with HF's trainer."""
+    hug = os.path.join(ROOT, "build", "bin", "hug")
+    cpath = os.path.join(OUT, "corpus.txt")
+    out = os.path.join(OUT, "hug_trained.json")
+    subprocess.run([hug, "tokenizer", "train", "--vocab-size", "500", "--out", out, cpath],
+                   check=True)
+    ours = Tokenizer.from_file(out)
+    with open(out, encoding="utf-8") as f:
+        oj = json.load(f)
+    with open(os.path.join(OUT, "hf_trained.json"), encoding="utf-8") as f:
+        hj = json.load(f)
+    same_vocab = oj["model"]["vocab"] == hj["model"]["vocab"]
+    om, hm = oj["model"]["merges"], hj["model"]["merges"]
+    first_diff = next((i for i, (a, b) in enumerate(zip(om, hm)) if a != b), None)
+    print("hug vs HF trainer: vocab %s, merges %d vs %d, first difference %s" %
+          ("identical" if same_vocab else "differs", len(om), len(hm), first_diff))
+    ids = [ours.encode(t, add_special_tokens=False).ids for t in TEXTS]
+    ids += [encode_parts(ours, b) for b in INVALID]
+    with open(os.path.join(OUT, "hug_trained_expected.json"), "w") as f:
+        json.dump({"ids": ids}, f, indent=0)
+        f.write("\n")
+    corpus_ids = ours.encode(open(cpath, encoding="utf-8").read(), add_special_tokens=False).ids
+    print("HF loads hug_trained.json: vocab %d, corpus encodes to %d ids" %
+          (ours.get_vocab_size(), len(corpus_ids)))
+    return same_vocab and om == hm
+
+
+if __name__ == "__main__":
+    make()
+    if "--hug" in sys.argv:
+        sys.exit(0 if check_hug() else 1)

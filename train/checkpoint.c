@@ -1,0 +1,371 @@
+/* checkpoint.c: atomic checkpoint directories, pruning, and resume. */
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../base/alloc.h"
+#include "../base/fs.h"
+#include "../base/json.h"
+#include "../io/hf_checkpoint.h"
+#include "../io/safetensors.h"
+
+#define STATE_FILE "trainer_state.json"
+#define OPTIM_FILE "optimizer.safetensors"
+#define STATE_VERSION 1
+
+/* Names of the optimizer tensors of slot i: m and v (v NULL for SGD). */
+static void slot_names(const struct optimizer *o, int i, char *m, char *v, size_t n)
+{
+	const char *name = o->slots[i].param->name;
+	if (o->cfg.kind == OPTIM_ADAMW) {
+		snprintf(m, n, "exp_avg.%s", name);
+		snprintf(v, n, "exp_avg_sq.%s", name);
+	} else {
+		snprintf(m, n, "momentum_buffer.%s", name);
+		v[0] = '\0';
+	}
+}
+
+static int save_optimizer(const struct optimizer *o, const char *dir, struct hug_error *err)
+{
+	struct st_writer *w = st_writer_new();
+	char (*names)[2][PARAM_NAME_MAX + 16] = hug_calloc((size_t)(o->n ? o->n : 1), sizeof(*names));
+	for (int i = 0; i < o->n; i++) {
+		slot_names(o, i, names[i][0], names[i][1], sizeof(names[i][0]));
+		if (o->slots[i].m)
+			st_writer_add(w, names[i][0], o->slots[i].m, o->slots[i].m->dtype);
+		if (o->slots[i].v)
+			st_writer_add(w, names[i][1], o->slots[i].v, o->slots[i].v->dtype);
+	}
+	char step[32];
+	snprintf(step, sizeof(step), "%" PRId64, o->step);
+	st_writer_set_metadata(w, "step", step);
+	st_writer_set_metadata(w, "optimizer", o->cfg.kind == OPTIM_ADAMW ? "adamw" : "sgd");
+	char *path = fs_join(dir, OPTIM_FILE);
+	int rc = st_writer_write(w, path, err);
+	hug_free(path);
+	hug_free(names);
+	st_writer_free(w);
+	return rc;
+}
+
+/* Integers beyond 2^53 (seeds, RNG offsets) travel as decimal strings. */
+static void add_u64(cJSON *obj, const char *key, uint64_t v)
+{
+	char s[32];
+	snprintf(s, sizeof(s), "%" PRIu64, v);
+	cJSON_AddStringToObject(obj, key, s);
+}
+
+static char *state_json(const struct trainer *t, const cJSON *history)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j, "format_version", STATE_VERSION);
+	cJSON_AddNumberToObject(j, "step", (double)t->step);
+	cJSON_AddNumberToObject(j, "samples_seen", (double)t->samples_seen);
+	cJSON_AddNumberToObject(j, "tokens_seen", (double)t->tokens_seen);
+	cJSON_AddNumberToObject(j, "skipped_steps", (double)t->skipped_steps);
+	cJSON *rng = cJSON_AddObjectToObject(j, "rng");
+	add_u64(rng, "dropout_seed", t->ctx.seed);
+	add_u64(rng, "dropout_offset", t->ctx.rng_offset);
+	struct loader_state ls;
+	loader_state_save(t->train, &ls);
+	cJSON_AddItemToObject(j, "data", loader_state_to_json(&ls));
+	cJSON_AddItemToObject(j, "log_history",
+			      history ? cJSON_Duplicate(history, 1) : cJSON_CreateArray());
+	char *text = cJSON_Print(j);
+	cJSON_Delete(j);
+	return text;
+}
+
+static int write_text(const char *dir, const char *name, const char *text,
+		      struct hug_error *err)
+{
+	char *path = fs_join(dir, name);
+	int rc = fs_write_atomic(path, text, strlen(text), err);
+	hug_free(path);
+	return rc;
+}
+
+/* Copies file `from` to dir/name atomically. */
+static int copy_in(const char *from, const char *dir, const char *name, struct hug_error *err)
+{
+	char *buf;
+	size_t len;
+	if (fs_read_file(from, (size_t)1 << 30, &buf, &len, err))
+		return -1;
+	char *path = fs_join(dir, name);
+	int rc = fs_write_atomic(path, buf, len, err);
+	hug_free(path);
+	hug_free(buf);
+	return rc;
+}
+
+/* rm -rf of a checkpoint directory (files only, one level). */
+static void remove_checkpoint_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char *p = fs_join(path, e->d_name);
+		unlink(p);
+		hug_free(p);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+/* Step number of a complete checkpoint directory name, or -1. */
+static int64_t checkpoint_step(const char *name)
+{
+	const char *pre = "checkpoint-";
+	size_t n = strlen(pre);
+	if (strncmp(name, pre, n) || !name[n])
+		return -1;
+	char *end;
+	long long v = strtoll(name + n, &end, 10);
+	return *end || v < 0 ? -1 : v;
+}
+
+/* Steps of the complete checkpoints in out_dir, ascending; count in *n. */
+static int64_t *list_checkpoints(const char *out_dir, int *n)
+{
+	*n = 0;
+	DIR *d = opendir(out_dir);
+	if (!d)
+		return NULL;
+	int cap = 16;
+	int64_t *steps = hug_malloc((size_t)cap * sizeof(*steps));
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int64_t s = checkpoint_step(e->d_name);
+		if (s < 0)
+			continue;
+		char *dir = fs_join(out_dir, e->d_name);
+		char *state = fs_join(dir, STATE_FILE);
+		bool ok = fs_exists(state);
+		hug_free(state);
+		hug_free(dir);
+		if (!ok)
+			continue;
+		if (*n == cap)
+			steps = hug_realloc(steps, (size_t)(cap *= 2) * sizeof(*steps));
+		steps[(*n)++] = s;
+	}
+	closedir(d);
+	for (int i = 1; i < *n; i++) /* insertion sort: few entries */
+		for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) {
+			int64_t x = steps[j];
+			steps[j] = steps[j - 1];
+			steps[j - 1] = x;
+		}
+	return steps;
+}
+
+static char *checkpoint_path(const char *out_dir, int64_t step)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "checkpoint-%" PRId64, step);
+	return fs_join(out_dir, name);
+}
+
+static void prune(const char *out_dir, int64_t keep)
+{
+	int n;
+	int64_t *steps = list_checkpoints(out_dir, &n);
+	for (int i = 0; keep > 0 && i + keep < n; i++) {
+		char *p = checkpoint_path(out_dir, steps[i]);
+		remove_checkpoint_dir(p);
+		hug_free(p);
+	}
+	hug_free(steps);
+}
+
+/* The first parameter with a non-finite value, or NULL. */
+static const char *nonfinite_param(const struct param_table *pt)
+{
+	for (int i = 0; i < pt->n; i++) {
+		const struct tensor *p = pt->items[i].t;
+		const float *v = p->data;
+		for (int64_t k = 0; k < tensor_numel(p); k++)
+			if (!isfinite(v[k]))
+				return pt->items[i].name;
+	}
+	return NULL;
+}
+
+int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
+		    struct hug_error *err)
+{
+	const struct recipe *r = t->r;
+	const char *bad = nonfinite_param(&t->model.table);
+	if (bad)
+		return hug_error_set(err, "step %lld: parameter %s holds a non-finite value; not "
+				     "writing a checkpoint", (long long)t->step, bad);
+	if (fs_make_dirs(r->out_dir, err))
+		return -1;
+	char *final = checkpoint_path(r->out_dir, t->step);
+	char *tmp = fs_cat(final, ".tmp");
+	char *text = NULL;
+	int rc = -1;
+	remove_checkpoint_dir(tmp);
+	if (mkdir(tmp, 0755) != 0) {
+		hug_error_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+		goto out;
+	}
+	text = state_json(t, history);
+	if (hf_bloom_config_write(&t->model.cfg, DT_F32, tmp, err) ||
+	    hf_weights_save(&t->model.table, tmp, DT_F32, 0, err) ||
+	    save_optimizer(&t->opt, tmp, err) ||
+	    write_text(tmp, "recipe.json", r->json, err) ||
+	    (r->tokenizer && copy_in(r->tokenizer, tmp, "tokenizer.json", err)) ||
+	    write_text(tmp, STATE_FILE, text, err))
+		goto out;
+	fs_sync_dir(tmp);
+	if (fs_exists(final))
+		remove_checkpoint_dir(final); /* a re-save of the same step */
+	if (rename(tmp, final) != 0) {
+		hug_error_set(err, "%s: cannot rename %s to it: %s", final, tmp, strerror(errno));
+		goto out;
+	}
+	fs_sync_dir(r->out_dir);
+	prune(r->out_dir, r->keep_last);
+	rc = 0;
+	if (path) {
+		*path = final;
+		final = NULL;
+	}
+out:
+	if (rc)
+		remove_checkpoint_dir(tmp);
+	if (text)
+		cJSON_free(text);
+	hug_free(tmp);
+	hug_free(final);
+	return rc;
+}
+
+char *checkpoint_latest(const char *out_dir)
+{
+	int n;
+	int64_t *steps = list_checkpoints(out_dir, &n);
+	char *p = n ? checkpoint_path(out_dir, steps[n - 1]) : NULL;
+	hug_free(steps);
+	return p;
+}
+
+static int load_optimizer(struct optimizer *o, const char *dir, struct hug_error *err)
+{
+	char *path = fs_join(dir, OPTIM_FILE);
+	struct st_file f;
+	int rc = st_open(&f, path, err);
+	hug_free(path);
+	if (rc)
+		return -1;
+	char m[PARAM_NAME_MAX + 16], v[PARAM_NAME_MAX + 16];
+	for (int i = 0; i < o->n && !rc; i++) {
+		slot_names(o, i, m, v, sizeof(m));
+		const char *names[2] = { m, v };
+		struct tensor *dst[2] = { o->slots[i].m, o->slots[i].v };
+		for (int k = 0; k < 2 && !rc; k++) {
+			if (!dst[k])
+				continue;
+			const struct st_tensor *st = st_find(&f, names[k]);
+			if (!st)
+				rc = hug_error_set(err, "%s: no tensor %s (was the checkpoint made with "
+						   "another optimizer?)", f.path, names[k]);
+			else
+				rc = st_tensor_load(st, dst[k], err);
+		}
+	}
+	st_close(&f);
+	return rc;
+}
+
+static int json_i64(const cJSON *j, const char *key, const char *file, int64_t *out,
+		    struct hug_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble != (double)(int64_t)v->valuedouble)
+		return hug_error_set(err, "%s: %s: expected an integer >= 0", file, key);
+	*out = (int64_t)v->valuedouble;
+	return 0;
+}
+
+static int json_u64_str(const cJSON *j, const char *key, const char *file, uint64_t *out,
+			struct hug_error *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	char *end = NULL;
+	if (cJSON_IsString(v)) {
+		errno = 0;
+		unsigned long long x = strtoull(v->valuestring, &end, 10);
+		if (!errno && end != v->valuestring && !*end) {
+			*out = x;
+			return 0;
+		}
+	}
+	return hug_error_set(err, "%s: rng.%s: expected a decimal string", file, key);
+}
+
+static int load_state(struct trainer *t, const char *dir, cJSON **history,
+		      struct hug_error *err)
+{
+	char *path = fs_join(dir, STATE_FILE), *text = NULL;
+	int rc = fs_read_file(path, (size_t)256 << 20, &text, NULL, err);
+	cJSON *j = rc ? NULL : cJSON_Parse(text);
+	int64_t version = 0;
+	if (!rc && !cJSON_IsObject(j))
+		rc = hug_error_set(err, "%s: not a JSON object", path);
+	if (!rc && (json_i64(j, "format_version", path, &version, err) ||
+		    json_i64(j, "step", path, &t->step, err) ||
+		    json_i64(j, "samples_seen", path, &t->samples_seen, err) ||
+		    json_i64(j, "tokens_seen", path, &t->tokens_seen, err) ||
+		    json_i64(j, "skipped_steps", path, &t->skipped_steps, err)))
+		rc = -1;
+	if (!rc && version != STATE_VERSION)
+		rc = hug_error_set(err, "%s: format_version %lld, this hug reads %d", path,
+				   (long long)version, STATE_VERSION);
+	const cJSON *rng = rc ? NULL : cJSON_GetObjectItemCaseSensitive(j, "rng");
+	if (!rc && (json_u64_str(rng, "dropout_seed", path, &t->ctx.seed, err) ||
+		    json_u64_str(rng, "dropout_offset", path, &t->ctx.rng_offset, err)))
+		rc = -1;
+	struct loader_state ls;
+	if (!rc) {
+		char what[600];
+		snprintf(what, sizeof(what), "%s: data", path);
+		rc = loader_state_from_json(cJSON_GetObjectItemCaseSensitive(j, "data"), what, &ls, err) ||
+		     loader_state_restore(t->train, &ls, err) ? -1 : 0;
+	}
+	if (!rc && history) {
+		cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "log_history");
+		*history = cJSON_IsArray(h) ? cJSON_Duplicate(h, 1) : cJSON_CreateArray();
+	}
+	cJSON_Delete(j);
+	hug_free(text);
+	hug_free(path);
+	return rc;
+}
+
+int checkpoint_load(struct trainer *t, const char *dir, cJSON **history,
+		    struct hug_error *err)
+{
+	hug_json_init();
+	if (hf_weights_load(&t->model.table, dir, err) || load_optimizer(&t->opt, dir, err) ||
+	    load_state(t, dir, history, err))
+		return -1;
+	t->opt.step = t->step - t->skipped_steps;
+	return 0;
+}

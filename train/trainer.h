@@ -1,0 +1,63 @@
+/* trainer.h: the training loop's state and steps: model, optimizer, data,
+ * the step (micro-batches with gradient accumulation, clipping, the
+ * non-finite guard, the update), validation, and metrics. The driver
+ * (cli/train.c) decides when to log, evaluate, checkpoint and stop. */
+#ifndef HUG_TRAIN_TRAINER_H
+#define HUG_TRAIN_TRAINER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../autograd/autograd.h"
+#include "../data/loader.h"
+#include "../nn/bloom.h"
+#include "../optim/optimizer.h"
+#include "recipe.h"
+
+struct trainer {
+	struct recipe *r;              /* borrowed */
+	int rank, world;               /* data-parallel layout (world 1 for now) */
+	struct bloom_model model;
+	struct optimizer opt;
+	struct loader *train;
+	struct loader *valid;          /* data.valid sources, or NULL */
+	struct loader_state valid_start; /* each evaluation replays the same batches */
+	struct arena step_mem;         /* activations, tape */
+	struct arena batch_mem;        /* the batch buffers */
+	struct ag_ctx ctx;
+	struct tensor *inputs;         /* (B, T) i32 */
+	struct tensor *targets;        /* (B, T) i32, -100 where ignored */
+	/* progress; saved in trainer_state.json */
+	int64_t step;                  /* optimizer updates done */
+	int64_t samples_seen;          /* sequences consumed by all ranks */
+	int64_t tokens_seen;           /* input tokens consumed by all ranks */
+	int64_t skipped_steps;         /* non-finite steps skipped */
+	double flops_per_token;        /* training FLOPs per token (6N + attention) */
+};
+
+/* Result of one optimizer step. */
+struct step_result {
+	double loss;                   /* mean over the micro-batches */
+	double grad_norm;              /* before clipping */
+	double lr;
+	int64_t batch;                 /* global batch size of this step */
+	bool skipped;                  /* non-finite and skip_nonfinite set */
+};
+
+/* Builds the model (initialised from the seed, or from_pretrained), the
+ * optimizer and the loaders for recipe r. 0, or -1 with err. */
+int trainer_init(struct trainer *t, struct recipe *r, struct hug_error *err);
+void trainer_free(struct trainer *t);
+
+/* One optimizer step over the global batch (gradient accumulation over
+ * micro-batches). A non-finite loss or gradient norm leaves parameters and
+ * optimizer state untouched: with skip_nonfinite the step is skipped
+ * (res->skipped), otherwise it is an error naming the step. 0 or -1. */
+int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *err);
+
+/* Mean validation loss over up to eval_batches micro-batches (the same
+ * batches every time), or NaN when there is no validation data. */
+int trainer_eval(struct trainer *t, double *loss, struct hug_error *err);
+
+#endif
