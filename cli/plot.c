@@ -17,6 +17,8 @@ int cli_plot(int argc, char **argv)
 		{ "width", ARG_INT, &o.width, "image width in pixels (900)" },
 		{ "height", ARG_INT, &o.height, "image height in pixels (600)" },
 		{ "log-y", ARG_SWITCH, &o.log_y, "loss on a log scale" },
+		{ "smooth", ARG_INT, &o.smooth, "moving average of the loss over N points "
+		  "(-1: auto, 0: off)" },
 		{ "help", ARG_SWITCH, &help, "show this help" },
 	};
 	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
@@ -29,7 +31,7 @@ int cli_plot(int argc, char **argv)
 	}
 	if (help || n_pos != 1) {
 		printf("usage: hug plot RUN_DIR [--out FILE.png] [--width 900 --height 600] "
-		       "[--log-y]\n");
+		       "[--log-y] [--smooth N]\n");
 		args_usage(specs, n_specs);
 		return help ? 0 : 2;
 	}

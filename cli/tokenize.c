@@ -2,11 +2,13 @@
  * token ids of a text (comma-separated, like --prompt-ids takes them);
  * `hug tokenize --tokenizer T.json --decode 1,2,3` prints the text of ids. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 #include "../data/tokenizer.h"
 #include "args.h"
 #include "cli.h"
@@ -32,41 +34,24 @@ static int parse_ids(const char *s, struct tok_ids *ids, struct hug_error *err)
 	return 0;
 }
 
-/* Reads all of `path` into *b; -1 with err. */
-static int read_all(const char *path, struct tok_bytes *b, struct hug_error *err)
-{
-	FILE *f = fopen(path, "rb");
-	char buf[1 << 16];
-	size_t got;
-	if (!f)
-		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-	tok_bytes_append(b, "", 0);
-	while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
-		tok_bytes_append(b, buf, got);
-	int bad = ferror(f);
-	fclose(f);
-	return bad ? hug_error_set(err, "%s: read error", path) : 0;
-}
-
 static int run_encode(const struct tokenizer *tok, const char *text, const char *file,
 		      struct hug_error *err)
 {
-	struct tok_bytes in = { 0 };
+	char *buf = NULL;
+	size_t len = 0;
 	struct tok_ids ids = { 0 };
-	int rc = -1;
-	if (file && read_all(file, &in, err))
-		goto out;
-	if (!file)
-		tok_bytes_append(&in, text, strlen(text));
-	tokenizer_encode(tok, in.p, in.n, &ids);
+	if (file && fs_read_file(file, SIZE_MAX, &buf, &len, err))
+		return -1;
+	if (file)
+		tokenizer_encode(tok, buf, len, &ids);
+	else
+		tokenizer_encode(tok, text, strlen(text), &ids);
 	for (int64_t i = 0; i < ids.n; i++)
 		printf("%s%d", i ? "," : "", ids.v[i]);
 	printf("\n");
-	rc = 0;
-out:
-	tok_bytes_free(&in);
+	hug_free(buf);
 	tok_ids_free(&ids);
-	return rc;
+	return 0;
 }
 
 static int run_decode(const struct tokenizer *tok, const char *list, bool skip,

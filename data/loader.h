@@ -24,10 +24,14 @@
  * rank's subsequence too. The c-th draw of source s is sample
  * perm(seed, s, epoch)[c mod n_train] with epoch = c / n_train: a seeded
  * Feistel permutation (O(1) memory), fresh each epoch; a source that runs
- * out starts its next epoch on its own. Rank r takes the draws g = base +
- * j * world + r; one batch consumes batch_size * world draws. So the union
- * over ranks is the global sequence, and within each source's epoch every
- * training sample is served exactly once.
+ * out starts its next epoch on its own. One step consumes B * world draws
+ * (B = batch_size); rank r takes the r-th run of B of them, g = base +
+ * r * B + i for row i. So the union over ranks is the global sequence, and
+ * within each source's epoch every training sample is served exactly once.
+ * (Runs rather than every world-th draw: a rank's rows are then consecutive
+ * draws and its batch has the right mix too; with a stride, world sizes
+ * like 8 or 21 made rank batches lopsided, often 6 or 7 of 8 rows from
+ * one of two equal sources.)
  *
  * State. The position is (cursor = draws consumed by all ranks together,
  * and draws per source); it is the same on every rank after the same number
@@ -50,7 +54,7 @@
 #define LOADER_STATE_VERSION 1
 
 struct loader_source {
-	const char *glob;   /* glob(3) pattern, e.g. "shards/fr/shard-*.h5" */
+	const char *glob;   /* glob(3) pattern: "shards/fr/shard-*.h5" */
 	double weight;      /* > 0; weights are normalised over sources */
 	const char *label;  /* prefix for messages about this source, e.g.
 			     * "data.train[1].path"; NULL: "sources[i]" */
@@ -63,7 +67,11 @@ struct loader_config {
 	int64_t batch_size;           /* B >= 1, per-rank micro batch */
 	int rank, world;              /* 0 <= rank < world */
 	uint64_t seed;
-	int64_t expect_vocab_size;    /* 0: don't check */
+	int64_t expect_vocab_size;    /* the tokenizer's vocabulary (BLOOM:
+				       * 250680, not the model's padded
+				       * 250880; compare that with
+				       * loader_meta()->vocab_size);
+				       * 0: don't check */
 	const char *expect_tokenizer_hash; /* NULL: don't check */
 	double valid_fraction;        /* held-out share of samples, [0, 1) */
 	int prefetch;                 /* batches ahead, 0 = synchronous */
@@ -138,6 +146,7 @@ cJSON *loader_state_to_json(const struct loader_state *st);
 int loader_state_from_json(const cJSON *j, const char *what,
 			   struct loader_state *st, struct hug_error *err);
 
+/* The number of sources (as configured). */
 int loader_n_sources(const struct loader *L);
 
 /* Per-source counts for source i (0 <= i < n_sources); pointers in it stay

@@ -17,8 +17,11 @@ static int produce(struct loader *L, struct loader_pos *pos, int32_t *inputs,
 {
 	struct loader_pos p = *pos;
 	memset(rows, 0, sizeof(int64_t) * LOADER_MAX_SOURCES);
-	for (int64_t i = 0; i < L->B; i++) {
-		for (int j = 0; j < L->world; j++) {
+	/* A step is B * world consecutive draws; rank j takes the j-th run
+	 * of B, so each rank's rows are consecutive draws (a well-mixed
+	 * batch for any world size). */
+	for (int j = 0; j < L->world; j++) {
+		for (int64_t i = 0; i < L->B; i++) {
 			int s;
 			int64_t c;
 			loader_draw(L, &p, &s, &c);

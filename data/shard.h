@@ -7,9 +7,9 @@
  * The writer appends whole documents and publishes the file atomically on
  * close; the reader validates a file completely on open and then serves
  * token ranges by hyperslab. Every HDF5 call made here is serialised by one
- * process-wide lock, so readers may be used from several threads (one call
- * at a time per reader is NOT required). A corrupt or truncated file yields
- * an error naming the file, never a crash or HDF5's own stderr dump. */
+ * process-wide lock, so a reader may be shared between threads. A corrupt
+ * or truncated file yields an error naming the file, never a crash or
+ * HDF5's own stderr dump. */
 #ifndef HUG_DATA_SHARD_H
 #define HUG_DATA_SHARD_H
 
@@ -87,6 +87,7 @@ int shard_reader_open(const char *path, struct shard_reader **r,
 /* The shard's metadata (valid while r is open). */
 const struct shard_meta *shard_reader_meta(const struct shard_reader *r);
 
+/* n_tokens, n_docs, and whether the shard has a loss_mask dataset. */
 int64_t shard_reader_tokens(const struct shard_reader *r);
 int64_t shard_reader_docs(const struct shard_reader *r);
 bool shard_reader_has_loss_mask(const struct shard_reader *r);

@@ -1,13 +1,13 @@
 /* tokenizer_load.c: reads a Hugging Face tokenizer.json into struct
  * tokenizer, validating every part hug relies on and refusing, by JSON
  * path, every feature it does not implement. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 #include "../base/json.h"
 #include "tokenizer_impl.h"
 #include "utf8.h"
@@ -406,25 +406,12 @@ out:
 
 int tokenizer_load(const char *path, struct tokenizer **tok, struct hug_error *err)
 {
+	char *buf;
+	size_t n;
 	*tok = NULL;
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-	char *buf = NULL;
-	size_t n = 0, cap = 1 << 16;
-	buf = hug_malloc(cap);
-	for (;;) {
-		if (n == cap)
-			buf = hug_realloc(buf, cap *= 2);
-		size_t got = fread(buf + n, 1, cap - n, f);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	int bad = ferror(f);
-	fclose(f);
-	int rc = bad ? hug_error_set(err, "%s: read error", path)
-		     : tokenizer_load_json(buf, n, path, tok, err);
+	if (fs_read_file(path, (size_t)1 << 31, &buf, &n, err))
+		return -1;
+	int rc = tokenizer_load_json(buf, n, path, tok, err);
 	hug_free(buf);
 	return rc;
 }

@@ -111,15 +111,18 @@ static void coverage(int world)
 		loader_stats(L, 0, &st);
 		CHECK(st.n_train == n && st.dropped_tokens == 7 &&
 		      st.n_files == 4 && st.n_tokens == 10223);
-		int64_t k = 0, kmax = (2 * n - r + world - 1) / world;
-		while (k < kmax) {
+		/* rank r's k-th row is global draw k/B*B*world + r*B + k%B;
+		 * pull whole steps until every draw < 2n is behind us */
+		int64_t steps = (2 * n + B * world - 1) / (B * world), k = 0;
+		for (int64_t b = 0; b < steps; b++) {
 			struct hug_error err = { 0 };
 			REQUIRE(loader_next(L, in, tg, &err) == 0);
-			for (int64_t i = 0; i < B && k < kmax; i++, k++) {
+			for (int64_t i = 0; i < B; i++, k++) {
 				int64_t smp = row_sample(in + i * T, tg + i * T, T);
 				REQUIRE(smp >= 0 && smp < n);
-				int64_t g = k * world + r;
-				seen[(g >= n) * n + smp]++;
+				int64_t g = k / B * B * world + r * B + k % B;
+				if (g < 2 * n)
+					seen[(g >= n) * n + smp]++;
 			}
 		}
 		loader_close(L);
@@ -193,8 +196,9 @@ TEST(loader_loss_mask_targets)
 }
 
 /* 10,000 samples from three sources weighted .5/.3/.2: the realised mix is
- * within 1% of the weights for the whole run and for rank 1 of 2, every
- * source's epochs are complete permutations, and the stats agree. */
+ * within 1% of the weights (whole run, and one rank of 2 or 8), every batch
+ * of 10 rows is within one row of 5/3/2, every source's epochs are complete
+ * permutations, and the stats agree. */
 static void blend(int rank, int world)
 {
 	struct fixture fx = { 0 };
@@ -216,16 +220,23 @@ static void blend(int rank, int world)
 		order[s] = hug_malloc(10000 * sizeof(int64_t));
 	}
 	int32_t in[70], tg[70];
+	int lopsided = 0;
 	for (int k = 0; k < 1000; k++) {
 		struct hug_error err = { 0 };
+		int64_t in_batch[3] = { 0 };
 		REQUIRE(loader_next(L, in, tg, &err) == 0);
 		for (int i = 0; i < B; i++) {
 			int64_t smp = row_sample(in + i * T, tg + i * T, T);
 			REQUIRE(smp >= 0);
 			int s = (int)(smp / SRC_BASE);
 			order[s][count[s]++] = smp % SRC_BASE;
+			in_batch[s]++;
 		}
+		/* every batch of 10 is close to 5/3/2 */
+		for (int s = 0; s < 3; s++)
+			lopsided += fabs((double)in_batch[s] - B * w[s]) > 1.5;
 	}
+	CHECK(lopsided == 0);
 	for (int s = 0; s < 3; s++) {
 		CHECK_NEAR(count[s] / 10000.0, w[s], 0.01);
 		struct loader_source_stats st;
@@ -254,6 +265,7 @@ static void blend(int rank, int world)
 
 TEST(loader_blend_ratios_1_rank) { blend(0, 1); }
 TEST(loader_blend_ratios_rank_1_of_2) { blend(1, 2); }
+TEST(loader_blend_ratios_rank_3_of_8) { blend(3, 8); }
 
 /* ---- state ---- */
 

@@ -420,12 +420,14 @@ TEST(plot_metrics_errors_name_file_and_line)
 
 /* ---- rendering ---- */
 
-static const char *synthetic_metrics(int steps)
+/* A decaying loss with a periodic wobble of the given amplitude, warmup and
+ * cosine lr, and a validation loss every 50 steps, as metrics.jsonl text. */
+static const char *synthetic_metrics(int steps, double noise)
 {
-	static char buf[1 << 16];
+	static char buf[1 << 18];
 	size_t k = 0;
 	for (int s = 0; s <= steps && k + 200 < sizeof(buf); s++) {
-		double loss = 3 + 8 * exp(-s / 40.0) + 0.1 * sin(s * 1.7);
+		double loss = 3 + 8 * exp(-s / 40.0) + noise * sin(s * 1.7);
 		double lr = s < 20 ? 3e-4 * (s + 1) / 20 : 3e-5 + 2.7e-4 * (1 + cos(M_PI * (s - 20) / (steps - 20))) / 2;
 		k += (size_t)snprintf(buf + k, sizeof(buf) - k,
 				      "{\"step\": %d, \"loss\": %.6f, \"lr\": %.8g}\n", s, loss, lr);
@@ -464,7 +466,7 @@ TEST(plot_render_synthetic_two_panels)
 {
 	struct plot_metrics m;
 	struct hug_error err = { 0 };
-	REQUIRE(parse(synthetic_metrics(300), &m, &err) == 0);
+	REQUIRE(parse(synthetic_metrics(300, 0.1), &m, &err) == 0);
 	struct plot_opts o = plot_opts_default();
 	o.width = 640;
 	o.height = 480;
@@ -495,6 +497,31 @@ TEST(plot_render_synthetic_two_panels)
 	plot_metrics_free(&m);
 }
 
+TEST(plot_render_smooths_dense_loss)
+{
+	struct plot_metrics m;
+	struct hug_error err = { 0 };
+	struct raster r;
+	struct plot_opts o = plot_opts_default();
+	o.width = 640;
+	o.height = 480;
+	REQUIRE(parse(synthetic_metrics(2000, 1.0), &m, &err) == 0);
+	/* auto: the raw curve in a tint, the moving average over it */
+	REQUIRE(plot_render(&m, &o, &r, &err) == 0);
+	int tint_auto = count_color(r.rgb, r.w, 0, r.h / 2, 177, 207, 229);
+	CHECK(count_color(r.rgb, r.w, 0, r.h / 2, 31, 119, 180) > 300);
+	raster_free(&r);
+	o.smooth = 0;
+	REQUIRE(plot_render(&m, &o, &r, &err) == 0);
+	int tint_off = count_color(r.rgb, r.w, 0, r.h / 2, 177, 207, 229);
+	raster_free(&r);
+	CHECK(tint_auto > 3 * tint_off + 100);
+	o.smooth = -2;
+	CHECK(plot_render(&m, &o, &r, &err) == -1 && strstr(err.msg, "--smooth"));
+	raster_free(&r);
+	plot_metrics_free(&m);
+}
+
 TEST(plot_render_single_point_and_no_lr)
 {
 	struct plot_metrics m;
@@ -518,7 +545,7 @@ TEST(plot_run_writes_png_of_requested_size)
 	char dir[] = "/tmp/hug-plot-XXXXXX", path[256], used[256];
 	REQUIRE(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
-	write_text(path, synthetic_metrics(500));
+	write_text(path, synthetic_metrics(500, 0.1));
 	struct plot_opts o = plot_opts_default();
 	o.width = 700;
 	o.height = 420;

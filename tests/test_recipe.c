@@ -153,3 +153,25 @@ TEST(recipe_docs_list_every_key)
 				     recipe_keys[i].path);
 	}
 }
+
+TEST(recipe_shipped_recipes_parse)
+{
+	make_shard();
+	char train[160];
+	snprintf(train, sizeof(train), "data.train=[{\"path\": \"%s\", \"weight\": 1}]", shard_glob);
+	const char *ov[] = { train, "data.valid=null", "data.tokenizer=null" };
+	struct recipe r;
+	struct hug_error err = { 0 };
+	REQUIRE(recipe_load("recipes/bloom-560m-pretrain.json", ov, 3, 8, &r, &err) == 0);
+	CHECK(bloom_param_count(&r.model) == 559214592);
+	CHECK(r.seq_len == 2048 && r.global_batch_size == 256 && r.accumulation == 8);
+	CHECK(r.schedule.max_lr == 3e-4 && r.schedule.min_lr == 1e-5);
+	CHECK(r.optim.beta2 == 0.95 && r.optim.weight_decay == 0.1 && r.grad_clip == 1.0);
+	CHECK(r.model.initializer_range == 0.0048);
+	recipe_free(&r);
+	REQUIRE(recipe_load("recipes/demo-cpu.json", ov, 3, 1, &r, &err) == 0);
+	CHECK(r.steps > 0 && r.n_sample_prompts > 0);
+	recipe_free(&r);
+	if (err.set)
+		printf("%s\n", err.msg);
+}

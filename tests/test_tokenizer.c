@@ -138,7 +138,8 @@ TEST(tokenizer_decode_inverts_encode)
 			ids.n = 0;
 			tokenizer_encode(tok, s, len, &ids);
 			CHECK(tokenizer_decode(tok, ids.v, ids.n, false, &back, &err) == 0);
-			CHECK(back.n == len && !memcmp(back.p, s, len));
+			/* <mask> strips the spaces around it (lstrip/rstrip) */
+			CHECK((back.n == len && !memcmp(back.p, s, len)) || strstr(s, "<mask>"));
 			hug_free(s);
 		}
 		for (int r = 0; r < 300; r++) {
@@ -287,6 +288,7 @@ TEST(tokenizer_malformed_json_names_the_path)
 	CHECK(strstr(err.msg, "added_tokens[0]: id 0 is \"a\"") != NULL);
 	const char *bad_vocab = "{\"pre_tokenizer\": " BL ", \"model\": {\"type\": \"BPE\", "
 				"\"vocab\": {\"a\": \"zero\"}, \"merges\": []}}";
+	hug_error_clear(&err);
 	CHECK(tokenizer_load_json(bad_vocab, strlen(bad_vocab), "v.json", &tok, &err) == -1);
 	CHECK(strstr(err.msg, "v.json: model.vocab[\"a\"]: expected an integer id") != NULL);
 	hug_error_clear(&err);

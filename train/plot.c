@@ -38,7 +38,7 @@ struct layout {
 
 struct plot_opts plot_opts_default(void)
 {
-	return (struct plot_opts){ .width = 900, .height = 600, .log_y = false };
+	return (struct plot_opts){ .width = 900, .height = 600, .log_y = false, .smooth = -1 };
 }
 
 int plot_opts_validate(const struct plot_opts *o, struct hug_error *err)
@@ -49,6 +49,9 @@ int plot_opts_validate(const struct plot_opts *o, struct hug_error *err)
 	if (o->height < PLOT_MIN_HEIGHT || o->height > PLOT_MAX_DIM)
 		return hug_error_set(err, "--height: expected %d to %d pixels, got %d",
 				     PLOT_MIN_HEIGHT, PLOT_MAX_DIM, o->height);
+	if (o->smooth < -1 || o->smooth > PLOT_MAX_SMOOTH)
+		return hug_error_set(err, "--smooth: expected -1 (auto), 0 (off) or a window "
+				     "of up to %d points, got %d", PLOT_MAX_SMOOTH, o->smooth);
 	return 0;
 }
 
@@ -117,7 +120,8 @@ static int y_axes(struct layout *L, const struct plot_metrics *m, bool log_y,
 	return 0;
 }
 
-/* The step axis for a plot area `w` pixels wide. */
+/* The step axis for a plot area `w` pixels wide: the steps of all series,
+ * from 0 when the first step is near it. */
 static void x_axis(struct layout *L, const struct plot_metrics *m, int w)
 {
 	double lo = INFINITY, hi = -INFINITY;
@@ -125,6 +129,8 @@ static void x_axis(struct layout *L, const struct plot_metrics *m, int w)
 	extent(&m->loss, true, &lo, &hi);
 	extent(&m->valid, true, &lo, &hi);
 	extent(&m->lr, true, &lo, &hi);
+	if (lo > 0 && lo <= 0.05 * hi)
+		lo = 0;   /* runs logged from step 1 still start the axis at 0 */
 	plot_format_number(hi, 1, hi >= 1e6, buf, sizeof(buf));
 	int lw = raster_text_width(buf, L->s) + 28 * L->s;
 	plot_axis_linear(&L->x, lo, hi, clampi(w / lw, 2, 12), false);
@@ -135,7 +141,7 @@ static int lay_out(struct layout *L, const struct plot_metrics *m,
 		   const struct plot_opts *o, struct hug_error *err)
 {
 	int W = o->width, H = o->height;
-	int s = clampi((int)lround(fmin(W, H) / 300.0), 1, 4);
+	int s = clampi((int)lround(fmin(W, H) / 250.0), 1, 4);
 	int pad = 8 * s, title_h = 12 * s, xlab_h = 3 * s + 11 * s, gap = 8 * s;
 	int xtitle_h = 9 * s;
 	L->s = s;
@@ -216,21 +222,68 @@ static void draw_title(struct raster *r, const struct layout *L, const struct pa
 		raster_text(r, p->area.x1 - nw, top, note, s, COL_MUTED);
 }
 
-/* Strokes a series as a line in panel coordinates. */
-static void draw_line(struct raster *r, const struct layout *L, const struct panel *p,
-		      const struct plot_series *sr, struct raster_color c)
+static double line_width(const struct layout *L)
 {
-	if (sr->n == 0)
+	return 1.0 + 0.4 * L->s;
+}
+
+/* Strokes the n points (steps x, values v) as a line in panel coordinates,
+ * `width` pixels wide. */
+static void draw_line(struct raster *r, const struct panel *p, const double *x,
+		      const double *v, size_t n, double width, struct raster_color c)
+{
+	if (n == 0)
 		return;
-	double *x = hug_malloc(sr->n * sizeof(double));
-	double *y = hug_malloc(sr->n * sizeof(double));
-	for (size_t i = 0; i < sr->n; i++) {
-		x[i] = px_x(p, sr->pts[i].step);
-		y[i] = px_y(p, sr->pts[i].value);
+	double *px = hug_malloc(n * sizeof(double));
+	double *py = hug_malloc(n * sizeof(double));
+	for (size_t i = 0; i < n; i++) {
+		px[i] = px_x(p, x[i]);
+		py[i] = px_y(p, v[i]);
 	}
-	raster_polyline(r, x, y, (int)sr->n, 1.0 + 0.4 * L->s, c, p->area);
-	hug_free(x);
-	hug_free(y);
+	raster_polyline(r, px, py, (int)n, width, c, p->area);
+	hug_free(px);
+	hug_free(py);
+}
+
+/* Splits a series into new arrays of steps and values; free both. */
+static void unzip(const struct plot_series *sr, double **x, double **v)
+{
+	*x = hug_malloc((sr->n ? sr->n : 1) * sizeof(double));
+	*v = hug_malloc((sr->n ? sr->n : 1) * sizeof(double));
+	for (size_t i = 0; i < sr->n; i++) {
+		(*x)[i] = sr->pts[i].step;
+		(*v)[i] = sr->pts[i].value;
+	}
+}
+
+/* Replaces v[0..n) by its centred moving average over `window` points;
+ * near the ends the window is cut short (so the ends stay as smooth as
+ * the middle, at the price of a little lag there). */
+static void smooth(double *v, size_t n, int window)
+{
+	size_t h = (size_t)(window / 2);
+	double *sum = hug_malloc((n + 1) * sizeof(double));
+	sum[0] = 0;
+	for (size_t i = 0; i < n; i++)
+		sum[i + 1] = sum[i] + v[i];
+	for (size_t i = 0; i < n; i++) {
+		size_t a = i > h ? i - h : 0, b = i + h < n - 1 ? i + h : n - 1;
+		v[i] = (sum[b + 1] - sum[a]) / (double)(b - a + 1);
+	}
+	hug_free(sum);
+}
+
+/* The moving-average window for the training loss: the option, or when
+ * it is -1 (auto) and there are more points than pixel columns, about a
+ * 150th of the points (at least 9). 0 or 1: no smoothing. */
+static int smooth_window(const struct plot_opts *o, size_t n, int plot_w)
+{
+	if (o->smooth >= 0)
+		return o->smooth;
+	if (n <= (size_t)plot_w)
+		return 0;
+	size_t w = 2 * (n / 300) + 1;
+	return w < 9 ? 9 : w > PLOT_MAX_SMOOTH ? PLOT_MAX_SMOOTH : (int)w;
 }
 
 /* A filled marker with a white rim, so it stands out on a line. */
@@ -261,17 +314,27 @@ static int colored_in(const struct raster *r, struct raster_rect b)
 	return n;
 }
 
-/* The train/valid legend in the corner of the loss panel that hides the
- * fewest curve pixels. */
+struct legend_entry {
+	const char *label;
+	struct raster_color c;
+	bool marker;             /* a marker sample, else a line */
+};
+
+/* The legend in the corner of the loss panel that hides the fewest curve
+ * pixels (tried in the order top right, top left, bottom right, bottom
+ * left). */
 static void draw_legend(struct raster *r, const struct layout *L,
-			const struct plot_metrics *m)
+			const struct legend_entry *e, int n)
 {
 	const struct raster_rect a = L->loss.area;
-	int s = L->s, in = 5 * s, row = 12 * s, sample = 16 * s;
-	int n = (m->loss.n > 0) + (m->valid.n > 0);
-	int w = in + sample + 4 * s + raster_text_width("train", s) + in;
+	int s = L->s, in = 5 * s, row = 12 * s, sample = 16 * s, tw = 0;
+	for (int i = 0; i < n; i++) {
+		int t = raster_text_width(e[i].label, s);
+		tw = t > tw ? t : tw;
+	}
+	int w = in + sample + 4 * s + tw + in;
 	int h = in + n * row - 5 * s + in, mg = 6 * s;
-	if (w + 2 * mg > a.x1 - a.x0 || h + 2 * mg > a.y1 - a.y0)
+	if (n == 0 || w + 2 * mg > a.x1 - a.x0 || h + 2 * mg > a.y1 - a.y0)
 		return;
 	struct raster_rect c[4] = {
 		{ a.x1 - mg - w, a.y0 + mg, a.x1 - mg, a.y0 + mg + h },
@@ -286,21 +349,18 @@ static void draw_legend(struct raster *r, const struct layout *L,
 			best = i, best_n = k;
 	}
 	struct raster_rect b = c[best];
-	raster_fill_rect(r, b.x0, b.y0, b.x1, b.y1, COL_BG);
-	raster_fill_rect(r, b.x0, b.y0, b.x1, b.y0 + 1, COL_LEGEND);
-	raster_fill_rect(r, b.x0, b.y1 - 1, b.x1, b.y1, COL_LEGEND);
-	raster_fill_rect(r, b.x0, b.y0, b.x0 + 1, b.y1, COL_LEGEND);
-	raster_fill_rect(r, b.x1 - 1, b.y0, b.x1, b.y1, COL_LEGEND);
+	raster_fill_rect(r, b.x0, b.y0, b.x1, b.y1, COL_LEGEND);
+	raster_fill_rect(r, b.x0 + 1, b.y0 + 1, b.x1 - 1, b.y1 - 1, COL_BG);
 	int y = b.y0 + in, x = b.x0 + in;
-	if (m->loss.n > 0) {
-		double lx[2] = { x, x + sample }, ly[2] = { y + 3.5 * s, y + 3.5 * s };
-		raster_polyline(r, lx, ly, 2, 1.0 + 0.4 * s, COL_TRAIN, b);
-		raster_text(r, x + sample + 4 * s, y, "train", s, COL_TEXT);
-		y += row;
-	}
-	if (m->valid.n > 0) {
-		draw_marker(r, L, x + sample / 2.0, y + 3.5 * s, COL_VALID, b);
-		raster_text(r, x + sample + 4 * s, y, "valid", s, COL_TEXT);
+	for (int i = 0; i < n; i++, y += row) {
+		double cy = y + RASTER_GLYPH_CAP * s / 2.0;
+		if (e[i].marker) {
+			draw_marker(r, L, x + sample / 2.0, cy, e[i].c, b);
+		} else {
+			double lx[2] = { x, x + sample }, ly[2] = { cy, cy };
+			raster_polyline(r, lx, ly, 2, line_width(L), e[i].c, b);
+		}
+		raster_text(r, x + sample + 4 * s, y, e[i].label, s, COL_TEXT);
 	}
 }
 
@@ -341,19 +401,44 @@ static void loss_note(const struct plot_metrics *m, char *buf, size_t n)
 		snprintf(buf, n, "step %.0f: valid %s", v->step, b);
 }
 
+/* The train tint under a smoothed curve: 35% of the colour on white. */
+static struct raster_color tint(struct raster_color c)
+{
+	return (struct raster_color){ (uint8_t)(255 - 0.35 * (255 - c.r)),
+				      (uint8_t)(255 - 0.35 * (255 - c.g)),
+				      (uint8_t)(255 - 0.35 * (255 - c.b)) };
+}
+
 static void draw_loss(struct raster *r, const struct layout *L,
-		      const struct plot_metrics *m, bool log_y)
+		      const struct plot_metrics *m, const struct plot_opts *o)
 {
 	const struct panel *p = &L->loss;
+	struct legend_entry e[3];
 	char note[128] = "";
+	int n_e = 0;
+	double *x, *v;
 	draw_axes(r, L, p);
-	draw_line(r, L, p, &m->loss, COL_TRAIN);
+	unzip(&m->loss, &x, &v);
+	int window = smooth_window(o, m->loss.n, p->area.x1 - p->area.x0);
+	if (m->loss.n && window > 1) {
+		draw_line(r, p, x, v, m->loss.n, 1.0, tint(COL_TRAIN));
+		smooth(v, m->loss.n, window);
+		e[n_e++] = (struct legend_entry){ "train", tint(COL_TRAIN), false };
+		e[n_e++] = (struct legend_entry){ "smoothed", COL_TRAIN, false };
+	} else if (m->loss.n) {
+		e[n_e++] = (struct legend_entry){ "train", COL_TRAIN, false };
+	}
+	draw_line(r, p, x, v, m->loss.n, line_width(L), COL_TRAIN);
+	hug_free(x);
+	hug_free(v);
 	for (size_t i = 0; i < m->valid.n; i++)
 		draw_marker(r, L, px_x(p, m->valid.pts[i].step), px_y(p, m->valid.pts[i].value),
 			    COL_VALID, p->area);
+	if (m->valid.n)
+		e[n_e++] = (struct legend_entry){ "valid", COL_VALID, true };
 	loss_note(m, note, sizeof(note));
-	draw_title(r, L, p, log_y ? "loss (log scale)" : "loss", note);
-	draw_legend(r, L, m);
+	draw_title(r, L, p, o->log_y ? "loss (log scale)" : "loss", note);
+	draw_legend(r, L, e, n_e);
 }
 
 static void draw_lr(struct raster *r, const struct layout *L, const struct plot_metrics *m)
@@ -369,10 +454,14 @@ static void draw_lr(struct raster *r, const struct layout *L, const struct plot_
 			    COL_MUTED);
 	} else {
 		const struct plot_point *last = &m->lr.pts[m->lr.n - 1];
-		char v[48];
-		fmt_value(last->value, v, sizeof(v));
-		snprintf(note, sizeof(note), "step %.0f: lr %s", last->step, v);
-		draw_line(r, L, p, &m->lr, COL_LR);
+		char val[48];
+		double *x, *v;
+		fmt_value(last->value, val, sizeof(val));
+		snprintf(note, sizeof(note), "step %.0f: lr %s", last->step, val);
+		unzip(&m->lr, &x, &v);
+		draw_line(r, p, x, v, m->lr.n, line_width(L), COL_LR);
+		hug_free(x);
+		hug_free(v);
 	}
 	draw_title(r, L, p, "learning rate", note);
 	int w = raster_text_width("step", L->s);
@@ -393,7 +482,7 @@ int plot_render(const struct plot_metrics *m, const struct plot_opts *o,
 	raster_init(r, o->width, o->height, COL_BG);
 	if (lay_out(&L, m, o, err))
 		return -1;
-	draw_loss(r, &L, m, o->log_y);
+	draw_loss(r, &L, m, o);
 	draw_lr(r, &L, m);
 	return 0;
 }

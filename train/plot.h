@@ -3,6 +3,8 @@
  * encodes). The picture has two panels sharing the step axis: the training
  * loss (with validation losses as markers) on top and the learning rate
  * below, each with "nice" ticks (1, 2 or 5 x 10^k) and numeric labels.
+ * When there are more loss points than pixel columns, the raw loss is drawn
+ * faint with a centred moving average over it (plot_opts.smooth).
  *
  * metrics.jsonl holds one JSON object per line. Training lines carry
  * "step", "loss" and "lr"; evaluation lines carry "step" and "valid_loss".
@@ -92,16 +94,23 @@ void plot_format_number(double v, double step, bool sci, char *buf, size_t n);
 #define PLOT_MIN_HEIGHT 240
 #define PLOT_MAX_DIM 4096
 
+#define PLOT_MAX_SMOOTH 100001
+
 struct plot_opts {
 	int width, height;   /* image size in pixels */
 	bool log_y;          /* loss panel on a log10 scale */
+	/* Training loss smoothing: a centred moving average over this many
+	 * points drawn over the raw curve (drawn faint). -1: automatic, on
+	 * only when there are more points than pixel columns; 0 or 1: off. */
+	int smooth;
 };
 
-/* Default options: 900 x 600, linear. */
+/* Default options: 900 x 600, linear, automatic smoothing. */
 struct plot_opts plot_opts_default(void);
 
-/* Checks the options: sizes within [PLOT_MIN_*, PLOT_MAX_DIM]. 0 or -1
- * with err naming the flag (--width, --height). */
+/* Checks the options: sizes within [PLOT_MIN_*, PLOT_MAX_DIM], smooth in
+ * [-1, PLOT_MAX_SMOOTH]. 0 or -1 with err naming the flag (--width,
+ * --height, --smooth). */
 int plot_opts_validate(const struct plot_opts *o, struct hug_error *err);
 
 /* Renders m into r, which this function initialises (o->width x

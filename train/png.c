@@ -140,19 +140,20 @@ uint8_t *png_encode_rgb(const uint8_t *rgb, int w, int h, size_t *len)
 	return out;
 }
 
-/* Writes buf[0..len) to a new file at path; 0, or -1 with err. */
-static int write_file(const char *path, const uint8_t *buf, size_t len,
-		      struct hug_error *err)
+/* Writes buf[0..len) to a new file at tmp; errors name `shown` (the path
+ * the user asked for). 0 or -1 with err. */
+static int write_file(const char *tmp, const char *shown, const uint8_t *buf,
+		      size_t len, struct hug_error *err)
 {
-	FILE *f = fopen(path, "wb");
+	FILE *f = fopen(tmp, "wb");
 	if (!f)
-		return hug_error_set(err, "%s: cannot create: %s", path, strerror(errno));
+		return hug_error_set(err, "%s: cannot create: %s", shown, strerror(errno));
 	size_t put = fwrite(buf, 1, len, f);
 	int werr = put == len ? 0 : (errno ? errno : EIO);
 	if (fclose(f) && !werr)
 		werr = errno ? errno : EIO;
 	if (werr)
-		return hug_error_set(err, "%s: write failed: %s", path, strerror(werr));
+		return hug_error_set(err, "%s: write failed: %s", shown, strerror(werr));
 	return 0;
 }
 
@@ -165,7 +166,7 @@ int png_write_rgb(const char *path, const uint8_t *rgb, int w, int h,
 	int rc = 0;
 	memcpy(tmp, path, plen);
 	memcpy(tmp + plen, ".tmp", 5);
-	if (write_file(tmp, png, len, err)) {
+	if (write_file(tmp, path, png, len, err)) {
 		rc = -1;
 		remove(tmp);
 	} else if (rename(tmp, path)) {

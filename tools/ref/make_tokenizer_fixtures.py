@@ -21,6 +21,8 @@ Writes:
                     (ids 0..3), 600 tokens
   hf_trained.json   what BpeTrainer makes of corpus.txt with the settings
                     `hug tokenizer train` uses by default (vocab 500)
+  hf_trained_bloom.json  the same with BLOOM's pre-tokenizer
+                    (`--pre-tokenizer bloom`)
   expected.json     {"texts": [hex...], "ids": {fixture: [[ids]...]}}: HF's
                     encode(text, add_special_tokens=False) per text
   hug_trained.json, hug_trained_expected.json   (--hug) the file
@@ -261,6 +263,8 @@ def make():
     files["bloom"] = save(bloom, "bloom.json")
     hf = train(cpath, 500, ["<unk>", "<s>", "</s>", "<pad>"], gpt2_pretok())
     files["hf_trained"] = save(hf, "hf_trained.json")
+    save(train(cpath, 500, ["<unk>", "<s>", "</s>", "<pad>"], bloom_pretok()),
+         "hf_trained_bloom.json")
 
     texts = [t.encode("utf-8") for t in TEXTS] + INVALID
     exp = {"texts": [hexs(t) for t in texts], "ids": {}}
@@ -274,23 +278,32 @@ def make():
           (OUT, len(texts), len(INVALID), ", ".join(files)))
 
 
+def same_training(ours_path, hf_name):
+    with open(ours_path, encoding="utf-8") as f:
+        oj = json.load(f)
+    with open(os.path.join(OUT, hf_name), encoding="utf-8") as f:
+        hj = json.load(f)
+    same_vocab = oj["model"]["vocab"] == hj["model"]["vocab"]
+    om, hm = oj["model"]["merges"], hj["model"]["merges"]
+    first_diff = next((i for i, (a, b) in enumerate(zip(om, hm)) if a != b), None)
+    print("hug vs HF trainer (%s): vocab %s, merges %d vs %d, first difference %s" %
+          (hf_name, "identical" if same_vocab else "differs", len(om), len(hm), first_diff))
+    return same_vocab and om == hm
+
+
 def check_hug():
     """Trains with hug, loads the result in HF, compares with HF's trainer."""
     hug = os.path.join(ROOT, "build", "bin", "hug")
     cpath = os.path.join(OUT, "corpus.txt")
     out = os.path.join(OUT, "hug_trained.json")
-    subprocess.run([hug, "tokenizer", "train", "--vocab-size", "500", "--out", out, cpath],
-                   check=True)
+    subprocess.run([hug, "tokenizer", "train", "--quiet", "--vocab-size", "500", "--out", out,
+                    cpath], check=True)
+    bloom_out = "/tmp/hug_trained_bloom.json"
+    subprocess.run([hug, "tokenizer", "train", "--quiet", "--vocab-size", "500",
+                    "--pre-tokenizer", "bloom", "--out", bloom_out, cpath], check=True)
+    same = same_training(out, "hf_trained.json")
+    same &= same_training(bloom_out, "hf_trained_bloom.json")
     ours = Tokenizer.from_file(out)
-    with open(out, encoding="utf-8") as f:
-        oj = json.load(f)
-    with open(os.path.join(OUT, "hf_trained.json"), encoding="utf-8") as f:
-        hj = json.load(f)
-    same_vocab = oj["model"]["vocab"] == hj["model"]["vocab"]
-    om, hm = oj["model"]["merges"], hj["model"]["merges"]
-    first_diff = next((i for i, (a, b) in enumerate(zip(om, hm)) if a != b), None)
-    print("hug vs HF trainer: vocab %s, merges %d vs %d, first difference %s" %
-          ("identical" if same_vocab else "differs", len(om), len(hm), first_diff))
     ids = [ours.encode(t, add_special_tokens=False).ids for t in TEXTS]
     ids += [encode_parts(ours, b) for b in INVALID]
     with open(os.path.join(OUT, "hug_trained_expected.json"), "w") as f:
@@ -299,7 +312,7 @@ def check_hug():
     corpus_ids = ours.encode(open(cpath, encoding="utf-8").read(), add_special_tokens=False).ids
     print("HF loads hug_trained.json: vocab %d, corpus encodes to %d ids" %
           (ours.get_vocab_size(), len(corpus_ids)))
-    return same_vocab and om == hm
+    return same
 
 
 if __name__ == "__main__":
