@@ -670,8 +670,10 @@ struct tensor *ag_attention_dropout(struct ag_ctx *ctx, struct tensor *q,
 		return NULL;
 	struct ag_node *n = node_new(ctx, op, 5, (struct tensor *[]){ q, k, v, slopes, mask });
 	n->out = tensor_new(ctx->step, q->dtype, 4, q->shape);
-	/* probabilities (B, H, Tq, Tk), kept for backward */
+	/* probabilities (B, H, Tq, Tk), kept for backward, and a (B, H, Tk)
+	 * scratch row per (b, h) for the backward */
 	n->saved[0] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tq, tk));
+	n->saved[1] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tk));
 	n->p.attention.scale = 1.0 / sqrt((double)q->shape[3]);
 	n->p.attention.causal = causal;
 	if (ctx->training && p > 0.0) {

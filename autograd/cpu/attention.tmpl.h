@@ -23,6 +23,7 @@ static inline REAL FN(drop)(const struct ag_node *n, int64_t idx)
 static inline REAL FN(dot)(const REAL *a, const REAL *b, int64_t d)
 {
 	REAL s = 0;
+#pragma omp simd reduction(+ : s)
 	for (int64_t i = 0; i < d; i++)
 		s += a[i] * b[i];
 	return s;
@@ -85,6 +86,7 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 				if (pd == 0)
 					continue;
 				const REAL *vj = vb + j * v->stride[2];
+#pragma omp simd
 				for (int64_t d = 0; d < D; d++)
 					oi[d] += pd * vj[d];
 			}
@@ -95,11 +97,13 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 /* With P the saved probabilities, M the dropout factors (1 without dropout)
  * and dO the output gradient, per row i: dV_j += P_ij M_ij dO_i;
  * dP_ij = M_ij dO_i . V_j; dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij);
- * dQ_i += scale sum_j dS_ij K_j; dK_j += scale dS_ij Q_i. */
+ * dQ_i += scale sum_j dS_ij K_j; dK_j += scale dS_ij Q_i. dP of a row is
+ * kept in the (b, h) row of the scratch tensor saved[1]. */
 static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node *n)
 {
 	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
 	const REAL *probs = n->saved[0]->data, *dout = n->out->grad->data;
+	REAL *scratch = n->saved[1]->data;
 	REAL *dq = q->grad ? q->grad->data : NULL;
 	REAL *dk = k->grad ? k->grad->data : NULL;
 	REAL *dv = v->grad ? v->grad->data : NULL;
@@ -115,33 +119,46 @@ static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node 
 		REAL *dqb = dq ? dq + bh * TQ * D : NULL;
 		REAL *dkb = dk ? dk + bh * TK * D : NULL;
 		REAL *dvb = dv ? dv + bh * TK * D : NULL;
+		REAL *dp = scratch + bh * TK;
 		for (int64_t i = 0; i < TQ; i++) {
 			const REAL *p = probs + (bh * TQ + i) * TK;
 			const REAL *doi = dout + (bh * TQ + i) * D;
 			const REAL *qi = qb + i * q->stride[2];
 			int64_t row = (bh * TQ + i) * TK;
 			double rowdot = 0;
-			for (int64_t j = 0; j < TK; j++)
-				if (p[j] != 0)
-					rowdot += (double)p[j] * FN(drop)(n, row + j) *
-						  FN(dot)(doi, vb + j * v->stride[2], D);
+			for (int64_t j = 0; j < TK; j++) {
+				if (p[j] == 0) {
+					dp[j] = 0;
+					continue;
+				}
+				REAL m = FN(drop)(n, row + j);
+				dp[j] = m * FN(dot)(doi, vb + j * v->stride[2], D);
+				rowdot += (double)p[j] * dp[j];
+				if (dvb && m != 0) {
+					REAL w = p[j] * m;
+					REAL *dvj = dvb + j * D;
+#pragma omp simd
+					for (int64_t d = 0; d < D; d++)
+						dvj[d] += w * doi[d];
+				}
+			}
 			for (int64_t j = 0; j < TK; j++) {
 				if (p[j] == 0)
 					continue;
+				REAL ds = p[j] * (dp[j] - (REAL)rowdot) * scale;
 				const REAL *kj = kb + j * k->stride[2];
-				REAL m = FN(drop)(n, row + j);
-				if (dvb && m != 0)
+				if (dqb) {
+					REAL *dqi = dqb + i * D;
+#pragma omp simd
 					for (int64_t d = 0; d < D; d++)
-						dvb[j * D + d] += p[j] * m * doi[d];
-				REAL dp = m * FN(dot)(doi, vb + j * v->stride[2], D);
-				REAL ds = p[j] * (dp - (REAL)rowdot);
-				ds *= scale;
-				if (dqb)
+						dqi[d] += ds * kj[d];
+				}
+				if (dkb) {
+					REAL *dkj = dkb + j * D;
+#pragma omp simd
 					for (int64_t d = 0; d < D; d++)
-						dqb[i * D + d] += ds * kj[d];
-				if (dkb)
-					for (int64_t d = 0; d < D; d++)
-						dkb[j * D + d] += ds * qi[d];
+						dkj[d] += ds * qi[d];
+				}
 			}
 		}
 	}

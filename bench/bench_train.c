@@ -1,0 +1,90 @@
+/* bench_train.c: training-step throughput of a BLOOM model on the CPU:
+ * forward, backward, clipping and an AdamW update on random tokens, the
+ * work `hug train` does per micro-batch. Compare with
+ * tools/ref/bench_torch_train.py (PyTorch + transformers, same shapes and
+ * thread count).
+ *
+ *   build/bin/bench_train [--hidden 192 --layers 4 --heads 6 --vocab 8192
+ *                          --seq 128 --batch 8 --steps 20 --warmup 3]
+ * Threads: OMP_NUM_THREADS (and OPENBLAS_NUM_THREADS). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../autograd/autograd.h"
+#include "../autograd/rng.h"
+#include "../nn/bloom.h"
+#include "../optim/optimizer.h"
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long arg(int argc, char **argv, const char *name, long def)
+{
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], name))
+			return atol(argv[i + 1]);
+	return def;
+}
+
+int main(int argc, char **argv)
+{
+	long h = arg(argc, argv, "--hidden", 192), l = arg(argc, argv, "--layers", 4);
+	long nh = arg(argc, argv, "--heads", 6), v = arg(argc, argv, "--vocab", 8192);
+	long t = arg(argc, argv, "--seq", 128), b = arg(argc, argv, "--batch", 8);
+	long steps = arg(argc, argv, "--steps", 20), warm = arg(argc, argv, "--warmup", 3);
+	struct bloom_config c = bloom_config_make(v, h, (int)l, (int)nh);
+	struct hug_error err = { 0 };
+	if (bloom_config_validate(&c, "bench", &err)) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 2;
+	}
+	struct bloom_model m;
+	bloom_model_init(&m, &c, DT_F32, true);
+	bloom_model_init_weights(&m, 1);
+	struct optim_config oc = optim_config_adamw();
+	struct optimizer opt;
+	optim_init(&opt, &oc, &m.table);
+	struct arena step, data;
+	arena_init(&step, "step", 0, NULL);
+	arena_init(&data, "data", 0, NULL);
+	struct ag_ctx ctx;
+	ag_ctx_init(&ctx, &step);
+	struct tensor *ids = tensor_new(&data, DT_I32, TENSOR_SHAPE(b, t));
+	struct tensor *tgt = tensor_new(&data, DT_I32, TENSOR_SHAPE(b, t));
+	double t0 = 0;
+	for (long s = 0; s < warm + steps; s++) {
+		if (s == warm)
+			t0 = now();
+		for (long i = 0; i < b * t; i++) {
+			((int32_t *)ids->data)[i] = (int32_t)(rng_u64(7, (uint64_t)(s * b * t + i)) % (uint64_t)v);
+			((int32_t *)tgt->data)[i] = (int32_t)(rng_u64(8, (uint64_t)(s * b * t + i)) % (uint64_t)v);
+		}
+		ag_ctx_reset(&ctx);
+		struct tensor *logits = bloom_forward(&ctx, &m, ids, NULL);
+		struct tensor *loss = ag_cross_entropy(&ctx, logits, tgt, -100);
+		if (ag_backward(&ctx, loss)) {
+			fprintf(stderr, "%s\n", ctx.err.msg);
+			return 1;
+		}
+		optim_clip_grad_norm(&opt, 1.0);
+		optim_step(&opt, 1e-4);
+		optim_zero_grad(&opt);
+	}
+	double dt = now() - t0;
+	double params = (double)bloom_param_count(&c);
+	printf("hug bench_train: %ld params, batch %ld x seq %ld, %ld steps in %.2f s: "
+	       "%.2f steps/s, %.0f tokens/s (threads: OMP_NUM_THREADS=%s)\n",
+	       (long)params, b, t, steps, dt, (double)steps / dt,
+	       (double)(steps * b * t) / dt, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "default");
+	optim_free(&opt);
+	bloom_model_free(&m);
+	arena_free(&step);
+	arena_free(&data);
+	return 0;
+}

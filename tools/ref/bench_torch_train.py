@@ -1,0 +1,47 @@
+"""PyTorch + transformers counterpart of bench/bench_train.c: training steps
+of BloomForCausalLM (f32, CPU) on random tokens with AdamW and clipping.
+
+  OMP_NUM_THREADS=2 python3 tools/ref/bench_torch_train.py [--hidden 192 ...]
+"""
+import argparse
+import os
+import time
+
+import torch
+from transformers import BloomConfig, BloomForCausalLM
+
+
+def main():
+    p = argparse.ArgumentParser()
+    for k, d in [("hidden", 192), ("layers", 4), ("heads", 6), ("vocab", 8192), ("seq", 128),
+                 ("batch", 8), ("steps", 20), ("warmup", 3)]:
+        p.add_argument("--" + k, type=int, default=d)
+    a = p.parse_args()
+    threads = int(os.environ.get("OMP_NUM_THREADS", "0")) or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    cfg = BloomConfig(vocab_size=a.vocab, hidden_size=a.hidden, n_layer=a.layers, n_head=a.heads,
+                      hidden_dropout=0.0, attention_dropout=0.0)
+    model = BloomForCausalLM(cfg).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    t0 = None
+    for s in range(a.warmup + a.steps):
+        if s == a.warmup:
+            t0 = time.perf_counter()
+        ids = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g)
+        tgt = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g)
+        logits = model(ids).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, a.vocab), tgt.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+    dt = time.perf_counter() - t0
+    n = sum(p.numel() for p in model.parameters())
+    print(f"torch bench_train: {n} params, batch {a.batch} x seq {a.seq}, {a.steps} steps in "
+          f"{dt:.2f} s: {a.steps / dt:.2f} steps/s, {a.steps * a.batch * a.seq / dt:.0f} tokens/s "
+          f"(torch {torch.__version__}, {threads} threads)")
+
+
+if __name__ == "__main__":
+    main()
