@@ -100,8 +100,11 @@ $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(LIB)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
 
-# The main job. Until `hug train` lands it builds hug and reports what it
-# was built with; README.md says what it will run.
+# The main job: build the multilingual demo corpus (Debian's fortune
+# packages in nine languages), train a small BLOOM on the CPU for a few
+# minutes (resuming if a run is there), print samples, plot the curves.
 .PHONY: demo
 demo: $(HUG)
-	./$(HUG) version
+	HUG=$(HUG) bash data/demo_corpus.sh data/demo
+	./$(HUG) train recipes/demo-cpu.json --resume
+	./$(HUG) plot runs/demo-cpu

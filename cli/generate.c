@@ -1,6 +1,7 @@
-/* generate.c: `hug generate --model DIR --prompt-ids 1,2,3`: continues a
- * prompt with a BLOOM checkpoint (KV cache; greedy, temperature, top-k,
- * top-p; seeded) and prints the new token ids. */
+/* generate.c: `hug generate --model DIR --prompt-ids 1,2,3` or
+ * `--prompt TEXT [--tokenizer T.json]`: continues a prompt with a BLOOM
+ * checkpoint (KV cache; greedy, temperature, top-k, top-p; seeded) and
+ * prints the new token ids, or the new text. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +10,10 @@
 #include "../base/alloc.h"
 #include "../io/hf_checkpoint.h"
 #include "../nn/generate.h"
+#include "../base/fs.h"
 #include "args.h"
 #include "cli.h"
+#include "sample.h"
 
 /* Parses "1,2,3" into a new array; -1 with err naming the bad entry. */
 static int parse_ids(const char *s, int32_t **out, int *n, struct hug_error *err)
@@ -38,13 +41,15 @@ static int parse_ids(const char *s, int32_t **out, int *n, struct hug_error *err
 
 int cli_generate(int argc, char **argv)
 {
-	const char *model = NULL, *prompt = NULL;
+	const char *model = NULL, *prompt = NULL, *text = NULL, *tok_path = NULL;
 	struct gen_opts o = gen_opts_default();
 	bool help = false, no_stop = false;
 	o.stop_id = -2; /* the model's eos unless given */
 	const struct arg_spec specs[] = {
 		{ "model", ARG_STR, &model, "checkpoint directory (config.json + safetensors)" },
 		{ "prompt-ids", ARG_STR, &prompt, "comma-separated prompt token ids" },
+		{ "prompt", ARG_STR, &text, "prompt text (needs a tokenizer)" },
+		{ "tokenizer", ARG_STR, &tok_path, "tokenizer.json (default: MODEL/tokenizer.json)" },
 		{ "max-new-tokens", ARG_INT, &o.max_new_tokens, "tokens to generate (32)" },
 		{ "greedy", ARG_SWITCH, &o.greedy, "argmax decoding" },
 		{ "temperature", ARG_DOUBLE, &o.temperature, "sampling temperature (1.0)" },
@@ -63,16 +68,22 @@ int cli_generate(int argc, char **argv)
 		fprintf(stderr, "hug generate: %s\n", err.msg);
 		return 2;
 	}
-	if (help || !model || !prompt) {
-		printf("usage: hug generate --model DIR --prompt-ids 1,2,3 [options]\n");
+	if (help || !model || !(prompt || text) || (prompt && text)) {
+		printf("usage: hug generate --model DIR (--prompt-ids 1,2,3 | --prompt TEXT) [options]\n");
 		args_usage(specs, n_specs);
 		return help ? 0 : 2;
 	}
 	int32_t *ids = NULL, *out = NULL;
 	int n_ids = 0, rc = 2;
 	struct bloom_model m;
+	struct tokenizer *tok = NULL;
+	char *default_tok = NULL;
 	bool loaded = false;
-	if (parse_ids(prompt, &ids, &n_ids, &err) || gen_opts_validate(&o, &err))
+	if ((prompt && parse_ids(prompt, &ids, &n_ids, &err)) || gen_opts_validate(&o, &err))
+		goto done;
+	if (text && !tok_path)
+		tok_path = default_tok = fs_join(model, "tokenizer.json");
+	if (text && tokenizer_load(tok_path, &tok, &err))
 		goto done;
 	if (hf_bloom_load(model, DT_F32, false, &m, &err))
 		goto done;
@@ -81,6 +92,14 @@ int cli_generate(int argc, char **argv)
 		o.stop_id = -1;
 	else if (o.stop_id == -2)
 		o.stop_id = m.cfg.eos_token_id;
+	if (text) {
+		struct tok_bytes res = { 0 };
+		rc = sample_text(&m, tok, text, &o, &res, &err) ? 1 : 0;
+		if (!rc)
+			printf("%s%s\n", text, res.p ? res.p : "");
+		tok_bytes_free(&res);
+		goto done;
+	}
 	out = hug_malloc((size_t)o.max_new_tokens * sizeof(int32_t));
 	int n = bloom_generate(&m, ids, n_ids, &o, out, &err);
 	if (n < 0)
@@ -94,6 +113,8 @@ done:
 		fprintf(stderr, "hug generate: %s\n", err.msg);
 	if (loaded)
 		bloom_model_free(&m);
+	tokenizer_free(tok);
+	hug_free(default_tok);
 	hug_free(ids);
 	hug_free(out);
 	return rc;

@@ -78,6 +78,7 @@ int cli_prepare(int argc, char **argv)
 		{ "format", ARG_STR, &format, "auto (by extension), text or jsonl" },
 		{ "on-error", ARG_STR, &on_error, "skip (report FILE:LINE, go on) or fail" },
 		{ "source", ARG_STR, &o.source, "the shards' source name (the file names)" },
+		{ "separator", ARG_STR, &o.separator, "text: a line that ends a document, e.g. % (blank lines)" },
 		{ "quiet", ARG_SWITCH, &quiet, "no progress line" },
 		{ "help", ARG_SWITCH, &help, "show this help" },
 	};

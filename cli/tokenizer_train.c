@@ -32,6 +32,27 @@ static int split_special(char *s, const char **list, int *n, struct hug_error *e
 	}
 }
 
+/* Checks the choices and fills o; -1 with err. */
+static int train_opts(char *special, const char *pre, int64_t vocab, int64_t min_freq,
+		      const char **list, struct tok_train_opts *o, struct hug_error *err)
+{
+	if (split_special(special, list, &o->n_special, err))
+		return -1;
+	if (strcmp(pre, "gpt2") && strcmp(pre, "bloom"))
+		return hug_error_set(err, "--pre-tokenizer: expected gpt2 or bloom, got \"%s\"", pre);
+	if (vocab < o->n_special + 256)
+		return hug_error_set(err, "--vocab-size %lld is smaller than the %d special and "
+				     "256 byte tokens", (long long)vocab, o->n_special);
+	if (min_freq < 0)
+		return hug_error_set(err, "--min-frequency: expected a count >= 0, got %lld",
+				     (long long)min_freq);
+	o->vocab_size = vocab;
+	o->min_frequency = min_freq;
+	o->special = list;
+	o->pretok = strcmp(pre, "bloom") ? TOK_PRETOK_GPT2 : TOK_PRETOK_BLOOM;
+	return 0;
+}
+
 static int train(int argc, char **argv)
 {
 	const char *out = NULL, *special = "<unk>,<s>,</s>,<pad>", *pre = "gpt2";
@@ -48,8 +69,7 @@ static int train(int argc, char **argv)
 	};
 	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
 	struct hug_error err = { 0 };
-	const char **files = hug_malloc((size_t)argc * sizeof(char *));
-	const char *list[MAX_SPECIAL];
+	const char **files = hug_malloc((size_t)argc * sizeof(char *)), *list[MAX_SPECIAL];
 	char *special_copy = NULL;
 	int n_files = 0, rc = 2;
 	struct tok_train_opts o = { .pretok = TOK_PRETOK_GPT2 };
@@ -64,32 +84,18 @@ static int train(int argc, char **argv)
 		goto done;
 	}
 	special_copy = hug_strdup(special);
-	if (split_special(special_copy, list, &o.n_special, &err))
+	if (train_opts(special_copy, pre, vocab, min_freq, list, &o, &err))
 		goto out;
-	if (strcmp(pre, "gpt2") && strcmp(pre, "bloom")) {
-		hug_error_set(&err, "--pre-tokenizer: expected gpt2 or bloom, got \"%s\"", pre);
-		goto out;
-	}
-	if (min_freq < 0) {
-		hug_error_set(&err, "--min-frequency: expected a count >= 0, got %lld",
-			      (long long)min_freq);
-		goto out;
-	}
-	o.vocab_size = vocab;
-	o.min_frequency = min_freq;
-	o.special = list;
-	o.pretok = strcmp(pre, "bloom") ? TOK_PRETOK_GPT2 : TOK_PRETOK_BLOOM;
 	o.verbose = !quiet;
-	rc = tokenizer_train(files, n_files, &o, out, &err) ? 1 : 0;
-	if (!rc && !quiet)
-		fprintf(stderr, "hug tokenizer train: wrote %s\n", out);
-	if (rc)
+	rc = 1;
+	if (tokenizer_train(files, n_files, &o, out, &err))
 		goto out;
+	if (!quiet)
+		fprintf(stderr, "hug tokenizer train: wrote %s\n", out);
+	rc = 0;
 	goto done;
 out:
 	fprintf(stderr, "hug tokenizer train: %s\n", err.msg);
-	if (!rc)
-		rc = 2;
 done:
 	hug_free(special_copy);
 	hug_free(files);

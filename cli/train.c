@@ -18,6 +18,7 @@
 #include "../train/checkpoint.h"
 #include "../train/trainer.h"
 #include "cli.h"
+#include "sample.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -208,6 +209,35 @@ static int loop(struct run *run, struct hug_error *err)
 	return 0;
 }
 
+/* Prints a continuation of each of the recipe's sample prompts. */
+static int print_samples(struct run *run, struct hug_error *err)
+{
+	const struct recipe *r = &run->recipe;
+	if (!r->tokenizer || r->sample_tokens <= 0 || r->n_sample_prompts == 0)
+		return 0;
+	struct tokenizer *tok;
+	if (tokenizer_load(r->tokenizer, &tok, err))
+		return -1;
+	struct gen_opts o = gen_opts_default();
+	o.max_new_tokens = (int)r->sample_tokens;
+	o.temperature = 0.8;
+	o.top_k = 40;
+	o.top_p = 0.95;
+	o.seed = r->seed;
+	o.stop_id = run->t.model.cfg.eos_token_id;
+	printf("samples (temperature 0.8, top-k 40, top-p 0.95):\n");
+	int rc = 0;
+	for (int i = 0; i < r->n_sample_prompts && !rc; i++) {
+		struct tok_bytes out = { 0 };
+		rc = sample_text(&run->t.model, tok, r->sample_prompts[i], &o, &out, err);
+		if (!rc)
+			printf("  %s|%s\n", r->sample_prompts[i], out.p ? out.p : "");
+		tok_bytes_free(&out);
+	}
+	tokenizer_free(tok);
+	return rc;
+}
+
 static void usage(void)
 {
 	printf("usage: hug train RECIPE.json [--set key.path=value ...] [--resume]\n"
@@ -266,7 +296,7 @@ int cli_train(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	rc = loop(&run, &err) ? 1 : 0;
+	rc = loop(&run, &err) || (!stop_signal && print_samples(&run, &err)) ? 1 : 0;
 	if (!rc && stop_signal) {
 		printf("%sstopped by signal %d at step %lld; checkpoint saved\n", run.tty ? "\n" : "",
 		       (int)stop_signal, (long long)run.t.step);

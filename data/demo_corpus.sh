@@ -2,9 +2,10 @@
 # demo_corpus.sh: builds hug's multilingual demo corpus from Debian's
 # fortune packages (English, German, Spanish, Italian, Russian, Chinese,
 # Polish, Czech, Brazilian Portuguese): downloads them with
-# `apt-get download` (no root needed), extracts the fortune files, turns
-# each fortune into a JSONL document, trains a byte-level BPE tokenizer on
-# the text and prepares one directory of HDF5 shards per language.
+# `apt-get download` (no root needed), extracts the fortune files (one
+# fortune per "%"-terminated entry, each a document), trains a byte-level
+# BPE tokenizer on the text and prepares one directory of HDF5 shards per
+# language.
 #
 #   data/demo_corpus.sh [OUT_DIR]      (default data/demo; HUG=path/to/hug)
 #
@@ -13,7 +14,7 @@
 set -euo pipefail
 HUG=${HUG:-build/bin/hug}
 OUT=${1:-data/demo}
-VOCAB=${VOCAB:-8192}
+VOCAB=${VOCAB:-4096}
 LANGS="en:fortunes de:fortunes-de es:fortunes-es it:fortunes-it ru:fortunes-ru zh:fortunes-zh pl:fortunes-pl cs:fortunes-cs pt:fortunes-br"
 
 if [ -f "$OUT/.done" ]; then
@@ -34,34 +35,15 @@ if ! ls "$OUT"/debs/*.deb >/dev/null 2>&1; then
 	fi
 fi
 
-# One fortune (lines up to a "%" line) per JSON document; control
-# characters other than newline and tab are dropped.
-to_jsonl() {
-	LC_ALL=C awk '
-	function flush() {
-		if (doc != "") { printf "{\"text\": \"%s\"}\n", doc }
-		doc = ""
-	}
-	/^%$/ { flush(); next }
-	{
-		line = $0
-		gsub(/\\/, "\\\\", line); gsub(/"/, "\\\"", line)
-		gsub(/\t/, "\\t", line); gsub(/[\001-\010\013-\037\177]/, "", line)
-		doc = (doc == "") ? line : doc "\\n" line
-	}
-	END { flush() }'
-}
-
 for lp in $LANGS; do
 	lang=${lp%%:*} pkg=${lp#*:}
-	[ -s "$OUT/text/$lang.jsonl" ] && continue
+	[ -s "$OUT/text/$lang.txt" ] && continue
 	rm -rf "$OUT/pkg/$lang" && mkdir -p "$OUT/pkg/$lang"
 	dpkg-deb -x "$OUT"/debs/"${pkg}"_*.deb "$OUT/pkg/$lang"
 	# the fortune files: not the .dat indexes, not the empty .u8 links
 	find "$OUT/pkg/$lang/usr/share/games" -type f ! -name '*.dat' ! -name '*.u8' -size +0 \
-		-print0 | sort -z | xargs -0 cat | tee "$OUT/text/$lang.txt" | to_jsonl \
-		> "$OUT/text/$lang.jsonl"
-	echo "demo corpus: $lang: $(wc -l < "$OUT/text/$lang.jsonl") fortunes, $(wc -c < "$OUT/text/$lang.txt") bytes"
+		-print0 | sort -z | xargs -0 cat > "$OUT/text/$lang.txt"
+	echo "demo corpus: $lang: $(grep -cx '%' "$OUT/text/$lang.txt") fortunes, $(wc -c < "$OUT/text/$lang.txt") bytes"
 done
 
 if [ ! -f "$OUT/tokenizer.json" ]; then
@@ -71,7 +53,7 @@ for lp in $LANGS; do
 	lang=${lp%%:*}
 	[ -d "$OUT/shards/$lang" ] && ls "$OUT/shards/$lang"/*.h5 >/dev/null 2>&1 && continue
 	"$HUG" prepare --tokenizer "$OUT/tokenizer.json" --out "$OUT/shards/$lang" \
-		--format jsonl "$OUT/text/$lang.jsonl"
+		--format text --separator % --source "fortunes-$lang" --quiet "$OUT/text/$lang.txt"
 done
 touch "$OUT/.done"
 echo "demo corpus: ready in $OUT"

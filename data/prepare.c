@@ -88,7 +88,7 @@ struct prepare_opts prepare_opts_default(void)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	return (struct prepare_opts){
 		.shard_tokens = 100000000,
-		.threads = cpus > 0 ? (int)cpus : 1,
+		.threads = cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus,
 		.format = PREPARE_AUTO,
 		.log = stderr,
 	};
@@ -148,10 +148,22 @@ static bool blank_line(const uint8_t *p, const uint8_t *end)
 	return true;
 }
 
+/* True when the text line [p, end) ends a document: a blank line, or with
+ * a separator, a line equal to it (a trailing \r ignored). */
+static bool boundary_line(const char *sep, const uint8_t *p, const uint8_t *end)
+{
+	if (!sep)
+		return blank_line(p, end);
+	if (end > p && end[-1] == '\r')
+		end--;
+	size_t n = strlen(sep);
+	return (size_t)(end - p) == n && memcmp(p, sep, n) == 0;
+}
+
 /* The end of the chunk that starts at `start`: the first document boundary
- * at or after start + bytes (a newline for JSONL, the end of a blank
+ * at or after start + bytes (a newline for JSONL, the end of a boundary
  * line for text), or the end of the file. */
-static size_t chunk_end(const struct in_file *f, size_t start, size_t bytes)
+static size_t chunk_end(const struct in_file *f, const char *sep, size_t start, size_t bytes)
 {
 	size_t pos = start + bytes;
 	const uint8_t *d = f->data;
@@ -166,7 +178,7 @@ static size_t chunk_end(const struct in_file *f, size_t start, size_t bytes)
 			return pos;
 		const uint8_t *next = memchr(d + pos, '\n', f->size - pos);
 		const uint8_t *le = next ? next : d + f->size;
-		if (blank_line(d + pos, le))
+		if (boundary_line(sep, d + pos, le))
 			return next ? (size_t)(next - d) + 1 : f->size;
 	}
 }
@@ -181,7 +193,8 @@ static bool claim(struct prep *P, struct chunk *c)
 	if (P->cur_file >= P->n_files)
 		return false;
 	const struct in_file *f = &P->files[P->cur_file];
-	size_t end = chunk_end(f, P->cur_off, P->o->chunk_bytes ? P->o->chunk_bytes : CHUNK_BYTES);
+	size_t end = chunk_end(f, P->o->separator, P->cur_off,
+			       P->o->chunk_bytes ? P->o->chunk_bytes : CHUNK_BYTES);
 	c->file = P->cur_file;
 	c->p = f->data + P->cur_off;
 	c->n = end - P->cur_off;
@@ -275,11 +288,11 @@ static void text_chunk(struct prep *P, struct chunk *c, struct tok_encoder *enc)
 	while (p < end) {
 		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
 		const uint8_t *le = nl ? nl : end;
-		if (blank_line(p, le)) {
+		if (boundary_line(P->o->separator, p, le)) {
 			if (doc)
 				text_doc(P, c, enc, doc, doc_end, doc_line);
 			doc = NULL;
-		} else {
+		} else if (doc || !blank_line(p, le)) { /* no leading blank lines */
 			if (!doc) {
 				doc = p;
 				doc_line = line;
@@ -316,6 +329,33 @@ static void json_record(struct prep *P, struct chunk *c, struct tok_encoder *enc
 	}
 }
 
+static bool is_hex(uint8_t c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Checks the backslash escapes of a JSON line, which cJSON would let
+ * through: a bad \u escape becomes U+0000 there and \u0000 ends the string
+ * early, silently truncating the text. Returns the offset of the first bad
+ * escape, or -1. */
+static int64_t bad_escape(const uint8_t *s, size_t n)
+{
+	const uint8_t *p = s, *end = s + n;
+	while ((p = memchr(p, '\\', (size_t)(end - p)))) {
+		if (p + 1 >= end || !strchr("\"\\/bfnrtu", p[1]))
+			return p - s;
+		if (p[1] == 'u') {
+			if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) ||
+			    !is_hex(p[5]) || !memcmp(p + 2, "0000", 4))
+				return p - s;
+			p += 6;
+		} else {
+			p += 2;
+		}
+	}
+	return -1;
+}
+
 static void json_line(struct prep *P, struct chunk *c, struct tok_encoder *enc,
 		      const uint8_t *s, size_t n, int64_t line)
 {
@@ -327,6 +367,12 @@ static void json_line(struct prep *P, struct chunk *c, struct tok_encoder *enc,
 	if (bad >= 0) {
 		note(c, line, PREPARE_SKIP_UTF8, "invalid UTF-8 (byte 0x%02X at column %lld)",
 		     s[bad], (long long)bad + 1);
+		return;
+	}
+	bad = bad_escape(s, n);
+	if (bad >= 0) {
+		note(c, line, PREPARE_SKIP_JSON, "malformed JSON at column %lld (a bad escape, "
+		     "or \\u0000, which hug does not take)", (long long)bad + 1);
 		return;
 	}
 	const char *stop = NULL;
@@ -661,6 +707,48 @@ static void out_cleanup(struct out *O, bool failed)
 	hug_free(O->paths);
 }
 
+static void fill_meta(struct out *O, const struct tokenizer *tok)
+{
+	const struct prepare_opts *o = O->P->o;
+	O->meta.vocab_size = tokenizer_vocab_size(tok);
+	O->meta.eos_id = tokenizer_eos_id(tok);
+	snprintf(O->meta.tokenizer_hash, sizeof(O->meta.tokenizer_hash), "%s",
+		 tokenizer_hash(tok));
+	if (o->source)
+		snprintf(O->meta.source, sizeof(O->meta.source), "%s", o->source);
+	else
+		source_names(O->meta.source, sizeof(O->meta.source), O->P->files, O->P->n_files);
+}
+
+/* Sets up the slots and the lock, runs the threads, finishes the last
+ * shard and tears down; 0 or -1 with err. */
+static int run(struct prep *P, struct out *O, struct hug_error *err)
+{
+	P->n_slots = 2 * P->o->threads + 2;
+	P->slots = hug_calloc((size_t)P->n_slots, sizeof(*P->slots));
+	for (int i = 0; i < P->n_slots; i++)
+		P->slots[i].seq = -1;
+	pthread_mutex_init(&P->mu, NULL);
+	pthread_cond_init(&P->cv_work, NULL);
+	pthread_cond_init(&P->cv_done, NULL);
+	O->t0 = now();
+	int rc = run_threads(P, O, err);
+	if (!rc)
+		rc = close_shard(O, err);
+	if (!rc && O->st->docs == 0)
+		rc = hug_error_set(err, "no documents in the inputs");
+	O->st->seconds = now() - O->t0;
+	if (!rc)
+		progress(O, true);
+	else if (P->o->progress)
+		fprintf(stderr, "\n");
+	pthread_mutex_destroy(&P->mu);
+	pthread_cond_destroy(&P->cv_work);
+	pthread_cond_destroy(&P->cv_done);
+	free_slots(P);
+	return rc;
+}
+
 int prepare_run(const struct tokenizer *tok, const char *const *files, int n_files,
 		const struct prepare_opts *o, struct prepare_stats *st, struct hug_error *err)
 {
@@ -679,40 +767,11 @@ int prepare_run(const struct tokenizer *tok, const char *const *files, int n_fil
 	if (check_out_dir(o->out_dir, err))
 		goto out;
 	P.mask = st->loss_mask = wants_mask(P.files, n_files);
-	O.meta.vocab_size = tokenizer_vocab_size(tok);
-	O.meta.eos_id = P.eos;
-	snprintf(O.meta.tokenizer_hash, sizeof(O.meta.tokenizer_hash), "%s", tokenizer_hash(tok));
-	if (o->source)
-		snprintf(O.meta.source, sizeof(O.meta.source), "%s", o->source);
-	else
-		source_names(O.meta.source, sizeof(O.meta.source), P.files, n_files);
-	P.n_slots = 2 * o->threads + 2;
-	P.slots = hug_calloc((size_t)P.n_slots, sizeof(*P.slots));
-	for (int i = 0; i < P.n_slots; i++)
-		P.slots[i].seq = -1;
-	pthread_mutex_init(&P.mu, NULL);
-	pthread_cond_init(&P.cv_work, NULL);
-	pthread_cond_init(&P.cv_done, NULL);
-	O.t0 = now();
-	rc = run_threads(&P, &O, err);
-	if (!rc)
-		rc = close_shard(&O, err);
-	if (!rc && st->docs == 0)
-		rc = hug_error_set(err, "no documents in the inputs");
-	st->shards = O.n_shards;
-	st->seconds = now() - O.t0;
-	if (!rc)
-		progress(&O, true);
-	else if (o->progress)
-		fprintf(stderr, "\n");
-	pthread_mutex_destroy(&P.mu);
-	pthread_cond_destroy(&P.cv_work);
-	pthread_cond_destroy(&P.cv_done);
-	free_slots(&P);
+	fill_meta(&O, tok);
+	rc = run(&P, &O, err);
 out:
+	st->shards = rc ? 0 : O.n_shards;
 	out_cleanup(&O, rc != 0);
-	if (rc)
-		st->shards = 0;
 	close_inputs(P.files, n_files);
 	hug_free(P.files);
 	return rc;

@@ -5,15 +5,18 @@
  *   text   documents are paragraphs: runs of non-blank lines separated by
  *          one or more blank lines (a blank line holds only spaces, tabs or
  *          \r). A document's text is its lines as they are, joined by their
- *          own newlines, without the final newline.
+ *          own newlines, without the final newline (or \r\n). With a
+ *          separator, documents end at lines equal to it instead, and
+ *          blank lines inside them are kept.
  *   jsonl  one JSON object per line: {"text": "..."} is a document;
  *          {"prompt": "...", "completion": "..."} is a fine-tuning example
  *          whose prompt tokens get loss mask 0 and completion tokens 1
  *          (prompt and completion are encoded separately and concatenated).
  *          Blank lines are ignored.
  * Every document is followed by the tokenizer's EOS id (mask 1). When any
- * JSONL input holds a "prompt" key, every shard of the run gets a loss
- * mask (all 1 for plain text documents); otherwise none does.
+ * JSONL input holds a "prompt" key (found by a byte search of the JSONL
+ * inputs before the run), every shard of the run gets a loss mask (all 1
+ * for plain text documents); otherwise none does.
  *
  * Output: OUT/shard-00000.h5, shard-00001.h5, ... (data/shard.h). A shard
  * is closed once it holds at least shard_tokens tokens; documents are never
@@ -60,6 +63,9 @@ struct prepare_opts {
 	int max_reports;          /* reports printed before going quiet (0: 100) */
 	const char *source;       /* shards' "source"; NULL: the input file names */
 	size_t chunk_bytes;       /* work unit (0: 1 MiB); tests make it tiny */
+	const char *separator;    /* text: documents end at a line equal to this
+				     (e.g. "%" for fortune files) instead of at
+				     blank lines; NULL: blank lines */
 };
 
 struct prepare_stats {
@@ -70,8 +76,8 @@ struct prepare_stats {
 	double seconds;
 };
 
-/* Default options: shard_tokens 100,000,000, one thread per CPU, auto
- * format, skip bad lines, no progress, reports to stderr. */
+/* Default options: shard_tokens 100,000,000, one thread per CPU (at most
+ * 64), auto format, skip bad lines, no progress, reports to stderr. */
 struct prepare_opts prepare_opts_default(void);
 
 /* Tokenizes files[0..n_files) with tok into shards under o->out_dir and

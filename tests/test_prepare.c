@@ -103,7 +103,8 @@ static const char JSONL[] =
 	"\n"
 	"{\"title\": \"no text\"}\n"
 	"{\"text\": \"\"}\n"
-	"{\"text\": \"last \\u00e9t\\u00e9\"}\n";
+	"{\"text\": \"last \\u00e9t\\u00e9\"}\n"
+	"{\"text\": \"cJSON would cut this at \\uZZZZ\"}\n";
 
 /* The documents the corpus should give, in order: prompt (or NULL), text. */
 static const char *const DOCS[][2] = {
@@ -124,9 +125,12 @@ static void remove_tmpdir(void)
 /* Makes the corpus files (once per process; removed at exit). */
 static void setup(char *txt, char *jsonl, size_t cap)
 {
-	if (strchr(tmpdir, 'X') && mkdtemp(tmpdir))
+	static bool made;
+	if (!made && mkdtemp(tmpdir)) {
+		made = true;
 		atexit(remove_tmpdir);
-	if (!strchr(tmpdir, 'X')) {
+	}
+	if (made) {
 		snprintf(txt, cap, "%s/corpus.txt", tmpdir);
 		snprintf(jsonl, cap, "%s/data.jsonl", tmpdir);
 		write_file(txt, TEXT, sizeof(TEXT) - 1);
@@ -174,7 +178,7 @@ TEST(prepare_shards_hold_the_documents_and_masks)
 	REQUIRE(prepare_into(out, tok, 2, 0, 1000000, false, log, &st, &err) == 0);
 	fclose(log);
 	CHECK(st.docs == 5 && st.shards == 1 && st.loss_mask);
-	CHECK(st.skipped[PREPARE_SKIP_UTF8] == 1 && st.skipped[PREPARE_SKIP_JSON] == 1);
+	CHECK(st.skipped[PREPARE_SKIP_UTF8] == 1 && st.skipped[PREPARE_SKIP_JSON] == 2);
 	CHECK(st.skipped[PREPARE_SKIP_FIELDS] == 1 && st.skipped[PREPARE_SKIP_EMPTY] == 1);
 	/* FILE:LINE reports */
 	CHECK(strstr(log_text, "corpus.txt:5: invalid UTF-8 (byte 0xFF at column 9); "
@@ -182,6 +186,7 @@ TEST(prepare_shards_hold_the_documents_and_masks)
 	CHECK(strstr(log_text, "data.jsonl:3: malformed JSON") != NULL);
 	CHECK(strstr(log_text, "data.jsonl:5: expected an object") != NULL);
 	CHECK(strstr(log_text, "data.jsonl:6") == NULL);
+	CHECK(strstr(log_text, "data.jsonl:8: malformed JSON at column 35") != NULL);
 	free(log_text);
 
 	struct readback r;
@@ -229,7 +234,7 @@ TEST(prepare_output_independent_of_threads_and_chunks)
 	for (int k = 0; k < 3; k++) {
 		snprintf(out, sizeof(out), "%s/out-%d", tmpdir, k);
 		REQUIRE(prepare_into(out, tok, threads[k], chunks[k], 12, false, NULL, &st, &err) == 0);
-		CHECK(st.docs == 5 && st.skipped[PREPARE_SKIP_JSON] == 1);
+		CHECK(st.docs == 5 && st.skipped[PREPARE_SKIP_JSON] == 2);
 		REQUIRE(read_shards(out, &r[k]) == 0);
 		rm_shards(out);
 	}
@@ -314,7 +319,7 @@ TEST(cli_prepare_reports_and_summarises)
 	CHECK(strstr(out, "corpus.txt:5: invalid UTF-8") && strstr(out, "data.jsonl:3: malformed"));
 	CHECK(strstr(out, "prepared 5 documents") && strstr(out, "with loss masks"));
 	CHECK(strstr(out, "into 1 shard in") != NULL);
-	CHECK(strstr(out, "skipped 3 (1 invalid UTF-8, 1 malformed JSON, 1 missing fields)"));
+	CHECK(strstr(out, "skipped 4 (1 invalid UTF-8, 2 malformed JSON, 1 missing fields)"));
 	snprintf(cmd, sizeof(cmd), "%s prepare --tokenizer " TOK " --out %s/cli2 --on-error fail "
 		 "%s", hug, tmpdir, jsonl);
 	CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "data.jsonl:3: malformed JSON"));
@@ -325,4 +330,48 @@ TEST(cli_prepare_reports_and_summarises)
 	rm_shards(cmd);
 	snprintf(cmd, sizeof(cmd), "%s/cli2", tmpdir);
 	rm_shards(cmd);
+}
+
+TEST(prepare_separator_splits_fortune_files)
+{
+	static const char FORTUNES[] =
+		"First fortune,\n\nwith a blank line inside.\n%\n"
+		"Second one.\n%\n%\n\nThird, after an empty entry.\n%\n";
+	static const char *const want[] = { "First fortune,\n\nwith a blank line inside.",
+					    "Second one.", "Third, after an empty entry." };
+	struct tokenizer *tok;
+	struct hug_error err = { 0 };
+	struct prepare_stats st;
+	char txt[256], jsonl[256], file[300], out[300];
+	REQUIRE(tokenizer_load(TOK, &tok, &err) == 0);
+	setup(txt, jsonl, sizeof(txt));
+	snprintf(file, sizeof(file), "%s/fortunes.txt", tmpdir);
+	snprintf(out, sizeof(out), "%s/out-sep", tmpdir);
+	write_file(file, FORTUNES, sizeof(FORTUNES) - 1);
+	const char *files[] = { file };
+	for (int chunk = 0; chunk < 2; chunk++) {
+		struct prepare_opts o = prepare_opts_default();
+		o.out_dir = out;
+		o.threads = 2;
+		o.chunk_bytes = chunk ? 7 : 0; /* tiny chunks cut at separators too */
+		o.format = PREPARE_TEXT;
+		o.separator = "%";
+		o.log = NULL;
+		REQUIRE(prepare_run(tok, files, 1, &o, &st, &err) == 0);
+		CHECK(st.docs == 3);
+		struct readback r;
+		REQUIRE(read_shards(out, &r) == 0);
+		int64_t pos = 0;
+		for (int d = 0; d < 3 && d < r.doc_len.n; d++) {
+			struct tok_ids ids = { 0 };
+			tokenizer_encode(tok, want[d], strlen(want[d]), &ids);
+			CHECK(r.doc_len.v[d] == ids.n + 1); /* + EOS */
+			CHECK(memcmp(r.tokens.v + pos, ids.v, (size_t)ids.n * sizeof(int32_t)) == 0);
+			pos += r.doc_len.v[d];
+			tok_ids_free(&ids);
+		}
+		readback_free(&r);
+		rm_shards(out);
+	}
+	tokenizer_free(tok);
 }

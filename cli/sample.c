@@ -1,0 +1,24 @@
+/* sample.c: tokenize a prompt, generate, detokenize. */
+#include "sample.h"
+
+#include <string.h>
+
+#include "../base/alloc.h"
+
+int sample_text(const struct bloom_model *m, const struct tokenizer *tok,
+		const char *prompt, const struct gen_opts *o, struct tok_bytes *out,
+		struct hug_error *err)
+{
+	struct tok_ids ids = { 0 };
+	tokenizer_encode(tok, prompt, strlen(prompt), &ids);
+	if (ids.n == 0) {
+		tok_ids_free(&ids);
+		return hug_error_set(err, "prompt \"%s\" encodes to no tokens", prompt);
+	}
+	int32_t *gen = hug_malloc((size_t)o->max_new_tokens * sizeof(int32_t));
+	int n = bloom_generate(m, ids.v, (int)ids.n, o, gen, err);
+	int rc = n < 0 ? -1 : tokenizer_decode(tok, gen, n, true, out, err);
+	hug_free(gen);
+	tok_ids_free(&ids);
+	return rc;
+}

@@ -1,0 +1,16 @@
+/* sample.h: text in, text out generation shared by `hug generate --prompt`
+ * and the samples `hug train` prints at the end of a run. */
+#ifndef HUG_CLI_SAMPLE_H
+#define HUG_CLI_SAMPLE_H
+
+#include "../data/tokenizer.h"
+#include "../nn/generate.h"
+
+/* Encodes `prompt` with tok, generates with m as `o` says and decodes the
+ * new tokens into *out (replacing its contents; special tokens left out).
+ * 0, or -1 with err. */
+int sample_text(const struct bloom_model *m, const struct tokenizer *tok,
+		const char *prompt, const struct gen_opts *o, struct tok_bytes *out,
+		struct hug_error *err);
+
+#endif
