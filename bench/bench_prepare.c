@@ -70,7 +70,7 @@ static void bench_encode(const struct tokenizer *tok, const char *const *files, 
 		double t0 = now();
 		int64_t n_tok = encode_all(tok, cached ? enc : NULL, text, len, n);
 		double dt = now() - t0;
-		printf("encode, 1 thread, %-9s %8.2f MB/s  %6.2f M tokens/s  (%.1f MB, %lld tokens, "
+		printf("encode,   1 thread, %-9s %8.2f MB/s  %6.2f M tokens/s  (%.1f MB, %lld tokens, "
 		       "%.2f bytes/token)\n", cached ? "cached:" : "uncached:", (double)bytes / 1e6 / dt,
 		       (double)n_tok / 1e6 / dt, (double)bytes / 1e6, (long long)n_tok,
 		       (double)bytes / (double)n_tok);
@@ -97,8 +97,8 @@ static void bench_run(const struct tokenizer *tok, const char *const *files, int
 	o.log = NULL;
 	if (prepare_run(tok, files, n, &o, &st, &err))
 		die("prepare", &err);
-	printf("prepare, %d thread%s:    %8.2f MB/s  %6.2f M tokens/s  (%lld docs, %lld tokens, "
-	       "%lld shards, %.2f s)\n", threads, threads == 1 ? ", " : "s,",
+	printf("prepare, %2d thread%s        %8.2f MB/s  %6.2f M tokens/s  (%lld docs, %lld tokens, "
+	       "%lld shards, %.2f s)\n", threads, threads == 1 ? ": " : "s:",
 	       (double)st.bytes / 1e6 / st.seconds, (double)st.tokens / 1e6 / st.seconds,
 	       (long long)st.docs, (long long)st.tokens, (long long)st.shards, st.seconds);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -6,16 +6,17 @@
 #   bench/prepare.sh [DEMO_DIR]        (default data/demo; made if missing)
 #
 # Prints encode MB/s on one thread (with and without the word cache) and
-# prepare MB/s for 1, 2, 4, ... threads (text format), then the time of the
-# `hug prepare` command itself on the same files.
+# prepare MB/s for 1, 2, 4, ... threads over the corpus as JSONL (one
+# fortune per line, about 19 MB with the JSON quoting), then the summary of
+# the `hug prepare` command itself on the same files. MB are of input bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${1:-data/demo}
 make -s build/bin/hug build/bin/bench_prepare
 [ -f "$DEMO/.done" ] || data/demo_corpus.sh "$DEMO"
-build/bin/bench_prepare --tokenizer "$DEMO/tokenizer.json" --format text "$DEMO"/text/*.txt
+build/bin/bench_prepare --tokenizer "$DEMO/tokenizer.json" "$DEMO"/text/*.jsonl
 out=$(mktemp -d /tmp/hug-bench-cli-XXXXXX)
 trap 'rm -rf "$out"' EXIT
-echo "hug prepare --threads $(nproc) --format text $DEMO/text/*.txt:"
+echo "hug prepare (threads: $(nproc)) $DEMO/text/*.jsonl:"
 build/bin/hug prepare --quiet --tokenizer "$DEMO/tokenizer.json" --out "$out/shards" \
-	--format text "$DEMO"/text/*.txt 2>/dev/null
+	"$DEMO"/text/*.jsonl 2>/dev/null

@@ -11,7 +11,7 @@
 
 #define SCAN_MAX 48            /* words up to this many symbols: rank scan */
 #define CACHE_SLOTS (1u << 16)
-#define CACHE_MAX_WORD 64
+#define CACHE_MAX_WORD 256
 #define CACHE_KEY_POOL (4u << 20)
 #define CACHE_ID_POOL (1u << 20)
 

@@ -101,7 +101,7 @@ static void pairmap_grow(struct tok_pairmap *m)
 
 bool tok_pairmap_put(struct tok_pairmap *m, uint64_t key, int32_t rank, int32_t id)
 {
-	if ((m->n + 1) * 2 > m->cap)
+	if ((m->n + 1) * 4 > m->cap)
 		pairmap_grow(m);
 	for (size_t i = pair_slot(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
 		struct tok_pair_slot *s = &m->slots[i];

@@ -100,7 +100,7 @@ static int count_file(struct tt_words *W, enum tok_pretok_kind kind, const char 
 	if (bad)
 		return hug_error_set(err, "%s: read error", path);
 	if (verbose)
-		fprintf(stderr, "hug tokenizer train: %s: %.1f MB, %zu distinct words so far\n",
+		fprintf(stderr, "hug tokenizer train: %s: %.2f MB, %zu distinct words so far\n",
 			path, (double)total / 1e6, W->n);
 	return 0;
 }
