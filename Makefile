@@ -21,9 +21,16 @@ OPT ?= -O2
 # HDF5 (token shards): Debian's serial build.
 HDF5_CFLAGS ?= -I/usr/include/hdf5/serial
 HDF5_LIBS ?= -lhdf5_serial
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP -I. $(HDF5_CFLAGS)
+# MPI (data and tensor parallelism): Open MPI's compile and link flags when
+# mpicc exists (MPICC= builds without MPI: a world of one process).
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+MPI_CFLAGS ?= $(shell $(MPICC) --showme:compile 2>/dev/null) -DHUG_MPI
+MPI_LIBS ?= $(shell $(MPICC) --showme:link 2>/dev/null)
+endif
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP -I. $(HDF5_CFLAGS) $(MPI_CFLAGS)
 CFLAGS += $(CFLAGS_BASE) $(SANFLAGS)
-LDLIBS := -lopenblas -lcjson $(HDF5_LIBS) -lpthread -lm
+LDLIBS := -lopenblas -lcjson $(HDF5_LIBS) $(MPI_LIBS) -lpthread -lm
 LDFLAGS += -fopenmp $(SANFLAGS)
 
 # CUDA: compiled when nvcc exists (NVCC= to disable).

@@ -21,6 +21,8 @@ const struct ag_op_info ag_op_info[AG_OP_COUNT] = {
 	[AG_OP_SOFTMAX] = { "softmax", false },
 	[AG_OP_ATTENTION] = { "attention", false },
 	[AG_OP_CROSS_ENTROPY] = { "cross_entropy", false },
+	[AG_OP_TP_COPY] = { "tp_copy", true },
+	[AG_OP_TP_REDUCE] = { "tp_reduce", false },
 };
 _Static_assert(sizeof(ag_op_info) / sizeof(ag_op_info[0]) == AG_OP_COUNT,
 	       "op table out of step with enum ag_op");

@@ -28,6 +28,8 @@ enum ag_op {
 	AG_OP_SOFTMAX,
 	AG_OP_ATTENTION,
 	AG_OP_CROSS_ENTROPY,
+	AG_OP_TP_COPY,
+	AG_OP_TP_REDUCE,
 	AG_OP_COUNT
 };
 
@@ -38,6 +40,17 @@ struct ag_op_info {
 			      the backward kernel */
 };
 extern const struct ag_op_info ag_op_info[AG_OP_COUNT];
+
+/* A collective over a tensor-parallel group, for the ops that communicate
+ * (parallel/ provides one per communicator). */
+struct ag_collective {
+	void *state;
+	int rank, size;
+	/* in-place all-reduce of n elements of buf (device memory of `dev`),
+	 * summing, or taking the maximum when max */
+	void (*allreduce)(void *state, void *buf, int64_t n, enum dtype dt, bool max,
+			  enum device dev);
+};
 
 #define AG_MAX_INPUTS 5
 #define AG_MAX_SAVED 2
@@ -52,8 +65,22 @@ union ag_params {
 	struct { int dim; int64_t start; } slice;
 	struct { double eps; } layernorm;
 	struct { double p; uint64_t seed, offset; } dropout;
-	struct { double scale; bool causal; double p; uint64_t seed, offset; } attention;
-	struct { int32_t ignore_index; int64_t count; } cross_entropy;
+	struct {
+		double scale;
+		bool causal;
+		double p;                 /* dropout on the probabilities */
+		uint64_t seed, offset;
+		int64_t head_offset;      /* global index of local head 0 */
+		int64_t n_head_total;     /* heads over all tensor-parallel ranks */
+	} attention;
+	struct {
+		int32_t ignore_index;
+		int64_t count;            /* counted targets (set by forward) */
+		int64_t vocab_offset;     /* global id of local logit 0 */
+		const struct ag_collective *coll; /* vocab-parallel: reduce over it */
+	} cross_entropy;
+	struct { int64_t vocab_offset; } embedding; /* global id of local row 0 */
+	struct { const struct ag_collective *coll; } tp;
 };
 
 /* One recorded op. Inputs that are optional (a bias, a mask) may be NULL.

@@ -10,6 +10,7 @@
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
+#include "../peft/lora.h"
 
 struct bloom_config bloom_config_make(int64_t vocab, int64_t hidden, int n_layer,
 				      int n_head)
@@ -89,6 +90,23 @@ int bloom_config_preset(const char *name, struct bloom_config *cfg)
 			return 0;
 		}
 	return -1;
+}
+
+static const char *const linear_names[BLOOM_N_LINEAR][2] = {
+	[BLOOM_QKV] = { "query_key_value", "self_attention.query_key_value" },
+	[BLOOM_PROJ] = { "dense", "self_attention.dense" },
+	[BLOOM_FC1] = { "dense_h_to_4h", "mlp.dense_h_to_4h" },
+	[BLOOM_FC2] = { "dense_4h_to_h", "mlp.dense_4h_to_h" },
+};
+
+const char *bloom_linear_name(enum bloom_linear k)
+{
+	return linear_names[k][0];
+}
+
+const char *bloom_linear_path(enum bloom_linear k)
+{
+	return linear_names[k][1];
 }
 
 /* ---------------------------------------------------------- parameters */
@@ -229,6 +247,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 
 	struct tensor *ln1 = ag_layernorm(ctx, x, l->ln1_w, l->ln1_b, c->layer_norm_epsilon);
 	struct tensor *qkv = ag_linear(ctx, ln1, l->qkv_w, l->qkv_b);       /* (B, T, 3C) */
+	qkv = lora_apply(ctx, ln1, qkv, l->lora[BLOOM_QKV]);
 	qkv = ag_view(ctx, qkv, TENSOR_SHAPE(b, t, h, 3 * d));               /* [h][q,k,v][d] */
 	const int to_bhtd[] = { 0, 2, 1, 3 };
 	struct tensor *q = ag_permute(ctx, ag_slice(ctx, qkv, 3, 0, d), to_bhtd);     /* (B, H, T, D) */
@@ -245,12 +264,16 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 	struct tensor *a = ag_attention_dropout(ctx, q, k, v, m->slopes, mask, true,
 						c->attention_dropout); /* (B, H, T, D) */
 	a = ag_reshape(ctx, ag_permute(ctx, a, to_bhtd), TENSOR_SHAPE(b, t, h * d));
-	a = ag_dropout(ctx, ag_linear(ctx, a, l->proj_w, l->proj_b), c->hidden_dropout);
+	a = lora_apply(ctx, a, ag_linear(ctx, a, l->proj_w, l->proj_b), l->lora[BLOOM_PROJ]);
+	a = ag_dropout(ctx, a, c->hidden_dropout);
 	x = ag_add(ctx, post ? ln1 : x, a);
 
 	struct tensor *ln2 = ag_layernorm(ctx, x, l->ln2_w, l->ln2_b, c->layer_norm_epsilon);
-	struct tensor *f = ag_gelu(ctx, ag_linear(ctx, ln2, l->fc1_w, l->fc1_b)); /* (B, T, 4C) */
-	f = ag_dropout(ctx, ag_linear(ctx, f, l->fc2_w, l->fc2_b), c->hidden_dropout);
+	struct tensor *f = lora_apply(ctx, ln2, ag_linear(ctx, ln2, l->fc1_w, l->fc1_b),
+				      l->lora[BLOOM_FC1]);
+	f = ag_gelu(ctx, f);                                                   /* (B, T, 4C) */
+	f = lora_apply(ctx, f, ag_linear(ctx, f, l->fc2_w, l->fc2_b), l->lora[BLOOM_FC2]);
+	f = ag_dropout(ctx, f, c->hidden_dropout);
 	return ag_add(ctx, post ? ln2 : x, f);
 }
 

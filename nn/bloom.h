@@ -47,6 +47,22 @@ int64_t bloom_param_count(const struct bloom_config *cfg);
  * "bloom"); 0, or -1 for an unknown name. */
 int bloom_config_preset(const char *name, struct bloom_config *cfg);
 
+/* The adaptable linear layers of a block, for LoRA. */
+enum bloom_linear {
+	BLOOM_QKV,      /* self_attention.query_key_value */
+	BLOOM_PROJ,     /* self_attention.dense */
+	BLOOM_FC1,      /* mlp.dense_h_to_4h */
+	BLOOM_FC2,      /* mlp.dense_4h_to_h */
+	BLOOM_N_LINEAR
+};
+
+/* The HF module name of a linear ("query_key_value", ...), and its path
+ * under transformer.h.<i> ("self_attention.query_key_value"). */
+const char *bloom_linear_name(enum bloom_linear k);
+const char *bloom_linear_path(enum bloom_linear k);
+
+struct lora_adapter;
+
 struct bloom_layer {
 	struct tensor *ln1_w, *ln1_b;       /* input_layernorm (C) */
 	struct tensor *qkv_w, *qkv_b;       /* self_attention.query_key_value (3C, C), (3C) */
@@ -54,6 +70,7 @@ struct bloom_layer {
 	struct tensor *ln2_w, *ln2_b;       /* post_attention_layernorm (C) */
 	struct tensor *fc1_w, *fc1_b;       /* mlp.dense_h_to_4h (4C, C), (4C) */
 	struct tensor *fc2_w, *fc2_b;       /* mlp.dense_4h_to_h (C, 4C), (C) */
+	struct lora_adapter *lora[BLOOM_N_LINEAR]; /* NULL: none (peft/ sets them) */
 };
 
 struct bloom_model {

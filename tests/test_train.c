@@ -103,3 +103,20 @@ TEST(train_grad_accumulation_equals_big_batch)
 	CHECK(worst <= 1e-6);
 	train_fixture_rmtree(dir);
 }
+
+TEST(train_refuses_shards_of_another_tokenizer)
+{
+	const char *dir = train_fixture_shards(1, 2000);
+	REQUIRE(dir);
+	struct recipe r;
+	const char *ov[] = { "data.tokenizer=\"tests/fixtures/tokenizer/bloom.json\"" };
+	REQUIRE(load_recipe(dir, ", \"steps\": 50", NULL, ov, 1, &r) == 0);
+	struct trainer t;
+	struct hug_error err = { 0 };
+	CHECK(trainer_init(&t, &r, &err) == -1);
+	CHECK(strstr(err.msg, "data.train[0].path") != NULL);
+	/* the vocabulary size differs first; the hash would too */
+	CHECK(strstr(err.msg, "vocab_size is 64, expected 600") != NULL);
+	recipe_free(&r);
+	train_fixture_rmtree(dir);
+}

@@ -6,13 +6,27 @@
 #include <string.h>
 
 #include "../base/alloc.h"
+#include "../data/tokenizer.h"
 #include "../io/hf_checkpoint.h"
 
-/* Opens a loader over recipe sources (weights kept; labels name the keys). */
+/* Opens a loader over recipe sources (weights kept; labels name the keys).
+ * With a recipe tokenizer, the shards must carry its hash and vocabulary
+ * size. */
 static int open_loader(struct trainer *t, const struct recipe_source *src, int n,
 		       const char *key, double valid_fraction, struct loader **L,
 		       struct hug_error *err)
 {
+	const struct recipe *r = t->r;
+	char hash[TOKENIZER_HASH_LEN] = "";
+	int64_t vocab = 0;
+	if (r->tokenizer) {
+		struct tokenizer *tok;
+		if (tokenizer_load(r->tokenizer, &tok, err))
+			return hug_error_wrap(err, "%s: data.tokenizer", r->path);
+		snprintf(hash, sizeof(hash), "%s", tokenizer_hash(tok));
+		vocab = tokenizer_vocab_size(tok);
+		tokenizer_free(tok);
+	}
 	struct loader_source *ls = hug_calloc((size_t)n, sizeof(*ls));
 	char (*labels)[64] = hug_calloc((size_t)n, sizeof(*labels));
 	for (int i = 0; i < n; i++) {
@@ -23,6 +37,7 @@ static int open_loader(struct trainer *t, const struct recipe_source *src, int n
 		.sources = ls, .n_sources = n, .seq_len = t->r->seq_len,
 		.batch_size = t->r->micro_batch_size, .rank = t->rank, .world = t->world,
 		.seed = t->r->seed, .valid_fraction = valid_fraction, .prefetch = 2,
+		.expect_vocab_size = vocab, .expect_tokenizer_hash = hash[0] ? hash : NULL,
 	};
 	int rc = loader_open(&cfg, L, err);
 	hug_free(ls);
@@ -44,9 +59,8 @@ static void init_model(struct trainer *t)
 	bloom_model_init_weights(&t->model, r->seed);
 }
 
-int trainer_init(struct trainer *t, struct recipe *r, struct hug_error *err)
+static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 {
-	memset(t, 0, sizeof(*t));
 	t->r = r;
 	t->world = 1;
 	if (r->device != DEV_CPU)
@@ -94,6 +108,15 @@ int trainer_init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	t->flops_per_token = 6.0 * (double)bloom_param_count(c) +
 			     12.0 * c->n_layer * (double)len * (double)c->hidden_size;
 	return 0;
+}
+
+int trainer_init(struct trainer *t, struct recipe *r, struct hug_error *err)
+{
+	memset(t, 0, sizeof(*t));
+	if (init(t, r, err) == 0)
+		return 0;
+	trainer_free(t);
+	return -1;
 }
 
 void trainer_free(struct trainer *t)

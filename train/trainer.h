@@ -46,7 +46,8 @@ struct step_result {
 };
 
 /* Builds the model (initialised from the seed, or from_pretrained), the
- * optimizer and the loaders for recipe r. 0, or -1 with err. */
+ * optimizer and the loaders for recipe r. 0, or -1 with err and nothing
+ * left to free. */
 int trainer_init(struct trainer *t, struct recipe *r, struct hug_error *err);
 void trainer_free(struct trainer *t);
 

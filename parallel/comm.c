@@ -1,0 +1,306 @@
+/* comm.c: the MPI communicator, process groups, and the world of one when
+ * hug is built without MPI or not launched by mpirun/srun. */
+#include "comm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/alloc.h"
+#include "../base/panic.h"
+
+#ifdef HUG_MPI
+#include <mpi.h>
+
+static MPI_Datatype mpi_type(enum dtype dt)
+{
+	switch (dt) {
+	case DT_F32: return MPI_FLOAT;
+	case DT_F64: return MPI_DOUBLE;
+	case DT_I32: return MPI_INT32_T;
+	case DT_U8: return MPI_UINT8_T;
+	default: hug_panic("comm: no MPI type for %s", dtype_name(dt));
+	}
+}
+
+static MPI_Op mpi_op(enum comm_op op)
+{
+	return op == COMM_MAX ? MPI_MAX : MPI_SUM;
+}
+
+#define MPI_CHECK(call)                                                        \
+	do {                                                                   \
+		int rc_ = (call);                                              \
+		if (rc_ != MPI_SUCCESS) {                                      \
+			char msg_[MPI_MAX_ERROR_STRING];                       \
+			int len_ = 0;                                          \
+			MPI_Error_string(rc_, msg_, &len_);                    \
+			hug_panic("%s failed: %s", #call, msg_);               \
+		}                                                              \
+	} while (0)
+
+static int abort_rank;
+
+static void abort_hook(void)
+{
+	fprintf(stderr, "hug: rank %d failed; aborting the job\n", abort_rank);
+	fflush(stderr);
+	MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+/* Launched by mpirun/srun (so MPI_Init is wanted)? Singleton runs work too
+ * with Open MPI, but hug keeps them free of MPI start-up. */
+static bool under_launcher(void)
+{
+	return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") ||
+	       getenv("PMIX_RANK") || getenv("SLURM_PROCID") || getenv("MPI_LOCALNRANKS");
+}
+
+_Static_assert(sizeof(MPI_Request) <= sizeof(((struct comm_request *)0)->req),
+	       "MPI_Request does not fit struct comm_request");
+
+static void fill_collective(struct comm *c);
+
+static void comm_from(struct comm *c, MPI_Comm m)
+{
+	MPI_Comm *h = hug_malloc(sizeof(*h));
+	*h = m;
+	c->mpi = h;
+	MPI_Comm_rank(m, &c->rank);
+	MPI_Comm_size(m, &c->size);
+	fill_collective(c);
+}
+
+static void comm_free(struct comm *c)
+{
+	if (c->mpi) {
+		MPI_Comm *h = c->mpi;
+		if (*h != MPI_COMM_WORLD)
+			MPI_Comm_free(h);
+		hug_free(h);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+#define COMM_OF(c) (*(MPI_Comm *)(c)->mpi)
+#endif
+
+/* The ag_collective of a communicator: host memory over MPI; device
+ * memory needs the NCCL path. */
+static void collective_allreduce(void *state, void *buf, int64_t n, enum dtype dt,
+				 bool max, enum device dev)
+{
+	const struct comm *c = state;
+	if (dev != DEV_CPU && c->size > 1)
+		hug_panic("comm: device all-reduce needs the NCCL path");
+	comm_allreduce(c, buf, n, dt, max ? COMM_MAX : COMM_SUM);
+}
+
+static void fill_collective(struct comm *c)
+{
+	c->coll.state = c;
+	c->coll.rank = c->rank;
+	c->coll.size = c->size;
+	c->coll.allreduce = collective_allreduce;
+}
+
+const struct ag_collective *comm_collective(const struct comm *c)
+{
+	return &c->coll;
+}
+
+static void single(struct comm *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->rank = 0;
+	c->size = 1;
+	fill_collective(c);
+}
+
+int parallel_init(struct parallel *p, struct hug_error *err)
+{
+	(void)err;
+	memset(p, 0, sizeof(*p));
+	single(&p->world);
+	single(&p->tp_group);
+	single(&p->dp_group);
+	p->world_size = p->tp = p->dp = 1;
+#ifdef HUG_MPI
+	if (!under_launcher())
+		return 0;
+	int inited = 0;
+	MPI_Initialized(&inited);
+	if (!inited) {
+		int provided;
+		MPI_CHECK(MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided));
+		p->mpi_owned = true;
+	}
+	comm_from(&p->world, MPI_COMM_WORLD);
+	p->world_rank = p->world.rank;
+	p->world_size = p->world.size;
+	p->dp = p->world_size;
+	abort_rank = p->world_rank;
+	hug_panic_set_hook(abort_hook);
+	MPI_Comm local;
+	MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, p->world_rank,
+				      MPI_INFO_NULL, &local));
+	MPI_Comm_rank(local, &p->local_rank);
+	MPI_Comm_free(&local);
+	comm_from(&p->dp_group, MPI_COMM_WORLD);
+	p->dp_rank = p->world_rank;
+#endif
+	return 0;
+}
+
+int parallel_set_layout(struct parallel *p, int tensor, struct hug_error *err)
+{
+	if (tensor < 1 || p->world_size % tensor)
+		return hug_error_set(err, "parallel.tensor: %d does not divide the %d processes",
+				     tensor, p->world_size);
+	p->tp = tensor;
+	p->dp = p->world_size / tensor;
+	p->tp_rank = p->world_rank % tensor;
+	p->dp_rank = p->world_rank / tensor;
+#ifdef HUG_MPI
+	if (p->world.mpi) {
+		comm_free(&p->tp_group);
+		comm_free(&p->dp_group);
+		MPI_Comm tp, dp;
+		/* same dp_rank: one tensor-parallel group; same tp_rank: one
+		 * data-parallel group */
+		MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, p->dp_rank, p->tp_rank, &tp));
+		MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, p->tp_rank, p->dp_rank, &dp));
+		comm_from(&p->tp_group, tp);
+		comm_from(&p->dp_group, dp);
+	}
+#endif
+	return 0;
+}
+
+void parallel_finalize(struct parallel *p)
+{
+#ifdef HUG_MPI
+	comm_free(&p->tp_group);
+	comm_free(&p->dp_group);
+	comm_free(&p->world);
+	if (p->mpi_owned) {
+		hug_panic_set_hook(NULL);
+		MPI_Finalize();
+	}
+#endif
+	memset(p, 0, sizeof(*p));
+}
+
+void comm_allreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
+		    enum comm_op op)
+{
+	if (c->size <= 1 || n == 0)
+		return;
+#ifdef HUG_MPI
+	HUG_ASSERT(n <= INT32_MAX);
+	MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(dt), mpi_op(op), COMM_OF(c)));
+#else
+	(void)buf; (void)dt; (void)op;
+#endif
+}
+
+void comm_allreduce_tensor(const struct comm *c, struct tensor *t, enum comm_op op)
+{
+	HUG_ASSERT(tensor_is_contiguous(t));
+	if (t->device != DEV_CPU && c->size > 1)
+		hug_panic("comm: device all-reduce needs the NCCL path");
+	comm_allreduce(c, t->data, tensor_numel(t), t->dtype, op);
+}
+
+void comm_allgather(const struct comm *c, const void *send, void *recv, int64_t n,
+		    enum dtype dt)
+{
+	if (c->size <= 1) {
+		if (send != recv)
+			memcpy(recv, send, (size_t)n * dtype_size(dt));
+		return;
+	}
+#ifdef HUG_MPI
+	HUG_ASSERT(n <= INT32_MAX);
+	MPI_CHECK(MPI_Allgather(send, (int)n, mpi_type(dt), recv, (int)n, mpi_type(dt),
+				COMM_OF(c)));
+#endif
+}
+
+void comm_reduce_scatter(const struct comm *c, const void *send, void *recv, int64_t n,
+			 enum dtype dt)
+{
+	if (c->size <= 1) {
+		if (send != recv)
+			memcpy(recv, send, (size_t)n * dtype_size(dt));
+		return;
+	}
+#ifdef HUG_MPI
+	HUG_ASSERT(n <= INT32_MAX);
+	MPI_CHECK(MPI_Reduce_scatter_block(send, recv, (int)n, mpi_type(dt), MPI_SUM,
+					   COMM_OF(c)));
+#endif
+}
+
+void comm_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype dt, int root)
+{
+	if (c->size <= 1)
+		return;
+#ifdef HUG_MPI
+	HUG_ASSERT(n <= INT32_MAX);
+	MPI_CHECK(MPI_Bcast(buf, (int)n, mpi_type(dt), root, COMM_OF(c)));
+#else
+	(void)buf; (void)dt; (void)root;
+#endif
+}
+
+void comm_barrier(const struct comm *c)
+{
+	if (c->size <= 1)
+		return;
+#ifdef HUG_MPI
+	MPI_CHECK(MPI_Barrier(COMM_OF(c)));
+#endif
+}
+
+void comm_iallreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
+		     struct comm_request *r)
+{
+	r->active = false;
+	if (c->size <= 1 || n == 0)
+		return;
+#ifdef HUG_MPI
+	HUG_ASSERT(n <= INT32_MAX);
+	MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(dt), MPI_SUM, COMM_OF(c),
+				 (MPI_Request *)r->req.raw));
+	r->active = true;
+#else
+	(void)buf; (void)dt;
+#endif
+}
+
+void comm_test(struct comm_request *r)
+{
+#ifdef HUG_MPI
+	if (r->active) {
+		int done = 0;
+		MPI_CHECK(MPI_Test((MPI_Request *)r->req.raw, &done, MPI_STATUS_IGNORE));
+		if (done)
+			r->active = false;
+	}
+#else
+	(void)r;
+#endif
+}
+
+void comm_wait(struct comm_request *r)
+{
+#ifdef HUG_MPI
+	if (r->active) {
+		MPI_CHECK(MPI_Wait((MPI_Request *)r->req.raw, MPI_STATUS_IGNORE));
+		r->active = false;
+	}
+#else
+	(void)r;
+#endif
+}

@@ -1,0 +1,97 @@
+/* comm.h: communicators and process groups. A job launched by mpirun (or
+ * srun) has world_size processes; parallel_init splits them into
+ * tensor-parallel groups of `tensor` consecutive ranks and data-parallel
+ * groups of the ranks with the same tensor-parallel rank (Megatron's
+ * layout: rank = dp_rank * tensor + tp_rank). Collectives run over MPI on
+ * host tensors and over NCCL on device tensors. A build without MPI (or a
+ * process not launched by mpirun) is a world of one, where every
+ * collective is the identity. */
+#ifndef HUG_PARALLEL_COMM_H
+#define HUG_PARALLEL_COMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../autograd/node.h"
+#include "../base/error.h"
+
+struct comm {
+	int rank, size;
+	void *mpi;        /* MPI_Comm (NULL in a world of one) */
+	void *nccl;       /* ncclComm_t, created on first device use */
+	struct ag_collective coll; /* for autograd's tensor-parallel ops */
+};
+
+struct parallel {
+	int world_rank, world_size;
+	int local_rank;   /* rank among the processes of this node (GPU index) */
+	int tp, dp;       /* degrees: tp * dp == world_size */
+	int tp_rank, dp_rank;
+	struct comm world, tp_group, dp_group;
+	bool mpi_owned;   /* parallel_init called MPI_Init */
+};
+
+enum comm_op {
+	COMM_SUM,
+	COMM_MAX,
+};
+
+/* Initialises MPI when hug was built with it and the process runs under a
+ * launcher (else a world of one), finds the local rank from a
+ * shared-memory split, and installs a panic hook that calls MPI_Abort so a
+ * failing rank takes the job down with its message. Groups come from
+ * parallel_set_layout. 0 or -1 with err. */
+int parallel_init(struct parallel *p, struct hug_error *err);
+
+/* Splits the world into tensor-parallel groups of `tensor` ranks and
+ * data-parallel groups (world_size must be a multiple of tensor). */
+int parallel_set_layout(struct parallel *p, int tensor, struct hug_error *err);
+
+/* Frees the groups and finalises MPI if parallel_init initialised it. */
+void parallel_finalize(struct parallel *p);
+
+/* True on the process that prints and writes files (world rank 0). */
+static inline bool parallel_is_main(const struct parallel *p)
+{
+	return p->world_rank == 0;
+}
+
+/* In-place all-reduce of n elements of dtype dt at buf (host memory). */
+void comm_allreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
+		    enum comm_op op);
+/* In-place all-reduce of a tensor (contiguous; host or device). */
+void comm_allreduce_tensor(const struct comm *c, struct tensor *t, enum comm_op op);
+/* All-gather: every rank contributes n elements from `send`; `recv`
+ * receives size * n elements in rank order. */
+void comm_allgather(const struct comm *c, const void *send, void *recv, int64_t n,
+		    enum dtype dt);
+/* Reduce-scatter (sum): `send` holds size * n elements; rank r receives the
+ * sum over ranks of elements [r n, (r + 1) n) in `recv`. */
+void comm_reduce_scatter(const struct comm *c, const void *send, void *recv, int64_t n,
+			 enum dtype dt);
+/* Broadcast n elements from rank `root`. */
+void comm_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype dt, int root);
+/* Waits for every rank of the communicator. */
+void comm_barrier(const struct comm *c);
+
+/* Non-blocking in-place all-reduce (sum) for overlapping communication
+ * with backward; comm_wait completes it. In a world of one both are no-ops. */
+struct comm_request {
+	bool active;
+	union {
+		void *p;
+		long long ll;
+		unsigned char raw[32];
+	} req;            /* an MPI_Request, stored in place (no allocation) */
+};
+void comm_iallreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
+		     struct comm_request *r);
+/* Makes progress on outstanding requests without blocking. */
+void comm_test(struct comm_request *r);
+void comm_wait(struct comm_request *r);
+
+/* The collective autograd's tensor-parallel ops call (ag_tp_copy/reduce). */
+const struct ag_collective *comm_collective(const struct comm *c);
+
+#endif
