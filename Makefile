@@ -3,6 +3,7 @@
 #   make                 build/bin/hug and build/lib/libhug.a
 #   make test            build and run every test (ends "N passed, N failed")
 #   make SANITIZE=1 test the same under AddressSanitizer + UBSan (in build-san/)
+#   make test-gpu        the CUDA parity tests, failing (not skipping) without a GPU
 #
 # Every .cu file under autograd/cuda/ is compiled whenever nvcc is found, so
 # the CUDA code never rots on machines without a GPU.
@@ -52,10 +53,20 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 ifneq ($(NVCC),)
 CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 CFLAGS += -DHUG_CUDA
-LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
+# NCCL (device collectives, parallel/comm_nccl.c, built when MPI is on too):
+# CUDA_HOME's copy or the system's; NCCL_CFLAGS/NCCL_LIBS name another
+# (e.g. NCCL_CFLAGS=-I/opt/nccl/include NCCL_LIBS="-L/opt/nccl/lib -lnccl").
+NCCL_CFLAGS ?= -I$(CUDA_HOME)/include
+NCCL_LIBS ?= -lnccl
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 $(NCCL_LIBS) -lcublas -lcudart -lstdc++
+$(BUILD)/obj/parallel/comm_nccl.o: CFLAGS += $(NCCL_CFLAGS)
 else
 CU_OBJ :=
 endif
+
+MPI_TEST_SRC := $(wildcard tests/mpi/*.c)
+MPI_TEST_OBJ := $(MPI_TEST_SRC:%.c=$(BUILD)/obj/%.o)
+MPI_TESTS := $(BUILD)/bin/hug_mpi_tests
 
 LIB := $(BUILD)/lib/libhug.a
 HUG := $(BUILD)/bin/hug
@@ -70,7 +81,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
@@ -81,14 +92,24 @@ $(HUG): $(CLI_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
 
+$(MPI_TESTS): $(MPI_TEST_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(MPI_TEST_OBJ) $(LIB) $(LDLIBS) -o $@
+
 $(TESTS): $(TEST_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(TEST_OBJ) $(LIB) $(LDLIBS) -o $@
 
 # Tests run with two OpenMP threads so results do not depend on the
 # machine; the runner prints "N passed, N failed" last.
-test: $(TESTS) $(HUG)
-	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HUG_BIN=$(HUG) ./$(TESTS)
+test: $(TESTS) $(HUG) $(MPI_TESTS)
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HUG_BIN=$(HUG) HUG_MPI_TESTS=$(MPI_TESTS) $(TESTS)
+
+# The GPU tests (names containing "cuda") with HUG_REQUIRE_GPU=1, so a
+# missing device fails them instead of skipping. Run on a machine with a GPU.
+.PHONY: test-gpu
+test-gpu: $(TESTS) $(HUG)
+	HUG_REQUIRE_GPU=1 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HUG_BIN=$(HUG) ./$(TESTS) cuda
 
 clean:
 	rm -rf build build-san
@@ -105,7 +126,7 @@ $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
+-include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
 
 # The main job: build the multilingual demo corpus (Debian's fortune
 # packages in nine languages), train a small BLOOM on the CPU for a few

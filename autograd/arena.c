@@ -55,6 +55,11 @@ void arena_free(struct arena *a)
 {
 	free_chunks(a);
 	a->used = 0;
+	if (a->meta) {
+		arena_free(a->meta);
+		hug_free(a->meta);
+		a->meta = NULL;
+	}
 }
 
 static struct arena_chunk *add_chunk(struct arena *a, size_t size)
@@ -93,6 +98,17 @@ void *arena_alloc(struct arena *a, size_t size)
 	return p;
 }
 
+void *arena_alloc_meta(struct arena *a, size_t size)
+{
+	if (a->allocator->device == DEV_CPU)
+		return arena_alloc(a, size);
+	if (!a->meta) {
+		a->meta = hug_malloc(sizeof(*a->meta));
+		arena_init(a->meta, a->name, 0, NULL);
+	}
+	return arena_alloc(a->meta, size);
+}
+
 void *arena_calloc(struct arena *a, size_t size)
 {
 	void *p = arena_alloc(a, size);
@@ -113,6 +129,8 @@ void arena_reset(struct arena *a)
 		a->chunks->off = 0;
 	}
 	a->used = 0;
+	if (a->meta)
+		arena_reset(a->meta);
 }
 
 size_t arena_capacity(const struct arena *a)

@@ -36,6 +36,9 @@ struct arena {
 	size_t used;                         /* bytes handed out since reset */
 	size_t high_water;                   /* max of used over the lifetime */
 	uint64_t n_chunk_allocs;             /* chunks ever allocated */
+	struct arena *meta;                  /* device arenas: a host arena for
+						tensor headers and tape nodes,
+						made on first use (else NULL) */
 };
 
 /* The host allocator (aligned malloc/free/memset). */
@@ -53,6 +56,12 @@ void arena_free(struct arena *a);
 /* Returns `size` bytes aligned to ARENA_ALIGN, valid until the next reset
  * or free. Contents are unspecified. Aborts if memory runs out. */
 void *arena_alloc(struct arena *a, size_t size);
+
+/* As arena_alloc, for host-side bookkeeping (tensor headers, tape nodes):
+ * from `a` itself when it is host memory, else from its host companion
+ * a->meta (created on first use, reset and freed with `a`), so the host
+ * never writes into device memory. */
+void *arena_alloc_meta(struct arena *a, size_t size);
 
 /* As arena_alloc, zero-filled. */
 void *arena_calloc(struct arena *a, size_t size);

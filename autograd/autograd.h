@@ -32,6 +32,11 @@ struct ag_ctx {
 	uint64_t seed;          /* dropout random stream */
 	uint64_t rng_offset;    /* advances by numel at every dropout call */
 	struct hug_error err;   /* sticky; see above */
+	/* Called during backward as soon as a leaf's gradient is complete
+	 * (after the last op that uses it), e.g. to start its data-parallel
+	 * all-reduce while backward goes on; NULL: none. */
+	void (*on_leaf_grad)(void *state, struct tensor *leaf);
+	void *hook_state;
 };
 
 /* Initialises `ctx` over step arena `step`: grad enabled, training mode,
@@ -143,6 +148,41 @@ struct tensor *ag_attention_dropout(struct ag_ctx *ctx, struct tensor *q,
  * the counted targets (0 when none count). -> a 0-d scalar. */
 struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
 				struct tensor *targets, int32_t ignore_index);
+
+/* ---- tensor parallelism (Megatron) ---- */
+
+/* As ag_embedding, for the rows [vocab_offset, vocab_offset + rows) of a
+ * vocabulary of vocab_total held by this rank: ids outside the slice give
+ * zero rows (and no gradient); summing over the group with ag_tp_reduce
+ * completes the lookup. */
+struct tensor *ag_embedding_shard(struct ag_ctx *ctx, struct tensor *ids,
+				  struct tensor *w, int64_t vocab_offset,
+				  int64_t vocab_total);
+/* As ag_cross_entropy over logits (..., Vr) holding the slice
+ * [vocab_offset, vocab_offset + Vr) of a vocabulary of vocab_total on each
+ * rank of `coll` (the slices of the group cover the vocabulary):
+ * the row maximum, the sum of exponentials and the target logit are reduced
+ * over the group, so every rank gets the loss of the whole vocabulary.
+ * coll NULL or of size 1: exactly ag_cross_entropy. */
+struct tensor *ag_cross_entropy_shard(struct ag_ctx *ctx, struct tensor *logits,
+				      struct tensor *targets, int32_t ignore_index,
+				      int64_t vocab_offset, int64_t vocab_total,
+				      const struct ag_collective *coll);
+/* As ag_attention_dropout for the heads [head_offset, head_offset + H) of
+ * n_head_total (dropout masks are numbered over all heads). */
+struct tensor *ag_attention_heads(struct ag_ctx *ctx, struct tensor *q,
+				  struct tensor *k, struct tensor *v,
+				  struct tensor *slopes, struct tensor *mask,
+				  bool causal, double p, int64_t head_offset,
+				  int64_t n_head_total);
+/* Megatron's f: identity forward, all-reduce of the gradient backward
+ * (before a column-parallel layer). x itself when the group has one rank. */
+struct tensor *ag_tp_copy(struct ag_ctx *ctx, struct tensor *x,
+			  const struct ag_collective *coll);
+/* Megatron's g: all-reduce forward, identity backward (after a
+ * row-parallel layer). */
+struct tensor *ag_tp_reduce(struct ag_ctx *ctx, struct tensor *x,
+			    const struct ag_collective *coll);
 
 /* ALiBi slopes for n_head heads as BLOOM defines them (any head count,
  * powers of two or not): writes n_head values into `out`, computed in f32

@@ -33,6 +33,12 @@ struct ag_backend {
 
 extern const struct ag_backend ag_cpu_backend;
 
+/* The tensor-parallel ops' kernels, the same for every backend
+ * (autograd/tp_kernels.c). */
+void ag_tp_copy_backward(struct ag_node *n);
+void ag_tp_reduce_forward(struct ag_node *n);
+void ag_tp_reduce_backward(struct ag_node *n);
+
 /* Makes `b` the backend for its device (replacing any earlier one). */
 void ag_backend_register(const struct ag_backend *b);
 /* The backend for `dev`, or NULL when none is registered (the CPU backend

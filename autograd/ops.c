@@ -61,15 +61,28 @@ static bool op_begin(struct ag_ctx *ctx, enum ag_op op, int n,
 	return true;
 }
 
-/* Requires a float dtype (f32 or f64 for math). */
+/* Requires a float dtype the context's device computes in: f32 or f64 on
+ * the CPU, f32 or bf16 on CUDA (no f64 kernels there). */
 static bool need_math_dtype(struct ag_ctx *ctx, enum ag_op op, const char *name,
 			    const struct tensor *t)
 {
 	char d[DESC];
-	if (t->dtype == DT_F32 || t->dtype == DT_F64)
+	bool cuda = ctx_device(ctx) == DEV_CUDA;
+	if (t->dtype == DT_F32 || t->dtype == (cuda ? DT_BF16 : DT_F64))
 		return true;
-	op_fail(ctx, op, "%s must be f32 or f64, got %s", name, desc(t, d));
+	if (cuda)
+		op_fail(ctx, op, "%s must be f32 or bf16 on cuda (f64 is not supported "
+			"there), got %s", name, desc(t, d));
+	else
+		op_fail(ctx, op, "%s must be f32 or f64, got %s", name, desc(t, d));
 	return false;
+}
+
+/* The dtype of saved row statistics (LayerNorm mean and rstd, log-sum-exp):
+ * the input's, but f32 for bf16 inputs. */
+static enum dtype stat_dtype(enum dtype dt)
+{
+	return dt == DT_BF16 ? DT_F32 : dt;
 }
 
 static bool same_dtype(struct ag_ctx *ctx, enum ag_op op, const char *na,
@@ -97,7 +110,7 @@ static bool need_i32(struct ag_ctx *ctx, enum ag_op op, const char *name,
 static struct ag_node *node_new(struct ag_ctx *ctx, enum ag_op op, int n,
 				struct tensor *const *in)
 {
-	struct ag_node *node = arena_alloc(ctx->step, sizeof(*node));
+	struct ag_node *node = arena_alloc_meta(ctx->step, sizeof(*node));
 	memset(node, 0, sizeof(*node));
 	node->op = op;
 	node->n_in = n;
@@ -378,7 +391,7 @@ struct tensor *ag_mean(struct ag_ctx *ctx, struct tensor *x, int dim)
 static struct ag_node *view_node(struct ag_ctx *ctx, enum ag_op op, struct tensor *x)
 {
 	struct ag_node *n = node_new(ctx, op, 1, &x);
-	struct tensor *o = arena_alloc(ctx->step, sizeof(*o));
+	struct tensor *o = arena_alloc_meta(ctx->step, sizeof(*o));
 	*o = *x;
 	o->grad = NULL;
 	o->requires_grad = false;
@@ -553,6 +566,13 @@ static int64_t find_out_of_range(const struct tensor *t, int64_t lo, int64_t hi,
 struct tensor *ag_embedding(struct ag_ctx *ctx, struct tensor *ids,
 			    struct tensor *w)
 {
+	return ag_embedding_shard(ctx, ids, w, 0, w ? w->shape[0] : 0);
+}
+
+struct tensor *ag_embedding_shard(struct ag_ctx *ctx, struct tensor *ids,
+				  struct tensor *w, int64_t vocab_offset,
+				  int64_t vocab_total)
+{
 	const enum ag_op op = AG_OP_EMBEDDING;
 	struct tensor *in[] = { ids, w };
 	char d0[DESC], d1[DESC];
@@ -567,16 +587,22 @@ struct tensor *ag_embedding(struct ag_ctx *ctx, struct tensor *ids,
 	w = contig(ctx, w);
 	if (ctx->err.set)
 		return NULL;
-	int64_t bad = find_out_of_range(ids, 0, w->shape[0], INT64_MIN);
+	if (vocab_offset < 0 || vocab_offset + w->shape[0] > vocab_total)
+		return op_fail(ctx, op, "rows [%lld, %lld) of the weight %s are outside the "
+			       "vocabulary [0, %lld)", (long long)vocab_offset,
+			       (long long)(vocab_offset + w->shape[0]), desc(w, d1),
+			       (long long)vocab_total);
+	int64_t bad = find_out_of_range(ids, 0, vocab_total, INT64_MIN);
 	if (bad >= 0)
 		return op_fail(ctx, op, "id %d at position %lld is outside the vocabulary [0, %lld)",
 			       ((const int32_t *)ids->data)[bad], (long long)bad,
-			       (long long)w->shape[0]);
+			       (long long)vocab_total);
 	int64_t shape[TENSOR_MAX_DIMS];
 	memcpy(shape, ids->shape, sizeof(shape));
 	shape[ids->ndim] = w->shape[1];
 	struct ag_node *n = node_new(ctx, op, 2, (struct tensor *[]){ ids, w });
 	n->out = tensor_new(ctx->step, w->dtype, ids->ndim + 1, shape);
+	n->p.embedding.vocab_offset = vocab_offset;
 	return op_finish(ctx, n);
 }
 
@@ -609,8 +635,8 @@ struct tensor *ag_layernorm(struct ag_ctx *ctx, struct tensor *x,
 	struct ag_node *n = node_new(ctx, op, 3, (struct tensor *[]){ x, weight, bias });
 	int64_t rows = tensor_numel(x) / (c ? c : 1);
 	n->out = tensor_new_like(ctx->step, x);
-	n->saved[0] = tensor_new(ctx->step, x->dtype, 1, &rows); /* mean (R) */
-	n->saved[1] = tensor_new(ctx->step, x->dtype, 1, &rows); /* rstd (R) */
+	n->saved[0] = tensor_new(ctx->step, stat_dtype(x->dtype), 1, &rows); /* mean (R) */
+	n->saved[1] = tensor_new(ctx->step, stat_dtype(x->dtype), 1, &rows); /* rstd (R) */
 	n->p.layernorm.eps = eps;
 	return op_finish(ctx, n);
 }
@@ -634,6 +660,16 @@ struct tensor *ag_attention_dropout(struct ag_ctx *ctx, struct tensor *q,
 				    struct tensor *slopes, struct tensor *mask,
 				    bool causal, double p)
 {
+	return ag_attention_heads(ctx, q, k, v, slopes, mask, causal, p, 0,
+				  q ? q->shape[1] : 0);
+}
+
+struct tensor *ag_attention_heads(struct ag_ctx *ctx, struct tensor *q,
+				  struct tensor *k, struct tensor *v,
+				  struct tensor *slopes, struct tensor *mask,
+				  bool causal, double p, int64_t head_offset,
+				  int64_t n_head_total)
+{
 	const enum ag_op op = AG_OP_ATTENTION;
 	struct tensor *in[] = { q, k, v, slopes, mask };
 	char d0[DESC], d1[DESC], d2[DESC];
@@ -646,6 +682,10 @@ struct tensor *ag_attention_dropout(struct ag_ctx *ctx, struct tensor *q,
 		return NULL;
 	if (!(p >= 0.0 && p < 1.0))
 		return op_fail(ctx, op, "dropout p must be in [0, 1), got %g", p);
+	if (q && (head_offset < 0 || head_offset + q->shape[1] > n_head_total))
+		return op_fail(ctx, op, "heads [%lld, %lld) are outside the %lld heads",
+			       (long long)head_offset, (long long)(head_offset + q->shape[1]),
+			       (long long)n_head_total);
 	if (q->ndim != 4 || !tensor_same_shape(k, v) || k->ndim != 4 ||
 	    q->shape[0] != k->shape[0] || q->shape[1] != k->shape[1] ||
 	    q->shape[3] != k->shape[3] || q->shape[2] > k->shape[2])
@@ -676,17 +716,30 @@ struct tensor *ag_attention_dropout(struct ag_ctx *ctx, struct tensor *q,
 	n->saved[1] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tk));
 	n->p.attention.scale = 1.0 / sqrt((double)q->shape[3]);
 	n->p.attention.causal = causal;
+	n->p.attention.head_offset = head_offset;
+	n->p.attention.n_head_total = n_head_total;
 	if (ctx->training && p > 0.0) {
+		/* numbered over all heads, so each head's mask does not depend
+		 * on how heads are split over tensor-parallel ranks */
 		n->p.attention.p = p;
 		n->p.attention.seed = ctx->seed;
 		n->p.attention.offset = ctx->rng_offset;
-		ctx->rng_offset += (uint64_t)tensor_numel(n->saved[0]);
+		ctx->rng_offset += (uint64_t)(b * n_head_total * tq * tk);
 	}
 	return op_finish(ctx, n);
 }
 
 struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
 				struct tensor *targets, int32_t ignore_index)
+{
+	return ag_cross_entropy_shard(ctx, logits, targets, ignore_index, 0,
+				      logits ? logits->shape[logits->ndim - 1] : 0, NULL);
+}
+
+struct tensor *ag_cross_entropy_shard(struct ag_ctx *ctx, struct tensor *logits,
+				      struct tensor *targets, int32_t ignore_index,
+				      int64_t vocab_offset, int64_t vocab_total,
+				      const struct ag_collective *coll)
 {
 	const enum ag_op op = AG_OP_CROSS_ENTROPY;
 	struct tensor *in[] = { logits, targets };
@@ -705,7 +758,11 @@ struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
 	targets = contig(ctx, targets);
 	if (ctx->err.set)
 		return NULL;
-	int64_t vocab = logits->shape[logits->ndim - 1];
+	int64_t vocab = vocab_total, local = logits->shape[logits->ndim - 1];
+	if (vocab_offset < 0 || vocab_offset + local > vocab_total ||
+	    (!(coll && coll->size > 1) && local != vocab_total))
+		return op_fail(ctx, op, "logits %s are not a slice at %lld of a vocabulary of %lld",
+			       desc(logits, d0), (long long)vocab_offset, (long long)vocab_total);
 	int64_t bad = find_out_of_range(targets, 0, vocab, ignore_index);
 	if (bad >= 0)
 		return op_fail(ctx, op, "target %d at position %lld is outside [0, %lld) "
@@ -715,8 +772,13 @@ struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
 	int64_t rows = tensor_numel(targets);
 	struct ag_node *n = node_new(ctx, op, 2, (struct tensor *[]){ logits, targets });
 	n->out = tensor_new(ctx->step, logits->dtype, 0, NULL);
-	n->saved[0] = tensor_new(ctx->step, logits->dtype, 1, &rows); /* logsumexp (N) */
+	n->saved[0] = tensor_new(ctx->step, stat_dtype(logits->dtype), 1, &rows); /* logsumexp (N) */
 	n->p.cross_entropy.ignore_index = ignore_index;
+	n->p.cross_entropy.vocab_offset = vocab_offset;
+	if (coll && coll->size > 1) {
+		n->p.cross_entropy.coll = coll;
+		n->saved[1] = tensor_new(ctx->step, stat_dtype(logits->dtype), 1, &rows); /* target logit (N) */
+	}
 	return op_finish(ctx, n);
 }
 
@@ -736,4 +798,35 @@ void ag_alibi_slopes(int n_head, double *out)
 	float extra = powf(2.0f, -4.0f / (float)p);
 	for (int i = 0; i < n_head - p; i++)
 		out[p + i] = powf(extra, (float)(2 * i + 1));
+}
+
+/* ------------------------------------------------------ tensor parallel */
+
+struct tensor *ag_tp_copy(struct ag_ctx *ctx, struct tensor *x,
+			  const struct ag_collective *coll)
+{
+	if (!op_begin(ctx, AG_OP_TP_COPY, 1, &x, (const char *[]){ "x" }, 0))
+		return NULL;
+	if (!coll || coll->size <= 1)
+		return x;
+	struct ag_node *n = view_node(ctx, AG_OP_TP_COPY, x);
+	n->p.tp.coll = coll;
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_tp_reduce(struct ag_ctx *ctx, struct tensor *x,
+			    const struct ag_collective *coll)
+{
+	if (!op_begin(ctx, AG_OP_TP_REDUCE, 1, &x, (const char *[]){ "x" }, 0) ||
+	    !need_math_dtype(ctx, AG_OP_TP_REDUCE, "x", x))
+		return NULL;
+	if (!coll || coll->size <= 1)
+		return x;
+	x = contig(ctx, x);
+	if (!x)
+		return NULL;
+	struct ag_node *n = node_new(ctx, AG_OP_TP_REDUCE, 1, &x);
+	n->out = tensor_new_like(ctx->step, x);
+	n->p.tp.coll = coll;
+	return op_finish(ctx, n);
 }

@@ -40,12 +40,57 @@ static void ensure_input_grads(struct ag_ctx *ctx, struct ag_node *n)
 	}
 }
 
+static bool is_grad_leaf(const struct tensor *t)
+{
+	return t && !t->node && t->requires_grad;
+}
+
+/* Counts, for every leaf that needs a gradient, the ops that use it. */
+static void count_leaf_uses(struct ag_ctx *ctx, int delta)
+{
+	for (struct ag_node *n = ctx->tape; n; n = n->prev)
+		for (int i = 0; i < n->n_in; i++)
+			if (is_grad_leaf(n->in[i]))
+				n->in[i]->pending = delta ? n->in[i]->pending + delta : 0;
+}
+
+/* After node n's backward: leaves whose last use this was are complete. */
+static void leaves_done(struct ag_ctx *ctx, struct ag_node *n)
+{
+	for (int i = 0; i < n->n_in; i++) {
+		struct tensor *t = n->in[i];
+		if (is_grad_leaf(t) && t->pending > 0 && --t->pending == 0)
+			ctx->on_leaf_grad(ctx->hook_state, t);
+	}
+}
+
+/* Leaves no gradient flowed into (unused by this loss) are complete too. */
+static void leaves_flush(struct ag_ctx *ctx, struct ag_node *tape)
+{
+	for (struct ag_node *n = tape; n; n = n->prev)
+		for (int i = 0; i < n->n_in; i++) {
+			struct tensor *t = n->in[i];
+			if (is_grad_leaf(t) && t->pending > 0) {
+				t->pending = 0;
+				ctx->on_leaf_grad(ctx->hook_state, t);
+			}
+		}
+}
+
 static int run_backward(struct ag_ctx *ctx)
 {
 	const struct ag_backend *be = ag_backend_get(ctx->step->allocator->device);
+	struct ag_node *tape = ctx->tape;
+	if (ctx->on_leaf_grad) {
+		count_leaf_uses(ctx, 0);
+		count_leaf_uses(ctx, 1);
+	}
 	for (struct ag_node *n = ctx->tape; n; n = n->prev) {
-		if (!n->out->grad)
+		if (!n->out->grad) {
+			if (ctx->on_leaf_grad)
+				leaves_done(ctx, n);
 			continue; /* nothing flowed into this op's output */
+		}
 		ag_kernel_fn fn = be ? be->op[n->op].backward : NULL;
 		if (!fn)
 			return hug_error_set(&ctx->err,
@@ -54,7 +99,11 @@ static int run_backward(struct ag_ctx *ctx)
 					     device_name(ctx->step->allocator->device));
 		ensure_input_grads(ctx, n);
 		fn(n);
+		if (ctx->on_leaf_grad)
+			leaves_done(ctx, n);
 	}
+	if (ctx->on_leaf_grad)
+		leaves_flush(ctx, tape);
 	ctx->tape = NULL;
 	ctx->n_nodes = 0;
 	return 0;

@@ -19,7 +19,7 @@ static struct tensor *tensor_header(struct arena *a, enum dtype dt, int ndim,
 				    const int64_t *shape)
 {
 	HUG_ASSERT(ndim >= 0 && ndim <= TENSOR_MAX_DIMS);
-	struct tensor *t = arena_alloc(a, sizeof(*t));
+	struct tensor *t = arena_alloc_meta(a, sizeof(*t));
 	memset(t, 0, sizeof(*t));
 	t->dtype = dt;
 	t->device = a->allocator->device;

@@ -26,6 +26,8 @@ struct tensor {
 					    NULL until a gradient exists */
 	bool requires_grad;
 	struct ag_node *node;            /* op that made it; NULL for leaves */
+	int32_t pending;                 /* leaves, during backward: uses whose
+					    gradient is still to come */
 	const char *name;                /* optional, for messages */
 };
 

@@ -22,5 +22,6 @@ int cli_plot(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_tokenizer(int argc, char **argv);
 int cli_prepare(int argc, char **argv);
+int cli_export(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const struct cli_command commands[] = {
 	{ "tokenizer", "train a byte-level BPE tokenizer (tokenizer train)", cli_tokenizer },
 	{ "prepare", "tokenize text or JSONL into HDF5 token shards", cli_prepare },
 	{ "train", "train a model from a JSON recipe", cli_train },
+	{ "export", "write a checkpoint for transformers / peft (hf, peft, merged)", cli_export },
 	{ "recipe", "validate a training recipe, or print the recipe key reference", cli_recipe },
 	{ "plot", "draw the loss and learning-rate curves of a run to a PNG", cli_plot },
 };

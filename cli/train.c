@@ -15,12 +15,14 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/json.h"
+#include "../parallel/comm.h"
 #include "../train/checkpoint.h"
 #include "../train/trainer.h"
 #include "cli.h"
 #include "sample.h"
 
 static volatile sig_atomic_t stop_signal;
+static struct parallel par;
 
 static void on_signal(int sig)
 {
@@ -49,8 +51,10 @@ struct run {
 static void record(struct run *run, cJSON *rec)
 {
 	char *line = cJSON_PrintUnformatted(rec);
-	fprintf(run->metrics, "%s\n", line);
-	fflush(run->metrics);
+	if (run->metrics) { /* the writing rank */
+		fprintf(run->metrics, "%s\n", line);
+		fflush(run->metrics);
+	}
 	cJSON_free(line);
 	cJSON_AddItemToArray(run->history, rec);
 }
@@ -147,6 +151,8 @@ static int save(struct run *run, struct hug_error *err)
  * fresh run. */
 static int open_metrics(struct run *run, struct hug_error *err)
 {
+	if (!parallel_is_main(&par))
+		return 0;
 	if (fs_make_dirs(run->recipe.out_dir, err))
 		return -1;
 	char *path = fs_join(run->recipe.out_dir, "metrics.jsonl");
@@ -195,6 +201,10 @@ static int loop(struct run *run, struct hug_error *err)
 		struct step_result res;
 		if (trainer_step(t, &res, err))
 			return -1;
+		/* a signal reaching any rank stops every rank after this step */
+		int sig = stop_signal;
+		comm_allreduce(&par.world, &sig, 1, DT_I32, COMM_MAX);
+		stop_signal = sig;
 		if (t->step % r->log_every == 0 || t->step == r->steps || res.skipped)
 			log_step(run, &res);
 		if (r->eval_every && t->step % r->eval_every == 0 && evaluate(run, err))
@@ -275,28 +285,47 @@ int cli_train(int argc, char **argv)
 		hug_free(ov);
 		return 2;
 	}
-	struct run run = { .last_saved = -1, .tty = isatty(STDOUT_FILENO) };
+	struct run run = { .last_saved = -1 };
 	struct hug_error err = { 0 };
 	int rc = 2;
 	hug_json_init();
-	if (recipe_load(path, ov, n_ov, 1, &run.recipe, &err))
+	if (parallel_init(&par, &err))
 		goto out;
-	if (trainer_init(&run.t, &run.recipe, &err))
+	if (!parallel_is_main(&par) && !freopen("/dev/null", "w", stdout))
+		goto out; /* only rank 0 prints */
+	run.tty = parallel_is_main(&par) && isatty(STDOUT_FILENO);
+	if (recipe_load(path, ov, n_ov, par.world_size, &run.recipe, &err) ||
+	    parallel_set_layout(&par, run.recipe.tensor_parallel, &err))
+		goto out;
+	if (trainer_init_parallel(&run.t, &run.recipe, &par, &err))
 		goto out_recipe;
 	rc = 1;
 	if (start(&run, resume, &err))
 		goto out_trainer;
 	printf("hug train: %s: %lld parameters, %lld steps of %lld sequences x %lld tokens "
 	       "(micro batch %lld, accumulation %lld), out %s\n", path,
-	       (long long)param_table_numel(&run.t.model.table), (long long)run.recipe.steps,
+	       (long long)bloom_param_count(&run.t.model.cfg), (long long)run.recipe.steps,
 	       (long long)run.recipe.global_batch_size, (long long)run.recipe.seq_len,
 	       (long long)run.recipe.micro_batch_size, (long long)run.recipe.accumulation,
 	       run.recipe.out_dir);
+	if (par.world_size > 1)
+		printf("hug train: %d processes: tensor parallel %d x data parallel %d%s; "
+		       "optimizer state %.1f MiB per rank\n", par.world_size, par.tp, par.dp,
+		       run.recipe.zero ? " with ZeRO-1" : "",
+		       (double)optim_state_bytes(&run.t.opt) / (1 << 20));
 	fflush(stdout);
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	rc = loop(&run, &err) || (!stop_signal && print_samples(&run, &err)) ? 1 : 0;
+	rc = loop(&run, &err) ? 1 : 0;
+	/* samples from rank 0 alone (a tensor-parallel model needs every rank) */
+	if (!rc && !stop_signal && par.tp == 1 && parallel_is_main(&par) &&
+	    print_samples(&run, &err))
+		rc = 1;
+	if (rc && par.world_size > 1) { /* one rank's failure ends the job */
+		fprintf(stderr, "hug train: rank %d: %s\n", par.world_rank, err.msg);
+		parallel_abort(&par, rc);
+	}
 	if (!rc && stop_signal) {
 		printf("%sstopped by signal %d at step %lld; checkpoint saved\n", run.tty ? "\n" : "",
 		       (int)stop_signal, (long long)run.t.step);
@@ -310,8 +339,9 @@ out_trainer:
 out_recipe:
 	recipe_free(&run.recipe);
 out:
-	if (err.set)
+	if (err.set && parallel_is_main(&par))
 		fprintf(stderr, "%shug train: %s\n", run.tty ? "\n" : "", err.msg);
+	parallel_finalize(&par);
 	hug_free(ov);
 	return rc;
 }

@@ -120,69 +120,137 @@ static size_t slot_bytes(int64_t numel, enum dtype dt)
 	       (sizeof(struct tensor) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
 }
 
-/* Registers a new parameter of the given shape. */
-static struct tensor *add_param(struct bloom_model *m, bool trainable,
-				bool no_decay, const char *fmt, int layer,
-				int ndim, const int64_t *shape)
+/* Parameters are created twice: first only measured (m->measure counts
+ * bytes), so that the arenas can be sized to hold everything in one block,
+ * then for real. */
+struct pbuild {
+	struct bloom_model *m;
+	bool trainable, measuring;
+};
+
+/* This rank's rows [*offset, *offset + *len) of a dimension of size n split
+ * over the group as evenly as possible (the first n % size ranks get one
+ * more). */
+static void split(const struct bloom_tp *tp, int64_t n, int64_t *offset, int64_t *len)
 {
+	int64_t base = n / tp->size, extra = n % tp->size;
+	*len = base + (tp->rank < extra);
+	*offset = tp->rank * base + (tp->rank < extra ? tp->rank : extra);
+}
+
+void bloom_vocab_slice(const struct bloom_model *m, int64_t *offset, int64_t *len)
+{
+	split(&m->tp, m->cfg.vocab_size, offset, len);
+}
+
+/* A new parameter of shape (rows[, cols]) under `name`; sharded along dim
+ * `shard` (-1: replicated) as this rank's slice. NULL while measuring. */
+static struct tensor *param_new(struct pbuild *pb, const char *fmt, int layer, bool no_decay,
+				int shard, int64_t rows, int64_t cols)
+{
+	struct bloom_model *m = pb->m;
+	int ndim = cols ? 2 : 1, tp = m->tp.size;
+	int64_t shape[2] = { rows, cols }, offset = 0;
+	if (shard >= 0)
+		split(&m->tp, shape[shard], &offset, &shape[shard]);
+	if (pb->measuring) {
+		m->measure += slot_bytes(shape[0] * (cols ? shape[1] : 1), m->dtype);
+		return NULL;
+	}
 	char name[PARAM_NAME_MAX];
 	snprintf(name, sizeof(name), fmt, layer);
 	struct tensor *t = tensor_new(&m->params, m->dtype, ndim, shape);
-	if (trainable)
+	if (pb->trainable)
 		tensor_set_requires_grad(t, &m->grads);
-	param_table_add(&m->table, name, t, no_decay);
+	struct param *p = param_table_add(&m->table, name, t, no_decay);
+	if (shard >= 0 && tp > 1)
+		param_set_shard(p, shard, offset, shard ? cols : rows);
 	return t;
+}
+
+/* The parameters of block i; Megatron's split: query_key_value and
+ * dense_h_to_4h by output rows (column-parallel), dense and dense_4h_to_h
+ * by input columns (row-parallel, biases replicated). */
+static void layer_params(struct pbuild *pb, int i, struct bloom_layer *l)
+{
+	int64_t c = pb->m->cfg.hidden_size;
+	l->ln1_w = param_new(pb, "transformer.h.%d.input_layernorm.weight", i, true, -1, c, 0);
+	l->ln1_b = param_new(pb, "transformer.h.%d.input_layernorm.bias", i, true, -1, c, 0);
+	l->qkv_w = param_new(pb, "transformer.h.%d.self_attention.query_key_value.weight", i, false, 0, 3 * c, c);
+	l->qkv_b = param_new(pb, "transformer.h.%d.self_attention.query_key_value.bias", i, true, 0, 3 * c, 0);
+	l->proj_w = param_new(pb, "transformer.h.%d.self_attention.dense.weight", i, false, 1, c, c);
+	l->proj_b = param_new(pb, "transformer.h.%d.self_attention.dense.bias", i, true, -1, c, 0);
+	l->ln2_w = param_new(pb, "transformer.h.%d.post_attention_layernorm.weight", i, true, -1, c, 0);
+	l->ln2_b = param_new(pb, "transformer.h.%d.post_attention_layernorm.bias", i, true, -1, c, 0);
+	l->fc1_w = param_new(pb, "transformer.h.%d.mlp.dense_h_to_4h.weight", i, false, 0, 4 * c, c);
+	l->fc1_b = param_new(pb, "transformer.h.%d.mlp.dense_h_to_4h.bias", i, true, 0, 4 * c, 0);
+	l->fc2_w = param_new(pb, "transformer.h.%d.mlp.dense_4h_to_h.weight", i, false, 1, c, 4 * c);
+	l->fc2_b = param_new(pb, "transformer.h.%d.mlp.dense_4h_to_h.bias", i, true, -1, c, 0);
+}
+
+static void model_params(struct pbuild *pb)
+{
+	struct bloom_model *m = pb->m;
+	int64_t v = m->cfg.vocab_size, c = m->cfg.hidden_size;
+	struct bloom_layer scratch;
+	m->wte = param_new(pb, "transformer.word_embeddings.weight", 0, false, 0, v, c);
+	m->emb_ln_w = param_new(pb, "transformer.word_embeddings_layernorm.weight", 0, true, -1, c, 0);
+	m->emb_ln_b = param_new(pb, "transformer.word_embeddings_layernorm.bias", 0, true, -1, c, 0);
+	for (int i = 0; i < m->cfg.n_layer; i++)
+		layer_params(pb, i, pb->measuring ? &scratch : &m->layers[i]);
+	m->lnf_w = param_new(pb, "transformer.ln_f.weight", 0, true, -1, c, 0);
+	m->lnf_b = param_new(pb, "transformer.ln_f.bias", 0, true, -1, c, 0);
+}
+
+int bloom_tp_validate(const struct bloom_config *cfg, int size, struct hug_error *err)
+{
+	if (size < 1 || cfg->n_head % size || (4 * cfg->hidden_size) % size ||
+	    cfg->vocab_size < size)
+		return hug_error_set(err, "tensor parallelism %d needs n_head (%d) and 4 x "
+				     "hidden_size (%lld) divisible by it", size, cfg->n_head,
+				     (long long)(4 * cfg->hidden_size));
+	return 0;
+}
+
+void bloom_model_init_tp(struct bloom_model *m, const struct bloom_config *cfg,
+			 enum dtype dt, bool trainable, const struct bloom_tp *tp)
+{
+	HUG_ASSERT(dt == DT_F32 || dt == DT_F64);
+	HUG_ASSERT(bloom_tp_validate(cfg, tp->size, NULL) == 0);
+	memset(m, 0, sizeof(*m));
+	m->cfg = *cfg;
+	m->dtype = dt;
+	m->tp = *tp;
+	if (m->tp.size <= 1)
+		m->tp.coll = NULL;
+	int h_local = cfg->n_head / tp->size;
+	struct pbuild pb = { .m = m, .trainable = trainable, .measuring = true };
+	model_params(&pb);
+	size_t total = m->measure + slot_bytes(h_local, dt);
+	/* one block for all parameters (and one for all gradients), so that
+	 * a data-parallel all-reduce can treat them as one buffer */
+	arena_init(&m->params, "params", total, NULL);
+	arena_init(&m->grads, "grads", total, NULL);
+	param_table_init(&m->table);
+	m->layers = hug_calloc((size_t)cfg->n_layer, sizeof(*m->layers));
+	pb.measuring = false;
+	model_params(&pb);
+
+	double *slopes = hug_malloc((size_t)cfg->n_head * sizeof(double));
+	ag_alibi_slopes(cfg->n_head, slopes);
+	m->slopes = tensor_new(&m->params, dt, TENSOR_SHAPE(h_local));
+	tensor_write_f64(m->slopes, slopes + (int64_t)tp->rank * h_local);
+	hug_free(slopes);
+	/* the size measured above must have held everything in one block */
+	HUG_ASSERT(m->params.n_chunk_allocs == 1);
+	HUG_ASSERT(!trainable || m->grads.n_chunk_allocs == 1);
 }
 
 void bloom_model_init(struct bloom_model *m, const struct bloom_config *cfg,
 		      enum dtype dt, bool trainable)
 {
-	HUG_ASSERT(dt == DT_F32 || dt == DT_F64);
-	memset(m, 0, sizeof(*m));
-	m->cfg = *cfg;
-	m->dtype = dt;
-	int64_t v = cfg->vocab_size, c = cfg->hidden_size;
-	/* one block for all parameters (and one for all gradients), so that
-	 * a data-parallel all-reduce is a single call */
-	size_t vec = slot_bytes(c, dt), total = slot_bytes(v * c, dt) + 4 * vec +
-		     (size_t)cfg->n_layer * (slot_bytes(3 * c * c, dt) + slot_bytes(3 * c, dt) +
-					      slot_bytes(c * c, dt) + 2 * slot_bytes(4 * c * c, dt) +
-					      slot_bytes(4 * c, dt) + 6 * vec);
-	total += slot_bytes(cfg->n_head, dt);
-	arena_init(&m->params, "params", total, NULL);
-	arena_init(&m->grads, "grads", total, NULL);
-	param_table_init(&m->table);
-
-	m->wte = add_param(m, trainable, false, "transformer.word_embeddings.weight", 0, TENSOR_SHAPE(v, c));
-	m->emb_ln_w = add_param(m, trainable, true, "transformer.word_embeddings_layernorm.weight", 0, TENSOR_SHAPE(c));
-	m->emb_ln_b = add_param(m, trainable, true, "transformer.word_embeddings_layernorm.bias", 0, TENSOR_SHAPE(c));
-	m->layers = hug_calloc((size_t)cfg->n_layer, sizeof(*m->layers));
-	for (int i = 0; i < cfg->n_layer; i++) {
-		struct bloom_layer *l = &m->layers[i];
-		l->ln1_w = add_param(m, trainable, true, "transformer.h.%d.input_layernorm.weight", i, TENSOR_SHAPE(c));
-		l->ln1_b = add_param(m, trainable, true, "transformer.h.%d.input_layernorm.bias", i, TENSOR_SHAPE(c));
-		l->qkv_w = add_param(m, trainable, false, "transformer.h.%d.self_attention.query_key_value.weight", i, TENSOR_SHAPE(3 * c, c));
-		l->qkv_b = add_param(m, trainable, true, "transformer.h.%d.self_attention.query_key_value.bias", i, TENSOR_SHAPE(3 * c));
-		l->proj_w = add_param(m, trainable, false, "transformer.h.%d.self_attention.dense.weight", i, TENSOR_SHAPE(c, c));
-		l->proj_b = add_param(m, trainable, true, "transformer.h.%d.self_attention.dense.bias", i, TENSOR_SHAPE(c));
-		l->ln2_w = add_param(m, trainable, true, "transformer.h.%d.post_attention_layernorm.weight", i, TENSOR_SHAPE(c));
-		l->ln2_b = add_param(m, trainable, true, "transformer.h.%d.post_attention_layernorm.bias", i, TENSOR_SHAPE(c));
-		l->fc1_w = add_param(m, trainable, false, "transformer.h.%d.mlp.dense_h_to_4h.weight", i, TENSOR_SHAPE(4 * c, c));
-		l->fc1_b = add_param(m, trainable, true, "transformer.h.%d.mlp.dense_h_to_4h.bias", i, TENSOR_SHAPE(4 * c));
-		l->fc2_w = add_param(m, trainable, false, "transformer.h.%d.mlp.dense_4h_to_h.weight", i, TENSOR_SHAPE(c, 4 * c));
-		l->fc2_b = add_param(m, trainable, true, "transformer.h.%d.mlp.dense_4h_to_h.bias", i, TENSOR_SHAPE(c));
-	}
-	m->lnf_w = add_param(m, trainable, true, "transformer.ln_f.weight", 0, TENSOR_SHAPE(c));
-	m->lnf_b = add_param(m, trainable, true, "transformer.ln_f.bias", 0, TENSOR_SHAPE(c));
-
-	double *slopes = hug_malloc((size_t)cfg->n_head * sizeof(double));
-	ag_alibi_slopes(cfg->n_head, slopes);
-	m->slopes = tensor_new(&m->params, dt, TENSOR_SHAPE(cfg->n_head));
-	tensor_write_f64(m->slopes, slopes);
-	hug_free(slopes);
-	/* the size computed above must have held everything in one block */
-	HUG_ASSERT(m->params.n_chunk_allocs == 1);
-	HUG_ASSERT(!trainable || m->grads.n_chunk_allocs == 1);
+	struct bloom_tp one = { .rank = 0, .size = 1 };
+	bloom_model_init_tp(m, cfg, dt, trainable, &one);
 }
 
 void bloom_model_free(struct bloom_model *m)
@@ -206,8 +274,9 @@ void bloom_model_init_weights(struct bloom_model *m, uint64_t seed)
 {
 	double std = m->cfg.initializer_range;
 	for (int p = 0; p < m->table.n; p++) {
-		struct tensor *t = m->table.items[p].t;
-		const char *name = m->table.items[p].name;
+		const struct param *prm = &m->table.items[p];
+		struct tensor *t = prm->t;
+		const char *name = prm->name;
 		bool is_ln = strstr(name, "layernorm") || strstr(name, "ln_f");
 		bool is_bias = strstr(name, ".bias") != NULL;
 		if (is_bias) {
@@ -215,19 +284,20 @@ void bloom_model_init_weights(struct bloom_model *m, uint64_t seed)
 		} else if (is_ln) {
 			tensor_fill(t, 1.0);
 		} else {
-			/* each parameter draws from its own stream of `seed` */
+			/* each parameter draws from its own stream of `seed`,
+			 * element by element of the whole (unsharded) tensor */
 			uint64_t s = rng_u64(seed, (uint64_t)p);
 			int64_t n = tensor_numel(t);
 			if (t->dtype == DT_F32) {
 				float *d = t->data;
 #pragma omp parallel for if (n >= 65536)
 				for (int64_t i = 0; i < n; i++)
-					d[i] = (float)(std * normal(s, (uint64_t)i));
+					d[i] = (float)(std * normal(s, (uint64_t)param_global_index(prm, i)));
 			} else {
 				double *d = t->data;
 #pragma omp parallel for if (n >= 65536)
 				for (int64_t i = 0; i < n; i++)
-					d[i] = std * normal(s, (uint64_t)i);
+					d[i] = std * normal(s, (uint64_t)param_global_index(prm, i));
 			}
 		}
 	}
@@ -235,22 +305,38 @@ void bloom_model_init_weights(struct bloom_model *m, uint64_t seed)
 
 /* ------------------------------------------------------------- forward */
 
-/* One block: x (B, T, C) -> (B, T, C); NULL on error. */
+/* A row-parallel linear: each rank multiplies its slice of the input
+ * features, g sums the partial products over the group, then the
+ * (replicated) bias is added once. Plain linear without tensor parallelism. */
+static struct tensor *row_parallel(struct ag_ctx *ctx, const struct bloom_model *m,
+				   struct tensor *x, struct tensor *w, struct tensor *b)
+{
+	if (!m->tp.coll)
+		return ag_linear(ctx, x, w, b);
+	struct tensor *y = ag_tp_reduce(ctx, ag_linear(ctx, x, w, NULL), m->tp.coll);
+	return ag_add(ctx, y, b);
+}
+
+/* One block: x (B, T, C) -> (B, T, C); NULL on error. Under tensor
+ * parallelism the block sees this rank's heads and MLP columns. */
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 				    int li, struct tensor *x, struct tensor *mask,
 				    struct bloom_kv_cache *kv)
 {
 	const struct bloom_layer *l = &m->layers[li];
 	const struct bloom_config *c = &m->cfg;
-	int64_t b = x->shape[0], t = x->shape[1], h = c->n_head, d = c->hidden_size / h;
+	int64_t b = x->shape[0], t = x->shape[1], hl = c->n_head / m->tp.size;
+	int64_t d = c->hidden_size / c->n_head;
 	bool post = c->apply_residual_connection_post_layernorm;
+	const struct ag_collective *tp = m->tp.coll;
 
 	struct tensor *ln1 = ag_layernorm(ctx, x, l->ln1_w, l->ln1_b, c->layer_norm_epsilon);
-	struct tensor *qkv = ag_linear(ctx, ln1, l->qkv_w, l->qkv_b);       /* (B, T, 3C) */
-	qkv = lora_apply(ctx, ln1, qkv, l->lora[BLOOM_QKV]);
-	qkv = ag_view(ctx, qkv, TENSOR_SHAPE(b, t, h, 3 * d));               /* [h][q,k,v][d] */
+	struct tensor *in1 = ag_tp_copy(ctx, ln1, tp);                     /* f */
+	struct tensor *qkv = ag_linear(ctx, in1, l->qkv_w, l->qkv_b);      /* (B, T, 3 Hl D) */
+	qkv = lora_apply(ctx, in1, qkv, l->lora[BLOOM_QKV]);
+	qkv = ag_view(ctx, qkv, TENSOR_SHAPE(b, t, hl, 3 * d));            /* [h][q,k,v][d] */
 	const int to_bhtd[] = { 0, 2, 1, 3 };
-	struct tensor *q = ag_permute(ctx, ag_slice(ctx, qkv, 3, 0, d), to_bhtd);     /* (B, H, T, D) */
+	struct tensor *q = ag_permute(ctx, ag_slice(ctx, qkv, 3, 0, d), to_bhtd);     /* (B, Hl, T, D) */
 	struct tensor *k = ag_permute(ctx, ag_slice(ctx, qkv, 3, d, d), to_bhtd);
 	struct tensor *v = ag_permute(ctx, ag_slice(ctx, qkv, 3, 2 * d, d), to_bhtd);
 	if (kv) { /* append k, v; attend over everything cached */
@@ -261,18 +347,20 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 		k = ag_slice(ctx, kv->k[li], 2, 0, n);
 		v = ag_slice(ctx, kv->v[li], 2, 0, n);
 	}
-	struct tensor *a = ag_attention_dropout(ctx, q, k, v, m->slopes, mask, true,
-						c->attention_dropout); /* (B, H, T, D) */
-	a = ag_reshape(ctx, ag_permute(ctx, a, to_bhtd), TENSOR_SHAPE(b, t, h * d));
-	a = lora_apply(ctx, a, ag_linear(ctx, a, l->proj_w, l->proj_b), l->lora[BLOOM_PROJ]);
+	struct tensor *a = ag_attention_heads(ctx, q, k, v, m->slopes, mask, true,
+					      c->attention_dropout, hl * m->tp.rank,
+					      c->n_head);                    /* (B, Hl, T, D) */
+	a = ag_reshape(ctx, ag_permute(ctx, a, to_bhtd), TENSOR_SHAPE(b, t, hl * d));
+	a = lora_apply(ctx, a, row_parallel(ctx, m, a, l->proj_w, l->proj_b), l->lora[BLOOM_PROJ]);
 	a = ag_dropout(ctx, a, c->hidden_dropout);
 	x = ag_add(ctx, post ? ln1 : x, a);
 
 	struct tensor *ln2 = ag_layernorm(ctx, x, l->ln2_w, l->ln2_b, c->layer_norm_epsilon);
-	struct tensor *f = lora_apply(ctx, ln2, ag_linear(ctx, ln2, l->fc1_w, l->fc1_b),
+	struct tensor *in2 = ag_tp_copy(ctx, ln2, tp);                     /* f */
+	struct tensor *f = lora_apply(ctx, in2, ag_linear(ctx, in2, l->fc1_w, l->fc1_b),
 				      l->lora[BLOOM_FC1]);
-	f = ag_gelu(ctx, f);                                                   /* (B, T, 4C) */
-	f = lora_apply(ctx, f, ag_linear(ctx, f, l->fc2_w, l->fc2_b), l->lora[BLOOM_FC2]);
+	f = ag_gelu(ctx, f);                                               /* (B, T, 4C / tp) */
+	f = lora_apply(ctx, f, row_parallel(ctx, m, f, l->fc2_w, l->fc2_b), l->lora[BLOOM_FC2]);
 	f = ag_dropout(ctx, f, c->hidden_dropout);
 	return ag_add(ctx, post ? ln2 : x, f);
 }
@@ -293,7 +381,11 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 		return NULL;
 	}
 	const struct bloom_config *c = &m->cfg;
-	struct tensor *x = ag_embedding(ctx, ids, m->wte);                   /* (B, T, C) */
+	int64_t v0, vl;
+	bloom_vocab_slice(m, &v0, &vl);
+	/* vocab-parallel lookup: each rank fills the rows it holds, g sums */
+	struct tensor *x = ag_embedding_shard(ctx, ids, m->wte, v0, c->vocab_size); /* (B, T, C) */
+	x = ag_tp_reduce(ctx, x, m->tp.coll);
 	x = ag_layernorm(ctx, x, m->emb_ln_w, m->emb_ln_b, c->layer_norm_epsilon);
 	if (kv && x) {
 		struct tensor *dst = ag_slice(ctx, kv->mask, 1, kv->len, ids->shape[1]);
@@ -308,7 +400,17 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 	x = ag_layernorm(ctx, x, m->lnf_w, m->lnf_b, c->layer_norm_epsilon);
 	if (kv && x)
 		kv->len += ids->shape[1];
-	return ag_matmul(ctx, x, m->wte, false, true);                        /* (B, T, V) */
+	x = ag_tp_copy(ctx, x, m->tp.coll);                                   /* f */
+	return ag_matmul(ctx, x, m->wte, false, true);                        /* (B, T, V / tp) */
+}
+
+struct tensor *bloom_loss(struct ag_ctx *ctx, const struct bloom_model *m,
+			  struct tensor *logits, struct tensor *targets)
+{
+	int64_t v0, vl;
+	bloom_vocab_slice(m, &v0, &vl);
+	return ag_cross_entropy_shard(ctx, logits, targets, -100, v0, m->cfg.vocab_size,
+				      m->tp.coll);
 }
 
 struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
@@ -321,7 +423,7 @@ void bloom_kv_cache_init(struct bloom_kv_cache *kv, const struct bloom_model *m,
 			 int64_t batch, int64_t max_len)
 {
 	const struct bloom_config *c = &m->cfg;
-	int64_t h = c->n_head, d = c->hidden_size / h;
+	int64_t h = c->n_head / m->tp.size, d = c->hidden_size / c->n_head;
 	memset(kv, 0, sizeof(*kv));
 	kv->batch = batch;
 	kv->max_len = max_len;

@@ -73,8 +73,20 @@ struct bloom_layer {
 	struct lora_adapter *lora[BLOOM_N_LINEAR]; /* NULL: none (peft/ sets them) */
 };
 
+/* The model's place in a tensor-parallel group (Megatron): rank `rank` of
+ * `size` holds heads [rank H/size, (rank + 1) H/size) of query_key_value,
+ * the same slice of dense's input columns, a slice of dense_h_to_4h's rows
+ * and dense_4h_to_h's columns, and a slice of the vocabulary rows of the
+ * embedding (and so of the tied lm_head; bloom_vocab_slice). LayerNorms and the biases
+ * of row-parallel layers are replicated. size 1: the plain model. */
+struct bloom_tp {
+	int rank, size;
+	const struct ag_collective *coll;  /* the group; NULL when size 1 */
+};
+
 struct bloom_model {
 	struct bloom_config cfg;
+	struct bloom_tp tp;
 	enum dtype dtype;                   /* of the parameters */
 	struct arena params;                /* every parameter, one block */
 	struct arena grads;                 /* their gradients, one block */
@@ -83,7 +95,8 @@ struct bloom_model {
 	struct tensor *emb_ln_w, *emb_ln_b; /* word_embeddings_layernorm (C) */
 	struct bloom_layer *layers;         /* n_layer */
 	struct tensor *lnf_w, *lnf_b;       /* ln_f (C) */
-	struct tensor *slopes;              /* ALiBi (n_head), not a parameter */
+	struct tensor *slopes;              /* ALiBi of this rank's heads, not a parameter */
+	size_t measure;                     /* bytes counted while sizing the arenas */
 };
 
 /* Allocates the parameters of `cfg` (validated by the caller) in dtype dt
@@ -93,15 +106,30 @@ struct bloom_model {
  * m->grads. Free with bloom_model_free. */
 void bloom_model_init(struct bloom_model *m, const struct bloom_config *cfg,
 		      enum dtype dt, bool trainable);
+
+/* As bloom_model_init, for rank tp->rank of a tensor-parallel group:
+ * parameters are this rank's shards (each registered with its shard spec
+ * and its HF name), slopes this rank's heads. The config must satisfy
+ * bloom_tp_validate. */
+void bloom_model_init_tp(struct bloom_model *m, const struct bloom_config *cfg,
+			 enum dtype dt, bool trainable, const struct bloom_tp *tp);
+
+/* Checks that the config splits over `size` ranks: n_head and 4 x
+ * hidden_size divisible by it (the vocabulary may split unevenly). 0 or -1
+ * with err. */
+int bloom_tp_validate(const struct bloom_config *cfg, int size, struct hug_error *err);
 void bloom_model_free(struct bloom_model *m);
 
 /* Hugging Face's initialisation: linear and embedding weights ~ N(0,
  * initializer_range^2) from a counter-based stream of `seed` (so the result
- * does not depend on thread count), biases 0, LayerNorm weight 1 bias 0. */
+ * does not depend on thread count, and a tensor-parallel shard holds
+ * exactly its slice of the unsharded model's values), biases 0, LayerNorm
+ * weight 1 bias 0. */
 void bloom_model_init_weights(struct bloom_model *m, uint64_t seed);
 
 /* Forward pass: ids (B, T) i32, mask (B, T) i32 (1 token / 0 padding) or
- * NULL -> logits (B, T, V). Dropout follows ctx->training. NULL on error
+ * NULL -> logits (B, T, V), or (B, T, V / tp.size) of this rank's
+ * vocabulary slice under tensor parallelism. Dropout follows ctx->training. NULL on error
  * (ctx->err: e.g. an id outside the vocabulary). */
 struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			     struct tensor *ids, struct tensor *mask);
@@ -130,6 +158,17 @@ void bloom_kv_cache_free(struct bloom_kv_cache *kv);
 struct tensor *bloom_forward_cached(struct ag_ctx *ctx, const struct bloom_model *m,
 				    struct bloom_kv_cache *kv, struct tensor *ids,
 				    struct tensor *mask);
+
+/* This rank's vocabulary rows [*offset, *offset + *len) (all of them
+ * without tensor parallelism; the first V % size ranks hold one more). */
+void bloom_vocab_slice(const struct bloom_model *m, int64_t *offset, int64_t *len);
+
+/* The loss of logits from bloom_forward against targets (B, T) i32 (-100
+ * ignored), aligned with the logits (no shift): cross-entropy over the
+ * whole vocabulary, also when the logits hold this rank's vocabulary slice
+ * under tensor parallelism. -> 0-d. */
+struct tensor *bloom_loss(struct ag_ctx *ctx, const struct bloom_model *m,
+			  struct tensor *logits, struct tensor *targets);
 
 /* Hugging Face's causal-LM loss: logits (B, T, V) at position t predict
  * labels[t + 1]; labels (B, T) i32 with -100 ignored; the mean over counted

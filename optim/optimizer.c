@@ -16,31 +16,63 @@ struct optim_config optim_config_adamw(void)
 				      .eps = 1e-8, .weight_decay = 0.01 };
 }
 
-void optim_init(struct optimizer *o, const struct optim_config *cfg,
-		struct param_table *pt)
+int64_t optim_trainable_numel(const struct param_table *pt)
+{
+	int64_t n = 0;
+	for (int i = 0; i < pt->n; i++)
+		if (pt->items[i].t->grad)
+			n += tensor_numel(pt->items[i].t);
+	return n;
+}
+
+void optim_init_range(struct optimizer *o, const struct optim_config *cfg,
+		      struct param_table *pt, int64_t lo, int64_t hi)
 {
 	memset(o, 0, sizeof(*o));
 	o->cfg = *cfg;
+	o->table = pt;
+	o->lo = lo;
+	o->hi = hi;
 	o->slots = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(*o->slots));
 	bool need_m = cfg->kind == OPTIM_ADAMW || cfg->momentum != 0.0;
 	bool need_v = cfg->kind == OPTIM_ADAMW;
+	int64_t start = 0;
 	size_t total = 0;
-	for (int i = 0; i < pt->n; i++)
-		if (pt->items[i].t->grad)
-			total += 2 * (tensor_nbytes(pt->items[i].t) + 2 * ARENA_ALIGN + sizeof(struct tensor));
-	arena_init(&o->state, "optimizer", total, NULL);
-	for (int i = 0; i < pt->n; i++) {
-		struct param *p = &pt->items[i];
-		if (!p->t->grad)
-			continue; /* frozen: no state */
-		struct optim_slot *s = &o->slots[o->n++];
-		s->param = p;
-		s->decay = !p->no_decay;
-		if (need_m)
-			s->m = tensor_zeros(&o->state, p->t->dtype, p->t->ndim, p->t->shape);
-		if (need_v)
-			s->v = tensor_zeros(&o->state, p->t->dtype, p->t->ndim, p->t->shape);
+	for (int pass = 0; pass < 2; pass++) { /* size the arena, then fill it */
+		start = 0;
+		for (int i = 0; i < pt->n; i++) {
+			struct param *p = &pt->items[i];
+			if (!p->t->grad)
+				continue; /* frozen: no state */
+			int64_t n = tensor_numel(p->t), a = lo > start ? lo - start : 0;
+			int64_t b = hi < start + n ? hi - start : n;
+			start += n;
+			if (a >= b)
+				continue;
+			size_t bytes = (size_t)(b - a) * dtype_size(p->t->dtype);
+			if (pass == 0) {
+				total += 2 * (bytes + 2 * ARENA_ALIGN + sizeof(struct tensor));
+				continue;
+			}
+			struct optim_slot *s = &o->slots[o->n++];
+			s->param = p;
+			s->decay = !p->no_decay;
+			s->off = a;
+			s->len = b - a;
+			if (need_m)
+				s->m = tensor_zeros(&o->state, p->t->dtype, 1, &s->len);
+			if (need_v)
+				s->v = tensor_zeros(&o->state, p->t->dtype, 1, &s->len);
+		}
+		if (pass == 0)
+			arena_init(&o->state, "optimizer", total, NULL);
 	}
+}
+
+void optim_init(struct optimizer *o, const struct optim_config *cfg,
+		struct param_table *pt)
+{
+	optim_init_range(o, cfg, pt, 0, optim_trainable_numel(pt));
 }
 
 void optim_free(struct optimizer *o)
@@ -74,14 +106,15 @@ void optim_step(struct optimizer *o, double lr)
 		struct optim_slot *s = &o->slots[i];
 		struct tensor *p = s->param->t;
 		double wd = s->decay ? c->weight_decay : 0.0;
-		int64_t n = tensor_numel(p);
+		size_t at = (size_t)s->off * dtype_size(p->dtype);
+		char *pd = (char *)p->data + at, *gd = (char *)p->grad->data + at;
 		HUG_ASSERT(p->dtype == DT_F32 || p->dtype == DT_F64);
 		if (c->kind == OPTIM_ADAMW)
-			CPU_DISPATCH(p->dtype, adamw_update, n, p->data, p->grad->data,
+			CPU_DISPATCH(p->dtype, adamw_update, s->len, (void *)pd, (void *)gd,
 				     s->m->data, s->v->data, lr, wd, c->beta1, c->beta2,
 				     c->eps, bc1, bc2);
 		else
-			CPU_DISPATCH(p->dtype, sgd_update, n, p->data, p->grad->data,
+			CPU_DISPATCH(p->dtype, sgd_update, s->len, (void *)pd, (void *)gd,
 				     s->m ? s->m->data : NULL, lr, wd, c->momentum,
 				     c->nesterov, o->step == 1);
 	}
@@ -89,27 +122,43 @@ void optim_step(struct optimizer *o, double lr)
 
 void optim_zero_grad(struct optimizer *o)
 {
-	for (int i = 0; i < o->n; i++) {
-		struct tensor *g = o->slots[i].param->t->grad;
-		memset(g->data, 0, tensor_nbytes(g));
+	for (int i = 0; i < o->table->n; i++) {
+		struct tensor *g = o->table->items[i].t->grad;
+		if (g)
+			memset(g->data, 0, tensor_nbytes(g));
 	}
+}
+
+/* The slot's gradient elements. */
+static void *slot_grad(const struct optim_slot *s)
+{
+	const struct tensor *g = s->param->t->grad;
+	return (char *)g->data + (size_t)s->off * dtype_size(g->dtype);
+}
+
+double optim_grad_sumsq(const struct optimizer *o, bool (*include)(const struct param *))
+{
+	double ss = 0;
+	for (int i = 0; i < o->n; i++) {
+		const struct optim_slot *s = &o->slots[i];
+		if (!include || include(s->param))
+			ss += CPU_DISPATCH(s->param->t->dtype, sum_squares, s->len, slot_grad(s));
+	}
+	return ss;
+}
+
+void optim_scale_grads(struct optimizer *o, double coef)
+{
+	for (int i = 0; i < o->n; i++)
+		CPU_DISPATCH(o->slots[i].param->t->dtype, scale_inplace, o->slots[i].len,
+			     slot_grad(&o->slots[i]), coef);
 }
 
 double optim_clip_grad_norm(struct optimizer *o, double max_norm)
 {
-	double ss = 0;
-	for (int i = 0; i < o->n; i++) {
-		struct tensor *g = o->slots[i].param->t->grad;
-		ss += CPU_DISPATCH(g->dtype, sum_squares, tensor_numel(g), g->data);
-	}
-	double norm = sqrt(ss);
-	if (!isfinite(norm) || max_norm <= 0 || norm <= max_norm)
-		return norm;
-	double coef = max_norm / (norm + 1e-6);
-	for (int i = 0; i < o->n; i++) {
-		struct tensor *g = o->slots[i].param->t->grad;
-		CPU_DISPATCH(g->dtype, scale_inplace, tensor_numel(g), g->data, coef);
-	}
+	double norm = sqrt(optim_grad_sumsq(o, NULL));
+	if (isfinite(norm) && max_norm > 0 && norm > max_norm)
+		optim_scale_grads(o, max_norm / (norm + 1e-6));
 	return norm;
 }
 

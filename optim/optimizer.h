@@ -25,18 +25,24 @@ struct optim_config {
 	bool nesterov;        /* SGD */
 };
 
-/* Per trainable parameter. */
+/* Per trainable parameter (or, with a sharded optimizer, per piece of one
+ * that falls in this rank's range). */
 struct optim_slot {
 	struct param *param;
 	bool decay;             /* weight decay applies */
-	struct tensor *m;       /* AdamW exp_avg / SGD momentum buffer (NULL if none) */
-	struct tensor *v;       /* AdamW exp_avg_sq (NULL for SGD) */
+	int64_t off, len;       /* elements [off, off + len) of the parameter */
+	struct tensor *m;       /* AdamW exp_avg / SGD momentum buffer, (len), or NULL */
+	struct tensor *v;       /* AdamW exp_avg_sq (len), NULL for SGD */
 };
 
 struct optimizer {
 	struct optim_config cfg;
-	int n;                  /* trainable parameters */
+	struct param_table *table; /* borrowed */
+	int n;                  /* slots */
 	struct optim_slot *slots;
+	int64_t lo, hi;         /* the range of the flattened trainable elements
+				   this optimizer updates (all of them unless
+				   sharded) */
 	int64_t step;           /* updates done */
 	struct arena state;     /* all of m and v, one block */
 };
@@ -50,6 +56,15 @@ struct optim_config optim_config_adamw(void);
  * optimizer. */
 void optim_init(struct optimizer *o, const struct optim_config *cfg,
 		struct param_table *pt);
+
+/* As optim_init, keeping state only for the elements [lo, hi) of the
+ * trainable parameters flattened in table order (ZeRO-1: each
+ * data-parallel rank updates its own range). */
+void optim_init_range(struct optimizer *o, const struct optim_config *cfg,
+		      struct param_table *pt, int64_t lo, int64_t hi);
+
+/* Number of elements of all trainable parameters of pt. */
+int64_t optim_trainable_numel(const struct param_table *pt);
 void optim_free(struct optimizer *o);
 
 /* Sets decay for every trainable parameter whose name matches the
@@ -60,7 +75,8 @@ int optim_set_decay(struct optimizer *o, const char *pattern, bool decay);
  * parameters' .grad; increments o->step. */
 void optim_step(struct optimizer *o, double lr);
 
-/* Zeroes every trainable parameter's gradient. */
+/* Zeroes every trainable parameter's gradient (all of the table's, also
+ * outside a sharded optimizer's range). */
 void optim_zero_grad(struct optimizer *o);
 
 /* The global L2 norm of all gradients (accumulated in double); when
@@ -69,6 +85,12 @@ void optim_zero_grad(struct optimizer *o);
  * the norm before clipping (NaN or inf when a gradient is not finite; then
  * nothing is scaled). */
 double optim_clip_grad_norm(struct optimizer *o, double max_norm);
+
+/* Sum of squared gradient elements over the slots (in double), counting
+ * only the parameters for which include(param) is true (NULL: all). */
+double optim_grad_sumsq(const struct optimizer *o, bool (*include)(const struct param *));
+/* Multiplies every slot's gradient elements by coef. */
+void optim_scale_grads(struct optimizer *o, double coef);
 
 /* Bytes of optimizer state. */
 size_t optim_state_bytes(const struct optimizer *o);

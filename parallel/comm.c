@@ -25,7 +25,7 @@ static MPI_Datatype mpi_type(enum dtype dt)
 
 static MPI_Op mpi_op(enum comm_op op)
 {
-	return op == COMM_MAX ? MPI_MAX : MPI_SUM;
+	return op == COMM_MAX ? MPI_MAX : op == COMM_MIN ? MPI_MIN : MPI_SUM;
 }
 
 #define MPI_CHECK(call)                                                        \
@@ -117,14 +117,19 @@ static void single(struct comm *c)
 	fill_collective(c);
 }
 
-int parallel_init(struct parallel *p, struct hug_error *err)
+void parallel_single(struct parallel *p)
 {
-	(void)err;
 	memset(p, 0, sizeof(*p));
 	single(&p->world);
 	single(&p->tp_group);
 	single(&p->dp_group);
 	p->world_size = p->tp = p->dp = 1;
+}
+
+int parallel_init(struct parallel *p, struct hug_error *err)
+{
+	(void)err;
+	parallel_single(p);
 #ifdef HUG_MPI
 	if (!under_launcher())
 		return 0;
@@ -175,6 +180,19 @@ int parallel_set_layout(struct parallel *p, int tensor, struct hug_error *err)
 	}
 #endif
 	return 0;
+}
+
+_Noreturn void parallel_abort(const struct parallel *p, int code)
+{
+	fflush(stdout);
+	fflush(stderr);
+#ifdef HUG_MPI
+	if (p->world.mpi)
+		MPI_Abort(MPI_COMM_WORLD, code);
+#else
+	(void)p;
+#endif
+	exit(code);
 }
 
 void parallel_finalize(struct parallel *p)

@@ -35,6 +35,7 @@ struct parallel {
 enum comm_op {
 	COMM_SUM,
 	COMM_MAX,
+	COMM_MIN,
 };
 
 /* Initialises MPI when hug was built with it and the process runs under a
@@ -44,9 +45,17 @@ enum comm_op {
  * parallel_set_layout. 0 or -1 with err. */
 int parallel_init(struct parallel *p, struct hug_error *err);
 
+/* A world of one process without touching MPI (for single-process use of
+ * code that takes a struct parallel). */
+void parallel_single(struct parallel *p);
+
 /* Splits the world into tensor-parallel groups of `tensor` ranks and
  * data-parallel groups (world_size must be a multiple of tensor). */
 int parallel_set_layout(struct parallel *p, int tensor, struct hug_error *err);
+
+/* Ends every process of the job with exit status `code` (MPI_Abort); in a
+ * world of one, exit(code). Does not return. */
+_Noreturn void parallel_abort(const struct parallel *p, int code);
 
 /* Frees the groups and finalises MPI if parallel_init initialised it. */
 void parallel_finalize(struct parallel *p);

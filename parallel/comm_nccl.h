@@ -44,6 +44,25 @@ extern "C" {
  * NCCL. Library failures panic. */
 int comm_nccl_init(struct comm *c, int local_rank, struct hug_error *err);
 
+/* The usual set-up: picks this process's GPU as comm_nccl_init does, agrees
+ * over the world that every rank has one, makes it current, and creates
+ * NCCL communicators for the tensor-parallel and then the data-parallel
+ * group of `p` (after parallel_set_layout), each only when it has more than
+ * one rank (collectives over one rank never reach NCCL). Call it on every
+ * process. The world communicator gets none; comm_nccl_init(&p->world, ..)
+ * adds one if needed. Stores the GPU index in *device, for hug_cuda_init,
+ * so that the CUDA backend and NCCL use the same GPU. 0, or -1 with err
+ * on every rank (see comm_nccl_init). */
+int comm_nccl_init_groups(struct parallel *p, int *device, struct hug_error *err);
+
+/* comm_nccl_free on p's data-parallel, tensor-parallel and world
+ * communicators (those without NCCL are skipped). Collective; call it
+ * before parallel_finalize frees the MPI communicators. */
+void comm_nccl_free_groups(struct parallel *p);
+
+/* The GPU index of c's NCCL communicator, or -1 when c has none. */
+int comm_nccl_device(const struct comm *c);
+
 /* In-place all-reduce (sum or max) of n elements of dtype dt at `buf`, a
  * pointer into device memory of the communicator's GPU. Any dtype hug has
  * (f32, f64, bf16, f16, i32, u8). */

@@ -113,6 +113,7 @@ TEST(recipe_errors_name_file_and_key)
 	expect_error("", "optim.betas=[0.9]", "optim.betas", NULL);
 	expect_error("", "model.hidden_dropout=1.5", "model.hidden_dropout", NULL);
 	expect_error("", "parallel.tensor=3", "parallel.tensor", "processes");
+	expect_error(", \"optim\": {\"lr\": 1}", NULL, "optim", "given twice");
 }
 
 TEST(recipe_not_json_reports_line)

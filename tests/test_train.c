@@ -16,7 +16,7 @@ static int load_recipe(const char *dir, const char *train_extra, const char *top
 	snprintf(path, sizeof(path), "%s/recipe.json", dir);
 	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
 	snprintf(out, sizeof(out), "%s/run", dir);
-	if (train_fixture_recipe(path, glob, out, train_extra, top_extra))
+	if (train_fixture_recipe(path, glob, out, NULL, train_extra, top_extra))
 		return -1;
 	struct hug_error err = { 0 };
 	if (recipe_load(path, ov, n_ov, 1, r, &err)) {

@@ -104,10 +104,9 @@ static int setup(struct runs *r, const char *train_extra)
 	for (int i = 0; i < 3; i++) {
 		snprintf(r->recipe[i], sizeof(r->recipe[i]), "%s/r%d.json", r->dir, i);
 		snprintf(r->out[i], sizeof(r->out[i]), "%s/run%d", r->dir, i);
-		if (train_fixture_recipe(r->recipe[i], glob, r->out[i], train_extra,
-					 ", \"model\": {\"vocab_size\": 64, \"hidden_size\": 32, "
-					 "\"n_layer\": 2, \"n_head\": 4, \"hidden_dropout\": 0.1, "
-					 "\"attention_dropout\": 0.1}"))
+		if (train_fixture_recipe(r->recipe[i], glob, r->out[i],
+					 ", \"hidden_dropout\": 0.1, \"attention_dropout\": 0.1",
+					 train_extra, NULL))
 			return -1;
 	}
 	return 0;

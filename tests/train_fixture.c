@@ -46,20 +46,21 @@ const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard)
 }
 
 int train_fixture_recipe(const char *path, const char *glob, const char *out_dir,
-			 const char *train_extra, const char *top_extra)
+			 const char *model_extra, const char *train_extra, const char *top_extra)
 {
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return -1;
 	fprintf(f,
 		"{\"model\": {\"vocab_size\": 64, \"hidden_size\": 32, \"n_layer\": 2, \"n_head\": 4,"
-		" \"initializer_range\": 0.05},\n"
+		" \"initializer_range\": 0.05%s},\n"
 		" \"data\": {\"train\": [{\"path\": \"%s\"}], \"seq_len\": 32},\n"
 		" \"optim\": {\"lr\": 0.003, \"weight_decay\": 0.01},\n"
 		" \"schedule\": {\"warmup_steps\": 10, \"min_lr\": 0.0003},\n"
 		" \"batch\": {\"micro_batch_size\": 4, \"global_batch_size\": 8},\n"
 		" \"train\": {\"out_dir\": \"%s\", \"log_every\": 1%s}%s}\n",
-		glob, out_dir, train_extra ? train_extra : "", top_extra ? top_extra : "");
+		model_extra ? model_extra : "", glob, out_dir, train_extra ? train_extra : "",
+		top_extra ? top_extra : "");
 	return fclose(f);
 }
 

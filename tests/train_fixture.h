@@ -11,10 +11,13 @@
 const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard);
 
 /* Writes a recipe for a tiny BLOOM (vocab 64, hidden 32, 2 layers, 4 heads,
- * seq 32) over `glob` to `path`, with `extra` JSON members appended to the
- * "train" object (e.g. ", \"steps\": 40"). 0 or -1. */
+ * seq 32) over `glob` to `path`, with JSON members appended to the "model"
+ * object (model_extra), the "train" object (train_extra, e.g.
+ * ", \"steps\": 40") and the top level (top_extra); each may be NULL.
+ * 0 or -1. */
 int train_fixture_recipe(const char *path, const char *glob, const char *out_dir,
-			 const char *train_extra, const char *top_extra);
+			 const char *model_extra, const char *train_extra,
+			 const char *top_extra);
 
 /* Removes a directory tree made by the fixtures (rm -rf). */
 void train_fixture_rmtree(const char *path);

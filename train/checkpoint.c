@@ -16,35 +16,20 @@
 #include "../base/json.h"
 #include "../io/hf_checkpoint.h"
 #include "../io/safetensors.h"
+#include "../peft/lora_io.h"
+#include "checkpoint_gather.h"
 
 #define STATE_FILE "trainer_state.json"
 #define OPTIM_FILE "optimizer.safetensors"
 #define STATE_VERSION 1
 
-/* Names of the optimizer tensors of slot i: m and v (v NULL for SGD). */
-static void slot_names(const struct optimizer *o, int i, char *m, char *v, size_t n)
-{
-	const char *name = o->slots[i].param->name;
-	if (o->cfg.kind == OPTIM_ADAMW) {
-		snprintf(m, n, "exp_avg.%s", name);
-		snprintf(v, n, "exp_avg_sq.%s", name);
-	} else {
-		snprintf(m, n, "momentum_buffer.%s", name);
-		v[0] = '\0';
-	}
-}
-
-static int save_optimizer(const struct optimizer *o, const char *dir, struct hug_error *err)
+/* optimizer.safetensors from the gathered optimizer state. */
+static int save_optimizer(const struct optimizer *o, const struct full_table *state,
+			  const char *dir, struct hug_error *err)
 {
 	struct st_writer *w = st_writer_new();
-	char (*names)[2][PARAM_NAME_MAX + 16] = hug_calloc((size_t)(o->n ? o->n : 1), sizeof(*names));
-	for (int i = 0; i < o->n; i++) {
-		slot_names(o, i, names[i][0], names[i][1], sizeof(names[i][0]));
-		if (o->slots[i].m)
-			st_writer_add(w, names[i][0], o->slots[i].m, o->slots[i].m->dtype);
-		if (o->slots[i].v)
-			st_writer_add(w, names[i][1], o->slots[i].v, o->slots[i].v->dtype);
-	}
+	for (int i = 0; i < state->pt.n; i++)
+		st_writer_add(w, state->pt.items[i].name, state->pt.items[i].t, DT_F32);
 	char step[32];
 	snprintf(step, sizeof(step), "%" PRId64, o->step);
 	st_writer_set_metadata(w, "step", step);
@@ -52,7 +37,6 @@ static int save_optimizer(const struct optimizer *o, const char *dir, struct hug
 	char *path = fs_join(dir, OPTIM_FILE);
 	int rc = st_writer_write(w, path, err);
 	hug_free(path);
-	hug_free(names);
 	st_writer_free(w);
 	return rc;
 }
@@ -206,14 +190,24 @@ static const char *nonfinite_param(const struct param_table *pt)
 	return NULL;
 }
 
-int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
-		    struct hug_error *err)
+/* The weights: the model as a Hugging Face directory or, under LoRA, the
+ * adapters alone in PEFT's layout (the frozen base stays where
+ * model.from_pretrained points). */
+static int save_weights(const struct trainer *t, const struct full_table *weights,
+			const char *dir, struct hug_error *err)
+{
+	if (t->lora)
+		return lora_save(t->lora, dir, DT_F32, err);
+	return hf_bloom_config_write(&t->model.cfg, DT_F32, dir, err) ||
+	       hf_weights_save(&weights->pt, dir, DT_F32, 0, err) ? -1 : 0;
+}
+
+/* Writes the checkpoint directory (the writing rank only). */
+static int write_checkpoint(const struct trainer *t, const cJSON *history,
+			    const struct full_table *weights, const struct full_table *state,
+			    char **path, struct hug_error *err)
 {
 	const struct recipe *r = t->r;
-	const char *bad = nonfinite_param(&t->model.table);
-	if (bad)
-		return hug_error_set(err, "step %lld: parameter %s holds a non-finite value; not "
-				     "writing a checkpoint", (long long)t->step, bad);
 	if (fs_make_dirs(r->out_dir, err))
 		return -1;
 	char *final = checkpoint_path(r->out_dir, t->step);
@@ -226,9 +220,8 @@ int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
 		goto out;
 	}
 	text = state_json(t, history);
-	if (hf_bloom_config_write(&t->model.cfg, DT_F32, tmp, err) ||
-	    hf_weights_save(&t->model.table, tmp, DT_F32, 0, err) ||
-	    save_optimizer(&t->opt, tmp, err) ||
+	if (save_weights(t, weights, tmp, err) ||
+	    save_optimizer(&t->opt, state, tmp, err) ||
 	    write_text(tmp, "recipe.json", r->json, err) ||
 	    (r->tokenizer && copy_in(r->tokenizer, tmp, "tokenizer.json", err)) ||
 	    write_text(tmp, STATE_FILE, text, err))
@@ -257,6 +250,39 @@ out:
 	return rc;
 }
 
+int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
+		    struct hug_error *err)
+{
+	const struct parallel *par = t->par;
+	/* every rank checks its part; all refuse together */
+	const char *bad = nonfinite_param(t->lora ? &t->lora->table : &t->model.table);
+	int flag = bad != NULL;
+	comm_allreduce(&par->world, &flag, 1, DT_I32, COMM_MAX);
+	if (flag)
+		return hug_error_set(err, "step %lld: parameter %s holds a non-finite value; not "
+				     "writing a checkpoint", (long long)t->step,
+				     bad ? bad : "(on another rank)");
+	/* collective: whole tensors from every rank's shards and ranges */
+	struct full_table weights = { 0 }, state;
+	if (!t->lora)
+		gather_params(t, &t->model.table, &weights);
+	gather_optimizer(t, &state);
+	int rc = 0;
+	if (parallel_is_main(par))
+		rc = write_checkpoint(t, history, &weights, &state, path, err);
+	else if (path)
+		*path = NULL;
+	if (!t->lora)
+		full_table_free(&weights);
+	full_table_free(&state);
+	/* everyone learns whether the writer succeeded */
+	comm_allreduce(&par->world, &rc, 1, DT_I32, COMM_MIN);
+	if (rc && !err->set)
+		hug_error_set(err, "step %lld: rank 0 could not write the checkpoint",
+			      (long long)t->step);
+	return rc ? -1 : 0;
+}
+
 char *checkpoint_latest(const char *out_dir)
 {
 	int n;
@@ -264,34 +290,6 @@ char *checkpoint_latest(const char *out_dir)
 	char *p = n ? checkpoint_path(out_dir, steps[n - 1]) : NULL;
 	hug_free(steps);
 	return p;
-}
-
-static int load_optimizer(struct optimizer *o, const char *dir, struct hug_error *err)
-{
-	char *path = fs_join(dir, OPTIM_FILE);
-	struct st_file f;
-	int rc = st_open(&f, path, err);
-	hug_free(path);
-	if (rc)
-		return -1;
-	char m[PARAM_NAME_MAX + 16], v[PARAM_NAME_MAX + 16];
-	for (int i = 0; i < o->n && !rc; i++) {
-		slot_names(o, i, m, v, sizeof(m));
-		const char *names[2] = { m, v };
-		struct tensor *dst[2] = { o->slots[i].m, o->slots[i].v };
-		for (int k = 0; k < 2 && !rc; k++) {
-			if (!dst[k])
-				continue;
-			const struct st_tensor *st = st_find(&f, names[k]);
-			if (!st)
-				rc = hug_error_set(err, "%s: no tensor %s (was the checkpoint made with "
-						   "another optimizer?)", f.path, names[k]);
-			else
-				rc = st_tensor_load(st, dst[k], err);
-		}
-	}
-	st_close(&f);
-	return rc;
 }
 
 static int json_i64(const cJSON *j, const char *key, const char *file, int64_t *out,
@@ -363,7 +361,9 @@ int checkpoint_load(struct trainer *t, const char *dir, cJSON **history,
 		    struct hug_error *err)
 {
 	hug_json_init();
-	if (hf_weights_load(&t->model.table, dir, err) || load_optimizer(&t->opt, dir, err) ||
+	int w = t->lora ? lora_load_weights(t->lora, dir, err)
+			: scatter_params(t, &t->model.table, dir, err);
+	if (w || scatter_optimizer(t, dir, err) ||
 	    load_state(t, dir, history, err))
 		return -1;
 	t->opt.step = t->step - t->skipped_steps;

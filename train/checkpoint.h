@@ -7,6 +7,10 @@
  *                           state, the dropout RNG, the log history
  *   recipe.json             the effective recipe
  *   tokenizer.json          when the recipe names one
+ * A LoRA run (recipe peft) writes its adapters in PEFT's layout instead of
+ * the model files: adapter_config.json + adapter_model.safetensors (the
+ * frozen base stays in model.from_pretrained, named by the config's
+ * base_model_name_or_path); optimizer state is the adapters' alone.
  * It is written as checkpoint-<step>.tmp/, every file fsynced, then renamed:
  * a directory named checkpoint-<step> is always complete. */
 #ifndef HUG_TRAIN_CHECKPOINT_H

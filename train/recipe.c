@@ -122,6 +122,9 @@ static int check_tree(struct rparse *rp, const cJSON *obj, const char *prefix)
 	cJSON_ArrayForEach(m, obj) {
 		char path[256];
 		snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", m->string);
+		for (const cJSON *o = obj->child; o != m; o = o->next)
+			if (!strcmp(o->string, m->string))
+				return hug_error_set(rp->err, "%s: %s: given twice", rp->name, path);
 		const struct rkey *k = rkey_find(path);
 		if (!k) {
 			const struct rkey *near = rkey_suggest(path);

@@ -3,11 +3,13 @@
 #include "trainer.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../base/alloc.h"
 #include "../data/tokenizer.h"
 #include "../io/hf_checkpoint.h"
+#include "../peft/lora_model.h"
 
 /* Opens a loader over recipe sources (weights kept; labels name the keys).
  * With a recipe tokenizer, the shards must carry its hash and vocabulary
@@ -52,36 +54,121 @@ static int open_loader(struct trainer *t, const struct recipe_source *src, int n
 	return 0;
 }
 
+/* This rank's tensor-parallel place (size 1 without tensor parallelism). */
+static struct bloom_tp tp_of(const struct trainer *t)
+{
+	const struct parallel *par = t->par;
+	return (struct bloom_tp){ par->tp_rank, par->tp,
+				  par->tp > 1 ? comm_collective(&par->tp_group) : NULL };
+}
+
 static void init_model(struct trainer *t)
 {
 	const struct recipe *r = t->r;
-	bloom_model_init(&t->model, &r->model, DT_F32, true);
+	struct bloom_tp tp = tp_of(t);
+	bloom_model_init_tp(&t->model, &r->model, DT_F32, true, &tp);
 	bloom_model_init_weights(&t->model, r->seed);
+}
+
+/* from_pretrained under tensor parallelism: the whole model is read, then
+ * each rank keeps its shards. */
+static int load_pretrained(struct trainer *t, const char *dir, struct hug_error *err)
+{
+	if (t->par->tp <= 1)
+		return hf_bloom_load(dir, DT_F32, true, &t->model, err);
+	struct bloom_model full;
+	if (hf_bloom_load(dir, DT_F32, false, &full, err))
+		return -1;
+	struct bloom_tp tp = tp_of(t);
+	bloom_model_init_tp(&t->model, &full.cfg, DT_F32, true, &tp);
+	for (int i = 0; i < t->model.table.n; i++) {
+		struct param *p = &t->model.table.items[i];
+		param_slice_from_full(p, param_table_find(&full.table, p->name)->t, p->t);
+	}
+	bloom_model_free(&full);
+	return 0;
+}
+
+/* LoRA (recipe peft): the pretrained base frozen, so it has no gradients
+ * and no optimizer state, and adapters initialised from the seed. */
+static int init_lora(struct trainer *t, struct hug_error *err)
+{
+	const struct recipe *r = t->r;
+	if (!r->from_pretrained)
+		return hug_error_set(err, "%s: peft: LoRA adapts a pretrained model: set "
+				     "model.from_pretrained", r->path);
+	if (hf_bloom_load(r->from_pretrained, DT_F32, false, &t->model, err))
+		return hug_error_wrap(err, "%s: model.from_pretrained", r->path);
+	t->model.cfg.hidden_dropout = r->model.hidden_dropout;
+	t->model.cfg.attention_dropout = r->model.attention_dropout;
+	struct lora_config lc;
+	char what[600];
+	lora_config_init(&lc);
+	lc.r = r->peft.r;
+	lc.alpha = r->peft.alpha;
+	lc.dropout = r->peft.dropout;
+	lc.rslora = r->peft.rslora;
+	lora_config_set_targets(&lc, (const char *const *)r->peft.target_modules,
+				r->peft.n_targets);
+	lora_config_set_base(&lc, r->from_pretrained);
+	snprintf(what, sizeof(what), "%s: peft.", r->path);
+	t->lora = hug_calloc(1, sizeof(*t->lora));
+	int rc = lora_model_init(t->lora, &t->model, &lc, true, what, err);
+	lora_config_free(&lc);
+	if (!rc)
+		lora_model_init_weights(t->lora, r->seed);
+	return rc;
+}
+
+/* PEFT's trainable-parameter line and the memory held for training. */
+static void report_lora(const struct trainer *t)
+{
+	const struct lora_model *lm = t->lora;
+	struct lora_memory used = {
+		(int64_t)(arena_capacity(&t->model.params) + arena_capacity(&lm->params)),
+		(int64_t)(arena_capacity(&t->model.grads) + arena_capacity(&lm->grads)),
+		(int64_t)arena_capacity(&t->opt.state),
+	};
+	int moments = t->opt.cfg.kind == OPTIM_ADAMW ? 2 : t->opt.cfg.momentum != 0.0;
+	lora_report(lm, &used, moments, stdout);
 }
 
 static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 {
 	t->r = r;
-	t->world = 1;
+	t->rank = t->par->dp_rank;
+	t->world = t->par->dp;
+	if (t->par->tp != r->tensor_parallel)
+		return hug_error_set(err, "%s: parallel.tensor: %d, but the processes were laid out "
+				     "for %d", r->path, r->tensor_parallel, t->par->tp);
+	if (bloom_tp_validate(&r->model, r->tensor_parallel, err))
+		return hug_error_wrap(err, "%s: parallel.tensor", r->path);
+	if (r->peft.enabled && r->tensor_parallel > 1)
+		return hug_error_set(err, "%s: peft: LoRA with tensor parallelism is not supported "
+				     "(use parallel.tensor 1; data parallelism works)", r->path);
 	if (r->device != DEV_CPU)
 		return hug_error_set(err, "%s: device: \"cuda\" is not available in this build of "
 				     "hug yet (use \"cpu\")", r->path);
 	if (r->precision != PRECISION_F32)
 		return hug_error_set(err, "%s: precision: \"bf16\" needs device \"cuda\"", r->path);
-	if (r->tensor_parallel != 1 || r->zero)
-		return hug_error_set(err, "%s: parallel: tensor parallelism and ZeRO are not "
-				     "available yet (use {\"tensor\": 1, \"zero\": 0})", r->path);
-	if (r->peft.enabled)
-		return hug_error_set(err, "%s: peft: LoRA is not available yet (use null)", r->path);
-	if (r->from_pretrained) {
-		if (hf_bloom_load(r->from_pretrained, DT_F32, true, &t->model, err))
+	if (r->peft.enabled) {
+		if (init_lora(t, err))
+			return -1;
+	} else if (r->from_pretrained) {
+		if (load_pretrained(t, r->from_pretrained, err))
 			return hug_error_wrap(err, "%s: model.from_pretrained", r->path);
 		t->model.cfg.hidden_dropout = r->model.hidden_dropout;
 		t->model.cfg.attention_dropout = r->model.attention_dropout;
 	} else {
 		init_model(t);
 	}
-	optim_init(&t->opt, &r->optim, &t->model.table);
+	struct param_table *trainable = t->lora ? &t->lora->table : &t->model.table;
+	dist_init(&t->dist, t->par, trainable, r->zero, 0);
+	int64_t lo, hi;
+	dist_optim_range(&t->dist, &lo, &hi);
+	optim_init_range(&t->opt, &r->optim, trainable, lo, hi);
+	if (t->lora && t->rank == 0)
+		report_lora(t);
 	if (r->no_decay) { /* the recipe's patterns replace the defaults */
 		optim_set_decay(&t->opt, "*", true);
 		for (int i = 0; i < r->n_no_decay; i++)
@@ -103,20 +190,38 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	t->inputs = tensor_new(&t->batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 	t->targets = tensor_new(&t->batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 	/* 6N per token for the matrices, plus attention's QK^T and PV
-	 * (forward 4 L T C, three times that with the backward) */
+	 * (forward 4 L T C, three times that with the backward); with LoRA
+	 * the frozen base needs no weight gradients (4N) and the adapters 6A */
 	const struct bloom_config *c = &t->model.cfg;
-	t->flops_per_token = 6.0 * (double)bloom_param_count(c) +
+	double n = (double)bloom_param_count(c);
+	t->flops_per_token = (t->lora ? 4.0 * n + 6.0 * (double)lora_model_numel(t->lora)
+				      : 6.0 * n) +
 			     12.0 * c->n_layer * (double)len * (double)c->hidden_size;
 	return 0;
+}
+
+static int init_or_free(struct trainer *t, struct recipe *r, struct hug_error *err)
+{
+	if (init(t, r, err) == 0)
+		return 0;
+	trainer_free(t);
+	return -1;
+}
+
+int trainer_init_parallel(struct trainer *t, struct recipe *r, struct parallel *par,
+			  struct hug_error *err)
+{
+	memset(t, 0, sizeof(*t));
+	t->par = par;
+	return init_or_free(t, r, err);
 }
 
 int trainer_init(struct trainer *t, struct recipe *r, struct hug_error *err)
 {
 	memset(t, 0, sizeof(*t));
-	if (init(t, r, err) == 0)
-		return 0;
-	trainer_free(t);
-	return -1;
+	parallel_single(&t->single);
+	t->par = &t->single;
+	return init_or_free(t, r, err);
 }
 
 void trainer_free(struct trainer *t)
@@ -124,6 +229,11 @@ void trainer_free(struct trainer *t)
 	loader_close(t->train);
 	loader_close(t->valid);
 	optim_free(&t->opt);
+	dist_free(&t->dist);
+	if (t->lora) { /* detaches from the model: before bloom_model_free */
+		lora_model_free(t->lora);
+		hug_free(t->lora);
+	}
 	bloom_model_free(&t->model);
 	arena_free(&t->step_mem);
 	arena_free(&t->batch_mem);
@@ -134,7 +244,7 @@ void trainer_free(struct trainer *t)
 static struct tensor *batch_loss(struct trainer *t)
 {
 	struct tensor *logits = bloom_forward(&t->ctx, &t->model, t->inputs, NULL);
-	return ag_cross_entropy(&t->ctx, logits, t->targets, LOADER_IGNORE_INDEX);
+	return bloom_loss(&t->ctx, &t->model, logits, t->targets);
 }
 
 static double scalar(const struct tensor *t)
@@ -158,14 +268,19 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 		ag_ctx_reset(&t->ctx);
 		struct tensor *loss = batch_loss(t);
 		struct tensor *scaled = ag_scale(&t->ctx, loss, 1.0 / (double)micro);
+		if (i == micro - 1) /* reduce gradients while the last backward runs */
+			dist_arm(&t->dist, &t->ctx);
 		if (!scaled || ag_backward(&t->ctx, scaled))
 			return hug_error_set(err, "step %lld: %s", (long long)t->step + 1,
 					     t->ctx.err.msg);
 		sum += scalar(loss);
 	}
+	dist_finish_grads(&t->dist, &t->ctx);
 	ag_ctx_reset(&t->ctx);
-	res->loss = sum / (double)micro;
-	res->grad_norm = optim_clip_grad_norm(&t->opt, r->grad_clip);
+	res->loss = dist_mean(&t->dist, sum / (double)micro);
+	res->grad_norm = dist_grad_norm(&t->dist, &t->opt);
+	if (isfinite(res->grad_norm) && r->grad_clip > 0 && res->grad_norm > r->grad_clip)
+		optim_scale_grads(&t->opt, r->grad_clip / (res->grad_norm + 1e-6));
 	res->lr = lr_at(&r->schedule, t->step);
 	t->samples_seen += res->batch;
 	t->tokens_seen += res->batch * r->seq_len;
@@ -182,6 +297,7 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 		return 0;
 	}
 	optim_step(&t->opt, res->lr);
+	dist_gather_params(&t->dist);
 	optim_zero_grad(&t->opt);
 	t->step++;
 	return 0;
@@ -246,5 +362,10 @@ int trainer_eval(struct trainer *t, double *loss, struct hug_error *err)
 	ag_set_grad_enabled(&t->ctx, g);
 	t->ctx.training = true;
 	*loss = n ? sum / (double)n : NAN;
+	if (t->par->dp > 1) { /* the mean over every rank's batches */
+		double v[2] = { sum, (double)n };
+		comm_allreduce(&t->par->dp_group, v, 2, DT_F64, COMM_SUM);
+		*loss = v[1] > 0 ? v[0] / v[1] : NAN;
+	}
 	return rc;
 }

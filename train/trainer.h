@@ -13,12 +13,19 @@
 #include "../data/loader.h"
 #include "../nn/bloom.h"
 #include "../optim/optimizer.h"
+#include "dist.h"
 #include "recipe.h"
+
+struct lora_model;
 
 struct trainer {
 	struct recipe *r;              /* borrowed */
-	int rank, world;               /* data-parallel layout (world 1 for now) */
-	struct bloom_model model;
+	struct parallel *par;          /* the process layout (borrowed, or &single) */
+	struct parallel single;        /* a world of one, for trainer_init */
+	struct dist dist;              /* gradient reduction, ZeRO-1 */
+	int rank, world;               /* data-parallel rank and degree */
+	struct bloom_model model;      /* frozen under LoRA */
+	struct lora_model *lora;       /* LoRA adapters (recipe peft), or NULL */
 	struct optimizer opt;
 	struct loader *train;
 	struct loader *valid;          /* data.valid sources, or NULL */
@@ -49,6 +56,12 @@ struct step_result {
  * optimizer and the loaders for recipe r. 0, or -1 with err and nothing
  * left to free. */
 int trainer_init(struct trainer *t, struct recipe *r, struct hug_error *err);
+/* As trainer_init, for this process's place in `par` (after
+ * parallel_set_layout with the recipe's parallel.tensor): the model holds
+ * this rank's tensor-parallel shards, the loader this data-parallel rank's
+ * samples, the optimizer (with ZeRO-1) this rank's range. */
+int trainer_init_parallel(struct trainer *t, struct recipe *r, struct parallel *par,
+			  struct hug_error *err);
 void trainer_free(struct trainer *t);
 
 /* One optimizer step over the global batch (gradient accumulation over

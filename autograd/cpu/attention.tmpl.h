@@ -9,13 +9,21 @@ struct FN(attn_view) {
 	int64_t st;        /* stride between positions */
 };
 
-/* The dropout factor of probability element `idx`: 1 without dropout, else
- * 0 or 1/(1-p) from the counter-based stream (as ag_dropout). */
+/* The dropout factor of probability element `idx` (numbered within this
+ * rank's heads): 1 without dropout, else 0 or 1/(1-p) from the
+ * counter-based stream (as ag_dropout), numbered over all heads. */
 static inline REAL FN(drop)(const struct ag_node *n, int64_t idx)
 {
 	double p = n->p.attention.p;
 	if (p == 0.0)
 		return (REAL)1;
+	if (n->p.attention.head_offset || n->p.attention.n_head_total != n->in[0]->shape[1]) {
+		/* idx = ((b H + h) Tq + i) Tk + j -> ((b Htot + h0 + h) Tq + i) Tk + j */
+		int64_t h = n->in[0]->shape[1], tqk = n->in[0]->shape[2] * n->in[1]->shape[2];
+		int64_t bh = idx / tqk, rest = idx % tqk;
+		idx = ((bh / h) * n->p.attention.n_head_total + n->p.attention.head_offset +
+		       bh % h) * tqk + rest;
+	}
 	return rng_uniform(n->p.attention.seed, n->p.attention.offset + (uint64_t)idx) >= (float)p
 		       ? (REAL)(1.0 / (1.0 - p)) : (REAL)0;
 }

@@ -28,6 +28,8 @@ const struct ag_backend ag_cpu_backend = {
 		KERNELS(AG_OP_ATTENTION, cpu_attention_forward, cpu_attention_backward),
 		KERNELS(AG_OP_CROSS_ENTROPY, cpu_cross_entropy_forward,
 			cpu_cross_entropy_backward),
+		KERNELS(AG_OP_TP_COPY, NULL, ag_tp_copy_backward),
+		KERNELS(AG_OP_TP_REDUCE, ag_tp_reduce_forward, ag_tp_reduce_backward),
 	},
 	.accumulate = cpu_accumulate,
 	.fill = cpu_fill,

@@ -7,8 +7,8 @@
 void cpu_embedding_forward(struct ag_node *n)
 {
 	const struct tensor *ids = n->in[0], *w = n->in[1];
-	CPU_DISPATCH(w->dtype, embedding_fwd, tensor_numel(ids), w->shape[1],
-		     ids->data, w->data, n->out->data);
+	CPU_DISPATCH(w->dtype, embedding_fwd, tensor_numel(ids), w->shape[1], ids->data,
+		     n->p.embedding.vocab_offset, w->shape[0], w->data, n->out->data);
 }
 
 void cpu_embedding_backward(struct ag_node *n)
@@ -16,6 +16,7 @@ void cpu_embedding_backward(struct ag_node *n)
 	const struct tensor *ids = n->in[0], *w = n->in[1];
 	if (!w->grad)
 		return;
-	CPU_DISPATCH(w->dtype, embedding_bwd, tensor_numel(ids), w->shape[1],
-		     ids->data, n->out->grad->data, w->grad->data);
+	CPU_DISPATCH(w->dtype, embedding_bwd, tensor_numel(ids), w->shape[1], ids->data,
+		     n->p.embedding.vocab_offset, w->shape[0], n->out->grad->data,
+		     w->grad->data);
 }

@@ -8,9 +8,11 @@ void cpu_cross_entropy_forward(struct ag_node *n)
 {
 	const struct tensor *x = n->in[0], *t = n->in[1];
 	int64_t v = x->shape[x->ndim - 1], rows = tensor_numel(t), count;
+	const struct ag_collective *coll = n->p.cross_entropy.coll;
 	double loss = CPU_DISPATCH(x->dtype, xent_fwd, rows, v, x->data, t->data,
-				   n->p.cross_entropy.ignore_index,
-				   n->saved[0]->data, &count);
+				   n->p.cross_entropy.ignore_index, n->saved[0]->data,
+				   coll ? n->saved[1]->data : NULL,
+				   n->p.cross_entropy.vocab_offset, coll, &count);
 	n->p.cross_entropy.count = count;
 	CPU_DISPATCH(x->dtype, scalar_set, n->out->data, loss);
 }
@@ -25,5 +27,5 @@ void cpu_cross_entropy_backward(struct ag_node *n)
 	double g = CPU_DISPATCH(x->dtype, scalar_get, n->out->grad->data) / (double)count;
 	CPU_DISPATCH(x->dtype, xent_bwd, rows, v, x->data, t->data,
 		     n->p.cross_entropy.ignore_index, n->saved[0]->data, g,
-		     x->grad->data);
+		     n->p.cross_entropy.vocab_offset, x->grad->data);
 }

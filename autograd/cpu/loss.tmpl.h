@@ -1,42 +1,86 @@
 /* loss.tmpl.h: REAL-typed fused log-softmax + cross-entropy with an ignore
- * index (see instantiate.h). */
+ * index (see instantiate.h), also over a vocabulary split across a
+ * tensor-parallel group (logits hold the slice [off, off + v)). */
 #include <tgmath.h>
 
-/* lse (rows) = log sum exp of each counted row; returns the mean loss over
- * counted rows and the count via *count. */
-static double FN(xent_fwd)(int64_t rows, int64_t v, const REAL *x, const int32_t *t,
-			   int32_t ignore, REAL *lse, int64_t *count)
+#define REAL_DT (sizeof(REAL) == 8 ? DT_F64 : DT_F32)
+
+/* lse[r] = max of row r's local logits (counted rows). */
+static void FN(xent_rowmax)(int64_t rows, int64_t v, const REAL *x, const int32_t *t,
+			    int32_t ignore, REAL *lse)
 {
 #pragma omp parallel for if (rows * v >= CPU_PAR_MIN / 4)
 	for (int64_t r = 0; r < rows; r++) {
-		if (t[r] == ignore) {
-			lse[r] = 0;
-			continue;
-		}
-		const REAL *xr = x + r * v;
 		REAL mx = -INFINITY;
-		for (int64_t i = 0; i < v; i++)
-			mx = xr[i] > mx ? xr[i] : mx;
+		if (t[r] != ignore)
+			for (int64_t i = 0; i < v; i++)
+				mx = x[r * v + i] > mx ? x[r * v + i] : mx;
+		lse[r] = t[r] == ignore ? 0 : mx;
+	}
+}
+
+/* out[r] = sum_i exp(x[r, i] - lse[r]) over the local logits. */
+static void FN(xent_rowsum)(int64_t rows, int64_t v, const REAL *x, const int32_t *t,
+			    int32_t ignore, const REAL *lse, REAL *out)
+{
+#pragma omp parallel for if (rows * v >= CPU_PAR_MIN / 4)
+	for (int64_t r = 0; r < rows; r++) {
 		double s = 0;
-		for (int64_t i = 0; i < v; i++)
-			s += exp((double)(xr[i] - mx));
-		lse[r] = mx + (REAL)log(s);
+		if (t[r] != ignore)
+			for (int64_t i = 0; i < v; i++)
+				s += exp((double)(x[r * v + i] - lse[r]));
+		out[r] = (REAL)s;
+	}
+}
+
+/* Forward: lse (rows) gets each counted row's log-sum-exp over the whole
+ * vocabulary; tl (rows) is scratch for the vocab-parallel case (NULL
+ * otherwise). Returns the mean loss over counted rows; *count their number. */
+static double FN(xent_fwd)(int64_t rows, int64_t v, const REAL *x, const int32_t *t,
+			   int32_t ignore, REAL *lse, REAL *tl, int64_t off,
+			   const struct ag_collective *coll, int64_t *count)
+{
+	FN(xent_rowmax)(rows, v, x, t, ignore, lse);
+	if (coll)
+		coll->allreduce(coll->state, lse, rows, REAL_DT, true, DEV_CPU);
+	if (tl) {
+		FN(xent_rowsum)(rows, v, x, t, ignore, lse, tl);
+		coll->allreduce(coll->state, tl, rows, REAL_DT, false, DEV_CPU);
+		for (int64_t r = 0; r < rows; r++)
+			lse[r] += t[r] == ignore ? 0 : (REAL)log((double)tl[r]);
+	} else {
+		REAL *mx = lse;
+		for (int64_t r = 0; r < rows; r++) {
+			double s = 0;
+			if (t[r] != ignore)
+				for (int64_t i = 0; i < v; i++)
+					s += exp((double)(x[r * v + i] - mx[r]));
+			lse[r] = t[r] == ignore ? 0 : mx[r] + (REAL)log(s);
+		}
+	}
+	if (tl) { /* the target's logit: held by one rank of the group */
+		for (int64_t r = 0; r < rows; r++) {
+			int64_t k = (int64_t)t[r] - off;
+			tl[r] = t[r] != ignore && k >= 0 && k < v ? x[r * v + k] : 0;
+		}
+		coll->allreduce(coll->state, tl, rows, REAL_DT, false, DEV_CPU);
 	}
 	double total = 0;
 	int64_t c = 0;
 	for (int64_t r = 0; r < rows; r++) {
 		if (t[r] == ignore)
 			continue;
-		total += (double)lse[r] - (double)x[r * v + t[r]];
+		double target = tl ? (double)tl[r] : (double)x[r * v + t[r]];
+		total += (double)lse[r] - target;
 		c++;
 	}
 	*count = c;
 	return c ? total / (double)c : 0.0;
 }
 
-/* dx (rows, v) += g (softmax(x) - onehot(t)) on counted rows. */
+/* dx (rows, v) += g (softmax(x) - onehot(t - off)) on counted rows. */
 static void FN(xent_bwd)(int64_t rows, int64_t v, const REAL *x, const int32_t *t,
-			 int32_t ignore, const REAL *lse, REAL g, REAL *dx)
+			 int32_t ignore, const REAL *lse, REAL g, int64_t off, REAL *dx)
 {
 #pragma omp parallel for if (rows * v >= CPU_PAR_MIN / 4)
 	for (int64_t r = 0; r < rows; r++) {
@@ -46,7 +90,9 @@ static void FN(xent_bwd)(int64_t rows, int64_t v, const REAL *x, const int32_t *
 		REAL *dr = dx + r * v;
 		for (int64_t i = 0; i < v; i++)
 			dr[i] += g * exp(xr[i] - lse[r]);
-		dr[t[r]] -= g;
+		int64_t k = (int64_t)t[r] - off;
+		if (k >= 0 && k < v)
+			dr[k] -= g;
 	}
 }
 
@@ -59,3 +105,5 @@ static void FN(scalar_set)(void *p, double v)
 {
 	*(REAL *)p = (REAL)v;
 }
+
+#undef REAL_DT

@@ -1,19 +1,10 @@
 // device_probe.cu: device discovery and a launch smoke test for the CUDA
-// build. The CUDA backend proper (every op, bf16, NCCL) builds on this.
+// build (the backend proper is runtime.cu and the kernel files).
 #include <cstdio>
 #include <cuda_runtime.h>
 
 #include "cuda_api.h"
-
-#define CUDA_TRY(call)                                                         \
-	do {                                                                   \
-		cudaError_t e_ = (call);                                       \
-		if (e_ != cudaSuccess) {                                       \
-			fprintf(stderr, "hug: %s:%d: %s failed: %s\n", __FILE__, \
-				__LINE__, #call, cudaGetErrorString(e_));      \
-			goto fail;                                             \
-		}                                                              \
-	} while (0)
+#include "cuda_check.h"
 
 extern "C" int hug_cuda_device_count(void)
 {

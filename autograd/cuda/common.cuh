@@ -1,0 +1,302 @@
+// common.cuh: shared pieces of the CUDA kernel files (CUDA C++ only):
+// the engine's C headers with C linkage, the runtime's internals, element
+// types with the CPU's rounding, dtype dispatch, launch helpers and
+// deterministic block reductions.
+//
+// Determinism. No kernel uses floating-point atomics. Every reduction has a
+// fixed shape: a thread sums a fixed set of elements in a fixed order, and
+// block_sum/block_max combine the threads in a fixed tree, so a kernel gives
+// the same bits on every run with the same launch configuration (launch
+// configurations depend only on tensor shapes).
+#ifndef HUG_AUTOGRAD_CUDA_COMMON_CUH
+#define HUG_AUTOGRAD_CUDA_COMMON_CUH
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "cuda_check.h"
+
+extern "C" {
+#include "../backend.h"
+#include "../node.h"
+#include "../tensor.h"
+}
+#include "../rng.h"
+#include "cuda_api.h"
+#include "cuda_kernels.h"
+
+// ---- runtime internals (runtime.cu) ----
+
+cudaStream_t cu_stream();
+cublasHandle_t cu_blas();
+// Device scratch of CU_SCRATCH_DOUBLES doubles for reductions that need a
+// second pass (used by one call at a time: everything is on one stream).
+#define CU_SCRATCH_DOUBLES 4096
+double *cu_scratch();
+// Most dynamic shared memory one block may use (after opting in).
+size_t cu_smem_max();
+
+// ---- element types ----
+
+// bf16 and f16 as their bits; arithmetic is always done in f32.
+struct bf16_t {
+	uint16_t bits;
+};
+struct f16_t {
+	uint16_t bits;
+};
+
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(bf16_t v)
+{
+	return __uint_as_float((uint32_t)v.bits << 16);
+}
+
+// f32 -> bf16 rounding to nearest even, NaN kept quiet: f32_to_bf16 of
+// autograd/dtype.h, bit for bit.
+__device__ __forceinline__ uint16_t bf16_bits(float f)
+{
+	uint32_t u = __float_as_uint(f);
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return (uint16_t)((u >> 16) | 0x40u);
+	u += 0x7fffu + ((u >> 16) & 1u);
+	return (uint16_t)(u >> 16);
+}
+
+// f32 -> f16 rounding to nearest even: f32_to_f16 of autograd/dtype.c.
+__device__ __forceinline__ uint16_t f16_bits(float f)
+{
+	uint32_t x = __float_as_uint(f);
+	uint32_t sign = (x >> 16) & 0x8000u;
+	uint32_t absx = x & 0x7fffffffu;
+	if (absx > 0x7f800000u)
+		return (uint16_t)(sign | 0x7e00u);
+	if (absx >= 0x477ff000u)
+		return (uint16_t)(sign | 0x7c00u);
+	if (absx < 0x38800000u) {
+		if (absx < 0x33000000u)
+			return (uint16_t)sign;
+		uint32_t mant = (absx & 0x7fffffu) | 0x800000u;
+		int shift = 126 - (int)(absx >> 23);
+		uint32_t q = mant >> shift;
+		uint32_t rem = mant & ((1u << shift) - 1);
+		uint32_t half = 1u << (shift - 1);
+		if (rem > half || (rem == half && (q & 1u)))
+			q++;
+		return (uint16_t)(sign | q);
+	}
+	uint32_t e = (absx >> 23) - 112;
+	uint32_t m = absx & 0x7fffffu;
+	uint32_t h = (e << 10) | (m >> 13);
+	uint32_t rem = m & 0x1fffu;
+	if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
+		h++;
+	return (uint16_t)(sign | h);
+}
+
+// f16 -> f32, exact (f16_to_f32 of autograd/dtype.c).
+__device__ __forceinline__ float f16_value(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+	uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+	if (e == 0x1f)
+		return __uint_as_float(sign | 0x7f800000u | (m << 13));
+	if (e == 0) { // zero or subnormal: m * 2^-24
+		float v = (float)m * 5.9604644775390625e-8f;
+		return sign ? -v : v;
+	}
+	return __uint_as_float(sign | ((e + 112) << 23) | (m << 13));
+}
+
+template <typename T> __device__ __forceinline__ T from_f(float v);
+template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ bf16_t from_f<bf16_t>(float v)
+{
+	bf16_t r;
+	r.bits = bf16_bits(v);
+	return r;
+}
+
+// Element i of a buffer of any dtype as a double (integers too), and the
+// store of a double rounded as the CPU's store does (via f32 for bf16/f16).
+__device__ __forceinline__ double ld_any(int dt, const void *p, int64_t i)
+{
+	switch (dt) {
+	case DT_F32: return ((const float *)p)[i];
+	case DT_F64: return ((const double *)p)[i];
+	case DT_BF16: return __uint_as_float((uint32_t)((const uint16_t *)p)[i] << 16);
+	case DT_F16: return f16_value(((const uint16_t *)p)[i]);
+	case DT_I32: return ((const int32_t *)p)[i];
+	default: return ((const uint8_t *)p)[i];
+	}
+}
+
+__device__ __forceinline__ void st_any(int dt, void *p, int64_t i, double v)
+{
+	switch (dt) {
+	case DT_F32: ((float *)p)[i] = (float)v; break;
+	case DT_F64: ((double *)p)[i] = v; break;
+	case DT_BF16: ((uint16_t *)p)[i] = bf16_bits((float)v); break;
+	case DT_F16: ((uint16_t *)p)[i] = f16_bits((float)v); break;
+	case DT_I32: ((int32_t *)p)[i] = (int32_t)v; break;
+	default: ((uint8_t *)p)[i] = (uint8_t)v; break;
+	}
+}
+
+// Runs the statement(s) with T the element type of math dtype dt (f32 or
+// bf16); other dtypes were refused by the op layer, so they are a bug here.
+#define CU_FLOAT_DISPATCH(dt, T, ...)                                          \
+	do {                                                                   \
+		switch (dt) {                                                  \
+		case DT_F32: {                                                 \
+			typedef float T;                                       \
+			__VA_ARGS__;                                           \
+			break;                                                 \
+		}                                                              \
+		case DT_BF16: {                                                \
+			typedef bf16_t T;                                      \
+			__VA_ARGS__;                                           \
+			break;                                                 \
+		}                                                              \
+		default:                                                       \
+			hug_panic("cuda: %s tensors reached a kernel that "    \
+				  "takes f32 or bf16", dtype_name(dt));        \
+		}                                                              \
+	} while (0)
+
+// ---- launches ----
+
+#define CU_THREADS 256
+
+// Blocks for a grid-stride loop over n elements (capped; at least 1).
+static inline unsigned cu_blocks(int64_t n, int threads = CU_THREADS)
+{
+	int64_t g = (n + threads - 1) / threads;
+	if (g > (1 << 20))
+		g = 1 << 20;
+	return (unsigned)(g < 1 ? 1 : g);
+}
+
+// One block per row: rows must fit the grid's x dimension.
+static inline unsigned cu_rows(int64_t rows)
+{
+	HUG_ASSERT(rows >= 1 && rows <= 0x7fffffffLL);
+	return (unsigned)rows;
+}
+
+#define CU_FOR(i, n)                                                           \
+	for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;       \
+	     i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+// ---- deterministic block reductions (blockDim.x a multiple of 32) ----
+
+template <typename A> __device__ __forceinline__ A warp_sum(A v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_down_sync(0xffffffffu, v, o);
+	return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+	for (int o = 16; o > 0; o >>= 1) {
+		float w = __shfl_down_sync(0xffffffffu, v, o);
+		v = w > v ? w : v;
+	}
+	return v;
+}
+
+// The sum of v over the block, returned to every thread. Contains
+// __syncthreads: every thread of the block must call it.
+template <typename A> __device__ A block_sum(A v)
+{
+	__shared__ A sh[32];
+	int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+	int nw = (blockDim.x + 31) >> 5;
+	v = warp_sum(v);
+	if (lane == 0)
+		sh[w] = v;
+	__syncthreads();
+	if (w == 0) {
+		v = lane < nw ? sh[lane] : (A)0;
+		v = warp_sum(v);
+		if (lane == 0)
+			sh[0] = v;
+	}
+	__syncthreads();
+	A r = sh[0];
+	__syncthreads();
+	return r;
+}
+
+// The maximum of v over the block (NaN is ignored, as the CPU's `x > mx`
+// comparisons ignore it), returned to every thread.
+__device__ __forceinline__ float block_max(float v)
+{
+	__shared__ float sh[32];
+	int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+	int nw = (blockDim.x + 31) >> 5;
+	v = warp_max(v);
+	if (lane == 0)
+		sh[w] = v;
+	__syncthreads();
+	if (w == 0) {
+		v = lane < nw ? sh[lane] : -INFINITY;
+		v = warp_max(v);
+		if (lane == 0)
+			sh[0] = v;
+	}
+	__syncthreads();
+	float r = sh[0];
+	__syncthreads();
+	return r;
+}
+
+// ---- shapes ----
+
+// (ndim, shape, stride) padded to 4 dims with leading size-1 dims, passed
+// to kernels by value.
+struct Shape4 {
+	int64_t n[4];
+	int64_t st[4];
+};
+
+static inline Shape4 shape4(int ndim, const int64_t *shape, const int64_t *stride)
+{
+	Shape4 s;
+	for (int d = 0; d < 4; d++) {
+		int src = d - (4 - ndim);
+		s.n[d] = src >= 0 ? shape[src] : 1;
+		s.st[d] = src >= 0 ? stride[src] : 0;
+	}
+	return s;
+}
+
+// Offset (in elements) of the e-th element in row-major order of s.n.
+__device__ __forceinline__ int64_t offset4(const Shape4 &s, int64_t e)
+{
+	int64_t i3 = e % s.n[3];
+	e /= s.n[3];
+	int64_t i2 = e % s.n[2];
+	e /= s.n[2];
+	int64_t i1 = e % s.n[1];
+	int64_t i0 = e / s.n[1];
+	return i0 * s.st[0] + i1 * s.st[1] + i2 * s.st[2] + i3 * s.st[3];
+}
+
+static inline int64_t last_dim(const struct tensor *t)
+{
+	return t->ndim ? t->shape[t->ndim - 1] : 1;
+}
+
+static inline int64_t rows_of(const struct tensor *t)
+{
+	int64_t c = last_dim(t);
+	return c ? tensor_numel(t) / c : 0;
+}
+
+#endif

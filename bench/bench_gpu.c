@@ -1,0 +1,166 @@
+/* bench_gpu.c: training throughput of a BLOOM model on one GPU in bf16
+ * mixed precision: f32 master weights and AdamW state on the device, the
+ * weights cast to bf16 on the tape every step, forward, loss and backward
+ * in bf16 (f32 statistics), the gradients cast back to the f32 masters,
+ * clipping and an AdamW update. Reports tokens/s and MFU as one JSON line,
+ * to compare with tools/ref/bench_torch_gpu.py (PyTorch + transformers'
+ * BloomForCausalLM under bf16 autocast, same shapes); bench/bench_gpu.sh
+ * runs both.
+ *
+ *   build/bin/bench_gpu [--hidden 1024 --layers 24 --heads 16 --vocab 250880
+ *                        --seq 2048 --batch 2 --steps 10 --warmup 2]
+ *
+ * The defaults are bloom-560m's shape. MFU counts 6 N + 12 L C T flops per
+ * token (N parameters, the tied lm_head counted once; L layers, C hidden,
+ * T sequence) against HUG_PEAK_TFLOPS (default 989, the H100/H200 SXM
+ * dense bf16 peak). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../autograd/autograd.h"
+#include "../autograd/rng.h"
+#include "../base/alloc.h"
+#include "../nn/bloom.h"
+
+#ifdef HUG_CUDA
+#include "../autograd/cuda/cuda_api.h"
+/* The device copy of a model and its bf16 view are test helpers; the bench
+ * shares them instead of keeping a second copy. */
+#include "../tests/test_cuda_util.c"
+#endif
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long arg(int argc, char **argv, const char *name, long def)
+{
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], name))
+			return atol(argv[i + 1]);
+	return def;
+}
+
+#ifndef HUG_CUDA
+int main(void)
+{
+	fprintf(stderr, "bench_gpu: built without CUDA (nvcc was not found)\n");
+	return 2;
+}
+#else
+
+int main(int argc, char **argv)
+{
+	long h = arg(argc, argv, "--hidden", 1024), l = arg(argc, argv, "--layers", 24);
+	long nh = arg(argc, argv, "--heads", 16), v = arg(argc, argv, "--vocab", 250880);
+	long t = arg(argc, argv, "--seq", 2048), b = arg(argc, argv, "--batch", 2);
+	long steps = arg(argc, argv, "--steps", 10), warm = arg(argc, argv, "--warmup", 2);
+	const char *peak_env = getenv("HUG_PEAK_TFLOPS");
+	double peak = (peak_env ? atof(peak_env) : 989.0) * 1e12;
+	struct hug_error err = { 0 };
+	struct bloom_config c = bloom_config_make(v, h, (int)l, (int)nh);
+	if (bloom_config_validate(&c, "bench_gpu", &err) || hug_cuda_init(0, &err)) {
+		fprintf(stderr, "bench_gpu: %s\n", err.msg);
+		return 2;
+	}
+	char dev_name[256] = "?";
+	hug_cuda_device_name(0, dev_name, sizeof(dev_name));
+
+	/* weights initialised on the host, then moved */
+	struct bloom_model hm, dm;
+	bloom_model_init(&hm, &c, DT_F32, false);
+	bloom_model_init_weights(&hm, 1);
+	cuda_test_model_to_device(&dm, &hm, true);
+	bloom_model_free(&hm);
+	int np = dm.table.n;
+	struct arena state;
+	arena_init(&state, "adamw", 2 * (arena_capacity(&dm.params) + (size_t)np * 2 * ARENA_ALIGN),
+		   hug_cuda_allocator());
+	struct tensor **mom = hug_calloc((size_t)np, sizeof(*mom));
+	struct tensor **var = hug_calloc((size_t)np, sizeof(*var));
+	struct tensor **grads = hug_calloc((size_t)np, sizeof(*grads));
+	for (int i = 0; i < np; i++) {
+		const struct tensor *p = dm.table.items[i].t;
+		mom[i] = tensor_zeros(&state, DT_F32, p->ndim, p->shape);
+		var[i] = tensor_zeros(&state, DT_F32, p->ndim, p->shape);
+		grads[i] = p->grad;
+	}
+
+	/* random tokens, fixed for the run */
+	struct arena data, hdata, step;
+	arena_init(&data, "data", 0, hug_cuda_allocator());
+	arena_init(&hdata, "hdata", 0, NULL);
+	arena_init(&step, "step", 0, hug_cuda_allocator());
+	struct tensor *hids = tensor_new(&hdata, DT_I32, TENSOR_SHAPE(b, t));
+	int32_t *idv = hids->data;
+	for (long i = 0; i < b * t; i++)
+		idv[i] = (int32_t)(rng_u64(7, (uint64_t)i) % (uint64_t)v);
+	struct tensor *ids = cuda_test_upload(&data, hids, DT_I32);
+	struct ag_ctx ctx;
+	ag_ctx_init(&ctx, &step);
+	ctx.training = true;
+	struct bloom_layer *layers = hug_calloc((size_t)l, sizeof(*layers));
+
+	double t0 = 0, loss_last = NAN;
+	for (long s = 0; s < warm + steps; s++) {
+		if (s == warm) {
+			hug_cuda_synchronize();
+			t0 = now();
+		}
+		struct bloom_model bm;
+		cuda_test_model_cast(&ctx, &dm, DT_BF16, &bm, layers);
+		struct tensor *logits = bloom_forward(&ctx, &bm, ids, NULL);
+		struct tensor *loss = bloom_lm_loss(&ctx, logits, ids);
+		if (!loss || ag_backward(&ctx, loss)) {
+			fprintf(stderr, "bench_gpu: step %ld: %s\n", s + 1, ctx.err.msg);
+			return 1;
+		}
+		double norm = sqrt(hug_cuda_sum_squares(np, grads));
+		double clip = norm > 1.0 ? 1.0 / (norm + 1e-6) : 1.0;
+		double bc1 = 1.0 - pow(0.9, (double)(s + 1)), bc2 = 1.0 - pow(0.999, (double)(s + 1));
+		for (int i = 0; i < np; i++) {
+			const struct param *p = &dm.table.items[i];
+			if (clip != 1.0)
+				hug_cuda_scale(p->t->grad, clip);
+			hug_cuda_adamw_update(tensor_numel(p->t), p->t->data, p->t->grad->data,
+					      mom[i]->data, var[i]->data, 1e-4,
+					      p->no_decay ? 0.0 : 0.01, 0.9, 0.999, 1e-8, bc1, bc2);
+			hug_cuda_zero(p->t->grad->data, tensor_nbytes(p->t->grad));
+		}
+		if (s == warm + steps - 1) {
+			uint16_t lb;
+			hug_cuda_memcpy_d2h(&lb, loss->data, sizeof(lb));
+			loss_last = bf16_to_f32(lb);
+		}
+		ag_ctx_reset(&ctx);
+	}
+	hug_cuda_synchronize();
+	double dt = now() - t0;
+	double tokens = (double)steps * (double)b * (double)t;
+	double n_params = (double)bloom_param_count(&c);
+	double flops_per_token = 6.0 * n_params + 12.0 * (double)l * (double)h * (double)t;
+	double tps = tokens / dt;
+	printf("{\"impl\": \"hug\", \"device\": \"%s\", \"params\": %.0f, \"batch\": %ld, "
+	       "\"seq\": %ld, \"steps\": %ld, \"step_ms\": %.1f, \"tokens_per_s\": %.0f, "
+	       "\"mfu\": %.4f, \"peak_tflops\": %.0f, \"loss\": %.4f, \"step_arena_mib\": %.0f}\n",
+	       dev_name, n_params, b, t, steps, 1e3 * dt / (double)steps, tps,
+	       tps * flops_per_token / peak, peak / 1e12, loss_last,
+	       (double)step.high_water / (1 << 20));
+	hug_free(layers);
+	hug_free(mom);
+	hug_free(var);
+	hug_free(grads);
+	arena_free(&step);
+	arena_free(&hdata);
+	arena_free(&data);
+	arena_free(&state);
+	bloom_model_free(&dm);
+	return 0;
+}
+#endif

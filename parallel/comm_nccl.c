@@ -1,0 +1,329 @@
+/* comm_nccl.c: NCCL collectives on device buffers (see comm_nccl.h). A
+ * communicator's ncclComm_t is made from a unique id that rank 0 creates
+ * and broadcasts over the communicator's MPI_Comm; collectives are issued
+ * on the legacy default stream and waited for by polling the stream and
+ * NCCL's asynchronous error state, so a network failure NCCL detects in
+ * the background becomes a panic naming the rank instead of a hang.
+ *
+ * A plain C file: cuda_runtime_api.h and nccl.h are C headers. Compiled to
+ * nothing unless hug is built with both CUDA and MPI. */
+#if defined(HUG_CUDA) && defined(HUG_MPI)
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cuda_runtime_api.h>
+#include <mpi.h>
+#include <nccl.h>
+
+#include "../base/panic.h"
+#include "comm_nccl.h"
+
+#if NCCL_VERSION_CODE < NCCL_VERSION(2, 10, 0)
+#error "hug needs NCCL 2.10 or newer (bf16 all-reduce)"
+#endif
+
+/* World rank for messages; 0 in a world of one (MPI not running). */
+static int world_rank(void)
+{
+	int init = 0, fin = 0, r = 0;
+	MPI_Initialized(&init);
+	MPI_Finalized(&fin);
+	if (init && !fin)
+		MPI_Comm_rank(MPI_COMM_WORLD, &r);
+	return r;
+}
+
+/* What to try next for an NCCL failure of kind r. */
+static const char *nccl_hint(ncclResult_t r)
+{
+	switch (r) {
+	case ncclSystemError:
+	case ncclRemoteError:
+		return "a network or peer failure: check whether another rank failed "
+		       "first, NCCL_SOCKET_IFNAME and NCCL_IB_HCA (docs/launch.md)";
+	case ncclInvalidUsage:
+		return "two ranks on one GPU, or a collective called differently on "
+		       "different ranks";
+	default:
+		return "rerun with NCCL_DEBUG=WARN (or INFO) for NCCL's own log";
+	}
+}
+
+/* Check wrappers: a failing call panics with file:line (the panic hook
+ * turns that into MPI_Abort under mpirun). */
+#define NCCL_CHECK(call) nccl_check((call), #call, __FILE__, __LINE__)
+#define CUDA_CHECK(call) cuda_check((call), #call, __FILE__, __LINE__)
+#define MPI_CHECK(call) mpi_check((call), #call, __FILE__, __LINE__)
+
+static void nccl_check(ncclResult_t r, const char *what, const char *file, int line)
+{
+	if (r == ncclSuccess)
+		return;
+	const char *last = ncclGetLastError(NULL);
+	hug_panic_at(file, line, "rank %d: %s failed: %s%s%s (NCCL %d.%d.%d): %s",
+		     world_rank(), what, ncclGetErrorString(r), last && *last ? ": " : "",
+		     last ? last : "", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH, nccl_hint(r));
+}
+
+static void cuda_check(cudaError_t e, const char *what, const char *file, int line)
+{
+	if (e == cudaSuccess)
+		return;
+	hug_panic_at(file, line, "rank %d: %s failed: %s", world_rank(), what,
+		     cudaGetErrorString(e));
+}
+
+static void mpi_check(int rc, const char *what, const char *file, int line)
+{
+	if (rc == MPI_SUCCESS)
+		return;
+	char s[MPI_MAX_ERROR_STRING];
+	int len = 0;
+	if (MPI_Error_string(rc, s, &len) != MPI_SUCCESS)
+		snprintf(s, sizeof(s), "MPI error %d", rc);
+	hug_panic_at(file, line, "rank %d: %s failed: %s", world_rank(), what, s);
+}
+
+static ncclDataType_t nccl_type(enum dtype dt)
+{
+	switch (dt) {
+	case DT_F32: return ncclFloat32;
+	case DT_F64: return ncclFloat64;
+	case DT_BF16: return ncclBfloat16;
+	case DT_F16: return ncclFloat16;
+	case DT_I32: return ncclInt32;
+	case DT_U8: return ncclUint8;
+	default: break;
+	}
+	hug_panic("no NCCL type for dtype %d", (int)dt);
+}
+
+/* Picks this process's GPU: device local_rank, or device 0 when exactly
+ * one GPU is visible. 0, or -1 with the reason in why. */
+static int pick_device(int local_rank, int *dev, char *why, size_t len)
+{
+	int count = 0;
+	cudaError_t e = cudaGetDeviceCount(&count);
+	if (e != cudaSuccess) {
+		snprintf(why, len, "no usable GPU (cudaGetDeviceCount: %s): run on a "
+			 "GPU node, and check nvidia-smi and the CUDA driver",
+			 cudaGetErrorString(e));
+		(void)cudaGetLastError();
+		return -1;
+	}
+	if (local_rank >= 0 && local_rank < count) {
+		*dev = local_rank;
+		return 0;
+	}
+	if (count == 1) {
+		*dev = 0;
+		return 0;
+	}
+	snprintf(why, len, "local rank %d needs GPU %d but %d GPUs are visible: start at "
+		 "most one process per GPU on each node (mpirun --map-by "
+		 "ppr:<gpus>:node, srun --ntasks-per-node=<gpus>)", local_rank, local_rank,
+		 count);
+	return -1;
+}
+
+/* The ncclComm_t of c, made current on this thread; panics if c has none. */
+static ncclComm_t prepare(const struct comm *c, const char *fn, int64_t n, int *dev)
+{
+	if (!c->nccl)
+		hug_panic("%s: communicator of rank %d has no NCCL state "
+			  "(comm_nccl_init was not called)", fn, c->rank);
+	HUG_ASSERT(n >= 0);
+	ncclComm_t nc = c->nccl;
+	NCCL_CHECK(ncclCommCuDevice(nc, dev));
+	/* The current device is per thread: a collective issued from a helper
+	 * thread must still run on the communicator's GPU. */
+	CUDA_CHECK(cudaSetDevice(*dev));
+	return nc;
+}
+
+/* Panics unless p points into device (or managed) memory of device dev. */
+static void check_ptr(const char *fn, const char *name, const void *p, int dev)
+{
+	struct cudaPointerAttributes a;
+	CUDA_CHECK(cudaPointerGetAttributes(&a, p));
+	if (a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged)
+		hug_panic("%s: %s = %p is not device memory (host buffers go "
+			  "through MPI: comm_allreduce and friends)", fn, name, p);
+	if (a.device != dev)
+		hug_panic("%s: %s = %p is on GPU %d, the communicator on GPU %d", fn,
+			  name, p, a.device, dev);
+}
+
+/* Waits for the collective just issued on the default stream, watching
+ * NCCL's asynchronous error state so that a failure NCCL detects in its
+ * proxy thread aborts instead of spinning forever. */
+static void wait_default_stream(ncclComm_t nc, const char *fn)
+{
+	for (;;) {
+		cudaError_t e = cudaStreamQuery(0);
+		if (e == cudaSuccess)
+			return;
+		if (e != cudaErrorNotReady)
+			cuda_check(e, fn, __FILE__, __LINE__);
+		ncclResult_t async = ncclSuccess;
+		NCCL_CHECK(ncclCommGetAsyncError(nc, &async));
+		if (async != ncclSuccess && async != ncclInProgress)
+			nccl_check(async, fn, __FILE__, __LINE__);
+	}
+}
+
+/* Agrees over `mc` (skipped when NULL) on whether every rank found its GPU:
+ * 0 everywhere, or -1 everywhere with err naming the lowest failing rank
+ * (its own reason on that rank), so that no rank is left waiting in NCCL
+ * for one that returned. */
+static int agree_on_device(MPI_Comm mc, int rank, int size, int mine, const char *why,
+			   struct hug_error *err)
+{
+	int bad = mine == 0 ? INT_MAX : rank;
+	if (mc != MPI_COMM_NULL)
+		MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MIN, mc));
+	if (bad == INT_MAX)
+		return 0;
+	if (mine != 0) {
+		char host[64] = "?";
+		gethostname(host, sizeof(host) - 1);
+		const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+		return hug_error_set(err, "rank %d (host %s, CUDA_VISIBLE_DEVICES=%s): %s",
+				     world_rank(), host, vis ? vis : "unset", why);
+	}
+	return hug_error_set(err, "rank %d of this %d-rank group (group numbering) found "
+			     "no GPU; its own message says why", bad, size);
+}
+
+int comm_nccl_init(struct comm *c, int local_rank, struct hug_error *err)
+{
+	if (c->nccl)
+		return 0;
+	HUG_ASSERT(c->size >= 1 && c->rank >= 0 && c->rank < c->size);
+	HUG_ASSERT(c->mpi || c->size == 1);
+
+	char why[384] = "";
+	int dev = -1;
+	int mine = pick_device(local_rank, &dev, why, sizeof(why));
+	MPI_Comm mc = c->mpi ? *(MPI_Comm *)c->mpi : MPI_COMM_NULL;
+	if (agree_on_device(mc, c->rank, c->size, mine, why, err))
+		return -1;
+
+	/* NCCL binds a communicator to the device current at init. */
+	CUDA_CHECK(cudaSetDevice(dev));
+	ncclUniqueId id;
+	memset(&id, 0, sizeof(id));
+	if (c->rank == 0)
+		NCCL_CHECK(ncclGetUniqueId(&id));
+	if (mc != MPI_COMM_NULL)
+		MPI_CHECK(MPI_Bcast(&id, (int)sizeof(id), MPI_BYTE, 0, mc));
+	ncclComm_t nc = NULL;
+	NCCL_CHECK(ncclCommInitRank(&nc, c->size, id, c->rank));
+	c->nccl = nc;
+	return 0;
+}
+
+int comm_nccl_init_groups(struct parallel *p, int *device, struct hug_error *err)
+{
+	char why[384] = "";
+	int dev = -1;
+	int mine = pick_device(p->local_rank, &dev, why, sizeof(why));
+	MPI_Comm world = p->world.mpi ? *(MPI_Comm *)p->world.mpi : MPI_COMM_NULL;
+	if (agree_on_device(world, p->world_rank, p->world_size, mine, why, err))
+		return -1;
+	CUDA_CHECK(cudaSetDevice(dev));
+	/* Same order on every process: tensor-parallel, then data-parallel. */
+	if (p->tp_group.size > 1 && comm_nccl_init(&p->tp_group, p->local_rank, err))
+		return -1;
+	if (p->dp_group.size > 1 && comm_nccl_init(&p->dp_group, p->local_rank, err))
+		return -1;
+	*device = dev;
+	return 0;
+}
+
+void comm_nccl_free_groups(struct parallel *p)
+{
+	comm_nccl_free(&p->dp_group);
+	comm_nccl_free(&p->tp_group);
+	comm_nccl_free(&p->world);
+}
+
+int comm_nccl_device(const struct comm *c)
+{
+	int dev = -1;
+	if (c->nccl)
+		NCCL_CHECK(ncclCommCuDevice((ncclComm_t)c->nccl, &dev));
+	return dev;
+}
+
+void comm_nccl_allreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
+			 enum comm_op op)
+{
+	int dev;
+	ncclComm_t nc = prepare(c, __func__, n, &dev);
+	if (n == 0)
+		return;
+	check_ptr(__func__, "buf", buf, dev);
+	HUG_ASSERT(op == COMM_SUM || op == COMM_MAX);
+	ncclRedOp_t rop = op == COMM_MAX ? ncclMax : ncclSum;
+	NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)n, nccl_type(dt), rop, nc, 0));
+	wait_default_stream(nc, "ncclAllReduce");
+}
+
+void comm_nccl_allgather(const struct comm *c, const void *send, void *recv, int64_t n,
+			 enum dtype dt)
+{
+	int dev;
+	ncclComm_t nc = prepare(c, __func__, n, &dev);
+	if (n == 0)
+		return;
+	check_ptr(__func__, "send", send, dev);
+	check_ptr(__func__, "recv", recv, dev);
+	NCCL_CHECK(ncclAllGather(send, recv, (size_t)n, nccl_type(dt), nc, 0));
+	wait_default_stream(nc, "ncclAllGather");
+}
+
+void comm_nccl_reduce_scatter(const struct comm *c, const void *send, void *recv,
+			      int64_t n, enum dtype dt)
+{
+	int dev;
+	ncclComm_t nc = prepare(c, __func__, n, &dev);
+	if (n == 0)
+		return;
+	check_ptr(__func__, "send", send, dev);
+	check_ptr(__func__, "recv", recv, dev);
+	NCCL_CHECK(ncclReduceScatter(send, recv, (size_t)n, nccl_type(dt), ncclSum, nc, 0));
+	wait_default_stream(nc, "ncclReduceScatter");
+}
+
+void comm_nccl_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype dt,
+			 int root)
+{
+	int dev;
+	ncclComm_t nc = prepare(c, __func__, n, &dev);
+	HUG_ASSERT(root >= 0 && root < c->size);
+	if (n == 0)
+		return;
+	check_ptr(__func__, "buf", buf, dev);
+	NCCL_CHECK(ncclBroadcast(buf, buf, (size_t)n, nccl_type(dt), root, nc, 0));
+	wait_default_stream(nc, "ncclBroadcast");
+}
+
+void comm_nccl_free(struct comm *c)
+{
+	if (!c->nccl)
+		return;
+	int dev;
+	ncclComm_t nc = prepare(c, __func__, 0, &dev);
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 0)
+	NCCL_CHECK(ncclCommFinalize(nc));
+#endif
+	NCCL_CHECK(ncclCommDestroy(nc));
+	c->nccl = NULL;
+}
+
+#endif /* HUG_CUDA && HUG_MPI */

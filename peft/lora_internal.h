@@ -1,0 +1,18 @@
+/* lora_internal.h: helpers shared by the files of peft/, not part of its
+ * interface. */
+#ifndef HUG_PEFT_LORA_INTERNAL_H
+#define HUG_PEFT_LORA_INTERNAL_H
+
+#include <regex.h>
+#include <stddef.h>
+
+#include "../nn/bloom.h"
+
+/* Compiles `pattern` (POSIX extended) to match whole strings only, as
+ * Python's re.fullmatch does; 0 or regcomp's error code (re then unset). */
+int lora_regex_compile(const char *pattern, regex_t *re);
+
+/* "transformer.h.<layer>.<path of kind>" into buf (NUL-terminated). */
+void lora_module_path(char *buf, size_t n, int layer, enum bloom_linear kind);
+
+#endif

@@ -1,0 +1,183 @@
+/* lora_io.c: adapter directories in PEFT's layout: saving, loading, and
+ * checking an adapter file against the base model it is loaded into. */
+#include "lora_io.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/alloc.h"
+#include "../base/fs.h"
+#include "../io/safetensors.h"
+
+#define PEFT_PREFIX "base_model.model."
+#define NO_TRANSFORMER "base_model.model.h."
+
+bool lora_dir_has_adapter(const char *dir)
+{
+	char *p = fs_join(dir, LORA_CONFIG_FILE);
+	bool ok = fs_exists(p);
+	hug_free(p);
+	return ok;
+}
+
+int lora_save(const struct lora_model *lm, const char *dir, enum dtype disk,
+	      struct hug_error *err)
+{
+	struct st_writer *w = st_writer_new();
+	for (int i = 0; i < lm->table.n; i++)
+		st_writer_add(w, lm->table.items[i].name, lm->table.items[i].t, disk);
+	char *wpath = fs_join(dir, LORA_WEIGHTS_FILE), *cpath = fs_join(dir, LORA_CONFIG_FILE);
+	char **names;
+	int n = lora_model_target_names(lm, &names);
+	/* the config last: a directory with it is complete */
+	int rc = st_writer_write(w, wpath, err) ||
+		 lora_config_write(&lm->cfg, names, n, cpath, err) ? -1 : 0;
+	lora_names_free(names, n);
+	st_writer_free(w);
+	hug_free(wpath);
+	hug_free(cpath);
+	return rc;
+}
+
+/* The name a file key stands for: as it is, or with "transformer."
+ * restored after PEFT's prefix (adapters of a headless BloomModel). */
+static void canonical(const char *key, char *buf, size_t n)
+{
+	size_t p = strlen(NO_TRANSFORMER) - 2; /* up to "base_model.model." */
+	if (!strncmp(key, NO_TRANSFORMER, strlen(NO_TRANSFORMER)))
+		snprintf(buf, n, "%.*stransformer.%s", (int)p, key, key + p);
+	else
+		snprintf(buf, n, "%s", key);
+}
+
+/* Why a file tensor belongs to no adapter of lm: an error naming it. */
+static int explain_unexpected(const struct lora_model *lm, const char *file,
+			      const char *key, const char *name, struct hug_error *err)
+{
+	const char *pre = PEFT_PREFIX "transformer.h.";
+	int n_layer = lm->base->cfg.n_layer;
+	if (strncmp(name, pre, strlen(pre)) || !strstr(name, ".lora_"))
+		return hug_error_set(err, "%s: %s: not a LoRA tensor of a BLOOM block (keys look "
+				     "like %sself_attention.query_key_value.lora_A.weight)",
+				     file, key, pre);
+	char *end;
+	long layer = strtol(name + strlen(pre), &end, 10);
+	if (*end == '.' && layer >= n_layer)
+		return hug_error_set(err, "%s: %s: the base model has no layer %ld (it has %d): "
+				     "this adapter was made for another base model", file, key,
+				     layer, n_layer);
+	for (int k = 0; *end == '.' && k < BLOOM_N_LINEAR; k++) {
+		const char *path = bloom_linear_path((enum bloom_linear)k);
+		if (!strncmp(end + 1, path, strlen(path)) && end[1 + strlen(path)] == '.')
+			return hug_error_set(err, "%s: %s: adapter_config.json's target_modules do "
+					     "not select this module (the two files disagree)",
+					     file, key);
+	}
+	return hug_error_set(err, "%s: %s: not an adapter of a linear layer hug knows "
+			     "(query_key_value, dense, dense_h_to_4h, dense_4h_to_h)", file, key);
+}
+
+/* Maps every tensor of f to lm's parameter index (found[i]); errors for
+ * tensors of no parameter and parameters given twice. */
+static int match_tensors(const struct lora_model *lm, const struct st_file *f,
+			 const struct st_tensor **found, struct hug_error *err)
+{
+	char name[PARAM_NAME_MAX + 32];
+	for (int i = 0; i < f->n; i++) {
+		const struct st_tensor *t = &f->tensors[i];
+		canonical(t->name, name, sizeof(name));
+		int p = -1;
+		for (int j = 0; j < lm->table.n && p < 0; j++)
+			if (!strcmp(lm->table.items[j].name, name))
+				p = j;
+		if (p < 0)
+			return explain_unexpected(lm, f->path, t->name, name, err);
+		if (found[p])
+			return hug_error_set(err, "%s: %s given twice (as %s and %s)", f->path,
+					     name, found[p]->name, t->name);
+		found[p] = t;
+	}
+	return 0;
+}
+
+/* The shape check of one tensor, with the reason when it fails. */
+static int check_shape(const struct lora_model *lm, const struct st_file *f,
+		       const struct st_tensor *t, const struct tensor *want,
+		       struct hug_error *err)
+{
+	if (t->dtype != DT_F32 && t->dtype != DT_F64 && t->dtype != DT_BF16 && t->dtype != DT_F16)
+		return hug_error_set(err, "%s: %s: dtype %s, expected a float dtype (F32, BF16, "
+				     "F16, F64)", f->path, t->name, st_dtype_name(t->dtype));
+	bool same = t->ndim == 2 && t->shape[0] == want->shape[0] &&
+		    t->shape[1] == want->shape[1];
+	if (same)
+		return 0;
+	char got[64], exp[64];
+	st_tensor_describe(t, got, sizeof(got));
+	snprintf(exp, sizeof(exp), "[%lld, %lld]", (long long)want->shape[0],
+		 (long long)want->shape[1]);
+	bool is_a = strstr(t->name, ".lora_A.") != NULL;
+	bool rank = t->ndim == 2 && (is_a ? t->shape[0] : t->shape[1]) != lm->cfg.r;
+	if (rank)
+		return hug_error_set(err, "%s: %s: shape %s, expected %s: its rank differs from "
+				     "r = %d in adapter_config.json", f->path, t->name, got, exp,
+				     lm->cfg.r);
+	return hug_error_set(err, "%s: %s: shape %s, but the base model (hidden_size %lld) "
+			     "needs %s: this adapter was made for another base model", f->path,
+			     t->name, got, (long long)lm->base->cfg.hidden_size, exp);
+}
+
+static int check_all(const struct lora_model *lm, const struct st_file *f,
+		     const struct st_tensor **found, struct hug_error *err)
+{
+	if (match_tensors(lm, f, found, err))
+		return -1;
+	for (int i = 0; i < lm->table.n; i++) {
+		const struct param *p = &lm->table.items[i];
+		if (!found[i])
+			return hug_error_set(err, "%s: no tensor %s (adapter_config.json selects "
+					     "that module)", f->path, p->name);
+		if (check_shape(lm, f, found[i], p->t, err))
+			return -1;
+	}
+	return 0;
+}
+
+int lora_load_weights(struct lora_model *lm, const char *dir, struct hug_error *err)
+{
+	char *path = fs_join(dir, LORA_WEIGHTS_FILE);
+	struct st_file f;
+	int rc = st_open(&f, path, err);
+	hug_free(path);
+	if (rc)
+		return -1;
+	const struct st_tensor **found = hug_calloc((size_t)lm->table.n + 1, sizeof(*found));
+	rc = check_all(lm, &f, found, err);
+	for (int i = 0; !rc && i < lm->table.n; i++)
+		rc = st_tensor_load(found[i], lm->table.items[i].t, err);
+	hug_free(found);
+	st_close(&f);
+	return rc;
+}
+
+int lora_load(struct lora_model *lm, struct bloom_model *base, const char *dir,
+	      bool trainable, struct hug_error *err)
+{
+	memset(lm, 0, sizeof(*lm));
+	struct lora_config cfg;
+	char *path = fs_join(dir, LORA_CONFIG_FILE);
+	size_t n = strlen(path) + 3;
+	char *what = hug_malloc(n);
+	snprintf(what, n, "%s: ", path);
+	int rc = lora_config_read(path, &cfg, err);
+	if (!rc) {
+		rc = lora_model_init(lm, base, &cfg, trainable, what, err);
+		lora_config_free(&cfg);
+	}
+	if (!rc && (rc = lora_load_weights(lm, dir, err)))
+		lora_model_free(lm);
+	hug_free(what);
+	hug_free(path);
+	return rc;
+}

@@ -1,0 +1,111 @@
+/* lora_model.h: LoRA adapters attached to a BLOOM model. Every linear
+ * layer that the config selects gets an adapter (A (r, in), B (out, r)) in
+ * arenas of its own, registered under PEFT's saved names
+ * ("base_model.model.transformer.h.0.self_attention.query_key_value.lora_A.weight"),
+ * and the block's hook (bloom_layer.lora) points at it, so bloom_forward
+ * applies it. The base model is left as it is: load it frozen
+ * (trainable = false) and build the optimizer over lora_model.table to
+ * train the adapters alone. */
+#ifndef HUG_PEFT_LORA_MODEL_H
+#define HUG_PEFT_LORA_MODEL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../nn/bloom.h"
+#include "lora.h"
+#include "lora_config.h"
+
+/* One adapted linear layer. */
+struct lora_site {
+	int layer;
+	enum bloom_linear kind;
+	struct lora_adapter ad;   /* what the block's hook points at */
+};
+
+struct lora_model {
+	struct lora_config cfg;        /* a copy */
+	struct bloom_model *base;      /* borrowed; must outlive this */
+	int n;                         /* adapted linear layers */
+	struct lora_site *sites;       /* n, by layer, then in enum order */
+	struct arena params;           /* every A and B, one block */
+	struct arena grads;            /* their gradients (trainable), one block */
+	struct param_table table;      /* PEFT names -> A, B (A first per site) */
+};
+
+/* Attaches adapters for cfg (validated here, with its targets checked
+ * against the base: messages start with `what`, as in
+ * lora_config_validate) to every selected linear layer of base, whose
+ * hooks must all be empty. A and B are allocated in base's dtype, contents
+ * unspecified (lora_model_init_weights, or a load, fills them); with
+ * `trainable` each gets a zeroed gradient. 0, or -1 with err and nothing
+ * attached (lm left zeroed). Free with lora_model_free. */
+int lora_model_init(struct lora_model *lm, struct bloom_model *base,
+		    const struct lora_config *cfg, bool trainable, const char *what,
+		    struct hug_error *err);
+
+/* Detaches the adapters from the base (its weights stay as they are: a
+ * merged adapter remains merged) and frees them. Idempotent on a zeroed
+ * lm. */
+void lora_model_free(struct lora_model *lm);
+
+/* PEFT's initialisation: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming-uniform
+ * with a = sqrt(5), as nn.Linear), B = 0, so the adapted model starts as
+ * the base. A's values are a pure function of (seed, site, element)
+ * through autograd/rng.h. */
+void lora_model_init_weights(struct lora_model *lm, uint64_t seed);
+
+/* The base weight (out, in) of linear `kind` in block `layer`. */
+struct tensor *lora_base_weight(const struct bloom_model *m, int layer,
+				enum bloom_linear kind);
+
+/* PEFT's saved name of A (which 'A') or B ('B') of a site, into buf. */
+void lora_param_name(char *buf, size_t n, int layer, enum bloom_linear kind, char which);
+
+/* Elements of every A and B. */
+int64_t lora_model_numel(const struct lora_model *lm);
+
+/* W += scale B A for every adapter not merged yet (then marked merged, so
+ * lora_apply skips it); lora_unmerge subtracts it again. The product is
+ * formed in double and added in W's precision, so merge then unmerge
+ * gives W back to within rounding. */
+void lora_merge(struct lora_model *lm);
+void lora_unmerge(struct lora_model *lm);
+
+/* The target_modules list that selects exactly the adapted layers, for
+ * adapter_config.json: module names ("query_key_value") when every layer
+ * has the same kinds adapted, otherwise the full module paths. *names is
+ * hug_malloc'd, each entry too; free with lora_names_free. */
+int lora_model_target_names(const struct lora_model *lm, char ***names);
+void lora_names_free(char **names, int n);
+
+/* Prints PEFT's print_trainable_parameters() line for the adapted model:
+ * "trainable params: 98,304 || all params: 2,664,192 || trainable%: 3.6898"
+ * (trainable: the adapters; all: base parameters plus adapters). */
+void lora_print_trainable(const struct lora_model *lm, FILE *out);
+
+/* Bytes held for training: parameters, gradients, optimizer state. */
+struct lora_memory {
+	int64_t params, grads, optim;
+};
+
+/* Adapter elements a config selects on a model of config bc, computed
+ * without allocating (cfg validated and checked against bc). */
+int64_t lora_count_params(const struct lora_config *cfg, const struct bloom_config *bc);
+
+/* Memory of fine-tuning a model of config bc with elem-byte parameters and
+ * an optimizer keeping n_moments tensors per trainable parameter (AdamW 2,
+ * SGD with momentum 1): with LoRA config cfg (frozen base, no gradient or
+ * state for it) into *lora, and of full fine-tuning into *full. */
+void lora_memory_estimate(const struct lora_config *cfg, const struct bloom_config *bc,
+			  int64_t elem, int n_moments, struct lora_memory *lora,
+			  struct lora_memory *full);
+
+/* Prints lora_print_trainable's line, then the bytes held for training:
+ * `used` (measured by the caller: parameters, gradients, optimizer state)
+ * against full fine-tuning of the same model with an optimizer of
+ * n_moments tensors per parameter (computed, f32), and what LoRA saves. */
+void lora_report(const struct lora_model *lm, const struct lora_memory *used,
+		 int n_moments, FILE *out);
+
+#endif

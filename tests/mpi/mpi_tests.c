@@ -1,0 +1,197 @@
+/* mpi_tests.c: checks that need several processes, run under
+ * `mpirun -np N build/bin/hug_mpi_tests SCENARIO` by tests/test_mpi.c (and
+ * by hand). Each scenario prints what it measured on rank 0 and exits 0 when
+ * every rank passed, 1 otherwise.
+ *
+ *   tp_parity DIR   the HF fixture model at DIR under tensor parallelism
+ *                   over all ranks against the same model in one process:
+ *                   logits, loss and every gradient (f64 and f32)
+ *   tp_random       the same on a random model with 6 heads (3 per rank at
+ *                   -np 2) and padding */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../../base/alloc.h"
+#include "../../base/panic.h"
+#include "../../io/hf_checkpoint.h"
+#include "../../nn/bloom.h"
+#include "../../parallel/comm.h"
+
+static struct parallel par;
+
+static const int32_t IDS[2][9] = { { 5, 17, 3, 44, 60, 2, 11, 9, 31 },
+				   { 8, 8, 21, 70, 1, 0, 63, 12, 4 } };
+static const int32_t MASK[2][9] = { { 1, 1, 1, 1, 1, 1, 1, 1, 1 },
+				    { 1, 1, 1, 1, 1, 1, 0, 0, 0 } };
+
+/* Fills (B, T) i32 tensors of ids, mask and next-token targets. */
+static void batch(struct arena *a, int64_t vocab, struct tensor **ids, struct tensor **mask,
+		  struct tensor **tgt)
+{
+	*ids = tensor_new(a, DT_I32, TENSOR_SHAPE(2, 9));
+	*mask = tensor_new(a, DT_I32, TENSOR_SHAPE(2, 9));
+	*tgt = tensor_new(a, DT_I32, TENSOR_SHAPE(2, 9));
+	int32_t *i = (*ids)->data, *m = (*mask)->data, *t = (*tgt)->data;
+	for (int b = 0; b < 2; b++)
+		for (int j = 0; j < 9; j++) {
+			i[b * 9 + j] = IDS[b][j] % (int32_t)vocab;
+			m[b * 9 + j] = MASK[b][j];
+		}
+	for (int b = 0; b < 2; b++)
+		for (int j = 0; j < 9; j++)
+			t[b * 9 + j] = j + 1 < 9 && MASK[b][j + 1] ? i[b * 9 + j + 1] : -100;
+}
+
+/* Forward + backward of m on the batch; returns logits (host, f64 copy
+ * owned by the caller) and the loss. */
+static double *run(struct bloom_model *m, double *loss)
+{
+	struct arena step, data;
+	arena_init(&step, "step", 0, NULL);
+	arena_init(&data, "data", 0, NULL);
+	struct ag_ctx ctx;
+	ag_ctx_init(&ctx, &step);
+	ctx.training = false;
+	struct tensor *ids, *mask, *tgt;
+	batch(&data, m->cfg.vocab_size, &ids, &mask, &tgt);
+	struct tensor *logits = bloom_forward(&ctx, m, ids, mask);
+	struct tensor *l = bloom_loss(&ctx, m, logits, tgt);
+	if (!l || ag_backward(&ctx, l))
+		hug_panic("rank %d: %s", par.world_rank, ctx.err.msg);
+	tensor_read_f64(l, loss);
+	double *out = hug_malloc(tensor_nbytes(logits) / dtype_size(logits->dtype) * sizeof(double));
+	tensor_read_f64(logits, out);
+	arena_free(&step);
+	arena_free(&data);
+	return out;
+}
+
+static double rel(double diff, double ref)
+{
+	return diff / (ref > 1e-30 ? ref : 1e-30);
+}
+
+/* Compares the TP model (this rank's shards) with the full model. */
+static int compare(struct bloom_model *full, struct bloom_model *tp, double tol, const char *what)
+{
+	double lf, lt;
+	double *ref = run(full, &lf), *got = run(tp, &lt);
+	int64_t v = full->cfg.vocab_size, v0, vl, rows = 2 * 9;
+	bloom_vocab_slice(tp, &v0, &vl);
+	double dmax = 0, rmax = 0;
+	for (int64_t r = 0; r < rows; r++)
+		for (int64_t k = 0; k < vl; k++) {
+			dmax = fmax(dmax, fabs(got[r * vl + k] - ref[r * v + v0 + k]));
+			rmax = fmax(rmax, fabs(ref[r * v + v0 + k]));
+		}
+	double e_logits = rel(dmax, rmax), e_loss = rel(fabs(lt - lf), fabs(lf)), e_grad = 0;
+	const char *worst = "";
+	struct arena tmp;
+	arena_init(&tmp, "tmp", 0, NULL);
+	for (int i = 0; i < tp->table.n; i++) {
+		struct param *p = &tp->table.items[i];
+		struct param *q = param_table_find(&full->table, p->name);
+		struct tensor *want = tensor_new_like(&tmp, p->t);
+		param_slice_from_full(p, q->t->grad, want);
+		int64_t n = tensor_numel(want);
+		double *a = hug_malloc((size_t)n * sizeof(double)), *b = hug_malloc((size_t)n * sizeof(double));
+		tensor_read_f64(want, a);
+		tensor_read_f64(p->t->grad, b);
+		double d = 0, m = 0;
+		for (int64_t k = 0; k < n; k++) {
+			d = fmax(d, fabs(a[k] - b[k]));
+			m = fmax(m, fabs(a[k]));
+		}
+		if (rel(d, m) > e_grad) {
+			e_grad = rel(d, m);
+			worst = p->name;
+		}
+		hug_free(a);
+		hug_free(b);
+	}
+	arena_free(&tmp);
+	double e[3] = { e_logits, e_loss, e_grad };
+	comm_allreduce(&par.world, e, 3, DT_F64, COMM_MAX);
+	int ok = e[0] <= tol && e[1] <= tol && e[2] <= tol;
+	if (parallel_is_main(&par))
+		printf("%s tp=%d: logits %.2g, loss %.2g, gradients %.2g (worst on rank 0: %s): %s\n",
+		       what, tp->tp.size, e[0], e[1], e[2], worst, ok ? "ok" : "FAIL");
+	hug_free(ref);
+	hug_free(got);
+	return ok ? 0 : 1;
+}
+
+/* A TP model holding this rank's shards of `full`. */
+static void shard_of(const struct bloom_model *full, struct bloom_model *tp)
+{
+	struct bloom_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
+	bloom_model_init_tp(tp, &full->cfg, full->dtype, true, &t);
+	for (int i = 0; i < tp->table.n; i++) {
+		struct param *p = &tp->table.items[i];
+		param_slice_from_full(p, param_table_find(&full->table, p->name)->t, p->t);
+	}
+}
+
+static int parity(struct bloom_model *full, const char *what, double tol)
+{
+	struct bloom_model tp;
+	shard_of(full, &tp);
+	int rc = compare(full, &tp, tol, what);
+	bloom_model_free(&tp);
+	return rc;
+}
+
+static int tp_parity(const char *dir)
+{
+	int rc = 0;
+	struct hug_error err = { 0 };
+	enum dtype dts[2] = { DT_F64, DT_F32 };
+	for (int k = 0; k < 2; k++) {
+		struct bloom_model full;
+		if (hf_bloom_load(dir, dts[k], true, &full, &err))
+			hug_panic("%s", err.msg);
+		char what[300];
+		snprintf(what, sizeof(what), "%s %s", dir, dtype_name(dts[k]));
+		rc |= parity(&full, what, dts[k] == DT_F64 ? 1e-10 : 1e-5);
+		bloom_model_free(&full);
+	}
+	return rc;
+}
+
+static int tp_random(void)
+{
+	int rc = 0;
+	enum dtype dts[2] = { DT_F64, DT_F32 };
+	for (int k = 0; k < 2; k++) {
+		struct bloom_config c = bloom_config_make(75, 24, 2, 6);
+		c.apply_residual_connection_post_layernorm = k == 1;
+		struct bloom_model full;
+		bloom_model_init(&full, &c, dts[k], true);
+		full.cfg.initializer_range = 0.3;
+		bloom_model_init_weights(&full, 99);
+		rc |= parity(&full, dts[k] == DT_F64 ? "random 6 heads f64" : "random 6 heads post-LN f32",
+			     dts[k] == DT_F64 ? 1e-10 : 1e-5);
+		bloom_model_free(&full);
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct hug_error err = { 0 };
+	if (parallel_init(&par, &err) || parallel_set_layout(&par, par.world_size, &err)) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	int rc = 2;
+	if (argc >= 3 && !strcmp(argv[1], "tp_parity"))
+		rc = tp_parity(argv[2]);
+	else if (argc >= 2 && !strcmp(argv[1], "tp_random"))
+		rc = tp_random();
+	else if (parallel_is_main(&par))
+		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random\n");
+	comm_allreduce(&par.world, &rc, 1, DT_I32, COMM_MAX);
+	parallel_finalize(&par);
+	return rc;
+}

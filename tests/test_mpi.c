@@ -1,0 +1,233 @@
+/* test_mpi.c: the multi-process checks, run under `mpirun --oversubscribe`
+ * from the single test runner (so `make test` reports them with the rest).
+ * Skipped when hug was built without MPI or mpirun is missing. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+/* Runs `mpirun -np N <hug_mpi_tests> ARGS`, echoing its output; returns the
+ * exit status, or -1 when it cannot run. */
+static int mpirun(int np, const char *args)
+{
+	const char *bin = getenv("HUG_MPI_TESTS");
+	char cmd[1024], line[512];
+	snprintf(cmd, sizeof(cmd),
+		 "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 "
+		 "mpirun -np %d --oversubscribe %s %s 2>&1", np, bin, args);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	while (fgets(line, sizeof(line), p))
+		printf("    %s", line);
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool can_run(void)
+{
+#ifndef HUG_MPI
+	return false;
+#else
+	return getenv("HUG_MPI_TESTS") && system("command -v mpirun >/dev/null 2>&1") == 0;
+#endif
+}
+
+TEST(mpi_tensor_parallel_matches_one_process_on_fixtures)
+{
+	if (!can_run())
+		SKIP("no MPI build, mpirun or HUG_MPI_TESTS (run through make test)");
+	printf("\n");
+	CHECK(mpirun(2, "tp_parity tests/fixtures/bloom-tiny-b") == 0);
+	CHECK(mpirun(3, "tp_parity tests/fixtures/bloom-tiny-a") == 0);
+	CHECK(mpirun(2, "tp_random") == 0);
+}
+
+/* ---- hug train under mpirun against one process ---- */
+
+#include "../base/alloc.h"
+#include "../base/fs.h"
+#include "../base/json.h"
+#include "../io/safetensors.h"
+#include "train_fixture.h"
+
+#define STEPS 20
+
+/* Runs `[mpirun -np N] hug train RECIPE EXTRA`; returns the exit status. */
+static int train(int np, const char *recipe, const char *extra)
+{
+	char cmd[2048];
+	const char *hug = getenv("HUG_BIN");
+	if (np > 1)
+		snprintf(cmd, sizeof(cmd),
+			 "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 "
+			 "mpirun -np %d --oversubscribe %s train %s %s >>%s.log 2>&1", np, hug,
+			 recipe, extra, recipe);
+	else
+		snprintf(cmd, sizeof(cmd), "OMP_NUM_THREADS=1 %s train %s %s >>%s.log 2>&1",
+			 hug, recipe, extra, recipe);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The training losses of RUN/metrics.jsonl by step (1-based). */
+static int losses(const char *run, double *out, int n)
+{
+	char *path = fs_join(run, "metrics.jsonl"), *text;
+	struct hug_error err = { 0 };
+	int found = 0;
+	hug_json_init();
+	if (fs_read_file(path, 1 << 24, &text, NULL, &err) == 0) {
+		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+			cJSON *j = cJSON_Parse(line);
+			cJSON *s = cJSON_GetObjectItem(j, "step"), *l = cJSON_GetObjectItem(j, "loss");
+			if (cJSON_IsNumber(s) && cJSON_IsNumber(l) && s->valueint >= 1 && s->valueint <= n) {
+				out[s->valueint - 1] = l->valuedouble;
+				found++;
+			}
+			cJSON_Delete(j);
+		}
+		hug_free(text);
+	}
+	hug_free(path);
+	return found;
+}
+
+/* max |a - b| over every tensor of two safetensors files of the same names. */
+static double max_file_diff(const char *a, const char *b)
+{
+	struct st_file fa, fb;
+	struct hug_error err = { 0 };
+	if (st_open(&fa, a, &err))
+		return INFINITY;
+	if (st_open(&fb, b, &err)) {
+		st_close(&fa);
+		return INFINITY;
+	}
+	double worst = fa.n == fb.n ? 0 : INFINITY;
+	for (int i = 0; i < fa.n; i++) {
+		const struct st_tensor *x = &fa.tensors[i], *y = st_find(&fb, x->name);
+		if (!y || y->nbytes != x->nbytes || x->dtype != DT_F32) {
+			worst = INFINITY;
+			continue;
+		}
+		const float *p = x->data, *q = y->data;
+		for (size_t k = 0; k < x->nbytes / 4; k++)
+			worst = fmax(worst, fabs((double)p[k] - (double)q[k]));
+	}
+	st_close(&fa);
+	st_close(&fb);
+	return worst;
+}
+
+/* Run `run`'s losses and final weights and optimizer state against the
+ * one-process reference `ref`, within 1e-5. */
+static void compare_runs(const char *ref, const char *run, const char *what)
+{
+	double a[STEPS] = { 0 }, b[STEPS] = { 0 }, dl = 0;
+	CHECK(losses(ref, a, STEPS) == STEPS);
+	CHECK(losses(run, b, STEPS) >= STEPS / 2);
+	for (int s = 0; s < STEPS; s++)
+		if (b[s] != 0)
+			dl = fmax(dl, fabs(a[s] - b[s]));
+	char x[512], y[512];
+	snprintf(x, sizeof(x), "%s/checkpoint-%d/model.safetensors", ref, STEPS);
+	snprintf(y, sizeof(y), "%s/checkpoint-%d/model.safetensors", run, STEPS);
+	double dp = max_file_diff(x, y);
+	snprintf(x, sizeof(x), "%s/checkpoint-%d/optimizer.safetensors", ref, STEPS);
+	snprintf(y, sizeof(y), "%s/checkpoint-%d/optimizer.safetensors", run, STEPS);
+	double dopt = max_file_diff(x, y);
+	printf("    %s: max |loss diff| %.2g, |param diff| %.2g, |optimizer diff| %.2g\n", what,
+	       dl, dp, dopt);
+	CHECK(dl <= 1e-5 && dp <= 1e-5 && dopt <= 1e-5);
+}
+
+struct layout_env {
+	const char *dir;
+	char recipe[256];
+};
+
+static int layout_setup(struct layout_env *e)
+{
+	e->dir = train_fixture_shards(2, 30000);
+	if (!e->dir)
+		return -1;
+	snprintf(e->recipe, sizeof(e->recipe), "%s/r.json", e->dir);
+	FILE *f = fopen(e->recipe, "w");
+	if (!f)
+		return -1;
+	/* 6 heads: 3 per rank at tensor parallel 2; global batch 8 = micro 2 x
+	 * up to 4 data-parallel ranks */
+	fprintf(f, "{\"model\": {\"vocab_size\": 64, \"hidden_size\": 24, \"n_layer\": 2, "
+		   "\"n_head\": 6, \"initializer_range\": 0.05},\n"
+		   " \"data\": {\"train\": [{\"path\": \"%s/shard-*.h5\"}], \"seq_len\": 32},\n"
+		   " \"optim\": {\"lr\": 0.001, \"weight_decay\": 0.01},\n"
+		   " \"schedule\": {\"warmup_steps\": 4, \"min_lr\": 0.0001},\n"
+		   " \"batch\": {\"micro_batch_size\": 2, \"global_batch_size\": 8},\n"
+		   " \"train\": {\"steps\": 20, \"log_every\": 1, \"save_every\": 10, "
+		   "\"keep_last\": 0, \"out_dir\": \"%s/ref\"}}\n", e->dir, e->dir);
+	return fclose(f);
+}
+
+static void run_layout(struct layout_env *e, int np, const char *name, const char *set)
+{
+	char extra[512], run[300];
+	snprintf(run, sizeof(run), "%s/%s", e->dir, name);
+	snprintf(extra, sizeof(extra), "--set train.out_dir=%s %s", run, set);
+	CHECK(train(np, e->recipe, extra) == 0);
+	char ref[300];
+	snprintf(ref, sizeof(ref), "%s/ref", e->dir);
+	compare_runs(ref, run, name);
+}
+
+TEST(mpi_train_layouts_match_one_process)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	printf("\n");
+	REQUIRE(train(1, e.recipe, "") == 0);
+	run_layout(&e, 2, "dp2", "");
+	run_layout(&e, 2, "dp2-zero1", "--set parallel.zero=1");
+	run_layout(&e, 2, "tp2", "--set parallel.tensor=2");
+	run_layout(&e, 4, "tp2-dp2-zero1", "--set parallel.tensor=2 --set parallel.zero=1");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
+TEST(mpi_resume_across_layouts)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	printf("\n");
+	REQUIRE(train(1, e.recipe, "") == 0);
+	/* saved at tensor 2 x data 2 (ZeRO-1), step 10 */
+	char extra[512], cmd[1024];
+	snprintf(extra, sizeof(extra), "--set train.out_dir=%s/a --set train.steps=10 "
+		 "--set schedule.decay_steps=20 --set parallel.tensor=2 --set parallel.zero=1", e.dir);
+	REQUIRE(train(4, e.recipe, extra) == 0);
+	snprintf(cmd, sizeof(cmd), "cp -r %s/a %s/b", e.dir, e.dir);
+	REQUIRE(system(cmd) == 0);
+	/* resumed in one process, and at data parallel 4 */
+	snprintf(extra, sizeof(extra), "--resume --set train.out_dir=%s/a --set schedule.decay_steps=20",
+		 e.dir);
+	CHECK(train(1, e.recipe, extra) == 0);
+	snprintf(extra, sizeof(extra), "--resume --set train.out_dir=%s/b --set schedule.decay_steps=20",
+		 e.dir);
+	CHECK(train(4, e.recipe, extra) == 0);
+	char ref[300], a[300], b[300];
+	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
+	snprintf(a, sizeof(a), "%s/a", e.dir);
+	snprintf(b, sizeof(b), "%s/b", e.dir);
+	compare_runs(ref, a, "tp2xdp2 -> 1 process");
+	compare_runs(ref, b, "tp2xdp2 -> dp4");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}

@@ -1,0 +1,139 @@
+/* test_peft_cli.c: LoRA as a user runs it: `hug train` with a peft recipe
+ * (PEFT's trainable-parameter line, a checkpoint in PEFT's layout), `hug
+ * export` in the three formats (f32 adapter byte-identical to the
+ * checkpoint's, a sharded bf16 merged model with its index, the base), `hug
+ * generate --adapter` equal to generating with the merged export, and the
+ * usage errors. Needs HUG_BIN (set by make test). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "../base/alloc.h"
+#include "../base/fs.h"
+#include "harness.h"
+#include "peft_fixture.h"
+#include "train_fixture.h"
+
+/* Runs `cmd` (stdout and stderr into out, n bytes at most); the exit code. */
+static int run(const char *cmd, char *out, size_t n)
+{
+	char full[2048];
+	snprintf(full, sizeof(full), "%s 2>&1", cmd);
+	FILE *p = popen(full, "r");
+	if (!p)
+		return -1;
+	size_t got = fread(out, 1, n - 1, p);
+	out[got] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int hug(char *out, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int hug(char *out, size_t n, const char *fmt, ...)
+{
+	char cmd[1800];
+	int used = snprintf(cmd, sizeof(cmd), "%s ", getenv("HUG_BIN"));
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd + used, sizeof(cmd) - (size_t)used, fmt, ap);
+	va_end(ap);
+	return run(cmd, out, n);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	char *x = NULL, *y = NULL;
+	size_t nx = 0, ny = 0;
+	struct hug_error err = { 0 };
+	bool ok = fs_read_file(a, 1 << 26, &x, &nx, &err) == 0 &&
+		  fs_read_file(b, 1 << 26, &y, &ny, &err) == 0 && nx == ny &&
+		  memcmp(x, y, nx) == 0;
+	hug_free(x);
+	hug_free(y);
+	return ok;
+}
+
+static bool exists_in(const char *dir, const char *name)
+{
+	char *p = fs_join(dir, name);
+	bool ok = fs_exists(p);
+	hug_free(p);
+	return ok;
+}
+
+static void check_exports(const char *dir, const char *ckpt)
+{
+	char out[8192], a[1024], b[1024];
+	CHECK(hug(out, sizeof(out), "export %s --format peft --out %s/x/peft", ckpt, dir) == 0);
+	snprintf(a, sizeof(a), "%s/adapter_model.safetensors", ckpt);
+	snprintf(b, sizeof(b), "%s/x/peft/adapter_model.safetensors", dir);
+	CHECK(same_file(a, b));
+	snprintf(a, sizeof(a), "%s/adapter_config.json", ckpt);
+	snprintf(b, sizeof(b), "%s/x/peft/adapter_config.json", dir);
+	CHECK(same_file(a, b));
+
+	CHECK(hug(out, sizeof(out), "export %s --format merged --dtype bf16 --max-shard-bytes "
+		  "20000 --out %s/x/merged16", ckpt, dir) == 0);
+	snprintf(a, sizeof(a), "%s/x/merged16", dir);
+	CHECK(exists_in(a, "model.safetensors.index.json") &&
+	      exists_in(a, "model-00001-of-00004.safetensors") && !exists_in(a, "model.safetensors"));
+	CHECK(hug(out, sizeof(out), "info %s", a) == 0);
+
+	CHECK(hug(out, sizeof(out), "export %s --format hf --out %s/x/hf", ckpt, dir) == 0);
+	snprintf(a, sizeof(a), "%s/base/model.safetensors", dir);
+	snprintf(b, sizeof(b), "%s/x/hf/model.safetensors", dir);
+	CHECK(same_file(a, b)); /* a LoRA checkpoint's hf export is its base */
+}
+
+static void check_generate(const char *dir, const char *ckpt)
+{
+	char out[8192], with_adapter[256], merged[256];
+	CHECK(hug(out, sizeof(out), "export %s --format merged --out %s/x/merged", ckpt, dir) == 0);
+	CHECK(hug(with_adapter, sizeof(with_adapter), "generate --model %s/base --adapter %s "
+		  "--prompt-ids 5,6,7,8 --greedy --no-stop --max-new-tokens 12", dir, ckpt) == 0);
+	CHECK(hug(merged, sizeof(merged), "generate --model %s/x/merged --prompt-ids 5,6,7,8 "
+		  "--greedy --no-stop --max-new-tokens 12", dir) == 0);
+	CHECK(strcmp(with_adapter, merged) == 0);
+	printf("(generated %s) ", strtok(with_adapter, "\n"));
+}
+
+static void check_errors(const char *dir, const char *ckpt)
+{
+	char out[8192];
+	CHECK(hug(out, sizeof(out), "export %s/base --format peft --out %s/x/e", dir, dir) == 2);
+	CHECK(strstr(out, "no adapter_config.json here: --format peft needs a LoRA") != NULL);
+	CHECK(hug(out, sizeof(out), "export %s --format gguf --out %s/x/e", ckpt, dir) == 2);
+	CHECK(strstr(out, "--format: expected hf, peft or merged, got \"gguf\"") != NULL);
+	CHECK(hug(out, sizeof(out), "export %s --format hf --dtype f64 --out %s/x/e", ckpt, dir) == 2);
+	CHECK(strstr(out, "--dtype: expected f32, bf16 or f16") != NULL);
+	CHECK(hug(out, sizeof(out), "export %s --format merged --base /nonexistent --out %s/x/e",
+		  ckpt, dir) == 2);
+	CHECK(strstr(out, "/nonexistent") != NULL);
+	CHECK(hug(out, sizeof(out), "export %s --format hf", ckpt) == 2);
+	CHECK(hug(out, sizeof(out), "generate --model %s/base --adapter %s/base --prompt-ids 5",
+		  dir, dir) == 2);
+	CHECK(strstr(out, "adapter_config.json") != NULL);
+}
+
+TEST(peft_cli_train_export_generate)
+{
+	if (!getenv("HUG_BIN"))
+		SKIP("HUG_BIN not set (run through make test)");
+	const char *dir = peft_train_setup("{\"r\": 4, \"alpha\": 8, \"target_modules\": "
+					   "[\"query_key_value\", \"dense_h_to_4h\"]}", 12, NULL);
+	REQUIRE(dir);
+	char out[16384], ckpt[512];
+	CHECK(hug(out, sizeof(out), "train %s/recipe.json", dir) == 0);
+	CHECK(strstr(out, "trainable params: 2,304 || all params: 29,888 || trainable%: 7.7088\n"));
+	CHECK(strstr(out, "memory for training: ") != NULL);
+	snprintf(ckpt, sizeof(ckpt), "%s/run/checkpoint-12", dir);
+	REQUIRE(exists_in(ckpt, "adapter_model.safetensors"));
+	check_exports(dir, ckpt);
+	check_generate(dir, ckpt);
+	check_errors(dir, ckpt);
+	train_fixture_rmtree(dir);
+}

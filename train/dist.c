@@ -1,0 +1,256 @@
+/* dist.c: bucketed, overlapped data-parallel gradient all-reduce; ZeRO-1
+ * reduce-scatter and parameter all-gather; the global gradient norm. */
+#include "dist.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/alloc.h"
+#include "../base/panic.h"
+
+static bool trainable(const struct param *p)
+{
+	return p->t->grad != NULL;
+}
+
+static struct param_table *sort_table; /* for the qsort comparator only */
+
+static int by_address(const void *a, const void *b)
+{
+	const struct tensor *x = sort_table->items[*(const int *)a].t;
+	const struct tensor *y = sort_table->items[*(const int *)b].t;
+	return (x > y) - (x < y);
+}
+
+/* Buckets over the trainable parameters in reverse table order (the order
+ * in which backward completes them), each about bucket_bytes. */
+static void make_buckets(struct dist *d, size_t bucket_bytes)
+{
+	struct param_table *pt = d->table;
+	d->buckets = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(*d->buckets));
+	struct dist_bucket *cur = NULL;
+	for (int i = pt->n - 1; i >= 0; i--) {
+		if (d->offset[i] < 0)
+			continue;
+		int64_t n = tensor_numel(pt->items[i].t);
+		if (!cur || (size_t)(cur->numel + n) * sizeof(float) > bucket_bytes) {
+			cur = &d->buckets[d->n_buckets++];
+			cur->last = i;
+			cur->numel = 0;
+		}
+		cur->first = i;
+		cur->offset = d->offset[i];
+		cur->numel += n;
+		d->bucket_of[i] = (int)(cur - d->buckets);
+	}
+}
+
+void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, bool zero,
+	       size_t bucket_bytes)
+{
+	memset(d, 0, sizeof(*d));
+	d->par = par;
+	d->table = pt;
+	d->zero = zero && par->dp > 1;
+	d->offset = hug_malloc((size_t)(pt->n ? pt->n : 1) * sizeof(*d->offset));
+	d->bucket_of = hug_malloc((size_t)(pt->n ? pt->n : 1) * sizeof(*d->bucket_of));
+	d->by_index = hug_malloc((size_t)(pt->n ? pt->n : 1) * sizeof(*d->by_index));
+	for (int i = 0; i < pt->n; i++) {
+		d->bucket_of[i] = -1;
+		d->offset[i] = -1;
+		if (!trainable(&pt->items[i]))
+			continue;
+		HUG_ASSERT(pt->items[i].t->dtype == DT_F32);
+		d->offset[i] = d->total;
+		d->total += tensor_numel(pt->items[i].t);
+		d->by_index[d->n_trainable++] = i;
+	}
+	sort_table = pt;
+	qsort(d->by_index, (size_t)d->n_trainable, sizeof(int), by_address);
+	sort_table = NULL;
+	int dp = par->dp;
+	d->chunk = (d->total + dp - 1) / dp;
+	d->flat = hug_calloc((size_t)(d->chunk * dp + 1), sizeof(float));
+	if (d->zero)
+		d->part = hug_calloc((size_t)(d->chunk + 1), sizeof(float));
+	make_buckets(d, bucket_bytes ? bucket_bytes : (size_t)4 << 20);
+}
+
+void dist_free(struct dist *d)
+{
+	hug_free(d->offset);
+	hug_free(d->bucket_of);
+	hug_free(d->by_index);
+	hug_free(d->buckets);
+	hug_free(d->flat);
+	hug_free(d->part);
+	memset(d, 0, sizeof(*d));
+}
+
+void dist_optim_range(const struct dist *d, int64_t *lo, int64_t *hi)
+{
+	if (!d->zero) {
+		*lo = 0;
+		*hi = d->total;
+		return;
+	}
+	*lo = d->chunk * d->par->dp_rank;
+	*hi = *lo + d->chunk < d->total ? *lo + d->chunk : d->total;
+	if (*lo > *hi)
+		*lo = *hi;
+}
+
+/* The table index of trainable tensor t, or -1. */
+static int index_of(const struct dist *d, const struct tensor *t)
+{
+	int lo = 0, hi = d->n_trainable - 1;
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		const struct tensor *x = d->table->items[d->by_index[mid]].t;
+		if (x == t)
+			return d->by_index[mid];
+		if (x < t)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+static void pack(struct dist *d, int i)
+{
+	const struct tensor *g = d->table->items[i].t->grad;
+	memcpy(d->flat + d->offset[i], g->data, tensor_nbytes(g));
+}
+
+/* Gradient hook: packs a completed gradient; starts its bucket's
+ * all-reduce once the bucket is complete. */
+static void on_leaf_grad(void *state, struct tensor *leaf)
+{
+	struct dist *d = state;
+	int i = index_of(d, leaf);
+	if (i < 0)
+		return;
+	pack(d, i);
+	struct dist_bucket *b = &d->buckets[d->bucket_of[i]];
+	if (--b->pending == 0)
+		comm_iallreduce(&d->par->dp_group, d->flat + b->offset, b->numel, DT_F32, &b->req);
+	for (int k = 0; k < d->n_buckets; k++) /* let MPI make progress */
+		comm_test(&d->buckets[k].req);
+}
+
+void dist_arm(struct dist *d, struct ag_ctx *ctx)
+{
+	if (d->par->dp <= 1 || d->zero)
+		return;
+	for (int k = 0; k < d->n_buckets; k++) {
+		struct dist_bucket *b = &d->buckets[k];
+		b->pending = 0;
+		for (int i = b->first; i <= b->last; i++)
+			b->pending += d->bucket_of[i] == k;
+	}
+	ctx->on_leaf_grad = on_leaf_grad;
+	ctx->hook_state = d;
+}
+
+static void unpack_scaled(struct dist *d, int i, const float *src, int64_t from,
+			  int64_t to, float scale)
+{
+	float *g = d->table->items[i].t->grad->data;
+	for (int64_t k = from; k < to; k++)
+		g[k] = src[d->offset[i] + k] * scale;
+}
+
+static void finish_zero(struct dist *d)
+{
+	struct param_table *pt = d->table;
+	for (int i = 0; i < pt->n; i++)
+		if (d->offset[i] >= 0)
+			pack(d, i);
+	comm_reduce_scatter(&d->par->dp_group, d->flat, d->part, d->chunk, DT_F32);
+	int64_t lo, hi;
+	dist_optim_range(d, &lo, &hi);
+	float scale = 1.0f / (float)d->par->dp;
+	for (int i = 0; i < pt->n; i++) {
+		int64_t start = d->offset[i];
+		if (start < 0)
+			continue;
+		int64_t n = tensor_numel(pt->items[i].t);
+		int64_t a = lo > start ? lo - start : 0, b = hi < start + n ? hi - start : n;
+		float *g = pt->items[i].t->grad->data;
+		for (int64_t k = a; k < b; k++)
+			g[k] = d->part[start + k - lo] * scale;
+	}
+	d->bytes_moved = d->chunk * d->par->dp * (int64_t)sizeof(float);
+}
+
+void dist_finish_grads(struct dist *d, struct ag_ctx *ctx)
+{
+	ctx->on_leaf_grad = NULL;
+	ctx->hook_state = NULL;
+	if (d->par->dp <= 1)
+		return;
+	if (d->zero) {
+		finish_zero(d);
+		return;
+	}
+	float scale = 1.0f / (float)d->par->dp;
+	for (int k = 0; k < d->n_buckets; k++) {
+		struct dist_bucket *b = &d->buckets[k];
+		if (b->pending != 0) /* never completed: should not happen */
+			hug_panic("dist: bucket %d has %d gradients missing", k, b->pending);
+		comm_wait(&b->req);
+		for (int i = b->first; i <= b->last; i++)
+			if (d->offset[i] >= 0)
+				unpack_scaled(d, i, d->flat, 0, tensor_numel(d->table->items[i].t), scale);
+	}
+	d->bytes_moved = d->total * (int64_t)sizeof(float);
+}
+
+/* Under tensor parallelism, replicated parameters count on rank 0 only. */
+static bool count_on_tp0(const struct param *p)
+{
+	return p->shard.dim >= 0;
+}
+
+double dist_grad_norm(struct dist *d, const struct optimizer *o)
+{
+	const struct parallel *par = d->par;
+	double ss = optim_grad_sumsq(o, par->tp > 1 && par->tp_rank != 0 ? count_on_tp0 : NULL);
+	/* ZeRO ranges are disjoint over data-parallel ranks: sum over the world;
+	 * otherwise every data-parallel rank holds the same gradients */
+	comm_allreduce(d->zero ? &par->world : &par->tp_group, &ss, 1, DT_F64, COMM_SUM);
+	return sqrt(ss);
+}
+
+void dist_gather_params(struct dist *d)
+{
+	if (!d->zero)
+		return;
+	struct param_table *pt = d->table;
+	int64_t lo, hi;
+	dist_optim_range(d, &lo, &hi);
+	memset(d->part, 0, (size_t)d->chunk * sizeof(float));
+	for (int i = 0; i < pt->n; i++) {
+		int64_t start = d->offset[i];
+		if (start < 0)
+			continue;
+		int64_t n = tensor_numel(pt->items[i].t);
+		int64_t a = lo > start ? lo - start : 0, b = hi < start + n ? hi - start : n;
+		const float *w = pt->items[i].t->data;
+		for (int64_t k = a; k < b; k++)
+			d->part[start + k - lo] = w[k];
+	}
+	comm_allgather(&d->par->dp_group, d->part, d->flat, d->chunk, DT_F32);
+	for (int i = 0; i < pt->n; i++)
+		if (d->offset[i] >= 0)
+			memcpy(pt->items[i].t->data, d->flat + d->offset[i],
+			       tensor_nbytes(pt->items[i].t));
+}
+
+double dist_mean(const struct dist *d, double v)
+{
+	comm_allreduce(&d->par->dp_group, &v, 1, DT_F64, COMM_SUM);
+	return v / (double)d->par->dp;
+}

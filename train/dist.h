@@ -1,0 +1,76 @@
+/* dist.h: the training step's communication. Data parallelism: gradients
+ * are all-reduced in buckets that start as soon as their gradients are
+ * complete in the backward pass (overlapping the rest of it), then
+ * averaged. ZeRO-1: gradients are reduce-scattered so each data-parallel
+ * rank holds the sum for its own range of the flattened parameters, its
+ * optimizer keeps state for that range only, and parameters are
+ * all-gathered after the update. The global gradient norm counts every
+ * element once under tensor parallelism (replicated parameters once, not
+ * once per rank). In a world of one every function is a cheap no-op. */
+#ifndef HUG_TRAIN_DIST_H
+#define HUG_TRAIN_DIST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../autograd/autograd.h"
+#include "../nn/param.h"
+#include "../optim/optimizer.h"
+#include "../parallel/comm.h"
+
+struct dist_bucket {
+	int first, last;          /* table indices [first, last] of its params */
+	int64_t offset, numel;    /* its region of the flat buffer */
+	int pending;              /* params whose gradient is not complete yet */
+	struct comm_request req;
+};
+
+struct dist {
+	struct parallel *par;     /* borrowed */
+	struct param_table *table; /* borrowed */
+	bool zero;
+	int64_t total;            /* trainable elements */
+	int64_t chunk;            /* ZeRO: elements per data-parallel rank */
+	int64_t *offset;          /* per table entry: start in the flat order (-1 frozen) */
+	int *bucket_of;           /* per table entry */
+	struct dist_bucket *buckets;
+	int n_buckets;
+	float *flat;              /* packed gradients (chunk x dp for ZeRO) */
+	float *part;              /* ZeRO: this rank's chunk */
+	struct tensor **by_tensor; /* trainable tensors sorted by address ... */
+	int *by_index;            /* ... and their table indices */
+	int n_trainable;
+	int64_t bytes_moved;      /* per step, for reports */
+};
+
+/* Sets up the buckets (about bucket_bytes each; 0 picks 4 MiB) and buffers
+ * for the trainable f32 parameters of pt. */
+void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, bool zero,
+	       size_t bucket_bytes);
+void dist_free(struct dist *d);
+
+/* The range [lo, hi) of the flattened trainable elements this rank's
+ * optimizer updates: everything, or its ZeRO-1 chunk. */
+void dist_optim_range(const struct dist *d, int64_t *lo, int64_t *hi);
+
+/* Before the backward of the last micro-batch of a step: starts each
+ * bucket's all-reduce from ctx's gradient hook as soon as it is complete
+ * (plain data parallelism with more than one rank; otherwise nothing). */
+void dist_arm(struct dist *d, struct ag_ctx *ctx);
+
+/* After that backward: completes the gradient reduction (waits for the
+ * buckets and averages; or ZeRO's reduce-scatter into this rank's range)
+ * and removes the hook. */
+void dist_finish_grads(struct dist *d, struct ag_ctx *ctx);
+
+/* The global L2 norm of the gradients the optimizer o sees (its range),
+ * over all ranks, each element counted once. */
+double dist_grad_norm(struct dist *d, const struct optimizer *o);
+
+/* ZeRO-1, after the update: every rank receives every updated parameter. */
+void dist_gather_params(struct dist *d);
+
+/* The mean of v over the data-parallel ranks. */
+double dist_mean(const struct dist *d, double v);
+
+#endif
