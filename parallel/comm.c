@@ -8,6 +8,7 @@
 
 #include "../base/alloc.h"
 #include "../base/panic.h"
+#include "comm_nccl.h"
 
 #ifdef HUG_MPI
 #include <mpi.h>
@@ -91,8 +92,14 @@ static void collective_allreduce(void *state, void *buf, int64_t n, enum dtype d
 				 bool max, enum device dev)
 {
 	const struct comm *c = state;
-	if (dev != DEV_CPU && c->size > 1)
-		hug_panic("comm: device all-reduce needs the NCCL path");
+	if (dev != DEV_CPU && c->size > 1) {
+#if defined(HUG_CUDA) && defined(HUG_MPI)
+		comm_nccl_allreduce(c, buf, n, dt, max ? COMM_MAX : COMM_SUM);
+		return;
+#else
+		hug_panic("comm: device all-reduce needs a build with CUDA and MPI (NCCL)");
+#endif
+	}
 	comm_allreduce(c, buf, n, dt, max ? COMM_MAX : COMM_SUM);
 }
 
@@ -197,6 +204,9 @@ _Noreturn void parallel_abort(const struct parallel *p, int code)
 
 void parallel_finalize(struct parallel *p)
 {
+#if defined(HUG_CUDA) && defined(HUG_MPI)
+	comm_nccl_free_groups(p); /* before the MPI communicators */
+#endif
 #ifdef HUG_MPI
 	comm_free(&p->tp_group);
 	comm_free(&p->dp_group);
@@ -225,9 +235,13 @@ void comm_allreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
 void comm_allreduce_tensor(const struct comm *c, struct tensor *t, enum comm_op op)
 {
 	HUG_ASSERT(tensor_is_contiguous(t));
-	if (t->device != DEV_CPU && c->size > 1)
-		hug_panic("comm: device all-reduce needs the NCCL path");
-	comm_allreduce(c, t->data, tensor_numel(t), t->dtype, op);
+	if (t->device == DEV_CPU) {
+		comm_allreduce(c, t->data, tensor_numel(t), t->dtype, op);
+		return;
+	}
+	HUG_ASSERT(op != COMM_MIN); /* NCCL's path takes sum and max */
+	c->coll.allreduce(c->coll.state, t->data, tensor_numel(t), t->dtype, op == COMM_MAX,
+			  t->device);
 }
 
 void comm_allgather(const struct comm *c, const void *send, void *recv, int64_t n,
@@ -268,7 +282,7 @@ void comm_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype dt, i
 	HUG_ASSERT(n <= INT32_MAX);
 	MPI_CHECK(MPI_Bcast(buf, (int)n, mpi_type(dt), root, COMM_OF(c)));
 #else
-	(void)buf; (void)dt; (void)root;
+	(void)buf; (void)n; (void)dt; (void)root;
 #endif
 }
 
