@@ -10,4 +10,12 @@
  * cheap to call again). */
 void hug_json_init(void);
 
+/* "an object", "an array", "a string", "a number", "a boolean", "null" or
+ * "invalid JSON": what `item` is, for messages. */
+const char *hug_json_kind(const cJSON *item);
+
+/* The JSON text of `item` for messages, shortened with "..." to fit
+ * buf[n]; returns buf. */
+const char *hug_json_text(const cJSON *item, char *buf, size_t n);
+
 #endif

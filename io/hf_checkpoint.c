@@ -134,39 +134,6 @@ static void jb_object(struct jbuf *b, struct jmember *m, int n)
 
 /* ---- config.json: reading ---- */
 
-static const char *json_kind(const cJSON *item)
-{
-	if (cJSON_IsObject(item))
-		return "an object";
-	if (cJSON_IsArray(item))
-		return "an array";
-	if (cJSON_IsString(item))
-		return "a string";
-	if (cJSON_IsNumber(item))
-		return "a number";
-	if (cJSON_IsBool(item))
-		return "a boolean";
-	if (cJSON_IsNull(item))
-		return "null";
-	return "invalid JSON";
-}
-
-/* The JSON text of `item` for messages, shortened to fit `buf`. */
-static const char *json_text(const cJSON *item, char *buf, size_t n)
-{
-	char *s = cJSON_PrintUnformatted(item);
-	if (!s) {
-		snprintf(buf, n, "%s", json_kind(item));
-		return buf;
-	}
-	if (strlen(s) >= n && n > 4)
-		snprintf(buf, n, "%.*s...", (int)(n - 4), s);
-	else
-		snprintf(buf, n, "%s", s);
-	cJSON_free(s);
-	return buf;
-}
-
 /* The member `key` of `obj`, or NULL; a key given twice is an error
  * (Python keeps the last one, cJSON the first: refuse to guess). */
 static int json_member(const char *file, const cJSON *obj, const char *key,
@@ -220,10 +187,10 @@ static int cfg_size(const char *file, const cJSON *root, const char *key,
 			continue;
 		if (!json_int_in(it, 1, INT64_MAX, &v))
 			return hug_error_set(err, "%s: %s: expected a positive integer, got %s",
-					     file, names[i], json_text(it, got, sizeof(got)));
+					     file, names[i], hug_json_text(it, got, sizeof(got)));
 		if (v > max)
 			return hug_error_set(err, "%s: %s: expected a positive integer at most %" PRId64 ", got %s",
-					     file, names[i], max, json_text(it, got, sizeof(got)));
+					     file, names[i], max, hug_json_text(it, got, sizeof(got)));
 		if (have && v != *out)
 			return hug_error_set(err, "%s: %s is %" PRId64 " but %s is %" PRId64
 					     "; give one of them",
@@ -253,7 +220,7 @@ static int cfg_number(const char *file, const cJSON *root, const char *key,
 		return 0;
 	if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
 		return hug_error_set(err, "%s: %s: expected a number, got %s",
-				     file, key, json_text(it, got, sizeof(got)));
+				     file, key, hug_json_text(it, got, sizeof(got)));
 	*out = it->valuedouble;
 	return 0;
 }
@@ -270,7 +237,7 @@ static int cfg_bool(const char *file, const cJSON *root, const char *key,
 		return 0;
 	if (!cJSON_IsBool(it))
 		return hug_error_set(err, "%s: %s: expected true or false, got %s",
-				     file, key, json_text(it, got, sizeof(got)));
+				     file, key, hug_json_text(it, got, sizeof(got)));
 	*out = cJSON_IsTrue(it);
 	return 0;
 }
@@ -292,7 +259,7 @@ static int cfg_token(const char *file, const cJSON *root, const char *key,
 	}
 	if (!json_int_in(it, 0, INT32_MAX, &v))
 		return hug_error_set(err, "%s: %s: expected a token id (an integer >= 0) or null, got %s",
-				     file, key, json_text(it, got, sizeof(got)));
+				     file, key, hug_json_text(it, got, sizeof(got)));
 	*out = (int)v;
 	return 0;
 }
@@ -308,7 +275,7 @@ static int cfg_model_kind(const char *file, const cJSON *root,
 		return -1;
 	if (it && !(cJSON_IsString(it) && strcmp(it->valuestring, "bloom") == 0))
 		return hug_error_set(err, "%s: model_type: expected \"bloom\", got %s (hug reads BLOOM models only)",
-				     file, json_text(it, got, sizeof(got)));
+				     file, hug_json_text(it, got, sizeof(got)));
 	if (cfg_bool(file, root, "tie_word_embeddings", &tied, err))
 		return -1;
 	if (!tied)
@@ -366,7 +333,7 @@ static int parse_json_object(const char *path, cJSON **root,
 	}
 	hug_free(text);
 	if (!cJSON_IsObject(j)) {
-		hug_error_set(err, "%s: expected a JSON object, got %s", path, json_kind(j));
+		hug_error_set(err, "%s: expected a JSON object, got %s", path, hug_json_kind(j));
 		cJSON_Delete(j);
 		return -1;
 	}
@@ -596,12 +563,12 @@ static int index_total_size(const char *path, const cJSON *root,
 		return 0;
 	if (!cJSON_IsObject(meta))
 		return hug_error_set(err, "%s: metadata: expected an object, got %s",
-				     path, json_kind(meta));
+				     path, hug_json_kind(meta));
 	if (json_member(path, meta, "total_size", &ts, err))
 		return -1;
 	if (ts && !json_int_in(ts, 0, INT64_MAX, &wf->total_size))
 		return hug_error_set(err, "%s: metadata.total_size: expected an integer >= 0, got %s",
-				     path, json_text(ts, got, sizeof(got)));
+				     path, hug_json_text(ts, got, sizeof(got)));
 	return 0;
 }
 
@@ -617,7 +584,7 @@ static int index_weight_map(const char *dir, const char *path, const cJSON *root
 		return hug_error_set(err, "%s: weight_map: missing", path);
 	if (!cJSON_IsObject(map))
 		return hug_error_set(err, "%s: weight_map: expected an object, got %s",
-				     path, json_kind(map));
+				     path, hug_json_kind(map));
 	int n = cJSON_GetArraySize(map);
 	if (n == 0)
 		return hug_error_set(err, "%s: weight_map: empty", path);
@@ -626,7 +593,7 @@ static int index_weight_map(const char *dir, const char *path, const cJSON *root
 	cJSON_ArrayForEach(it, map) {
 		if (!cJSON_IsString(it))
 			return hug_error_set(err, "%s: weight_map: %s: expected a shard file name, got %s",
-					     path, it->string, json_text(it, got, sizeof(got)));
+					     path, it->string, hug_json_text(it, got, sizeof(got)));
 		if (!shard_name_ok(it->valuestring))
 			return hug_error_set(err, "%s: weight_map: %s: shard \"%s\" must be a file name in %s (no '/', '\\' or \"..\")",
 					     path, it->string, it->valuestring, dir);

@@ -71,23 +71,6 @@ static bool json_u64(const cJSON *item, uint64_t *out)
 	return true;
 }
 
-static const char *json_kind(const cJSON *item)
-{
-	if (cJSON_IsObject(item))
-		return "an object";
-	if (cJSON_IsArray(item))
-		return "an array";
-	if (cJSON_IsString(item))
-		return "a string";
-	if (cJSON_IsNumber(item))
-		return "a number";
-	if (cJSON_IsBool(item))
-		return "a boolean";
-	if (cJSON_IsNull(item))
-		return "null";
-	return "invalid";
-}
-
 static void shape_text(int ndim, const int64_t *shape, char *buf, size_t n)
 {
 	size_t off = 0;
@@ -117,7 +100,7 @@ static int parse_dtype(const char *path, const char *name, const cJSON *e,
 	if (!cJSON_IsString(dt))
 		return hug_error_set(err,
 				     "%s: tensor \"%s\": \"dtype\" is %s, expected a string",
-				     path, name, json_kind(dt));
+				     path, name, hug_json_kind(dt));
 	for (size_t i = 0; i < sizeof(st_dtypes) / sizeof(st_dtypes[0]); i++) {
 		if (strcmp(dt->valuestring, st_dtypes[i].name) != 0)
 			continue;
@@ -142,7 +125,7 @@ static int parse_shape(const char *path, const char *name, const cJSON *e,
 	if (!cJSON_IsArray(sh))
 		return hug_error_set(err,
 				     "%s: tensor \"%s\": \"shape\" is %s, expected an array",
-				     path, name, json_kind(sh));
+				     path, name, hug_json_kind(sh));
 	int n = cJSON_GetArraySize(sh);
 	if (n > ST_MAX_DIMS)
 		return hug_error_set(err,
@@ -213,7 +196,7 @@ static int parse_entry(struct st_file *f, const cJSON *e, const char *data,
 	if (!cJSON_IsObject(e))
 		return hug_error_set(err,
 				     "%s: tensor \"%s\": entry is %s, expected an object",
-				     f->path, name, json_kind(e));
+				     f->path, name, hug_json_kind(e));
 	if (parse_dtype(f->path, name, e, t, err) ||
 	    parse_shape(f->path, name, e, t, err) ||
 	    parse_offsets(f->path, name, e, buf_size, t, err))
@@ -231,7 +214,7 @@ static int parse_metadata(struct st_file *f, const cJSON *m,
 	if (!cJSON_IsObject(m))
 		return hug_error_set(err,
 				     "%s: __metadata__ is %s, expected an object of strings",
-				     f->path, json_kind(m));
+				     f->path, hug_json_kind(m));
 	int n = cJSON_GetArraySize(m);
 	f->meta_keys = hug_calloc((size_t)n + 1, sizeof(char *));
 	f->meta_values = hug_calloc((size_t)n + 1, sizeof(char *));
@@ -240,7 +223,7 @@ static int parse_metadata(struct st_file *f, const cJSON *m,
 		if (!cJSON_IsString(kv))
 			return hug_error_set(err,
 					     "%s: __metadata__: value of \"%s\" is %s, expected a string (metadata must be an object of strings)",
-					     f->path, kv->string, json_kind(kv));
+					     f->path, kv->string, hug_json_kind(kv));
 		f->meta_keys[f->n_meta] = hug_strdup(kv->string);
 		f->meta_values[f->n_meta] = hug_strdup(kv->valuestring);
 		f->n_meta++;
@@ -327,7 +310,7 @@ static int parse_json(struct st_file *f, const char *hdr, uint64_t hlen,
 	}
 	if (!cJSON_IsObject(root)) {
 		hug_error_set(err, "%s: header is %s, expected a JSON object",
-			      f->path, json_kind(root));
+			      f->path, hug_json_kind(root));
 		goto free_json;
 	}
 

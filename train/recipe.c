@@ -40,15 +40,6 @@ static int fail(struct rparse *rp, const char *path, const char *fmt, const char
 			     got ? ", got " : "", got ? got : "");
 }
 
-/* Short JSON text of a value for messages (caller frees). */
-static char *show(const cJSON *v)
-{
-	char *s = cJSON_PrintUnformatted(v);
-	if (s && strlen(s) > 60)
-		strcpy(s + 56, "...");
-	return s;
-}
-
 /* Checks a value against its key's type and bounds. */
 static int check_value(struct rparse *rp, const struct rkey *k, const cJSON *v)
 {
@@ -91,7 +82,8 @@ static int check_value(struct rparse *rp, const struct rkey *k, const cJSON *v)
 		break;
 	}
 	}
-	char *got = show(v);
+	char got[64];
+	hug_json_text(v, got, sizeof(got));
 	int rc = 0;
 	if (!ok) {
 		if (k->type == RK_ENUM)
@@ -111,7 +103,6 @@ static int check_value(struct rparse *rp, const struct rkey *k, const cJSON *v)
 			rc = fail(rp, k->path, want, got);
 		}
 	}
-	cJSON_free(got);
 	return rc;
 }
 
