@@ -8,7 +8,7 @@
  * runs both.
  *
  *   build/bin/bench_gpu [--hidden 1024 --layers 24 --heads 16 --vocab 250880
- *                        --seq 2048 --batch 2 --steps 10 --warmup 2]
+ *                        --seq 2048 --batch 1 --steps 10 --warmup 2]
  *
  * The defaults are bloom-560m's shape. MFU counts 6 N + 12 L C T flops per
  * token (N parameters, the tied lm_head counted once; L layers, C hidden,
@@ -32,6 +32,14 @@
 #include "../tests/test_cuda_util.c"
 #endif
 
+#ifndef HUG_CUDA
+int main(void)
+{
+	fprintf(stderr, "bench_gpu: built without CUDA (nvcc was not found)\n");
+	return 2;
+}
+#else
+
 static double now(void)
 {
 	struct timespec ts;
@@ -47,19 +55,11 @@ static long arg(int argc, char **argv, const char *name, long def)
 	return def;
 }
 
-#ifndef HUG_CUDA
-int main(void)
-{
-	fprintf(stderr, "bench_gpu: built without CUDA (nvcc was not found)\n");
-	return 2;
-}
-#else
-
 int main(int argc, char **argv)
 {
 	long h = arg(argc, argv, "--hidden", 1024), l = arg(argc, argv, "--layers", 24);
 	long nh = arg(argc, argv, "--heads", 16), v = arg(argc, argv, "--vocab", 250880);
-	long t = arg(argc, argv, "--seq", 2048), b = arg(argc, argv, "--batch", 2);
+	long t = arg(argc, argv, "--seq", 2048), b = arg(argc, argv, "--batch", 1);
 	long steps = arg(argc, argv, "--steps", 10), warm = arg(argc, argv, "--warmup", 2);
 	const char *peak_env = getenv("HUG_PEAK_TFLOPS");
 	double peak = (peak_env ? atof(peak_env) : 989.0) * 1e12;

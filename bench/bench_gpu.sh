@@ -4,7 +4,7 @@
 # (bench/bench_gpu.c) beside PyTorch + transformers' BloomForCausalLM
 # (tools/ref/bench_torch_gpu.py) on the same GPU in the same run.
 #
-#   bench/bench_gpu.sh [--batch 2 --seq 2048 --steps 10 ...]   (passed to both)
+#   bench/bench_gpu.sh [--batch 1 --seq 2048 --steps 10 ...]   (passed to both)
 #
 # Needs a CUDA GPU, nvcc for the build, and python3 with torch (CUDA build)
 # and transformers for the reference. HUG_PEAK_TFLOPS sets the peak used
@@ -32,6 +32,6 @@ print(f"hug {h['tokens_per_s']:.0f} tokens/s (MFU {h['mfu']:.1%}), "
       f"hug/torch = {h['tokens_per_s'] / t['tokens_per_s']:.2f}")
 PY
 else
-	echo "bench_gpu.sh: the PyTorch reference failed (torch/transformers missing, or out of memory: try --batch 1)" >&2
+	echo "bench_gpu.sh: the PyTorch reference failed (torch/transformers missing, or out of memory: try a smaller --seq)" >&2
 	exit 1
 fi

@@ -618,6 +618,6 @@ TEST(cuda_backend_table_complete)
 #else
 TEST(cuda_ops)
 {
-	SKIP("built without CUDA");
+	CUDA_TEST_BEGIN(); /* skips, or fails under HUG_REQUIRE_GPU */
 }
 #endif

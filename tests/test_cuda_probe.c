@@ -1,6 +1,8 @@
 /* test_cuda_probe.c: the CUDA build's launch path, when a GPU is present;
- * reported as skipped otherwise (and when built without nvcc). */
+ * reported as skipped otherwise (and when built without nvcc), or failed
+ * under HUG_REQUIRE_GPU=1 (make test-gpu). */
 #include "harness.h"
+#include "test_cuda_util.h"
 
 #ifdef HUG_CUDA
 #include "../autograd/cuda/cuda_api.h"
@@ -8,11 +10,8 @@
 
 TEST(cuda_axpb_roundtrip)
 {
-#ifndef HUG_CUDA
-	SKIP("built without CUDA");
-#else
-	if (hug_cuda_device_count() == 0)
-		SKIP("no CUDA device");
+	CUDA_TEST_BEGIN();
+#ifdef HUG_CUDA
 	float in[1000], out[1000];
 	for (int i = 0; i < 1000; i++)
 		in[i] = (float)i * 0.5f - 7.0f;

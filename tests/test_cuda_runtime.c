@@ -258,6 +258,6 @@ TEST(cuda_grad_norm_and_scale)
 #else
 TEST(cuda_runtime)
 {
-	SKIP("built without CUDA");
+	CUDA_TEST_BEGIN(); /* skips, or fails under HUG_REQUIRE_GPU */
 }
 #endif

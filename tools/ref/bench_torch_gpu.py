@@ -5,7 +5,7 @@ random tokens, with the same shapes. Prints one JSON line with tokens/s and
 MFU, counted as bench_gpu.c counts them (6 N + 12 L C T flops per token).
 
   python3 tools/ref/bench_torch_gpu.py [--hidden 1024 --layers 24 --heads 16
-      --vocab 250880 --seq 2048 --batch 2 --steps 10 --warmup 2]
+      --vocab 250880 --seq 2048 --batch 1 --steps 10 --warmup 2]
 
 Peak: $HUG_PEAK_TFLOPS (default 989, H100/H200 SXM dense bf16).
 """
@@ -21,7 +21,7 @@ from transformers import BloomConfig, BloomForCausalLM
 def main():
     p = argparse.ArgumentParser()
     for k, d in [("hidden", 1024), ("layers", 24), ("heads", 16), ("vocab", 250880),
-                 ("seq", 2048), ("batch", 2), ("steps", 10), ("warmup", 2)]:
+                 ("seq", 2048), ("batch", 1), ("steps", 10), ("warmup", 2)]:
         p.add_argument("--" + k, type=int, default=d)
     a = p.parse_args()
     peak = float(os.environ.get("HUG_PEAK_TFLOPS", "989")) * 1e12
