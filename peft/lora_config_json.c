@@ -13,28 +13,12 @@
 
 /* ---- reading ---- */
 
-/* A short description of a JSON value for messages: its text, cut. */
-static const char *shown(const cJSON *v, char *buf, size_t n)
-{
-	char *s = v ? cJSON_PrintUnformatted(v) : NULL;
-	if (!s) {
-		snprintf(buf, n, "nothing");
-		return buf;
-	}
-	if (strlen(s) >= n && n > 4)
-		snprintf(buf, n, "%.*s...", (int)(n - 4), s);
-	else
-		snprintf(buf, n, "%s", s);
-	cJSON_free(s);
-	return buf;
-}
-
 static int bad(const char *path, const char *key, const char *expected,
 	       const cJSON *v, struct hug_error *err)
 {
 	char b[96];
 	return hug_error_set(err, "%s: %s: expected %s, got %s", path, key, expected,
-			     shown(v, b, sizeof(b)));
+			     v ? hug_json_text(v, b, sizeof(b)) : "nothing");
 }
 
 static const cJSON *member(const cJSON *root, const char *key)
@@ -46,17 +30,6 @@ static const cJSON *member(const cJSON *root, const char *key)
 static bool unset(const cJSON *v)
 {
 	return !v || cJSON_IsNull(v);
-}
-
-static int read_string(const char *path, const cJSON *root, const char *key,
-		       const char *want, struct hug_error *err)
-{
-	const cJSON *v = member(root, key);
-	if (cJSON_IsString(v) && !strcmp(v->valuestring, want))
-		return 0;
-	char exp[64];
-	snprintf(exp, sizeof(exp), "\"%s\"", want);
-	return bad(path, key, exp, v, err);
 }
 
 static int read_number(const char *path, const cJSON *root, const char *key,
@@ -189,8 +162,9 @@ static int refuse_unsupported(const char *path, const cJSON *root, struct hug_er
 
 static int read_kind(const char *path, const cJSON *root, struct hug_error *err)
 {
-	if (read_string(path, root, "peft_type", "LORA", err))
-		return hug_error_wrap(err, "not a LoRA adapter");
+	const cJSON *p = member(root, "peft_type");
+	if (!(cJSON_IsString(p) && !strcmp(p->valuestring, "LORA")))
+		return bad(path, "peft_type", "\"LORA\" (hug loads LoRA adapters only)", p, err);
 	const cJSON *t = member(root, "task_type");
 	if (!unset(t) && !(cJSON_IsString(t) && !strcmp(t->valuestring, "CAUSAL_LM")))
 		return bad(path, "task_type", "\"CAUSAL_LM\" or null", t, err);

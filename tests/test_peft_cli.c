@@ -87,6 +87,12 @@ static void check_exports(const char *dir, const char *ckpt)
 	snprintf(a, sizeof(a), "%s/base/model.safetensors", dir);
 	snprintf(b, sizeof(b), "%s/x/hf/model.safetensors", dir);
 	CHECK(same_file(a, b)); /* a LoRA checkpoint's hf export is its base */
+
+	/* a whole model (no adapter) in f16 */
+	CHECK(hug(out, sizeof(out), "export tests/fixtures/bloom-tiny-a --format hf --dtype f16 "
+		  "--out %s/x/f16", dir) == 0);
+	snprintf(a, sizeof(a), "%s/x/f16", dir);
+	CHECK(hug(out, sizeof(out), "info %s", a) == 0 && strstr(out, "F16") != NULL);
 }
 
 static void check_generate(const char *dir, const char *ckpt)

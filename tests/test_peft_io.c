@@ -211,7 +211,7 @@ static const struct bad_case bad_cases[] = {
 	  "needs [3, 24]: this adapter was made for another base model" },
 	{ "rank differs", CFG_R("8"), A_FILE, BASE_A, "its rank differs from r = 8" },
 	{ "not lora", "{\"peft_type\": \"PREFIX_TUNING\", \"r\": 4}", A_FILE, BASE_A,
-	  "peft_type: expected \"LORA\", got \"PREFIX_TUNING\"" },
+	  "peft_type: expected \"LORA\" (hug loads LoRA adapters only), got \"PREFIX_TUNING\"" },
 	{ "task", CFG(", \"task_type\": \"SEQ_CLS\""), A_FILE, BASE_A, "task_type: expected" },
 	{ "bias", CFG(", \"bias\": \"lora_only\""), A_FILE, BASE_A, "bias: expected \"none\"" },
 	{ "dora", CFG(", \"use_dora\": true"), A_FILE, BASE_A, "use_dora: expected false" },

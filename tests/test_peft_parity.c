@@ -187,7 +187,7 @@ TEST(peft_merge_matches_merge_and_unload)
 		CHECK(eu <= 1e-6);
 		struct tensor *after = logits_now(&r);
 		double ea = before && after ? peft_relerr(after, before, r.mask) : INFINITY;
-		CHECK(ea <= 1e-6);
+		CHECK(ea <= 1e-5); /* weights within 1e-6: float rounding in the logits */
 		printf("\n    %s: merged weights %.2e (max abs, %d tensors), merged logits %.2e, "
 		       "unmerged weights %.2e, logits after unmerge %.2e", name, em, n, el, eu, ea);
 		hug_free(orig);

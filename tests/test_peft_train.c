@@ -279,3 +279,23 @@ TEST(peft_train_bad_recipes)
 	}
 	train_fixture_rmtree(dir);
 }
+
+TEST(peft_demo_recipe_parses)
+{
+	const char *dir = train_fixture_shards(1, 2000);
+	REQUIRE(dir);
+	char train[256];
+	snprintf(train, sizeof(train), "data.train=[{\"path\": \"%s/shard-*.h5\"}]", dir);
+	/* the demo base comes from `make demo`; a fixture stands in for it */
+	const char *ov[] = { train, "data.tokenizer=null",
+			     "model.from_pretrained=\"tests/fixtures/bloom-tiny-a\"" };
+	struct recipe r;
+	struct hug_error err = { 0 };
+	REQUIRE(recipe_load("recipes/demo-lora.json", ov, 3, 1, &r, &err) == 0);
+	CHECK(r.peft.enabled && r.peft.r == 8 && r.peft.alpha == 16 && r.peft.n_targets == 4);
+	CHECK(r.steps > 0 && r.seq_len == 128);
+	recipe_free(&r);
+	if (err.set)
+		printf("%s\n", err.msg);
+	train_fixture_rmtree(dir);
+}

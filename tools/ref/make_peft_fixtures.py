@@ -24,6 +24,9 @@ no-op and its A gradient zero) and writes to tests/fixtures/peft/<name>/:
         merged.<base weight name> f32: the adapted base weights after
           merge_and_unload() of the float32 model (PEFT's merge, in f32).
 
+The outputs are byte-for-byte reproducible (the script runs itself with
+PYTHONHASHSEED=0: PEFT writes target_modules from a set).
+
 The float64 run keeps the attention softmax in float64 and gives fully
 masked query rows zero probabilities, as make_bloom_fixtures.py explains
 (it is imported for that patch and the loss).
@@ -178,6 +181,11 @@ def main():
     if len(sys.argv) != 1:
         print(__doc__)
         sys.exit(2)
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        # PEFT keeps target_modules in a set: fix the hash seed so that
+        # adapter_config.json lists them in the same order every run
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
     torch.set_num_threads(1)
     os.chdir(ROOT)
     for spec in FIXTURE_SPECS:
