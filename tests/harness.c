@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #define MAX_TESTS 1024
 
@@ -46,6 +47,19 @@ void test_skip(const char *why)
 int test_failed_now(void)
 {
 	return cur_failed;
+}
+
+int test_run_command(const char *cmd, char *out, size_t n)
+{
+	char full[4096];
+	snprintf(full, sizeof(full), "%s 2>&1", cmd);
+	FILE *p = popen(full, "r");
+	if (!p)
+		return -1;
+	size_t got = fread(out, 1, n - 1, p);
+	out[got] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static int by_name(const void *a, const void *b)

@@ -20,6 +20,11 @@ void test_fail_at(const char *file, int line, const char *fmt, ...)
 void test_skip(const char *why);
 int test_failed_now(void);
 
+/* Runs `cmd` through the shell with stderr joined to stdout, capturing at
+ * most n - 1 bytes of the output into out (NUL-terminated); returns the
+ * exit status, or -1 when it could not run or was killed. */
+int test_run_command(const char *cmd, char *out, size_t n);
+
 #define TEST(name)                                                             \
 	static void test_##name(void);                                         \
 	__attribute__((constructor)) static void test_register_##name(void)    \

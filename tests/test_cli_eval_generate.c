@@ -10,21 +10,6 @@
 
 #include "harness.h"
 
-/* Runs `cmd` through the shell, capturing stdout+stderr into out (at most
- * n-1 bytes); returns the exit status, or -1. */
-static int run(const char *cmd, char *out, size_t n)
-{
-	char full[2048];
-	snprintf(full, sizeof(full), "%s 2>&1", cmd);
-	FILE *p = popen(full, "r");
-	if (!p)
-		return -1;
-	size_t got = fread(out, 1, n - 1, p);
-	out[got] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static const char *hug_bin(void)
 {
 	return getenv("HUG_BIN");
@@ -50,7 +35,7 @@ TEST(cli_eval_matches_transformers_loss)
 	write_file(in, "[[1,5,9,20,3,44],[7,7,8,2]]");
 	snprintf(cmd, sizeof(cmd), "%s eval --model tests/fixtures/bloom-tiny-a --input %s",
 		 hug_bin(), in);
-	CHECK(run(cmd, out, sizeof(out)) == 0);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	/* transformers: 5.516322135925293 and 5.053295612335205 (f32, within 1e-5) */
 	const char *per = strstr(out, "per_sequence");
 	REQUIRE(per);
@@ -61,10 +46,10 @@ TEST(cli_eval_matches_transformers_loss)
 	CHECK(strstr(out, "\"tokens\": 8") != NULL);
 	/* bad input: an id outside the vocabulary (97) */
 	write_file(in, "[[1,5,97]]");
-	CHECK(run(cmd, out, sizeof(out)) == 2);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, in) && strstr(out, "[0][2]"));
 	write_file(in, "[[1,5]");
-	CHECK(run(cmd, out, sizeof(out)) == 2);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, in) != NULL);
 	unlink(in);
 }
@@ -76,18 +61,18 @@ TEST(cli_generate_greedy_matches_transformers)
 	char cmd[1024], out[4096];
 	snprintf(cmd, sizeof(cmd), "%s generate --model tests/fixtures/bloom-tiny-a "
 		 "--prompt-ids 1,5,9 --max-new-tokens 10 --greedy", hug_bin());
-	CHECK(run(cmd, out, sizeof(out)) == 0);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	/* transformers generate(do_sample=False) gives ten 11s */
 	CHECK(strcmp(out, "11,11,11,11,11,11,11,11,11,11\n") == 0);
 	snprintf(cmd, sizeof(cmd), "%s generate --model tests/fixtures/bloom-tiny-a "
 		 "--prompt-ids 1,5,x", hug_bin());
-	CHECK(run(cmd, out, sizeof(out)) == 2);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, "--prompt-ids") != NULL);
 	snprintf(cmd, sizeof(cmd), "%s generate --model /nonexistent --prompt-ids 1", hug_bin());
-	CHECK(run(cmd, out, sizeof(out)) == 2);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, "/nonexistent") != NULL);
 	snprintf(cmd, sizeof(cmd), "%s generate --model tests/fixtures/bloom-tiny-a "
 		 "--prompt-ids 1 --top-p 2", hug_bin());
-	CHECK(run(cmd, out, sizeof(out)) == 2);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, "top-p") != NULL);
 }

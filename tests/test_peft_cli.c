@@ -16,20 +16,6 @@
 #include "peft_fixture.h"
 #include "train_fixture.h"
 
-/* Runs `cmd` (stdout and stderr into out, n bytes at most); the exit code. */
-static int run(const char *cmd, char *out, size_t n)
-{
-	char full[2048];
-	snprintf(full, sizeof(full), "%s 2>&1", cmd);
-	FILE *p = popen(full, "r");
-	if (!p)
-		return -1;
-	size_t got = fread(out, 1, n - 1, p);
-	out[got] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int hug(char *out, size_t n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -41,7 +27,7 @@ static int hug(char *out, size_t n, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(cmd + used, sizeof(cmd) - (size_t)used, fmt, ap);
 	va_end(ap);
-	return run(cmd, out, n);
+	return test_run_command(cmd, out, n);
 }
 
 static bool same_file(const char *a, const char *b)

@@ -581,19 +581,6 @@ TEST(plot_run_writes_png_of_requested_size)
 
 /* ---- the command ---- */
 
-static int run(const char *cmd, char *out, size_t n)
-{
-	char full[2048];
-	snprintf(full, sizeof(full), "%s 2>&1", cmd);
-	FILE *p = popen(full, "r");
-	if (!p)
-		return -1;
-	size_t got = fread(out, 1, n - 1, p);
-	out[got] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST(plot_cli)
 {
 	const char *hug = getenv("HUG_BIN");
@@ -607,7 +594,7 @@ TEST(plot_cli)
 		   "{\"step\": 2, \"loss\": 4, \"lr\": 1e-4}\n");
 	snprintf(cmd, sizeof(cmd), "%s plot %s --out %s/c.png --width 500 --height 300",
 		 hug, dir, dir);
-	CHECK(run(cmd, out, sizeof(out)) == 0);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	CHECK(strstr(out, "skipped 1 non-finite value") != NULL);
 	snprintf(path, sizeof(path), "%s/c.png", dir);
 	struct stat st;
@@ -616,15 +603,15 @@ TEST(plot_cli)
 	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
 	write_text(path, "{\"step\": 0, \"loss\": 5, \"lr\": 1e-4}\n{\"step\": 1, \"loss\": 4,\n");
 	snprintf(cmd, sizeof(cmd), "%s plot %s", hug, dir);
-	CHECK(run(cmd, out, sizeof(out)) == 2);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, "hug plot: ") && strstr(out, "metrics.jsonl:2:"));
 	write_text(path, "");
-	CHECK(run(cmd, out, sizeof(out)) == 2);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, "empty") != NULL);
 	snprintf(cmd, sizeof(cmd), "%s plot %s --width 10", hug, dir);
-	CHECK(run(cmd, out, sizeof(out)) == 2 && strstr(out, "--width"));
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2 && strstr(out, "--width"));
 	snprintf(cmd, sizeof(cmd), "%s plot", hug);
-	CHECK(run(cmd, out, sizeof(out)) == 2 && strstr(out, "usage"));
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2 && strstr(out, "usage"));
 	snprintf(path, sizeof(path), "%s/curves.png", dir);
 	CHECK(stat(path, &st) != 0);   /* nothing written on errors */
 	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);

@@ -293,19 +293,6 @@ TEST(prepare_fail_mode_stops_and_leaves_no_shards)
 	tokenizer_free(tok);
 }
 
-static int run(const char *cmd, char *out, size_t n)
-{
-	char full[2048];
-	snprintf(full, sizeof(full), "%s 2>&1", cmd);
-	FILE *p = popen(full, "r");
-	if (!p)
-		return -1;
-	size_t got = fread(out, 1, n - 1, p);
-	out[got] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST(cli_prepare_reports_and_summarises)
 {
 	const char *hug = getenv("HUG_BIN");
@@ -315,17 +302,17 @@ TEST(cli_prepare_reports_and_summarises)
 	setup(txt, jsonl, sizeof(txt));
 	snprintf(cmd, sizeof(cmd), "%s prepare --tokenizer " TOK " --out %s/cli --threads 2 %s %s",
 		 hug, tmpdir, txt, jsonl);
-	CHECK(run(cmd, out, sizeof(out)) == 0);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	CHECK(strstr(out, "corpus.txt:5: invalid UTF-8") && strstr(out, "data.jsonl:3: malformed"));
 	CHECK(strstr(out, "prepared 5 documents") && strstr(out, "with loss masks"));
 	CHECK(strstr(out, "into 1 shard in") != NULL);
 	CHECK(strstr(out, "skipped 4 (1 invalid UTF-8, 2 malformed JSON, 1 missing fields)"));
 	snprintf(cmd, sizeof(cmd), "%s prepare --tokenizer " TOK " --out %s/cli2 --on-error fail "
 		 "%s", hug, tmpdir, jsonl);
-	CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "data.jsonl:3: malformed JSON"));
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "data.jsonl:3: malformed JSON"));
 	snprintf(cmd, sizeof(cmd), "%s prepare --tokenizer " TOK " --out %s/cli3 --format csv %s",
 		 hug, tmpdir, jsonl);
-	CHECK(run(cmd, out, sizeof(out)) == 2 && strstr(out, "--format"));
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2 && strstr(out, "--format"));
 	snprintf(cmd, sizeof(cmd), "%s/cli", tmpdir);
 	rm_shards(cmd);
 	snprintf(cmd, sizeof(cmd), "%s/cli2", tmpdir);

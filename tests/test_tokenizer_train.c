@@ -150,19 +150,6 @@ TEST(tokenizer_train_rejects_bad_options)
 
 /* --- the commands --- */
 
-static int run(const char *cmd, char *out, size_t n)
-{
-	char full[2048];
-	snprintf(full, sizeof(full), "%s 2>&1", cmd);
-	FILE *p = popen(full, "r");
-	if (!p)
-		return -1;
-	size_t got = fread(out, 1, n - 1, p);
-	out[got] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST(cli_tokenize_encodes_and_decodes)
 {
 	const char *hug = getenv("HUG_BIN");
@@ -172,27 +159,27 @@ TEST(cli_tokenize_encodes_and_decodes)
 	/* HF: Tokenizer.from_file("bloom.json").encode("Hello, world!").ids */
 	const char *ids = "43,72,440,82,15,340,328,79,71,4";
 	snprintf(cmd, sizeof(cmd), "%s tokenize --tokenizer " FIX "bloom.json 'Hello, world!'", hug);
-	CHECK(run(cmd, out, sizeof(out)) == 0);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	out[strcspn(out, "\n")] = '\0';
 	CHECK(!strcmp(out, ids));
 	snprintf(cmd, sizeof(cmd), "%s tokenize --tokenizer " FIX "bloom.json --decode %s", hug, ids);
-	CHECK(run(cmd, out, sizeof(out)) == 0);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	CHECK(!strcmp(out, "Hello, world!\n"));
 	int fd = mkstemp(text);
 	REQUIRE(fd >= 0);
 	CHECK(write(fd, "Hello, world!", 13) == 13);
 	close(fd);
 	snprintf(cmd, sizeof(cmd), "%s tokenize --tokenizer " FIX "bloom.json --file %s", hug, text);
-	CHECK(run(cmd, out, sizeof(out)) == 0);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	out[strcspn(out, "\n")] = '\0';
 	CHECK(!strcmp(out, ids));
 	unlink(text);
 	snprintf(cmd, sizeof(cmd), "%s tokenize --tokenizer " FIX "bloom.json --decode 1,x", hug);
-	CHECK(run(cmd, out, sizeof(out)) == 2 && strstr(out, "--decode: entry 2"));
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2 && strstr(out, "--decode: entry 2"));
 	snprintf(cmd, sizeof(cmd), "%s tokenize --tokenizer " FIX "bloom.json --decode 99999", hug);
-	CHECK(run(cmd, out, sizeof(out)) == 2 && strstr(out, "id 99999"));
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2 && strstr(out, "id 99999"));
 	snprintf(cmd, sizeof(cmd), "%s tokenize --tokenizer " FIX "corpus.txt hi", hug);
-	CHECK(run(cmd, out, sizeof(out)) == 2 && strstr(out, "corpus.txt:1:"));
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2 && strstr(out, "corpus.txt:1:"));
 }
 
 TEST(cli_tokenizer_train_writes_a_loadable_file)
@@ -204,13 +191,13 @@ TEST(cli_tokenizer_train_writes_a_loadable_file)
 	close(mkstemp(dst));
 	snprintf(cmd, sizeof(cmd), "%s tokenizer train --quiet --vocab-size 500 --out %s "
 		 FIX "corpus.txt", hug, dst);
-	CHECK(run(cmd, out, sizeof(out)) == 0);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	CHECK(same_hash(dst, FIX "hf_trained.json"));
 	snprintf(cmd, sizeof(cmd), "%s tokenizer info %s", hug, dst);
-	CHECK(run(cmd, out, sizeof(out)) == 0);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	CHECK(strstr(out, "\"vocab_size\": 500") && strstr(out, "\"eos_id\": 2"));
 	snprintf(cmd, sizeof(cmd), "%s tokenizer train --vocab-size 500 --out %s "
 		 "--pre-tokenizer sentencepiece " FIX "corpus.txt", hug, dst);
-	CHECK(run(cmd, out, sizeof(out)) == 2 && strstr(out, "--pre-tokenizer"));
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2 && strstr(out, "--pre-tokenizer"));
 	unlink(dst);
 }
