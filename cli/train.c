@@ -45,6 +45,7 @@ struct run {
 	double t0, last_log;   /* wall clock */
 	int64_t last_log_tokens;
 	int64_t last_saved;    /* step of the newest checkpoint, -1 none */
+	int64_t last_eval;     /* step of the last validation, -1 none */
 };
 
 /* Appends a record to the history and metrics.jsonl (one line, flushed). */
@@ -121,6 +122,9 @@ static void log_step(struct run *run, const struct step_result *res)
 static int evaluate(struct run *run, struct hug_error *err)
 {
 	double loss;
+	if (run->last_eval == run->t.step)
+		return 0; /* this step's validation is done */
+	run->last_eval = run->t.step;
 	if (trainer_eval(&run->t, &loss, err))
 		return -1;
 	if (!isfinite(loss))
@@ -285,7 +289,7 @@ int cli_train(int argc, char **argv)
 		hug_free(ov);
 		return 2;
 	}
-	struct run run = { .last_saved = -1 };
+	struct run run = { .last_saved = -1, .last_eval = -1 };
 	struct hug_error err = { 0 };
 	int rc = 2;
 	hug_json_init();
