@@ -302,3 +302,14 @@ int shard_attr_read_str(hid_t loc, const char *path, const char *name,
 	H5Aclose(a);
 	return rc;
 }
+
+void shard_close_ids(hid_t *file, hid_t *tokens, hid_t *offsets, hid_t *mask)
+{
+	hid_t *sets[3] = { tokens, mask, offsets };
+	for (int i = 0; i < 3; i++)
+		if (*sets[i] >= 0)
+			H5Dclose(*sets[i]);
+	if (*file >= 0)
+		H5Fclose(*file);
+	*tokens = *mask = *offsets = *file = -1;
+}

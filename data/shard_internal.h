@@ -79,4 +79,8 @@ int shard_attr_read_str(hid_t loc, const char *path, const char *name,
 /* "uint16", "int64", "float32", "string", ... for messages. */
 const char *shard_type_name(hid_t type, char *buf, size_t n);
 
+/* Closes the datasets and the file of a shard (ids < 0 are skipped) and
+ * sets every id to -1. */
+void shard_close_ids(hid_t *file, hid_t *tokens, hid_t *offsets, hid_t *mask);
+
 #endif

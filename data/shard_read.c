@@ -232,15 +232,7 @@ static int validate(struct shard_reader *r, struct hug_error *err)
 
 static void reader_close_ids(struct shard_reader *r)
 {
-	if (r->tokens >= 0)
-		H5Dclose(r->tokens);
-	if (r->mask >= 0)
-		H5Dclose(r->mask);
-	if (r->offsets >= 0)
-		H5Dclose(r->offsets);
-	if (r->file >= 0)
-		H5Fclose(r->file);
-	r->tokens = r->mask = r->offsets = r->file = -1;
+	shard_close_ids(&r->file, &r->tokens, &r->offsets, &r->mask);
 	H5Eclear2(H5E_DEFAULT);
 }
 

@@ -118,15 +118,7 @@ static int push_offset(struct shard_writer *w, int64_t off)
 
 static void close_ids(struct shard_writer *w)
 {
-	if (w->tokens >= 0)
-		H5Dclose(w->tokens);
-	if (w->mask >= 0)
-		H5Dclose(w->mask);
-	if (w->offsets >= 0)
-		H5Dclose(w->offsets);
-	if (w->file >= 0)
-		H5Fclose(w->file);
-	w->tokens = w->mask = w->offsets = w->file = -1;
+	shard_close_ids(&w->file, &w->tokens, &w->offsets, &w->mask);
 }
 
 static void writer_free(struct shard_writer *w)
