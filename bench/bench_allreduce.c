@@ -21,6 +21,7 @@
 
 #include "../base/alloc.h"
 #include "../parallel/comm.h"
+#include "bench_util.h"
 
 struct opts {
 	int64_t min_bytes, max_bytes;
@@ -29,13 +30,6 @@ struct opts {
 	int warmup;
 	bool nonblocking;
 };
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(void)
 {
@@ -129,10 +123,10 @@ static double timed(const struct comm *w, void *buf, int64_t n, enum dtype dt, b
 		    int iters)
 {
 	comm_barrier(w);
-	double t0 = now();
+	double t0 = bench_now();
 	for (int k = 0; k < iters; k++)
 		once(w, buf, n, dt, nb);
-	double t = (now() - t0) / iters;
+	double t = (bench_now() - t0) / iters;
 	comm_allreduce(w, &t, 1, DT_F64, COMM_MAX);
 	return t;
 }

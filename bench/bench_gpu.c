@@ -24,6 +24,7 @@
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
 #include "../nn/bloom.h"
+#include "bench_util.h"
 
 #ifdef HUG_CUDA
 #include "../autograd/cuda/cuda_api.h"
@@ -40,27 +41,12 @@ int main(void)
 }
 #else
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static long arg(int argc, char **argv, const char *name, long def)
-{
-	for (int i = 1; i + 1 < argc; i++)
-		if (!strcmp(argv[i], name))
-			return atol(argv[i + 1]);
-	return def;
-}
-
 int main(int argc, char **argv)
 {
-	long h = arg(argc, argv, "--hidden", 1024), l = arg(argc, argv, "--layers", 24);
-	long nh = arg(argc, argv, "--heads", 16), v = arg(argc, argv, "--vocab", 250880);
-	long t = arg(argc, argv, "--seq", 2048), b = arg(argc, argv, "--batch", 1);
-	long steps = arg(argc, argv, "--steps", 10), warm = arg(argc, argv, "--warmup", 2);
+	long h = bench_arg(argc, argv, "--hidden", 1024), l = bench_arg(argc, argv, "--layers", 24);
+	long nh = bench_arg(argc, argv, "--heads", 16), v = bench_arg(argc, argv, "--vocab", 250880);
+	long t = bench_arg(argc, argv, "--seq", 2048), b = bench_arg(argc, argv, "--batch", 1);
+	long steps = bench_arg(argc, argv, "--steps", 10), warm = bench_arg(argc, argv, "--warmup", 2);
 	const char *peak_env = getenv("HUG_PEAK_TFLOPS");
 	double peak = (peak_env ? atof(peak_env) : 989.0) * 1e12;
 	struct hug_error err = { 0 };
@@ -111,7 +97,7 @@ int main(int argc, char **argv)
 	for (long s = 0; s < warm + steps; s++) {
 		if (s == warm) {
 			hug_cuda_synchronize();
-			t0 = now();
+			t0 = bench_now();
 		}
 		struct bloom_model bm;
 		cuda_test_model_cast(&ctx, &dm, DT_BF16, &bm, layers);
@@ -141,7 +127,7 @@ int main(int argc, char **argv)
 		ag_ctx_reset(&ctx);
 	}
 	hug_cuda_synchronize();
-	double dt = now() - t0;
+	double dt = bench_now() - t0;
 	double tokens = (double)steps * (double)b * (double)t;
 	double n_params = (double)bloom_param_count(&c);
 	double flops_per_token = 6.0 * n_params + 12.0 * (double)l * (double)h * (double)t;

@@ -18,19 +18,13 @@
 #include "../base/alloc.h"
 #include "../data/loader.h"
 #include "../data/shard.h"
+#include "bench_util.h"
 
 struct opts {
 	int64_t tokens, seq_len, batch, vocab, batches;
 	int shards, work_us;
 	bool mask, keep;
 };
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void die(const char *what, const struct hug_error *err)
 {
@@ -92,7 +86,7 @@ static void write_shards(const struct opts *o, const char *dir)
 	int32_t *doc = hug_malloc(4000 * sizeof(int32_t));
 	uint8_t *mask = hug_malloc(4000);
 	uint64_t x = 42;
-	double t0 = now();
+	double t0 = bench_now();
 	for (int f = 0; f < o->shards; f++) {
 		char path[512];
 		struct shard_writer *w;
@@ -116,7 +110,7 @@ static void write_shards(const struct opts *o, const char *dir)
 		if (shard_writer_close(w, &err) < 0)
 			die("close", &err);
 	}
-	double dt = now() - t0;
+	double dt = bench_now() - t0;
 	printf("write: %d shards, %lld tokens in %.3f s: %.1f M tokens/s\n",
 	       o->shards, (long long)o->tokens, dt, o->tokens / dt / 1e6);
 	hug_free(doc);
@@ -125,8 +119,8 @@ static void write_shards(const struct opts *o, const char *dir)
 
 static void spin_us(int us)
 {
-	double end = now() + us * 1e-6;
-	while (now() < end)
+	double end = bench_now() + us * 1e-6;
+	while (bench_now() < end)
 		;
 }
 
@@ -139,10 +133,10 @@ static void run(const struct opts *o, const char *glob, int prefetch,
 		.seed = 7, .prefetch = prefetch };
 	struct hug_error err = { 0 };
 	struct loader *L;
-	double t0 = now();
+	double t0 = bench_now();
 	if (loader_open(&c, &L, &err) < 0)
 		die("loader_open", &err);
-	double t_open = now() - t0;
+	double t_open = bench_now() - t0;
 	struct loader_source_stats st;
 	loader_stats(L, 0, &st);
 	int64_t nb = o->batches ? o->batches : st.n_train / o->batch;
@@ -150,7 +144,7 @@ static void run(const struct opts *o, const char *glob, int prefetch,
 	int32_t *in = hug_malloc(n * sizeof(int32_t));
 	int32_t *tg = hug_malloc(n * sizeof(int32_t));
 	uint64_t sum = 0;
-	t0 = now();
+	t0 = bench_now();
 	for (int64_t b = 0; b < nb; b++) {
 		if (loader_next(L, in, tg, &err) < 0)
 			die("loader_next", &err);
@@ -159,7 +153,7 @@ static void run(const struct opts *o, const char *glob, int prefetch,
 		if (work_us)
 			spin_us(work_us);
 	}
-	double dt = now() - t0;
+	double dt = bench_now() - t0;
 	double tok = (double)nb * (double)n;
 	printf("loader: prefetch %d, work %5d us/batch: %lld batches of "
 	       "%lldx%lld in %.3f s: %7.1f M tokens/s, %8.1f us/batch "

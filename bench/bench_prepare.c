@@ -18,15 +18,9 @@
 #include "../base/fs.h"
 #include "../data/prepare.h"
 #include "../data/tokenizer.h"
+#include "bench_util.h"
 
 #define MAX_FILES 256
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void die(const char *what, const struct hug_error *err)
 {
@@ -67,9 +61,9 @@ static void bench_encode(const struct tokenizer *tok, const char *const *files, 
 	}
 	struct tok_encoder *enc = tok_encoder_new(tok);
 	for (int cached = 1; cached >= 0; cached--) {
-		double t0 = now();
+		double t0 = bench_now();
 		int64_t n_tok = encode_all(tok, cached ? enc : NULL, text, len, n);
-		double dt = now() - t0;
+		double dt = bench_now() - t0;
 		printf("encode,   1 thread, %-9s %8.2f MB/s  %6.2f M tokens/s  (%.1f MB, %lld tokens, "
 		       "%.2f bytes/token)\n", cached ? "cached:" : "uncached:", (double)bytes / 1e6 / dt,
 		       (double)n_tok / 1e6 / dt, (double)bytes / 1e6, (long long)n_tok,

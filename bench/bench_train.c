@@ -16,28 +16,14 @@
 #include "../autograd/rng.h"
 #include "../nn/bloom.h"
 #include "../optim/optimizer.h"
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static long arg(int argc, char **argv, const char *name, long def)
-{
-	for (int i = 1; i + 1 < argc; i++)
-		if (!strcmp(argv[i], name))
-			return atol(argv[i + 1]);
-	return def;
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv)
 {
-	long h = arg(argc, argv, "--hidden", 192), l = arg(argc, argv, "--layers", 4);
-	long nh = arg(argc, argv, "--heads", 6), v = arg(argc, argv, "--vocab", 8192);
-	long t = arg(argc, argv, "--seq", 128), b = arg(argc, argv, "--batch", 8);
-	long steps = arg(argc, argv, "--steps", 20), warm = arg(argc, argv, "--warmup", 3);
+	long h = bench_arg(argc, argv, "--hidden", 192), l = bench_arg(argc, argv, "--layers", 4);
+	long nh = bench_arg(argc, argv, "--heads", 6), v = bench_arg(argc, argv, "--vocab", 8192);
+	long t = bench_arg(argc, argv, "--seq", 128), b = bench_arg(argc, argv, "--batch", 8);
+	long steps = bench_arg(argc, argv, "--steps", 20), warm = bench_arg(argc, argv, "--warmup", 3);
 	struct bloom_config c = bloom_config_make(v, h, (int)l, (int)nh);
 	struct hug_error err = { 0 };
 	if (bloom_config_validate(&c, "bench", &err)) {
@@ -60,7 +46,7 @@ int main(int argc, char **argv)
 	double t0 = 0;
 	for (long s = 0; s < warm + steps; s++) {
 		if (s == warm)
-			t0 = now();
+			t0 = bench_now();
 		for (long i = 0; i < b * t; i++) {
 			((int32_t *)ids->data)[i] = (int32_t)(rng_u64(7, (uint64_t)(s * b * t + i)) % (uint64_t)v);
 			((int32_t *)tgt->data)[i] = (int32_t)(rng_u64(8, (uint64_t)(s * b * t + i)) % (uint64_t)v);
@@ -76,7 +62,7 @@ int main(int argc, char **argv)
 		optim_step(&opt, 1e-4);
 		optim_zero_grad(&opt);
 	}
-	double dt = now() - t0;
+	double dt = bench_now() - t0;
 	double params = (double)bloom_param_count(&c);
 	printf("hug bench_train: %ld params, batch %ld x seq %ld, %ld steps in %.2f s: "
 	       "%.2f steps/s, %.0f tokens/s (threads: OMP_NUM_THREADS=%s)\n",
