@@ -22,6 +22,7 @@
 #include "../base/error.h"
 #include "node.h"
 #include "tensor.h"
+#include "transfer.h"
 
 struct ag_ctx {
 	struct arena *step;     /* per-step memory, on the compute device */
@@ -145,7 +146,8 @@ struct tensor *ag_attention_dropout(struct ag_ctx *ctx, struct tensor *q,
 				    bool causal, double p);
 /* Mean cross-entropy of logits (..., V) against targets (...) i32, skipping
  * targets equal to ignore_index (Hugging Face uses -100); the mean is over
- * the counted targets (0 when none count). -> a 0-d scalar. */
+ * the counted targets (0 when none count). -> a 0-d scalar, in f32 for
+ * bf16 logits (the loss of mixed precision), else in the logits' dtype. */
 struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
 				struct tensor *targets, int32_t ignore_index);
 

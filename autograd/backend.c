@@ -1,6 +1,8 @@
 /* backend.c: the op name table and the per-device backend registry. */
 #include "backend.h"
 
+#include "../base/panic.h"
+
 const struct ag_op_info ag_op_info[AG_OP_COUNT] = {
 	[AG_OP_MATMUL] = { "matmul", false },
 	[AG_OP_LINEAR] = { "linear", false },
@@ -39,4 +41,14 @@ void ag_backend_register(const struct ag_backend *b)
 const struct ag_backend *ag_backend_get(enum device dev)
 {
 	return (unsigned)dev < DEV_COUNT ? backends[dev] : NULL;
+}
+
+const struct arena_allocator *ag_device_allocator(enum device dev)
+{
+	if (dev == DEV_CPU)
+		return NULL;
+	const struct ag_backend *b = ag_backend_get(dev);
+	if (!b || !b->allocator)
+		hug_panic("no backend for device %d (not initialised?)", (int)dev);
+	return b->allocator();
 }

@@ -29,6 +29,16 @@ struct ag_backend {
 	/* dst = src element for element: same shape and dtype, any strides
 	 * on both sides. Not recorded on the tape. */
 	void (*copy)(struct tensor *dst, const struct tensor *src);
+	/* Copies `bytes` bytes between any two of host memory and this
+	 * backend's memory (either side may be the host) and returns when
+	 * they are in place. See autograd/transfer.h. */
+	void (*memcpy)(void *dst, const void *src, size_t bytes);
+	/* Every element of contiguous float tensor t *= a, in t's precision
+	 * (gradient averaging and clipping). */
+	void (*scale)(struct tensor *t, double a);
+	/* The allocator of arenas in this backend's memory (NULL on the CPU
+	 * backend: arenas default to host memory). */
+	const struct arena_allocator *(*allocator)(void);
 };
 
 extern const struct ag_backend ag_cpu_backend;
@@ -44,5 +54,8 @@ void ag_backend_register(const struct ag_backend *b);
 /* The backend for `dev`, or NULL when none is registered (the CPU backend
  * is always registered). */
 const struct ag_backend *ag_backend_get(enum device dev);
+/* The arena allocator for memory of device `dev` (NULL, meaning the host
+ * allocator, for DEV_CPU); a panic when the device has no backend. */
+const struct arena_allocator *ag_device_allocator(enum device dev);
 
 #endif

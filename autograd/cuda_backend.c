@@ -42,6 +42,9 @@ const struct ag_backend ag_cuda_backend = {
 	.accumulate = cuda_accumulate,
 	.fill = cuda_fill,
 	.copy = cuda_copy,
+	.memcpy = hug_cuda_memcpy,
+	.scale = hug_cuda_scale,
+	.allocator = hug_cuda_allocator,
 };
 
 int hug_cuda_init(int device, struct hug_error *err)

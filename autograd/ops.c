@@ -771,7 +771,8 @@ struct tensor *ag_cross_entropy_shard(struct ag_ctx *ctx, struct tensor *logits,
 			       (long long)vocab, ignore_index);
 	int64_t rows = tensor_numel(targets);
 	struct ag_node *n = node_new(ctx, op, 2, (struct tensor *[]){ logits, targets });
-	n->out = tensor_new(ctx->step, logits->dtype, 0, NULL);
+	/* the loss in f32 also for bf16 logits (mixed precision) */
+	n->out = tensor_new(ctx->step, stat_dtype(logits->dtype), 0, NULL);
 	n->saved[0] = tensor_new(ctx->step, stat_dtype(logits->dtype), 1, &rows); /* logsumexp (N) */
 	n->p.cross_entropy.ignore_index = ignore_index;
 	n->p.cross_entropy.vocab_offset = vocab_offset;

@@ -24,13 +24,11 @@
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
 #include "../nn/bloom.h"
+#include "../nn/bloom_device.h"
 #include "bench_util.h"
 
 #ifdef HUG_CUDA
 #include "../autograd/cuda/cuda_api.h"
-/* The device copy of a model and its bf16 view are test helpers; the bench
- * shares them instead of keeping a second copy. */
-#include "../tests/test_cuda_util.c"
 #endif
 
 #ifndef HUG_CUDA
@@ -62,7 +60,7 @@ int main(int argc, char **argv)
 	struct bloom_model hm, dm;
 	bloom_model_init(&hm, &c, DT_F32, false);
 	bloom_model_init_weights(&hm, 1);
-	cuda_test_model_to_device(&dm, &hm, true);
+	bloom_model_to_device(&dm, &hm, hug_cuda_allocator(), true);
 	bloom_model_free(&hm);
 	int np = dm.table.n;
 	struct arena state;
@@ -87,7 +85,8 @@ int main(int argc, char **argv)
 	int32_t *idv = hids->data;
 	for (long i = 0; i < b * t; i++)
 		idv[i] = (int32_t)(rng_u64(7, (uint64_t)i) % (uint64_t)v);
-	struct tensor *ids = cuda_test_upload(&data, hids, DT_I32);
+	struct tensor *ids = tensor_new(&data, DT_I32, TENSOR_SHAPE(b, t));
+	tensor_transfer(ids, hids);
 	struct ag_ctx ctx;
 	ag_ctx_init(&ctx, &step);
 	ctx.training = true;
@@ -100,7 +99,7 @@ int main(int argc, char **argv)
 			t0 = bench_now();
 		}
 		struct bloom_model bm;
-		cuda_test_model_cast(&ctx, &dm, DT_BF16, &bm, layers);
+		bloom_model_cast(&ctx, &dm, DT_BF16, &bm, layers);
 		struct tensor *logits = bloom_forward(&ctx, &bm, ids, NULL);
 		struct tensor *loss = bloom_lm_loss(&ctx, logits, ids);
 		if (!loss || ag_backward(&ctx, loss)) {

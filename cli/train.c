@@ -15,6 +15,7 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/json.h"
+#include "../nn/bloom_device.h"
 #include "../parallel/comm.h"
 #include "../train/checkpoint.h"
 #include "../train/trainer.h"
@@ -223,7 +224,9 @@ static int loop(struct run *run, struct hug_error *err)
 	return 0;
 }
 
-/* Prints a continuation of each of the recipe's sample prompts. */
+/* Prints a continuation of each of the recipe's sample prompts (from a
+ * host copy of the model when it trained on a GPU: generation runs on the
+ * CPU). */
 static int print_samples(struct run *run, struct hug_error *err)
 {
 	const struct recipe *r = &run->recipe;
@@ -232,6 +235,11 @@ static int print_samples(struct run *run, struct hug_error *err)
 	struct tokenizer *tok;
 	if (tokenizer_load(r->tokenizer, &tok, err))
 		return -1;
+	struct bloom_model host, *m = &run->t.model;
+	if (run->t.device != DEV_CPU) {
+		bloom_model_to_device(&host, m, NULL, false);
+		m = &host;
+	}
 	struct gen_opts o = gen_opts_default();
 	o.max_new_tokens = (int)r->sample_tokens;
 	o.temperature = 0.8;
@@ -243,11 +251,13 @@ static int print_samples(struct run *run, struct hug_error *err)
 	int rc = 0;
 	for (int i = 0; i < r->n_sample_prompts && !rc; i++) {
 		struct tok_bytes out = { 0 };
-		rc = sample_text(&run->t.model, tok, r->sample_prompts[i], &o, &out, err);
+		rc = sample_text(m, tok, r->sample_prompts[i], &o, &out, err);
 		if (!rc)
 			printf("  %s|%s\n", r->sample_prompts[i], out.p ? out.p : "");
 		tok_bytes_free(&out);
 	}
+	if (m == &host)
+		bloom_model_free(&host);
 	tokenizer_free(tok);
 	return rc;
 }

@@ -212,8 +212,9 @@ int bloom_tp_validate(const struct bloom_config *cfg, int size, struct hug_error
 	return 0;
 }
 
-void bloom_model_init_tp(struct bloom_model *m, const struct bloom_config *cfg,
-			 enum dtype dt, bool trainable, const struct bloom_tp *tp)
+void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
+			 enum dtype dt, bool trainable, const struct bloom_tp *tp,
+			 const struct arena_allocator *allocator)
 {
 	HUG_ASSERT(dt == DT_F32 || dt == DT_F64);
 	HUG_ASSERT(bloom_tp_validate(cfg, tp->size, NULL) == 0);
@@ -229,21 +230,33 @@ void bloom_model_init_tp(struct bloom_model *m, const struct bloom_config *cfg,
 	size_t total = m->measure + slot_bytes(h_local, dt);
 	/* one block for all parameters (and one for all gradients), so that
 	 * a data-parallel all-reduce can treat them as one buffer */
-	arena_init(&m->params, "params", total, NULL);
-	arena_init(&m->grads, "grads", total, NULL);
+	arena_init(&m->params, "params", total, allocator);
+	arena_init(&m->grads, "grads", total, allocator);
 	param_table_init(&m->table);
 	m->layers = hug_calloc((size_t)cfg->n_layer, sizeof(*m->layers));
 	pb.measuring = false;
 	model_params(&pb);
 
+	/* the slopes are computed on the host and copied to the model's device */
+	struct arena host;
+	arena_init(&host, "slopes", 0, NULL);
 	double *slopes = hug_malloc((size_t)cfg->n_head * sizeof(double));
 	ag_alibi_slopes(cfg->n_head, slopes);
+	struct tensor *hs = tensor_new(&host, dt, TENSOR_SHAPE(h_local));
+	tensor_write_f64(hs, slopes + (int64_t)tp->rank * h_local);
 	m->slopes = tensor_new(&m->params, dt, TENSOR_SHAPE(h_local));
-	tensor_write_f64(m->slopes, slopes + (int64_t)tp->rank * h_local);
+	tensor_transfer(m->slopes, hs);
 	hug_free(slopes);
+	arena_free(&host);
 	/* the size measured above must have held everything in one block */
 	HUG_ASSERT(m->params.n_chunk_allocs == 1);
 	HUG_ASSERT(!trainable || m->grads.n_chunk_allocs == 1);
+}
+
+void bloom_model_init_tp(struct bloom_model *m, const struct bloom_config *cfg,
+			 enum dtype dt, bool trainable, const struct bloom_tp *tp)
+{
+	bloom_model_init_on(m, cfg, dt, trainable, tp, NULL);
 }
 
 void bloom_model_init(struct bloom_model *m, const struct bloom_config *cfg,

@@ -114,6 +114,14 @@ void bloom_model_init(struct bloom_model *m, const struct bloom_config *cfg,
 void bloom_model_init_tp(struct bloom_model *m, const struct bloom_config *cfg,
 			 enum dtype dt, bool trainable, const struct bloom_tp *tp);
 
+/* As bloom_model_init_tp, with the parameters and gradients in arenas of
+ * `allocator` (NULL: host memory; hug_cuda_allocator(): the GPU). The
+ * ALiBi slopes are filled in; the weights are left unspecified, to be
+ * copied in (bloom_model_to_device) or loaded. */
+void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
+			 enum dtype dt, bool trainable, const struct bloom_tp *tp,
+			 const struct arena_allocator *allocator);
+
 /* Checks that the config splits over `size` ranks: n_head and 4 x
  * hidden_size divisible by it (the vocabulary may split unevenly). 0 or -1
  * with err. */

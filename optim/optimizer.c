@@ -1,14 +1,21 @@
-/* optimizer.c: AdamW and SGD updates, clipping and zeroing on host f32/f64
- * parameters. The arithmetic follows PyTorch's single-tensor AdamW: scalars
- * in double, applied in the parameter's precision. */
+/* optimizer.c: AdamW and SGD updates, clipping and zeroing, on host f32/f64
+ * parameters or f32 parameters on the GPU (the state then lives on the GPU
+ * too, and the same arithmetic runs in autograd/cuda/optim.cu). The
+ * arithmetic follows PyTorch's single-tensor AdamW: scalars in double,
+ * applied in the parameter's precision. */
 #include "optimizer.h"
 
 #include <fnmatch.h>
 #include <math.h>
 #include <string.h>
 
+#include "../autograd/backend.h"
+#include "../autograd/transfer.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
+#ifdef HUG_CUDA
+#include "../autograd/cuda/cuda_api.h"
+#endif
 
 struct optim_config optim_config_adamw(void)
 {
@@ -38,12 +45,19 @@ void optim_init_range(struct optimizer *o, const struct optim_config *cfg,
 	bool need_v = cfg->kind == OPTIM_ADAMW;
 	int64_t start = 0;
 	size_t total = 0;
+	enum device dev = DEV_CPU; /* the trainable parameters' (all on one device) */
+	for (int i = 0; i < pt->n; i++)
+		if (pt->items[i].t->grad) {
+			dev = pt->items[i].t->device;
+			break;
+		}
 	for (int pass = 0; pass < 2; pass++) { /* size the arena, then fill it */
 		start = 0;
 		for (int i = 0; i < pt->n; i++) {
 			struct param *p = &pt->items[i];
 			if (!p->t->grad)
 				continue; /* frozen: no state */
+			HUG_ASSERT(p->t->device == dev);
 			int64_t n = tensor_numel(p->t), a = lo > start ? lo - start : 0;
 			int64_t b = hi < start + n ? hi - start : n;
 			start += n;
@@ -65,7 +79,7 @@ void optim_init_range(struct optimizer *o, const struct optim_config *cfg,
 				s->v = tensor_zeros(&o->state, p->t->dtype, 1, &s->len);
 		}
 		if (pass == 0)
-			arena_init(&o->state, "optimizer", total, NULL);
+			arena_init(&o->state, "optimizer", total, ag_device_allocator(dev));
 	}
 }
 
@@ -96,6 +110,24 @@ int optim_set_decay(struct optimizer *o, const char *pattern, bool decay)
 #define CPU_TEMPLATE "optim/optimizer.tmpl.h"
 #include "../autograd/cpu/instantiate.h"
 
+#ifdef HUG_CUDA
+/* The update of slot s on the GPU (f32 parameters). */
+static void slot_step_cuda(const struct optimizer *o, const struct optim_slot *s, double lr,
+			   double wd, double bc1, double bc2)
+{
+	const struct optim_config *c = &o->cfg;
+	struct tensor *p = s->param->t;
+	HUG_ASSERT(p->dtype == DT_F32);
+	float *pd = (float *)p->data + s->off, *gd = (float *)p->grad->data + s->off;
+	if (c->kind == OPTIM_ADAMW)
+		hug_cuda_adamw_update(s->len, pd, gd, s->m->data, s->v->data, lr, wd, c->beta1,
+				      c->beta2, c->eps, bc1, bc2);
+	else
+		hug_cuda_sgd_update(s->len, pd, gd, s->m ? s->m->data : NULL, lr, wd,
+				    c->momentum, c->nesterov, o->step == 1);
+}
+#endif
+
 void optim_step(struct optimizer *o, double lr)
 {
 	o->step++;
@@ -106,6 +138,15 @@ void optim_step(struct optimizer *o, double lr)
 		struct optim_slot *s = &o->slots[i];
 		struct tensor *p = s->param->t;
 		double wd = s->decay ? c->weight_decay : 0.0;
+		if (p->device != DEV_CPU) {
+#ifdef HUG_CUDA
+			slot_step_cuda(o, s, lr, wd, bc1, bc2);
+			continue;
+#else
+			hug_panic("optimizer: parameter %s is on a device this build lacks",
+				  s->param->name);
+#endif
+		}
 		size_t at = (size_t)s->off * dtype_size(p->dtype);
 		char *pd = (char *)p->data + at, *gd = (char *)p->grad->data + at;
 		HUG_ASSERT(p->dtype == DT_F32 || p->dtype == DT_F64);
@@ -124,8 +165,12 @@ void optim_zero_grad(struct optimizer *o)
 {
 	for (int i = 0; i < o->table->n; i++) {
 		struct tensor *g = o->table->items[i].t->grad;
-		if (g)
+		if (!g)
+			continue;
+		if (g->device == DEV_CPU)
 			memset(g->data, 0, tensor_nbytes(g));
+		else
+			ag_backend_get(g->device)->fill(g, 0.0);
 	}
 }
 
@@ -136,22 +181,40 @@ static void *slot_grad(const struct optim_slot *s)
 	return (char *)g->data + (size_t)s->off * dtype_size(g->dtype);
 }
 
+/* Sum of squares of the slot's gradient elements, in double. */
+static double slot_sumsq(const struct optim_slot *s)
+{
+	const struct tensor *g = s->param->t->grad;
+	if (g->device == DEV_CPU)
+		return CPU_DISPATCH(g->dtype, sum_squares, s->len, slot_grad(s));
+#ifdef HUG_CUDA
+	struct tensor view, *vp = &view;
+	tensor_flat_range(&view, g, s->off, s->len);
+	return hug_cuda_sum_squares(1, &vp);
+#else
+	hug_panic("optimizer: gradient of %s is on a device this build lacks", s->param->name);
+#endif
+}
+
 double optim_grad_sumsq(const struct optimizer *o, bool (*include)(const struct param *))
 {
 	double ss = 0;
 	for (int i = 0; i < o->n; i++) {
 		const struct optim_slot *s = &o->slots[i];
 		if (!include || include(s->param))
-			ss += CPU_DISPATCH(s->param->t->dtype, sum_squares, s->len, slot_grad(s));
+			ss += slot_sumsq(s);
 	}
 	return ss;
 }
 
 void optim_scale_grads(struct optimizer *o, double coef)
 {
-	for (int i = 0; i < o->n; i++)
-		CPU_DISPATCH(o->slots[i].param->t->dtype, scale_inplace, o->slots[i].len,
-			     slot_grad(&o->slots[i]), coef);
+	for (int i = 0; i < o->n; i++) {
+		const struct optim_slot *s = &o->slots[i];
+		struct tensor view;
+		tensor_flat_range(&view, s->param->t->grad, s->off, s->len);
+		ag_backend_get(view.device)->scale(&view, coef);
+	}
 }
 
 double optim_clip_grad_norm(struct optimizer *o, double max_norm)

@@ -1,7 +1,9 @@
 /* optimizer.h: AdamW (decoupled weight decay, PyTorch's update order) and
  * SGD with momentum over the trainable parameters of a parameter table,
  * global-norm gradient clipping, and zeroing of gradients. Parameters with
- * no gradient (frozen) get no optimizer state at all. */
+ * no gradient (frozen) get no optimizer state at all. Parameters live on
+ * the host (f32 or f64) or all on the GPU (f32); the state is kept where
+ * they are, and the update runs there with the same arithmetic. */
 #ifndef HUG_OPTIM_OPTIMIZER_H
 #define HUG_OPTIM_OPTIMIZER_H
 

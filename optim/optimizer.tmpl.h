@@ -45,10 +45,3 @@ static double FN(sum_squares)(int64_t n, const REAL *x)
 		s += (double)x[i] * (double)x[i];
 	return s;
 }
-
-static void FN(scale_inplace)(int64_t n, REAL *x, double a)
-{
-	const REAL ra = (REAL)a;
-	for (int64_t i = 0; i < n; i++)
-		x[i] *= ra;
-}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../autograd/transfer.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
 #include "comm_nccl.h"
@@ -272,6 +273,52 @@ void comm_reduce_scatter(const struct comm *c, const void *send, void *recv, int
 	MPI_CHECK(MPI_Reduce_scatter_block(send, recv, (int)n, mpi_type(dt), MPI_SUM,
 					   COMM_OF(c)));
 #endif
+}
+
+/* Checks a collective's pair of tensors: same dtype and device,
+ * contiguous, and `big` holding c->size times `small`'s elements. */
+static void check_pair(const struct comm *c, const struct tensor *small,
+		       const struct tensor *big)
+{
+	HUG_ASSERT(small->dtype == big->dtype && small->device == big->device);
+	HUG_ASSERT(tensor_is_contiguous(small) && tensor_is_contiguous(big));
+	HUG_ASSERT(tensor_numel(big) == tensor_numel(small) * c->size);
+}
+
+void comm_allgather_tensor(const struct comm *c, const struct tensor *send,
+			   struct tensor *recv)
+{
+	check_pair(c, send, recv);
+	int64_t n = tensor_numel(send);
+	if (send->device == DEV_CPU) {
+		comm_allgather(c, send->data, recv->data, n, send->dtype);
+	} else if (c->size <= 1) {
+		tensor_transfer(recv, send);
+	} else {
+#if defined(HUG_CUDA) && defined(HUG_MPI)
+		comm_nccl_allgather(c, send->data, recv->data, n, send->dtype);
+#else
+		hug_panic("comm: device all-gather needs a build with CUDA and MPI (NCCL)");
+#endif
+	}
+}
+
+void comm_reduce_scatter_tensor(const struct comm *c, const struct tensor *send,
+				struct tensor *recv)
+{
+	check_pair(c, recv, send);
+	int64_t n = tensor_numel(recv);
+	if (send->device == DEV_CPU) {
+		comm_reduce_scatter(c, send->data, recv->data, n, send->dtype);
+	} else if (c->size <= 1) {
+		tensor_transfer(recv, send);
+	} else {
+#if defined(HUG_CUDA) && defined(HUG_MPI)
+		comm_nccl_reduce_scatter(c, send->data, recv->data, n, send->dtype);
+#else
+		hug_panic("comm: device reduce-scatter needs a build with CUDA and MPI (NCCL)");
+#endif
+	}
 }
 
 void comm_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype dt, int root)

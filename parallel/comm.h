@@ -79,6 +79,13 @@ void comm_allgather(const struct comm *c, const void *send, void *recv, int64_t 
  * sum over ranks of elements [r n, (r + 1) n) in `recv`. */
 void comm_reduce_scatter(const struct comm *c, const void *send, void *recv, int64_t n,
 			 enum dtype dt);
+/* comm_allgather and comm_reduce_scatter on contiguous tensors of the same
+ * dtype in host memory (MPI) or device memory (NCCL): `recv` of allgather
+ * and `send` of reduce-scatter hold size times the other's elements. */
+void comm_allgather_tensor(const struct comm *c, const struct tensor *send,
+			   struct tensor *recv);
+void comm_reduce_scatter_tensor(const struct comm *c, const struct tensor *send,
+				struct tensor *recv);
 /* Broadcast n elements from rank `root`. */
 void comm_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype dt, int root);
 /* Waits for every rank of the communicator. */

@@ -23,6 +23,7 @@
 #include "../io/hf_checkpoint.h"
 #include "../io/safetensors.h"
 #include "../nn/bloom.h"
+#include "../nn/bloom_device.h"
 #include "../optim/optimizer.h"
 #include "harness.h"
 #include "test_cuda_util.h"
@@ -100,7 +101,7 @@ static void gpu_fixture(const char *dir)
 		test_fail_at(__FILE__, __LINE__, "hf_bloom_load(%s): %s", dir, err.msg);
 		return;
 	}
-	cuda_test_model_to_device(&dm, &hm, true);
+	bloom_model_to_device(&dm, &hm, hug_cuda_allocator(), true);
 	arena_init(&host, "host", 0, NULL);
 	arena_init(&inputs, "inputs", 0, hug_cuda_allocator());
 	arena_init(&step, "step", 0, hug_cuda_allocator());
@@ -191,7 +192,7 @@ static void run_init(struct run *r, double dropout, enum opt_kind kind)
 	c.attention_dropout = dropout;
 	bloom_model_init(&r->hm, &c, DT_F32, true);
 	bloom_model_init_weights(&r->hm, 11);
-	cuda_test_model_to_device(&r->dm, &r->hm, true);
+	bloom_model_to_device(&r->dm, &r->hm, hug_cuda_allocator(), true);
 	int n = r->dm.table.n;
 	r->m = hug_calloc((size_t)n, sizeof(*r->m));
 	r->v = hug_calloc((size_t)n, sizeof(*r->v));
@@ -438,7 +439,7 @@ TEST(cuda_bloom_bf16_mixed_precision)
 	struct ag_ctx *ctx = &r.dctx;
 	ctx->training = false;
 	r.hctx.training = false;
-	cuda_test_model_cast(ctx, &r.dm, DT_BF16, &bm, layers);
+	bloom_model_cast(ctx, &r.dm, DT_BF16, &bm, layers);
 	struct tensor *logits = bloom_forward(ctx, &bm, r.ids, r.mask);
 	struct tensor *loss = bloom_lm_loss(ctx, logits, r.labels);
 	REQUIRE(loss && loss->dtype == DT_BF16);

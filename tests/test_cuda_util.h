@@ -55,19 +55,6 @@ void cuda_test_fill(struct tensor *t, uint64_t seed, double scale, bool bf16_exa
 double cuda_test_rel_err(const double *got, const double *want, int64_t n,
 			 int64_t *worst);
 
-/* A copy of host model `hm` with every parameter (and the ALiBi slopes) in
- * device memory, one cudaMalloc for the parameters and one for the
- * gradients (with `trainable`), registered under the same names. Free with
- * bloom_model_free. */
-void cuda_test_model_to_device(struct bloom_model *dm, const struct bloom_model *hm,
-			       bool trainable);
-
-/* Mixed precision: *out becomes a view of m whose parameters are
- * ag_cast(p, dt), recorded on ctx's tape so gradients reach m's (f32)
- * parameters; `layers` (m->cfg.n_layer entries) holds its layers. */
-void cuda_test_model_cast(struct ag_ctx *ctx, const struct bloom_model *m, enum dtype dt,
-			  struct bloom_model *out, struct bloom_layer *layers);
-
 #endif
 
 #endif

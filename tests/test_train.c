@@ -120,3 +120,42 @@ TEST(train_refuses_shards_of_another_tokenizer)
 	recipe_free(&r);
 	train_fixture_rmtree(dir);
 }
+
+/* The message of trainer_init for the recipe with overrides ov, or NULL
+ * when it succeeded (then the trainer is freed). */
+static const char *init_error(const char *dir, const char *const *ov, int n_ov,
+			      struct hug_error *err)
+{
+	struct recipe r;
+	if (load_recipe(dir, ", \"steps\": 20", NULL, ov, n_ov, &r))
+		return "(recipe did not load)";
+	struct trainer t;
+	int rc = trainer_init(&t, &r, err);
+	if (!rc)
+		trainer_free(&t);
+	recipe_free(&r);
+	return rc ? err->msg : NULL;
+}
+
+/* bf16 needs the GPU; device "cuda" without a GPU (or without CUDA in the
+ * build) is a clean error naming the recipe key, not a crash. */
+TEST(train_device_and_precision_errors)
+{
+	const char *dir = train_fixture_shards(1, 2000);
+	REQUIRE(dir);
+	struct hug_error err = { 0 };
+	const char *bf16[] = { "precision=\"bf16\"" };
+	const char *msg = init_error(dir, bf16, 1, &err);
+	CHECK(msg && strstr(msg, "precision") && strstr(msg, "needs device \"cuda\""));
+	const char *cuda[] = { "device=\"cuda\"" };
+	memset(&err, 0, sizeof(err));
+	msg = init_error(dir, cuda, 1, &err);
+	if (!msg) { /* a machine with a GPU: the CUDA tests cover this path */
+		train_fixture_rmtree(dir);
+		SKIP("a GPU is present");
+	}
+	printf("(%s) ", msg);
+	CHECK(strstr(msg, "recipe.json: device") != NULL);
+	CHECK(strstr(msg, "no CUDA device") || strstr(msg, "built without CUDA"));
+	train_fixture_rmtree(dir);
+}

@@ -177,17 +177,30 @@ static void prune(const char *out_dir, int64_t keep)
 	hug_free(steps);
 }
 
-/* The first parameter with a non-finite value, or NULL. */
+/* The first parameter with a non-finite value, or NULL (parameters on a
+ * device are copied to the host one at a time to be checked). */
 static const char *nonfinite_param(const struct param_table *pt)
 {
-	for (int i = 0; i < pt->n; i++) {
+	struct arena host;
+	arena_init(&host, "finite-check", 0, NULL);
+	const char *bad = NULL;
+	for (int i = 0; i < pt->n && !bad; i++) {
 		const struct tensor *p = pt->items[i].t;
+		if (p->device != DEV_CPU) {
+			struct tensor *h = tensor_new_like(&host, p);
+			tensor_transfer(h, p);
+			p = h;
+		}
 		const float *v = p->data;
 		for (int64_t k = 0; k < tensor_numel(p); k++)
-			if (!isfinite(v[k]))
-				return pt->items[i].name;
+			if (!isfinite(v[k])) {
+				bad = pt->items[i].name;
+				break;
+			}
+		arena_reset(&host);
 	}
-	return NULL;
+	arena_free(&host);
+	return bad;
 }
 
 /* The weights: the model as a Hugging Face directory or, under LoRA, the

@@ -27,16 +27,25 @@ static struct tensor *full_for(struct full_table *out, const struct param *p, co
 	return t;
 }
 
-/* full (zeroed, full shape) += this rank's shard src of p, summed over the
- * tensor-parallel group: the whole tensor on every rank. */
+/* full (zeroed, full shape, host) += this rank's shard src of p (host or
+ * device), summed over the tensor-parallel group: the whole tensor on
+ * every rank. */
 static void gather_shard(const struct trainer *t, const struct param *p,
 			 const struct tensor *src, struct tensor *full)
 {
 	if (p->shard.dim < 0) {
-		memcpy(full->data, src->data, tensor_nbytes(src));
+		tensor_transfer(full, src);
 		return;
 	}
+	struct arena host;
+	arena_init(&host, "gather-shard", 0, NULL);
+	if (src->device != DEV_CPU) {
+		struct tensor *h = tensor_new_like(&host, src);
+		tensor_transfer(h, src);
+		src = h;
+	}
 	param_slice_into_full(p, src, full);
+	arena_free(&host);
 	comm_allreduce_tensor(&t->par->tp_group, full, COMM_SUM);
 }
 
@@ -75,7 +84,8 @@ static void local_state(const struct trainer *t, const struct param *p, int k,
 		if (s->param != p)
 			continue;
 		const struct tensor *st = k == 0 ? s->m : s->v;
-		memcpy((char *)dst->data + (size_t)s->off * es, st->data, (size_t)s->len * es);
+		ag_memcpy((char *)dst->data + (size_t)s->off * es, dst->device, st->data,
+			  st->device, (size_t)s->len * es);
 	}
 	if (t->dist.zero)
 		comm_allreduce_tensor(&t->par->dp_group, dst, COMM_SUM);
@@ -109,16 +119,26 @@ void gather_optimizer(const struct trainer *t, struct full_table *out)
 int scatter_params(const struct trainer *t, struct param_table *local, const char *dir,
 		   struct hug_error *err)
 {
-	if (t->par->tp <= 1)
+	if (t->par->tp <= 1 && t->device == DEV_CPU)
 		return hf_weights_load(local, dir, err);
+	/* through whole host tensors: this rank's slice, then its device */
 	struct full_table full;
+	struct arena host;
 	arena_init(&full.mem, "scatter", 0, NULL);
+	arena_init(&host, "scatter-shard", 0, NULL);
 	param_table_init(&full.pt);
 	for (int i = 0; i < local->n; i++)
 		full_for(&full, &local->items[i], local->items[i].name);
 	int rc = hf_weights_load(&full.pt, dir, err);
-	for (int i = 0; !rc && i < local->n; i++)
-		param_slice_from_full(&local->items[i], full.pt.items[i].t, local->items[i].t);
+	for (int i = 0; !rc && i < local->n; i++) {
+		struct tensor *dst = local->items[i].t;
+		struct tensor *h = dst->device == DEV_CPU ? dst : tensor_new_like(&host, dst);
+		param_slice_from_full(&local->items[i], full.pt.items[i].t, h);
+		if (h != dst)
+			tensor_transfer(dst, h);
+		arena_reset(&host);
+	}
+	arena_free(&host);
 	full_table_free(&full);
 	return rc;
 }
@@ -157,7 +177,8 @@ int scatter_optimizer(struct trainer *t, const char *dir, struct hug_error *err)
 				break;
 			param_slice_from_full(p, full, shard);
 			struct tensor *dst = k == 0 ? s->m : s->v;
-			memcpy(dst->data, (char *)shard->data + (size_t)s->off * es, (size_t)s->len * es);
+			ag_memcpy(dst->data, dst->device, (char *)shard->data + (size_t)s->off * es,
+				  DEV_CPU, (size_t)s->len * es);
 			arena_reset(&scratch);
 		}
 	}

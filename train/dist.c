@@ -1,11 +1,14 @@
 /* dist.c: bucketed, overlapped data-parallel gradient all-reduce; ZeRO-1
- * reduce-scatter and parameter all-gather; the global gradient norm. */
+ * reduce-scatter and parameter all-gather; the global gradient norm. The
+ * packing and unpacking go through autograd/transfer.h and the backend's
+ * scale, so the same code serves host and device buffers. */
 #include "dist.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../autograd/backend.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
 
@@ -56,12 +59,17 @@ void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, boo
 	d->offset = hug_malloc((size_t)(pt->n ? pt->n : 1) * sizeof(*d->offset));
 	d->bucket_of = hug_malloc((size_t)(pt->n ? pt->n : 1) * sizeof(*d->bucket_of));
 	d->by_index = hug_malloc((size_t)(pt->n ? pt->n : 1) * sizeof(*d->by_index));
+	bool first = true;
 	for (int i = 0; i < pt->n; i++) {
 		d->bucket_of[i] = -1;
 		d->offset[i] = -1;
 		if (!trainable(&pt->items[i]))
 			continue;
 		HUG_ASSERT(pt->items[i].t->dtype == DT_F32);
+		if (first)
+			d->device = pt->items[i].t->device;
+		first = false;
+		HUG_ASSERT(pt->items[i].t->device == d->device);
 		d->offset[i] = d->total;
 		d->total += tensor_numel(pt->items[i].t);
 		d->by_index[d->n_trainable++] = i;
@@ -71,9 +79,14 @@ void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, boo
 	sort_table = NULL;
 	int dp = par->dp;
 	d->chunk = (d->total + dp - 1) / dp;
-	d->flat = hug_calloc((size_t)(d->chunk * dp + 1), sizeof(float));
-	if (d->zero)
-		d->part = hug_calloc((size_t)(d->chunk + 1), sizeof(float));
+	/* no buffers in a world of one: nothing is ever packed */
+	if (dp > 1) {
+		size_t bytes = (size_t)(d->chunk * (dp + 1)) * sizeof(float) + 4 * ARENA_ALIGN;
+		arena_init(&d->mem, "dist", bytes, ag_device_allocator(d->device));
+		d->flat = tensor_zeros(&d->mem, DT_F32, TENSOR_SHAPE(d->chunk * dp));
+		if (d->zero)
+			d->part = tensor_zeros(&d->mem, DT_F32, TENSOR_SHAPE(d->chunk));
+	}
 	make_buckets(d, bucket_bytes ? bucket_bytes : (size_t)4 << 20);
 }
 
@@ -83,8 +96,7 @@ void dist_free(struct dist *d)
 	hug_free(d->bucket_of);
 	hug_free(d->by_index);
 	hug_free(d->buckets);
-	hug_free(d->flat);
-	hug_free(d->part);
+	arena_free(&d->mem);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -118,10 +130,16 @@ static int index_of(const struct dist *d, const struct tensor *t)
 	return -1;
 }
 
+/* Elements [off, off + n) of the flat buffer. */
+static void *flat_at(const struct dist *d, int64_t off)
+{
+	return (float *)d->flat->data + off;
+}
+
 static void pack(struct dist *d, int i)
 {
 	const struct tensor *g = d->table->items[i].t->grad;
-	memcpy(d->flat + d->offset[i], g->data, tensor_nbytes(g));
+	ag_memcpy(flat_at(d, d->offset[i]), d->device, g->data, d->device, tensor_nbytes(g));
 }
 
 /* Gradient hook: packs a completed gradient; starts its bucket's
@@ -135,14 +153,14 @@ static void on_leaf_grad(void *state, struct tensor *leaf)
 	pack(d, i);
 	struct dist_bucket *b = &d->buckets[d->bucket_of[i]];
 	if (--b->pending == 0)
-		comm_iallreduce(&d->par->dp_group, d->flat + b->offset, b->numel, DT_F32, &b->req);
+		comm_iallreduce(&d->par->dp_group, flat_at(d, b->offset), b->numel, DT_F32, &b->req);
 	for (int k = 0; k < d->n_buckets; k++) /* let MPI make progress */
 		comm_test(&d->buckets[k].req);
 }
 
 void dist_arm(struct dist *d, struct ag_ctx *ctx)
 {
-	if (d->par->dp <= 1 || d->zero)
+	if (d->par->dp <= 1 || d->zero || d->device != DEV_CPU)
 		return;
 	for (int k = 0; k < d->n_buckets; k++) {
 		struct dist_bucket *b = &d->buckets[k];
@@ -154,12 +172,27 @@ void dist_arm(struct dist *d, struct ag_ctx *ctx)
 	ctx->hook_state = d;
 }
 
-static void unpack_scaled(struct dist *d, int i, const float *src, int64_t from,
-			  int64_t to, float scale)
+/* Elements [from, to) of parameter i's gradient = src[k - from] * scale,
+ * src pointing at buffer memory on the device. */
+static void unpack_scaled(struct dist *d, int i, const float *src, int64_t from, int64_t to,
+			  double scale)
 {
-	float *g = d->table->items[i].t->grad->data;
-	for (int64_t k = from; k < to; k++)
-		g[k] = src[d->offset[i] + k] * scale;
+	if (to <= from)
+		return;
+	struct tensor view;
+	tensor_flat_range(&view, d->table->items[i].t->grad, from, to - from);
+	ag_memcpy(view.data, d->device, src, d->device, (size_t)(to - from) * sizeof(float));
+	ag_backend_get(d->device)->scale(&view, scale);
+}
+
+/* The range [a, b) of parameter i's elements that fall in this rank's
+ * ZeRO range [lo, hi). */
+static void zero_part(const struct dist *d, int i, int64_t lo, int64_t hi, int64_t *a,
+		      int64_t *b)
+{
+	int64_t start = d->offset[i], n = tensor_numel(d->table->items[i].t);
+	*a = lo > start ? lo - start : 0;
+	*b = hi < start + n ? hi - start : n;
 }
 
 static void finish_zero(struct dist *d)
@@ -168,21 +201,30 @@ static void finish_zero(struct dist *d)
 	for (int i = 0; i < pt->n; i++)
 		if (d->offset[i] >= 0)
 			pack(d, i);
-	comm_reduce_scatter(&d->par->dp_group, d->flat, d->part, d->chunk, DT_F32);
-	int64_t lo, hi;
+	comm_reduce_scatter_tensor(&d->par->dp_group, d->flat, d->part);
+	int64_t lo, hi, a, b;
 	dist_optim_range(d, &lo, &hi);
-	float scale = 1.0f / (float)d->par->dp;
 	for (int i = 0; i < pt->n; i++) {
-		int64_t start = d->offset[i];
-		if (start < 0)
+		if (d->offset[i] < 0)
 			continue;
-		int64_t n = tensor_numel(pt->items[i].t);
-		int64_t a = lo > start ? lo - start : 0, b = hi < start + n ? hi - start : n;
-		float *g = pt->items[i].t->grad->data;
-		for (int64_t k = a; k < b; k++)
-			g[k] = d->part[start + k - lo] * scale;
+		zero_part(d, i, lo, hi, &a, &b);
+		unpack_scaled(d, i, (const float *)d->part->data + d->offset[i] + a - lo, a, b,
+			      1.0 / d->par->dp);
 	}
 	d->bytes_moved = d->chunk * d->par->dp * (int64_t)sizeof(float);
+}
+
+/* Device buffers: pack every gradient, then all-reduce bucket by bucket. */
+static void allreduce_device(struct dist *d)
+{
+	for (int i = 0; i < d->table->n; i++)
+		if (d->offset[i] >= 0)
+			pack(d, i);
+	for (int k = 0; k < d->n_buckets; k++) {
+		struct tensor view;
+		tensor_flat_range(&view, d->flat, d->buckets[k].offset, d->buckets[k].numel);
+		comm_allreduce_tensor(&d->par->dp_group, &view, COMM_SUM);
+	}
 }
 
 void dist_finish_grads(struct dist *d, struct ag_ctx *ctx)
@@ -195,15 +237,20 @@ void dist_finish_grads(struct dist *d, struct ag_ctx *ctx)
 		finish_zero(d);
 		return;
 	}
-	float scale = 1.0f / (float)d->par->dp;
+	if (d->device != DEV_CPU)
+		allreduce_device(d);
+	double scale = 1.0 / d->par->dp;
 	for (int k = 0; k < d->n_buckets; k++) {
 		struct dist_bucket *b = &d->buckets[k];
-		if (b->pending != 0) /* never completed: should not happen */
-			hug_panic("dist: bucket %d has %d gradients missing", k, b->pending);
-		comm_wait(&b->req);
+		if (d->device == DEV_CPU) {
+			if (b->pending != 0) /* never completed: should not happen */
+				hug_panic("dist: bucket %d has %d gradients missing", k, b->pending);
+			comm_wait(&b->req);
+		}
 		for (int i = b->first; i <= b->last; i++)
 			if (d->offset[i] >= 0)
-				unpack_scaled(d, i, d->flat, 0, tensor_numel(d->table->items[i].t), scale);
+				unpack_scaled(d, i, flat_at(d, d->offset[i]), 0,
+					      tensor_numel(d->table->items[i].t), scale);
 	}
 	d->bytes_moved = d->total * (int64_t)sizeof(float);
 }
@@ -229,24 +276,23 @@ void dist_gather_params(struct dist *d)
 	if (!d->zero)
 		return;
 	struct param_table *pt = d->table;
-	int64_t lo, hi;
+	int64_t lo, hi, a, b;
 	dist_optim_range(d, &lo, &hi);
-	memset(d->part, 0, (size_t)d->chunk * sizeof(float));
+	ag_backend_get(d->device)->fill(d->part, 0.0);
 	for (int i = 0; i < pt->n; i++) {
-		int64_t start = d->offset[i];
-		if (start < 0)
+		if (d->offset[i] < 0)
 			continue;
-		int64_t n = tensor_numel(pt->items[i].t);
-		int64_t a = lo > start ? lo - start : 0, b = hi < start + n ? hi - start : n;
-		const float *w = pt->items[i].t->data;
-		for (int64_t k = a; k < b; k++)
-			d->part[start + k - lo] = w[k];
+		zero_part(d, i, lo, hi, &a, &b);
+		if (b > a)
+			ag_memcpy((float *)d->part->data + d->offset[i] + a - lo, d->device,
+				  (const float *)pt->items[i].t->data + a, d->device,
+				  (size_t)(b - a) * sizeof(float));
 	}
-	comm_allgather(&d->par->dp_group, d->part, d->flat, d->chunk, DT_F32);
+	comm_allgather_tensor(&d->par->dp_group, d->part, d->flat);
 	for (int i = 0; i < pt->n; i++)
 		if (d->offset[i] >= 0)
-			memcpy(pt->items[i].t->data, d->flat + d->offset[i],
-			       tensor_nbytes(pt->items[i].t));
+			ag_memcpy(pt->items[i].t->data, d->device, flat_at(d, d->offset[i]),
+				  d->device, tensor_nbytes(pt->items[i].t));
 }
 
 double dist_mean(const struct dist *d, double v)

@@ -6,7 +6,12 @@
  * optimizer keeps state for that range only, and parameters are
  * all-gathered after the update. The global gradient norm counts every
  * element once under tensor parallelism (replicated parameters once, not
- * once per rank). In a world of one every function is a cheap no-op. */
+ * once per rank). In a world of one every function is a cheap no-op.
+ *
+ * The buffers live where the parameters do. On the host the buckets go
+ * over MPI while backward runs; on the GPU they go over NCCL after
+ * backward (NCCL calls here wait for their result, so they cannot overlap
+ * the backward pass yet). */
 #ifndef HUG_TRAIN_DIST_H
 #define HUG_TRAIN_DIST_H
 
@@ -35,10 +40,11 @@ struct dist {
 	int *bucket_of;           /* per table entry */
 	struct dist_bucket *buckets;
 	int n_buckets;
-	float *flat;              /* packed gradients (chunk x dp for ZeRO) */
-	float *part;              /* ZeRO: this rank's chunk */
-	struct tensor **by_tensor; /* trainable tensors sorted by address ... */
-	int *by_index;            /* ... and their table indices */
+	enum device device;       /* of the trainable parameters and the buffers */
+	struct arena mem;         /* the buffers, on that device */
+	struct tensor *flat;      /* packed gradients (chunk x dp) f32 */
+	struct tensor *part;      /* ZeRO: this rank's chunk (chunk) f32, or NULL */
+	int *by_index;            /* trainable table indices sorted by tensor address */
 	int n_trainable;
 	int64_t bytes_moved;      /* per step, for reports */
 };

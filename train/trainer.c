@@ -6,10 +6,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../autograd/backend.h"
 #include "../base/alloc.h"
 #include "../data/tokenizer.h"
 #include "../io/hf_checkpoint.h"
+#include "../nn/bloom_device.h"
 #include "../peft/lora_model.h"
+#ifdef HUG_CUDA
+#include "../autograd/cuda/cuda_api.h"
+#include "../parallel/comm_nccl.h"
+#endif
 
 /* Opens a loader over recipe sources (weights kept; labels name the keys).
  * With a recipe tokenizer, the shards must carry its hash and vocabulary
@@ -133,6 +139,39 @@ static void report_lora(const struct trainer *t)
 	lora_report(lm, &used, moments, stdout);
 }
 
+/* Device "cuda": picks this process's GPU (NCCL communicators first when
+ * there are several processes, so NCCL and the backend agree on it) and
+ * starts the CUDA backend. */
+static int init_device(struct trainer *t, struct hug_error *err)
+{
+	const struct recipe *r = t->r;
+	if (r->peft.enabled)
+		return hug_error_set(err, "%s: peft: LoRA runs on device \"cpu\" only so far "
+				     "(adapters are not moved to the GPU)", r->path);
+#ifdef HUG_CUDA
+	int dev = t->par->local_rank;
+#ifdef HUG_MPI
+	if (t->par->world_size > 1 && comm_nccl_init_groups(t->par, &dev, err))
+		return hug_error_wrap(err, "%s: device", r->path);
+#endif
+	if (hug_cuda_init(dev, err))
+		return hug_error_wrap(err, "%s: device", r->path);
+	t->device = DEV_CUDA;
+	return 0;
+#else
+	return hug_error_set(err, "%s: device: \"cuda\", but this hug was built without "
+			     "CUDA (nvcc was not found at build time; use \"cpu\")", r->path);
+#endif
+}
+
+/* Moves the model built on the host to t->device. */
+static void model_to_device(struct trainer *t)
+{
+	struct bloom_model host = t->model;
+	bloom_model_to_device(&t->model, &host, ag_device_allocator(t->device), true);
+	bloom_model_free(&host);
+}
+
 static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 {
 	t->r = r;
@@ -146,11 +185,12 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	if (r->peft.enabled && r->tensor_parallel > 1)
 		return hug_error_set(err, "%s: peft: LoRA with tensor parallelism is not supported "
 				     "(use parallel.tensor 1; data parallelism works)", r->path);
-	if (r->device != DEV_CPU)
-		return hug_error_set(err, "%s: device: \"cuda\" is not available in this build of "
-				     "hug yet (use \"cpu\")", r->path);
-	if (r->precision != PRECISION_F32)
-		return hug_error_set(err, "%s: precision: \"bf16\" needs device \"cuda\"", r->path);
+	if (r->precision != PRECISION_F32 && r->device != DEV_CUDA)
+		return hug_error_set(err, "%s: precision: \"bf16\" needs device \"cuda\" (the CPU "
+				     "backend computes in f32)", r->path);
+	t->device = DEV_CPU;
+	if (r->device == DEV_CUDA && init_device(t, err))
+		return -1;
 	if (r->peft.enabled) {
 		if (init_lora(t, err))
 			return -1;
@@ -162,6 +202,8 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	} else {
 		init_model(t);
 	}
+	if (t->device != DEV_CPU)
+		model_to_device(t);
 	struct param_table *trainable = t->lora ? &t->lora->table : &t->model.table;
 	dist_init(&t->dist, t->par, trainable, r->zero, 0);
 	int64_t lo, hi;
@@ -182,13 +224,23 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 			return -1;
 		loader_state_save(t->valid, &t->valid_start);
 	}
-	arena_init(&t->step_mem, "step", 0, NULL);
+	const struct arena_allocator *on = ag_device_allocator(t->device);
+	arena_init(&t->step_mem, "step", 0, on);
 	arena_init(&t->batch_mem, "batch", 0, NULL);
+	arena_init(&t->dev_batch_mem, "device-batch", 0, on);
 	ag_ctx_init(&t->ctx, &t->step_mem);
 	t->ctx.seed = r->seed;
 	int64_t b = r->micro_batch_size, len = r->seq_len;
 	t->inputs = tensor_new(&t->batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 	t->targets = tensor_new(&t->batch_mem, DT_I32, TENSOR_SHAPE(b, len));
+	t->step_inputs = t->inputs;
+	t->step_targets = t->targets;
+	if (t->device != DEV_CPU) {
+		t->step_inputs = tensor_new(&t->dev_batch_mem, DT_I32, TENSOR_SHAPE(b, len));
+		t->step_targets = tensor_new(&t->dev_batch_mem, DT_I32, TENSOR_SHAPE(b, len));
+	}
+	if (r->precision == PRECISION_BF16)
+		t->cast_layers = hug_calloc((size_t)t->model.cfg.n_layer, sizeof(*t->cast_layers));
 	/* 6N per token for the matrices, plus attention's QK^T and PV
 	 * (forward 4 L T C, three times that with the backward); with LoRA
 	 * the frozen base needs no weight gradients (4N) and the adapters 6A */
@@ -235,24 +287,34 @@ void trainer_free(struct trainer *t)
 		hug_free(t->lora);
 	}
 	bloom_model_free(&t->model);
+	hug_free(t->cast_layers);
 	arena_free(&t->step_mem);
 	arena_free(&t->batch_mem);
+	arena_free(&t->dev_batch_mem);
 	memset(t, 0, sizeof(*t));
 }
 
-/* Forward and loss of the batch in t->inputs / t->targets; NULL on error. */
+/* Forward and loss of the batch the loader put in t->inputs / t->targets
+ * (copied to the device first on a GPU run); in bf16 precision the forward
+ * runs on the bf16 view of the f32 weights and the loss comes out in f32.
+ * NULL on error. */
 static struct tensor *batch_loss(struct trainer *t)
 {
-	struct tensor *logits = bloom_forward(&t->ctx, &t->model, t->inputs, NULL);
-	return bloom_loss(&t->ctx, &t->model, logits, t->targets);
+	if (t->step_inputs != t->inputs) {
+		tensor_transfer(t->step_inputs, t->inputs);
+		tensor_transfer(t->step_targets, t->targets);
+	}
+	const struct bloom_model *m = &t->model;
+	struct bloom_model cast;
+	if (t->cast_layers) {
+		if (!bloom_model_cast(&t->ctx, &t->model, DT_BF16, &cast, t->cast_layers))
+			return NULL;
+		m = &cast;
+	}
+	struct tensor *logits = bloom_forward(&t->ctx, m, t->step_inputs, NULL);
+	return bloom_loss(&t->ctx, m, logits, t->step_targets);
 }
 
-static double scalar(const struct tensor *t)
-{
-	double v;
-	tensor_read_f64(t, &v);
-	return v;
-}
 
 int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *err)
 {
@@ -273,7 +335,7 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 		if (!scaled || ag_backward(&t->ctx, scaled))
 			return hug_error_set(err, "step %lld: %s", (long long)t->step + 1,
 					     t->ctx.err.msg);
-		sum += scalar(loss);
+		sum += tensor_item(loss);
 	}
 	dist_finish_grads(&t->dist, &t->ctx);
 	ag_ctx_reset(&t->ctx);
@@ -315,7 +377,7 @@ static int eval_loader(struct trainer *t, double *sum, int64_t *n, struct hug_er
 		struct tensor *loss = batch_loss(t);
 		if (!loss)
 			return hug_error_set(err, "validation: %s", t->ctx.err.msg);
-		*sum += scalar(loss);
+		*sum += tensor_item(loss);
 		(*n)++;
 	}
 	return 0;
@@ -340,7 +402,7 @@ static int eval_heldout(struct trainer *t, double *sum, int64_t *n, struct hug_e
 			rc = hug_error_set(err, "validation: %s", t->ctx.err.msg);
 			break;
 		}
-		*sum += scalar(loss);
+		*sum += tensor_item(loss);
 		(*n)++;
 	}
 	loader_valid_close(v);

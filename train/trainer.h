@@ -24,17 +24,22 @@ struct trainer {
 	struct parallel single;        /* a world of one, for trainer_init */
 	struct dist dist;              /* gradient reduction, ZeRO-1 */
 	int rank, world;               /* data-parallel rank and degree */
-	struct bloom_model model;      /* frozen under LoRA */
+	enum device device;            /* where the model and the step live */
+	struct bloom_model model;      /* on that device; frozen under LoRA */
 	struct lora_model *lora;       /* LoRA adapters (recipe peft), or NULL */
 	struct optimizer opt;
 	struct loader *train;
 	struct loader *valid;          /* data.valid sources, or NULL */
 	struct loader_state valid_start; /* each evaluation replays the same batches */
 	struct arena step_mem;         /* activations, tape */
-	struct arena batch_mem;        /* the batch buffers */
+	struct arena batch_mem;        /* the batch buffers on the host */
+	struct arena dev_batch_mem;    /* their copies on the device (GPU runs) */
 	struct ag_ctx ctx;
-	struct tensor *inputs;         /* (B, T) i32 */
-	struct tensor *targets;        /* (B, T) i32, -100 where ignored */
+	struct tensor *inputs;         /* (B, T) i32 on the host: the loader fills it */
+	struct tensor *targets;        /* (B, T) i32 on the host, -100 where ignored */
+	struct tensor *step_inputs;    /* inputs on the device (inputs itself on the CPU) */
+	struct tensor *step_targets;   /* targets on the device (targets itself on the CPU) */
+	struct bloom_layer *cast_layers; /* bf16: the layers of the cast view */
 	/* progress; saved in trainer_state.json */
 	int64_t step;                  /* optimizer updates done */
 	int64_t samples_seen;          /* sequences consumed by all ranks */
@@ -53,8 +58,11 @@ struct step_result {
 };
 
 /* Builds the model (initialised from the seed, or from_pretrained), the
- * optimizer and the loaders for recipe r. 0, or -1 with err and nothing
- * left to free. */
+ * optimizer and the loaders for recipe r. With device "cuda" the model is
+ * built on the host, then moved to the GPU (this process's local rank;
+ * with more than one process NCCL is set up first), where the optimizer
+ * state and every step stay; "bf16" precision computes in bf16 from the
+ * f32 master weights. 0, or -1 with err and nothing left to free. */
 int trainer_init(struct trainer *t, struct recipe *r, struct hug_error *err);
 /* As trainer_init, for this process's place in `par` (after
  * parallel_set_layout with the recipe's parallel.tensor): the model holds

@@ -34,4 +34,6 @@ const struct ag_backend ag_cpu_backend = {
 	.accumulate = cpu_accumulate,
 	.fill = cpu_fill,
 	.copy = cpu_copy,
+	.memcpy = cpu_memcpy,
+	.scale = cpu_scale,
 };

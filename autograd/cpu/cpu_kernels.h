@@ -49,7 +49,9 @@ void cpu_cross_entropy_backward(struct ag_node *n);
 
 void cpu_accumulate(struct tensor *dst, const struct tensor *src);
 void cpu_fill(struct tensor *t, double value);
+void cpu_scale(struct tensor *t, double a);
 void cpu_copy(struct tensor *dst, const struct tensor *src);
+void cpu_memcpy(void *dst, const void *src, size_t bytes);
 
 /* dst (strides dst_stride, shape `shape`) += src (contiguous, `shape`),
  * float tensors of dtype dt. The element at index i of src is added at

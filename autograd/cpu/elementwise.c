@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cpu_kernels.h"
+#include "../../base/panic.h"
 #include "../rng.h"
 
 /* A broadcast binary op in 4-D: the output shape and the element strides
@@ -115,6 +116,12 @@ void cpu_dropout_backward(struct ag_node *n)
 void cpu_accumulate(struct tensor *dst, const struct tensor *src)
 {
 	CPU_DISPATCH(dst->dtype, axpy, tensor_numel(dst), 1.0, src->data, dst->data);
+}
+
+void cpu_scale(struct tensor *t, double a)
+{
+	HUG_ASSERT(tensor_is_contiguous(t) && (t->dtype == DT_F32 || t->dtype == DT_F64));
+	CPU_DISPATCH(t->dtype, scale_fwd, tensor_numel(t), a, t->data, t->data);
 }
 
 void cpu_fill(struct tensor *t, double value)

@@ -27,6 +27,12 @@ void cpu_strided_add(enum dtype dt, void *dst, const int64_t *dst_stride,
 	CPU_DISPATCH(dt, strided_add, dst, st4, src, s4);
 }
 
+void cpu_memcpy(void *dst, const void *src, size_t bytes)
+{
+	if (bytes)
+		memcpy(dst, src, bytes);
+}
+
 void cpu_copy(struct tensor *dst, const struct tensor *src)
 {
 	size_t es = dtype_size(src->dtype);

@@ -73,6 +73,10 @@ void hug_cuda_copy_d2h(struct tensor *dst, const struct tensor *src);
 /* The same for raw bytes. */
 void hug_cuda_memcpy_h2d(void *dst, const void *src, size_t bytes);
 void hug_cuda_memcpy_d2h(void *dst, const void *src, size_t bytes);
+/* Copies bytes between any two of host and device memory (unified
+ * addressing tells which is which) and waits for the stream: the backend's
+ * memcpy (autograd/transfer.h). */
+void hug_cuda_memcpy(void *dst, const void *src, size_t bytes);
 /* Zeroes `bytes` of device memory (asynchronously, on the stream). */
 void hug_cuda_zero(void *p, size_t bytes);
 /* Waits until every piece of work issued to the stream has finished. */

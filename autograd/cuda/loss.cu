@@ -104,7 +104,7 @@ __global__ void xent_target_k(int64_t rows, int64_t v, const T *x, const int32_t
 // when tl is NULL); one block.
 template <typename T>
 __global__ void xent_total_k(int64_t rows, int64_t v, const T *x, const int32_t *t,
-			     int32_t ignore, const float *lse, const float *tl, T *out)
+			     int32_t ignore, const float *lse, const float *tl, float *out)
 {
 	double total = 0;
 	long long cnt = 0;
@@ -122,7 +122,7 @@ __global__ void xent_total_k(int64_t rows, int64_t v, const T *x, const int32_t 
 	total = block_sum(total);
 	cnt = block_sum(cnt);
 	if (threadIdx.x == 0)
-		out[0] = from_f<T>((float)(cnt ? total / (double)cnt : 0.0));
+		out[0] = (float)(cnt ? total / (double)cnt : 0.0);
 }
 
 __global__ void xent_count_k(int64_t rows, const int32_t *t, int32_t ignore, double *count)
@@ -139,13 +139,13 @@ __global__ void xent_count_k(int64_t rows, const int32_t *t, int32_t ignore, dou
 template <typename T>
 __global__ void __launch_bounds__(XENT_THREADS)
 xent_bwd_k(int64_t v, const T *x, const int32_t *t, int32_t ignore, const float *lse,
-	   const T *dout, const double *count, int64_t off, T *dx)
+	   const float *dout, const double *count, int64_t off, T *dx)
 {
 	const int64_t r = blockIdx.x;
 	const double c = count[0];
 	if (t[r] == ignore || c == 0)
 		return;
-	const float g = (float)((double)to_f(dout[0]) / c);
+	const float g = (float)((double)dout[0] / c);
 	const float l = lse[r];
 	const int64_t k = (int64_t)t[r] - off;
 	const T *xr = x + r * v;
@@ -167,7 +167,7 @@ extern "C" void cuda_cross_entropy_forward(struct ag_node *n)
 	const struct ag_collective *coll = n->p.cross_entropy.coll;
 	const int32_t *tg = (const int32_t *)t->data;
 	struct tensor *lse_t = n->saved[0];
-	HUG_ASSERT(lse_t->dtype == DT_F32);
+	HUG_ASSERT(lse_t->dtype == DT_F32 && n->out->dtype == DT_F32);
 	float *lse = (float *)lse_t->data;
 	float *tl = coll ? (float *)n->saved[1]->data : nullptr;
 	HUG_ASSERT(!coll || n->saved[1]->dtype == DT_F32);
@@ -200,7 +200,7 @@ extern "C" void cuda_cross_entropy_forward(struct ag_node *n)
 			coll->allreduce(coll->state, tl, rows, DT_F32, false, DEV_CUDA);
 		}
 		xent_total_k<T><<<1, 1024, 0, cu_stream()>>>(rows, v, xd, tg, ignore, lse, tl,
-							      (T *)n->out->data);
+							      (float *)n->out->data);
 	});
 	CUDA_LAUNCH_CHECK();
 }
@@ -220,7 +220,7 @@ extern "C" void cuda_cross_entropy_backward(struct ag_node *n)
 	CU_FLOAT_DISPATCH(x->dtype, T,
 		xent_bwd_k<T><<<cu_rows(rows), XENT_THREADS, 0, cu_stream()>>>(
 			v, (const T *)x->data, (const int32_t *)t->data, ignore,
-			(const float *)n->saved[0]->data, (const T *)n->out->grad->data, count,
+			(const float *)n->saved[0]->data, (const float *)n->out->grad->data, count,
 			n->p.cross_entropy.vocab_offset, (T *)x->grad->data));
 	CUDA_LAUNCH_CHECK();
 }

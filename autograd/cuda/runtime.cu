@@ -151,6 +151,14 @@ extern "C" void hug_cuda_memcpy_d2h(void *dst, const void *src, size_t bytes)
 	CUDA_CHECK(cudaStreamSynchronize(cu_stream()));
 }
 
+extern "C" void hug_cuda_memcpy(void *dst, const void *src, size_t bytes)
+{
+	if (!bytes)
+		return;
+	CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, cu_stream()));
+	CUDA_CHECK(cudaStreamSynchronize(cu_stream()));
+}
+
 extern "C" void hug_cuda_copy_h2d(struct tensor *dst, const struct tensor *src)
 {
 	check_pair(dst, src, DEV_CUDA, DEV_CPU);

@@ -1,0 +1,134 @@
+/* test_bloom_device.c: nn/bloom_device.h on the host: a model moved with
+ * bloom_model_to_device (here to another host arena: the same code path
+ * as to the GPU, minus the device) keeps every name, shard spec and bit;
+ * bloom_model_copy_weights brings values back; and the cast view of an f64
+ * model computed in f32 gives the f32 model's logits and loss, with the
+ * gradients landing in the f64 master weights. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/bloom.h"
+#include "../nn/bloom_device.h"
+#include "harness.h"
+
+#define B 2
+#define T 7
+
+static void make_ids(struct arena *a, struct tensor **ids, struct tensor **labels)
+{
+	*ids = tensor_new(a, DT_I32, TENSOR_SHAPE(B, T));
+	*labels = tensor_new(a, DT_I32, TENSOR_SHAPE(B, T));
+	int32_t *iv = (*ids)->data, *lv = (*labels)->data;
+	for (int i = 0; i < B * T; i++) {
+		iv[i] = (i * 7 + 3) % 37;
+		lv[i] = i % 5 == 4 ? -100 : iv[i];
+	}
+}
+
+/* The loss of m on the fixed batch, after backward (gradients in m). */
+static double loss_of(const struct bloom_model *m, bool cast_to_f32, double *logits_out)
+{
+	struct arena step, in;
+	arena_init(&step, "step", 0, NULL);
+	arena_init(&in, "in", 0, NULL);
+	struct ag_ctx ctx;
+	ag_ctx_init(&ctx, &step);
+	ctx.training = false;
+	struct tensor *ids, *labels;
+	make_ids(&in, &ids, &labels);
+	struct bloom_model view;
+	struct bloom_layer layers[3];
+	const struct bloom_model *use = m;
+	if (cast_to_f32) {
+		CHECK(bloom_model_cast(&ctx, m, DT_F32, &view, layers));
+		use = &view;
+	}
+	struct tensor *logits = bloom_forward(&ctx, use, ids, NULL);
+	struct tensor *loss = bloom_lm_loss(&ctx, logits, labels);
+	double l = NAN;
+	if (loss && ag_backward(&ctx, loss) == 0) {
+		l = tensor_item(loss);
+		if (logits_out)
+			tensor_read_f64(logits, logits_out);
+		CHECK(loss->dtype == DT_F32 || !cast_to_f32);
+	} else {
+		test_fail_at(__FILE__, __LINE__, "%s", ctx.err.msg);
+	}
+	arena_free(&in);
+	arena_free(&step);
+	return l;
+}
+
+TEST(bloom_device_copy_keeps_names_shards_and_bits)
+{
+	struct bloom_config c = bloom_config_make(37, 24, 3, 3);
+	struct bloom_model a, b;
+	bloom_model_init(&a, &c, DT_F32, true);
+	bloom_model_init_weights(&a, 5);
+	bloom_model_to_device(&b, &a, NULL, true);
+	REQUIRE(b.table.n == a.table.n);
+	for (int i = 0; i < a.table.n; i++) {
+		const struct param *p = &a.table.items[i], *q = &b.table.items[i];
+		CHECK(strcmp(p->name, q->name) == 0 && p->no_decay == q->no_decay);
+		CHECK(p->shard.dim == q->shard.dim && tensor_same_shape(p->t, q->t));
+		CHECK(q->t->grad && q->t->data != p->t->data);
+		CHECK(memcmp(p->t->data, q->t->data, tensor_nbytes(p->t)) == 0);
+	}
+	CHECK(memcmp(a.slopes->data, b.slopes->data, tensor_nbytes(a.slopes)) == 0);
+	CHECK(b.params.n_chunk_allocs == 1);
+	static double la[B * T * 37], lb[B * T * 37];
+	double l1 = loss_of(&a, false, la), l2 = loss_of(&b, false, lb);
+	CHECK(l1 == l2 && memcmp(la, lb, sizeof(la)) == 0);
+	/* copy_weights: b's values back into a fresh model */
+	struct bloom_model c2;
+	bloom_model_init(&c2, &c, DT_F32, false);
+	bloom_model_copy_weights(&c2, &b);
+	for (int i = 0; i < a.table.n; i++)
+		CHECK(memcmp(a.table.items[i].t->data, c2.table.items[i].t->data,
+			     tensor_nbytes(a.table.items[i].t)) == 0);
+	bloom_model_free(&c2);
+	bloom_model_free(&b);
+	bloom_model_free(&a);
+}
+
+TEST(bloom_device_cast_view_trains_the_master_weights)
+{
+	struct bloom_config c = bloom_config_make(37, 24, 3, 3);
+	struct bloom_model m64, m32;
+	bloom_model_init(&m64, &c, DT_F64, true);
+	bloom_model_init_weights(&m64, 9);
+	bloom_model_init(&m32, &c, DT_F32, true);
+	for (int i = 0; i < m64.table.n; i++) { /* the f32 model: the rounded f64 one */
+		const struct tensor *s = m64.table.items[i].t;
+		double *v = tensor_nbytes(s) ? malloc(tensor_nbytes(s)) : NULL;
+		tensor_read_f64(s, v);
+		tensor_write_f64(m32.table.items[i].t, v);
+		free(v);
+	}
+	static double l64[B * T * 37], l32[B * T * 37];
+	double a = loss_of(&m64, true, l64), b = loss_of(&m32, false, l32);
+	CHECK(a == b);
+	CHECK(memcmp(l64, l32, sizeof(l64)) == 0);
+	double worst = 0;
+	for (int i = 0; i < m64.table.n; i++) {
+		const struct tensor *g64 = m64.table.items[i].t->grad;
+		const struct tensor *g32 = m32.table.items[i].t->grad;
+		REQUIRE(g64->dtype == DT_F64);
+		int64_t n = tensor_numel(g64);
+		double *x = malloc((size_t)n * sizeof(double)), *y = malloc((size_t)n * sizeof(double));
+		tensor_read_f64(g64, x);
+		tensor_read_f64(g32, y);
+		double scale = 0;
+		for (int64_t k = 0; k < n; k++)
+			scale = fmax(scale, fabs(y[k]));
+		for (int64_t k = 0; k < n; k++) /* the f32 gradient, carried to f64 exactly */
+			worst = fmax(worst, fabs(x[k] - y[k]) / (scale > 0 ? scale : 1));
+		free(x);
+		free(y);
+	}
+	printf("(master grads vs f32 model: %.2g) ", worst);
+	CHECK(worst == 0);
+	bloom_model_free(&m32);
+	bloom_model_free(&m64);
+}
