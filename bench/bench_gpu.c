@@ -25,6 +25,7 @@
 #include "../base/alloc.h"
 #include "../nn/bloom.h"
 #include "../nn/bloom_device.h"
+#include "../optim/optimizer.h"
 #include "bench_util.h"
 
 #ifdef HUG_CUDA
@@ -62,19 +63,10 @@ int main(int argc, char **argv)
 	bloom_model_init_weights(&hm, 1);
 	bloom_model_to_device(&dm, &hm, hug_cuda_allocator(), true);
 	bloom_model_free(&hm);
-	int np = dm.table.n;
-	struct arena state;
-	arena_init(&state, "adamw", 2 * (arena_capacity(&dm.params) + (size_t)np * 2 * ARENA_ALIGN),
-		   hug_cuda_allocator());
-	struct tensor **mom = hug_calloc((size_t)np, sizeof(*mom));
-	struct tensor **var = hug_calloc((size_t)np, sizeof(*var));
-	struct tensor **grads = hug_calloc((size_t)np, sizeof(*grads));
-	for (int i = 0; i < np; i++) {
-		const struct tensor *p = dm.table.items[i].t;
-		mom[i] = tensor_zeros(&state, DT_F32, p->ndim, p->shape);
-		var[i] = tensor_zeros(&state, DT_F32, p->ndim, p->shape);
-		grads[i] = p->grad;
-	}
+	/* the trainer's optimizer: AdamW with its state on the GPU */
+	struct optimizer opt;
+	struct optim_config oc = optim_config_adamw();
+	optim_init(&opt, &oc, &dm.table);
 
 	/* random tokens, fixed for the run */
 	struct arena data, hdata, step;
@@ -106,23 +98,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_gpu: step %ld: %s\n", s + 1, ctx.err.msg);
 			return 1;
 		}
-		double norm = sqrt(hug_cuda_sum_squares(np, grads));
-		double clip = norm > 1.0 ? 1.0 / (norm + 1e-6) : 1.0;
-		double bc1 = 1.0 - pow(0.9, (double)(s + 1)), bc2 = 1.0 - pow(0.999, (double)(s + 1));
-		for (int i = 0; i < np; i++) {
-			const struct param *p = &dm.table.items[i];
-			if (clip != 1.0)
-				hug_cuda_scale(p->t->grad, clip);
-			hug_cuda_adamw_update(tensor_numel(p->t), p->t->data, p->t->grad->data,
-					      mom[i]->data, var[i]->data, 1e-4,
-					      p->no_decay ? 0.0 : 0.01, 0.9, 0.999, 1e-8, bc1, bc2);
-			hug_cuda_zero(p->t->grad->data, tensor_nbytes(p->t->grad));
-		}
-		if (s == warm + steps - 1) {
-			uint16_t lb;
-			hug_cuda_memcpy_d2h(&lb, loss->data, sizeof(lb));
-			loss_last = bf16_to_f32(lb);
-		}
+		optim_clip_grad_norm(&opt, 1.0);
+		optim_step(&opt, 1e-4);
+		optim_zero_grad(&opt);
+		if (s == warm + steps - 1)
+			loss_last = tensor_item(loss);
 		ag_ctx_reset(&ctx);
 	}
 	hug_cuda_synchronize();
@@ -138,13 +118,10 @@ int main(int argc, char **argv)
 	       tps * flops_per_token / peak, peak / 1e12, loss_last,
 	       (double)step.high_water / (1 << 20));
 	hug_free(layers);
-	hug_free(mom);
-	hug_free(var);
-	hug_free(grads);
+	optim_free(&opt);
 	arena_free(&step);
 	arena_free(&hdata);
 	arena_free(&data);
-	arena_free(&state);
 	bloom_model_free(&dm);
 	return 0;
 }

@@ -317,10 +317,12 @@ int cli_train(int argc, char **argv)
 	if (start(&run, resume, &err))
 		goto out_trainer;
 	printf("hug train: %s: %lld parameters, %lld steps of %lld sequences x %lld tokens "
-	       "(micro batch %lld, accumulation %lld), out %s\n", path,
+	       "(micro batch %lld, accumulation %lld) on %s in %s, out %s\n", path,
 	       (long long)bloom_param_count(&run.t.model.cfg), (long long)run.recipe.steps,
 	       (long long)run.recipe.global_batch_size, (long long)run.recipe.seq_len,
 	       (long long)run.recipe.micro_batch_size, (long long)run.recipe.accumulation,
+	       run.t.device == DEV_CPU ? "the cpu" : "cuda",
+	       run.recipe.precision == PRECISION_BF16 ? "bf16 (f32 master weights)" : "f32",
 	       run.recipe.out_dir);
 	if (par.world_size > 1)
 		printf("hug train: %d processes: tensor parallel %d x data parallel %d%s; "

@@ -70,8 +70,8 @@ const struct rkey recipe_keys[] = {
 	INT("batch.global_batch_size", "32", 1, BIG,
 	    "Sequences per optimizer step over all processes; a multiple of micro_batch_size x data-parallel ranks."),
 
-	{ "device", RK_ENUM, "\"cpu\"", false, 0, 0, false, "cpu|cuda", "Where to compute." },
-	{ "precision", RK_ENUM, "\"f32\"", false, 0, 0, false, "f32|bf16", "Compute precision (bf16 keeps f32 master weights)." },
+	{ "device", RK_ENUM, "\"cpu\"", false, 0, 0, false, "cpu|cuda", "Where to compute; cuda: one GPU per process (the node-local rank's)." },
+	{ "precision", RK_ENUM, "\"f32\"", false, 0, 0, false, "f32|bf16", "Compute precision; bf16 (device cuda only) computes in bf16 from f32 master weights and optimizer state." },
 
 	{ "parallel", RK_OBJECT, "{}", false, 0, 0, false, NULL, "Parallel layout; data parallel degree = processes / tensor." },
 	INT("parallel.tensor", "1", 1, 4096, "Tensor-parallel degree (Megatron)."),
