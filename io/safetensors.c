@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../autograd/transfer.h"
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/panic.h"
@@ -534,7 +535,16 @@ int st_tensor_load(const struct st_tensor *src, struct tensor *dst,
 {
 	const char *path = src->path ? src->path : "safetensors";
 	char a[256], b[256];
-	HUG_ASSERT(dst->device == DEV_CPU);
+	if (dst->device != DEV_CPU) { /* through a host copy */
+		struct arena host;
+		arena_init(&host, "st-load", 0, NULL);
+		struct tensor *h = tensor_new_like(&host, dst);
+		int rc = st_tensor_load(src, h, err);
+		if (!rc)
+			tensor_transfer(dst, h);
+		arena_free(&host);
+		return rc;
+	}
 	bool same = src->ndim == dst->ndim;
 	for (int d = 0; same && d < src->ndim; d++)
 		same = src->shape[d] == dst->shape[d];
@@ -569,6 +579,7 @@ struct st_writer_entry {
 struct st_writer {
 	int n, cap;
 	struct st_writer_entry *e;
+	struct arena staging;  /* host copies of device tensors */
 	int n_meta, cap_meta;
 	char **keys, **values; /* keys[0] is "format" */
 };
@@ -576,6 +587,7 @@ struct st_writer {
 struct st_writer *st_writer_new(void)
 {
 	struct st_writer *w = hug_calloc(1, sizeof(*w));
+	arena_init(&w->staging, "st-writer", 0, NULL);
 	st_writer_set_metadata(w, "format", "pt");
 	return w;
 }
@@ -583,8 +595,12 @@ struct st_writer *st_writer_new(void)
 void st_writer_add(struct st_writer *w, const char *name,
 		   const struct tensor *t, enum dtype disk)
 {
-	HUG_ASSERT(t->device == DEV_CPU);
 	HUG_ASSERT((unsigned)disk < DT_COUNT);
+	if (t->device != DEV_CPU) {
+		struct tensor *h = tensor_new_like(&w->staging, t);
+		tensor_transfer(h, t);
+		t = h;
+	}
 	HUG_ASSERT(disk == t->dtype ||
 		   (dtype_is_float(disk) && dtype_is_float(t->dtype)));
 	if (w->n == w->cap) {
@@ -633,6 +649,7 @@ void st_writer_free(struct st_writer *w)
 	hug_free(w->e);
 	hug_free(w->keys);
 	hug_free(w->values);
+	arena_free(&w->staging);
 	hug_free(w);
 }
 

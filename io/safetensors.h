@@ -59,11 +59,12 @@ const char *st_meta_get(const struct st_file *f, const char *key);
  * NUL-terminated); returns buf. */
 char *st_tensor_describe(const struct st_tensor *t, char *buf, size_t n);
 
-/* Copies src into the host tensor dst (any strides), converting between the
- * float dtypes f32, f64, bf16 and f16 as needed (round to nearest even);
- * i32 and u8 load only into the same dtype. Returns 0, or -1 with `err`
- * naming the tensor (and file) when the shapes differ (both are named) or
- * the dtypes cannot convert. dst on another device is a bug (panic). */
+/* Copies src into tensor dst (any strides on the host; contiguous on a
+ * device, where the values go through a host copy), converting between
+ * the float dtypes f32, f64, bf16 and f16 as needed (round to nearest
+ * even); i32 and u8 load only into the same dtype. Returns 0, or -1 with
+ * `err` naming the tensor (and file) when the shapes differ (both are
+ * named) or the dtypes cannot convert. */
 int st_tensor_load(const struct st_tensor *src, struct tensor *dst,
 		   struct hug_error *err);
 
@@ -73,11 +74,12 @@ struct st_writer;
 /* A new, empty writer (its metadata holds "format": "pt"). */
 struct st_writer *st_writer_new(void);
 
-/* Adds host tensor t (any strides) under `name` (copied), to be stored as
- * dtype `disk`; when disk differs from t->dtype both must be float dtypes
- * (anything else is a bug: panic). t and its storage must stay valid and
- * unchanged until st_writer_write. Duplicate names are reported by
- * st_writer_write. */
+/* Adds tensor t under `name` (copied), to be stored as dtype `disk`; when
+ * disk differs from t->dtype both must be float dtypes (anything else is a
+ * bug: panic). A host tensor (any strides) is read at st_writer_write, so
+ * it and its storage must stay valid and unchanged until then; a device
+ * tensor (contiguous) is copied to the host now. Duplicate names are
+ * reported by st_writer_write. */
 void st_writer_add(struct st_writer *w, const char *name,
 		   const struct tensor *t, enum dtype disk);
 

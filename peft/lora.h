@@ -18,7 +18,9 @@ struct lora_adapter {
 };
 
 /* y + scale * dropout(x) A^T B^T for x (..., in) and y (..., out); y itself
- * when l is NULL or merged. NULL on error (ctx->err). */
+ * when l is NULL or merged. A and B in another dtype than x (f32 adapters
+ * of a bf16 forward) are cast on the tape, so their gradients stay in
+ * their own dtype. NULL on error (ctx->err). */
 struct tensor *lora_apply(struct ag_ctx *ctx, struct tensor *x, struct tensor *y,
 			  const struct lora_adapter *l);
 

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "../autograd/backend.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
 #include "lora_internal.h"
@@ -77,8 +78,10 @@ static void alloc_adapters(struct lora_model *lm, bool trainable)
 		const struct tensor *w = lora_base_weight(m, lm->sites[i].layer, lm->sites[i].kind);
 		total += slot_bytes(r * w->shape[1], m->dtype) + slot_bytes(w->shape[0] * r, m->dtype);
 	}
-	arena_init(&lm->params, "lora", total, NULL);
-	arena_init(&lm->grads, "lora-grads", total, NULL);
+	/* on the base's device */
+	const struct arena_allocator *on = ag_device_allocator(m->wte->device);
+	arena_init(&lm->params, "lora", total, on);
+	arena_init(&lm->grads, "lora-grads", total, on);
 	param_table_init(&lm->table);
 	char name[PARAM_NAME_MAX];
 	for (int i = 0; i < lm->n; i++) {

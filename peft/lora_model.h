@@ -36,7 +36,8 @@ struct lora_model {
 /* Attaches adapters for cfg (validated here, with its targets checked
  * against the base: messages start with `what`, as in
  * lora_config_validate) to every selected linear layer of base, whose
- * hooks must all be empty. A and B are allocated in base's dtype, contents
+ * hooks must all be empty. A and B are allocated in base's dtype on base's
+ * device (host or GPU), contents
  * unspecified (lora_model_init_weights, or a load, fills them); with
  * `trainable` each gets a zeroed gradient. 0, or -1 with err and nothing
  * attached (lm left zeroed). Free with lora_model_free. */

@@ -3,13 +3,15 @@
  * as to the GPU, minus the device) keeps every name, shard spec and bit;
  * bloom_model_copy_weights brings values back; and the cast view of an f64
  * model computed in f32 gives the f32 model's logits and loss, with the
- * gradients landing in the f64 master weights. */
+ * gradients landing in the f64 master weights; LoRA adapters on such a
+ * view are cast too (f32 adapters of a bf16 run on the GPU). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../nn/bloom.h"
 #include "../nn/bloom_device.h"
+#include "../peft/lora_model.h"
 #include "harness.h"
 
 #define B 2
@@ -129,6 +131,73 @@ TEST(bloom_device_cast_view_trains_the_master_weights)
 	}
 	printf("(master grads vs f32 model: %.2g) ", worst);
 	CHECK(worst == 0);
+	bloom_model_free(&m32);
+	bloom_model_free(&m64);
+}
+
+/* Copies every value of table `src` into `dst` (same order and shapes),
+ * through doubles, so an f32 table receives the rounded f64 values. */
+static void copy_values(const struct param_table *dst, const struct param_table *src)
+{
+	for (int i = 0; i < src->n; i++) {
+		const struct tensor *s = src->items[i].t;
+		double *v = malloc((size_t)(tensor_numel(s) ? tensor_numel(s) : 1) * sizeof(double));
+		tensor_read_f64(s, v);
+		tensor_write_f64(dst->items[i].t, v);
+		free(v);
+	}
+}
+
+/* An adapted model: dt base + adapters on every linear (r 4). */
+static void adapted(struct bloom_model *m, struct lora_model *lm, enum dtype dt)
+{
+	struct bloom_config c = bloom_config_make(37, 24, 3, 3);
+	struct hug_error err = { 0 };
+	struct lora_config lc;
+	const char *targets[] = { "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h" };
+	bloom_model_init(m, &c, dt, false);
+	bloom_model_init_weights(m, 9);
+	lora_config_init(&lc);
+	lc.r = 4;
+	lora_config_set_targets(&lc, targets, 4);
+	if (lora_model_init(lm, m, &lc, true, "", &err))
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+	lora_model_init_weights(lm, 3);
+	lora_config_free(&lc);
+}
+
+TEST(bloom_device_cast_view_casts_lora_adapters)
+{
+	struct bloom_model m64, m32;
+	struct lora_model l64, l32;
+	adapted(&m64, &l64, DT_F64);
+	adapted(&m32, &l32, DT_F32);
+	for (int i = 0; i < l64.n; i++) /* B away from zero, so adapters count */
+		for (int64_t k = 0; k < tensor_numel(l64.sites[i].ad.b); k++)
+			((double *)l64.sites[i].ad.b->data)[k] = 0.01 * (double)((k * 7 + i) % 11 - 5);
+	copy_values(&m32.table, &m64.table);
+	copy_values(&l32.table, &l64.table);
+	static double a64[B * T * 37], a32[B * T * 37];
+	double a = loss_of(&m64, true, a64), b = loss_of(&m32, false, a32);
+	CHECK(a == b && memcmp(a64, a32, sizeof(a64)) == 0);
+	double worst = 0;
+	for (int i = 0; i < l64.table.n; i++) {
+		const struct tensor *g64 = l64.table.items[i].t->grad;
+		const struct tensor *g32 = l32.table.items[i].t->grad;
+		REQUIRE(g64->dtype == DT_F64);
+		int64_t n = tensor_numel(g64);
+		double *x = malloc((size_t)n * sizeof(double)), *y = malloc((size_t)n * sizeof(double));
+		tensor_read_f64(g64, x);
+		tensor_read_f64(g32, y);
+		for (int64_t k = 0; k < n; k++)
+			worst = fmax(worst, fabs(x[k] - y[k]));
+		free(x);
+		free(y);
+	}
+	printf("(adapter grads vs f32 adapters: %.2g) ", worst);
+	CHECK(worst == 0);
+	lora_model_free(&l32);
+	lora_model_free(&l64);
 	bloom_model_free(&m32);
 	bloom_model_free(&m64);
 }

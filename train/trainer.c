@@ -76,6 +76,15 @@ static void init_model(struct trainer *t)
 	bloom_model_init_weights(&t->model, r->seed);
 }
 
+/* Moves the model built on the host to t->device (with gradients when
+ * trainable). */
+static void model_to_device(struct trainer *t, bool trainable)
+{
+	struct bloom_model host = t->model;
+	bloom_model_to_device(&t->model, &host, ag_device_allocator(t->device), trainable);
+	bloom_model_free(&host);
+}
+
 /* from_pretrained under tensor parallelism: the whole model is read, then
  * each rank keeps its shards. */
 static int load_pretrained(struct trainer *t, const char *dir, struct hug_error *err)
@@ -105,6 +114,8 @@ static int init_lora(struct trainer *t, struct hug_error *err)
 				     "model.from_pretrained", r->path);
 	if (hf_bloom_load(r->from_pretrained, DT_F32, false, &t->model, err))
 		return hug_error_wrap(err, "%s: model.from_pretrained", r->path);
+	if (t->device != DEV_CPU) /* the adapters follow the base to the GPU */
+		model_to_device(t, false);
 	t->model.cfg.hidden_dropout = r->model.hidden_dropout;
 	t->model.cfg.attention_dropout = r->model.attention_dropout;
 	struct lora_config lc;
@@ -145,9 +156,6 @@ static void report_lora(const struct trainer *t)
 static int init_device(struct trainer *t, struct hug_error *err)
 {
 	const struct recipe *r = t->r;
-	if (r->peft.enabled)
-		return hug_error_set(err, "%s: peft: LoRA runs on device \"cpu\" only so far "
-				     "(adapters are not moved to the GPU)", r->path);
 #ifdef HUG_CUDA
 	int dev = t->par->local_rank;
 #ifdef HUG_MPI
@@ -162,14 +170,6 @@ static int init_device(struct trainer *t, struct hug_error *err)
 	return hug_error_set(err, "%s: device: \"cuda\", but this hug was built without "
 			     "CUDA (nvcc was not found at build time; use \"cpu\")", r->path);
 #endif
-}
-
-/* Moves the model built on the host to t->device. */
-static void model_to_device(struct trainer *t)
-{
-	struct bloom_model host = t->model;
-	bloom_model_to_device(&t->model, &host, ag_device_allocator(t->device), true);
-	bloom_model_free(&host);
 }
 
 static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
@@ -202,8 +202,8 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	} else {
 		init_model(t);
 	}
-	if (t->device != DEV_CPU)
-		model_to_device(t);
+	if (t->device != DEV_CPU && !t->lora)
+		model_to_device(t, true);
 	struct param_table *trainable = t->lora ? &t->lora->table : &t->model.table;
 	dist_init(&t->dist, t->par, trainable, r->zero, 0);
 	int64_t lo, hi;

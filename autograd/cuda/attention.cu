@@ -202,7 +202,8 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dv_k(AttnArgs a, const T
 	const T *P = (const T *)a.probs + bh * a.Tq * a.Tk;
 	for (int64_t i = threadIdx.x; i < a.Tq; i += blockDim.x) {
 		float p = to_f(P[i * a.Tk + j]);
-		w[i] = p == 0.0f ? 0.0f : p * att_drop(a, bh, i, j);
+		float m = p == 0.0f ? 0.0f : att_drop(a, bh, i, j);
+		w[i] = m == 0.0f ? 0.0f : p * m; // a dropped NaN p is skipped, as on the CPU
 	}
 	__syncthreads();
 	weighted_rows<T>(w, a.Tq, dout + bh * a.Tq * a.D, a.D, a.D,
@@ -316,7 +317,8 @@ static void smem_prepare(K kernel, size_t bytes, const struct ag_node *n)
 			  "Tk = %lld, D = %lld; the device allows %zu (shorter sequences fit)",
 			  bytes, (long long)n->in[0]->shape[2], (long long)n->in[1]->shape[2],
 			  (long long)n->in[0]->shape[3], cu_smem_max());
-	if (bytes > 48 * 1024)
+	// the default 48 KiB limit counts static shared memory too
+	if (bytes + static_margin > 48 * 1024)
 		CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
 						(int)bytes));
 }
