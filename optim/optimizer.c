@@ -41,6 +41,8 @@ void optim_init_range(struct optimizer *o, const struct optim_config *cfg,
 	o->lo = lo;
 	o->hi = hi;
 	o->slots = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(*o->slots));
+	o->views = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(*o->views));
+	o->view_ptrs = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(*o->view_ptrs));
 	bool need_m = cfg->kind == OPTIM_ADAMW || cfg->momentum != 0.0;
 	bool need_v = cfg->kind == OPTIM_ADAMW;
 	int64_t start = 0;
@@ -92,6 +94,8 @@ void optim_init(struct optimizer *o, const struct optim_config *cfg,
 void optim_free(struct optimizer *o)
 {
 	hug_free(o->slots);
+	hug_free(o->views);
+	hug_free(o->view_ptrs);
 	arena_free(&o->state);
 	memset(o, 0, sizeof(*o));
 }
@@ -181,28 +185,30 @@ static void *slot_grad(const struct optim_slot *s)
 	return (char *)g->data + (size_t)s->off * dtype_size(g->dtype);
 }
 
-/* Sum of squares of the slot's gradient elements, in double. */
-static double slot_sumsq(const struct optim_slot *s)
-{
-	const struct tensor *g = s->param->t->grad;
-	if (g->device == DEV_CPU)
-		return CPU_DISPATCH(g->dtype, sum_squares, s->len, slot_grad(s));
-#ifdef HUG_CUDA
-	struct tensor view, *vp = &view;
-	tensor_flat_range(&view, g, s->off, s->len);
-	return hug_cuda_sum_squares(1, &vp);
-#else
-	hug_panic("optimizer: gradient of %s is on a device this build lacks", s->param->name);
-#endif
-}
-
 double optim_grad_sumsq(const struct optimizer *o, bool (*include)(const struct param *))
 {
 	double ss = 0;
+	if (o->n && o->slots[0].param->t->device != DEV_CPU) {
+		/* one call (and one wait) for every slot; the same order */
+		int k = 0;
+		for (int i = 0; i < o->n; i++) {
+			const struct optim_slot *s = &o->slots[i];
+			if (include && !include(s->param))
+				continue;
+			tensor_flat_range(&o->views[k], s->param->t->grad, s->off, s->len);
+			o->view_ptrs[k] = &o->views[k];
+			k++;
+		}
+#ifdef HUG_CUDA
+		return hug_cuda_sum_squares(k, o->view_ptrs);
+#else
+		hug_panic("optimizer: gradients on a device this build lacks");
+#endif
+	}
 	for (int i = 0; i < o->n; i++) {
 		const struct optim_slot *s = &o->slots[i];
 		if (!include || include(s->param))
-			ss += slot_sumsq(s);
+			ss += CPU_DISPATCH(s->param->t->dtype, sum_squares, s->len, slot_grad(s));
 	}
 	return ss;
 }

@@ -47,6 +47,8 @@ struct optimizer {
 				   sharded) */
 	int64_t step;           /* updates done */
 	struct arena state;     /* all of m and v, one block */
+	struct tensor *views;   /* n slot views, for one device norm call per step */
+	struct tensor **view_ptrs;
 };
 
 /* AdamW defaults of PyTorch (betas 0.9/0.999, eps 1e-8, weight decay 0.01). */

@@ -81,7 +81,8 @@ void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, boo
 	d->chunk = (d->total + dp - 1) / dp;
 	/* no buffers in a world of one: nothing is ever packed */
 	if (dp > 1) {
-		size_t bytes = (size_t)(d->chunk * (dp + 1)) * sizeof(float) + 4 * ARENA_ALIGN;
+		size_t bytes = (size_t)(d->chunk * (dp + 1)) * sizeof(float) +
+			       2 * sizeof(struct tensor) + 4 * ARENA_ALIGN;
 		arena_init(&d->mem, "dist", bytes, ag_device_allocator(d->device));
 		d->flat = tensor_zeros(&d->mem, DT_F32, TENSOR_SHAPE(d->chunk * dp));
 		if (d->zero)

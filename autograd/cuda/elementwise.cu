@@ -263,13 +263,14 @@ extern "C" void cuda_gelu_backward(struct ag_node *n)
 
 // y = x * keep / (1 - p), keep = uniform(seed, offset + i) >= p: the same
 // counter-based stream as the CPU (autograd/rng.h), so the masks are equal
-// bit for bit. `acc`: y += instead of y = (the backward).
+// bit for bit. `acc`: y += instead of y = (the backward). __fmul_rn: the
+// product is rounded before the add, as on the CPU (no FMA in the backward).
 template <typename T>
 __global__ void dropout_k(int64_t n, float pf, float scale, uint64_t seed,
 			  uint64_t offset, const T *x, T *y, bool acc)
 {
 	CU_FOR(i, n) {
-		float v = rng_uniform(seed, offset + (uint64_t)i) >= pf ? to_f(x[i]) * scale : 0.0f;
+		float v = rng_uniform(seed, offset + (uint64_t)i) >= pf ? __fmul_rn(to_f(x[i]), scale) : 0.0f;
 		y[i] = acc ? from_f<T>(to_f(y[i]) + v) : from_f<T>(v);
 	}
 }
