@@ -36,6 +36,9 @@ struct ag_backend {
 	/* Every element of contiguous float tensor t *= a, in t's precision
 	 * (gradient averaging and clipping). */
 	void (*scale)(struct tensor *t, double a);
+	/* Waits until every kernel issued so far has finished (NULL: the
+	 * backend is synchronous). For the profiler. */
+	void (*synchronize)(void);
 	/* The allocator of arenas in this backend's memory (NULL on the CPU
 	 * backend: arenas default to host memory). */
 	const struct arena_allocator *(*allocator)(void);

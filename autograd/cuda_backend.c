@@ -45,6 +45,7 @@ const struct ag_backend ag_cuda_backend = {
 	.memcpy = hug_cuda_memcpy,
 	.scale = hug_cuda_scale,
 	.allocator = hug_cuda_allocator,
+	.synchronize = hug_cuda_synchronize,
 };
 
 int hug_cuda_init(int device, struct hug_error *err)

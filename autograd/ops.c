@@ -9,6 +9,7 @@
 
 #include "autograd.h"
 #include "backend.h"
+#include "profile.h"
 
 #define DESC 80 /* room for "[a, b, c, d] bf16" */
 
@@ -138,7 +139,9 @@ static struct tensor *op_finish(struct ag_ctx *ctx, struct ag_node *n)
 		if (!be || !be->op[n->op].forward)
 			return op_fail(ctx, n->op, "not supported on %s",
 				       device_name(ctx_device(ctx)));
+		double t0 = ag_profile_start(ctx_device(ctx));
 		be->op[n->op].forward(n);
+		ag_profile_stop_op(n->op, false, ctx_device(ctx), t0);
 	}
 	if (wants_grad(ctx, n)) {
 		n->out->requires_grad = true;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "profile.h"
 
 void ag_ctx_init(struct ag_ctx *ctx, struct arena *step)
 {
@@ -98,7 +99,9 @@ static int run_backward(struct ag_ctx *ctx)
 					     ag_op_info[n->op].name,
 					     device_name(ctx->step->allocator->device));
 		ensure_input_grads(ctx, n);
+		double t0 = ag_profile_start(be->device);
 		fn(n);
+		ag_profile_stop_op(n->op, true, be->device, t0);
 		if (ctx->on_leaf_grad)
 			leaves_done(ctx, n);
 	}

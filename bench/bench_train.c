@@ -6,13 +6,15 @@
  *
  *   build/bin/bench_train [--hidden 192 --layers 4 --heads 6 --vocab 8192
  *                          --seq 128 --batch 8 --steps 20 --warmup 3]
- * Threads: OMP_NUM_THREADS (and OPENBLAS_NUM_THREADS). */
+ * Threads: OMP_NUM_THREADS (and OPENBLAS_NUM_THREADS). HUG_PROFILE=1 adds the
+ * time per op (autograd/profile.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../autograd/autograd.h"
+#include "../autograd/profile.h"
 #include "../autograd/rng.h"
 #include "../nn/bloom.h"
 #include "../optim/optimizer.h"
@@ -45,8 +47,10 @@ int main(int argc, char **argv)
 	struct tensor *tgt = tensor_new(&data, DT_I32, TENSOR_SHAPE(b, t));
 	double t0 = 0;
 	for (long s = 0; s < warm + steps; s++) {
-		if (s == warm)
+		if (s == warm) {
 			t0 = bench_now();
+			ag_profile_reset(); /* HUG_PROFILE=1: time the measured steps only */
+		}
 		for (long i = 0; i < b * t; i++) {
 			((int32_t *)ids->data)[i] = (int32_t)(rng_u64(7, (uint64_t)(s * b * t + i)) % (uint64_t)v);
 			((int32_t *)tgt->data)[i] = (int32_t)(rng_u64(8, (uint64_t)(s * b * t + i)) % (uint64_t)v);
@@ -58,9 +62,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s\n", ctx.err.msg);
 			return 1;
 		}
+		double p0 = ag_profile_start(DEV_CPU);
 		optim_clip_grad_norm(&opt, 1.0);
 		optim_step(&opt, 1e-4);
 		optim_zero_grad(&opt);
+		ag_profile_stop("optimizer", DEV_CPU, p0);
 	}
 	double dt = bench_now() - t0;
 	double params = (double)bloom_param_count(&c);
@@ -68,6 +74,7 @@ int main(int argc, char **argv)
 	       "%.2f steps/s, %.0f tokens/s (threads: OMP_NUM_THREADS=%s)\n",
 	       (long)params, b, t, steps, dt, (double)steps / dt,
 	       (double)(steps * b * t) / dt, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "default");
+	ag_profile_report(stdout);
 	optim_free(&opt);
 	bloom_model_free(&m);
 	arena_free(&step);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../autograd/profile.h"
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/json.h"
@@ -334,6 +335,8 @@ int cli_train(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	rc = loop(&run, &err) ? 1 : 0;
+	if (parallel_is_main(&par))
+		ag_profile_report(stdout);
 	/* samples from rank 0 alone (a tensor-parallel model needs every rank) */
 	if (!rc && !stop_signal && par.tp == 1 && parallel_is_main(&par) &&
 	    print_samples(&run, &err))

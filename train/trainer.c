@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../autograd/backend.h"
+#include "../autograd/profile.h"
 #include "../base/alloc.h"
 #include "../data/tokenizer.h"
 #include "../io/hf_checkpoint.h"
@@ -325,8 +326,10 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 	double sum = 0;
 	t->ctx.training = true;
 	for (int64_t i = 0; i < micro; i++) {
+		double t0 = ag_profile_start(t->device);
 		if (loader_next(t->train, t->inputs->data, t->targets->data, err))
 			return -1;
+		ag_profile_stop("data (loader)", t->device, t0);
 		ag_ctx_reset(&t->ctx);
 		struct tensor *loss = batch_loss(t);
 		struct tensor *scaled = ag_scale(&t->ctx, loss, 1.0 / (double)micro);
@@ -337,12 +340,16 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 					     t->ctx.err.msg);
 		sum += tensor_item(loss);
 	}
+	double t0 = ag_profile_start(t->device);
 	dist_finish_grads(&t->dist, &t->ctx);
 	ag_ctx_reset(&t->ctx);
 	res->loss = dist_mean(&t->dist, sum / (double)micro);
+	ag_profile_stop("gradient reduction", t->device, t0);
+	t0 = ag_profile_start(t->device);
 	res->grad_norm = dist_grad_norm(&t->dist, &t->opt);
 	if (isfinite(res->grad_norm) && r->grad_clip > 0 && res->grad_norm > r->grad_clip)
 		optim_scale_grads(&t->opt, r->grad_clip / (res->grad_norm + 1e-6));
+	ag_profile_stop("gradient norm and clip", t->device, t0);
 	res->lr = lr_at(&r->schedule, t->step);
 	t->samples_seen += res->batch;
 	t->tokens_seen += res->batch * r->seq_len;
@@ -358,9 +365,11 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 		t->step++;
 		return 0;
 	}
+	t0 = ag_profile_start(t->device);
 	optim_step(&t->opt, res->lr);
 	dist_gather_params(&t->dist);
 	optim_zero_grad(&t->opt);
+	ag_profile_stop("optimizer", t->device, t0);
 	t->step++;
 	return 0;
 }
