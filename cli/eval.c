@@ -1,10 +1,12 @@
 /* eval.c: `hug eval --model DIR --input FILE`: per-token loss and
  * perplexity of a BLOOM checkpoint on token-id sequences (a JSON array of
- * arrays), optionally dumping the logits to a safetensors file. */
+ * arrays), optionally dumping the logits to a safetensors file; on a GPU
+ * with --device cuda. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "../autograd/backend.h"
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/json.h"
@@ -12,6 +14,7 @@
 #include "../io/safetensors.h"
 #include "args.h"
 #include "cli.h"
+#include "device.h"
 
 struct sequences {
 	int n;
@@ -93,7 +96,7 @@ static void fill_batch(const struct sequences *s, int first, int b, int64_t t,
 
 int cli_eval(int argc, char **argv)
 {
-	const char *model = NULL, *input = NULL, *dump = NULL;
+	const char *model = NULL, *input = NULL, *dump = NULL, *device = NULL;
 	int batch = 8;
 	bool help = false;
 	const struct arg_spec specs[] = {
@@ -101,6 +104,7 @@ int cli_eval(int argc, char **argv)
 		{ "input", ARG_STR, &input, "JSON file: an array of arrays of token ids" },
 		{ "dump-logits", ARG_STR, &dump, "write logits (N, T, V) and the mask to this safetensors file" },
 		{ "batch-size", ARG_INT, &batch, "sequences per forward pass (8)" },
+		{ "device", ARG_STR, &device, "cpu (default), cuda or cuda:N" },
 		{ "help", ARG_SWITCH, &help, "show this help" },
 	};
 	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
@@ -126,15 +130,18 @@ int cli_eval(int argc, char **argv)
 		fprintf(stderr, "hug eval: %s\n", err.msg);
 		return 2;
 	}
-	if (sequences_read(input, m.cfg.vocab_size, &s, &err)) {
+	if (sequences_read(input, m.cfg.vocab_size, &s, &err) ||
+	    cli_model_to_device(&m, device, &err)) {
 		fprintf(stderr, "hug eval: %s\n", err.msg);
+		sequences_free(&s);
 		bloom_model_free(&m);
 		return 2;
 	}
 	int64_t v = m.cfg.vocab_size, t = s.max_len;
-	struct arena step, keep;
-	arena_init(&step, "eval", 0, NULL);
+	struct arena step, keep, host;
+	arena_init(&step, "eval", 0, ag_device_allocator(m.wte->device));
 	arena_init(&keep, "eval-out", 0, NULL);
+	arena_init(&host, "eval-batch", 0, NULL);
 	struct ag_ctx ctx;
 	ag_ctx_init(&ctx, &step);
 	ctx.training = false;
@@ -148,9 +155,14 @@ int cli_eval(int argc, char **argv)
 	for (int first = 0; first < s.n && !rc; first += batch) {
 		int b = s.n - first < batch ? s.n - first : batch;
 		ag_ctx_reset(&ctx);
+		arena_reset(&host);
+		struct tensor *hids = tensor_new(&host, DT_I32, TENSOR_SHAPE(b, t));
+		struct tensor *hmask = tensor_new(&host, DT_I32, TENSOR_SHAPE(b, t));
+		fill_batch(&s, first, b, t, hids, hmask);
 		struct tensor *ids = tensor_new(&step, DT_I32, TENSOR_SHAPE(b, t));
 		struct tensor *mask = tensor_new(&step, DT_I32, TENSOR_SHAPE(b, t));
-		fill_batch(&s, first, b, t, ids, mask);
+		tensor_transfer(ids, hids);
+		tensor_transfer(mask, hmask);
 		struct tensor *logits = bloom_forward(&ctx, &m, ids, mask); /* (b, T, V) */
 		for (int i = 0; i < b && logits; i++) {
 			int64_t n = s.len[first + i];
@@ -159,7 +171,7 @@ int cli_eval(int argc, char **argv)
 			struct tensor *loss = ag_cross_entropy(&ctx, lg, tg, -100);
 			if (!loss)
 				break;
-			seq_loss[first + i] = *(const float *)loss->data;
+			seq_loss[first + i] = tensor_item(loss);
 			total_nll += seq_loss[first + i] * (double)(n - 1);
 			total_tokens += n - 1;
 		}
@@ -169,10 +181,10 @@ int cli_eval(int argc, char **argv)
 			break;
 		}
 		if (dump) {
-			memcpy((float *)all_logits->data + (int64_t)first * t * v, logits->data,
-			       tensor_nbytes(logits));
-			memcpy((int32_t *)all_mask->data + (int64_t)first * t, mask->data,
-			       tensor_nbytes(mask));
+			ag_memcpy((float *)all_logits->data + (int64_t)first * t * v, DEV_CPU,
+				  logits->data, logits->device, tensor_nbytes(logits));
+			memcpy((int32_t *)all_mask->data + (int64_t)first * t, hmask->data,
+			       tensor_nbytes(hmask));
 		}
 	}
 	if (!rc) {
@@ -197,6 +209,7 @@ int cli_eval(int argc, char **argv)
 	hug_free(seq_loss);
 	arena_free(&step);
 	arena_free(&keep);
+	arena_free(&host);
 	sequences_free(&s);
 	bloom_model_free(&m);
 	return rc;

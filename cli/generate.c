@@ -2,7 +2,8 @@
  * `--prompt TEXT [--tokenizer T.json]`: continues a prompt with a BLOOM
  * checkpoint (KV cache; greedy, temperature, top-k, top-p; seeded) and
  * prints the new token ids, or the new text. `--adapter DIR` applies a
- * LoRA adapter in PEFT's layout (merged into the weights first). */
+ * LoRA adapter in PEFT's layout (merged into the weights first);
+ * `--device cuda` generates on a GPU. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "../base/fs.h"
 #include "args.h"
 #include "cli.h"
+#include "device.h"
 #include "sample.h"
 
 /* Parses "1,2,3" into a new array; -1 with err naming the bad entry. */
@@ -44,7 +46,7 @@ static int parse_ids(const char *s, int32_t **out, int *n, struct hug_error *err
 int cli_generate(int argc, char **argv)
 {
 	const char *model = NULL, *prompt = NULL, *text = NULL, *tok_path = NULL;
-	const char *adapter = NULL;
+	const char *adapter = NULL, *device = NULL;
 	struct gen_opts o = gen_opts_default();
 	bool help = false, no_stop = false;
 	o.stop_id = -2; /* the model's eos unless given */
@@ -60,6 +62,7 @@ int cli_generate(int argc, char **argv)
 		{ "top-k", ARG_INT, &o.top_k, "keep the k most likely tokens (0: all)" },
 		{ "top-p", ARG_DOUBLE, &o.top_p, "nucleus sampling mass (1.0: off)" },
 		{ "seed", ARG_U64, &o.seed, "random seed (0)" },
+		{ "device", ARG_STR, &device, "cpu (default), cuda or cuda:N" },
 		{ "stop-id", ARG_INT, &o.stop_id, "stop after this id (default: the model's eos)" },
 		{ "no-stop", ARG_SWITCH, &no_stop, "never stop early" },
 		{ "help", ARG_SWITCH, &help, "show this help" },
@@ -96,6 +99,9 @@ int cli_generate(int argc, char **argv)
 	if (adapter && lora_load(&lm, &m, adapter, false, &err))
 		goto done;
 	lora_merge(&lm); /* the same function, at the base model's speed */
+	lora_model_free(&lm); /* merged weights stay merged; detach before moving */
+	if (cli_model_to_device(&m, device, &err))
+		goto done;
 	if (no_stop)
 		o.stop_id = -1;
 	else if (o.stop_id == -2)

@@ -16,7 +16,6 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/json.h"
-#include "../nn/bloom_device.h"
 #include "../parallel/comm.h"
 #include "../train/checkpoint.h"
 #include "../train/trainer.h"
@@ -225,9 +224,8 @@ static int loop(struct run *run, struct hug_error *err)
 	return 0;
 }
 
-/* Prints a continuation of each of the recipe's sample prompts (from a
- * host copy of the model when it trained on a GPU: generation runs on the
- * CPU). */
+/* Prints a continuation of each of the recipe's sample prompts (on the
+ * device the model trained on). */
 static int print_samples(struct run *run, struct hug_error *err)
 {
 	const struct recipe *r = &run->recipe;
@@ -236,11 +234,7 @@ static int print_samples(struct run *run, struct hug_error *err)
 	struct tokenizer *tok;
 	if (tokenizer_load(r->tokenizer, &tok, err))
 		return -1;
-	struct bloom_model host, *m = &run->t.model;
-	if (run->t.device != DEV_CPU) {
-		bloom_model_to_device(&host, m, NULL, false);
-		m = &host;
-	}
+	const struct bloom_model *m = &run->t.model;
 	struct gen_opts o = gen_opts_default();
 	o.max_new_tokens = (int)r->sample_tokens;
 	o.temperature = 0.8;
@@ -257,8 +251,6 @@ static int print_samples(struct run *run, struct hug_error *err)
 			printf("  %s|%s\n", r->sample_prompts[i], out.p ? out.p : "");
 		tok_bytes_free(&out);
 	}
-	if (m == &host)
-		bloom_model_free(&host);
 	tokenizer_free(tok);
 	return rc;
 }

@@ -442,7 +442,8 @@ void bloom_kv_cache_init(struct bloom_kv_cache *kv, const struct bloom_model *m,
 	kv->max_len = max_len;
 	size_t per = (size_t)(batch * h * max_len * d) * dtype_size(m->dtype) + 2 * ARENA_ALIGN;
 	arena_init(&kv->mem, "kv-cache", per * 2 * (size_t)c->n_layer +
-		   (size_t)(batch * max_len) * 4 + 4 * ARENA_ALIGN, NULL);
+		   (size_t)(batch * max_len) * 4 + 4 * ARENA_ALIGN,
+		   ag_device_allocator(m->wte->device));
 	kv->k = hug_calloc((size_t)c->n_layer, sizeof(*kv->k));
 	kv->v = hug_calloc((size_t)c->n_layer, sizeof(*kv->v));
 	for (int i = 0; i < c->n_layer; i++) {

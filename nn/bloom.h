@@ -153,7 +153,7 @@ struct bloom_kv_cache {
 };
 
 /* Allocates an empty cache for `batch` sequences of up to max_len
- * positions of model m. */
+ * positions of model m, on m's device. */
 void bloom_kv_cache_init(struct bloom_kv_cache *kv, const struct bloom_model *m,
 			 int64_t batch, int64_t max_len);
 void bloom_kv_cache_free(struct bloom_kv_cache *kv);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../autograd/backend.h"
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
 
@@ -78,17 +79,27 @@ int32_t gen_sample(const double *logits, int64_t v, const struct gen_opts *o,
 	return iwork[keep - 1];
 }
 
-/* Copies row `row` of logits (.., V) (f32 or f64) into doubles. */
-static void logits_row(const struct tensor *logits, int64_t row, double *out)
+/* Copies row `row` of logits (.., V) (f32 or f64, host or device) into
+ * doubles; `work` holds V floats. */
+static void logits_row(const struct tensor *logits, int64_t row, double *out, float *work)
 {
 	int64_t v = logits->shape[logits->ndim - 1];
+	size_t es = dtype_size(logits->dtype);
 	if (logits->dtype == DT_F64) {
-		memcpy(out, (const double *)logits->data + row * v, (size_t)v * sizeof(double));
-	} else {
-		const float *f = (const float *)logits->data + row * v;
-		for (int64_t i = 0; i < v; i++)
-			out[i] = f[i];
+		ag_memcpy(out, DEV_CPU, (const char *)logits->data + (size_t)(row * v) * es,
+			  logits->device, (size_t)v * es);
+		return;
 	}
+	ag_memcpy(work, DEV_CPU, (const char *)logits->data + (size_t)(row * v) * es,
+		  logits->device, (size_t)v * es);
+	for (int64_t i = 0; i < v; i++)
+		out[i] = work[i];
+}
+
+/* ids (1, n) on the model's device = the host ids. */
+static void put_ids(struct tensor *ids, const int32_t *host)
+{
+	ag_memcpy(ids->data, ids->device, host, DEV_CPU, tensor_nbytes(ids));
 }
 
 int bloom_generate(const struct bloom_model *m, const int32_t *prompt, int n_prompt,
@@ -107,16 +118,17 @@ int bloom_generate(const struct bloom_model *m, const int32_t *prompt, int n_pro
 	struct bloom_kv_cache kv;
 	bloom_kv_cache_init(&kv, m, 1, n_prompt + o->max_new_tokens);
 	struct arena step;
-	arena_init(&step, "generate", 0, NULL);
+	arena_init(&step, "generate", 0, ag_device_allocator(m->wte->device));
 	struct ag_ctx ctx;
 	ag_ctx_init(&ctx, &step);
 	ctx.training = false;
 	ag_set_grad_enabled(&ctx, false);
 	double *row = hug_malloc((size_t)v * 3 * sizeof(double));
 	int32_t *iwork = hug_malloc((size_t)v * sizeof(int32_t));
+	float *fwork = hug_malloc((size_t)v * sizeof(float));
 	int n_out = 0, rc = 0;
 	struct tensor *ids = tensor_new(&kv.mem, DT_I32, TENSOR_SHAPE(1, n_prompt));
-	memcpy(ids->data, prompt, (size_t)n_prompt * sizeof(int32_t));
+	put_ids(ids, prompt);
 	struct tensor *next = tensor_new(&kv.mem, DT_I32, TENSOR_SHAPE(1, 1));
 	while (n_out < o->max_new_tokens) {
 		struct tensor *logits = bloom_forward_cached(&ctx, m, &kv, ids, NULL);
@@ -124,17 +136,18 @@ int bloom_generate(const struct bloom_model *m, const int32_t *prompt, int n_pro
 			rc = hug_error_set(err, "%s", ctx.err.msg);
 			break;
 		}
-		logits_row(logits, ids->shape[1] - 1, row);
+		logits_row(logits, ids->shape[1] - 1, row, fwork);
 		int32_t tok = gen_sample(row, v, o, (uint64_t)n_out, row + v, iwork);
 		out[n_out++] = tok;
 		if (tok == o->stop_id)
 			break;
 		ag_ctx_reset(&ctx);
-		*(int32_t *)next->data = tok;
+		put_ids(next, &tok);
 		ids = next;
 	}
 	hug_free(row);
 	hug_free(iwork);
+	hug_free(fwork);
 	arena_free(&step);
 	bloom_kv_cache_free(&kv);
 	return rc ? -1 : n_out;

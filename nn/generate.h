@@ -35,7 +35,9 @@ int32_t gen_sample(const double *logits, int64_t v, const struct gen_opts *o,
 
 /* Generates up to o->max_new_tokens ids after prompt[0..n_prompt) (ids in
  * the vocabulary, n_prompt >= 1) into out; returns how many were written,
- * or -1 with err. Runs with grad off on the CPU. */
+ * or -1 with err. Runs with grad off on m's device (the KV cache and the
+ * step there; each new token's logits row comes back to the host for
+ * sampling). */
 int bloom_generate(const struct bloom_model *m, const int32_t *prompt, int n_prompt,
 		   const struct gen_opts *o, int32_t *out, struct hug_error *err);
 

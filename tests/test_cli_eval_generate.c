@@ -76,3 +76,34 @@ TEST(cli_generate_greedy_matches_transformers)
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, "top-p") != NULL);
 }
+
+/* --device: a bad name, and cuda on a machine without a GPU (or a build
+ * without CUDA), are clean errors (exit 2) naming the flag. */
+TEST(cli_eval_generate_device_errors)
+{
+	if (!hug_bin())
+		SKIP("HUG_BIN not set (run through make test)");
+	char cmd[1024], out[4096];
+	snprintf(cmd, sizeof(cmd), "%s generate --model tests/fixtures/bloom-tiny-a "
+		 "--prompt-ids 1,5 --device tpu", hug_bin());
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
+	CHECK(strstr(out, "--device: expected cpu, cuda or cuda:N, got \"tpu\"") != NULL);
+	char in[] = "/tmp/hug-eval-XXXXXX";
+	int fd = mkstemp(in);
+	REQUIRE(fd >= 0);
+	close(fd);
+	write_file(in, "[[1,5,9]]");
+	snprintf(cmd, sizeof(cmd), "%s eval --model tests/fixtures/bloom-tiny-a --input %s "
+		 "--device cuda:x", hug_bin(), in);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
+	CHECK(strstr(out, "\"cuda:x\"") != NULL);
+	unlink(in);
+	snprintf(cmd, sizeof(cmd), "%s generate --model tests/fixtures/bloom-tiny-a "
+		 "--prompt-ids 1,5 --device cuda", hug_bin());
+	int rc = test_run_command(cmd, out, sizeof(out));
+	if (rc == 0)
+		SKIP("a GPU is present (the CUDA tests cover --device cuda)");
+	CHECK(rc == 2);
+	CHECK(strstr(out, "--device cuda") != NULL);
+	CHECK(strstr(out, "no CUDA device") || strstr(out, "built without CUDA"));
+}
