@@ -41,7 +41,7 @@ double tensor_item(const struct tensor *t)
 	if (tensor_numel(t) != 1)
 		hug_panic("tensor_item: %s has %lld elements, not 1",
 			  tensor_describe(t, d, sizeof(d)), (long long)tensor_numel(t));
-	unsigned char raw[16];
+	_Alignas(16) unsigned char raw[16]; /* read back as float/double */
 	struct tensor h = *t;
 	h.device = DEV_CPU;
 	h.data = raw;

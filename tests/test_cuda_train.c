@@ -261,8 +261,13 @@ static int run_lora(const char *dir, const char *const *ov, int n_ov, int steps,
 	struct trainer t;
 	struct hug_error err = { 0 };
 	snprintf(path, sizeof(path), "%s/recipe.json", dir);
-	if (recipe_load(path, ov, n_ov, 1, &r, &err) || trainer_init(&t, &r, &err)) {
+	if (recipe_load(path, ov, n_ov, 1, &r, &err)) {
 		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		return -1;
+	}
+	if (trainer_init(&t, &r, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		recipe_free(&r);
 		return -1;
 	}
 	int rc = 0;
