@@ -293,7 +293,8 @@ void comm_allgather_tensor(const struct comm *c, const struct tensor *send,
 	if (send->device == DEV_CPU) {
 		comm_allgather(c, send->data, recv->data, n, send->dtype);
 	} else if (c->size <= 1) {
-		tensor_transfer(recv, send);
+		if (recv->data != send->data)
+			tensor_transfer(recv, send);
 	} else {
 #if defined(HUG_CUDA) && defined(HUG_MPI)
 		comm_nccl_allgather(c, send->data, recv->data, n, send->dtype);
@@ -311,7 +312,8 @@ void comm_reduce_scatter_tensor(const struct comm *c, const struct tensor *send,
 	if (send->device == DEV_CPU) {
 		comm_reduce_scatter(c, send->data, recv->data, n, send->dtype);
 	} else if (c->size <= 1) {
-		tensor_transfer(recv, send);
+		if (recv->data != send->data)
+			tensor_transfer(recv, send);
 	} else {
 #if defined(HUG_CUDA) && defined(HUG_MPI)
 		comm_nccl_reduce_scatter(c, send->data, recv->data, n, send->dtype);
