@@ -3,6 +3,8 @@
  * split over (batch, head) pairs, which touch disjoint outputs. */
 #include <tgmath.h>
 
+#include "fast_math.h"
+
 /* Strided access to one (b, h) slice of a (B, H, T, D) tensor. */
 struct FN(attn_view) {
 	const REAL *base;  /* element (b, h, 0, 0) */
@@ -82,11 +84,10 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 					p[j] = 0;
 				continue;
 			}
+			FN(hug_exp_shift)(TK, p, mx, p); /* masked (-inf) give 0 */
 			double sum = 0;
-			for (int64_t j = 0; j < TK; j++) {
-				p[j] = p[j] == -INFINITY ? (REAL)0 : exp(p[j] - mx);
+			for (int64_t j = 0; j < TK; j++)
 				sum += p[j];
-			}
 			REAL inv = (REAL)(1.0 / sum);
 			for (int64_t j = 0; j < TK; j++) {
 				p[j] *= inv;

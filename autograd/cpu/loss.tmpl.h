@@ -3,6 +3,8 @@
  * tensor-parallel group (logits hold the slice [off, off + v)). */
 #include <tgmath.h>
 
+#include "fast_math.h"
+
 #define REAL_DT (sizeof(REAL) == 8 ? DT_F64 : DT_F32)
 
 /* lse[r] = max of row r's local logits (counted rows). */
@@ -19,18 +21,30 @@ static void FN(xent_rowmax)(int64_t rows, int64_t v, const REAL *x, const int32_
 	}
 }
 
+#define XENT_CHUNK 256
+
+/* sum_i exp(x[i] - mx) over i < v, summed in double in index order; the
+ * exps (hug_expf in f32, see fast_math.h) come a chunk at a time. */
+static double FN(xent_sumexp)(int64_t v, const REAL *x, REAL mx)
+{
+	REAL buf[XENT_CHUNK];
+	double s = 0;
+	for (int64_t i = 0; i < v; i += XENT_CHUNK) {
+		int64_t m = v - i < XENT_CHUNK ? v - i : XENT_CHUNK;
+		FN(hug_exp_shift)(m, x + i, mx, buf);
+		for (int64_t k = 0; k < m; k++)
+			s += buf[k];
+	}
+	return s;
+}
+
 /* out[r] = sum_i exp(x[r, i] - lse[r]) over the local logits. */
 static void FN(xent_rowsum)(int64_t rows, int64_t v, const REAL *x, const int32_t *t,
 			    int32_t ignore, const REAL *lse, REAL *out)
 {
 #pragma omp parallel for if (rows * v >= CPU_PAR_MIN / 4)
-	for (int64_t r = 0; r < rows; r++) {
-		double s = 0;
-		if (t[r] != ignore)
-			for (int64_t i = 0; i < v; i++)
-				s += exp((double)(x[r * v + i] - lse[r]));
-		out[r] = (REAL)s;
-	}
+	for (int64_t r = 0; r < rows; r++)
+		out[r] = t[r] == ignore ? 0 : (REAL)FN(xent_sumexp)(v, x + r * v, lse[r]);
 }
 
 /* Forward: lse (rows) gets each counted row's log-sum-exp over the whole
@@ -49,14 +63,11 @@ static double FN(xent_fwd)(int64_t rows, int64_t v, const REAL *x, const int32_t
 		for (int64_t r = 0; r < rows; r++)
 			lse[r] += t[r] == ignore ? 0 : (REAL)log((double)tl[r]);
 	} else {
-		REAL *mx = lse;
-		for (int64_t r = 0; r < rows; r++) {
-			double s = 0;
-			if (t[r] != ignore)
-				for (int64_t i = 0; i < v; i++)
-					s += exp((double)(x[r * v + i] - mx[r]));
-			lse[r] = t[r] == ignore ? 0 : mx[r] + (REAL)log(s);
-		}
+		/* lse[r] holds the row's max until replaced (rows independent) */
+#pragma omp parallel for if (rows * v >= CPU_PAR_MIN / 4)
+		for (int64_t r = 0; r < rows; r++)
+			lse[r] = t[r] == ignore ? 0
+				 : lse[r] + (REAL)log(FN(xent_sumexp)(v, x + r * v, lse[r]));
 	}
 	if (tl) { /* the target's logit: held by one rank of the group */
 		for (int64_t r = 0; r < rows; r++) {
@@ -78,6 +89,15 @@ static double FN(xent_fwd)(int64_t rows, int64_t v, const REAL *x, const int32_t
 	return c ? total / (double)c : 0.0;
 }
 
+/* dr[i] += g exp(x[i] - lse) for i < v: one row of softmax(x) g. */
+FN(CPU_CLONES) static void FN(xent_bwd_row)(int64_t v, const REAL *x, REAL lse, REAL g,
+					    REAL *dr)
+{
+#pragma omp simd
+	for (int64_t i = 0; i < v; i++)
+		dr[i] += g * FN(cpu_exp)(x[i] - lse);
+}
+
 /* dx (rows, v) += g (softmax(x) - onehot(t - off)) on counted rows. */
 static void FN(xent_bwd)(int64_t rows, int64_t v, const REAL *x, const int32_t *t,
 			 int32_t ignore, const REAL *lse, REAL g, int64_t off, REAL *dx)
@@ -86,10 +106,8 @@ static void FN(xent_bwd)(int64_t rows, int64_t v, const REAL *x, const int32_t *
 	for (int64_t r = 0; r < rows; r++) {
 		if (t[r] == ignore)
 			continue;
-		const REAL *xr = x + r * v;
 		REAL *dr = dx + r * v;
-		for (int64_t i = 0; i < v; i++)
-			dr[i] += g * exp(xr[i] - lse[r]);
+		FN(xent_bwd_row)(v, x + r * v, lse[r], g, dr);
 		int64_t k = (int64_t)t[r] - off;
 		if (k >= 0 && k < v)
 			dr[k] -= g;
@@ -107,3 +125,4 @@ static void FN(scalar_set)(void *p, double v)
 }
 
 #undef REAL_DT
+#undef XENT_CHUNK

@@ -2,6 +2,8 @@
  * dim (see instantiate.h). Row statistics accumulate in double. */
 #include <tgmath.h>
 
+#include "fast_math.h"
+
 /* x, y (rows, c); w, b (c) (b may be NULL); mean, rstd (rows). */
 static void FN(layernorm_fwd)(int64_t rows, int64_t c, double eps, const REAL *x,
 			      const REAL *w, const REAL *b, REAL *y, REAL *mean,
@@ -78,11 +80,10 @@ static void FN(softmax_fwd)(int64_t rows, int64_t c, const REAL *x, REAL *y)
 		REAL mx = -INFINITY;
 		for (int64_t i = 0; i < c; i++)
 			mx = xr[i] > mx ? xr[i] : mx;
+		FN(hug_exp_shift)(c, xr, mx, yr);
 		double s = 0;
-		for (int64_t i = 0; i < c; i++) {
-			yr[i] = exp(xr[i] - mx);
+		for (int64_t i = 0; i < c; i++)
 			s += yr[i];
-		}
 		REAL inv = (REAL)(1.0 / s);
 		for (int64_t i = 0; i < c; i++)
 			yr[i] *= inv;
