@@ -75,6 +75,9 @@ TESTS := $(BUILD)/bin/hug_tests
 .PHONY: all test clean
 all: $(HUG) $(LIB)
 
+# sqrt without errno, so the AdamW loop vectorises (same bits: IEEE sqrt).
+$(BUILD)/obj/optim/optimizer.o: CFLAGS += -fno-math-errno
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
