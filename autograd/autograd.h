@@ -125,7 +125,8 @@ struct tensor *ag_dropout(struct ag_ctx *ctx, struct tensor *x, double p);
 struct tensor *ag_softmax(struct ag_ctx *ctx, struct tensor *x);
 
 /* Fused self-attention. q, k, v (B, H, T, D), any strides with a unit
- * stride on D (views into a fused QKV buffer need no copy). Scores
+ * stride on D and a stride on T of at least D (views into a fused QKV
+ * buffer need no copy; other layouts are copied). Scores
  * s_ij = scale * q_i . k_j + slope_h * pos_j, with scale 1/sqrt(D), masked
  * where j > i (causal) or mask[b, j] == 0; softmax in the tensor's float
  * type; out_i = sum_j p_ij v_j. slopes (H), q's dtype, gives the ALiBi slope

@@ -55,6 +55,9 @@ struct ag_collective {
 #define AG_MAX_INPUTS 5
 #define AG_MAX_SAVED 2
 #define AG_DIM_ALL (-1000) /* reduce over every dim */
+/* Query rows per block of the CPU attention kernel; ops.c sizes the
+ * attention node's CPU scratch (saved[1]) by it. */
+#define AG_ATTN_ROWS 64
 
 /* Op parameters; the member used is the one named for the op. */
 union ag_params {

@@ -644,10 +644,15 @@ struct tensor *ag_layernorm(struct ag_ctx *ctx, struct tensor *x,
 	return op_finish(ctx, n);
 }
 
-/* q/k/v may be strided views but need a unit stride on D. */
+/* q/k/v may be strided views but need a unit stride on D and positions
+ * that do not overlap (a stride on T of at least D), as the CPU kernel's
+ * GEMMs want. */
 static struct tensor *unit_last_stride(struct ag_ctx *ctx, struct tensor *t)
 {
-	return t->stride[t->ndim - 1] == 1 || t->shape[t->ndim - 1] == 1 ? t : ag_contiguous(ctx, t);
+	int64_t d = t->shape[t->ndim - 1];
+	bool unit = t->stride[t->ndim - 1] == 1 || d == 1;
+	bool rows = t->shape[t->ndim - 2] <= 1 || t->stride[t->ndim - 2] >= d;
+	return unit && rows ? t : ag_contiguous(ctx, t);
 }
 
 struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q,
@@ -713,10 +718,12 @@ struct tensor *ag_attention_heads(struct ag_ctx *ctx, struct tensor *q,
 		return NULL;
 	struct ag_node *n = node_new(ctx, op, 5, (struct tensor *[]){ q, k, v, slopes, mask });
 	n->out = tensor_new(ctx->step, q->dtype, 4, q->shape);
-	/* probabilities (B, H, Tq, Tk), kept for backward, and a (B, H, Tk)
-	 * scratch row per (b, h) for the backward */
+	/* probabilities (B, H, Tq, Tk), kept for backward, and scratch: on the
+	 * CPU a block of up to AG_ATTN_ROWS (Tq, Tk) rows per (b, h) for the
+	 * GEMM kernels, elsewhere a (B, H, Tk) row per (b, h) */
+	int64_t srows = q->device == DEV_CPU ? (tq < AG_ATTN_ROWS ? tq : AG_ATTN_ROWS) : 1;
 	n->saved[0] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tq, tk));
-	n->saved[1] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tk));
+	n->saved[1] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, srows, tk));
 	n->p.attention.scale = 1.0 / sqrt((double)q->shape[3]);
 	n->p.attention.causal = causal;
 	n->p.attention.head_offset = head_offset;

@@ -1,11 +1,69 @@
-/* attention.c: CPU kernels for the fused ALiBi causal self-attention. */
+/* attention.c: CPU kernels for the fused ALiBi causal self-attention, with
+ * the matrix products on OpenBLAS (cblas_sgemm / cblas_dgemm, row-major,
+ * one thread per call inside the (batch, head) OpenMP loop). */
+#include <cblas.h>
+#include <limits.h>
+#include <string.h>
+
 #include "cpu_kernels.h"
 #include "../rng.h"
+#include "../../base/panic.h"
 
 /* Sizes of an attention node. */
 struct attn_shape {
 	int64_t b, h, tq, tk, d;
 };
+
+/* The leading dimension of the (T, D) matrices of q, k or v (B, H, T, D):
+ * its stride on T, which ops.c makes at least D with a unit stride on D
+ * (any value >= max(1, D) when T <= 1, where it is never stepped). */
+static int64_t attn_ld(const struct tensor *t, int64_t d)
+{
+	int64_t min = d > 1 ? d : 1;
+	if (t->shape[2] <= 1)
+		return min;
+	HUG_ASSERT((t->stride[3] == 1 || d == 1) && t->stride[2] >= min &&
+		   t->stride[2] <= INT_MAX);
+	return t->stride[2];
+}
+
+/* C (m, n) = alpha op(A) op(B) + beta C, row-major, leading dims in
+ * elements, op(X) = X^T when tx; beta is 0 or 1. k = 0 gives beta C. */
+static void gemm_f32(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+		     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+		     float *c, int64_t ldc)
+{
+	HUG_ASSERT(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && ldc <= INT_MAX);
+	if (m == 0 || n == 0)
+		return;
+	if (k == 0) {
+		if (beta == 0)
+			for (int64_t i = 0; i < m; i++)
+				memset(c + i * ldc, 0, (size_t)n * sizeof(*c));
+		return;
+	}
+	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+		    tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a,
+		    (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+static void gemm_f64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+		     const double *a, int64_t lda, const double *b, int64_t ldb,
+		     double beta, double *c, int64_t ldc)
+{
+	HUG_ASSERT(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && ldc <= INT_MAX);
+	if (m == 0 || n == 0)
+		return;
+	if (k == 0) {
+		if (beta == 0)
+			for (int64_t i = 0; i < m; i++)
+				memset(c + i * ldc, 0, (size_t)n * sizeof(*c));
+		return;
+	}
+	cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+		    tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a,
+		    (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
 
 #define CPU_TEMPLATE "attention.tmpl.h"
 #include "instantiate.h"
@@ -17,14 +75,36 @@ static struct attn_shape attn_shape(const struct ag_node *n)
 				    k->shape[2], q->shape[3] };
 }
 
+/* OpenBLAS (the pthread build) would start its own threads inside the
+ * OpenMP loop: run it single-threaded for the kernel, which also keeps each
+ * (b, h)'s products independent of the thread count. Returns the setting
+ * to restore. */
+static int blas_single_begin(void)
+{
+	int nt = openblas_get_num_threads();
+	if (nt != 1)
+		openblas_set_num_threads(1);
+	return nt;
+}
+
+static void blas_single_end(int nt)
+{
+	if (nt != 1)
+		openblas_set_num_threads(nt);
+}
+
 void cpu_attention_forward(struct ag_node *n)
 {
 	struct attn_shape as = attn_shape(n);
+	int nt = blas_single_begin();
 	CPU_DISPATCH(n->out->dtype, attention_fwd, &as, n);
+	blas_single_end(nt);
 }
 
 void cpu_attention_backward(struct ag_node *n)
 {
 	struct attn_shape as = attn_shape(n);
+	int nt = blas_single_begin();
 	CPU_DISPATCH(n->out->dtype, attention_bwd, &as, n);
+	blas_single_end(nt);
 }

@@ -1,15 +1,13 @@
 /* attention.tmpl.h: REAL-typed fused causal self-attention with ALiBi and a
  * padding mask (see instantiate.h and ag_attention in autograd.h). Work is
- * split over (batch, head) pairs, which touch disjoint outputs. */
+ * split over (batch, head) pairs, which touch disjoint outputs; each pair
+ * walks its query rows in blocks of AG_ATTN_ROWS and does the matrix
+ * products with single-threaded GEMMs (FN(gemm), attention.c), skipping
+ * the keys that the causal mask hides from the whole block. The sequence
+ * of GEMM calls of a pair does not depend on the thread count. */
 #include <tgmath.h>
 
 #include "fast_math.h"
-
-/* Strided access to one (b, h) slice of a (B, H, T, D) tensor. */
-struct FN(attn_view) {
-	const REAL *base;  /* element (b, h, 0, 0) */
-	int64_t st;        /* stride between positions */
-};
 
 /* The dropout factor of probability element `idx` (numbered within this
  * rank's heads): 1 without dropout, else 0 or 1/(1-p) from the
@@ -30,25 +28,34 @@ static inline REAL FN(drop)(const struct ag_node *n, int64_t idx)
 		       ? (REAL)(1.0 / (1.0 - p)) : (REAL)0;
 }
 
-static inline REAL FN(dot)(const REAL *a, const REAL *b, int64_t d)
+/* Keys [0, kend) can be kept for query rows [i0, i1): with the causal
+ * mask, row i sees keys j <= Tk - Tq + i. */
+static inline int64_t FN(attn_kend)(const struct attn_shape *as, bool causal, int64_t i1)
 {
-	REAL s = 0;
-#pragma omp simd reduction(+ : s)
-	for (int64_t i = 0; i < d; i++)
-		s += a[i] * b[i];
-	return s;
+	int64_t e = as->tk - as->tq + i1;
+	return causal && e < as->tk ? e : as->tk;
 }
 
+/* Per (b, h), for each block of rows [i0, i1) with keys [0, kend):
+ * S = scale Q K^T (GEMM, into the saved probabilities), then row by row
+ * the ALiBi bias slope * pos_j (pos_j = j, or with a padding mask the kept
+ * keys up to j minus 1), the masks (-inf), the softmax (exp and a double
+ * sum) and zeros for keys at or past kend; O = (P M) V (GEMM), with P M
+ * formed in the scratch block saved[1] when there is dropout. A row whose
+ * keys are all masked gets zero probabilities and a zero output. */
 static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node *n)
 {
 	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
 	const REAL *slopes = n->in[3] ? n->in[3]->data : NULL;
 	const int32_t *mask = n->in[4] ? n->in[4]->data : NULL;
 	REAL *out = n->out->data, *probs = n->saved[0]->data;
+	REAL *scratch = n->saved[1]->data;
 	REAL scale = (REAL)n->p.attention.scale;
-	bool causal = n->p.attention.causal;
+	bool causal = n->p.attention.causal, dropout = n->p.attention.p != 0.0;
 	int64_t B = as->b, H = as->h, TQ = as->tq, TK = as->tk, D = as->d;
-#pragma omp parallel for
+	int64_t R = TQ < AG_ATTN_ROWS ? TQ : AG_ATTN_ROWS;
+	int64_t qs = attn_ld(q, D), ks = attn_ld(k, D), vs = attn_ld(v, D);
+#pragma omp parallel for schedule(static)
 	for (int64_t bh = 0; bh < B * H; bh++) {
 		int64_t b = bh / H, h = bh % H;
 		const REAL *qb = (const REAL *)q->data + b * q->stride[0] + h * q->stride[1];
@@ -56,58 +63,77 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 		const REAL *vb = (const REAL *)v->data + b * v->stride[0] + h * v->stride[1];
 		const int32_t *mb = mask ? mask + b * TK : NULL;
 		REAL slope = slopes ? slopes[h] : 0;
-		for (int64_t i = 0; i < TQ; i++) {
-			int64_t qpos = TK - TQ + i;
-			const REAL *qi = qb + i * q->stride[2];
-			REAL *p = probs + (bh * TQ + i) * TK;
-			REAL mx = -INFINITY;
-			int64_t kept = 0; /* kept keys so far, for pos_j */
-			for (int64_t j = 0; j < TK; j++) {
-				bool ok = !causal || j <= qpos;
-				if (mb) {
-					kept += mb[j] != 0;
-					ok = ok && mb[j] != 0;
+		REAL *sc = scratch + bh * R * TK; /* (R, Tk) */
+		for (int64_t i0 = 0; i0 < TQ; i0 += R) {
+			int64_t nr = TQ - i0 < R ? TQ - i0 : R;
+			int64_t kend = FN(attn_kend)(as, causal, i0 + nr);
+			REAL *pb = probs + (bh * TQ + i0) * TK; /* (nr, Tk) */
+			bool dead[AG_ATTN_ROWS];
+			/* S (nr, kend) = scale Q_blk (nr, D) K^T (D, kend) */
+			FN(gemm)(false, true, nr, kend, D, scale, qb + i0 * q->stride[2], qs,
+				 kb, ks, 0, pb, TK);
+			for (int64_t r = 0; r < nr; r++) {
+				int64_t i = i0 + r, qpos = TK - TQ + i;
+				REAL *p = pb + r * TK;
+				REAL mx = -INFINITY;
+				int64_t kept = 0; /* kept keys so far, for pos_j */
+				for (int64_t j = 0; j < kend; j++) {
+					bool ok = !causal || j <= qpos;
+					if (mb) {
+						kept += mb[j] != 0;
+						ok = ok && mb[j] != 0;
+					}
+					if (!ok) {
+						p[j] = -INFINITY;
+						continue;
+					}
+					REAL pos = (REAL)(mb ? kept - 1 : j);
+					p[j] += slope * pos;
+					mx = p[j] > mx ? p[j] : mx;
 				}
-				if (!ok) {
-					p[j] = -INFINITY;
-					continue;
-				}
-				REAL pos = (REAL)(mb ? kept - 1 : j);
-				p[j] = scale * FN(dot)(qi, kb + j * k->stride[2], D) + slope * pos;
-				mx = p[j] > mx ? p[j] : mx;
-			}
-			REAL *oi = out + (bh * TQ + i) * D;
-			for (int64_t d = 0; d < D; d++)
-				oi[d] = 0;
-			if (mx == -INFINITY) { /* every key masked: zeros */
-				for (int64_t j = 0; j < TK; j++)
+				for (int64_t j = kend; j < TK; j++)
 					p[j] = 0;
-				continue;
-			}
-			FN(hug_exp_shift)(TK, p, mx, p); /* masked (-inf) give 0 */
-			double sum = 0;
-			for (int64_t j = 0; j < TK; j++)
-				sum += p[j];
-			REAL inv = (REAL)(1.0 / sum);
-			for (int64_t j = 0; j < TK; j++) {
-				p[j] *= inv;
-				REAL pd = p[j] * FN(drop)(n, (bh * TQ + i) * TK + j);
-				if (pd == 0)
+				dead[r] = mx == -INFINITY;
+				if (dead[r]) { /* every key masked: zeros */
+					for (int64_t j = 0; j < kend; j++)
+						p[j] = 0;
 					continue;
-				const REAL *vj = vb + j * v->stride[2];
-#pragma omp simd
-				for (int64_t d = 0; d < D; d++)
-					oi[d] += pd * vj[d];
+				}
+				FN(hug_exp_shift)(kend, p, mx, p); /* masked (-inf) give 0 */
+				double sum = 0;
+				for (int64_t j = 0; j < kend; j++)
+					sum += p[j];
+				REAL inv = (REAL)(1.0 / sum);
+				for (int64_t j = 0; j < kend; j++)
+					p[j] *= inv;
+				if (dropout)
+					for (int64_t j = 0; j < kend; j++)
+						sc[r * TK + j] = p[j] * FN(drop)(n, (bh * TQ + i) * TK + j);
 			}
+			if (dropout) /* dead rows' probabilities are zero */
+				for (int64_t r = 0; r < nr; r++)
+					if (dead[r])
+						for (int64_t j = 0; j < kend; j++)
+							sc[r * TK + j] = 0;
+			/* O_blk (nr, D) = (P M)_blk (nr, kend) V (kend, D) */
+			REAL *ob = out + (bh * TQ + i0) * D;
+			FN(gemm)(false, false, nr, D, kend, 1, dropout ? sc : pb, TK, vb, vs,
+				 0, ob, D);
+			for (int64_t r = 0; r < nr; r++)
+				if (dead[r])
+					for (int64_t d = 0; d < D; d++)
+						ob[r * D + d] = 0;
 		}
 	}
 }
 
 /* With P the saved probabilities, M the dropout factors (1 without dropout)
- * and dO the output gradient, per row i: dV_j += P_ij M_ij dO_i;
- * dP_ij = M_ij dO_i . V_j; dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij);
- * dQ_i += scale sum_j dS_ij K_j; dK_j += scale dS_ij Q_i. dP of a row is
- * kept in the (b, h) row of the scratch tensor saved[1]. */
+ * and dO the output gradient, per (b, h) and block of rows [i0, i1) with
+ * keys [0, kend) (P is zero past kend), by GEMMs accumulating into the
+ * gradients that exist: dV += (P M)^T dO; dP = M (dO V^T);
+ * dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij) scale (0 where P_ij = 0, the
+ * row sum in double); dQ += dS K; dK += dS^T Q. P M, then dP and dS, live
+ * in the (b, h) block of the scratch saved[1]. */
 static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node *n)
 {
 	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
@@ -117,8 +143,11 @@ static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node 
 	REAL *dk = k->grad ? k->grad->data : NULL;
 	REAL *dv = v->grad ? v->grad->data : NULL;
 	REAL scale = (REAL)n->p.attention.scale;
+	bool causal = n->p.attention.causal, dropout = n->p.attention.p != 0.0;
 	int64_t B = as->b, H = as->h, TQ = as->tq, TK = as->tk, D = as->d;
-#pragma omp parallel for
+	int64_t R = TQ < AG_ATTN_ROWS ? TQ : AG_ATTN_ROWS;
+	int64_t qs = attn_ld(q, D), ks = attn_ld(k, D), vs = attn_ld(v, D);
+#pragma omp parallel for schedule(static)
 	for (int64_t bh = 0; bh < B * H; bh++) {
 		int64_t b = bh / H, h = bh % H;
 		const REAL *qb = (const REAL *)q->data + b * q->stride[0] + h * q->stride[1];
@@ -128,47 +157,50 @@ static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node 
 		REAL *dqb = dq ? dq + bh * TQ * D : NULL;
 		REAL *dkb = dk ? dk + bh * TK * D : NULL;
 		REAL *dvb = dv ? dv + bh * TK * D : NULL;
-		REAL *dp = scratch + bh * TK;
-		for (int64_t i = 0; i < TQ; i++) {
-			const REAL *p = probs + (bh * TQ + i) * TK;
-			const REAL *doi = dout + (bh * TQ + i) * D;
-			const REAL *qi = qb + i * q->stride[2];
-			int64_t row = (bh * TQ + i) * TK;
-			double rowdot = 0;
-			for (int64_t j = 0; j < TK; j++) {
-				if (p[j] == 0) {
-					dp[j] = 0;
-					continue;
-				}
-				REAL m = FN(drop)(n, row + j);
-				dp[j] = m * FN(dot)(doi, vb + j * v->stride[2], D);
-				rowdot += (double)p[j] * dp[j];
-				if (dvb && m != 0) {
-					REAL w = p[j] * m;
-					REAL *dvj = dvb + j * D;
-#pragma omp simd
-					for (int64_t d = 0; d < D; d++)
-						dvj[d] += w * doi[d];
-				}
+		REAL *sc = scratch + bh * R * TK; /* (R, Tk) */
+		for (int64_t i0 = 0; i0 < TQ; i0 += R) {
+			int64_t nr = TQ - i0 < R ? TQ - i0 : R;
+			int64_t kend = FN(attn_kend)(as, causal, i0 + nr);
+			const REAL *pb = probs + (bh * TQ + i0) * TK; /* (nr, Tk) */
+			const REAL *dob = dout + (bh * TQ + i0) * D;  /* (nr, D) */
+			if (dvb) { /* dV (kend, D) += (P M)^T (kend, nr) dO_blk (nr, D) */
+				if (dropout)
+					for (int64_t r = 0; r < nr; r++)
+						for (int64_t j = 0; j < kend; j++) {
+							REAL p = pb[r * TK + j];
+							sc[r * TK + j] = p == 0 ? 0 :
+								p * FN(drop)(n, (bh * TQ + i0 + r) * TK + j);
+						}
+				FN(gemm)(true, false, kend, D, nr, 1, dropout ? sc : pb, TK, dob, D,
+					 1, dvb, D);
 			}
-			for (int64_t j = 0; j < TK; j++) {
-				if (p[j] == 0)
-					continue;
-				REAL ds = p[j] * (dp[j] - (REAL)rowdot) * scale;
-				const REAL *kj = kb + j * k->stride[2];
-				if (dqb) {
-					REAL *dqi = dqb + i * D;
-#pragma omp simd
-					for (int64_t d = 0; d < D; d++)
-						dqi[d] += ds * kj[d];
+			if (!dqb && !dkb)
+				continue;
+			/* dP (nr, kend) = dO_blk (nr, D) V^T (D, kend), then M and dS */
+			FN(gemm)(false, true, nr, kend, D, 1, dob, D, vb, vs, 0, sc, TK);
+			for (int64_t r = 0; r < nr; r++) {
+				const REAL *p = pb + r * TK;
+				REAL *s = sc + r * TK;
+				int64_t row = (bh * TQ + i0 + r) * TK;
+				double rowdot = 0;
+				for (int64_t j = 0; j < kend; j++) {
+					if (p[j] == 0) {
+						s[j] = 0;
+						continue;
+					}
+					if (dropout)
+						s[j] *= FN(drop)(n, row + j);
+					rowdot += (double)p[j] * s[j];
 				}
-				if (dkb) {
-					REAL *dkj = dkb + j * D;
-#pragma omp simd
-					for (int64_t d = 0; d < D; d++)
-						dkj[d] += ds * qi[d];
-				}
+				for (int64_t j = 0; j < kend; j++)
+					s[j] = p[j] == 0 ? 0 : p[j] * (s[j] - (REAL)rowdot) * scale;
 			}
+			if (dqb) /* dQ_blk (nr, D) += dS (nr, kend) K (kend, D) */
+				FN(gemm)(false, false, nr, D, kend, 1, sc, TK, kb, ks, 1,
+					 dqb + i0 * D, D);
+			if (dkb) /* dK (kend, D) += dS^T (kend, nr) Q_blk (nr, D) */
+				FN(gemm)(true, false, kend, D, nr, 1, sc, TK, qb + i0 * q->stride[2],
+					 qs, 1, dkb, D);
 		}
 	}
 }
