@@ -275,52 +275,49 @@ void comm_reduce_scatter(const struct comm *c, const void *send, void *recv, int
 #endif
 }
 
-/* Checks a collective's pair of tensors: same dtype and device,
- * contiguous, and `big` holding c->size times `small`'s elements. */
-static void check_pair(const struct comm *c, const struct tensor *small,
-		       const struct tensor *big)
+/* All-gather (gather) or reduce-scatter (!gather) of tensors: MPI on the
+ * host, a copy in a world of one, NCCL on a device. `small` is the side of
+ * n elements (send of all-gather, recv of reduce-scatter); the other holds
+ * c->size times as many. */
+static void tensor_collective(const struct comm *c, bool gather, const struct tensor *send,
+			      struct tensor *recv)
 {
+	const struct tensor *small = gather ? send : recv, *big = gather ? recv : send;
 	HUG_ASSERT(small->dtype == big->dtype && small->device == big->device);
 	HUG_ASSERT(tensor_is_contiguous(small) && tensor_is_contiguous(big));
 	HUG_ASSERT(tensor_numel(big) == tensor_numel(small) * c->size);
+	int64_t n = tensor_numel(small);
+	if (send->device == DEV_CPU) {
+		if (gather)
+			comm_allgather(c, send->data, recv->data, n, send->dtype);
+		else
+			comm_reduce_scatter(c, send->data, recv->data, n, send->dtype);
+	} else if (c->size <= 1) {
+		if (recv->data != send->data)
+			tensor_transfer(recv, send);
+	} else {
+#if defined(HUG_CUDA) && defined(HUG_MPI)
+		if (gather)
+			comm_nccl_allgather(c, send->data, recv->data, n, send->dtype);
+		else
+			comm_nccl_reduce_scatter(c, send->data, recv->data, n, send->dtype);
+#else
+		hug_panic("comm: device %s needs a build with CUDA and MPI (NCCL)",
+			  gather ? "all-gather" : "reduce-scatter");
+#endif
+	}
 }
 
 void comm_allgather_tensor(const struct comm *c, const struct tensor *send,
 			   struct tensor *recv)
 {
-	check_pair(c, send, recv);
-	int64_t n = tensor_numel(send);
-	if (send->device == DEV_CPU) {
-		comm_allgather(c, send->data, recv->data, n, send->dtype);
-	} else if (c->size <= 1) {
-		if (recv->data != send->data)
-			tensor_transfer(recv, send);
-	} else {
-#if defined(HUG_CUDA) && defined(HUG_MPI)
-		comm_nccl_allgather(c, send->data, recv->data, n, send->dtype);
-#else
-		hug_panic("comm: device all-gather needs a build with CUDA and MPI (NCCL)");
-#endif
-	}
+	tensor_collective(c, true, send, recv);
 }
 
 void comm_reduce_scatter_tensor(const struct comm *c, const struct tensor *send,
 				struct tensor *recv)
 {
-	check_pair(c, recv, send);
-	int64_t n = tensor_numel(recv);
-	if (send->device == DEV_CPU) {
-		comm_reduce_scatter(c, send->data, recv->data, n, send->dtype);
-	} else if (c->size <= 1) {
-		if (recv->data != send->data)
-			tensor_transfer(recv, send);
-	} else {
-#if defined(HUG_CUDA) && defined(HUG_MPI)
-		comm_nccl_reduce_scatter(c, send->data, recv->data, n, send->dtype);
-#else
-		hug_panic("comm: device reduce-scatter needs a build with CUDA and MPI (NCCL)");
-#endif
-	}
+	tensor_collective(c, false, send, recv);
 }
 
 void comm_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype dt, int root)
