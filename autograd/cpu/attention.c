@@ -1,6 +1,6 @@
 /* attention.c: CPU kernels for the fused ALiBi causal self-attention, with
- * the matrix products on OpenBLAS (cblas_sgemm / cblas_dgemm, row-major,
- * one thread per call inside the (batch, head) OpenMP loop). */
+ * the matrix products through cpu_gemm (OpenBLAS, one thread per call
+ * inside the (batch, head) OpenMP loop). */
 #include <cblas.h>
 #include <limits.h>
 #include <string.h>
@@ -27,42 +27,19 @@ static int64_t attn_ld(const struct tensor *t, int64_t d)
 	return t->stride[2];
 }
 
-/* C (m, n) = alpha op(A) op(B) + beta C, row-major, leading dims in
- * elements, op(X) = X^T when tx; beta is 0 or 1. k = 0 gives beta C. */
+/* cpu_gemm typed for the template (beta 0 or 1). */
 static void gemm_f32(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
 		     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
 		     float *c, int64_t ldc)
 {
-	HUG_ASSERT(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && ldc <= INT_MAX);
-	if (m == 0 || n == 0)
-		return;
-	if (k == 0) {
-		if (beta == 0)
-			for (int64_t i = 0; i < m; i++)
-				memset(c + i * ldc, 0, (size_t)n * sizeof(*c));
-		return;
-	}
-	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-		    tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a,
-		    (int)lda, b, (int)ldb, beta, c, (int)ldc);
+	cpu_gemm(DT_F32, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 static void gemm_f64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
 		     const double *a, int64_t lda, const double *b, int64_t ldb,
 		     double beta, double *c, int64_t ldc)
 {
-	HUG_ASSERT(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && ldc <= INT_MAX);
-	if (m == 0 || n == 0)
-		return;
-	if (k == 0) {
-		if (beta == 0)
-			for (int64_t i = 0; i < m; i++)
-				memset(c + i * ldc, 0, (size_t)n * sizeof(*c));
-		return;
-	}
-	cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-		    tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a,
-		    (int)lda, b, (int)ldb, beta, c, (int)ldc);
+	cpu_gemm(DT_F64, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 #define CPU_TEMPLATE "attention.tmpl.h"

@@ -52,6 +52,12 @@ void cpu_fill(struct tensor *t, double value);
 void cpu_scale(struct tensor *t, double a);
 void cpu_copy(struct tensor *dst, const struct tensor *src);
 void cpu_memcpy(void *dst, const void *src, size_t bytes);
+/* C (m, n) = alpha op(A) op(B) + beta C for f32 or f64 (dt), row-major,
+ * leading dims in elements, op(X) = X^T when tx (OpenBLAS). k = 0 gives
+ * beta C (beta 0 or 1). */
+void cpu_gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+	      const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
+	      int64_t ldc);
 
 /* dst (strides dst_stride, shape `shape`) += src (contiguous, `shape`),
  * float tensors of dtype dt. The element at index i of src is added at

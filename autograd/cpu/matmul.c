@@ -2,6 +2,7 @@
  * (cblas_sgemm / cblas_dgemm, row-major). */
 #include <cblas.h>
 #include <limits.h>
+#include <string.h>
 
 #include "cpu_kernels.h"
 #include "../../base/panic.h"
@@ -9,24 +10,38 @@
 #define CPU_TEMPLATE "matmul.tmpl.h"
 #include "instantiate.h"
 
-/* C (M, N) = alpha op(A) op(B) + beta C, row-major, leading dims in
- * elements; op(X) is X^T when trans_x. */
-static void gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-		 const void *a, int64_t lda, const void *b, int64_t ldb,
-		 double beta, void *c, int64_t ldc)
+void cpu_gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+	      const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
+	      int64_t ldc)
 {
 	HUG_ASSERT(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX &&
 		   lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX);
 	if (m == 0 || n == 0)
 		return;
+	size_t es = dtype_size(dt);
+	if (k == 0) { /* an empty sum: C = beta C */
+		HUG_ASSERT(beta == 0 || beta == 1);
+		if (beta == 0)
+			for (int64_t i = 0; i < m; i++)
+				memset((char *)c + (size_t)(i * ldc) * es, 0, (size_t)n * es);
+		return;
+	}
 	enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans;
 	enum CBLAS_TRANSPOSE opb = tb ? CblasTrans : CblasNoTrans;
 	if (dt == DT_F64)
-		cblas_dgemm(CblasRowMajor, opa, opb, (int)m, (int)n, (int)k, 1.0,
+		cblas_dgemm(CblasRowMajor, opa, opb, (int)m, (int)n, (int)k, alpha,
 			    a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 	else
-		cblas_sgemm(CblasRowMajor, opa, opb, (int)m, (int)n, (int)k, 1.0f,
+		cblas_sgemm(CblasRowMajor, opa, opb, (int)m, (int)n, (int)k, (float)alpha,
 			    a, (int)lda, b, (int)ldb, (float)beta, c, (int)ldc);
+}
+
+/* cpu_gemm with alpha 1. */
+static void gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+		 const void *a, int64_t lda, const void *b, int64_t ldb,
+		 double beta, void *c, int64_t ldc)
+{
+	cpu_gemm(dt, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* Sizes of a matmul node: batch count, M, K, N, and whether b is shared. */
