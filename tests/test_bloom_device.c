@@ -62,6 +62,40 @@ static double loss_of(const struct bloom_model *m, bool cast_to_f32, double *log
 	return l;
 }
 
+/* Copies every value of table `src` into `dst` (same order and shapes),
+ * through doubles, so an f32 table receives the rounded f64 values. */
+static void copy_values(const struct param_table *dst, const struct param_table *src)
+{
+	for (int i = 0; i < src->n; i++) {
+		const struct tensor *s = src->items[i].t;
+		double *v = malloc((size_t)(tensor_numel(s) ? tensor_numel(s) : 1) * sizeof(double));
+		tensor_read_f64(s, v);
+		tensor_write_f64(dst->items[i].t, v);
+		free(v);
+	}
+}
+
+/* max |a's gradient - b's gradient| over two tables of the same shapes;
+ * a's gradients must be f64 (the masters of a cast view). */
+static double grad_diff(const struct param_table *a, const struct param_table *b)
+{
+	double worst = 0;
+	for (int i = 0; i < a->n; i++) {
+		const struct tensor *ga = a->items[i].t->grad, *gb = b->items[i].t->grad;
+		CHECK(ga->dtype == DT_F64);
+		int64_t n = tensor_numel(ga);
+		double *x = malloc((size_t)(n ? n : 1) * sizeof(double));
+		double *y = malloc((size_t)(n ? n : 1) * sizeof(double));
+		tensor_read_f64(ga, x);
+		tensor_read_f64(gb, y);
+		for (int64_t k = 0; k < n; k++)
+			worst = fmax(worst, fabs(x[k] - y[k]));
+		free(x);
+		free(y);
+	}
+	return worst;
+}
+
 TEST(bloom_device_copy_keeps_names_shards_and_bits)
 {
 	struct bloom_config c = bloom_config_make(37, 24, 3, 3);
@@ -101,51 +135,17 @@ TEST(bloom_device_cast_view_trains_the_master_weights)
 	bloom_model_init(&m64, &c, DT_F64, true);
 	bloom_model_init_weights(&m64, 9);
 	bloom_model_init(&m32, &c, DT_F32, true);
-	for (int i = 0; i < m64.table.n; i++) { /* the f32 model: the rounded f64 one */
-		const struct tensor *s = m64.table.items[i].t;
-		double *v = tensor_nbytes(s) ? malloc(tensor_nbytes(s)) : NULL;
-		tensor_read_f64(s, v);
-		tensor_write_f64(m32.table.items[i].t, v);
-		free(v);
-	}
+	copy_values(&m32.table, &m64.table); /* the f32 model: the rounded f64 one */
 	static double l64[B * T * 37], l32[B * T * 37];
 	double a = loss_of(&m64, true, l64), b = loss_of(&m32, false, l32);
 	CHECK(a == b);
 	CHECK(memcmp(l64, l32, sizeof(l64)) == 0);
-	double worst = 0;
-	for (int i = 0; i < m64.table.n; i++) {
-		const struct tensor *g64 = m64.table.items[i].t->grad;
-		const struct tensor *g32 = m32.table.items[i].t->grad;
-		REQUIRE(g64->dtype == DT_F64);
-		int64_t n = tensor_numel(g64);
-		double *x = malloc((size_t)n * sizeof(double)), *y = malloc((size_t)n * sizeof(double));
-		tensor_read_f64(g64, x);
-		tensor_read_f64(g32, y);
-		double scale = 0;
-		for (int64_t k = 0; k < n; k++)
-			scale = fmax(scale, fabs(y[k]));
-		for (int64_t k = 0; k < n; k++) /* the f32 gradient, carried to f64 exactly */
-			worst = fmax(worst, fabs(x[k] - y[k]) / (scale > 0 ? scale : 1));
-		free(x);
-		free(y);
-	}
+	/* the f32 gradients, carried to the f64 masters exactly */
+	double worst = grad_diff(&m64.table, &m32.table);
 	printf("(master grads vs f32 model: %.2g) ", worst);
 	CHECK(worst == 0);
 	bloom_model_free(&m32);
 	bloom_model_free(&m64);
-}
-
-/* Copies every value of table `src` into `dst` (same order and shapes),
- * through doubles, so an f32 table receives the rounded f64 values. */
-static void copy_values(const struct param_table *dst, const struct param_table *src)
-{
-	for (int i = 0; i < src->n; i++) {
-		const struct tensor *s = src->items[i].t;
-		double *v = malloc((size_t)(tensor_numel(s) ? tensor_numel(s) : 1) * sizeof(double));
-		tensor_read_f64(s, v);
-		tensor_write_f64(dst->items[i].t, v);
-		free(v);
-	}
 }
 
 /* An adapted model: dt base + adapters on every linear (r 4). */
@@ -180,20 +180,7 @@ TEST(bloom_device_cast_view_casts_lora_adapters)
 	static double a64[B * T * 37], a32[B * T * 37];
 	double a = loss_of(&m64, true, a64), b = loss_of(&m32, false, a32);
 	CHECK(a == b && memcmp(a64, a32, sizeof(a64)) == 0);
-	double worst = 0;
-	for (int i = 0; i < l64.table.n; i++) {
-		const struct tensor *g64 = l64.table.items[i].t->grad;
-		const struct tensor *g32 = l32.table.items[i].t->grad;
-		REQUIRE(g64->dtype == DT_F64);
-		int64_t n = tensor_numel(g64);
-		double *x = malloc((size_t)n * sizeof(double)), *y = malloc((size_t)n * sizeof(double));
-		tensor_read_f64(g64, x);
-		tensor_read_f64(g32, y);
-		for (int64_t k = 0; k < n; k++)
-			worst = fmax(worst, fabs(x[k] - y[k]));
-		free(x);
-		free(y);
-	}
+	double worst = grad_diff(&l64.table, &l32.table);
 	printf("(adapter grads vs f32 adapters: %.2g) ", worst);
 	CHECK(worst == 0);
 	lora_model_free(&l32);

@@ -28,25 +28,19 @@
 
 #define STEPS 100
 
+/* The fixture recipe over DIR's shards (into DIR/run), opened with ov. */
 static int open_trainer(const char *dir, const char *const *ov, int n_ov, struct recipe *r,
 			struct trainer *t)
 {
 	char path[256], glob[256], out[256];
-	struct hug_error err = { 0 };
 	snprintf(path, sizeof(path), "%s/recipe.json", dir);
 	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
 	snprintf(out, sizeof(out), "%s/run", dir);
-	if (train_fixture_recipe(path, glob, out, NULL, NULL, NULL) ||
-	    recipe_load(path, ov, n_ov, 1, r, &err)) {
-		test_fail_at(__FILE__, __LINE__, "recipe: %s", err.msg);
+	if (train_fixture_recipe(path, glob, out, NULL, NULL, NULL)) {
+		test_fail_at(__FILE__, __LINE__, "cannot write %s", path);
 		return -1;
 	}
-	if (trainer_init(t, r, &err)) {
-		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
-		recipe_free(r);
-		return -1;
-	}
-	return 0;
+	return train_fixture_open(dir, ov, n_ov, r, t);
 }
 
 /* Every parameter of the model, in f64 on the host, concatenated. */
@@ -256,20 +250,11 @@ out:
 static int run_lora(const char *dir, const char *const *ov, int n_ov, int steps,
 		    double *loss, char **ckpt)
 {
-	char path[256];
 	struct recipe r;
 	struct trainer t;
 	struct hug_error err = { 0 };
-	snprintf(path, sizeof(path), "%s/recipe.json", dir);
-	if (recipe_load(path, ov, n_ov, 1, &r, &err)) {
-		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+	if (train_fixture_open(dir, ov, n_ov, &r, &t))
 		return -1;
-	}
-	if (trainer_init(&t, &r, &err)) {
-		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
-		recipe_free(&r);
-		return -1;
-	}
 	int rc = 0;
 	for (int s = 0; s < steps && !rc; s++) {
 		struct step_result res;

@@ -23,24 +23,6 @@
 #define PEFT_QKV_FC1 "{\"r\": 4, \"alpha\": 8, \"dropout\": 0.1, " \
 		     "\"target_modules\": [\"query_key_value\", \"dense_h_to_4h\"]}"
 
-static int open_trainer(const char *dir, const char *const *ov, int n_ov, struct recipe *r,
-			struct trainer *t)
-{
-	char path[256];
-	struct hug_error err = { 0 };
-	snprintf(path, sizeof(path), "%s/recipe.json", dir);
-	if (recipe_load(path, ov, n_ov, 1, r, &err)) {
-		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
-		return -1;
-	}
-	if (trainer_init(t, r, &err)) {
-		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
-		recipe_free(r);
-		return -1;
-	}
-	return 0;
-}
-
 /* All base parameter bytes, concatenated (hug_malloc'd). */
 static unsigned char *snapshot(const struct param_table *pt, size_t *n)
 {
@@ -128,7 +110,7 @@ TEST(peft_train_freezes_base_and_trains_adapters)
 	REQUIRE(dir);
 	struct recipe r;
 	struct trainer t;
-	REQUIRE(open_trainer(dir, NULL, 0, &r, &t) == 0);
+	REQUIRE(train_fixture_open(dir, NULL, 0, &r, &t) == 0);
 	REQUIRE(t.lora);
 	int n_params = t.lora->table.n;
 	CHECK(n_params == 8 && t.opt.n == n_params);
@@ -182,8 +164,8 @@ TEST(peft_train_memory_against_full_fine_tuning)
 	struct recipe r, rf;
 	struct trainer t, tf;
 	const char *full[] = { "peft=null" };
-	REQUIRE(open_trainer(dir, NULL, 0, &r, &t) == 0);
-	REQUIRE(open_trainer(dir, full, 1, &rf, &tf) == 0);
+	REQUIRE(train_fixture_open(dir, NULL, 0, &r, &t) == 0);
+	REQUIRE(train_fixture_open(dir, full, 1, &rf, &tf) == 0);
 	int64_t lora = held(&t), whole = held(&tf);
 	struct lora_memory est, est_full;
 	lora_memory_estimate(&t.lora->cfg, &t.model.cfg, 4, 2, &est, &est_full);
@@ -211,7 +193,7 @@ static unsigned char *run_adapters(const char *dir, int n, bool resume, size_t *
 	struct trainer t;
 	struct hug_error err = { 0 };
 	double a, b;
-	if (open_trainer(dir, NULL, 0, &r, &t))
+	if (train_fixture_open(dir, NULL, 0, &r, &t))
 		return NULL;
 	bool ok = steps(&t, resume ? n / 2 : n, &a, &b);
 	if (ok && resume) {
@@ -219,7 +201,7 @@ static unsigned char *run_adapters(const char *dir, int n, bool resume, size_t *
 		ok = checkpoint_save(&t, NULL, &ckpt, &err) == 0;
 		trainer_free(&t);
 		recipe_free(&r);
-		ok = ok && open_trainer(dir, NULL, 0, &r, &t) == 0;
+		ok = ok && train_fixture_open(dir, NULL, 0, &r, &t) == 0;
 		if (ok && checkpoint_load(&t, ckpt, NULL, &err)) {
 			test_fail_at(__FILE__, __LINE__, "%s", err.msg);
 			ok = false;

@@ -7,6 +7,8 @@
 
 #include "../base/alloc.h"
 #include "../data/shard.h"
+#include "../train/trainer.h"
+#include "harness.h"
 
 const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard)
 {
@@ -72,4 +74,22 @@ void train_fixture_rmtree(const char *path)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", path);
+}
+
+int train_fixture_open(const char *dir, const char *const *ov, int n_ov, struct recipe *r,
+		       struct trainer *t)
+{
+	char path[512];
+	struct hug_error err = { 0 };
+	snprintf(path, sizeof(path), "%s/recipe.json", dir);
+	if (recipe_load(path, ov, n_ov, 1, r, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		return -1;
+	}
+	if (trainer_init(t, r, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		recipe_free(r);
+		return -1;
+	}
+	return 0;
 }

@@ -19,6 +19,15 @@ int train_fixture_recipe(const char *path, const char *glob, const char *out_dir
 			 const char *model_extra, const char *train_extra,
 			 const char *top_extra);
 
+struct recipe;
+struct trainer;
+
+/* Loads DIR/recipe.json with overrides ov (n_ov) into *r and builds the
+ * trainer *t from it (one process). 0, or -1 after recording a test
+ * failure with the message (nothing left to free). */
+int train_fixture_open(const char *dir, const char *const *ov, int n_ov, struct recipe *r,
+		       struct trainer *t);
+
 /* Removes a directory tree made by the fixtures (rm -rf). */
 void train_fixture_rmtree(const char *path);
 

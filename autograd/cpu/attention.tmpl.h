@@ -99,13 +99,7 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 						p[j] = 0;
 					continue;
 				}
-				FN(hug_exp_shift)(kend, p, mx, p); /* masked (-inf) give 0 */
-				double sum = 0;
-				for (int64_t j = 0; j < kend; j++)
-					sum += p[j];
-				REAL inv = (REAL)(1.0 / sum);
-				for (int64_t j = 0; j < kend; j++)
-					p[j] *= inv;
+				FN(hug_softmax_shift)(kend, p, mx, p); /* masked (-inf) give 0 */
 				if (dropout)
 					for (int64_t j = 0; j < kend; j++)
 						sc[r * TK + j] = p[j] * FN(drop)(n, (bh * TQ + i) * TK + j);

@@ -104,4 +104,10 @@ static inline __attribute__((always_inline)) double cpu_exp_f64(double x)
 void hug_exp_shift_f32(int64_t n, const float *x, float shift, float *y);
 void hug_exp_shift_f64(int64_t n, const double *x, double shift, double *y);
 
+/* A softmax row: y[i] = exp(x[i] - shift) / sum_j exp(x[j] - shift) for
+ * i < n (y may be x), shift the row's max (finite); the sum in double, in
+ * index order, then one multiply by its rounded inverse. */
+void hug_softmax_shift_f32(int64_t n, const float *x, float shift, float *y);
+void hug_softmax_shift_f64(int64_t n, const double *x, double shift, double *y);
+
 #endif

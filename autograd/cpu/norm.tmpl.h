@@ -80,13 +80,7 @@ static void FN(softmax_fwd)(int64_t rows, int64_t c, const REAL *x, REAL *y)
 		REAL mx = -INFINITY;
 		for (int64_t i = 0; i < c; i++)
 			mx = xr[i] > mx ? xr[i] : mx;
-		FN(hug_exp_shift)(c, xr, mx, yr);
-		double s = 0;
-		for (int64_t i = 0; i < c; i++)
-			s += yr[i];
-		REAL inv = (REAL)(1.0 / s);
-		for (int64_t i = 0; i < c; i++)
-			yr[i] *= inv;
+		FN(hug_softmax_shift)(c, xr, mx, yr);
 	}
 }
 
