@@ -7,35 +7,61 @@
 
 #define REAL_DT (sizeof(REAL) == 8 ? DT_F64 : DT_F32)
 
+#define XENT_LANES 8
+
+/* The max of x[0..v) (NaNs never win a comparison, as in one running max),
+ * over XENT_LANES independent running maxima so the loop is not one long
+ * dependency chain; max is exact, so the lanes do not change the result. */
+static REAL FN(xent_max)(int64_t v, const REAL *x)
+{
+	REAL m[XENT_LANES];
+	for (int l = 0; l < XENT_LANES; l++)
+		m[l] = -INFINITY;
+	int64_t i = 0;
+	for (; i + XENT_LANES <= v; i += XENT_LANES)
+		for (int l = 0; l < XENT_LANES; l++)
+			m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
+	for (; i < v; i++)
+		m[0] = x[i] > m[0] ? x[i] : m[0];
+	REAL mx = m[0];
+	for (int l = 1; l < XENT_LANES; l++)
+		mx = m[l] > mx ? m[l] : mx;
+	return mx;
+}
+
 /* lse[r] = max of row r's local logits (counted rows). */
 static void FN(xent_rowmax)(int64_t rows, int64_t v, const REAL *x, const int32_t *t,
 			    int32_t ignore, REAL *lse)
 {
 #pragma omp parallel for if (rows * v >= CPU_PAR_MIN / 4)
-	for (int64_t r = 0; r < rows; r++) {
-		REAL mx = -INFINITY;
-		if (t[r] != ignore)
-			for (int64_t i = 0; i < v; i++)
-				mx = x[r * v + i] > mx ? x[r * v + i] : mx;
-		lse[r] = t[r] == ignore ? 0 : mx;
-	}
+	for (int64_t r = 0; r < rows; r++)
+		lse[r] = t[r] == ignore ? 0 : FN(xent_max)(v, x + r * v);
 }
 
 #define XENT_CHUNK 256
 
-/* sum_i exp(x[i] - mx) over i < v, summed in double in index order; the
- * exps (hug_expf in f32, see fast_math.h) come a chunk at a time. */
+/* sum_i exp(x[i] - mx) over i < v in double: element i goes to running
+ * sum i % XENT_LANES, and the lanes are added in order at the end (a fixed
+ * order, so the same bits for any thread count); the exps (hug_expf in
+ * f32, see fast_math.h) come a chunk at a time. */
 static double FN(xent_sumexp)(int64_t v, const REAL *x, REAL mx)
 {
 	REAL buf[XENT_CHUNK];
-	double s = 0;
+	double s[XENT_LANES] = { 0 };
 	for (int64_t i = 0; i < v; i += XENT_CHUNK) {
 		int64_t m = v - i < XENT_CHUNK ? v - i : XENT_CHUNK;
 		FN(hug_exp_shift)(m, x + i, mx, buf);
-		for (int64_t k = 0; k < m; k++)
-			s += buf[k];
+		int64_t k = 0;
+		for (; k + XENT_LANES <= m; k += XENT_LANES)
+			for (int l = 0; l < XENT_LANES; l++)
+				s[l] += buf[k + l];
+		for (; k < m; k++) /* only in the last chunk: XENT_CHUNK % LANES == 0 */
+			s[k % XENT_LANES] += buf[k];
 	}
-	return s;
+	double total = 0;
+	for (int l = 0; l < XENT_LANES; l++)
+		total += s[l];
+	return total;
 }
 
 /* out[r] = sum_i exp(x[r, i] - lse[r]) over the local logits. */
@@ -126,3 +152,4 @@ static void FN(scalar_set)(void *p, double v)
 
 #undef REAL_DT
 #undef XENT_CHUNK
+#undef XENT_LANES
