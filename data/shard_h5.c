@@ -313,3 +313,23 @@ void shard_close_ids(hid_t *file, hid_t *tokens, hid_t *offsets, hid_t *mask)
 		H5Fclose(*file);
 	*tokens = *mask = *offsets = *file = -1;
 }
+
+int shard_h5_range(hid_t ds, hid_t mt, int64_t start, int64_t n, void *buf, bool write)
+{
+	hsize_t s = (hsize_t)start, c = (hsize_t)n;
+	int rc = -1;
+	hid_t fs = H5Dget_space(ds);
+	hid_t ms = H5Screate_simple(1, &c, NULL);
+	if (fs >= 0 && ms >= 0 &&
+	    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &s, NULL, &c, NULL) >= 0 &&
+	    (write ? H5Dwrite(ds, mt, ms, fs, H5P_DEFAULT, buf)
+		   : H5Dread(ds, mt, ms, fs, H5P_DEFAULT, buf)) >= 0)
+		rc = 0;
+	else
+		shard_h5_capture();
+	if (ms >= 0)
+		H5Sclose(ms);
+	if (fs >= 0)
+		H5Sclose(fs);
+	return rc;
+}

@@ -5,6 +5,7 @@
 #define HUG_DATA_SHARD_INTERNAL_H
 
 #include <hdf5.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,10 @@ void shard_h5_capture(void);
 /* Records "<path>: <what> (HDF5: <detail>)" in err, the detail from the
  * error stack or else from shard_h5_capture; returns -1. */
 int shard_h5_fail(struct hug_error *err, const char *path, const char *what);
+
+/* Reads (write false) or writes [start, start + n) of 1-D dataset ds as
+ * memory type mt from or into buf. 0, or -1 after shard_h5_capture. */
+int shard_h5_range(hid_t ds, hid_t mt, int64_t start, int64_t n, void *buf, bool write);
 
 /* Scalar attributes on `loc`. Writers return 0 or -1 (HDF5 failure, error
  * stack left for shard_h5_fail). */

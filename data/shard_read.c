@@ -327,33 +327,11 @@ const char *shard_reader_path(const struct shard_reader *r)
 	return r->path;
 }
 
-/* Reads [start, start + n) of ds as memory type mt into buf. */
-static int read_range(hid_t ds, hid_t mt, int64_t start, int64_t n,
-		      void *buf)
-{
-	hsize_t s = (hsize_t)start, c = (hsize_t)n;
-	int rc = -1;
-	hid_t fs = H5Dget_space(ds);
-	hid_t ms = H5Screate_simple(1, &c, NULL);
-	if (fs >= 0 && ms >= 0 &&
-	    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &s, NULL, &c, NULL) >= 0 &&
-	    H5Dread(ds, mt, ms, fs, H5P_DEFAULT, buf) >= 0)
-		rc = 0;
-	else
-		shard_h5_capture();
-	if (ms >= 0)
-		H5Sclose(ms);
-	if (fs >= 0)
-		H5Sclose(fs);
-	return rc;
-}
-
 static int read_tokens(struct shard_reader *r, int64_t start, int64_t n,
 		       int32_t *tokens, struct hug_error *err)
 {
 	if (!r->u16) {
-		if (read_range(r->tokens, H5T_NATIVE_INT32, start, n,
-			       tokens) < 0)
+		if (shard_h5_range(r->tokens, H5T_NATIVE_INT32, start, n, tokens, false) < 0)
 			return shard_h5_fail(err, r->path, "dataset tokens: "
 					     "read failed");
 	} else {
@@ -362,8 +340,8 @@ static int read_tokens(struct shard_reader *r, int64_t start, int64_t n,
 			r->scratch = hug_malloc((size_t)n * sizeof(uint16_t));
 			r->scratch_n = n;
 		}
-		if (read_range(r->tokens, H5T_NATIVE_UINT16, start, n,
-			       r->scratch) < 0)
+		if (shard_h5_range(r->tokens, H5T_NATIVE_UINT16, start, n, r->scratch,
+				   false) < 0)
 			return shard_h5_fail(err, r->path, "dataset tokens: "
 					     "read failed");
 		for (int64_t i = 0; i < n; i++)
@@ -387,7 +365,7 @@ static int read_mask(struct shard_reader *r, int64_t start, int64_t n,
 		memset(mask, 1, (size_t)n);
 		return 0;
 	}
-	if (read_range(r->mask, H5T_NATIVE_UINT8, start, n, mask) < 0)
+	if (shard_h5_range(r->mask, H5T_NATIVE_UINT8, start, n, mask, false) < 0)
 		return shard_h5_fail(err, r->path, "dataset loss_mask: read "
 				     "failed");
 	for (int64_t i = 0; i < n; i++)
@@ -426,8 +404,7 @@ static int offsets_read(struct shard_reader *r, int64_t first, int64_t n,
 				     "requested, the shard has %lld", r->path,
 				     (long long)first, (long long)(first + n),
 				     (long long)r->n_docs + 1);
-	if (n > 0 && read_range(r->offsets, H5T_NATIVE_INT64, first, n,
-				out) < 0)
+	if (n > 0 && shard_h5_range(r->offsets, H5T_NATIVE_INT64, first, n, out, false) < 0)
 		return shard_h5_fail(err, r->path, "dataset doc_offsets: read "
 				     "failed");
 	return 0;

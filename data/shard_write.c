@@ -59,28 +59,14 @@ static hid_t create_1d(hid_t file, const char *name, hid_t type,
 static int write_tail(hid_t ds, hid_t mt, int64_t at, int64_t n,
 		      const void *buf)
 {
-	hsize_t start = (hsize_t)at, count = (hsize_t)n, size = start + count;
-	int rc = -1;
+	hsize_t size = (hsize_t)(at + n);
 	if (n == 0)
 		return 0;
 	if (H5Dset_extent(ds, &size) < 0) {
 		shard_h5_capture();
 		return -1;
 	}
-	hid_t fs = H5Dget_space(ds);
-	hid_t ms = H5Screate_simple(1, &count, NULL);
-	if (fs >= 0 && ms >= 0 &&
-	    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count,
-				NULL) >= 0 &&
-	    H5Dwrite(ds, mt, ms, fs, H5P_DEFAULT, buf) >= 0)
-		rc = 0;
-	else
-		shard_h5_capture();
-	if (ms >= 0)
-		H5Sclose(ms);
-	if (fs >= 0)
-		H5Sclose(fs);
-	return rc;
+	return shard_h5_range(ds, mt, at, n, (void *)buf, true); /* not written to */
 }
 
 static int flush_tokens(struct shard_writer *w)

@@ -103,33 +103,6 @@ static int losses(const char *run, double *out, int n)
 	return found;
 }
 
-/* max |a - b| over every tensor of two safetensors files of the same names. */
-static double max_file_diff(const char *a, const char *b)
-{
-	struct st_file fa, fb;
-	struct hug_error err = { 0 };
-	if (st_open(&fa, a, &err))
-		return INFINITY;
-	if (st_open(&fb, b, &err)) {
-		st_close(&fa);
-		return INFINITY;
-	}
-	double worst = fa.n == fb.n ? 0 : INFINITY;
-	for (int i = 0; i < fa.n; i++) {
-		const struct st_tensor *x = &fa.tensors[i], *y = st_find(&fb, x->name);
-		if (!y || y->nbytes != x->nbytes || x->dtype != DT_F32) {
-			worst = INFINITY;
-			continue;
-		}
-		const float *p = x->data, *q = y->data;
-		for (size_t k = 0; k < x->nbytes / 4; k++)
-			worst = fmax(worst, fabs((double)p[k] - (double)q[k]));
-	}
-	st_close(&fa);
-	st_close(&fb);
-	return worst;
-}
-
 /* Run `run`'s losses and final weights and optimizer state against the
  * one-process reference `ref`, within 1e-5. */
 static void compare_runs(const char *ref, const char *run, const char *what)
@@ -143,10 +116,10 @@ static void compare_runs(const char *ref, const char *run, const char *what)
 	char x[512], y[512];
 	snprintf(x, sizeof(x), "%s/checkpoint-%d/model.safetensors", ref, STEPS);
 	snprintf(y, sizeof(y), "%s/checkpoint-%d/model.safetensors", run, STEPS);
-	double dp = max_file_diff(x, y);
+	double dp = train_fixture_file_diff(x, y);
 	snprintf(x, sizeof(x), "%s/checkpoint-%d/optimizer.safetensors", ref, STEPS);
 	snprintf(y, sizeof(y), "%s/checkpoint-%d/optimizer.safetensors", run, STEPS);
-	double dopt = max_file_diff(x, y);
+	double dopt = train_fixture_file_diff(x, y);
 	printf("    %s: max |loss diff| %.2g, |param diff| %.2g, |optimizer diff| %.2g\n", what,
 	       dl, dp, dopt);
 	CHECK(dl <= 1e-5 && dp <= 1e-5 && dopt <= 1e-5);

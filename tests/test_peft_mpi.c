@@ -30,34 +30,13 @@ static int train(const char *dir, int np, const char *out, const char *extra)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* max |a - b| over the f32 tensors of two files with the same names. */
+/* max |a - b| over the f32 tensors of a file in two runs' checkpoint-12. */
 static double file_diff(const char *dir, const char *run_a, const char *run_b, const char *name)
 {
 	char a[512], b[512];
-	struct st_file fa, fb;
-	struct hug_error err = { 0 };
 	snprintf(a, sizeof(a), "%s/%s/checkpoint-12/%s", dir, run_a, name);
 	snprintf(b, sizeof(b), "%s/%s/checkpoint-12/%s", dir, run_b, name);
-	if (st_open(&fa, a, &err))
-		return INFINITY;
-	if (st_open(&fb, b, &err)) {
-		st_close(&fa);
-		return INFINITY;
-	}
-	double worst = fa.n == fb.n && fa.n > 0 ? 0 : INFINITY;
-	for (int i = 0; i < fa.n; i++) {
-		const struct st_tensor *x = &fa.tensors[i], *y = st_find(&fb, x->name);
-		if (!y || y->nbytes != x->nbytes || x->dtype != DT_F32) {
-			worst = INFINITY;
-			continue;
-		}
-		const float *p = x->data, *q = y->data;
-		for (size_t k = 0; k < x->nbytes / 4; k++)
-			worst = fmax(worst, fabs((double)p[k] - (double)q[k]));
-	}
-	st_close(&fa);
-	st_close(&fb);
-	return worst;
+	return train_fixture_file_diff(a, b);
 }
 
 TEST(peft_mpi_data_parallel_matches_one_process)

@@ -1,12 +1,14 @@
 /* train_fixture.c: synthetic shards and recipes for training tests. */
 #include "train_fixture.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../base/alloc.h"
 #include "../data/shard.h"
+#include "../io/safetensors.h"
 #include "../train/trainer.h"
 #include "harness.h"
 
@@ -92,4 +94,34 @@ int train_fixture_open(const char *dir, const char *const *ov, int n_ov, struct 
 		return -1;
 	}
 	return 0;
+}
+
+double train_fixture_file_diff(const char *a, const char *b)
+{
+	struct st_file fa, fb;
+	struct hug_error err = { 0 };
+	if (st_open(&fa, a, &err))
+		return INFINITY;
+	if (st_open(&fb, b, &err)) {
+		st_close(&fa);
+		return INFINITY;
+	}
+	double worst = fa.n == fb.n && fa.n > 0 ? 0 : INFINITY;
+	for (int i = 0; i < fa.n; i++) {
+		const struct st_tensor *x = &fa.tensors[i], *y = st_find(&fb, x->name);
+		if (!y || y->nbytes != x->nbytes || x->dtype != DT_F32 || y->dtype != DT_F32) {
+			worst = INFINITY;
+			continue;
+		}
+		const char *p = x->data, *q = y->data; /* maybe unaligned */
+		for (size_t k = 0; k < x->nbytes / 4; k++) {
+			float u, v;
+			memcpy(&u, p + 4 * k, 4);
+			memcpy(&v, q + 4 * k, 4);
+			worst = fmax(worst, fabs((double)u - (double)v));
+		}
+	}
+	st_close(&fa);
+	st_close(&fb);
+	return worst;
 }

@@ -28,6 +28,11 @@ struct trainer;
 int train_fixture_open(const char *dir, const char *const *ov, int n_ov, struct recipe *r,
 		       struct trainer *t);
 
+/* max |a - b| over the tensors of two safetensors files holding the same
+ * names, all f32; infinity when a file does not open, is empty, or the
+ * names, sizes or dtypes differ. */
+double train_fixture_file_diff(const char *a, const char *b);
+
 /* Removes a directory tree made by the fixtures (rm -rf). */
 void train_fixture_rmtree(const char *path);
 
