@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "../base/fs.h"
+
 #define MAX_TESTS 1024
 
 static struct {
@@ -96,4 +98,13 @@ int main(int argc, char **argv)
 	}
 	printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
 	return failed ? 1 : 0;
+}
+
+char *test_read_file(const char *path, size_t *len)
+{
+	char *text = NULL;
+	struct hug_error err = { 0 };
+	if (fs_read_file(path, (size_t)1 << 30, &text, len, &err))
+		return NULL;
+	return text;
 }

@@ -25,6 +25,11 @@ int test_failed_now(void);
  * exit status, or -1 when it could not run or was killed. */
 int test_run_command(const char *cmd, char *out, size_t n);
 
+/* The whole file at `path` (NUL-terminated, hug_free it; its length in
+ * *len when len is not NULL), or NULL when it cannot be read
+ * (base/fs.h's fs_read_file, up to 1 GiB). */
+char *test_read_file(const char *path, size_t *len);
+
 #define TEST(name)                                                             \
 	static void test_##name(void);                                         \
 	__attribute__((constructor)) static void test_register_##name(void)    \

@@ -24,6 +24,7 @@
 #include "../io/hf_checkpoint.h"
 #include "../io/safetensors.h"
 #include "../nn/bloom.h"
+#include "../base/fs.h"
 #include "harness.h"
 
 /* ---- files ---- */
@@ -58,27 +59,6 @@ static void write_text(const char *path, const char *text)
 		fclose(f);
 }
 
-/* Returns a hug_malloc'd NUL-terminated copy of the file, or NULL. */
-static char *read_text(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *s = hug_malloc((size_t)(n > 0 ? n : 0) + 1);
-	size_t got = fread(s, 1, (size_t)(n > 0 ? n : 0), f);
-	s[got] = '\0';
-	fclose(f);
-	return s;
-}
-
-static bool file_exists(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0;
-}
 
 /* ---- models ---- */
 
@@ -356,7 +336,7 @@ TEST(hf_config_write_read)
 	REQUIRE(hf_bloom_config_read(dir, &back, &err) == 0);
 	CHECK(same_config(&c, &back));
 	snprintf(path, sizeof(path), "%s/config.json", dir);
-	char *text = read_text(path);
+	char *text = test_read_file(path, NULL);
 	REQUIRE(text);
 	hug_json_init();
 	cJSON *j = cJSON_Parse(text);
@@ -381,7 +361,7 @@ TEST(hf_config_write_read)
 	CHECK(strstr(text, "\"hidden_dropout\": 0.1,\n"));
 	hug_free(text);
 	snprintf(path, sizeof(path), "%s/generation_config.json", dir);
-	text = read_text(path);
+	text = test_read_file(path, NULL);
 	REQUIRE(text);
 	j = cJSON_Parse(text);
 	REQUIRE(j);
@@ -392,7 +372,7 @@ TEST(hf_config_write_read)
 	hug_free(text);
 	/* no temporary files left behind */
 	snprintf(path, sizeof(path), "%s/config.json.tmp", dir);
-	CHECK(!file_exists(path));
+	CHECK(!fs_exists(path));
 	hug_error_clear(&err);
 	CHECK(hf_bloom_config_write(&c, DT_I32, dir, &err) == -1);
 	CHECK_MSG(&err, "not a float type");
@@ -412,11 +392,11 @@ TEST(hf_round_trip_single_file)
 	a.cfg.pad_token_id = -1;
 	REQUIRE(hf_bloom_save(&a, out, DT_F32, 0, &err) == 0);
 	snprintf(path, sizeof(path), "%s/model.safetensors", out);
-	CHECK(file_exists(path));
+	CHECK(fs_exists(path));
 	snprintf(path, sizeof(path), "%s/model.safetensors.index.json", out);
-	CHECK(!file_exists(path));
+	CHECK(!fs_exists(path));
 	snprintf(path, sizeof(path), "%s.tmp", out);
-	CHECK(!file_exists(path));
+	CHECK(!fs_exists(path));
 	REQUIRE(hf_bloom_load(out, DT_F32, false, &b, &err) == 0);
 	CHECK(same_config(&a.cfg, &b.cfg));
 	CHECK(count_diff(&a, &b) == 0);
@@ -450,9 +430,9 @@ static int count_shards(const char *dir)
 	char path[600];
 	for (int total = 1; total < 64; total++)
 		for (int k = 1; k <= total; k++) {
-			snprintf(path, sizeof(path), "%s/model-%05d-of-%05d.safetensors",
-				 dir, k, total);
-			n += file_exists(path);
+			int len = snprintf(path, sizeof(path), "%s/model-%05d-of-%05d.safetensors",
+					   dir, k, total);
+			n += len < (int)sizeof(path) && fs_exists(path);
 		}
 	return n;
 }
@@ -470,9 +450,9 @@ TEST(hf_round_trip_sharded)
 	int n = count_shards(out);
 	CHECK(n >= 3);
 	snprintf(path, sizeof(path), "%s/model-00001-of-%05d.safetensors", out, n);
-	CHECK(file_exists(path));
+	CHECK(fs_exists(path));
 	snprintf(path, sizeof(path), "%s/model.safetensors", out);
-	CHECK(!file_exists(path));
+	CHECK(!fs_exists(path));
 	/* each shard within the limit (no tensor is bigger than it) */
 	for (int k = 1; k <= n; k++) {
 		struct st_file f;
@@ -486,7 +466,7 @@ TEST(hf_round_trip_sharded)
 	}
 	/* the index */
 	snprintf(path, sizeof(path), "%s/model.safetensors.index.json", out);
-	char *text = read_text(path);
+	char *text = test_read_file(path, NULL);
 	REQUIRE(text);
 	hug_json_init();
 	cJSON *j = cJSON_Parse(text);
@@ -511,12 +491,12 @@ TEST(hf_round_trip_sharded)
 	/* saving single over the sharded directory leaves no shard or index */
 	REQUIRE(hf_bloom_save(&a, out, DT_F32, 0, &err) == 0);
 	CHECK(count_shards(out) == 0);
-	CHECK(!file_exists(path));
+	CHECK(!fs_exists(path));
 	/* and hf_weights_save alone cleans up in both directions */
 	REQUIRE(hf_weights_save(&a.table, out, DT_F32, 8192, &err) == 0);
 	CHECK(count_shards(out) == n);
 	snprintf(path, sizeof(path), "%s/model.safetensors", out);
-	CHECK(!file_exists(path));
+	CHECK(!fs_exists(path));
 	REQUIRE(hf_weights_save(&a.table, out, DT_F32, 12000, &err) == 0);
 	CHECK(count_shards(out) >= 3 && count_shards(out) < n);
 	REQUIRE(hf_bloom_load(out, DT_F32, false, &b, &err) == 0);
@@ -524,9 +504,9 @@ TEST(hf_round_trip_sharded)
 	bloom_model_free(&b);
 	REQUIRE(hf_weights_save(&a.table, out, DT_F32, 0, &err) == 0);
 	CHECK(count_shards(out) == 0);
-	CHECK(file_exists(path));
+	CHECK(fs_exists(path));
 	snprintf(path, sizeof(path), "%s/model.safetensors.index.json", out);
-	CHECK(!file_exists(path));
+	CHECK(!fs_exists(path));
 	bloom_model_free(&a);
 	rm_tree(dir);
 }
@@ -558,7 +538,7 @@ static void check_rounded(struct bloom_model *a, const char *out, enum dtype dis
 	CHECK(changed > 0);
 	char path[400];
 	snprintf(path, sizeof(path), "%s/config.json", out);
-	char *text = read_text(path);
+	char *text = test_read_file(path, NULL);
 	CHECK(text && strstr(text, disk == DT_BF16 ? "\"torch_dtype\": \"bfloat16\""
 						   : "\"torch_dtype\": \"float16\""));
 	hug_free(text);
@@ -598,12 +578,12 @@ TEST(hf_save_replaces_directory)
 	float *w = a.wte->data;
 	w[0] = 123.5f;
 	REQUIRE(hf_bloom_save(&a, out, DT_F32, 0, &err) == 0);
-	CHECK(file_exists(path));
+	CHECK(fs_exists(path));
 	CHECK(count_shards(out) == 0);
 	snprintf(path, sizeof(path), "%s/deeper/model.tmp", dir);
-	CHECK(!file_exists(path));
+	CHECK(!fs_exists(path));
 	snprintf(path, sizeof(path), "%s/deeper/model.old", dir);
-	CHECK(!file_exists(path));
+	CHECK(!fs_exists(path));
 	REQUIRE(hf_bloom_load(out, DT_F32, false, &b, &err) == 0);
 	CHECK(count_diff(&a, &b) == 0);
 	CHECK(((float *)b.wte->data)[0] == 123.5f);
@@ -614,7 +594,7 @@ TEST(hf_save_replaces_directory)
 	snprintf(path, sizeof(path), "%s/deeper/model.tmp/model.safetensors", dir);
 	write_text(path, "junk");
 	REQUIRE(hf_bloom_save(&a, out, DT_F32, 0, &err) == 0);
-	CHECK(!file_exists(path));
+	CHECK(!fs_exists(path));
 	/* saving over a regular file is refused */
 	snprintf(path, sizeof(path), "%s/afile", dir);
 	write_text(path, "x");
@@ -780,7 +760,7 @@ TEST(hf_weights_index_errors)
 	REQUIRE(hf_bloom_save(&a, out, DT_F32, 8192, &err) == 0);
 	int n = count_shards(out);
 	REQUIRE(n >= 3);
-	char *good = read_text(index);
+	char *good = test_read_file(index, NULL);
 	REQUIRE(good);
 
 	/* a shard that is missing */
@@ -887,8 +867,8 @@ static int run_hug(const char *const *args, const char *tmp, char **out, char **
 	int status = 0;
 	if (pid < 0 || waitpid(pid, &status, 0) != pid)
 		return -1;
-	*out = read_text(op);
-	*errs = read_text(ep);
+	*out = test_read_file(op, NULL);
+	*errs = test_read_file(ep, NULL);
 	if (!*out)
 		*out = hug_strdup("");
 	if (!*errs)

@@ -17,23 +17,6 @@
 
 #define FIX "tests/fixtures/tokenizer/"
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *buf = hug_malloc((size_t)n + 1);
-	size_t got = fread(buf, 1, (size_t)n, f);
-	fclose(f);
-	buf[got] = '\0';
-	if (len)
-		*len = got;
-	return buf;
-}
-
 /* Decodes a hex string into a new buffer. */
 static char *unhex(const char *hex, size_t *len)
 {
@@ -52,7 +35,7 @@ static char *unhex(const char *hex, size_t *len)
 static cJSON *load_expected(const char *name)
 {
 	hug_json_init();
-	char *text = slurp(name, NULL);
+	char *text = test_read_file(name, NULL);
 	if (!text)
 		return NULL;
 	cJSON *j = cJSON_Parse(text);

@@ -16,21 +16,6 @@
 
 #define FIX "tests/fixtures/tokenizer/"
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *buf = hug_malloc((size_t)n + 1);
-	*len = fread(buf, 1, (size_t)n, f);
-	buf[*len] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static const char *const SPECIAL[] = { "<unk>", "<s>", "</s>", "<pad>" };
 
 static int train_to(const char *out, enum tok_pretok_kind kind, int64_t vocab,
@@ -64,7 +49,7 @@ TEST(tokenizer_train_matches_hf_trainer_and_is_deterministic)
 	REQUIRE(train_to(a, TOK_PRETOK_GPT2, 500, &err) == 0);
 	REQUIRE(train_to(b, TOK_PRETOK_GPT2, 500, &err) == 0);
 	size_t na, nb, nc;
-	char *ca = slurp(a, &na), *cb = slurp(b, &nb), *cc = slurp(FIX "hug_trained.json", &nc);
+	char *ca = test_read_file(a, &na), *cb = test_read_file(b, &nb), *cc = test_read_file(FIX "hug_trained.json", &nc);
 	REQUIRE(ca && cb && cc);
 	CHECK(na == nb && !memcmp(ca, cb, na));
 	CHECK(na == nc && !memcmp(ca, cc, na));
@@ -84,7 +69,7 @@ TEST(tokenizer_train_matches_hf_trainer_and_is_deterministic)
 TEST(tokenizer_trained_file_encodes_like_hf)
 {
 	size_t n;
-	char *ex = slurp(FIX "expected.json", &n), *ids_text = slurp(FIX "hug_trained_expected.json", &n);
+	char *ex = test_read_file(FIX "expected.json", &n), *ids_text = test_read_file(FIX "hug_trained_expected.json", &n);
 	REQUIRE(ex && ids_text);
 	hug_json_init();
 	cJSON *texts = cJSON_Parse(ex), *ids = cJSON_Parse(ids_text);
