@@ -133,20 +133,6 @@ static const char *decode_png(const uint8_t *f, size_t n, struct decoded *d)
 	return why;
 }
 
-static uint8_t *read_all(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long len = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	uint8_t *p = malloc(len > 0 ? (size_t)len : 1);
-	*n = fread(p, 1, (size_t)len, f);
-	fclose(f);
-	return p;
-}
-
 static void write_text(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -214,13 +200,13 @@ TEST(plot_png_write_file)
 	struct hug_error err = { 0 };
 	REQUIRE(png_write_rgb(path, rgb, 3, 2, &err) == 0);
 	size_t n;
-	uint8_t *f = read_all(path, &n);
+	uint8_t *f = (uint8_t *)test_read_file(path, &n);
 	struct decoded d;
 	REQUIRE(f);
 	CHECK(decode_png(f, n, &d) == NULL);
 	CHECK(d.w == 3 && d.h == 2 && d.rgb && !memcmp(d.rgb, rgb, sizeof(rgb)));
 	free(d.rgb);
-	free(f);
+	hug_free(f);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/no/such/dir/x.png", dir);
 	CHECK(png_write_rgb(path, rgb, 3, 2, &err) == -1);
@@ -556,7 +542,7 @@ TEST(plot_run_writes_png_of_requested_size)
 	snprintf(path, sizeof(path), "%s/curves.png", dir);
 	CHECK(!strcmp(used, path));
 	size_t n;
-	uint8_t *f = read_all(path, &n);
+	uint8_t *f = (uint8_t *)test_read_file(path, &n);
 	REQUIRE(f);
 	struct decoded d;
 	CHECK(decode_png(f, n, &d) == NULL);
@@ -566,7 +552,7 @@ TEST(plot_run_writes_png_of_requested_size)
 		CHECK(count_non_bg(d.rgb, d.w, d.h * 62 / 100, d.h) > 1000);
 	}
 	free(d.rgb);
-	free(f);
+	hug_free(f);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
 	write_text(path, "");

@@ -14,37 +14,11 @@
 #include "../autograd/tensor.h"
 #include "../io/safetensors.h"
 #include "harness.h"
+#include "test_shard_util.h"
 
 #define PY_FIXTURE "tests/fixtures/safetensors_py.safetensors"
 
 /* ---- temp files ---- */
-
-/* Makes a fresh directory under $TMPDIR (or /tmp) into dir. */
-static void tmp_dir(char *dir, size_t n)
-{
-	const char *base = getenv("TMPDIR");
-	snprintf(dir, n, "%s/hug_st_XXXXXX", base && *base ? base : "/tmp");
-	if (!mkdtemp(dir))
-		test_fail_at(__FILE__, __LINE__, "mkdtemp %s failed", dir);
-}
-
-/* Removes dir and the plain files in it (the tests make nothing else). */
-static void tmp_dir_remove(const char *dir)
-{
-	char p[512];
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 static void write_bytes(const char *path, const void *buf, size_t n)
 {
@@ -73,21 +47,6 @@ static void write_st_raw(const char *path, uint64_t hlen, const char *header,
 static void write_st(const char *path, const char *header, size_t data_len)
 {
 	write_st_raw(path, strlen(header), header, strlen(header), data_len);
-}
-
-static char *read_all(const char *path, size_t *n)
-{
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	long len = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	char *buf = hug_malloc((size_t)len + 1);
-	*n = fread(buf, 1, (size_t)len, fp);
-	buf[*n] = '\0';
-	fclose(fp);
-	return buf;
 }
 
 /* ---- writer/reader round trips ---- */
@@ -140,7 +99,7 @@ TEST(safetensors_roundtrip_all_dtypes)
 	struct hug_error err = { 0 };
 	char dir[256], path[300];
 	arena_init(&a, "test", 0, NULL);
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 	snprintf(path, sizeof(path), "%s/rt.safetensors", dir);
 
 	struct tensor *f32 = tensor_new(&a, DT_F32, TENSOR_SHAPE(2, 3));
@@ -226,7 +185,7 @@ TEST(safetensors_roundtrip_all_dtypes)
 	st_close(&f);
 	CHECK(f.map == NULL && f.n == 0);
 	st_close(&f); /* idempotent */
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 	arena_free(&a);
 }
 
@@ -236,7 +195,7 @@ TEST(safetensors_float_conversions)
 	struct hug_error err = { 0 };
 	char dir[256], path[300];
 	arena_init(&a, "test", 0, NULL);
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 	snprintf(path, sizeof(path), "%s/conv.safetensors", dir);
 
 	const float vals[5] = { 1.0f, -3.14159f, 0.1f, 65504.0f, 1e-6f };
@@ -308,7 +267,7 @@ TEST(safetensors_float_conversions)
 	CHECK(st_tensor_load(b, tensor_new(&a, DT_F32, TENSOR_SHAPE(4)), &err) == -1);
 	CHECK(strstr(err.msg, "[5]") && strstr(err.msg, "[4]"));
 	st_close(&f);
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 	arena_free(&a);
 }
 
@@ -318,7 +277,7 @@ TEST(safetensors_metadata_roundtrip)
 	struct hug_error err = { 0 };
 	char dir[256], path[300];
 	arena_init(&a, "test", 0, NULL);
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 	snprintf(path, sizeof(path), "%s/meta.safetensors", dir);
 	struct st_writer *w = st_writer_new();
 	st_writer_set_metadata(w, "note", "first");
@@ -346,7 +305,7 @@ TEST(safetensors_metadata_roundtrip)
 	CHECK(st_meta_get(&f, "missing") == NULL);
 	CHECK(f.n == 1 && st_find(&f, "we\"ird\\name") != NULL);
 	st_close(&f);
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 	arena_free(&a);
 }
 
@@ -356,7 +315,7 @@ TEST(safetensors_write_error_names_file)
 	struct hug_error err = { 0 };
 	arena_init(&a, "test", 0, NULL);
 	char dir[256], path[300], tmp[320];
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 	snprintf(path, sizeof(path), "%s/dup.safetensors", dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	struct st_writer *w = st_writer_new();
@@ -370,7 +329,7 @@ TEST(safetensors_write_error_names_file)
 	      strstr(err.msg, path));
 	CHECK(access(path, F_OK) != 0 && access(tmp, F_OK) != 0);
 	st_writer_free(w);
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 	arena_free(&a);
 }
 
@@ -452,7 +411,7 @@ TEST(safetensors_write_for_python)
 	if (out && *out) {
 		snprintf(path, sizeof(path), "%s", out);
 	} else {
-		tmp_dir(dir, sizeof(dir));
+		tsu_tmp_dir(dir, sizeof(dir), "st");
 		snprintf(path, sizeof(path), "%s/hug_written.safetensors", dir);
 	}
 	struct tensor *a64 = tensor_new(&a, DT_F64, TENSOR_SHAPE(2, 2));
@@ -490,7 +449,7 @@ TEST(safetensors_write_for_python)
 	REQUIRE(rc == 0);
 
 	size_t n = 0, hl = strlen(py_header), dl = strlen(py_data_hex) / 2;
-	char *bytes = read_all(path, &n);
+	char *bytes = test_read_file(path, &n);
 	REQUIRE(bytes);
 	CHECK(n == 8 + hl + dl);
 	if (n == 8 + hl + dl) {
@@ -511,7 +470,7 @@ TEST(safetensors_write_for_python)
 	}
 	hug_free(bytes);
 	if (dir[0])
-		tmp_dir_remove(dir);
+		tsu_tmp_dir_remove(dir);
 	arena_free(&a);
 }
 
@@ -568,7 +527,7 @@ static int open_ok(const char *dir, const char *header, size_t data_len,
 TEST(safetensors_bad_framing)
 {
 	char dir[256], p[300];
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 
 	snprintf(p, sizeof(p), "%s/short.safetensors", dir);
 	write_bytes(p, "\x10\0\0\0\0", 5);
@@ -592,13 +551,13 @@ TEST(safetensors_bad_framing)
 	snprintf(p, sizeof(p), "%s/huge2.safetensors", dir);
 	write_st_raw(p, UINT64_MAX, "{}", 2, 0);
 	EXPECT_BAD(p, "too large");
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 }
 
 TEST(safetensors_bad_json)
 {
 	char dir[256];
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 	BAD_HEADER(dir, "{\"a\": ", 0, "not valid JSON");
 	BAD_HEADER(dir, "hello", 0, "not valid JSON");
 	BAD_HEADER(dir, "{} trailing", 0, "not valid JSON");
@@ -614,13 +573,13 @@ TEST(safetensors_bad_json)
 	BAD_HEADER(dir, "{\"t\": [1]}", 0, "expected an object");
 	/* a truncated escape near the end of the header */
 	BAD_HEADER(dir, "{\"t\\u12", 0, "not valid JSON");
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 }
 
 TEST(safetensors_bad_fields)
 {
 	char dir[256];
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 	BAD_HEADER(dir, "{\"t\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
 		   "missing \"dtype\"");
 	BAD_HEADER(dir, "{\"t\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
@@ -639,13 +598,13 @@ TEST(safetensors_bad_fields)
 		   "data_offsets");
 	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 4,
 		   "non-negative integers");
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 }
 
 TEST(safetensors_bad_dtypes)
 {
 	char dir[256];
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
 		   "unknown dtype \"F33\"");
 	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
@@ -658,13 +617,13 @@ TEST(safetensors_bad_dtypes)
 		   "unsupported");
 	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"U16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2,
 		   "unsupported");
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 }
 
 TEST(safetensors_bad_shapes_and_offsets)
 {
 	char dir[256];
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
 		   "shape[0] is not a non-negative integer");
 	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,2.5],\"data_offsets\":[0,4]}}", 4,
@@ -698,26 +657,26 @@ TEST(safetensors_bad_shapes_and_offsets)
 		   "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
 		   "\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
 		   8, "duplicate");
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 }
 
 TEST(safetensors_bad_metadata)
 {
 	char dir[256];
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 	BAD_HEADER(dir, "{\"__metadata__\":[1]}", 0, "__metadata__");
 	BAD_HEADER(dir, "{\"__metadata__\":\"pt\"}", 0, "expected an object of strings");
 	BAD_HEADER(dir, "{\"__metadata__\":{\"format\":\"pt\",\"n\":3}}", 0,
 		   "value of \"n\" is a number, expected a string");
 	BAD_HEADER(dir, "{\"__metadata__\":{},\"__metadata__\":{}}", 0, "duplicate");
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 }
 
 TEST(safetensors_accepts_gaps_and_empty)
 {
 	char dir[256];
 	struct st_file f;
-	tmp_dir(dir, sizeof(dir));
+	tsu_tmp_dir(dir, sizeof(dir), "st");
 	/* a gap between tensors, zero-size tensors sharing an offset, entries
 	 * listed out of offset order, padding spaces, extra entry keys */
 	const char *h =
@@ -739,5 +698,5 @@ TEST(safetensors_accepts_gaps_and_empty)
 	REQUIRE(open_ok(dir, "{}", 0, &f) == 0);
 	CHECK(f.n == 0 && f.n_meta == 0);
 	st_close(&f);
-	tmp_dir_remove(dir);
+	tsu_tmp_dir_remove(dir);
 }
