@@ -37,6 +37,21 @@ cublasHandle_t cu_blas();
 // second pass (used by one call at a time: everything is on one stream).
 #define CU_SCRATCH_DOUBLES 4096
 double *cu_scratch();
+// A device block of at least `bytes` for a kernel's temporaries, shared by
+// every kernel (one stream: one user at a time). It grows when a larger
+// block is asked for (a cudaFree, which waits for the device, and a
+// cudaMalloc), so after the first step of a shape it allocates nothing. The
+// contents are undefined on return; valid until the next call.
+void *cu_workspace(size_t bytes);
+// Row-major C (m, n) = alpha op(A) op(B) + beta C on cuBLAS for `count`
+// matrices, the i-th at element offsets i*sa, i*sb, i*sc (a stride 0
+// shares the operand); all three of dtype dt (f32 or bf16), f32
+// accumulation (no TF32). Leading dimensions in elements; op(X) = X^T when
+// tx. An empty product (k == 0) adds nothing, so it needs beta == 1
+// (callers fill C otherwise). Asynchronous (matmul.cu).
+void cu_gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+	     const void *a, int64_t lda, int64_t sa, const void *b, int64_t ldb, int64_t sb,
+	     float beta, void *c, int64_t ldc, int64_t sc, int64_t count);
 // Most dynamic shared memory one block may use (after opting in).
 size_t cu_smem_max();
 

@@ -27,13 +27,10 @@ static void *at(void *p, enum dtype dt, int64_t elems)
 	return (char *)p + elems * (int64_t)dtype_size(dt);
 }
 
-// Row-major C (m, n) = op(A) op(B) + beta C for `count` matrices, the i-th
-// at element offsets i*sa, i*sb, i*sc (a stride 0 shares the operand).
-// Leading dimensions in elements; op(X) = X^T when tx. An empty product
-// (k == 0) adds nothing, so it needs beta == 1 (callers fill C otherwise).
-static void gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-		 const void *a, int64_t lda, int64_t sa, const void *b, int64_t ldb,
-		 int64_t sb, float beta, void *c, int64_t ldc, int64_t sc, int64_t count)
+// cu_gemm (common.cuh)
+void cu_gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+	     const void *a, int64_t lda, int64_t sa, const void *b, int64_t ldb, int64_t sb,
+	     float beta, void *c, int64_t ldc, int64_t sc, int64_t count)
 {
 	if (m == 0 || n == 0 || count == 0)
 		return;
@@ -43,7 +40,6 @@ static void gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t 
 	}
 	HUG_ASSERT(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX &&
 		   ldb <= INT_MAX && ldc <= INT_MAX && count <= INT_MAX);
-	const float alpha = 1.0f;
 	cudaDataType_t t = cu_type(dt);
 	cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
 	cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -88,10 +84,10 @@ extern "C" void cuda_matmul_forward(struct ag_node *nd)
 		return;
 	}
 	if (d.b_shared && !ta) // (batch*M, K) @ op(B): one product
-		gemm(c->dtype, false, tb, d.batch * d.m, d.n, d.k, a->data, lda, 0, b->data,
+		cu_gemm(c->dtype, false, tb, d.batch * d.m, d.n, d.k, 1.0f, a->data, lda, 0, b->data,
 		     ldb, 0, 0.0f, c->data, d.n, 0, 1);
 	else
-		gemm(c->dtype, ta, tb, d.m, d.n, d.k, a->data, lda, d.m * d.k, b->data, ldb,
+		cu_gemm(c->dtype, ta, tb, d.m, d.n, d.k, 1.0f, a->data, lda, d.m * d.k, b->data, ldb,
 		     d.b_shared ? 0 : d.k * d.n, 0.0f, c->data, d.n, d.m * d.n, d.batch);
 }
 
@@ -106,30 +102,30 @@ extern "C" void cuda_matmul_backward(struct ag_node *nd)
 	int64_t sb = d.b_shared ? 0 : d.k * d.n;
 	if (da) {
 		if (!ta) // dA (M, K) += dC op(B)^T
-			gemm(dt, false, !tb, d.m, d.k, d.n, dc->data, d.n, d.m * d.n, b->data,
+			cu_gemm(dt, false, !tb, d.m, d.k, d.n, 1.0f, dc->data, d.n, d.m * d.n, b->data,
 			     ldb, sb, 1.0f, da->data, d.k, d.m * d.k, d.batch);
 		else // dA (K, M) += op(B) dC^T
-			gemm(dt, tb, true, d.k, d.m, d.n, b->data, ldb, sb, dc->data, d.n,
+			cu_gemm(dt, tb, true, d.k, d.m, d.n, 1.0f, b->data, ldb, sb, dc->data, d.n,
 			     d.m * d.n, 1.0f, da->data, d.m, d.m * d.k, d.batch);
 	}
 	if (!db)
 		return;
 	if (d.b_shared && !ta && !tb) { // dB (K, N) += A^T dC over all rows
-		gemm(dt, true, false, d.k, d.n, d.batch * d.m, a->data, lda, 0, dc->data, d.n,
+		cu_gemm(dt, true, false, d.k, d.n, d.batch * d.m, 1.0f, a->data, lda, 0, dc->data, d.n,
 		     0, 1.0f, db->data, d.n, 0, 1);
 		return;
 	}
 	if (d.b_shared && !ta && tb) { // dB (N, K) += dC^T A over all rows
-		gemm(dt, true, false, d.n, d.k, d.batch * d.m, dc->data, d.n, 0, a->data, lda,
+		cu_gemm(dt, true, false, d.n, d.k, d.batch * d.m, 1.0f, dc->data, d.n, 0, a->data, lda,
 		     0, 1.0f, db->data, d.k, 0, 1);
 		return;
 	}
 	if (!d.b_shared) { // one dB per batch: a batched product
 		if (!tb) // dB (K, N) += op(A)^T dC
-			gemm(dt, !ta, false, d.k, d.n, d.m, a->data, lda, d.m * d.k, dc->data,
+			cu_gemm(dt, !ta, false, d.k, d.n, d.m, 1.0f, a->data, lda, d.m * d.k, dc->data,
 			     d.n, d.m * d.n, 1.0f, db->data, d.n, d.k * d.n, d.batch);
 		else // dB (N, K) += dC^T op(A)
-			gemm(dt, true, ta, d.n, d.k, d.m, dc->data, d.n, d.m * d.n, a->data,
+			cu_gemm(dt, true, ta, d.n, d.k, d.m, 1.0f, dc->data, d.n, d.m * d.n, a->data,
 			     lda, d.m * d.k, 1.0f, db->data, d.k, d.k * d.n, d.batch);
 		return;
 	}
@@ -139,10 +135,10 @@ extern "C" void cuda_matmul_backward(struct ag_node *nd)
 		const void *ai = at(a->data, dt, i * d.m * d.k);
 		const void *dci = at(dc->data, dt, i * d.m * d.n);
 		if (!tb)
-			gemm(dt, !ta, false, d.k, d.n, d.m, ai, lda, 0, dci, d.n, 0, 1.0f,
+			cu_gemm(dt, !ta, false, d.k, d.n, d.m, 1.0f, ai, lda, 0, dci, d.n, 0, 1.0f,
 			     db->data, d.n, 0, 1);
 		else
-			gemm(dt, true, ta, d.n, d.k, d.m, dci, d.n, 0, ai, lda, 0, 1.0f,
+			cu_gemm(dt, true, ta, d.n, d.k, d.m, 1.0f, dci, d.n, 0, ai, lda, 0, 1.0f,
 			     db->data, d.k, 0, 1);
 	}
 }
@@ -197,7 +193,7 @@ extern "C" void cuda_linear_forward(struct ag_node *nd)
 			cuda_fill(y, 0.0);
 		return;
 	}
-	gemm(y->dtype, false, true, rows, out, in, x->data, in, 0, w->data, in, 0,
+	cu_gemm(y->dtype, false, true, rows, out, in, 1.0f, x->data, in, 0, w->data, in, 0,
 	     bias ? 1.0f : 0.0f, y->data, out, 0, 1);
 }
 
@@ -209,10 +205,10 @@ extern "C" void cuda_linear_backward(struct ag_node *nd)
 	int64_t rows = tensor_numel(dy) / (out ? out : 1);
 	enum dtype dt = dy->dtype;
 	if (x->grad && in) // dx (R, in) += dy w
-		gemm(dt, false, false, rows, in, out, dy->data, out, 0, w->data, in, 0, 1.0f,
+		cu_gemm(dt, false, false, rows, in, out, 1.0f, dy->data, out, 0, w->data, in, 0, 1.0f,
 		     x->grad->data, in, 0, 1);
 	if (w->grad && in) // dw (out, in) += dy^T x
-		gemm(dt, true, false, out, in, rows, dy->data, out, 0, x->data, in, 0, 1.0f,
+		cu_gemm(dt, true, false, out, in, rows, 1.0f, dy->data, out, 0, x->data, in, 0, 1.0f,
 		     w->grad->data, in, 0, 1);
 	if (bias && bias->grad && out) {
 		unsigned blocks = (unsigned)((out + 31) / 32);

@@ -20,9 +20,11 @@ static struct {
 	cublasHandle_t blas;
 	void *blas_ws;
 	double *scratch;
+	void *work;        // cu_workspace
+	size_t work_bytes;
 	size_t smem_max;
 	uint64_t n_allocs;
-} rt = { false, -1, nullptr, nullptr, nullptr, nullptr, 0, 0 };
+} rt = { false, -1, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 0, 0 };
 
 cudaStream_t cu_stream()
 {
@@ -40,6 +42,27 @@ double *cu_scratch()
 {
 	HUG_ASSERT(rt.ready);
 	return rt.scratch;
+}
+
+void *cu_workspace(size_t bytes)
+{
+	HUG_ASSERT(rt.ready);
+	if (bytes <= rt.work_bytes)
+		return rt.work;
+	// kernels issued earlier may still read the old block: cudaFree waits
+	// for the device before it releases memory
+	if (rt.work)
+		CUDA_CHECK(cudaFree(rt.work));
+	rt.work = nullptr;
+	rt.work_bytes = 0;
+	cudaError_t e = cudaMalloc(&rt.work, bytes);
+	if (e != cudaSuccess)
+		hug_panic("cudaMalloc of a %zu-byte kernel workspace failed: %s (a smaller "
+			  "batch or sequence fits in less device memory)",
+			  bytes, cudaGetErrorString(e));
+	rt.n_allocs++;
+	rt.work_bytes = bytes;
+	return rt.work;
 }
 
 size_t cu_smem_max()
