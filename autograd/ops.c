@@ -718,12 +718,14 @@ struct tensor *ag_attention_heads(struct ag_ctx *ctx, struct tensor *q,
 		return NULL;
 	struct ag_node *n = node_new(ctx, op, 5, (struct tensor *[]){ q, k, v, slopes, mask });
 	n->out = tensor_new(ctx->step, q->dtype, 4, q->shape);
-	/* probabilities (B, H, Tq, Tk), kept for backward, and scratch: on the
-	 * CPU a block of up to AG_ATTN_ROWS (Tq, Tk) rows per (b, h) for the
-	 * GEMM kernels, elsewhere a (B, H, Tk) row per (b, h) */
-	int64_t srows = q->device == DEV_CPU ? (tq < AG_ATTN_ROWS ? tq : AG_ATTN_ROWS) : 1;
+	/* probabilities (B, H, Tq, Tk), kept for backward; on the CPU also
+	 * scratch of up to AG_ATTN_ROWS rows of Tk per (b, h) for the GEMM
+	 * kernels (the CUDA kernels use the backend's shared workspace) */
 	n->saved[0] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tq, tk));
-	n->saved[1] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, srows, tk));
+	if (q->device == DEV_CPU) {
+		int64_t srows = tq < AG_ATTN_ROWS ? tq : AG_ATTN_ROWS;
+		n->saved[1] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, srows, tk));
+	}
 	n->p.attention.scale = 1.0 / sqrt((double)q->shape[3]);
 	n->p.attention.causal = causal;
 	n->p.attention.head_offset = head_offset;

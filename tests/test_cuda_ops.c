@@ -16,7 +16,8 @@
  *   1e-2: element-wise ops, reductions, matmul/linear, embedding backward,
  *         softmax, GeLU, dropout, one rounding of each result
  *   2e-2: layer norm, cross-entropy (a bf16 loss; gradients from a bf16 x)
- *   3e-2: attention (bf16 probabilities feed the output and dS feeds dQ/dK)
+ *   3e-2: attention (scores, probabilities, dP and dS are stored in bf16
+ *         between its GEMMs, as in transformers' bf16 BLOOM)
  * f32 runs are held to 1e-5 (the issue's contract), and to 0 where the GPU
  * does the CPU's arithmetic in the CPU's order: dropout (the masks must be
  * equal bit for bit), embedding (forward and the ordered backward), casts.

@@ -1,27 +1,33 @@
-// attention.cu: the fused causal self-attention with ALiBi, a padding mask,
+// attention.cu: the causal self-attention with ALiBi, a padding mask,
 // Tq <= Tk and dropout on the probabilities (autograd/cpu/attention.tmpl.h;
-// ag_attention in autograd.h). Straightforward kernels, not flash
-// attention: the probabilities are materialised and saved, as on the CPU.
+// ag_attention in autograd.h), as the CPU does it: the matrix products on
+// cuBLAS (cu_gemm, tensor cores in bf16) and the softmax rows in a kernel.
+// The probabilities are materialised and saved (B, H, Tq, Tk), as on the
+// CPU and in transformers' BLOOM; not flash attention.
 //
-// Forward: one block per (b, h, query row i). The block stages q_i in
-// shared memory, computes the prefix count of kept keys when there is a
-// padding mask (pos_j = kept keys up to j, minus 1), writes the row of
-// scores to shared memory (one thread per key), takes the row maximum and
-// the sum of exponentials (double) with the fixed-tree block reductions,
-// stores the probabilities (rounded to the tensor's dtype) and forms
-// out_i = sum_j p_ij m_ij v_j with the threads split over (key group, d)
-// and the groups combined in order.
-//
-// Backward, in three kernels so that each output element has one writer
-// (no atomics):
-//   1. dV: one block per (b, h, key j): dV_j += sum_i P_ij M_ij dO_i.
-//   2. dS and dQ: one block per (b, h, i): dP_ij = M_ij dO_i . V_j,
-//      dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij) scale, dQ_i += sum_j dS_ij K_j.
-//      When dK is wanted, dS overwrites the saved probabilities in place
-//      (the tape runs a node's backward once; dV has read them already).
-//   3. dK: one block per (b, h, key j): dK_j += sum_i dS_ij Q_i.
-// M is the dropout factor from the counter-based stream, numbered over all
-// heads (head_offset, n_head_total) exactly as the CPU numbers it.
+// Forward, per batch of heads:
+//   1. S = scale Q K^T (one strided-batched GEMM, into the saved
+//      probabilities; in bf16 the scores are rounded to bf16 there, as
+//      transformers' baddbmm does).
+//   2. Row kernel, one block per (b, h, query row i): the ALiBi bias
+//      slope * pos_j (pos_j = j, or with a padding mask the kept keys up to
+//      j minus 1), the causal and padding masks, the softmax (f32, the sum in
+//      double), P rounded to the dtype into the saved probabilities, and
+//      with dropout P M into the workspace. A row whose keys are all masked
+//      gets zero probabilities.
+//   3. O = (P M) V (GEMM).
+// Backward, with W the shared workspace (B, H, Tq, Tk) (cu_workspace):
+//   dV += (P M)^T dO (GEMM; P M formed in W with dropout);
+//   W = dO V^T (GEMM); row kernel: dS_ij = P_ij (M_ij W_ij - sum_j P_ij
+//   M_ij W_ij) scale into W (0 where P_ij = 0, the row sum in double);
+//   dQ += dS K; dK += dS^T Q (GEMMs).
+// The saved probabilities are not modified, so the backward could run again.
+// Keys hidden by the causal mask are computed and multiplied by zero (the
+// CPU skips them by blocks), so a NaN in K or V spreads the same way on
+// both. M is the dropout factor from the counter-based stream, numbered
+// over all heads (head_offset, n_head_total) exactly as the CPU numbers it.
+// Determinism: cuBLAS on one stream without atomics, and row kernels with
+// fixed-tree block reductions.
 #include <cmath>
 
 #include "common.cuh"
@@ -34,7 +40,7 @@ struct AttnArgs {
 	const void *slopes;            // (H) or NULL
 	const int32_t *mask;           // (B, Tk) or NULL
 	void *out;                     // (B, H, Tq, D) contiguous
-	void *probs;                   // (B, H, Tq, Tk); dS after backward 2
+	void *probs;                   // (B, H, Tq, Tk) contiguous
 	int64_t B, H, Tq, Tk, D;
 	float scale;
 	bool causal;
@@ -83,67 +89,25 @@ __device__ void mask_positions(const int32_t *m, int64_t tk, int *pos)
 	__syncthreads();
 }
 
-// out[d] (+)= sum_j w[j] x_j[d] for d < D, x_j = base + j * stride, j < n,
-// skipping w[j] == 0: the threads split into groups of D (group g takes
-// j = g, g + G, ...), then the G partial sums are added in group order.
-// `part` holds blockDim.x floats. Every thread of the block must call it.
+// 2. The softmax rows: probs holds the scaled scores on entry and the
+// probabilities on return; pm (or NULL without dropout) gets P M. One
+// block per (b, h, i). Dynamic shared memory: Tk floats, and Tk ints with
+// a padding mask.
 template <typename T>
-__device__ void weighted_rows(const float *w, int64_t n, const T *base, int64_t stride,
-			      int64_t D, T *out, bool accumulate, float *part)
-{
-	const int tid = threadIdx.x, nt = blockDim.x;
-	if (D == 0)
-		return;
-	if (D <= nt) {
-		int G = nt / (int)D, g = tid / (int)D, d = tid % (int)D;
-		float acc = 0.0f;
-		if (g < G)
-			for (int64_t j = g; j < n; j += G) {
-				float wj = w[j];
-				if (wj != 0.0f)
-					acc += wj * to_f(base[j * stride + d]);
-			}
-		part[tid] = acc;
-		__syncthreads();
-		if (tid < D) {
-			float o = 0.0f;
-			for (int gg = 0; gg < G; gg++)
-				o += part[gg * D + tid];
-			out[tid] = from_f<T>(accumulate ? to_f(out[tid]) + o : o);
-		}
-		__syncthreads();
-	} else {
-		for (int64_t d = tid; d < D; d += nt) {
-			float o = 0.0f;
-			for (int64_t j = 0; j < n; j++)
-				if (w[j] != 0.0f)
-					o += w[j] * to_f(base[j * stride + d]);
-			out[d] = from_f<T>(accumulate ? to_f(out[d]) + o : o);
-		}
-	}
-}
-
-template <typename T>
-__global__ void __launch_bounds__(ATT_THREADS) attn_fwd_k(AttnArgs a)
+__global__ void __launch_bounds__(ATT_THREADS) attn_softmax_k(AttnArgs a, T *pm)
 {
 	extern __shared__ __align__(16) unsigned char smem[];
-	float *sc = (float *)smem;                              // Tk
-	int *pos = (int *)(sc + a.Tk);                          // Tk with a mask
-	float *qv = (float *)(pos + (a.mask ? a.Tk : 0));       // D
-	float *part = qv + a.D;                                 // ATT_THREADS
+	float *sc = (float *)smem;       // Tk
+	int *pos = (int *)(sc + a.Tk);   // Tk with a mask
 	const int tid = threadIdx.x, nt = blockDim.x;
 	const int64_t row = blockIdx.x, bh = row / a.Tq, i = row % a.Tq;
 	const int64_t b = bh / a.H, h = bh % a.H;
-	const T *qi = (const T *)a.q + b * a.qs[0] + h * a.qs[1] + i * a.qs[2];
-	const T *kb = (const T *)a.k + b * a.ks[0] + h * a.ks[1];
-	const T *vb = (const T *)a.v + b * a.vs[0] + h * a.vs[1];
 	const int32_t *mb = a.mask ? a.mask + b * a.Tk : nullptr;
-	for (int64_t d = tid; d < a.D; d += nt)
-		qv[d] = to_f(qi[d]);
 	if (mb)
 		mask_positions(mb, a.Tk, pos);
-	__syncthreads();
 
+	T *prow = (T *)a.probs + row * a.Tk;
+	T *wrow = pm ? pm + row * a.Tk : nullptr;
 	const int64_t qpos = a.Tk - a.Tq + i;
 	const float slope = a.slopes ? to_f(((const T *)a.slopes)[h]) : 0.0f;
 	float mx = -INFINITY;
@@ -153,25 +117,20 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_fwd_k(AttnArgs a)
 			ok = ok && mb[j] != 0;
 		float s = -INFINITY;
 		if (ok) {
-			const T *kj = kb + j * a.ks[2];
-			float dot = 0.0f;
-			for (int64_t d = 0; d < a.D; d++)
-				dot += qv[d] * to_f(kj[d]);
 			float p = mb ? (float)(pos[j] - 1) : (float)j;
-			s = a.scale * dot + slope * p;
+			// no contraction into an FMA: the CPU rounds the product
+			s = __fadd_rn(to_f(prow[j]), __fmul_rn(slope, p));
 			mx = s > mx ? s : mx;
 		}
 		sc[j] = s;
 	}
 	mx = block_max(mx);
-
-	T *prow = (T *)a.probs + row * a.Tk;
-	T *orow = (T *)a.out + row * a.D;
 	if (mx == -INFINITY) { // every key masked: zeros (uniform over the block)
-		for (int64_t j = tid; j < a.Tk; j += nt)
+		for (int64_t j = tid; j < a.Tk; j += nt) {
 			prow[j] = from_f<T>(0.0f);
-		for (int64_t d = tid; d < a.D; d += nt)
-			orow[d] = from_f<T>(0.0f);
+			if (wrow)
+				wrow[j] = from_f<T>(0.0f);
+		}
 		return;
 	}
 	double sum = 0;
@@ -185,59 +144,45 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_fwd_k(AttnArgs a)
 	for (int64_t j = tid; j < a.Tk; j += nt) {
 		T p = from_f<T>(sc[j] * inv);
 		prow[j] = p;
-		sc[j] = to_f(p) * att_drop(a, bh, i, j);
+		if (wrow)
+			wrow[j] = from_f<T>(to_f(p) * att_drop(a, bh, i, j));
 	}
-	__syncthreads();
-	weighted_rows<T>(sc, a.Tk, vb, a.vs[2], a.D, orow, false, part);
 }
 
-// 1. dV_j += sum_i P_ij M_ij dO_i, one block per (b, h, j)
+// w = P M element for element (0 where P is 0, so a dropped NaN is
+// skipped as on the CPU), for the dV product of a backward with dropout.
 template <typename T>
-__global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dv_k(AttnArgs a, const T *dout, T *dv)
+__global__ void attn_drop_probs_k(AttnArgs a, T *w)
 {
-	extern __shared__ __align__(16) unsigned char smem[];
-	float *w = (float *)smem;       // Tq
-	float *part = w + a.Tq;         // ATT_THREADS
-	const int64_t col = blockIdx.x, bh = col / a.Tk, j = col % a.Tk;
-	const T *P = (const T *)a.probs + bh * a.Tq * a.Tk;
-	for (int64_t i = threadIdx.x; i < a.Tq; i += blockDim.x) {
-		float p = to_f(P[i * a.Tk + j]);
-		float m = p == 0.0f ? 0.0f : att_drop(a, bh, i, j);
-		w[i] = m == 0.0f ? 0.0f : p * m; // a dropped NaN p is skipped, as on the CPU
+	const T *P = (const T *)a.probs;
+	CU_FOR(e, a.B * a.H * a.Tq * a.Tk) {
+		int64_t j = e % a.Tk, r = e / a.Tk;
+		float p = to_f(P[e]);
+		w[e] = p == 0.0f ? from_f<T>(0.0f)
+				 : from_f<T>(p * att_drop(a, r / a.Tq, r % a.Tq, j));
 	}
-	__syncthreads();
-	weighted_rows<T>(w, a.Tq, dout + bh * a.Tq * a.D, a.D, a.D,
-			 dv + (bh * a.Tk + j) * a.D, true, part);
 }
 
-// 2. dS (into sc, and into the saved probabilities when store_ds) and
-// dQ_i += sum_j dS_ij K_j, one block per (b, h, i)
+// The softmax backward rows: w holds dP' = dO V^T on entry and dS on
+// return, dS_ij = P_ij (M_ij dP'_ij - rowdot) scale with rowdot = sum_j
+// P_ij M_ij dP'_ij (double), 0 where P_ij = 0. One block per (b, h, i);
+// dynamic shared memory: Tk floats.
 template <typename T>
-__global__ void __launch_bounds__(ATT_THREADS)
-attn_bwd_ds_k(AttnArgs a, const T *dout, T *dq, bool store_ds)
+__global__ void __launch_bounds__(ATT_THREADS) attn_softmax_bwd_k(AttnArgs a, T *w)
 {
 	extern __shared__ __align__(16) unsigned char smem[];
-	float *sc = (float *)smem;     // Tk
-	float *dov = sc + a.Tk;        // D
-	float *part = dov + a.D;       // ATT_THREADS
+	float *sc = (float *)smem; // Tk
 	const int tid = threadIdx.x, nt = blockDim.x;
 	const int64_t row = blockIdx.x, bh = row / a.Tq, i = row % a.Tq;
-	const int64_t b = bh / a.H, h = bh % a.H;
-	const T *kb = (const T *)a.k + b * a.ks[0] + h * a.ks[1];
-	const T *vb = (const T *)a.v + b * a.vs[0] + h * a.vs[1];
-	T *prow = (T *)a.probs + row * a.Tk;
-	for (int64_t d = tid; d < a.D; d += nt)
-		dov[d] = to_f(dout[row * a.D + d]);
-	__syncthreads();
+	const T *prow = (const T *)a.probs + row * a.Tk;
+	T *wrow = w + row * a.Tk;
 	double rowdot = 0;
 	for (int64_t j = tid; j < a.Tk; j += nt) {
 		float p = to_f(prow[j]), dp = 0.0f;
 		if (p != 0.0f) {
-			const T *vj = vb + j * a.vs[2];
-			float dot = 0.0f;
-			for (int64_t d = 0; d < a.D; d++)
-				dot += dov[d] * to_f(vj[d]);
-			dp = att_drop(a, bh, i, j) * dot;
+			dp = to_f(wrow[j]);
+			if (a.dropout)
+				dp *= att_drop(a, bh, i, j);
 			rowdot += (double)p * dp;
 		}
 		sc[j] = dp;
@@ -245,31 +190,8 @@ attn_bwd_ds_k(AttnArgs a, const T *dout, T *dq, bool store_ds)
 	const float rd = (float)block_sum(rowdot);
 	for (int64_t j = tid; j < a.Tk; j += nt) {
 		float p = to_f(prow[j]);
-		float ds = p == 0.0f ? 0.0f : p * (sc[j] - rd) * a.scale;
-		sc[j] = ds;
-		if (store_ds)
-			prow[j] = from_f<T>(ds);
+		wrow[j] = from_f<T>(p == 0.0f ? 0.0f : __fmul_rn(__fmul_rn(p, sc[j] - rd), a.scale));
 	}
-	__syncthreads();
-	if (dq)
-		weighted_rows<T>(sc, a.Tk, kb, a.ks[2], a.D, dq + row * a.D, true, part);
-}
-
-// 3. dK_j += sum_i dS_ij Q_i, one block per (b, h, j)
-template <typename T>
-__global__ void __launch_bounds__(ATT_THREADS) attn_bwd_dk_k(AttnArgs a, T *dk)
-{
-	extern __shared__ __align__(16) unsigned char smem[];
-	float *w = (float *)smem;       // Tq
-	float *part = w + a.Tq;         // ATT_THREADS
-	const int64_t col = blockIdx.x, bh = col / a.Tk, j = col % a.Tk;
-	const int64_t b = bh / a.H, h = bh % a.H;
-	const T *dS = (const T *)a.probs + bh * a.Tq * a.Tk;
-	for (int64_t i = threadIdx.x; i < a.Tq; i += blockDim.x)
-		w[i] = to_f(dS[i * a.Tk + j]);
-	__syncthreads();
-	weighted_rows<T>(w, a.Tq, (const T *)a.q + b * a.qs[0] + h * a.qs[1], a.qs[2], a.D,
-			 dk + (bh * a.Tk + j) * a.D, true, part);
 }
 
 static AttnArgs attn_args(const struct ag_node *n)
@@ -314,57 +236,115 @@ static void smem_prepare(K kernel, size_t bytes, const struct ag_node *n)
 	const size_t static_margin = 4096; // block reductions, the mask scan
 	if (bytes + static_margin > cu_smem_max())
 		hug_panic("attention: %zu bytes of shared memory per block for Tq = %lld, "
-			  "Tk = %lld, D = %lld; the device allows %zu (shorter sequences fit)",
+			  "Tk = %lld; the device allows %zu (shorter sequences fit)",
 			  bytes, (long long)n->in[0]->shape[2], (long long)n->in[1]->shape[2],
-			  (long long)n->in[0]->shape[3], cu_smem_max());
+			  cu_smem_max());
 	// the default 48 KiB limit counts static shared memory too
 	if (bytes + static_margin > 48 * 1024)
 		CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
 						(int)bytes));
 }
 
+// The per-head products of one call: `groups` strided-batched GEMMs of
+// `count` heads each. q, k and v may be views with any strides on (B, H,
+// T); heads are one batch of B*H when stepping a batch is H steps of a
+// head for all three, else one batch of H per b. Everything the kernels
+// write (out, probs, the workspace, the gradients) is contiguous.
+struct HeadBatches {
+	int64_t groups, count;
+};
+
+static HeadBatches head_batches(const AttnArgs &a)
+{
+	bool flat = a.B == 1 || (a.qs[0] == a.H * a.qs[1] && a.ks[0] == a.H * a.ks[1] &&
+				 a.vs[0] == a.H * a.vs[1]);
+	return flat ? HeadBatches{ 1, a.B * a.H } : HeadBatches{ a.B, a.H };
+}
+
+static const void *elem(const void *p, enum dtype dt, int64_t off)
+{
+	return (const char *)p + off * (int64_t)dtype_size(dt);
+}
+
+static void *elem(void *p, enum dtype dt, int64_t off)
+{
+	return (char *)p + off * (int64_t)dtype_size(dt);
+}
+
 extern "C" void cuda_attention_forward(struct ag_node *n)
 {
 	AttnArgs a = attn_args(n);
-	int64_t rows = a.B * a.H * a.Tq;
+	const enum dtype dt = n->out->dtype;
+	const int64_t rows = a.B * a.H * a.Tq, tqk = a.Tq * a.Tk;
 	if (!rows)
-		return;
-	size_t bytes = (size_t)(a.Tk * (a.mask ? 2 : 1) + a.D + ATT_THREADS) * sizeof(float);
-	CU_FLOAT_DISPATCH(n->out->dtype, T, {
-		smem_prepare(attn_fwd_k<T>, bytes, n);
-		attn_fwd_k<T><<<cu_rows(rows), ATT_THREADS, bytes, cu_stream()>>>(a);
+		return; // Tq = 0, or no heads: nothing to write
+	void *pm = a.dropout ? cu_workspace((size_t)(rows * a.Tk) * dtype_size(dt)) : nullptr;
+	HeadBatches hb = head_batches(a);
+	if (a.D == 0) // empty dot products: zero scores, zero-width outputs
+		CUDA_CHECK(cudaMemsetAsync(a.probs, 0, (size_t)(rows * a.Tk) * dtype_size(dt),
+					   cu_stream()));
+	for (int64_t g = 0; a.D && g < hb.groups; g++) // S (Tq, Tk) = scale Q K^T
+		cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, a.scale, elem(a.q, dt, g * a.qs[0]),
+			a.qs[2], a.qs[1], elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 0.0f,
+			elem(a.probs, dt, g * a.H * tqk), a.Tk, tqk, hb.count);
+	size_t bytes = (size_t)(a.Tk * (a.mask ? 2 : 1)) * sizeof(float);
+	CU_FLOAT_DISPATCH(dt, T, {
+		smem_prepare(attn_softmax_k<T>, bytes, n);
+		attn_softmax_k<T><<<cu_rows(rows), ATT_THREADS, bytes, cu_stream()>>>(a, (T *)pm);
 	});
 	CUDA_LAUNCH_CHECK();
+	const void *pv = pm ? pm : a.probs;
+	for (int64_t g = 0; a.D && g < hb.groups; g++) // O (Tq, D) = (P M) V
+		cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f, elem(pv, dt, g * a.H * tqk),
+			a.Tk, tqk, elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
+			elem(a.out, dt, g * a.H * a.Tq * a.D), a.D, a.Tq * a.D, hb.count);
 }
 
 extern "C" void cuda_attention_backward(struct ag_node *n)
 {
 	AttnArgs a = attn_args(n);
+	const enum dtype dt = n->out->dtype;
 	struct tensor *dq = n->in[0]->grad, *dk = n->in[1]->grad, *dv = n->in[2]->grad;
-	int64_t rows = a.B * a.H * a.Tq, cols = a.B * a.H * a.Tk;
-	if (!rows || !cols || !a.D)
-		return;
+	const int64_t rows = a.B * a.H * a.Tq, tqk = a.Tq * a.Tk;
+	if (!rows || !a.D || (!dq && !dk && !dv))
+		return; // no gradient element depends on anything
 	const void *dout = n->out->grad->data;
-	size_t col_bytes = (size_t)(a.Tq + ATT_THREADS) * sizeof(float);
-	size_t row_bytes = (size_t)(a.Tk + a.D + ATT_THREADS) * sizeof(float);
-	CU_FLOAT_DISPATCH(n->out->dtype, T, {
-		if (dv) {
-			smem_prepare(attn_bwd_dv_k<T>, col_bytes, n);
-			attn_bwd_dv_k<T><<<cu_rows(cols), ATT_THREADS, col_bytes, cu_stream()>>>(
-				a, (const T *)dout, (T *)dv->data);
+	void *w = cu_workspace((size_t)(rows * a.Tk) * dtype_size(dt));
+	HeadBatches hb = head_batches(a);
+	const int64_t sq = a.Tq * a.D, sk = a.Tk * a.D; // gradient strides per head
+	if (dv) {
+		const void *pm = a.probs;
+		if (a.dropout) {
+			CU_FLOAT_DISPATCH(dt, T,
+				attn_drop_probs_k<T><<<cu_blocks(rows * a.Tk), CU_THREADS, 0,
+						       cu_stream()>>>(a, (T *)w));
 			CUDA_LAUNCH_CHECK();
+			pm = w;
 		}
-		if (dq || dk) {
-			smem_prepare(attn_bwd_ds_k<T>, row_bytes, n);
-			attn_bwd_ds_k<T><<<cu_rows(rows), ATT_THREADS, row_bytes, cu_stream()>>>(
-				a, (const T *)dout, dq ? (T *)dq->data : nullptr, dk != nullptr);
-			CUDA_LAUNCH_CHECK();
-		}
-		if (dk) {
-			smem_prepare(attn_bwd_dk_k<T>, col_bytes, n);
-			attn_bwd_dk_k<T><<<cu_rows(cols), ATT_THREADS, col_bytes, cu_stream()>>>(
-				a, (T *)dk->data);
-			CUDA_LAUNCH_CHECK();
-		}
+		for (int64_t g = 0; g < hb.groups; g++) // dV (Tk, D) += (P M)^T dO
+			cu_gemm(dt, true, false, a.Tk, a.D, a.Tq, 1.0f, elem(pm, dt, g * a.H * tqk),
+				a.Tk, tqk, elem(dout, dt, g * a.H * sq), a.D, sq, 1.0f,
+				elem(dv->data, dt, g * a.H * sk), a.D, sk, hb.count);
+	}
+	if (!dq && !dk)
+		return;
+	for (int64_t g = 0; g < hb.groups; g++) // W (Tq, Tk) = dO V^T
+		cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, 1.0f, elem(dout, dt, g * a.H * sq), a.D,
+			sq, elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
+			elem(w, dt, g * a.H * tqk), a.Tk, tqk, hb.count);
+	size_t bytes = (size_t)a.Tk * sizeof(float);
+	CU_FLOAT_DISPATCH(dt, T, {
+		smem_prepare(attn_softmax_bwd_k<T>, bytes, n);
+		attn_softmax_bwd_k<T><<<cu_rows(rows), ATT_THREADS, bytes, cu_stream()>>>(
+			a, (T *)w);
 	});
+	CUDA_LAUNCH_CHECK();
+	for (int64_t g = 0; dq && g < hb.groups; g++) // dQ (Tq, D) += dS K
+		cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f, elem(w, dt, g * a.H * tqk), a.Tk,
+			tqk, elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 1.0f,
+			elem(dq->data, dt, g * a.H * sq), a.D, sq, hb.count);
+	for (int64_t g = 0; dk && g < hb.groups; g++) // dK (Tk, D) += dS^T Q
+		cu_gemm(dt, true, false, a.Tk, a.D, a.Tq, 1.0f, elem(w, dt, g * a.H * tqk), a.Tk,
+			tqk, elem(a.q, dt, g * a.qs[0]), a.qs[2], a.qs[1], 1.0f,
+			elem(dk->data, dt, g * a.H * sk), a.D, sk, hb.count);
 }
