@@ -13,7 +13,9 @@
  * The defaults are bloom-560m's shape. MFU counts 6 N + 12 L C T flops per
  * token (N parameters, the tied lm_head counted once; L layers, C hidden,
  * T sequence) against HUG_PEAK_TFLOPS (default 989, the H100/H200 SXM
- * dense bf16 peak). */
+ * dense bf16 peak). With HUG_PROFILE=1 the time per op and phase of the
+ * measured steps goes to stderr (each measurement waits for the GPU, so
+ * the run itself is slower; bench_gpu.sh does a separate profiled run). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include <time.h>
 
 #include "../autograd/autograd.h"
+#include "../autograd/profile.h"
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
 #include "../nn/bloom.h"
@@ -89,6 +92,7 @@ int main(int argc, char **argv)
 		if (s == warm) {
 			hug_cuda_synchronize();
 			t0 = bench_now();
+			ag_profile_reset();
 		}
 		struct bloom_model bm;
 		bloom_model_cast(&ctx, &dm, DT_BF16, &bm, layers);
@@ -98,9 +102,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_gpu: step %ld: %s\n", s + 1, ctx.err.msg);
 			return 1;
 		}
+		double p0 = ag_profile_start(DEV_CUDA);
 		optim_clip_grad_norm(&opt, 1.0);
 		optim_step(&opt, 1e-4);
 		optim_zero_grad(&opt);
+		ag_profile_stop("optimizer", DEV_CUDA, p0);
 		if (s == warm + steps - 1)
 			loss_last = tensor_item(loss);
 		ag_ctx_reset(&ctx);
@@ -117,6 +123,7 @@ int main(int argc, char **argv)
 	       dev_name, n_params, b, t, steps, 1e3 * dt / (double)steps, tps,
 	       tps * flops_per_token / peak, peak / 1e12, loss_last,
 	       (double)step.high_water / (1 << 20));
+	ag_profile_report(stderr);
 	hug_free(layers);
 	optim_free(&opt);
 	arena_free(&step);

@@ -9,7 +9,8 @@
 # Needs a CUDA GPU, nvcc for the build, and python3 with torch (CUDA build)
 # and transformers for the reference. HUG_PEAK_TFLOPS sets the peak used
 # for MFU (default 989: H100/H200 SXM dense bf16). Prints both JSON lines
-# and the ratio; results also go to bench/results/gpu-<date>.jsonl.
+# and the ratio; results also go to bench/results/gpu-<date>.jsonl, and
+# hug's time per op (a second, profiled run) to gpu-<date>-profile.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,10 @@ out="bench/results/gpu-$(date +%Y%m%d-%H%M%S).jsonl"
 echo "== hug" >&2
 hug_line=$(build/bin/bench_gpu "$@")
 echo "$hug_line" | tee -a "$out"
+
+echo "== hug, profiled (bench/results/gpu-*-profile.txt)" >&2
+HUG_PROFILE=1 build/bin/bench_gpu "$@" 2>"${out%.jsonl}-profile.txt" >/dev/null || true
+head -25 "${out%.jsonl}-profile.txt" >&2
 
 echo "== torch" >&2
 if torch_line=$(python3 tools/ref/bench_torch_gpu.py "$@"); then
