@@ -1,7 +1,6 @@
 /* dtype.c: dtype/device tables and half-precision conversion. */
 #include "dtype.h"
 
-#include <string.h>
 
 #include "../base/panic.h"
 
@@ -46,62 +45,4 @@ int dtype_is_float(enum dtype dt)
 const char *device_name(enum device dev)
 {
 	return (unsigned)dev < DEV_COUNT ? device_names[dev] : "?";
-}
-
-uint16_t f32_to_f16(float f)
-{
-	uint32_t x;
-	memcpy(&x, &f, 4);
-	uint32_t sign = (x >> 16) & 0x8000u;
-	uint32_t absx = x & 0x7fffffffu;
-	if (absx > 0x7f800000u) /* NaN */
-		return (uint16_t)(sign | 0x7e00u);
-	if (absx >= 0x477ff000u) /* rounds to >= 65520: infinity */
-		return (uint16_t)(sign | 0x7c00u);
-	if (absx < 0x38800000u) { /* below the smallest normal half: subnormal */
-		if (absx < 0x33000000u) /* below half the smallest subnormal */
-			return (uint16_t)sign;
-		uint32_t mant = (absx & 0x7fffffu) | 0x800000u;
-		int shift = 126 - (int)(absx >> 23); /* value = q * 2^-24 */
-		uint32_t q = mant >> shift;
-		uint32_t rem = mant & ((1u << shift) - 1);
-		uint32_t half = 1u << (shift - 1);
-		if (rem > half || (rem == half && (q & 1u)))
-			q++;
-		return (uint16_t)(sign | q);
-	}
-	uint32_t e = (absx >> 23) - 112; /* rebias 127 -> 15 */
-	uint32_t m = absx & 0x7fffffu;
-	uint32_t h = (e << 10) | (m >> 13);
-	uint32_t rem = m & 0x1fffu;
-	if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
-		h++; /* may carry into the exponent, which is correct */
-	return (uint16_t)(sign | h);
-}
-
-float f16_to_f32(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-	uint32_t e = (h >> 10) & 0x1fu;
-	uint32_t m = h & 0x3ffu;
-	uint32_t x;
-	if (e == 0x1f) {
-		x = sign | 0x7f800000u | (m << 13);
-	} else if (e == 0) {
-		if (m == 0) {
-			x = sign;
-		} else { /* subnormal: normalise */
-			int s = 0;
-			while (!(m & 0x400u)) {
-				m <<= 1;
-				s++;
-			}
-			x = sign | ((uint32_t)(113 - s) << 23) | ((m & 0x3ffu) << 13);
-		}
-	} else {
-		x = sign | ((e + 112) << 23) | (m << 13);
-	}
-	float f;
-	memcpy(&f, &x, 4);
-	return f;
 }

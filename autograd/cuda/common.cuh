@@ -66,73 +66,14 @@ struct f16_t {
 };
 
 __device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(bf16_t v)
-{
-	return __uint_as_float((uint32_t)v.bits << 16);
-}
-
-// f32 -> bf16 rounding to nearest even, NaN kept quiet: f32_to_bf16 of
-// autograd/dtype.h, bit for bit.
-__device__ __forceinline__ uint16_t bf16_bits(float f)
-{
-	uint32_t u = __float_as_uint(f);
-	if ((u & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t)((u >> 16) | 0x40u);
-	u += 0x7fffu + ((u >> 16) & 1u);
-	return (uint16_t)(u >> 16);
-}
-
-// f32 -> f16 rounding to nearest even: f32_to_f16 of autograd/dtype.c.
-__device__ __forceinline__ uint16_t f16_bits(float f)
-{
-	uint32_t x = __float_as_uint(f);
-	uint32_t sign = (x >> 16) & 0x8000u;
-	uint32_t absx = x & 0x7fffffffu;
-	if (absx > 0x7f800000u)
-		return (uint16_t)(sign | 0x7e00u);
-	if (absx >= 0x477ff000u)
-		return (uint16_t)(sign | 0x7c00u);
-	if (absx < 0x38800000u) {
-		if (absx < 0x33000000u)
-			return (uint16_t)sign;
-		uint32_t mant = (absx & 0x7fffffu) | 0x800000u;
-		int shift = 126 - (int)(absx >> 23);
-		uint32_t q = mant >> shift;
-		uint32_t rem = mant & ((1u << shift) - 1);
-		uint32_t half = 1u << (shift - 1);
-		if (rem > half || (rem == half && (q & 1u)))
-			q++;
-		return (uint16_t)(sign | q);
-	}
-	uint32_t e = (absx >> 23) - 112;
-	uint32_t m = absx & 0x7fffffu;
-	uint32_t h = (e << 10) | (m >> 13);
-	uint32_t rem = m & 0x1fffu;
-	if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
-		h++;
-	return (uint16_t)(sign | h);
-}
-
-// f16 -> f32, exact (f16_to_f32 of autograd/dtype.c).
-__device__ __forceinline__ float f16_value(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-	uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-	if (e == 0x1f)
-		return __uint_as_float(sign | 0x7f800000u | (m << 13));
-	if (e == 0) { // zero or subnormal: m * 2^-24
-		float v = (float)m * 5.9604644775390625e-8f;
-		return sign ? -v : v;
-	}
-	return __uint_as_float(sign | ((e + 112) << 23) | (m << 13));
-}
+__device__ __forceinline__ float to_f(bf16_t v) { return bf16_to_f32(v.bits); }
 
 template <typename T> __device__ __forceinline__ T from_f(float v);
 template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
 template <> __device__ __forceinline__ bf16_t from_f<bf16_t>(float v)
 {
 	bf16_t r;
-	r.bits = bf16_bits(v);
+	r.bits = f32_to_bf16(v);
 	return r;
 }
 
@@ -143,8 +84,8 @@ __device__ __forceinline__ double ld_any(int dt, const void *p, int64_t i)
 	switch (dt) {
 	case DT_F32: return ((const float *)p)[i];
 	case DT_F64: return ((const double *)p)[i];
-	case DT_BF16: return __uint_as_float((uint32_t)((const uint16_t *)p)[i] << 16);
-	case DT_F16: return f16_value(((const uint16_t *)p)[i]);
+	case DT_BF16: return bf16_to_f32(((const uint16_t *)p)[i]);
+	case DT_F16: return f16_to_f32(((const uint16_t *)p)[i]);
 	case DT_I32: return ((const int32_t *)p)[i];
 	default: return ((const uint8_t *)p)[i];
 	}
@@ -155,8 +96,8 @@ __device__ __forceinline__ void st_any(int dt, void *p, int64_t i, double v)
 	switch (dt) {
 	case DT_F32: ((float *)p)[i] = (float)v; break;
 	case DT_F64: ((double *)p)[i] = v; break;
-	case DT_BF16: ((uint16_t *)p)[i] = bf16_bits((float)v); break;
-	case DT_F16: ((uint16_t *)p)[i] = f16_bits((float)v); break;
+	case DT_BF16: ((uint16_t *)p)[i] = f32_to_bf16((float)v); break;
+	case DT_F16: ((uint16_t *)p)[i] = f32_to_f16((float)v); break;
 	case DT_I32: ((int32_t *)p)[i] = (int32_t)v; break;
 	default: ((uint8_t *)p)[i] = (uint8_t)v; break;
 	}
