@@ -4,55 +4,22 @@
 
 #include "cpu_kernels.h"
 #include "../../base/panic.h"
+#include "../bcast.h"
 #include "../rng.h"
-
-/* A broadcast binary op in 4-D: the output shape and the element strides
- * of a and b into it (0 where broadcast). */
-struct bcast {
-	int64_t shape[4];
-	int64_t sa[4], sb[4];
-};
 
 #define CPU_TEMPLATE "elementwise.tmpl.h"
 #include "instantiate.h"
 
-/* Strides of t (contiguous) seen from an output of `nd` dims, padded to 4. */
-static void bcast_strides(const struct tensor *t, int nd, const int64_t *oshape,
-			  int64_t *s4)
-{
-	int64_t cs[TENSOR_MAX_DIMS];
-	tensor_contiguous_strides(t->ndim, t->shape, cs);
-	for (int d = 0; d < 4; d++)
-		s4[d] = 0;
-	for (int d = 0; d < nd; d++) {
-		int dt = d - (nd - t->ndim);
-		int d4 = d + (4 - nd);
-		if (dt >= 0 && t->shape[dt] == oshape[d] && oshape[d] != 1)
-			s4[d4] = cs[dt];
-	}
-}
-
-static struct bcast bcast_of(const struct ag_node *n)
-{
-	const struct tensor *o = n->out;
-	struct bcast bc;
-	for (int d = 0; d < 4; d++)
-		bc.shape[d] = d < 4 - o->ndim ? 1 : o->shape[d - (4 - o->ndim)];
-	bcast_strides(n->in[0], o->ndim, o->shape, bc.sa);
-	bcast_strides(n->in[1], o->ndim, o->shape, bc.sb);
-	return bc;
-}
-
 static void binary_forward(struct ag_node *n, bool is_mul)
 {
-	struct bcast bc = bcast_of(n);
+	struct ag_bcast bc = ag_bcast_of(n);
 	CPU_DISPATCH(n->out->dtype, binary_fwd, &bc, n->in[0]->data,
 		     n->in[1]->data, n->out->data, is_mul);
 }
 
 static void binary_backward(struct ag_node *n, bool is_mul)
 {
-	struct bcast bc = bcast_of(n);
+	struct ag_bcast bc = ag_bcast_of(n);
 	const void *dout = n->out->grad->data;
 	int64_t numel = tensor_numel(n->out);
 	for (int i = 0; i < 2; i++) {

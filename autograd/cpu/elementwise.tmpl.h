@@ -5,8 +5,8 @@
 
 #include "fast_math.h"
 
-/* out = a (op) b with broadcasting; shapes padded to 4 dims by bcast_dims. */
-static void FN(binary_fwd)(const struct bcast *bc, const REAL *a, const REAL *b,
+/* out = a (op) b with broadcasting; the layout of autograd/bcast.h. */
+static void FN(binary_fwd)(const struct ag_bcast *bc, const REAL *a, const REAL *b,
 			   REAL *out, bool is_mul)
 {
 	const int64_t *s = bc->shape;
@@ -31,7 +31,7 @@ static void FN(binary_fwd)(const struct bcast *bc, const REAL *a, const REAL *b,
  * strides `sx` are 0 on broadcast dims; `other` (strides so) may be NULL.
  * When x is not broadcast anywhere the loop runs in parallel; otherwise
  * serially, in a fixed order (deterministic). */
-static void FN(binary_bwd)(const struct bcast *bc, REAL *dx, const int64_t *sx,
+static void FN(binary_bwd)(const struct ag_bcast *bc, REAL *dx, const int64_t *sx,
 			   const REAL *dout, const REAL *other, const int64_t *so,
 			   bool x_full)
 {

@@ -6,53 +6,26 @@
 
 #include "common.cuh"
 
-// A broadcast binary op in 4-D: the output shape and the element strides
-// of a and b into it (0 where broadcast), as the CPU's struct bcast.
-struct Bcast {
-	int64_t s[4];
-	int64_t sa[4], sb[4];
-};
+extern "C" {
+#include "../bcast.h"
+}
+
+// A broadcast binary op: struct ag_bcast (autograd/bcast.h), by value.
+typedef struct ag_bcast Bcast;
 
 struct Strides4 {
 	int64_t v[4];
 };
 
-// Strides of t (contiguous) seen from an output of `nd` dims, padded to 4.
-static void bcast_strides(const struct tensor *t, int nd, const int64_t *oshape,
-			  int64_t *s4)
-{
-	int64_t cs[TENSOR_MAX_DIMS];
-	tensor_contiguous_strides(t->ndim, t->shape, cs);
-	for (int d = 0; d < 4; d++)
-		s4[d] = 0;
-	for (int d = 0; d < nd; d++) {
-		int dt = d - (nd - t->ndim);
-		int d4 = d + (4 - nd);
-		if (dt >= 0 && t->shape[dt] == oshape[d] && oshape[d] != 1)
-			s4[d4] = cs[dt];
-	}
-}
-
-static Bcast bcast_of(const struct ag_node *n)
-{
-	const struct tensor *o = n->out;
-	Bcast bc;
-	for (int d = 0; d < 4; d++)
-		bc.s[d] = d < 4 - o->ndim ? 1 : o->shape[d - (4 - o->ndim)];
-	bcast_strides(n->in[0], o->ndim, o->shape, bc.sa);
-	bcast_strides(n->in[1], o->ndim, o->shape, bc.sb);
-	return bc;
-}
-
 template <typename T, bool MUL>
 __global__ void binary_fwd_k(Bcast bc, const T *a, const T *b, T *out, int64_t n)
 {
 	CU_FOR(e, n) {
-		int64_t r = e, i3 = r % bc.s[3];
-		r /= bc.s[3];
-		int64_t i2 = r % bc.s[2];
-		r /= bc.s[2];
-		int64_t i1 = r % bc.s[1], i0 = r / bc.s[1];
+		int64_t r = e, i3 = r % bc.shape[3];
+		r /= bc.shape[3];
+		int64_t i2 = r % bc.shape[2];
+		r /= bc.shape[2];
+		int64_t i1 = r % bc.shape[1], i0 = r / bc.shape[1];
 		float va = to_f(a[i0 * bc.sa[0] + i1 * bc.sa[1] + i2 * bc.sa[2] + i3 * bc.sa[3]]);
 		float vb = to_f(b[i0 * bc.sb[0] + i1 * bc.sb[1] + i2 * bc.sb[2] + i3 * bc.sb[3]]);
 		out[e] = from_f<T>(MUL ? va * vb : va + vb);
@@ -68,11 +41,11 @@ __global__ void binary_bwd_full_k(Bcast bc, Strides4 so, T *dx, const T *dout,
 	CU_FOR(e, n) {
 		float g = to_f(dout[e]);
 		if (other) {
-			int64_t r = e, i3 = r % bc.s[3];
-			r /= bc.s[3];
-			int64_t i2 = r % bc.s[2];
-			r /= bc.s[2];
-			int64_t i1 = r % bc.s[1], i0 = r / bc.s[1];
+			int64_t r = e, i3 = r % bc.shape[3];
+			r /= bc.shape[3];
+			int64_t i2 = r % bc.shape[2];
+			r /= bc.shape[2];
+			int64_t i1 = r % bc.shape[1], i0 = r / bc.shape[1];
 			g = g * to_f(other[i0 * so.v[0] + i1 * so.v[1] + i2 * so.v[2] + i3 * so.v[3]]);
 		}
 		dx[e] = from_f<T>(to_f(dx[e]) + g);
@@ -91,11 +64,11 @@ __global__ void binary_bwd_reduce_k(Bcast bc, Strides4 sx, Strides4 so, T *dx,
 		int64_t lo[4], hi[4];
 		for (int d = 0; d < 4; d++) {
 			if (sx.v[d] != 0) {
-				lo[d] = ex / sx.v[d] % bc.s[d];
+				lo[d] = ex / sx.v[d] % bc.shape[d];
 				hi[d] = lo[d] + 1;
 			} else {
 				lo[d] = 0;
-				hi[d] = bc.s[d];
+				hi[d] = bc.shape[d];
 			}
 		}
 		float acc = to_f(dx[ex]);
@@ -103,7 +76,7 @@ __global__ void binary_bwd_reduce_k(Bcast bc, Strides4 sx, Strides4 so, T *dx,
 			for (int64_t i1 = lo[1]; i1 < hi[1]; i1++)
 				for (int64_t i2 = lo[2]; i2 < hi[2]; i2++)
 					for (int64_t i3 = lo[3]; i3 < hi[3]; i3++) {
-						int64_t o = ((i0 * bc.s[1] + i1) * bc.s[2] + i2) * bc.s[3] + i3;
+						int64_t o = ((i0 * bc.shape[1] + i1) * bc.shape[2] + i2) * bc.shape[3] + i3;
 						float g = to_f(dout[o]);
 						if (other)
 							g = g * to_f(other[i0 * so.v[0] + i1 * so.v[1] +
@@ -116,7 +89,7 @@ __global__ void binary_bwd_reduce_k(Bcast bc, Strides4 sx, Strides4 so, T *dx,
 
 static void binary_forward(struct ag_node *n, bool is_mul)
 {
-	Bcast bc = bcast_of(n);
+	Bcast bc = ag_bcast_of(n);
 	int64_t numel = tensor_numel(n->out);
 	if (!numel)
 		return;
@@ -133,7 +106,7 @@ static void binary_forward(struct ag_node *n, bool is_mul)
 
 static void binary_backward(struct ag_node *n, bool is_mul)
 {
-	Bcast bc = bcast_of(n);
+	Bcast bc = ag_bcast_of(n);
 	int64_t numel = tensor_numel(n->out);
 	for (int i = 0; i < 2; i++) {
 		struct tensor *x = n->in[i];
