@@ -111,7 +111,7 @@ static void once(const struct comm *w, void *buf, int64_t n, enum dtype dt, bool
 {
 	if (nb) {
 		struct comm_request r;
-		comm_iallreduce(w, buf, n, dt, &r);
+		comm_iallreduce(w, buf, n, dt, DEV_CPU, &r);
 		comm_wait(&r);
 	} else {
 		comm_allreduce(w, buf, n, dt, COMM_SUM);

@@ -342,11 +342,20 @@ void comm_barrier(const struct comm *c)
 }
 
 void comm_iallreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
-		     struct comm_request *r)
+		     enum device dev, struct comm_request *r)
 {
 	r->active = false;
+	r->device = false;
 	if (c->size <= 1 || n == 0)
 		return;
+	if (dev != DEV_CPU) {
+#if defined(HUG_CUDA) && defined(HUG_MPI)
+		comm_nccl_iallreduce(c, buf, n, dt, r);
+#else
+		hug_panic("comm: device all-reduce needs a build with CUDA and MPI (NCCL)");
+#endif
+		return;
+	}
 #ifdef HUG_MPI
 	HUG_ASSERT(n <= INT32_MAX);
 	MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(dt), MPI_SUM, COMM_OF(c),
@@ -360,7 +369,7 @@ void comm_iallreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
 void comm_test(struct comm_request *r)
 {
 #ifdef HUG_MPI
-	if (r->active) {
+	if (r->active && !r->device) {
 		int done = 0;
 		MPI_CHECK(MPI_Test((MPI_Request *)r->req.raw, &done, MPI_STATUS_IGNORE));
 		if (done)
@@ -373,12 +382,16 @@ void comm_test(struct comm_request *r)
 
 void comm_wait(struct comm_request *r)
 {
-#ifdef HUG_MPI
-	if (r->active) {
-		MPI_CHECK(MPI_Wait((MPI_Request *)r->req.raw, MPI_STATUS_IGNORE));
-		r->active = false;
+	if (!r->active)
+		return;
+#if defined(HUG_CUDA) && defined(HUG_MPI)
+	if (r->device) {
+		comm_nccl_wait(r);
+		return;
 	}
-#else
-	(void)r;
+#endif
+#ifdef HUG_MPI
+	MPI_CHECK(MPI_Wait((MPI_Request *)r->req.raw, MPI_STATUS_IGNORE));
+	r->active = false;
 #endif
 }

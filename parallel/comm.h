@@ -92,19 +92,28 @@ void comm_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype dt, i
 void comm_barrier(const struct comm *c);
 
 /* Non-blocking in-place all-reduce (sum) for overlapping communication
- * with backward; comm_wait completes it. In a world of one both are no-ops. */
+ * with backward; comm_wait completes it. `dev` is where buf lives: host
+ * memory goes over MPI (MPI_Iallreduce); device memory over NCCL on a side
+ * stream that first waits for the work issued so far on the CUDA backend's
+ * stream, so buf may still be in the making there when this is called
+ * (comm_nccl_iallreduce). In a world of one both are no-ops. */
 struct comm_request {
 	bool active;
+	bool device;      /* an NCCL request */
 	union {
 		void *p;
 		long long ll;
 		unsigned char raw[32];
-	} req;            /* an MPI_Request, stored in place (no allocation) */
+	} req;            /* an MPI_Request, or the NCCL request, stored in place */
 };
 void comm_iallreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
-		     struct comm_request *r);
-/* Makes progress on outstanding requests without blocking. */
+		     enum device dev, struct comm_request *r);
+/* Makes progress on outstanding requests without blocking (MPI; NCCL
+ * progresses on its own). */
 void comm_test(struct comm_request *r);
+/* Returns when r's result is in place: for MPI in host memory; for NCCL
+ * when the collective has finished on the device, with the backend's
+ * stream ordered after it. */
 void comm_wait(struct comm_request *r);
 
 /* The collective autograd's tensor-parallel ops call (ag_tp_copy/reduce). */

@@ -5,6 +5,9 @@
  * NCCL's asynchronous error state, so a network failure NCCL detects in
  * the background becomes a panic naming the rank instead of a hang.
  *
+ * comm_nccl_iallreduce instead runs on a side stream ordered after the CUDA
+ * backend's stream by an event, so gradient all-reduces overlap backward.
+ *
  * A plain C file: cuda_runtime_api.h and nccl.h are C headers. Compiled to
  * nothing unless hug is built with both CUDA and MPI. */
 #if defined(HUG_CUDA) && defined(HUG_MPI)
@@ -19,6 +22,7 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include "../autograd/cuda/cuda_api.h"
 #include "../base/panic.h"
 #include "comm_nccl.h"
 
@@ -158,13 +162,14 @@ static void check_ptr(const char *fn, const char *name, const void *p, int dev)
 			  name, p, a.device, dev);
 }
 
-/* Waits for the collective just issued on the default stream, watching
- * NCCL's asynchronous error state so that a failure NCCL detects in its
- * proxy thread aborts instead of spinning forever. */
-static void wait_default_stream(ncclComm_t nc, const char *fn)
+/* Waits until `ev` has completed, or with ev NULL until everything issued
+ * on the legacy default stream has, watching NCCL's asynchronous error
+ * state so that a failure NCCL detects in its proxy thread aborts instead
+ * of spinning forever. */
+static void wait_for(ncclComm_t nc, cudaEvent_t ev, const char *fn)
 {
 	for (;;) {
-		cudaError_t e = cudaStreamQuery(0);
+		cudaError_t e = ev ? cudaEventQuery(ev) : cudaStreamQuery(0);
 		if (e == cudaSuccess)
 			return;
 		if (e != cudaErrorNotReady)
@@ -174,6 +179,12 @@ static void wait_default_stream(ncclComm_t nc, const char *fn)
 		if (async != ncclSuccess && async != ncclInProgress)
 			nccl_check(async, fn, __FILE__, __LINE__);
 	}
+}
+
+/* Waits for the collective just issued on the default stream. */
+static void wait_default_stream(ncclComm_t nc, const char *fn)
+{
+	wait_for(nc, NULL, fn);
 }
 
 /* Agrees over `mc` (skipped when NULL) on whether every rank found its GPU:
@@ -311,6 +322,58 @@ void comm_nccl_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype 
 	check_ptr(__func__, "buf", buf, dev);
 	NCCL_CHECK(ncclBroadcast(buf, buf, (size_t)n, nccl_type(dt), root, nc, 0));
 	wait_default_stream(nc, "ncclBroadcast");
+}
+
+/* The side stream of the non-blocking collectives: one per process (one
+ * GPU per process), non-blocking so that it neither waits for nor holds up
+ * the backend's stream except through the events below. */
+static cudaStream_t side_stream;
+
+/* What a comm_request holds for NCCL (in its raw bytes). */
+struct nccl_request {
+	ncclComm_t nc;
+	cudaEvent_t done; /* recorded on the side stream after the collective */
+};
+_Static_assert(sizeof(struct nccl_request) <= sizeof(((struct comm_request *)0)->req.raw),
+	       "comm_request too small for an NCCL request");
+
+void comm_nccl_iallreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
+			  struct comm_request *r)
+{
+	int dev;
+	ncclComm_t nc = prepare(c, __func__, n, &dev);
+	r->active = false;
+	r->device = true;
+	if (n == 0)
+		return;
+	check_ptr(__func__, "buf", buf, dev);
+	if (!side_stream)
+		CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream, cudaStreamNonBlocking));
+	/* start after what the backend's stream has been given so far: the
+	 * kernels that produced buf */
+	cudaEvent_t ready;
+	CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+	CUDA_CHECK(cudaEventRecord(ready, (cudaStream_t)hug_cuda_stream()));
+	CUDA_CHECK(cudaStreamWaitEvent(side_stream, ready, 0));
+	CUDA_CHECK(cudaEventDestroy(ready)); /* released once it has completed */
+	NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)n, nccl_type(dt), ncclSum, nc, side_stream));
+	struct nccl_request q = { nc, NULL };
+	CUDA_CHECK(cudaEventCreateWithFlags(&q.done, cudaEventDisableTiming));
+	CUDA_CHECK(cudaEventRecord(q.done, side_stream));
+	memcpy(r->req.raw, &q, sizeof(q));
+	r->active = true;
+}
+
+void comm_nccl_wait(struct comm_request *r)
+{
+	if (!r->active)
+		return;
+	struct nccl_request q;
+	memcpy(&q, r->req.raw, sizeof(q));
+	wait_for(q.nc, q.done, "ncclAllReduce (non-blocking)");
+	CUDA_CHECK(cudaStreamWaitEvent((cudaStream_t)hug_cuda_stream(), q.done, 0));
+	CUDA_CHECK(cudaEventDestroy(q.done));
+	r->active = false;
 }
 
 void comm_nccl_free(struct comm *c)

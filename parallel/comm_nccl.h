@@ -8,7 +8,9 @@
  * Every call is a collective: all ranks of the communicator make the same
  * calls in the same order, with the same n, dtype and root. Collectives
  * run on the calling thread's legacy default stream of the communicator's
- * GPU and return when the result is in place (they synchronise). A failing
+ * GPU and return when the result is in place (they synchronise), except
+ * comm_nccl_iallreduce, which runs on a side stream and is completed by
+ * comm_nccl_wait. A failing
  * NCCL or CUDA call panics (file:line, the library's message, the world
  * rank), which under MPI takes the whole job down through MPI_Abort. */
 #ifndef HUG_PARALLEL_COMM_NCCL_H
@@ -84,6 +86,21 @@ void comm_nccl_reduce_scatter(const struct comm *c, const void *send, void *recv
 /* Broadcast of n elements at `buf` (device memory) from rank `root`. */
 void comm_nccl_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype dt,
 			 int root);
+
+/* Non-blocking in-place all-reduce (sum) of n elements at device memory
+ * `buf` (comm_iallreduce's NCCL half): NCCL runs it on a side stream of
+ * its own (non-blocking, created on first use) after an event marking the
+ * work issued so far on the CUDA backend's stream (hug_cuda_stream), so it
+ * overlaps the kernels issued after it. Returns at once with r active and
+ * r->device set. Needs the CUDA backend initialised (hug_cuda_init). */
+void comm_nccl_iallreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
+			  struct comm_request *r);
+
+/* Completes r from comm_nccl_iallreduce: waits on the host until the
+ * collective has finished (watching NCCL's asynchronous errors, as the
+ * blocking collectives do), orders the backend's stream after it and
+ * releases r's event. */
+void comm_nccl_wait(struct comm_request *r);
 
 /* Finalises and destroys c->nccl (if any) and sets it to NULL. Collective
  * like comm_nccl_init: every rank of `c` calls it, after its last

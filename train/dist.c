@@ -1,7 +1,10 @@
 /* dist.c: bucketed, overlapped data-parallel gradient all-reduce; ZeRO-1
  * reduce-scatter and parameter all-gather; the global gradient norm. The
- * packing and unpacking go through autograd/transfer.h and the backend's
- * scale, so the same code serves host and device buffers. */
+ * packing and unpacking go through the backend's copy and scale
+ * (asynchronous on a GPU, ordered with its kernels) and the all-reduces
+ * through comm_iallreduce (MPI for host buffers; NCCL on a side stream for
+ * device buffers), so one code path serves both and overlaps backward on
+ * both. */
 #include "dist.h"
 
 #include <math.h>
@@ -88,7 +91,10 @@ void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, boo
 		if (d->zero)
 			d->part = tensor_zeros(&d->mem, DT_F32, TENSOR_SHAPE(d->chunk));
 	}
-	make_buckets(d, bucket_bytes ? bucket_bytes : (size_t)4 << 20);
+	/* NCCL needs larger messages than MPI on a host to reach its bandwidth */
+	if (!bucket_bytes)
+		bucket_bytes = d->device == DEV_CPU ? (size_t)4 << 20 : (size_t)32 << 20;
+	make_buckets(d, bucket_bytes);
 }
 
 void dist_free(struct dist *d)
@@ -137,10 +143,26 @@ static void *flat_at(const struct dist *d, int64_t off)
 	return (float *)d->flat->data + off;
 }
 
+/* Elements [off, off + n) of buffer `buf` (flat or part) = elements
+ * [from, from + n) of contiguous tensor t (a gradient or a parameter), or
+ * the reverse with into_t; through the backend, so asynchronous on a
+ * device. */
+static void copy_range(struct dist *d, const struct tensor *t, int64_t from,
+		       const struct tensor *buf, int64_t off, int64_t n, bool into_t)
+{
+	struct tensor x, b;
+	tensor_flat_range(&x, t, from, n);
+	tensor_flat_range(&b, buf, off, n);
+	if (into_t)
+		ag_backend_get(d->device)->copy(&x, &b);
+	else
+		ag_backend_get(d->device)->copy(&b, &x);
+}
+
 static void pack(struct dist *d, int i)
 {
 	const struct tensor *g = d->table->items[i].t->grad;
-	ag_memcpy(flat_at(d, d->offset[i]), d->device, g->data, d->device, tensor_nbytes(g));
+	copy_range(d, g, 0, d->flat, d->offset[i], tensor_numel(g), false);
 }
 
 /* Gradient hook: packs a completed gradient; starts its bucket's
@@ -154,14 +176,15 @@ static void on_leaf_grad(void *state, struct tensor *leaf)
 	pack(d, i);
 	struct dist_bucket *b = &d->buckets[d->bucket_of[i]];
 	if (--b->pending == 0)
-		comm_iallreduce(&d->par->dp_group, flat_at(d, b->offset), b->numel, DT_F32, &b->req);
+		comm_iallreduce(&d->par->dp_group, flat_at(d, b->offset), b->numel, DT_F32,
+				d->device, &b->req);
 	for (int k = 0; k < d->n_buckets; k++) /* let MPI make progress */
 		comm_test(&d->buckets[k].req);
 }
 
 void dist_arm(struct dist *d, struct ag_ctx *ctx)
 {
-	if (d->par->dp <= 1 || d->zero || d->device != DEV_CPU)
+	if (d->par->dp <= 1 || d->zero)
 		return;
 	for (int k = 0; k < d->n_buckets; k++) {
 		struct dist_bucket *b = &d->buckets[k];
@@ -173,16 +196,16 @@ void dist_arm(struct dist *d, struct ag_ctx *ctx)
 	ctx->hook_state = d;
 }
 
-/* Elements [from, to) of parameter i's gradient = src[k - from] * scale,
- * src pointing at buffer memory on the device. */
-static void unpack_scaled(struct dist *d, int i, const float *src, int64_t from, int64_t to,
-			  double scale)
+/* Elements [from, to) of parameter i's gradient = buf[off + k - from] *
+ * scale. */
+static void unpack_scaled(struct dist *d, int i, struct tensor *buf, int64_t off, int64_t from,
+			  int64_t to, double scale)
 {
 	if (to <= from)
 		return;
+	copy_range(d, d->table->items[i].t->grad, from, buf, off, to - from, true);
 	struct tensor view;
 	tensor_flat_range(&view, d->table->items[i].t->grad, from, to - from);
-	ag_memcpy(view.data, d->device, src, d->device, (size_t)(to - from) * sizeof(float));
 	ag_backend_get(d->device)->scale(&view, scale);
 }
 
@@ -209,23 +232,9 @@ static void finish_zero(struct dist *d)
 		if (d->offset[i] < 0)
 			continue;
 		zero_part(d, i, lo, hi, &a, &b);
-		unpack_scaled(d, i, (const float *)d->part->data + d->offset[i] + a - lo, a, b,
-			      1.0 / d->par->dp);
+		unpack_scaled(d, i, d->part, d->offset[i] + a - lo, a, b, 1.0 / d->par->dp);
 	}
 	d->bytes_moved = d->chunk * d->par->dp * (int64_t)sizeof(float);
-}
-
-/* Device buffers: pack every gradient, then all-reduce bucket by bucket. */
-static void allreduce_device(struct dist *d)
-{
-	for (int i = 0; i < d->table->n; i++)
-		if (d->offset[i] >= 0)
-			pack(d, i);
-	for (int k = 0; k < d->n_buckets; k++) {
-		struct tensor view;
-		tensor_flat_range(&view, d->flat, d->buckets[k].offset, d->buckets[k].numel);
-		comm_allreduce_tensor(&d->par->dp_group, &view, COMM_SUM);
-	}
 }
 
 void dist_finish_grads(struct dist *d, struct ag_ctx *ctx)
@@ -238,19 +247,15 @@ void dist_finish_grads(struct dist *d, struct ag_ctx *ctx)
 		finish_zero(d);
 		return;
 	}
-	if (d->device != DEV_CPU)
-		allreduce_device(d);
 	double scale = 1.0 / d->par->dp;
 	for (int k = 0; k < d->n_buckets; k++) {
 		struct dist_bucket *b = &d->buckets[k];
-		if (d->device == DEV_CPU) {
-			if (b->pending != 0) /* never completed: should not happen */
-				hug_panic("dist: bucket %d has %d gradients missing", k, b->pending);
-			comm_wait(&b->req);
-		}
+		if (b->pending != 0) /* never completed: should not happen */
+			hug_panic("dist: bucket %d has %d gradients missing", k, b->pending);
+		comm_wait(&b->req);
 		for (int i = b->first; i <= b->last; i++)
 			if (d->offset[i] >= 0)
-				unpack_scaled(d, i, flat_at(d, d->offset[i]), 0,
+				unpack_scaled(d, i, d->flat, d->offset[i], 0,
 					      tensor_numel(d->table->items[i].t), scale);
 	}
 	d->bytes_moved = d->total * (int64_t)sizeof(float);
@@ -285,15 +290,13 @@ void dist_gather_params(struct dist *d)
 			continue;
 		zero_part(d, i, lo, hi, &a, &b);
 		if (b > a)
-			ag_memcpy((float *)d->part->data + d->offset[i] + a - lo, d->device,
-				  (const float *)pt->items[i].t->data + a, d->device,
-				  (size_t)(b - a) * sizeof(float));
+			copy_range(d, pt->items[i].t, a, d->part, d->offset[i] + a - lo, b - a, false);
 	}
 	comm_allgather_tensor(&d->par->dp_group, d->part, d->flat);
 	for (int i = 0; i < pt->n; i++)
 		if (d->offset[i] >= 0)
-			ag_memcpy(pt->items[i].t->data, d->device, flat_at(d, d->offset[i]),
-				  d->device, tensor_nbytes(pt->items[i].t));
+			copy_range(d, pt->items[i].t, 0, d->flat, d->offset[i],
+				   tensor_numel(pt->items[i].t), true);
 }
 
 double dist_mean(const struct dist *d, double v)

@@ -49,8 +49,9 @@ struct dist {
 	int64_t bytes_moved;      /* per step, for reports */
 };
 
-/* Sets up the buckets (about bucket_bytes each; 0 picks 4 MiB) and buffers
- * for the trainable f32 parameters of pt. */
+/* Sets up the buckets (about bucket_bytes each; 0 picks 4 MiB for host
+ * parameters, 32 MiB for device ones) and buffers for the trainable f32
+ * parameters of pt. */
 void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, bool zero,
 	       size_t bucket_bytes);
 void dist_free(struct dist *d);
