@@ -42,6 +42,18 @@ struct ag_backend {
 	/* The allocator of arenas in this backend's memory (NULL on the CPU
 	 * backend: arenas default to host memory). */
 	const struct arena_allocator *(*allocator)(void);
+	/* The first (lowest) position of contiguous i32 tensor t (in this
+	 * backend's memory) whose value is outside [lo, hi) and not equal to
+	 * `skip` (INT64_MIN: nothing is skipped), with that value in *value;
+	 * -1 when every value is inside (always for an empty tensor), and
+	 * *value is then untouched. The op layer range-checks embedding ids
+	 * and cross-entropy targets with it. A backend whose memory the host
+	 * cannot read returns the result to the host, so on such a backend
+	 * (CUDA) each call waits for the work issued before it: one
+	 * synchronisation per embedding and per cross-entropy call. NULL: the
+	 * backend cannot check, and its ids and targets go unchecked. */
+	int64_t (*find_out_of_range)(const struct tensor *t, int64_t lo, int64_t hi,
+				     int64_t skip, int32_t *value);
 };
 
 extern const struct ag_backend ag_cpu_backend;

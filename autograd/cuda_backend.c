@@ -46,6 +46,7 @@ const struct ag_backend ag_cuda_backend = {
 	.scale = hug_cuda_scale,
 	.allocator = hug_cuda_allocator,
 	.synchronize = hug_cuda_synchronize,
+	.find_out_of_range = cuda_find_out_of_range,
 };
 
 int hug_cuda_init(int device, struct hug_error *err)

@@ -551,19 +551,17 @@ struct tensor *ag_cast(struct ag_ctx *ctx, struct tensor *x, enum dtype dt)
 
 /* -------------------------------------------------------- network layers */
 
-/* Host tensors only: the first i32 value outside [lo, hi) and not equal to
- * `skip`, or -1 when all are inside. */
+/* The position of the first i32 value of contiguous t outside [lo, hi) and
+ * not equal to `skip`, with that value in *value, found by the backend of
+ * t's device (on the GPU this waits for the stream); -1 when all are
+ * inside, or when that backend cannot check (no hook). */
 static int64_t find_out_of_range(const struct tensor *t, int64_t lo, int64_t hi,
-				 int64_t skip)
+				 int64_t skip, int32_t *value)
 {
-	if (t->device != DEV_CPU)
+	const struct ag_backend *be = ag_backend_get(t->device);
+	if (!be || !be->find_out_of_range)
 		return -1;
-	const int32_t *v = t->data;
-	int64_t n = tensor_numel(t);
-	for (int64_t i = 0; i < n; i++)
-		if ((v[i] < lo || v[i] >= hi) && v[i] != skip)
-			return i;
-	return -1;
+	return be->find_out_of_range(t, lo, hi, skip, value);
 }
 
 struct tensor *ag_embedding(struct ag_ctx *ctx, struct tensor *ids,
@@ -595,11 +593,11 @@ struct tensor *ag_embedding_shard(struct ag_ctx *ctx, struct tensor *ids,
 			       "vocabulary [0, %lld)", (long long)vocab_offset,
 			       (long long)(vocab_offset + w->shape[0]), desc(w, d1),
 			       (long long)vocab_total);
-	int64_t bad = find_out_of_range(ids, 0, vocab_total, INT64_MIN);
+	int32_t badv = 0;
+	int64_t bad = find_out_of_range(ids, 0, vocab_total, INT64_MIN, &badv);
 	if (bad >= 0)
 		return op_fail(ctx, op, "id %d at position %lld is outside the vocabulary [0, %lld)",
-			       ((const int32_t *)ids->data)[bad], (long long)bad,
-			       (long long)vocab_total);
+			       badv, (long long)bad, (long long)vocab_total);
 	int64_t shape[TENSOR_MAX_DIMS];
 	memcpy(shape, ids->shape, sizeof(shape));
 	shape[ids->ndim] = w->shape[1];
@@ -775,12 +773,12 @@ struct tensor *ag_cross_entropy_shard(struct ag_ctx *ctx, struct tensor *logits,
 	    (!(coll && coll->size > 1) && local != vocab_total))
 		return op_fail(ctx, op, "logits %s are not a slice at %lld of a vocabulary of %lld",
 			       desc(logits, d0), (long long)vocab_offset, (long long)vocab_total);
-	int64_t bad = find_out_of_range(targets, 0, vocab, ignore_index);
+	int32_t badv = 0;
+	int64_t bad = find_out_of_range(targets, 0, vocab, ignore_index, &badv);
 	if (bad >= 0)
 		return op_fail(ctx, op, "target %d at position %lld is outside [0, %lld) "
 			       "and is not the ignore index %d",
-			       ((const int32_t *)targets->data)[bad], (long long)bad,
-			       (long long)vocab, ignore_index);
+			       badv, (long long)bad, (long long)vocab, ignore_index);
 	int64_t rows = tensor_numel(targets);
 	struct ag_node *n = node_new(ctx, op, 2, (struct tensor *[]){ logits, targets });
 	/* the loss in f32 also for bf16 logits (mixed precision) */

@@ -22,6 +22,9 @@
  * does the CPU's arithmetic in the CPU's order: dropout (the masks must be
  * equal bit for bit), embedding (forward and the ordered backward), casts.
  *
+ * Bad ids and targets must give the CPU's error messages word for word
+ * (cuda_ops_range_check), from the backend's device-side range check.
+ *
  * Without a GPU every test reports itself skipped. */
 #include <math.h>
 #include <stdio.h>
@@ -614,6 +617,165 @@ TEST(cuda_backend_table_complete)
 	}
 	CHECK(ag_cuda_backend.device == DEV_CUDA);
 	CHECK(ag_cuda_backend.accumulate && ag_cuda_backend.fill && ag_cuda_backend.copy);
+	CHECK(ag_cuda_backend.find_out_of_range != NULL);
+}
+
+/* ---- range checks of ids and targets on the device ---- */
+
+/* Two ranks in name only: the all-reduce does nothing, enough for the op
+ * layer to take a vocabulary slice on one process. */
+static void noop_allreduce(void *state, void *buf, int64_t n, enum dtype dt, bool max,
+			   enum device dev)
+{
+	(void)state, (void)buf, (void)n, (void)dt, (void)max, (void)dev;
+}
+
+static const struct ag_collective fake_pair = { NULL, 0, 2, noop_allreduce };
+
+/* One range-check case: an op of a float tensor (the weight or the logits)
+ * and an i32 tensor (ids or targets). */
+struct range_case {
+	const char *name;
+	struct tensor *(*run)(struct ag_ctx *ctx, struct tensor *f, struct tensor *i);
+	int64_t f_shape[2], i_n;
+	const int32_t *ids;
+	const char *want; /* in the message; NULL: the op must succeed */
+};
+
+static struct tensor *rc_embedding(struct ag_ctx *ctx, struct tensor *w, struct tensor *ids)
+{
+	return ag_embedding(ctx, ids, w);
+}
+
+/* rows [4, 4 + V) of a vocabulary of 12 */
+static struct tensor *rc_embedding_shard(struct ag_ctx *ctx, struct tensor *w,
+					 struct tensor *ids)
+{
+	return ag_embedding_shard(ctx, ids, w, 4, 12);
+}
+
+static struct tensor *rc_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
+				       struct tensor *t)
+{
+	return ag_cross_entropy(ctx, logits, t, -100);
+}
+
+/* the slice [5, 5 + V) of a vocabulary of 13 on one of two ranks */
+static struct tensor *rc_cross_entropy_shard(struct ag_ctx *ctx, struct tensor *logits,
+					     struct tensor *t)
+{
+	return ag_cross_entropy_shard(ctx, logits, t, -100, 5, 13, &fake_pair);
+}
+
+/* Runs rc on device dev; the message in msg ("" on success). */
+static void range_run(const struct range_case *rc, enum device dev, char *msg, size_t len)
+{
+	const struct arena_allocator *al = dev == DEV_CUDA ? hug_cuda_allocator() : NULL;
+	struct arena host, model, step;
+	struct ag_ctx ctx;
+	arena_init(&host, "host", 0, NULL);
+	arena_init(&model, "model", 0, al);
+	arena_init(&step, "step", 0, al);
+	ag_ctx_init(&ctx, &step);
+	struct tensor *f = tensor_new(&host, DT_F32, 2, rc->f_shape);
+	cuda_test_fill(f, 7, 1.0, false);
+	struct tensor *i = tensor_new(&host, DT_I32, 1, &rc->i_n);
+	memcpy(i->data, rc->ids, tensor_nbytes(i));
+	if (dev == DEV_CUDA) {
+		f = cuda_test_upload(&model, f, DT_F32);
+		i = cuda_test_upload(&model, i, DT_I32);
+	}
+	struct tensor *out = rc->run(&ctx, f, i);
+	snprintf(msg, len, "%s", out ? "" : ctx.err.msg);
+	if (out && !ag_failed(&ctx) && out->ndim == 0) {
+		double *v = dev == DEV_CUDA ? cuda_test_read(out) : host_read(out);
+		if (!isfinite(v[0]))
+			snprintf(msg, len, "%s: a loss of %g", device_name(dev), v[0]);
+		hug_free(v);
+	}
+	arena_free(&step);
+	arena_free(&model);
+	arena_free(&host);
+}
+
+/* A bad id or target gives the GPU the CPU's error, word for word (the
+ * value read back from device memory, the first bad position); ids of other
+ * shards' rows, targets outside this rank's slice but inside the
+ * vocabulary and the ignore index are accepted. */
+TEST(cuda_ops_range_check)
+{
+	CUDA_TEST_BEGIN();
+	static const int32_t ids_ok[] = { 0, 11, 3, 7, 11, 0 };
+	static const int32_t ids_big[] = { 0, 11, 12, 7, 40, 0 };
+	static const int32_t ids_neg[] = { 0, 11, 3, -7, 11, -1 };
+	static const int32_t tgt_ok[] = { 12, -100, 0, 7, -100, 9 };
+	static const int32_t tgt_big[] = { 12, -100, 0, 13, -100, 99 };
+	static const int32_t tgt_neg[] = { 12, -100, 0, 7, -1, 9 };
+	const struct range_case cases_rc[] = {
+		{ "embedding", rc_embedding, { 12, 3 }, 6, ids_ok, NULL },
+		{ "embedding", rc_embedding, { 12, 3 }, 6, ids_big, "id 12 at position 2 " },
+		{ "embedding", rc_embedding, { 12, 3 }, 6, ids_neg, "id -7 at position 3 " },
+		{ "embedding_shard", rc_embedding_shard, { 8, 3 }, 6, ids_ok, NULL },
+		{ "embedding_shard", rc_embedding_shard, { 8, 3 }, 6, ids_big, "id 12 at position 2 " },
+		{ "cross_entropy", rc_cross_entropy, { 6, 13 }, 6, tgt_ok, NULL },
+		{ "cross_entropy", rc_cross_entropy, { 6, 13 }, 6, tgt_big, "target 13 at position 3 " },
+		{ "cross_entropy", rc_cross_entropy, { 6, 13 }, 6, tgt_neg, "target -1 at position 4 " },
+		{ "cross_entropy_shard", rc_cross_entropy_shard, { 6, 5 }, 6, tgt_ok, NULL },
+		{ "cross_entropy_shard", rc_cross_entropy_shard, { 6, 5 }, 6, tgt_big,
+		  "target 13 at position 3 " },
+		{ "cross_entropy_shard", rc_cross_entropy_shard, { 6, 5 }, 6, tgt_neg,
+		  "target -1 at position 4 " },
+	};
+	for (size_t c = 0; c < sizeof(cases_rc) / sizeof(cases_rc[0]); c++) {
+		const struct range_case *rc = &cases_rc[c];
+		char cpu[HUG_ERROR_MAX], gpu[HUG_ERROR_MAX];
+		range_run(rc, DEV_CPU, cpu, sizeof(cpu));
+		range_run(rc, DEV_CUDA, gpu, sizeof(gpu));
+		if (strcmp(cpu, gpu))
+			test_fail_at(__FILE__, __LINE__, "%s #%zu: cpu \"%s\", gpu \"%s\"",
+				     rc->name, c, cpu, gpu);
+		if (rc->want ? !strstr(gpu, rc->want) : gpu[0] != 0)
+			test_fail_at(__FILE__, __LINE__, "%s #%zu: gpu \"%s\", expected %s%s",
+				     rc->name, c, gpu, rc->want ? "" : "success",
+				     rc->want ? rc->want : "");
+	}
+}
+
+/* The CUDA backend's range check itself on a tensor of several blocks with
+ * many bad values: the lowest bad position whatever order the blocks run
+ * in, its value, the skipped value, and an empty tensor. */
+TEST(cuda_find_out_of_range_hook)
+{
+	CUDA_TEST_BEGIN();
+	const int64_t n = (1 << 20) + 7;
+	struct arena host, dev;
+	arena_init(&host, "host", 0, NULL);
+	arena_init(&dev, "dev", 0, hug_cuda_allocator());
+	struct tensor *h = tensor_new(&host, DT_I32, 1, &n);
+	int32_t *v = h->data;
+	for (int64_t i = 0; i < n; i++)
+		v[i] = (int32_t)(i % 1000);
+	v[5] = -100;
+	for (int64_t i = 777777; i < n; i += 3)
+		v[i] = 5000 + (int32_t)(i % 7);
+	v[n - 1] = -3;
+	struct tensor *d = cuda_test_upload(&dev, h, DT_I32);
+	int32_t bad = 77;
+	CHECK(cuda_find_out_of_range(d, -100, 5007, INT64_MIN, &bad) == -1 && bad == 77);
+	CHECK(cuda_find_out_of_range(d, 0, 5007, -100, &bad) == n - 1 && bad == -3);
+	CHECK(cuda_find_out_of_range(d, -3, 1000, -100, &bad) == 777777 &&
+	      bad == 5000 + 777777 % 7);
+	CHECK(cuda_find_out_of_range(d, 0, 1000, INT64_MIN, &bad) == 5 && bad == -100);
+	CHECK(cuda_find_out_of_range(d, 1, 1000, -100, &bad) == 0 && bad == 0);
+	/* the same answers as the CPU backend */
+	int32_t cbad = 0;
+	CHECK(ag_cpu_backend.find_out_of_range(h, -3, 1000, -100, &cbad) == 777777 &&
+	      cbad == 5000 + 777777 % 7);
+	struct tensor *e = tensor_new(&dev, DT_I32, 1, (int64_t[]){ 0 });
+	bad = 77;
+	CHECK(cuda_find_out_of_range(e, 0, 0, INT64_MIN, &bad) == -1 && bad == 77);
+	arena_free(&dev);
+	arena_free(&host);
 }
 
 #else

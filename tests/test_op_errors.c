@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../autograd/autograd.h"
+#include "../autograd/backend.h"
 #include "harness.h"
 
 struct env {
@@ -148,11 +149,40 @@ TEST(op_error_embedding_id_out_of_range)
 	const int32_t ids[] = { 3, 0, 123, 5 };
 	struct tensor *t = ints(&e, ids, TENSOR_SHAPE(2, 2));
 	struct tensor *w = F32(&e, 17, 3);
-	EXPECT_ERROR(&e.ctx, ag_embedding(&e.ctx, t, w), "embedding", "123", "17");
+	EXPECT_ERROR(&e.ctx, ag_embedding(&e.ctx, t, w), "embedding",
+		     "id 123 at position 2 ", "[0, 17)");
 	ag_ctx_reset(&e.ctx);
 	const int32_t neg[] = { 3, -4, 1, 5 };
 	struct tensor *tn = ints(&e, neg, TENSOR_SHAPE(2, 2));
-	EXPECT_ERROR(&e.ctx, ag_embedding(&e.ctx, tn, w), "embedding", "-4", "17");
+	EXPECT_ERROR(&e.ctx, ag_embedding(&e.ctx, tn, w), "embedding",
+		     "id -4 at position 1 ", "[0, 17)");
+	/* several bad ids: the first is named; the bound is exclusive */
+	ag_ctx_reset(&e.ctx);
+	const int32_t two[] = { 16, 0, 17, -1 };
+	struct tensor *t2 = ints(&e, two, TENSOR_SHAPE(2, 2));
+	EXPECT_ERROR(&e.ctx, ag_embedding(&e.ctx, t2, w), "embedding",
+		     "id 17 at position 2 ");
+	/* a strided view: the position is in the view's row-major order, so
+	 * the 9 stored at [0][1] is found at [1][0], position 2 */
+	ag_ctx_reset(&e.ctx);
+	const int32_t tr[] = { 0, 9, 1, 2 };
+	struct tensor *w9 = F32(&e, 9, 3);
+	struct tensor *tt = ag_transpose(&e.ctx, ints(&e, tr, TENSOR_SHAPE(2, 2)), 0, 1);
+	EXPECT_ERROR(&e.ctx, ag_embedding(&e.ctx, tt, w9), "embedding",
+		     "id 9 at position 2 ", "[0, 9)");
+	/* a vocabulary shard: ids are checked against the whole vocabulary, so
+	 * ids of other ranks' rows are fine */
+	ag_ctx_reset(&e.ctx);
+	const int32_t sh[] = { 0, 16, 20, 3 };
+	struct tensor *ts = ints(&e, sh, TENSOR_SHAPE(2, 2));
+	CHECK(ag_embedding_shard(&e.ctx, t2, w, 4, 21) == NULL); /* -1 */
+	EXPECT_ERROR(&e.ctx, NULL, "id -1 at position 3 ", "[0, 21)");
+	ag_ctx_reset(&e.ctx);
+	CHECK(ag_embedding_shard(&e.ctx, ts, w, 4, 21) != NULL);
+	CHECK(!ag_failed(&e.ctx));
+	ag_ctx_reset(&e.ctx);
+	EXPECT_ERROR(&e.ctx, ag_embedding_shard(&e.ctx, ts, w, 0, 20), "embedding",
+		     "id 20 at position 2 ", "[0, 20)");
 	/* ids must be i32 */
 	ag_ctx_reset(&e.ctx);
 	struct tensor *fid = F32(&e, 2, 2);
@@ -168,19 +198,94 @@ TEST(op_error_cross_entropy_target_out_of_range)
 	const int32_t tv[] = { 1, 2, 42, 0, -100, 12 };
 	struct tensor *t = ints(&e, tv, TENSOR_SHAPE(2, 3));
 	EXPECT_ERROR(&e.ctx, ag_cross_entropy(&e.ctx, logits, t, -100),
-		     "cross_entropy", "42", "13");
+		     "cross_entropy", "target 42 at position 2 ", "[0, 13)",
+		     "ignore index -100");
 	/* a negative target that is not the ignore index */
 	ag_ctx_reset(&e.ctx);
 	const int32_t tn[] = { 1, 2, -7, 0, -100, 12 };
 	struct tensor *t2 = ints(&e, tn, TENSOR_SHAPE(2, 3));
 	EXPECT_ERROR(&e.ctx, ag_cross_entropy(&e.ctx, logits, t2, -100),
-		     "cross_entropy", "-7");
+		     "cross_entropy", "target -7 at position 2 ");
+	/* with another ignore index, -100 is an ordinary bad target */
+	ag_ctx_reset(&e.ctx);
+	const int32_t tv2[] = { 1, 2, 3, 0, -100, -1 };
+	struct tensor *t4 = ints(&e, tv2, TENSOR_SHAPE(2, 3));
+	EXPECT_ERROR(&e.ctx, ag_cross_entropy(&e.ctx, logits, t4, -1),
+		     "cross_entropy", "target -100 at position 4 ", "ignore index -1");
+	ag_ctx_reset(&e.ctx);
+	CHECK(ag_cross_entropy(&e.ctx, logits, t4, -100) == NULL);
+	EXPECT_ERROR(&e.ctx, NULL, "target -1 at position 5 ");
 	/* targets whose shape is not logits' leading dims */
 	ag_ctx_reset(&e.ctx);
 	const int32_t t6[] = { 1, 2, 3, 4, 5, 6 };
 	struct tensor *t3 = ints(&e, t6, TENSOR_SHAPE(3, 2));
 	EXPECT_ERROR(&e.ctx, ag_cross_entropy(&e.ctx, logits, t3, -100),
 		     "cross_entropy", "[2, 3, 13]", "[3, 2]");
+	env_free(&e);
+}
+
+/* Two ranks in name only: the all-reduce does nothing, enough for the op
+ * layer to take a vocabulary slice on one process. */
+static void noop_allreduce(void *state, void *buf, int64_t n, enum dtype dt, bool max,
+			   enum device dev)
+{
+	(void)state, (void)buf, (void)n, (void)dt, (void)max, (void)dev;
+}
+
+TEST(op_error_cross_entropy_shard_target_out_of_range)
+{
+	struct env e;
+	env_init(&e);
+	const struct ag_collective pair = { NULL, 0, 2, noop_allreduce };
+	/* this rank holds [5, 10) of a vocabulary of 13 */
+	struct tensor *logits = F32(&e, 2, 3, 5);
+	const int32_t ok[] = { 12, 0, 7, -100, 5, 9 };
+	struct tensor *t = ints(&e, ok, TENSOR_SHAPE(2, 3));
+	CHECK(ag_cross_entropy_shard(&e.ctx, logits, t, -100, 5, 13, &pair) != NULL);
+	CHECK(!ag_failed(&e.ctx));
+	ag_ctx_reset(&e.ctx);
+	const int32_t bad[] = { 12, 0, 7, -100, 13, 9 };
+	struct tensor *tb = ints(&e, bad, TENSOR_SHAPE(2, 3));
+	EXPECT_ERROR(&e.ctx, ag_cross_entropy_shard(&e.ctx, logits, tb, -100, 5, 13, &pair),
+		     "cross_entropy", "target 13 at position 4 ", "[0, 13)");
+	env_free(&e);
+}
+
+/* The CPU backend's range check itself: the first bad position and its
+ * value, lo inclusive and hi exclusive, the skipped value, an empty
+ * tensor (-1, value untouched). */
+TEST(cpu_find_out_of_range_hook)
+{
+	struct env e;
+	env_init(&e);
+	int64_t (*find)(const struct tensor *, int64_t, int64_t, int64_t, int32_t *) =
+		ag_backend_get(DEV_CPU)->find_out_of_range;
+	CHECK(find != NULL);
+	if (!find) {
+		env_free(&e);
+		return;
+	}
+	const int32_t vals[] = { 2, 3, 9, -5, 10, 1, -100, 11 };
+	struct tensor *t = ints(&e, vals, TENSOR_SHAPE(8));
+	int32_t v = 77;
+	CHECK(find(t, -100, 12, INT64_MIN, &v) == -1 && v == 77);
+	CHECK(find(t, -5, 12, -100, &v) == -1 && v == 77);
+	CHECK(find(t, 0, 10, INT64_MIN, &v) == 3 && v == -5);
+	CHECK(find(t, -5, 10, INT64_MIN, &v) == 4 && v == 10);
+	CHECK(find(t, -5, 11, -100, &v) == 7 && v == 11);
+	CHECK(find(t, -100, 11, INT64_MIN, &v) == 7 && v == 11);
+	CHECK(find(t, 2, 12, -100, &v) == 3 && v == -5);
+	CHECK(find(t, 3, 12, INT64_MIN, &v) == 0 && v == 2);
+	/* an empty range: every value is bad except the skipped one */
+	CHECK(find(t, 0, 0, 2, &v) == 1 && v == 3);
+	struct tensor *empty = tensor_new(&e.model, DT_I32, 1, (int64_t[]){ 0 });
+	v = 77;
+	CHECK(find(empty, 0, 0, INT64_MIN, &v) == -1 && v == 77);
+	/* empty ids and targets pass the op layer's checks */
+	struct tensor *ids0 = tensor_new(&e.model, DT_I32, 2, (int64_t[]){ 0, 3 });
+	CHECK(ag_embedding(&e.ctx, ids0, F32(&e, 4, 2)) != NULL);
+	CHECK(ag_cross_entropy(&e.ctx, F32(&e, 0, 5), empty, -100) != NULL);
+	CHECK(!ag_failed(&e.ctx));
 	env_free(&e);
 }
 

@@ -36,4 +36,5 @@ const struct ag_backend ag_cpu_backend = {
 	.copy = cpu_copy,
 	.memcpy = cpu_memcpy,
 	.scale = cpu_scale,
+	.find_out_of_range = cpu_find_out_of_range,
 };

@@ -52,6 +52,8 @@ void cpu_fill(struct tensor *t, double value);
 void cpu_scale(struct tensor *t, double a);
 void cpu_copy(struct tensor *dst, const struct tensor *src);
 void cpu_memcpy(void *dst, const void *src, size_t bytes);
+int64_t cpu_find_out_of_range(const struct tensor *t, int64_t lo, int64_t hi, int64_t skip,
+			      int32_t *value);
 /* C (m, n) = alpha op(A) op(B) + beta C for f32 or f64 (dt), row-major,
  * leading dims in elements, op(X) = X^T when tx (OpenBLAS). k = 0 gives
  * beta C (beta 0 or 1). */

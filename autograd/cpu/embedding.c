@@ -1,5 +1,7 @@
-/* embedding.c: CPU kernels for the embedding lookup. */
+/* embedding.c: CPU kernels for the embedding lookup, and the range check of
+ * ids and targets (the backend's find_out_of_range). */
 #include "cpu_kernels.h"
+#include "../../base/panic.h"
 
 #define CPU_TEMPLATE "embedding.tmpl.h"
 #include "instantiate.h"
@@ -19,4 +21,18 @@ void cpu_embedding_backward(struct ag_node *n)
 	CPU_DISPATCH(w->dtype, embedding_bwd, tensor_numel(ids), w->shape[1], ids->data,
 		     n->p.embedding.vocab_offset, w->shape[0], n->out->grad->data,
 		     w->grad->data);
+}
+
+int64_t cpu_find_out_of_range(const struct tensor *t, int64_t lo, int64_t hi, int64_t skip,
+			      int32_t *value)
+{
+	HUG_ASSERT(t->dtype == DT_I32 && tensor_is_contiguous(t));
+	const int32_t *v = t->data;
+	int64_t n = tensor_numel(t);
+	for (int64_t i = 0; i < n; i++)
+		if ((v[i] < lo || v[i] >= hi) && v[i] != skip) {
+			*value = v[i];
+			return i;
+		}
+	return -1;
 }

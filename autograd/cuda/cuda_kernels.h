@@ -11,6 +11,8 @@
 #ifndef HUG_AUTOGRAD_CUDA_KERNELS_H
 #define HUG_AUTOGRAD_CUDA_KERNELS_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -66,6 +68,11 @@ void cuda_cross_entropy_backward(struct ag_node *n);
 void cuda_accumulate(struct tensor *dst, const struct tensor *src);
 void cuda_fill(struct tensor *t, double value);
 void cuda_copy(struct tensor *dst, const struct tensor *src);
+/* embedding.cu: the range check of ids and targets, with the contract of
+ * struct ag_backend's find_out_of_range for a contiguous i32 device tensor.
+ * Waits for the stream (one small copy to the host per call). */
+int64_t cuda_find_out_of_range(const struct tensor *t, int64_t lo, int64_t hi, int64_t skip,
+			       int32_t *value);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,11 @@
 // gradients are summed in position order: the CPU's order, bit for bit in
 // f32. Work is O(n^2 / 256) id comparisons per thread plus O(n C) adds,
 // independent of the vocabulary size.
+//
+// Also the backend's range check of ids and targets (find_out_of_range):
+// every thread that sees a bad value does an integer atomicMin of its
+// position, so the result is the lowest bad position whatever the order
+// of the atomics, and one small copy brings it and its value to the host.
 #include "common.cuh"
 
 #define EMB_THREADS 256 // 8 warps; the compaction below assumes it
@@ -99,4 +104,55 @@ extern "C" void cuda_embedding_backward(struct ag_node *n)
 			cnt, c, (const int32_t *)ids->data, n->p.embedding.vocab_offset,
 			w->shape[0], (const T *)n->out->grad->data, (T *)w->grad->data));
 	CUDA_LAUNCH_CHECK();
+}
+
+// ---- the range check of ids and targets ----
+
+// What the range check leaves in the scratch: the lowest bad position (all
+// ones when there is none) and the value there.
+struct oor_result {
+	unsigned long long first;
+	int32_t value;
+	int32_t pad;
+};
+static_assert(sizeof(oor_result) <= CU_SCRATCH_DOUBLES * sizeof(double),
+	      "the range check's result must fit the scratch");
+
+__global__ void out_of_range_k(int64_t n, const int32_t *v, int64_t lo, int64_t hi,
+			       int64_t skip, oor_result *r)
+{
+	CU_FOR(i, n) {
+		int64_t x = v[i];
+		if ((x < lo || x >= hi) && x != skip)
+			atomicMin(&r->first, (unsigned long long)i);
+	}
+}
+
+// Runs after out_of_range_k on the stream: the value at the position found.
+__global__ void out_of_range_value_k(const int32_t *v, oor_result *r)
+{
+	if (r->first != ~0ull)
+		r->value = v[r->first];
+}
+
+extern "C" int64_t cuda_find_out_of_range(const struct tensor *t, int64_t lo, int64_t hi,
+					  int64_t skip, int32_t *value)
+{
+	HUG_ASSERT(t->device == DEV_CUDA && t->dtype == DT_I32 && tensor_is_contiguous(t));
+	int64_t n = tensor_numel(t);
+	if (!n)
+		return -1;
+	const int32_t *v = (const int32_t *)t->data;
+	oor_result *r = reinterpret_cast<oor_result *>(cu_scratch());
+	CUDA_CHECK(cudaMemsetAsync(r, 0xff, sizeof(*r), cu_stream()));
+	out_of_range_k<<<cu_blocks(n), CU_THREADS, 0, cu_stream()>>>(n, v, lo, hi, skip, r);
+	CUDA_LAUNCH_CHECK();
+	out_of_range_value_k<<<1, 1, 0, cu_stream()>>>(v, r);
+	CUDA_LAUNCH_CHECK();
+	oor_result h;
+	hug_cuda_memcpy_d2h(&h, r, sizeof(h)); // waits for the stream
+	if (h.first == ~0ull)
+		return -1;
+	*value = h.value;
+	return (int64_t)h.first;
 }
