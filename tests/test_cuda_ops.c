@@ -279,10 +279,19 @@ static const struct op_case cases[] = {
 	{ "linear", run_linear, { F(3, 5, 7), F(11, 7), F(11) }, 1e-5, 1e-2, 0, 0, 0, false },
 	{ "linear_nobias", run_linear, { F(5, 7), F(3, 7), NONE }, 1e-5, 1e-2, 0, 0, 0, false },
 	{ "linear_wide", run_linear, { F(3, 37, 19), F(45, 19), F(45) }, 1e-5, 1e-2, 0, 0, 0, false },
+	/* the bias gradient's column sum over several row chunks with a ragged
+	 * last one, and a ragged last block of 32 columns (colsum.cuh) */
+	{ "linear_rows1000_cols33", run_linear, { F(1000, 5), F(33, 5), F(33) }, 1e-5, 1e-2, 0, 0, 0, false },
+	{ "linear_rows1000_cols1030", run_linear, { F(1000, 3), F(1030, 3), F(1030) }, 1e-5, 1e-2, 0, 0, 0, false },
+	{ "linear_rows4099_cols33", run_linear, { F(4099, 5), F(33, 5), F(33) }, 1e-5, 1e-2, 0, 0, 0, false },
+	{ "linear_rows4099_cols1030", run_linear, { F(4099, 3), F(1030, 3), F(1030) }, 1e-5, 1e-2, 0, 0, 0, false },
 	{ "add", run_add, { F(3, 5, 7), F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false },
 	{ "add_bcast_last", run_add, { F(3, 5, 7), F(7) }, 1e-5, 1e-2, 0, 0, 0, false },
 	{ "add_bcast_mid", run_add, { F(2, 3, 5, 7), F(3, 1, 7) }, 1e-5, 1e-2, 0, 0, 0, false },
 	{ "add_bcast_first", run_add, { F(1, 5, 7), F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false },
+	/* a bias row over many rows (the row-parallel linear's bias): a column
+	 * sum over several row chunks (colsum.cuh) */
+	{ "add_bcast_rows", run_add, { F(4, 1025, 33), F(33) }, 1e-5, 1e-2, 0, 0, 0, false },
 	{ "mul", run_mul, { F(3, 5, 7), F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false },
 	{ "mul_bcast_col", run_mul, { F(3, 5, 7), F(5, 1) }, 1e-5, 1e-2, 0, 0, 0, false },
 	{ "mul_bcast_both", run_mul, { F(3, 1, 7), F(5, 1) }, 1e-5, 1e-2, 0, 0, 0, false },
@@ -312,6 +321,12 @@ static const struct op_case cases[] = {
 	{ "layernorm", run_layernorm, { FS(3, 3, 5, 7), F(7), F(7) }, 1e-5, 2e-2, 0, 0, 0, false },
 	{ "layernorm_nobias", run_layernorm, { FS(3, 3, 5, 7), F(7), NONE }, 1e-5, 2e-2, 0, 0, 0, false },
 	{ "layernorm_wide", run_layernorm, { FS(3, 5, 300), F(300), F(300) }, 1e-5, 2e-2, 0, 0, 0, false },
+	/* the weight and bias gradients' column sums over several row chunks
+	 * with a ragged last one, and a ragged last block of 32 columns */
+	{ "layernorm_rows1000_cols33", run_layernorm, { FS(3, 1000, 33), F(33), F(33) }, 1e-5, 2e-2, 0, 0, 0, false },
+	{ "layernorm_rows1000_cols1030", run_layernorm, { FS(3, 1000, 1030), F(1030), F(1030) }, 1e-5, 2e-2, 0, 0, 0, false },
+	{ "layernorm_rows4099_cols33", run_layernorm, { FS(3, 4099, 33), F(33), NONE }, 1e-5, 2e-2, 0, 0, 0, false },
+	{ "layernorm_rows4099_cols1030", run_layernorm, { FS(3, 4099, 1030), F(1030), F(1030) }, 1e-5, 2e-2, 0, 0, 0, false },
 	{ "gelu", run_gelu, { FS(3, 3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false },
 	{ "dropout", run_dropout, { F(3, 5, 7) }, 0, 1e-2, 0, 0, 0.3, true },
 	{ "dropout_large", run_dropout, { F(3, 101, 67) }, 0, 1e-2, 0, 0, 0.5, true },

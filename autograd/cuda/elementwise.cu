@@ -1,9 +1,13 @@
 // elementwise.cu: CUDA kernels for add and mul with broadcasting (and
 // their reducing backward), scale, GeLU (tanh form) and dropout. Each
 // mirrors autograd/cpu/elementwise.tmpl.h operation for operation in f32;
-// bf16 tensors compute in f32 and round once on store.
+// bf16 tensors compute in f32 and round once on store. One exception: the
+// gradient of a row vector broadcast over leading dims (a bias added after
+// a row-parallel linear) is a column sum in double (colsum.cuh), where the
+// CPU sums in f32.
 #include <cmath>
 
+#include "colsum.cuh"
 #include "common.cuh"
 
 extern "C" {
@@ -17,17 +21,24 @@ struct Strides4 {
 	int64_t v[4];
 };
 
+// Offset (in elements) of output element e (row-major over s) in an operand
+// with element strides st (0 where broadcast).
+__device__ __forceinline__ int64_t bcast_at(const int64_t *s, const int64_t *st, int64_t e)
+{
+	int64_t i3 = e % s[3];
+	e /= s[3];
+	int64_t i2 = e % s[2];
+	e /= s[2];
+	int64_t i1 = e % s[1], i0 = e / s[1];
+	return i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3];
+}
+
 template <typename T, bool MUL>
 __global__ void binary_fwd_k(Bcast bc, const T *a, const T *b, T *out, int64_t n)
 {
 	CU_FOR(e, n) {
-		int64_t r = e, i3 = r % bc.shape[3];
-		r /= bc.shape[3];
-		int64_t i2 = r % bc.shape[2];
-		r /= bc.shape[2];
-		int64_t i1 = r % bc.shape[1], i0 = r / bc.shape[1];
-		float va = to_f(a[i0 * bc.sa[0] + i1 * bc.sa[1] + i2 * bc.sa[2] + i3 * bc.sa[3]]);
-		float vb = to_f(b[i0 * bc.sb[0] + i1 * bc.sb[1] + i2 * bc.sb[2] + i3 * bc.sb[3]]);
+		float va = to_f(a[bcast_at(bc.shape, bc.sa, e)]);
+		float vb = to_f(b[bcast_at(bc.shape, bc.sb, e)]);
 		out[e] = from_f<T>(MUL ? va * vb : va + vb);
 	}
 }
@@ -40,19 +51,49 @@ __global__ void binary_bwd_full_k(Bcast bc, Strides4 so, T *dx, const T *dout,
 {
 	CU_FOR(e, n) {
 		float g = to_f(dout[e]);
-		if (other) {
-			int64_t r = e, i3 = r % bc.shape[3];
-			r /= bc.shape[3];
-			int64_t i2 = r % bc.shape[2];
-			r /= bc.shape[2];
-			int64_t i1 = r % bc.shape[1], i0 = r / bc.shape[1];
-			g = g * to_f(other[i0 * so.v[0] + i1 * so.v[1] + i2 * so.v[2] + i3 * so.v[3]]);
-		}
+		if (other)
+			g = g * to_f(other[bcast_at(bc.shape, so.v, e)]);
 		dx[e] = from_f<T>(to_f(dx[e]) + g);
 	}
 }
 
-// dx += dout (* other) summed over the dims where x was broadcast: one
+// The gradient terms of x, a block of the output's trailing dims broadcast
+// over its leading ones, at output element e: dout (* other), f32 as the
+// CPU forms them (column sums, colsum.cuh).
+template <typename T> struct BcastRowTerms {
+	static constexpr int N = 1;
+	const T *dout, *other;
+	Bcast bc;
+	Strides4 so;
+	__device__ void operator()(int64_t, int64_t e, double *s) const
+	{
+		float g = to_f(dout[e]);
+		if (other)
+			g = g * to_f(other[bcast_at(bc.shape, so.v, e)]);
+		s[0] += g;
+	}
+};
+
+// Whether x (strides sx, 0 on broadcast dims) is a block of the output's
+// trailing dims broadcast over its leading ones: no dim where x is
+// broadcast comes after one where it is kept (size-1 dims aside). Then
+// x's element for output element e is e % numel(x).
+static bool bcast_is_rows(const Bcast &bc, const Strides4 &sx)
+{
+	bool kept = false;
+	for (int d = 0; d < 4; d++) {
+		if (bc.shape[d] == 1)
+			continue;
+		if (sx.v[d])
+			kept = true;
+		else if (kept)
+			return false;
+	}
+	return true;
+}
+
+// dx += dout (* other) summed over the dims where x was broadcast, for the
+// patterns bcast_is_rows refuses (a broadcast row takes colsum_add): one
 // thread per element of x gathers every output element it fed, in the
 // output's row-major order (the CPU's order), so no atomics are needed.
 // sx holds x's contiguous strides on its kept dims and 0 on broadcast ones.
@@ -128,6 +169,9 @@ static void binary_backward(struct ag_node *n, bool is_mul)
 			if (nx == numel)
 				binary_bwd_full_k<T><<<cu_blocks(nx), CU_THREADS, 0, cu_stream()>>>(
 					bc, so, dx, dout, ot, nx);
+			else if (bcast_is_rows(bc, sx)) // dx (nx) += column sums of (numel / nx, nx)
+				colsum_add(BcastRowTerms<T>{ dout, ot, bc, so }, numel / nx, nx,
+					   ColsumDst<T, 1>{ { dx } });
 			else
 				binary_bwd_reduce_k<T><<<cu_blocks(nx), CU_THREADS, 0, cu_stream()>>>(
 					bc, sx, so, dx, dout, ot, nx);

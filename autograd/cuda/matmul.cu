@@ -11,6 +11,7 @@
 // products run one after another, in batch order.
 #include <climits>
 
+#include "colsum.cuh"
 #include "common.cuh"
 
 static cudaDataType_t cu_type(enum dtype dt)
@@ -153,29 +154,6 @@ __global__ void rows_set_k(T *y, const T *bias, int64_t rows, int64_t cols)
 		y[e] = bias[e % cols];
 }
 
-// db (cols) += the sum over rows of dy (rows, cols): a block covers 32
-// columns; its 8 warps sum every 8th row from their own start (double),
-// then the 8 partial sums are added in warp order. Deterministic.
-template <typename T>
-__global__ void rows_sum_into_k(const T *dy, T *db, int64_t rows, int64_t cols)
-{
-	__shared__ double part[8][33];
-	int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
-	int64_t c = blockIdx.x * 32LL + tx;
-	double s = 0;
-	if (c < cols)
-		for (int64_t r = ty; r < rows; r += 8)
-			s += to_f(dy[r * cols + c]);
-	part[ty][tx] = s;
-	__syncthreads();
-	if (ty == 0 && c < cols) {
-		double t = 0;
-		for (int g = 0; g < 8; g++)
-			t += part[g][tx];
-		db[c] = from_f<T>(to_f(db[c]) + (float)t);
-	}
-}
-
 extern "C" void cuda_linear_forward(struct ag_node *nd)
 {
 	const struct tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->in[2];
@@ -210,11 +188,8 @@ extern "C" void cuda_linear_backward(struct ag_node *nd)
 	if (w->grad && in) // dw (out, in) += dy^T x
 		cu_gemm(dt, true, false, out, in, rows, 1.0f, dy->data, out, 0, x->data, in, 0, 1.0f,
 		     w->grad->data, in, 0, 1);
-	if (bias && bias->grad && out) {
-		unsigned blocks = (unsigned)((out + 31) / 32);
+	if (bias && bias->grad) // db (out) += the sum over rows of dy (colsum.cuh)
 		CU_FLOAT_DISPATCH(dt, T,
-			rows_sum_into_k<T><<<blocks, 256, 0, cu_stream()>>>(
-				(const T *)dy->data, (T *)bias->grad->data, rows, out));
-		CUDA_LAUNCH_CHECK();
-	}
+			colsum_add(ColsumOf<T>{ (const T *)dy->data }, rows, out,
+				   ColsumDst<T, 1>{ { (T *)bias->grad->data } }));
 }

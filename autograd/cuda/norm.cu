@@ -2,11 +2,11 @@
 // norm.tmpl.h). One block per row; row statistics accumulate in double and
 // are combined with the fixed-tree block_sum. LayerNorm's saved mean and
 // rstd are f32 for f32 and bf16 inputs (the op layer allocates them so).
-// The weight and bias gradients are column sums: a block covers 32 columns,
-// its 8 warps take every 8th row, and the partial sums are combined in
-// warp order, so every result is deterministic.
+// The weight and bias gradients are column sums (colsum.cuh: row chunks,
+// double sums in a fixed order), so every result is deterministic.
 #include <cmath>
 
+#include "colsum.cuh"
 #include "common.cuh"
 
 #define NORM_THREADS 256
@@ -64,37 +64,19 @@ layernorm_bwd_dx_k(int64_t c, const T *x, const T *w, const float *mean,
 	}
 }
 
-// dw += sum_rows dy xhat; db += sum_rows dy (either may be NULL)
-template <typename T>
-__global__ void layernorm_bwd_wb_k(int64_t rows, int64_t c, const T *x,
-				   const float *mean, const float *rstd, const T *dy,
-				   T *dw, T *db)
-{
-	__shared__ double pw[8][33], pb[8][33];
-	int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
-	int64_t col = blockIdx.x * 32LL + tx;
-	double sw = 0, sb = 0;
-	if (col < c)
-		for (int64_t r = ty; r < rows; r += 8) {
-			float d = to_f(dy[r * c + col]);
-			sw += (double)d * (double)((to_f(x[r * c + col]) - mean[r]) * rstd[r]);
-			sb += d;
-		}
-	pw[ty][tx] = sw;
-	pb[ty][tx] = sb;
-	__syncthreads();
-	if (ty == 0 && col < c) {
-		double tw = 0, tb = 0;
-		for (int g = 0; g < 8; g++) {
-			tw += pw[g][tx];
-			tb += pb[g][tx];
-		}
-		if (dw)
-			dw[col] = from_f<T>(to_f(dw[col]) + (float)tw);
-		if (db)
-			db[col] = from_f<T>(to_f(db[col]) + (float)tb);
+// The terms of LayerNorm's weight and bias gradients at row r, element e:
+// dw += sum_rows dy xhat, db += sum_rows dy (column sums, colsum.cuh).
+template <typename T> struct LnWbTerms {
+	static constexpr int N = 2;
+	const T *x, *dy;
+	const float *mean, *rstd;
+	__device__ void operator()(int64_t r, int64_t e, double *s) const
+	{
+		float d = to_f(dy[e]);
+		s[0] += (double)d * (double)((to_f(x[e]) - mean[r]) * rstd[r]);
+		s[1] += d;
 	}
-}
+};
 
 static void *grad_data(const struct tensor *t)
 {
@@ -130,12 +112,12 @@ extern "C" void cuda_layernorm_backward(struct ag_node *n)
 			layernorm_bwd_dx_k<T><<<cu_rows(rows), NORM_THREADS, 0, cu_stream()>>>(
 				c, (const T *)x->data, (const T *)n->in[1]->data, mean, rstd,
 				(const T *)n->out->grad->data, (T *)x->grad->data);
+		CUDA_LAUNCH_CHECK();
 		if (dw || db)
-			layernorm_bwd_wb_k<T><<<(unsigned)((c + 31) / 32), 256, 0, cu_stream()>>>(
-				rows, c, (const T *)x->data, mean, rstd,
-				(const T *)n->out->grad->data, (T *)dw, (T *)db);
+			colsum_add(LnWbTerms<T>{ (const T *)x->data, (const T *)n->out->grad->data,
+						 mean, rstd },
+				   rows, c, ColsumDst<T, 2>{ { (T *)dw, (T *)db } });
 	});
-	CUDA_LAUNCH_CHECK();
 }
 
 // ---- softmax ----
