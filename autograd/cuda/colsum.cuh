@@ -78,6 +78,16 @@ __device__ __forceinline__ void colsum_store(T *dst, int64_t c, double t)
 	dst[c] = from_f<T>(to_f(dst[c]) + (float)t);
 }
 
+// Column tx's sum of the COLSUM_WARPS warps' partial sums, in warp order.
+__device__ __forceinline__ double colsum_warps(const double (&sh)[COLSUM_WARPS][COLSUM_COLS],
+					       int tx)
+{
+	double t = 0;
+	for (int g = 0; g < COLSUM_WARPS; g++)
+		t += sh[g][tx];
+	return t;
+}
+
 // Pass 1: block (x, y) sums columns [32 x, 32 x + 32) over rows
 // [y chunk, min(rows, (y + 1) chunk)); warp w takes rows y chunk + w,
 // + w + 8, ... Its sums go to part (N, gridDim.y, cols) at chunk y, or,
@@ -106,9 +116,7 @@ colsum_chunk_k(F f, int64_t rows, int64_t cols, int64_t chunk, double *part,
 	for (int j = 0; j < N; j++) {
 		if (!dst.p[j])
 			continue;
-		double t = 0;
-		for (int g = 0; g < COLSUM_WARPS; g++)
-			t += sh[j][g][tx];
+		double t = colsum_warps(sh[j], tx);
 		if (part)
 			part[((int64_t)j * gridDim.y + blockIdx.y) * cols + c] = t;
 		else
@@ -139,9 +147,7 @@ colsum_finish_k(const double *part, int64_t chunks, int64_t cols, ColsumDst<T, N
 	for (int j = 0; j < N; j++) {
 		if (!dst.p[j])
 			continue;
-		double t = 0;
-		for (int g = 0; g < COLSUM_WARPS; g++)
-			t += sh[j][g][tx];
+		double t = colsum_warps(sh[j], tx);
 		colsum_store(dst.p[j], c, t);
 	}
 }
