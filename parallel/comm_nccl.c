@@ -29,6 +29,10 @@
 #if NCCL_VERSION_CODE < NCCL_VERSION(2, 10, 0)
 #error "hug needs NCCL 2.10 or newer (bf16 all-reduce)"
 #endif
+/* Newer than that floor: ncclGetLastError and ncclRemoteError (2.13),
+ * ncclInProgress (2.14, with non-blocking communicators). */
+#define HUG_NCCL_HAS_LAST_ERROR (NCCL_VERSION_CODE >= NCCL_VERSION(2, 13, 0))
+#define HUG_NCCL_HAS_IN_PROGRESS (NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 0))
 
 /* World rank for messages; 0 in a world of one (MPI not running). */
 static int world_rank(void)
@@ -46,7 +50,9 @@ static const char *nccl_hint(ncclResult_t r)
 {
 	switch (r) {
 	case ncclSystemError:
+#if HUG_NCCL_HAS_LAST_ERROR
 	case ncclRemoteError:
+#endif
 		return "a network or peer failure: check whether another rank failed "
 		       "first, NCCL_SOCKET_IFNAME and NCCL_IB_HCA (docs/launch.md)";
 	case ncclInvalidUsage:
@@ -67,7 +73,11 @@ static void nccl_check(ncclResult_t r, const char *what, const char *file, int l
 {
 	if (r == ncclSuccess)
 		return;
+#if HUG_NCCL_HAS_LAST_ERROR
 	const char *last = ncclGetLastError(NULL);
+#else
+	const char *last = NULL;
+#endif
 	hug_panic_at(file, line, "rank %d: %s failed: %s%s%s (NCCL %d.%d.%d): %s",
 		     world_rank(), what, ncclGetErrorString(r), last && *last ? ": " : "",
 		     last ? last : "", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH, nccl_hint(r));
@@ -176,7 +186,11 @@ static void wait_for(ncclComm_t nc, cudaEvent_t ev, const char *fn)
 			cuda_check(e, fn, __FILE__, __LINE__);
 		ncclResult_t async = ncclSuccess;
 		NCCL_CHECK(ncclCommGetAsyncError(nc, &async));
-		if (async != ncclSuccess && async != ncclInProgress)
+#if HUG_NCCL_HAS_IN_PROGRESS
+		if (async == ncclInProgress)
+			continue;
+#endif
+		if (async != ncclSuccess)
 			nccl_check(async, fn, __FILE__, __LINE__);
 	}
 }
