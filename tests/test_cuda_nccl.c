@@ -13,6 +13,7 @@
 #include "test_cuda_util.h"
 
 #if defined(HUG_CUDA) && defined(HUG_MPI)
+#include "../autograd/backend.h"
 #include "../autograd/cuda/cuda_api.h"
 #include "../parallel/comm_nccl.h"
 
@@ -52,6 +53,45 @@ TEST(cuda_nccl_single_rank_collectives)
 	comm_nccl_allreduce(&p.world, t->data, 0, DT_BF16, COMM_SUM); /* empty: no call */
 	comm_nccl_free(&p.world);
 	CHECK(p.world.nccl == NULL);
+	arena_free(&a);
+}
+
+/* The non-blocking all-reduce (data parallelism's path) on a single-rank
+ * communicator: it starts after the kernels issued before it on the
+ * backend's stream (a fill), and comm_nccl_wait orders the kernels issued
+ * after it (a scale) behind it. One rank cannot show a missing order in
+ * the values, but every call of the side-stream path runs: the stream, the
+ * events, ncclAllReduce on the side stream and the wait. */
+TEST(cuda_nccl_single_rank_iallreduce)
+{
+	CUDA_TEST_BEGIN();
+	struct parallel p;
+	struct hug_error err = { 0 };
+	parallel_single(&p);
+	REQUIRE(comm_nccl_init(&p.world, 0, &err) == 0);
+	struct arena a;
+	arena_init(&a, "nccl", 0, hug_cuda_allocator());
+	const int64_t n = (int64_t)1 << 20;
+	struct tensor *t = tensor_zeros(&a, DT_F32, TENSOR_SHAPE(n));
+	const struct ag_backend *be = ag_backend_get(DEV_CUDA);
+	for (int round = 0; round < 3; round++) { /* the side stream is reused */
+		be->fill(t, 2.0 + round);
+		struct comm_request r;
+		comm_nccl_iallreduce(&p.world, t->data, n, DT_F32, &r);
+		CHECK(r.active && r.device);
+		comm_nccl_wait(&r);
+		CHECK(!r.active);
+		be->scale(t, 3.0);
+		float got[2];
+		hug_cuda_memcpy_d2h(&got[0], t->data, sizeof(float));
+		hug_cuda_memcpy_d2h(&got[1], (float *)t->data + n - 1, sizeof(float));
+		CHECK(got[0] == 3.0f * (float)(2 + round) && got[1] == got[0]);
+	}
+	struct comm_request e;
+	comm_nccl_iallreduce(&p.world, t->data, 0, DT_F32, &e); /* empty: no request */
+	CHECK(!e.active);
+	comm_nccl_wait(&e);
+	comm_nccl_free(&p.world);
 	arena_free(&a);
 }
 
