@@ -8,10 +8,12 @@
  * element once under tensor parallelism (replicated parameters once, not
  * once per rank). In a world of one every function is a cheap no-op.
  *
- * The buffers live where the parameters do. On the host the buckets go
- * over MPI while backward runs; on the GPU they go over NCCL after
- * backward (NCCL calls here wait for their result, so they cannot overlap
- * the backward pass yet). */
+ * The buffers live where the parameters do. The buckets' all-reduces start
+ * during backward on both: over MPI for host buffers, over NCCL on a side
+ * stream ordered after the backend's stream by events for device buffers
+ * (comm_iallreduce); packing and unpacking are the backend's asynchronous
+ * copy and scale. ZeRO-1's reduce-scatter and all-gather are blocking and
+ * run after backward. */
 #ifndef HUG_TRAIN_DIST_H
 #define HUG_TRAIN_DIST_H
 

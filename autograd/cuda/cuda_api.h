@@ -10,9 +10,12 @@
  *
  * Streams. Every kernel, cuBLAS call, memset and copy of the backend goes
  * to one stream (hug_cuda_stream()), a blocking stream: it is ordered with
- * the legacy default stream, so work issued there (NCCL in parallel/) needs
- * no extra synchronisation. Kernels are asynchronous; the functions that
- * return data to the host (copies to the host, norms) wait for the stream. */
+ * the legacy default stream, so work issued there (parallel/'s blocking
+ * NCCL collectives) needs no extra synchronisation. The one exception is
+ * comm_nccl_iallreduce's side stream, which is non-blocking and ordered
+ * with this stream only by the events it records (parallel/comm_nccl.c).
+ * Kernels are asynchronous; the functions that return data to the host
+ * (copies to the host, norms) wait for the stream. */
 #ifndef HUG_AUTOGRAD_CUDA_API_H
 #define HUG_AUTOGRAD_CUDA_API_H
 
