@@ -85,7 +85,6 @@ int main(int argc, char **argv)
 	struct ag_ctx ctx;
 	ag_ctx_init(&ctx, &step);
 	ctx.training = true;
-	struct bloom_layer *layers = hug_calloc((size_t)l, sizeof(*layers));
 
 	double t0 = 0, loss_last = NAN;
 	for (long s = 0; s < warm + steps; s++) {
@@ -95,7 +94,7 @@ int main(int argc, char **argv)
 			ag_profile_reset();
 		}
 		struct bloom_model bm;
-		bloom_model_cast(&ctx, &dm, DT_BF16, &bm, layers);
+		bloom_model_cast(&ctx, &dm, DT_BF16, &bm);
 		struct tensor *logits = bloom_forward(&ctx, &bm, ids, NULL);
 		struct tensor *loss = bloom_lm_loss(&ctx, logits, ids);
 		if (!loss || ag_backward(&ctx, loss)) {
@@ -124,7 +123,6 @@ int main(int argc, char **argv)
 	       tps * flops_per_token / peak, peak / 1e12, loss_last,
 	       (double)step.high_water / (1 << 20));
 	ag_profile_report(stderr);
-	hug_free(layers);
 	optim_free(&opt);
 	arena_free(&step);
 	arena_free(&hdata);

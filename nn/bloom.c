@@ -330,13 +330,39 @@ static struct tensor *row_parallel(struct ag_ctx *ctx, const struct bloom_model 
 	return ag_add(ctx, y, b);
 }
 
+/* Parameter p as the forward uses it: cast to the view's dtype on the tape
+ * in a bloom_model_cast view, else p itself. */
+static struct tensor *use_param(struct ag_ctx *ctx, const struct bloom_model *m,
+				struct tensor *p)
+{
+	return m->cast_view ? ag_cast(ctx, p, m->dtype) : p;
+}
+
+/* The weights of block li as the forward uses them: m's own, or in a cast
+ * view, in `cast` (adapters and other fields as they are). */
+static const struct bloom_layer *use_layer(struct ag_ctx *ctx, const struct bloom_model *m,
+					   int li, struct bloom_layer *cast)
+{
+	const struct bloom_layer *s = &m->layers[li];
+	if (!m->cast_view)
+		return s;
+	*cast = *s;
+	struct tensor **w[] = { &cast->ln1_w, &cast->ln1_b, &cast->qkv_w, &cast->qkv_b,
+				&cast->proj_w, &cast->proj_b, &cast->ln2_w, &cast->ln2_b,
+				&cast->fc1_w, &cast->fc1_b, &cast->fc2_w, &cast->fc2_b };
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		*w[i] = use_param(ctx, m, *w[i]);
+	return cast;
+}
+
 /* One block: x (B, T, C) -> (B, T, C); NULL on error. Under tensor
  * parallelism the block sees this rank's heads and MLP columns. */
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 				    int li, struct tensor *x, struct tensor *mask,
 				    struct bloom_kv_cache *kv)
 {
-	const struct bloom_layer *l = &m->layers[li];
+	struct bloom_layer cast;
+	const struct bloom_layer *l = use_layer(ctx, m, li, &cast);
 	const struct bloom_config *c = &m->cfg;
 	int64_t b = x->shape[0], t = x->shape[1], hl = c->n_head / m->tp.size;
 	int64_t d = c->hidden_size / c->n_head;
@@ -410,7 +436,9 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 	}
 	for (int i = 0; i < c->n_layer && x; i++)
 		x = block_forward(ctx, m, i, x, mask, kv);
-	x = ag_layernorm(ctx, x, m->lnf_w, m->lnf_b, c->layer_norm_epsilon);
+	if (x)
+		x = ag_layernorm(ctx, x, use_param(ctx, m, m->lnf_w), use_param(ctx, m, m->lnf_b),
+				 c->layer_norm_epsilon);
 	if (kv && x)
 		kv->len += ids->shape[1];
 	x = ag_tp_copy(ctx, x, m->tp.coll);                                   /* f */

@@ -96,6 +96,9 @@ struct bloom_model {
 	struct bloom_layer *layers;         /* n_layer */
 	struct tensor *lnf_w, *lnf_b;       /* ln_f (C) */
 	struct tensor *slopes;              /* ALiBi of this rank's heads, not a parameter */
+	bool cast_view;                     /* a bloom_model_cast view: layers and ln_f
+					     * hold the masters, cast to dtype on the
+					     * tape where they are used */
 	size_t measure;                     /* bytes counted while sizing the arenas */
 };
 

@@ -25,35 +25,17 @@ void bloom_model_copy_weights(struct bloom_model *dst, const struct bloom_model 
 }
 
 bool bloom_model_cast(struct ag_ctx *ctx, const struct bloom_model *m, enum dtype dt,
-		      struct bloom_model *out, struct bloom_layer *layers)
+		      struct bloom_model *out)
 {
+	HUG_ASSERT(!m->cast_view);
 	*out = *m;
 	out->dtype = dt;
-	out->layers = layers;
-#define CAST(x) ag_cast(ctx, (x), dt)
-	out->wte = CAST(m->wte);
-	out->emb_ln_w = CAST(m->emb_ln_w);
-	out->emb_ln_b = CAST(m->emb_ln_b);
-	out->lnf_w = CAST(m->lnf_w);
-	out->lnf_b = CAST(m->lnf_b);
-	out->slopes = CAST(m->slopes);
-	for (int l = 0; l < m->cfg.n_layer; l++) {
-		const struct bloom_layer *s = &m->layers[l];
-		struct bloom_layer *d = &layers[l];
-		*d = *s; /* fields beyond the weights (LoRA adapters) as they are */
-		d->ln1_w = CAST(s->ln1_w);
-		d->ln1_b = CAST(s->ln1_b);
-		d->qkv_w = CAST(s->qkv_w);
-		d->qkv_b = CAST(s->qkv_b);
-		d->proj_w = CAST(s->proj_w);
-		d->proj_b = CAST(s->proj_b);
-		d->ln2_w = CAST(s->ln2_w);
-		d->ln2_b = CAST(s->ln2_b);
-		d->fc1_w = CAST(s->fc1_w);
-		d->fc1_b = CAST(s->fc1_b);
-		d->fc2_w = CAST(s->fc2_w);
-		d->fc2_b = CAST(s->fc2_b);
-	}
-#undef CAST
+	out->cast_view = true;
+	/* the embedding (also the lm_head) and its LayerNorm are used first;
+	 * the blocks and ln_f are cast where the forward reaches them */
+	out->wte = ag_cast(ctx, m->wte, dt);
+	out->emb_ln_w = ag_cast(ctx, m->emb_ln_w, dt);
+	out->emb_ln_b = ag_cast(ctx, m->emb_ln_b, dt);
+	out->slopes = ag_cast(ctx, m->slopes, dt);
 	return !ag_failed(ctx);
 }

@@ -21,13 +21,17 @@ void bloom_model_to_device(struct bloom_model *dst, const struct bloom_model *sr
  * order and shapes, as bloom_model_to_device makes them), across devices. */
 void bloom_model_copy_weights(struct bloom_model *dst, const struct bloom_model *src);
 
-/* A view of m for compute in dtype dt: *out is m with each parameter
- * replaced by ag_cast(ctx, p, dt), recorded on the tape so that backward
- * brings the gradients to m's parameters in their own dtype; `layers` holds
- * n_layer entries and receives the cast blocks (adapters kept as they
- * are). The casts live in ctx's step arena: call it again after every
- * ag_ctx_reset. True, or false (ctx->err set) when a cast failed. */
+/* A view of m (not itself a view) for compute in dtype dt: in the forward
+ * of *out every parameter of m is used through ag_cast(ctx, p, dt), so
+ * backward brings the gradients to m's parameters in their own dtype. The
+ * embedding's casts are recorded here; each block's (adapters kept as they
+ * are) and ln_f's are recorded by bloom_forward just before it uses them,
+ * so their backward, and with it the completion of each block's gradients
+ * (which starts the data-parallel all-reduce of its bucket), follows that
+ * block's backward instead of waiting for the end. The casts live in ctx's
+ * step arena: call it again after every ag_ctx_reset. True, or false
+ * (ctx->err set) when a cast failed. */
 bool bloom_model_cast(struct ag_ctx *ctx, const struct bloom_model *m, enum dtype dt,
-		      struct bloom_model *out, struct bloom_layer *layers);
+		      struct bloom_model *out);
 
 #endif

@@ -4,7 +4,8 @@
  * bloom_model_copy_weights brings values back; and the cast view of an f64
  * model computed in f32 gives the f32 model's logits and loss, with the
  * gradients landing in the f64 master weights; LoRA adapters on such a
- * view are cast too (f32 adapters of a bf16 run on the GPU). */
+ * view are cast too (f32 adapters of a bf16 run on the GPU); and each
+ * block is cast where the forward reaches it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +41,9 @@ static double loss_of(const struct bloom_model *m, bool cast_to_f32, double *log
 	struct tensor *ids, *labels;
 	make_ids(&in, &ids, &labels);
 	struct bloom_model view;
-	struct bloom_layer layers[3];
 	const struct bloom_model *use = m;
 	if (cast_to_f32) {
-		CHECK(bloom_model_cast(&ctx, m, DT_F32, &view, layers));
+		CHECK(bloom_model_cast(&ctx, m, DT_F32, &view));
 		use = &view;
 	}
 	struct tensor *logits = bloom_forward(&ctx, use, ids, NULL);
@@ -146,6 +146,65 @@ TEST(bloom_device_cast_view_trains_the_master_weights)
 	CHECK(worst == 0);
 	bloom_model_free(&m32);
 	bloom_model_free(&m64);
+}
+
+/* The position (from the end of the tape, 0 = last recorded) of the cast
+ * node reading `master`, or -1. */
+static int cast_position(const struct ag_ctx *ctx, const struct tensor *master)
+{
+	int pos = 0;
+	for (const struct ag_node *n = ctx->tape; n; n = n->prev, pos++)
+		if (n->op == AG_OP_CAST && n->in[0] == master)
+			return pos;
+	return -1;
+}
+
+/* Linear nodes recorded after position `late` and before position `early`
+ * (positions from the end, early > late). */
+static int linears_between(const struct ag_ctx *ctx, int early, int late)
+{
+	int pos = 0, count = 0;
+	for (const struct ag_node *n = ctx->tape; n; n = n->prev, pos++)
+		count += pos > late && pos < early && n->op == AG_OP_LINEAR;
+	return count;
+}
+
+/* Each block's weights are cast just before the block runs, not all up
+ * front: so backward completes each block's master gradients right after
+ * that block's backward (where data parallelism starts its all-reduce),
+ * instead of every gradient at the very end. */
+TEST(bloom_device_cast_view_casts_each_block_where_it_runs)
+{
+	struct bloom_config c = bloom_config_make(37, 24, 3, 3);
+	struct bloom_model m;
+	bloom_model_init(&m, &c, DT_F64, true);
+	bloom_model_init_weights(&m, 9);
+	struct arena step, in;
+	arena_init(&step, "step", 0, NULL);
+	arena_init(&in, "in", 0, NULL);
+	struct ag_ctx ctx;
+	ag_ctx_init(&ctx, &step);
+	struct tensor *ids, *labels;
+	make_ids(&in, &ids, &labels);
+	struct bloom_model view;
+	REQUIRE(bloom_model_cast(&ctx, &m, DT_F32, &view));
+	REQUIRE(bloom_forward(&ctx, &view, ids, NULL));
+	int wte = cast_position(&ctx, m.wte), lnf = cast_position(&ctx, m.lnf_w);
+	CHECK(wte >= 0 && lnf >= 0);
+	int prev = wte;
+	for (int l = 0; l < c.n_layer; l++) {
+		int ln1 = cast_position(&ctx, m.layers[l].ln1_w);
+		int fc2 = cast_position(&ctx, m.layers[l].fc2_w);
+		CHECK(ln1 >= 0 && fc2 >= 0 && fc2 < ln1 && ln1 < prev);
+		/* the previous block's four linears lie between its casts and these */
+		if (l > 0)
+			CHECK(linears_between(&ctx, prev, ln1) == 4);
+		prev = fc2;
+	}
+	CHECK(lnf < prev && linears_between(&ctx, prev, lnf) == 4);
+	arena_free(&in);
+	arena_free(&step);
+	bloom_model_free(&m);
 }
 
 /* An adapted model: dt base + adapters on every linear (r 4). */

@@ -433,12 +433,11 @@ TEST(cuda_bloom_bf16_mixed_precision)
 	CUDA_TEST_BEGIN();
 	struct run r;
 	run_init(&r, 0.0, OPT_SGD);
-	struct bloom_layer layers[2];
 	struct bloom_model bm;
 	struct ag_ctx *ctx = &r.dctx;
 	ctx->training = false;
 	r.hctx.training = false;
-	bloom_model_cast(ctx, &r.dm, DT_BF16, &bm, layers);
+	bloom_model_cast(ctx, &r.dm, DT_BF16, &bm);
 	struct tensor *logits = bloom_forward(ctx, &bm, r.ids, r.mask);
 	struct tensor *loss = bloom_lm_loss(ctx, logits, r.labels);
 	REQUIRE(loss && loss->dtype == DT_F32); /* the loss of bf16 logits is f32 */

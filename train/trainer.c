@@ -240,8 +240,7 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 		t->step_inputs = tensor_new(&t->dev_batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 		t->step_targets = tensor_new(&t->dev_batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 	}
-	if (r->precision == PRECISION_BF16)
-		t->cast_layers = hug_calloc((size_t)t->model.cfg.n_layer, sizeof(*t->cast_layers));
+	t->bf16 = r->precision == PRECISION_BF16;
 	/* 6N per token for the matrices, plus attention's QK^T and PV
 	 * (forward 4 L T C, three times that with the backward); with LoRA
 	 * the frozen base needs no weight gradients (4N) and the adapters 6A */
@@ -288,7 +287,6 @@ void trainer_free(struct trainer *t)
 		hug_free(t->lora);
 	}
 	bloom_model_free(&t->model);
-	hug_free(t->cast_layers);
 	arena_free(&t->step_mem);
 	arena_free(&t->batch_mem);
 	arena_free(&t->dev_batch_mem);
@@ -307,8 +305,8 @@ static struct tensor *batch_loss(struct trainer *t)
 	}
 	const struct bloom_model *m = &t->model;
 	struct bloom_model cast;
-	if (t->cast_layers) {
-		if (!bloom_model_cast(&t->ctx, &t->model, DT_BF16, &cast, t->cast_layers))
+	if (t->bf16) {
+		if (!bloom_model_cast(&t->ctx, &t->model, DT_BF16, &cast))
 			return NULL;
 		m = &cast;
 	}
