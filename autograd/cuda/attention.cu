@@ -22,10 +22,14 @@
 //   M_ij W_ij) scale into W (0 where P_ij = 0, the row sum in double);
 //   dQ += dS K; dK += dS^T Q (GEMMs).
 // The saved probabilities are not modified, so the backward could run again.
-// Keys hidden by the causal mask are computed and multiplied by zero (the
-// CPU skips them by blocks), so a NaN in K or V spreads the same way on
-// both. M is the dropout factor from the counter-based stream, numbered
-// over all heads (head_offset, n_head_total) exactly as the CPU numbers it.
+// Keys hidden by the causal mask are computed and multiplied by zero, so a
+// NaN or infinity in K or V at key j reaches every query row of the output
+// (from V) or of dQ (from K). The CPU skips the keys hidden from a whole
+// block of AG_ATTN_ROWS query rows, so there it reaches only the blocks that
+// see key j: the same rows without the causal mask or for Tq <=
+// AG_ATTN_ROWS, fewer beyond. M is the dropout factor from the
+// counter-based stream, numbered over all heads (head_offset,
+// n_head_total) exactly as the CPU numbers it.
 // Determinism: cuBLAS on one stream without atomics, and row kernels with
 // fixed-tree block reductions.
 #include <cmath>
