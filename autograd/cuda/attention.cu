@@ -22,10 +22,14 @@
 //   M_ij W_ij) scale into W (0 where P_ij = 0, the row sum in double);
 //   dQ += dS K; dK += dS^T Q (GEMMs).
 // The saved probabilities are not modified, so the backward could run again.
-// Keys hidden by the causal mask are computed and multiplied by zero (the
-// CPU skips them by blocks), so a NaN in K or V spreads the same way on
-// both. M is the dropout factor from the counter-based stream, numbered
-// over all heads (head_offset, n_head_total) exactly as the CPU numbers it.
+// Keys hidden by the causal mask are computed and multiplied by zero, so a
+// NaN or infinity in K or V at key j reaches every query row of the output
+// (from V) or of dQ (from K). The CPU skips the keys hidden from a whole
+// block of AG_ATTN_ROWS query rows, so there it reaches only the blocks that
+// see key j: the same rows without the causal mask or for Tq <=
+// AG_ATTN_ROWS, fewer beyond. M is the dropout factor from the
+// counter-based stream, numbered over all heads (head_offset,
+// n_head_total) exactly as the CPU numbers it.
 // Determinism: cuBLAS on one stream without atomics, and row kernels with
 // fixed-tree block reductions.
 #include <cmath>
@@ -36,7 +40,7 @@
 
 struct AttnArgs {
 	const void *q, *k, *v;         // (B, H, T, D), unit stride on D
-	int64_t qs[3], ks[3], vs[3];   // element strides of dims 0..2
+	int64_t qs[3], ks[3], vs[3];   // element strides of B, H; [2]: T (attn_ld)
 	const void *slopes;            // (H) or NULL
 	const int32_t *mask;           // (B, Tk) or NULL
 	void *out;                     // (B, H, Tq, D) contiguous
@@ -194,6 +198,18 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_softmax_bwd_k(AttnArgs a, T 
 	}
 }
 
+// The leading dimension of q, k or v's (T, D) matrices: the stride on T,
+// which ops.c makes at least D when T > 1. With T <= 1 it is never stepped
+// and may be anything (a size-1 dim's stride: k (B, H, D, 1) transposed has
+// 1), but cuBLAS checks a leading dimension against the rows even when it
+// is unused (CUBLAS_STATUS_INVALID_VALUE below D), so max(1, D) stands in
+// there, as on the CPU (attn_ld in autograd/cpu/attention.c).
+static int64_t attn_ld(const struct tensor *t)
+{
+	int64_t d = t->shape[3], min = d > 1 ? d : 1;
+	return t->shape[2] <= 1 ? min : t->stride[2];
+}
+
 static AttnArgs attn_args(const struct ag_node *n)
 {
 	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
@@ -206,6 +222,9 @@ static AttnArgs attn_args(const struct ag_node *n)
 		a.ks[d] = k->stride[d];
 		a.vs[d] = v->stride[d];
 	}
+	a.qs[2] = attn_ld(q);
+	a.ks[2] = attn_ld(k);
+	a.vs[2] = attn_ld(v);
 	a.slopes = n->in[3] ? n->in[3]->data : nullptr;
 	a.mask = n->in[4] ? (const int32_t *)n->in[4]->data : nullptr;
 	a.out = n->out->data;
