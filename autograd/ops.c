@@ -698,6 +698,9 @@ struct tensor *ag_attention_heads(struct ag_ctx *ctx, struct tensor *q,
 		return op_fail(ctx, op, "q must be (B, H, Tq, D) and k, v (B, H, Tk, D) "
 			       "with Tq <= Tk: q is %s, k is %s, v is %s",
 			       desc(q, d0), desc(k, d1), desc(v, d2));
+	if (q->shape[3] < 1)
+		return op_fail(ctx, op, "the head size D must be at least 1: q is %s",
+			       desc(q, d0));
 	int64_t b = q->shape[0], h = q->shape[1], tq = q->shape[2], tk = k->shape[2];
 	if (slopes && (slopes->ndim != 1 || slopes->shape[0] != h))
 		return op_fail(ctx, op, "slopes must be (H) = (%lld), got %s",

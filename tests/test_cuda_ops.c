@@ -233,6 +233,16 @@ static struct tensor *run_attention_heads(struct ag_ctx *ctx, struct tensor **in
 				  c->ib, 5);
 }
 
+/* k stored as K^T (B, H, D, Tk) and transposed to a (B, H, Tk, D) view: at
+ * Tk = 1 its stride on T is 1, below D, which the leading dimensions given
+ * to cuBLAS must not use (it refuses ld < D even for one row). */
+static struct tensor *run_attention_k_transposed(struct ag_ctx *ctx, struct tensor **in,
+						 const struct op_case *c)
+{
+	struct tensor *k = ag_transpose(ctx, in[1], 2, 3);
+	return ag_attention_dropout(ctx, in[0], k, in[2], in[3], in[4], c->ia, c->da);
+}
+
 /* BLOOM's layout: qkv (B, T, H, 3D) sliced into strided q, k, v views. */
 static struct tensor *run_attention_fused(struct ag_ctx *ctx, struct tensor **in,
 					  const struct op_case *c)
@@ -346,6 +356,8 @@ static const struct op_case cases[] = {
 	  { F(4, 3, 7, 5), F(4, 3, 7, 5), F(4, 3, 7, 5), SLOPES(3), MASK(4, 7) }, 1e-5, 3e-2, 1, 0, 0.2, true },
 	{ "attention_heads_dropout", run_attention_heads,
 	  { F(2, 3, 7, 5), F(2, 3, 7, 5), F(2, 3, 7, 5), SLOPES(3), MASK(2, 7) }, 1e-5, 3e-2, 1, 1, 0.25, true },
+	{ "attention_k_transposed_t1", run_attention_k_transposed,
+	  { F(2, 3, 1, 5), F(2, 3, 5, 1), F(2, 3, 1, 5), SLOPES(3), NONE }, 1e-5, 3e-2, 1, 0, 0, false },
 	{ "attention_long", run_attention,
 	  { F(1, 2, 300, 7), F(1, 2, 300, 7), F(1, 2, 300, 7), SLOPES(2), MASK(1, 300) }, 1e-5, 3e-2, 1, 0, 0, false },
 	{ "attention_wide_head", run_attention,

@@ -307,6 +307,11 @@ TEST(op_error_attention_shapes)
 	struct tensor *mask = ints(&e, mv, TENSOR_SHAPE(2, 3));
 	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, v, v, NULL, mask, true),
 		     "attention", "[2, 3]");
+	/* empty heads (D = 0) */
+	ag_ctx_reset(&e.ctx);
+	struct tensor *q0 = F32(&e, 2, 3, 5, 0);
+	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q0, q0, q0, NULL, NULL, true),
+		     "attention", "head size", "[2, 3, 5, 0]");
 	env_free(&e);
 }
 
