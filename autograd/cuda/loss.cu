@@ -8,10 +8,10 @@
 // block_max, the sum of exp in double with block_sum) into saved[0] (f32
 // for f32 and bf16 logits); ignored rows get 0. Then one block sums
 // lse - target logit over the counted rows in a fixed order and writes the
-// mean (0 when nothing counts). A target outside [0, V) that is not the
-// ignore index (the op layer cannot check ids on the device) makes the loss
-// NaN instead of reading out of bounds, so the trainer's finite check
-// catches it.
+// mean (0 when nothing counts). The op layer range-checks the targets
+// (the backend's find_out_of_range); should one outside [0, V) that is not
+// the ignore index reach the kernels anyway, it makes the loss NaN instead
+// of reading out of bounds.
 //
 // Backward: the count of counted targets is recomputed on the device from
 // the targets (one block, into the backend's scratch), so nothing has to
