@@ -296,13 +296,10 @@ extern "C" void cuda_attention_forward(struct ag_node *n)
 	const enum dtype dt = n->out->dtype;
 	const int64_t rows = a.B * a.H * a.Tq, tqk = a.Tq * a.Tk;
 	if (!rows)
-		return; // Tq = 0, or no heads: nothing to write
+		return; // Tq = 0, or no heads: nothing to write (the op layer refuses D = 0)
 	void *pm = a.dropout ? cu_workspace((size_t)(rows * a.Tk) * dtype_size(dt)) : nullptr;
 	HeadBatches hb = head_batches(a);
-	if (a.D == 0) // empty dot products: zero scores, zero-width outputs
-		CUDA_CHECK(cudaMemsetAsync(a.probs, 0, (size_t)(rows * a.Tk) * dtype_size(dt),
-					   cu_stream()));
-	for (int64_t g = 0; a.D && g < hb.groups; g++) // S (Tq, Tk) = scale Q K^T
+	for (int64_t g = 0; g < hb.groups; g++) // S (Tq, Tk) = scale Q K^T
 		cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, a.scale, elem(a.q, dt, g * a.qs[0]),
 			a.qs[2], a.qs[1], elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 0.0f,
 			elem(a.probs, dt, g * a.H * tqk), a.Tk, tqk, hb.count);
@@ -313,7 +310,7 @@ extern "C" void cuda_attention_forward(struct ag_node *n)
 	});
 	CUDA_LAUNCH_CHECK();
 	const void *pv = pm ? pm : a.probs;
-	for (int64_t g = 0; a.D && g < hb.groups; g++) // O (Tq, D) = (P M) V
+	for (int64_t g = 0; g < hb.groups; g++) // O (Tq, D) = (P M) V
 		cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f, elem(pv, dt, g * a.H * tqk),
 			a.Tk, tqk, elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
 			elem(a.out, dt, g * a.H * a.Tq * a.D), a.D, a.Tq * a.D, hb.count);
@@ -325,7 +322,7 @@ extern "C" void cuda_attention_backward(struct ag_node *n)
 	const enum dtype dt = n->out->dtype;
 	struct tensor *dq = n->in[0]->grad, *dk = n->in[1]->grad, *dv = n->in[2]->grad;
 	const int64_t rows = a.B * a.H * a.Tq, tqk = a.Tq * a.Tk;
-	if (!rows || !a.D || (!dq && !dk && !dv))
+	if (!rows || (!dq && !dk && !dv))
 		return; // no gradient element depends on anything
 	const void *dout = n->out->grad->data;
 	void *w = cu_workspace((size_t)(rows * a.Tk) * dtype_size(dt));
