@@ -37,7 +37,7 @@ sanitize_ops() {
 }
 
 { nvidia-smi; nvcc --version; } >"$out/gpu.txt" 2>&1
-if ! make -j"$jobs" >"$out/build.log" 2>&1; then
+if ! make -j"$jobs" all build/bin/hug_tests build/bin/bench_gpu >"$out/build.log" 2>&1; then
 	tail -30 "$out/build.log"
 	echo "gpu-check: the build failed (see build.log)"
 	exit 2
@@ -52,11 +52,18 @@ if [ "$sanitize" = 1 ]; then
 	done
 	exit "$rc"
 fi
-make test-gpu 2>&1 | tee "$out/test-gpu.log" | grep -E "FAIL|passed|^    " | tail -60
+# Each phase has a time limit (seconds; HUG_GPU_TEST_LIMIT, HUG_GPU_BENCH_LIMIT),
+# so a hang in one (a collective that never returns) still leaves the
+# other's results, inside a device call's own limit (600 s: build ~1-2 min
+# with 16 cores, tests 300 s, benchmark 180 s).
+timeout "${HUG_GPU_TEST_LIMIT:-300}" make test-gpu 2>&1 | tee "$out/test-gpu.log" |
+	grep -E "FAIL|passed|^    " | tail -60
 rc=${PIPESTATUS[0]}
+[ "$rc" = 124 ] && echo "gpu-check: the GPU tests ran out of time (see test-gpu.log)"
 if [ "$all" = 1 ]; then
 	make test >>"$out/test-gpu.log" 2>&1 || rc=1
 	tail -1 "$out/test-gpu.log"
 fi
-bench/bench_gpu.sh "$@" 2>&1 | tee "$out/bench.log" | tail -5
+timeout "${HUG_GPU_BENCH_LIMIT:-180}" bench/bench_gpu.sh "$@" 2>&1 | tee "$out/bench.log" | tail -30
+[ "${PIPESTATUS[0]}" = 124 ] && echo "gpu-check: the benchmark ran out of time (see bench.log)"
 exit "$rc"
