@@ -29,15 +29,50 @@ bool ag_set_grad_enabled(struct ag_ctx *ctx, bool enabled)
 	return prev;
 }
 
+/* The gradient buffer of t, made on first use: zeros; or, for the output
+ * of a view (AG_OP_VIEW: its contiguous input's elements in the same order,
+ * in another shape), the input's own gradient buffer seen in t's shape, so
+ * that t's consumers accumulate straight into the input's gradient and the
+ * view's backward has nothing to move (run_backward skips it). Either way
+ * the buffer is contiguous with t's shape. */
+static struct tensor *grad_buffer(struct ag_ctx *ctx, struct tensor *t)
+{
+	if (t->grad)
+		return t->grad;
+	const struct ag_node *v = t->node;
+	if (!v || v->op != AG_OP_VIEW || !v->in[0]->requires_grad) {
+		t->grad = tensor_zeros(ctx->step, t->dtype, t->ndim, t->shape);
+		return t->grad;
+	}
+	const struct tensor *base = grad_buffer(ctx, v->in[0]);
+	struct tensor *g = arena_alloc_meta(ctx->step, sizeof(*g));
+	memset(g, 0, sizeof(*g));
+	g->dtype = base->dtype;
+	g->device = base->device;
+	g->data = base->data;
+	g->ndim = t->ndim;
+	memcpy(g->shape, t->shape, sizeof(g->shape));
+	tensor_contiguous_strides(t->ndim, g->shape, g->stride);
+	t->grad = g;
+	return g;
+}
+
+/* True when node n is a view whose output's gradient is its input's
+ * (grad_buffer): backward has nothing to move. */
+static bool grad_shared_with_input(const struct ag_node *n)
+{
+	return n->op == AG_OP_VIEW && n->in[0]->grad && n->out->grad &&
+	       n->out->grad->data == n->in[0]->grad->data && tensor_numel(n->out) > 0;
+}
+
 /* Gives every input of `n` that takes part in the gradient a zeroed grad
  * buffer (leaves have theirs already). */
 static void ensure_input_grads(struct ag_ctx *ctx, struct ag_node *n)
 {
 	for (int i = 0; i < n->n_in; i++) {
 		struct tensor *t = n->in[i];
-		if (t && t->requires_grad && !t->grad)
-			t->grad = tensor_zeros(ctx->step, t->dtype, t->ndim,
-					       t->shape);
+		if (t && t->requires_grad)
+			grad_buffer(ctx, t);
 	}
 }
 
@@ -87,10 +122,11 @@ static int run_backward(struct ag_ctx *ctx)
 		count_leaf_uses(ctx, 1);
 	}
 	for (struct ag_node *n = ctx->tape; n; n = n->prev) {
-		if (!n->out->grad) {
+		if (!n->out->grad || grad_shared_with_input(n)) {
 			if (ctx->on_leaf_grad)
 				leaves_done(ctx, n);
-			continue; /* nothing flowed into this op's output */
+			continue; /* nothing flowed into this op's output, or it
+				   * flowed straight into its input's gradient */
 		}
 		ag_kernel_fn fn = be ? be->op[n->op].backward : NULL;
 		if (!fn)

@@ -558,6 +558,37 @@ TEST(view_values_share_storage)
 	env_free(&e);
 }
 
+/* The gradient of a view of a non-leaf is its input's gradient buffer seen
+ * in the view's shape (no buffer and no copy of its own); with two
+ * consumers of the view and one of the input itself, every contribution
+ * lands: d/dy of sum(v * a) + sum(v * b) + sum(y * c) = a + b + c
+ * (element for element, in y's order). */
+TEST(view_gradient_shares_its_input_gradient)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *x = PARAM(&e, 41, 3, 4, 5);
+	struct tensor *a = leaf(&e, 42, -1.0, 1.0, false, TENSOR_SHAPE(12, 5));
+	struct tensor *b = leaf(&e, 43, -1.0, 1.0, false, TENSOR_SHAPE(12, 5));
+	struct tensor *c = leaf(&e, 44, -1.0, 1.0, false, TENSOR_SHAPE(3, 4, 5));
+	struct tensor *y = ag_scale(&e.ctx, x, 2.0);                /* a non-leaf */
+	struct tensor *v = ag_view(&e.ctx, y, TENSOR_SHAPE(12, 5));
+	struct tensor *l1 = ag_sum(&e.ctx, ag_mul(&e.ctx, v, a), AG_DIM_ALL);
+	struct tensor *l2 = ag_sum(&e.ctx, ag_mul(&e.ctx, v, b), AG_DIM_ALL);
+	struct tensor *l3 = ag_sum(&e.ctx, ag_mul(&e.ctx, y, c), AG_DIM_ALL);
+	struct tensor *loss = ag_add(&e.ctx, ag_add(&e.ctx, l1, l2), l3);
+	REQUIRE(loss && ag_backward(&e.ctx, loss) == 0);
+	REQUIRE(v->grad && y->grad);
+	CHECK(v->grad->data == y->grad->data);
+	CHECK(tensor_is_contiguous(v->grad) && v->grad->ndim == 2 && v->grad->shape[0] == 12);
+	double *gx = vals(&e, x->grad), *av = vals(&e, a), *bv = vals(&e, b), *cv = vals(&e, c);
+	double worst = 0;
+	for (int i = 0; i < 60; i++) /* dx = 2 (a + b + c) */
+		worst = fmax(worst, fabs(gx[i] - 2.0 * (av[i] + bv[i] + cv[i])));
+	CHECK(worst < 1e-12);
+	env_free(&e);
+}
+
 TEST(gradcheck_permute_transpose)
 {
 	check_view(VK_PERMUTE, "permute", TENSOR_SHAPE(2, 3, 5, 7), TENSOR_SHAPE(5, 2, 7, 3));
