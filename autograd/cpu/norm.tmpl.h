@@ -55,18 +55,29 @@ static void FN(layernorm_bwd)(int64_t rows, int64_t c, const REAL *x, const REAL
 		}
 	}
 	if (dw || db) {
+		/* column sums: threads split the columns into blocks of 64 and
+		 * walk the rows in order, so each sum is formed in row order
+		 * whatever the thread count, reading rows contiguously */
+		int64_t nblk = (c + 63) / 64;
 #pragma omp parallel for if (rows * c >= CPU_PAR_MIN / 4)
-		for (int64_t i = 0; i < c; i++) {
-			double sw = 0, sb = 0;
+		for (int64_t b = 0; b < nblk; b++) {
+			int64_t lo = b * 64, n = lo + 64 < c ? 64 : c - lo;
+			double sw[64] = { 0 }, sb[64] = { 0 };
 			for (int64_t r = 0; r < rows; r++) {
-				REAL d = dy[r * c + i];
-				sw += (double)d * (double)((x[r * c + i] - mean[r]) * rstd[r]);
-				sb += d;
+				const REAL *xr = x + r * c + lo, *dyr = dy + r * c + lo;
+				REAL m = mean[r], rs = rstd[r];
+				for (int64_t i = 0; i < n; i++) {
+					REAL d = dyr[i];
+					sw[i] += (double)d * (double)((xr[i] - m) * rs);
+					sb[i] += d;
+				}
 			}
-			if (dw)
-				dw[i] += (REAL)sw;
-			if (db)
-				db[i] += (REAL)sb;
+			for (int64_t i = 0; i < n; i++) {
+				if (dw)
+					dw[lo + i] += (REAL)sw[i];
+				if (db)
+					db[lo + i] += (REAL)sb[i];
+			}
 		}
 	}
 }
