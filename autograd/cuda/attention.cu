@@ -280,16 +280,6 @@ static HeadBatches head_batches(const AttnArgs &a)
 	return flat ? HeadBatches{ 1, a.B * a.H } : HeadBatches{ a.B, a.H };
 }
 
-static const void *elem(const void *p, enum dtype dt, int64_t off)
-{
-	return (const char *)p + off * (int64_t)dtype_size(dt);
-}
-
-static void *elem(void *p, enum dtype dt, int64_t off)
-{
-	return (char *)p + off * (int64_t)dtype_size(dt);
-}
-
 extern "C" void cuda_attention_forward(struct ag_node *n)
 {
 	AttnArgs a = attn_args(n);
@@ -300,9 +290,9 @@ extern "C" void cuda_attention_forward(struct ag_node *n)
 	void *pm = a.dropout ? cu_workspace((size_t)(rows * a.Tk) * dtype_size(dt)) : nullptr;
 	HeadBatches hb = head_batches(a);
 	for (int64_t g = 0; g < hb.groups; g++) // S (Tq, Tk) = scale Q K^T
-		cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, a.scale, elem(a.q, dt, g * a.qs[0]),
-			a.qs[2], a.qs[1], elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 0.0f,
-			elem(a.probs, dt, g * a.H * tqk), a.Tk, tqk, hb.count);
+		cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, a.scale, cu_elem(a.q, dt, g * a.qs[0]),
+			a.qs[2], a.qs[1], cu_elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 0.0f,
+			cu_elem(a.probs, dt, g * a.H * tqk), a.Tk, tqk, hb.count);
 	size_t bytes = (size_t)(a.Tk * (a.mask ? 2 : 1)) * sizeof(float);
 	CU_FLOAT_DISPATCH(dt, T, {
 		smem_prepare(attn_softmax_k<T>, bytes, n);
@@ -311,9 +301,9 @@ extern "C" void cuda_attention_forward(struct ag_node *n)
 	CUDA_LAUNCH_CHECK();
 	const void *pv = pm ? pm : a.probs;
 	for (int64_t g = 0; g < hb.groups; g++) // O (Tq, D) = (P M) V
-		cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f, elem(pv, dt, g * a.H * tqk),
-			a.Tk, tqk, elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
-			elem(a.out, dt, g * a.H * a.Tq * a.D), a.D, a.Tq * a.D, hb.count);
+		cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f, cu_elem(pv, dt, g * a.H * tqk),
+			a.Tk, tqk, cu_elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
+			cu_elem(a.out, dt, g * a.H * a.Tq * a.D), a.D, a.Tq * a.D, hb.count);
 }
 
 extern "C" void cuda_attention_backward(struct ag_node *n)
@@ -338,16 +328,16 @@ extern "C" void cuda_attention_backward(struct ag_node *n)
 			pm = w;
 		}
 		for (int64_t g = 0; g < hb.groups; g++) // dV (Tk, D) += (P M)^T dO
-			cu_gemm(dt, true, false, a.Tk, a.D, a.Tq, 1.0f, elem(pm, dt, g * a.H * tqk),
-				a.Tk, tqk, elem(dout, dt, g * a.H * sq), a.D, sq, 1.0f,
-				elem(dv->data, dt, g * a.H * sk), a.D, sk, hb.count);
+			cu_gemm(dt, true, false, a.Tk, a.D, a.Tq, 1.0f, cu_elem(pm, dt, g * a.H * tqk),
+				a.Tk, tqk, cu_elem(dout, dt, g * a.H * sq), a.D, sq, 1.0f,
+				cu_elem(dv->data, dt, g * a.H * sk), a.D, sk, hb.count);
 	}
 	if (!dq && !dk)
 		return;
 	for (int64_t g = 0; g < hb.groups; g++) // W (Tq, Tk) = dO V^T
-		cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, 1.0f, elem(dout, dt, g * a.H * sq), a.D,
-			sq, elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
-			elem(w, dt, g * a.H * tqk), a.Tk, tqk, hb.count);
+		cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, 1.0f, cu_elem(dout, dt, g * a.H * sq), a.D,
+			sq, cu_elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
+			cu_elem(w, dt, g * a.H * tqk), a.Tk, tqk, hb.count);
 	size_t bytes = (size_t)a.Tk * sizeof(float);
 	CU_FLOAT_DISPATCH(dt, T, {
 		smem_prepare(attn_softmax_bwd_k<T>, bytes, n);
@@ -356,11 +346,11 @@ extern "C" void cuda_attention_backward(struct ag_node *n)
 	});
 	CUDA_LAUNCH_CHECK();
 	for (int64_t g = 0; dq && g < hb.groups; g++) // dQ (Tq, D) += dS K
-		cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f, elem(w, dt, g * a.H * tqk), a.Tk,
-			tqk, elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 1.0f,
-			elem(dq->data, dt, g * a.H * sq), a.D, sq, hb.count);
+		cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f, cu_elem(w, dt, g * a.H * tqk), a.Tk,
+			tqk, cu_elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 1.0f,
+			cu_elem(dq->data, dt, g * a.H * sq), a.D, sq, hb.count);
 	for (int64_t g = 0; dk && g < hb.groups; g++) // dK (Tk, D) += dS^T Q
-		cu_gemm(dt, true, false, a.Tk, a.D, a.Tq, 1.0f, elem(w, dt, g * a.H * tqk), a.Tk,
-			tqk, elem(a.q, dt, g * a.qs[0]), a.qs[2], a.qs[1], 1.0f,
-			elem(dk->data, dt, g * a.H * sk), a.D, sk, hb.count);
+		cu_gemm(dt, true, false, a.Tk, a.D, a.Tq, 1.0f, cu_elem(w, dt, g * a.H * tqk), a.Tk,
+			tqk, cu_elem(a.q, dt, g * a.qs[0]), a.qs[2], a.qs[1], 1.0f,
+			cu_elem(dk->data, dt, g * a.H * sk), a.D, sk, hb.count);
 }

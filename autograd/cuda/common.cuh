@@ -55,6 +55,17 @@ void cu_gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, f
 // Most dynamic shared memory one block may use (after opting in).
 size_t cu_smem_max();
 
+// Element `off` of a buffer of dtype dt (pointer arithmetic in elements).
+static inline const void *cu_elem(const void *p, enum dtype dt, int64_t off)
+{
+	return (const char *)p + off * (int64_t)dtype_size(dt);
+}
+
+static inline void *cu_elem(void *p, enum dtype dt, int64_t off)
+{
+	return (char *)p + off * (int64_t)dtype_size(dt);
+}
+
 // ---- element types ----
 
 // bf16 and f16 as their bits; arithmetic is always done in f32.

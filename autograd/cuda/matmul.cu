@@ -23,11 +23,6 @@ static cudaDataType_t cu_type(enum dtype dt)
 	}
 }
 
-static void *at(void *p, enum dtype dt, int64_t elems)
-{
-	return (char *)p + elems * (int64_t)dtype_size(dt);
-}
-
 // cu_gemm (common.cuh)
 void cu_gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
 	     const void *a, int64_t lda, int64_t sa, const void *b, int64_t ldb, int64_t sb,
@@ -133,8 +128,8 @@ extern "C" void cuda_matmul_backward(struct ag_node *nd)
 	// shared B with a transposed A: every batch adds into the same dB, in
 	// batch order
 	for (int64_t i = 0; i < d.batch; i++) {
-		const void *ai = at(a->data, dt, i * d.m * d.k);
-		const void *dci = at(dc->data, dt, i * d.m * d.n);
+		const void *ai = cu_elem(a->data, dt, i * d.m * d.k);
+		const void *dci = cu_elem(dc->data, dt, i * d.m * d.n);
 		if (!tb)
 			cu_gemm(dt, !ta, false, d.k, d.n, d.m, 1.0f, ai, lda, 0, dci, d.n, 0, 1.0f,
 			     db->data, d.n, 0, 1);
