@@ -78,14 +78,29 @@ __device__ __forceinline__ void colsum_store(T *dst, int64_t c, double t)
 	dst[c] = from_f<T>(to_f(dst[c]) + (float)t);
 }
 
-// Column tx's sum of the COLSUM_WARPS warps' partial sums, in warp order.
-__device__ __forceinline__ double colsum_warps(const double (&sh)[COLSUM_WARPS][COLSUM_COLS],
-					       int tx)
+// The end of both passes, after their __syncthreads: warp 0 adds column
+// c's COLSUM_WARPS partial sums in sh in warp order and, for each present
+// dst.p[j], writes the total to part (N, nslots, cols) at `slot`, or with
+// part NULL adds it into dst.p[j].
+template <typename T, int N>
+__device__ __forceinline__ void colsum_emit(const double (&sh)[N][COLSUM_WARPS][COLSUM_COLS],
+					    ColsumDst<T, N> dst, int tx, int ty, int64_t c,
+					    int64_t cols, double *part, int64_t slot,
+					    int64_t nslots)
 {
-	double t = 0;
-	for (int g = 0; g < COLSUM_WARPS; g++)
-		t += sh[g][tx];
-	return t;
+	if (ty != 0 || c >= cols)
+		return;
+	for (int j = 0; j < N; j++) {
+		if (!dst.p[j])
+			continue;
+		double t = 0;
+		for (int g = 0; g < COLSUM_WARPS; g++)
+			t += sh[j][g][tx];
+		if (part)
+			part[((int64_t)j * nslots + slot) * cols + c] = t;
+		else
+			colsum_store(dst.p[j], c, t);
+	}
 }
 
 // Pass 1: block (x, y) sums columns [32 x, 32 x + 32) over rows
@@ -111,17 +126,7 @@ colsum_chunk_k(F f, int64_t rows, int64_t cols, int64_t chunk, double *part,
 	for (int j = 0; j < N; j++)
 		sh[j][ty][tx] = s[j];
 	__syncthreads();
-	if (ty != 0 || c >= cols)
-		return;
-	for (int j = 0; j < N; j++) {
-		if (!dst.p[j])
-			continue;
-		double t = colsum_warps(sh[j], tx);
-		if (part)
-			part[((int64_t)j * gridDim.y + blockIdx.y) * cols + c] = t;
-		else
-			colsum_store(dst.p[j], c, t);
-	}
+	colsum_emit(sh, dst, tx, ty, c, cols, part, blockIdx.y, gridDim.y);
 }
 
 // Pass 2: block x adds the `chunks` partial sums of columns
@@ -142,14 +147,7 @@ colsum_finish_k(const double *part, int64_t chunks, int64_t cols, ColsumDst<T, N
 		sh[j][ty][tx] = s;
 	}
 	__syncthreads();
-	if (ty != 0 || c >= cols)
-		return;
-	for (int j = 0; j < N; j++) {
-		if (!dst.p[j])
-			continue;
-		double t = colsum_warps(sh[j], tx);
-		colsum_store(dst.p[j], c, t);
-	}
+	colsum_emit(sh, dst, tx, ty, c, cols, nullptr, 0, 0);
 }
 
 // dst.p[j] (cols) += sum over rows of f_j, j < N (see the top of the
