@@ -240,7 +240,6 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 		t->step_inputs = tensor_new(&t->dev_batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 		t->step_targets = tensor_new(&t->dev_batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 	}
-	t->bf16 = r->precision == PRECISION_BF16;
 	/* 6N per token for the matrices, plus attention's QK^T and PV
 	 * (forward 4 L T C, three times that with the backward); with LoRA
 	 * the frozen base needs no weight gradients (4N) and the adapters 6A */
@@ -305,7 +304,7 @@ static struct tensor *batch_loss(struct trainer *t)
 	}
 	const struct bloom_model *m = &t->model;
 	struct bloom_model cast;
-	if (t->bf16) {
+	if (t->r->precision == PRECISION_BF16) {
 		if (!bloom_model_cast(&t->ctx, &t->model, DT_BF16, &cast))
 			return NULL;
 		m = &cast;

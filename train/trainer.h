@@ -39,7 +39,6 @@ struct trainer {
 	struct tensor *targets;        /* (B, T) i32 on the host, -100 where ignored */
 	struct tensor *step_inputs;    /* inputs on the device (inputs itself on the CPU) */
 	struct tensor *step_targets;   /* targets on the device (targets itself on the CPU) */
-	bool bf16;                     /* compute in bf16 on a cast view of the model */
 	/* progress; saved in trainer_state.json */
 	int64_t step;                  /* optimizer updates done */
 	int64_t samples_seen;          /* sequences consumed by all ranks */
