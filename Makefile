@@ -9,11 +9,17 @@
 # the CUDA code never rots on machines without a GPU.
 
 SANITIZE ?= 0
+# CUEMU=1: the CUDA backend built against the CPU emulator of tools/cuemu
+# instead of nvcc (see `make test-cuemu`), in its own build directory.
+CUEMU ?= 0
+ifeq ($(CUEMU),1)
+BUILD_SUFFIX := -cuemu
+endif
 ifeq ($(SANITIZE),1)
-BUILD ?= build-san
+BUILD ?= build$(BUILD_SUFFIX)-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
-BUILD ?= build
+BUILD ?= build$(BUILD_SUFFIX)
 SANFLAGS :=
 endif
 
@@ -50,7 +56,41 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-ifneq ($(NVCC),)
+ifeq ($(CUEMU),1)
+# Each .cu and .cuh file is rewritten by cu2cpp (launches and __shared__
+# declarations) into $(BUILD)/cuemu/ and compiled by the host C++ compiler
+# against tools/cuemu/include's stand-ins for the CUDA, cuBLAS and NCCL
+# headers; the emulator's own files join the library.
+CXX ?= c++
+CUEMU_DIR := tools/cuemu
+CU2CPP := $(BUILD)/bin/cu2cpp
+CUH_SRC := $(wildcard autograd/cuda/*.cuh)
+CUH_GEN := $(CUH_SRC:%=$(BUILD)/cuemu/%)
+CUEMU_SRC := $(wildcard $(CUEMU_DIR)/*.cpp)
+CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o) $(CUEMU_SRC:%.cpp=$(BUILD)/obj/%.o)
+CUEMU_CXXFLAGS := -std=c++17 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -ffp-contract=off -MMD -MP \
+	-I$(CUEMU_DIR) -I$(CUEMU_DIR)/include -Iautograd/cuda -I. $(MPI_CFLAGS) -DOMPI_SKIP_MPICXX=1 $(SANFLAGS)
+CFLAGS += -DHUG_CUDA -DHUG_CUEMU -I$(CUEMU_DIR)/include
+LDLIBS += -lstdc++
+
+$(CU2CPP): $(CUEMU_DIR)/cu2cpp.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -Wall -Wextra $< -o $@
+
+# the rewritten sources stay (make would delete them as intermediates)
+.SECONDARY: $(CU_SRC:%=$(BUILD)/cuemu/%) $(CUH_GEN)
+$(BUILD)/cuemu/%: % $(CU2CPP)
+	@mkdir -p $(dir $@)
+	$(CU2CPP) $< $@
+
+$(BUILD)/obj/autograd/cuda/%.o: $(BUILD)/cuemu/autograd/cuda/%.cu $(CUH_GEN)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CUEMU_CXXFLAGS) -x c++ -c $< -o $@
+
+$(BUILD)/obj/$(CUEMU_DIR)/%.o: $(CUEMU_DIR)/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CUEMU_CXXFLAGS) -c $< -o $@
+else ifneq ($(NVCC),)
 CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 CFLAGS += -DHUG_CUDA
 # NCCL (device collectives, parallel/comm_nccl.c, built when MPI is on too):
@@ -82,9 +122,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+ifneq ($(CUEMU),1)
 $(BUILD)/obj/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+endif
 
 $(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(dir $@)
@@ -114,8 +156,17 @@ test: $(TESTS) $(HUG) $(MPI_TESTS)
 test-gpu: $(TESTS) $(HUG)
 	HUG_REQUIRE_GPU=1 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HUG_BIN=$(HUG) ./$(TESTS) cuda
 
+# The same GPU tests on the CPU, with the CUDA backend built against the
+# emulator of tools/cuemu (its README says what it checks and what only a
+# GPU can): `make test-cuemu` builds into build-cuemu/ and runs them.
+.PHONY: test-cuemu
+test-cuemu:
+	$(MAKE) CUEMU=1 build-cuemu/bin/hug_tests build-cuemu/bin/hug build-cuemu/bin/hug_mpi_tests
+	HUG_REQUIRE_GPU=1 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HUG_BIN=build-cuemu/bin/hug \
+		HUG_MPI_TESTS=build-cuemu/bin/hug_mpi_tests ./build-cuemu/bin/hug_tests cuda
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-cuemu build-cuemu-san
 
 # Benchmarks: each bench/bench_<what>.c is one program, linked against
 # libhug into $(BUILD)/bin/bench_<what>. `make bench` builds them all.
