@@ -162,7 +162,7 @@ test-gpu: $(TESTS) $(HUG)
 .PHONY: test-cuemu
 test-cuemu:
 	$(MAKE) CUEMU=1 build-cuemu/bin/hug_tests build-cuemu/bin/hug build-cuemu/bin/hug_mpi_tests
-	HUG_REQUIRE_GPU=1 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HUG_BIN=build-cuemu/bin/hug \
+	CUEMU_DEVICES=4 HUG_REQUIRE_GPU=1 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HUG_BIN=build-cuemu/bin/hug \
 		HUG_MPI_TESTS=build-cuemu/bin/hug_mpi_tests ./build-cuemu/bin/hug_tests cuda
 
 clean:

@@ -88,6 +88,8 @@ cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *ws, size_t bytes)
 	}
 	h->ws = ws;
 	h->ws_bytes = bytes;
+	if (bytes)
+		cuemu_seal(ws);
 	return CUBLAS_STATUS_SUCCESS;
 }
 

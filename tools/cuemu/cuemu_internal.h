@@ -22,6 +22,12 @@ struct cuemu_device_scope {
 	cuemu_device_scope &operator=(const cuemu_device_scope &) = delete;
 };
 
+// Makes the allocation starting at p inaccessible for good, device work
+// included, and leaves it out of the opening and closing above (which cost
+// time in proportion to the memory mapped): for cuBLAS's workspace, which
+// the emulated cuBLAS never uses.
+void cuemu_seal(const void *p);
+
 // True when [p, p + bytes) lies inside one live device allocation; with
 // bytes 0, when p does. *dev gets the allocation's device when non-NULL.
 bool cuemu_is_device(const void *p, size_t bytes, int *dev);

@@ -32,6 +32,7 @@ struct Alloc {
 	size_t map_len;  // data pages only
 	size_t bytes;    // as asked
 	int device;
+	bool sealed;     // never accessible (cuBLAS's workspace: see cuemu_seal)
 };
 std::map<uintptr_t, Alloc> allocs; // by user pointer
 int open_depth;
@@ -107,14 +108,25 @@ void cuemu_device_open()
 {
 	if (open_depth++ == 0 && protect_on)
 		for (auto &kv : allocs)
-			set_access(kv.second, PROT_READ | PROT_WRITE);
+			if (!kv.second.sealed)
+				set_access(kv.second, PROT_READ | PROT_WRITE);
 }
 
 void cuemu_device_close()
 {
 	if (--open_depth == 0 && protect_on)
 		for (auto &kv : allocs)
-			set_access(kv.second, PROT_NONE);
+			if (!kv.second.sealed)
+				set_access(kv.second, PROT_NONE);
+}
+
+void cuemu_seal(const void *p)
+{
+	auto it = allocs.find((uintptr_t)p);
+	if (it == allocs.end())
+		return;
+	it->second.sealed = true;
+	set_access(it->second, PROT_NONE);
 }
 
 static void on_fault(int sig, siginfo_t *si, void *)
@@ -264,7 +276,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 	// 256-byte aligned, as cudaMalloc's results are, ending near the guard
 	char *u = m + data - (bytes + 255) / 256 * 256;
 	memset(m, 0xff, data);
-	Alloc a = { m, data, bytes, current_device };
+	Alloc a = { m, data, bytes, current_device, false };
 	allocs[(uintptr_t)u] = a;
 	if (protect_on && !open_depth)
 		set_access(a, PROT_NONE);

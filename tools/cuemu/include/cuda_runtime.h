@@ -60,8 +60,9 @@ void cuemu_syncwarp();
 #define __syncthreads() cuemu_syncthreads()
 #define __syncthreads_or(p) cuemu_syncthreads_or(p)
 #define __syncwarp(...) cuemu_syncwarp()
-// The exchange slots of the calling thread's warp (32 x 8 bytes), its lane,
-// and the check that a warp operation has a full warp and mask.
+// The exchange slots of the calling thread's warp (32 x 8 bytes) for its
+// next warp operation (one wait each: see sched.cpp), its lane, and the
+// check that a warp operation has a full warp and mask.
 unsigned char *cuemu_warp_slots();
 int cuemu_lane();
 void cuemu_warp_check(const char *op, unsigned mask, int width);
@@ -78,7 +79,6 @@ template <typename T> T cuemu_shfl(const char *op, unsigned mask, T v, int src, 
 	int seg = lane / width * width;
 	if (src >= seg && src < seg + width)
 		memcpy(&r, slot + 8 * src, sizeof(T));
-	cuemu_syncwarp();
 	return r;
 }
 template <typename T> T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32)
