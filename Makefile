@@ -78,12 +78,18 @@ $(CU2CPP): $(CUEMU_DIR)/cu2cpp.c
 	$(CC) -std=c11 -O1 -Wall -Wextra $< -o $@
 
 # the rewritten sources stay (make would delete them as intermediates)
-.SECONDARY: $(CU_SRC:%=$(BUILD)/cuemu/%) $(CUH_GEN)
+.SECONDARY: $(CU_SRC:%=$(BUILD)/cuemu/%) $(CUH_GEN) $(BUILD)/cuemu/$(CUEMU_DIR)/selftest.cu
 $(BUILD)/cuemu/%: % $(CU2CPP)
 	@mkdir -p $(dir $@)
 	$(CU2CPP) $< $@
 
 $(BUILD)/obj/autograd/cuda/%.o: $(BUILD)/cuemu/autograd/cuda/%.cu $(CUH_GEN)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CUEMU_CXXFLAGS) -x c++ -c $< -o $@
+
+# planted bugs for tests/test_cuemu.c, in the test binary only
+TEST_OBJ += $(BUILD)/obj/$(CUEMU_DIR)/selftest.o
+$(BUILD)/obj/$(CUEMU_DIR)/selftest.o: $(BUILD)/cuemu/$(CUEMU_DIR)/selftest.cu
 	@mkdir -p $(dir $@)
 	$(CXX) $(CUEMU_CXXFLAGS) -x c++ -c $< -o $@
 

@@ -288,11 +288,9 @@ void cuemu_shared_register(void *p, size_t bytes)
 {
 	if (!in_launch)
 		cuemu_report("a __shared__ array used outside a launch");
-	if (!shared_all.count(p)) {
-		shared_all[p] = bytes;
+	shared_all[p] = bytes;
+	if (shared_launch.insert(p).second) // first use in this launch: undefined
 		memset(p, 0xff, bytes);
-	}
-	shared_launch.insert(p);
 }
 
 void *cuemu_dyn_smem() { return dyn_smem; }
