@@ -203,9 +203,10 @@ static void gather_all(ncclComm_t c, const void *send, size_t bytes, std::vector
 		return;
 	}
 #ifdef HUG_MPI
+	// MPI counts are ints: gathered in pieces of at most 1 GiB a rank
 	std::vector<char> mine((const char *)send, (const char *)send + bytes);
 	const size_t step = (size_t)1 << 30;
-	for (size_t off = 0; off < bytes || off == 0; off += step) {
+	for (size_t off = 0; off < bytes; off += step) {
 		size_t len = bytes - off < step ? bytes - off : step;
 		std::vector<char> part(len * (size_t)c->nranks);
 		MPI_Allgather(mine.data() + off, (int)len, MPI_BYTE, part.data(), (int)len,
@@ -213,8 +214,6 @@ static void gather_all(ncclComm_t c, const void *send, size_t bytes, std::vector
 		for (int r = 0; r < c->nranks; r++)
 			memcpy(all.data() + (size_t)r * bytes + off, part.data() + (size_t)r * len,
 			       len);
-		if (!bytes)
-			break;
 	}
 #endif
 }
@@ -223,7 +222,6 @@ static void gather_all(ncclComm_t c, const void *send, size_t bytes, std::vector
 static void reduce(const std::vector<char> &all, size_t bytes, int nranks, ncclDataType_t dt,
 		   ncclRedOp_t op, size_t first, size_t count, void *recv)
 {
-	size_t es = type_size(dt);
 	for (size_t i = 0; i < count; i++) {
 		double acc = 0;
 		for (int r = 0; r < nranks; r++) {
@@ -252,7 +250,6 @@ static void reduce(const std::vector<char> &all, size_t bytes, int nranks, ncclD
 			acc /= nranks;
 		put(recv, dt, i, acc);
 	}
-	(void)es;
 }
 
 ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t dt,
@@ -325,6 +322,11 @@ ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataT
 		memmove(recv, send, bytes);
 #ifdef HUG_MPI
 	if (c->nranks > 1) {
+		if (bytes > (size_t)1 << 31) {
+			cuemu_report("ncclBroadcast of %zu bytes: the emulator sends at most 2 GiB",
+				     bytes);
+			return ncclInvalidArgument;
+		}
 		std::vector<char> tmp((const char *)recv, (const char *)recv + bytes);
 		MPI_Bcast(tmp.data(), (int)bytes, MPI_BYTE, root, c->mpi);
 		memcpy(recv, tmp.data(), bytes);

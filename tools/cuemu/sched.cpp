@@ -148,10 +148,10 @@ std::map<const void *, bool> barrier_free; // by kernel, after its first launch
 // directly, and the last one to the scheduler, which releases barriers and
 // starts the next pass. Counts: threads that ended, that wait at
 // __syncthreads, that wait at a warp operation (by warp).
-int pass_pos;
-bool pass_rev;
-int n_done, n_block_wait;
-std::vector<int> warp_waits;
+static int pass_pos;
+static bool pass_rev;
+static int n_done, n_block_wait;
+static std::vector<int> warp_waits;
 
 static int thread_at(int pos) { return pass_rev ? nthreads - 1 - pos : pos; }
 
