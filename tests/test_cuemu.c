@@ -63,39 +63,29 @@ static void smem_optin(void) { (void)cuemu_selftest_smem_without_optin(); }
 static void gemm_lda(void) { (void)cuemu_selftest_gemm_bad_lda(); }
 static void copy_dir(void) { (void)cuemu_selftest_copy_wrong_direction(); }
 
-TEST(cuda_emulator_finds_host_access_to_device_memory)
-{
-	CHECK(child_reports(host_reads, "host code touched device memory"));
-}
+/* Each planted bug and the words its report must contain. */
+static const struct {
+	const char *what;
+	void (*fn)(void);
+	const char *want;
+} planted[] = {
+	{ "host access to device memory", host_reads, "host code touched device memory" },
+	{ "kernel overrun", cuemu_selftest_kernel_overruns, "device-memory overrun" },
+	{ "divergent barrier", cuemu_selftest_divergent_barrier, "cannot go on" },
+	{ "shared memory over the limit", smem_optin, "dynamic shared memory" },
+	{ "bad GEMM arguments", gemm_lda, "lda < max(1, rows of A)" },
+	{ "copy in the wrong direction", copy_dir, "is device memory" },
+	{ "partial warp shuffle", cuemu_selftest_partial_warp_shuffle, "in a warp of 16 lanes" },
+};
 
-TEST(cuda_emulator_finds_kernel_overrun)
+TEST(cuda_emulator_finds_planted_bugs)
 {
-	CHECK(child_reports(cuemu_selftest_kernel_overruns, "device-memory overrun"));
-}
-
-TEST(cuda_emulator_finds_divergent_barrier)
-{
-	CHECK(child_reports(cuemu_selftest_divergent_barrier, "cannot go on"));
-}
-
-TEST(cuda_emulator_finds_shared_memory_over_the_limit)
-{
-	CHECK(child_reports(smem_optin, "dynamic shared memory"));
-}
-
-TEST(cuda_emulator_finds_bad_gemm_arguments)
-{
-	CHECK(child_reports(gemm_lda, "lda < max(1, rows of A)"));
-}
-
-TEST(cuda_emulator_finds_copy_in_the_wrong_direction)
-{
-	CHECK(child_reports(copy_dir, "is device memory"));
-}
-
-TEST(cuda_emulator_finds_partial_warp_shuffle)
-{
-	CHECK(child_reports(cuemu_selftest_partial_warp_shuffle, "in a warp of 16 lanes"));
+	printf("\n");
+	for (size_t i = 0; i < sizeof(planted) / sizeof(planted[0]); i++) {
+		bool found = child_reports(planted[i].fn, planted[i].want);
+		printf("    %-32s %s\n", planted[i].what, found ? "found" : "MISSED");
+		CHECK(found);
+	}
 }
 
 /* The two thread orders give different results for a kernel that misses a
