@@ -4,9 +4,11 @@
 #   make test            build and run every test (ends "N passed, N failed")
 #   make SANITIZE=1 test the same under AddressSanitizer + UBSan (in build-san/)
 #   make test-gpu        the CUDA parity tests, failing (not skipping) without a GPU
+#   make test-cuemu      the same tests on the CPU, on the CUDA emulator (tools/cuemu)
 #
-# Every .cu file under autograd/cuda/ is compiled whenever nvcc is found, so
-# the CUDA code never rots on machines without a GPU.
+# Every .cu file under autograd/cuda/ is compiled whenever nvcc is found,
+# and run on the emulator by test-cuemu, so the CUDA code never rots on
+# machines without a GPU.
 
 SANITIZE ?= 0
 # CUEMU=1: the CUDA backend built against the CPU emulator of tools/cuemu
@@ -164,12 +166,17 @@ test-gpu: $(TESTS) $(HUG)
 
 # The same GPU tests on the CPU, with the CUDA backend built against the
 # emulator of tools/cuemu (its README says what it checks and what only a
-# GPU can): `make test-cuemu` builds into build-cuemu/ and runs them.
+# GPU can): `make test-cuemu` builds into build-cuemu/ (build-cuemu-san/
+# with SANITIZE=1) and runs them, with 4 emulated GPUs for the multi-GPU
+# layouts.
+CUEMU_BUILD := build-cuemu$(if $(filter 1,$(SANITIZE)),-san)
 .PHONY: test-cuemu
 test-cuemu:
-	$(MAKE) CUEMU=1 build-cuemu/bin/hug_tests build-cuemu/bin/hug build-cuemu/bin/hug_mpi_tests
-	CUEMU_DEVICES=4 HUG_REQUIRE_GPU=1 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HUG_BIN=build-cuemu/bin/hug \
-		HUG_MPI_TESTS=build-cuemu/bin/hug_mpi_tests ./build-cuemu/bin/hug_tests cuda
+	$(MAKE) CUEMU=1 SANITIZE=$(SANITIZE) $(CUEMU_BUILD)/bin/hug_tests $(CUEMU_BUILD)/bin/hug \
+		$(CUEMU_BUILD)/bin/hug_mpi_tests
+	CUEMU_DEVICES=4 HUG_REQUIRE_GPU=1 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 \
+		HUG_BIN=$(CUEMU_BUILD)/bin/hug HUG_MPI_TESTS=$(CUEMU_BUILD)/bin/hug_mpi_tests \
+		./$(CUEMU_BUILD)/bin/hug_tests cuda
 
 clean:
 	rm -rf build build-san build-cuemu build-cuemu-san
