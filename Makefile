@@ -70,7 +70,11 @@ CUH_SRC := $(wildcard autograd/cuda/*.cuh)
 CUH_GEN := $(CUH_SRC:%=$(BUILD)/cuemu/%)
 CUEMU_SRC := $(wildcard $(CUEMU_DIR)/*.cpp)
 CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o) $(CUEMU_SRC:%.cpp=$(BUILD)/obj/%.o)
-CUEMU_CXXFLAGS := -std=c++17 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -ffp-contract=off -MMD -MP \
+# Floating point of the emulated kernels: no contraction by default (the
+# rounding the CPU backend has); CUEMU_FPFLAGS='-mfma -ffp-contract=fast'
+# contracts a * b + c into FMAs as nvcc does (in a BUILD of its own).
+CUEMU_FPFLAGS ?= -ffp-contract=off
+CUEMU_CXXFLAGS := -std=c++17 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra $(CUEMU_FPFLAGS) -MMD -MP \
 	-I$(CUEMU_DIR) -I$(CUEMU_DIR)/include -Iautograd/cuda -I. $(MPI_CFLAGS) -DOMPI_SKIP_MPICXX=1 $(SANFLAGS)
 CFLAGS += -DHUG_CUDA -DHUG_CUEMU -I$(CUEMU_DIR)/include
 LDLIBS += -lstdc++
