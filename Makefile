@@ -63,7 +63,6 @@ ifeq ($(CUEMU),1)
 # declarations) into $(BUILD)/cuemu/ and compiled by the host C++ compiler
 # against tools/cuemu/include's stand-ins for the CUDA, cuBLAS and NCCL
 # headers; the emulator's own files join the library.
-CXX ?= c++
 CUEMU_DIR := tools/cuemu
 CU2CPP := $(BUILD)/bin/cu2cpp
 CUH_SRC := $(wildcard autograd/cuda/*.cuh)
@@ -89,13 +88,10 @@ $(BUILD)/cuemu/%: % $(CU2CPP)
 	@mkdir -p $(dir $@)
 	$(CU2CPP) $< $@
 
-$(BUILD)/obj/autograd/cuda/%.o: $(BUILD)/cuemu/autograd/cuda/%.cu $(CUH_GEN)
-	@mkdir -p $(dir $@)
-	$(CXX) $(CUEMU_CXXFLAGS) -x c++ -c $< -o $@
-
-# planted bugs for tests/test_cuemu.c, in the test binary only
+# every rewritten .cu file: the backend's, and tools/cuemu/selftest.cu (the
+# planted bugs of tests/test_cuemu.c, in the test binary only)
 TEST_OBJ += $(BUILD)/obj/$(CUEMU_DIR)/selftest.o
-$(BUILD)/obj/$(CUEMU_DIR)/selftest.o: $(BUILD)/cuemu/$(CUEMU_DIR)/selftest.cu
+$(BUILD)/obj/%.o: $(BUILD)/cuemu/%.cu $(CUH_GEN)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CUEMU_CXXFLAGS) -x c++ -c $< -o $@
 
@@ -183,7 +179,7 @@ test-cuemu:
 		./$(CUEMU_BUILD)/bin/hug_tests cuda
 
 clean:
-	rm -rf build build-san build-cuemu build-cuemu-san
+	rm -rf build build-san build-cuemu*
 
 # Benchmarks: each bench/bench_<what>.c is one program, linked against
 # libhug into $(BUILD)/bin/bench_<what>. `make bench` builds them all.
