@@ -22,6 +22,7 @@ int cuemu_selftest_smem_without_optin(void);
 int cuemu_selftest_gemm_bad_lda(void);
 int cuemu_selftest_copy_wrong_direction(void);
 void cuemu_selftest_partial_warp_shuffle(void);
+void cuemu_selftest_host_pointer_to_kernel(void);
 void cuemu_selftest_missing_barrier(float *out);
 float cuemu_selftest_fresh_memory(void);
 
@@ -76,6 +77,8 @@ static const struct {
 	{ "bad GEMM arguments", gemm_lda, "lda < max(1, rows of A)" },
 	{ "copy in the wrong direction", copy_dir, "is device memory" },
 	{ "partial warp shuffle", cuemu_selftest_partial_warp_shuffle, "in a warp of 16 lanes" },
+	{ "host pointer to a kernel", cuemu_selftest_host_pointer_to_kernel,
+	  "parameter 0 = " },
 };
 
 TEST(cuda_emulator_finds_planted_bugs)

@@ -98,6 +98,13 @@ bool cuemu_is_device(const void *p, size_t bytes, int *dev)
 	return true;
 }
 
+void cuemu_check_pointer_arg(const char *kernel, int index, const void *p)
+{
+	if (p && !find(p, nullptr)) // one past the end counts (an empty tensor's)
+		cuemu_report("launch of %s: parameter %d = %p is not device memory", kernel,
+			     index, p);
+}
+
 static void set_access(const Alloc &a, int prot)
 {
 	if (mprotect(a.map, a.map_len, prot))

@@ -128,3 +128,10 @@ extern "C" float cuemu_selftest_fresh_memory(void)
 	cudaFree(d);
 	return h;
 }
+
+// A host pointer handed to a kernel.
+extern "C" void cuemu_selftest_host_pointer_to_kernel(void)
+{
+	static float host[64];
+	write_one_k<<<1, 32>>>(host, 0);
+}

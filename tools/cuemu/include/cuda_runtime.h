@@ -127,15 +127,27 @@ static inline cuemu_cfg_t cuemu_cfg(dim3 g, dim3 b, size_t smem = 0, cudaStream_
 }
 void cuemu_launch_impl(const char *name, const void *kernel, const cuemu_cfg_t &cfg,
 		       const std::function<void()> &body);
+// Reports a pointer parameter that is neither null nor device memory (a
+// host pointer handed to a kernel faults on a GPU). Pointers inside
+// structures passed by value are not seen.
+void cuemu_check_pointer_arg(const char *kernel, int index, const void *p);
+template <typename T> void cuemu_check_arg(const char *kernel, int index, const T &v)
+{
+	if constexpr (std::is_pointer<T>::value)
+		cuemu_check_pointer_arg(kernel, index, (const void *)v);
+}
+
 // Each thread gets its own copy of the parameters, converted to the
 // kernel's parameter types at the launch, as on the device.
 template <typename... P, typename... A>
 void cuemu_launch(const char *name, void (*k)(P...), const cuemu_cfg_t &cfg, A &&...args)
 {
-	auto bound = std::function<void()>(
-		[k, tup = std::tuple<typename std::decay<P>::type...>(std::forward<A>(args)...)]() {
-			std::apply(k, tup);
-		});
+	std::tuple<typename std::decay<P>::type...> tup(std::forward<A>(args)...);
+	std::apply([name](const auto &...v) {
+		int i = 0;
+		(cuemu_check_arg(name, i++, v), ...);
+	}, tup);
+	auto bound = std::function<void()>([k, tup]() { std::apply(k, tup); });
 	cuemu_launch_impl(name, (const void *)k, cfg, bound);
 }
 
