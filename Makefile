@@ -74,7 +74,7 @@ CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/obj/%.o) $(CUEMU_SRC:%.cpp=$(BUILD)/obj/%.o)
 # contracts a * b + c into FMAs as nvcc does (in a BUILD of its own).
 CUEMU_FPFLAGS ?= -ffp-contract=off
 CUEMU_CXXFLAGS := -std=c++17 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra $(CUEMU_FPFLAGS) -MMD -MP \
-	-I$(CUEMU_DIR) -I$(CUEMU_DIR)/include -Iautograd/cuda -I. $(MPI_CFLAGS) -DOMPI_SKIP_MPICXX=1 $(SANFLAGS)
+	-I$(CUEMU_DIR)/include -Iautograd/cuda -I. $(MPI_CFLAGS) -DOMPI_SKIP_MPICXX=1 $(SANFLAGS)
 CFLAGS += -DHUG_CUDA -DHUG_CUEMU -I$(CUEMU_DIR)/include
 LDLIBS += -lstdc++
 

@@ -22,8 +22,6 @@ extern "C" {
 
 struct cuemu_blas {
 	cudaStream_t stream;
-	void *ws;
-	size_t ws_bytes;
 };
 
 const char *cublasGetStatusName(cublasStatus_t s)
@@ -46,7 +44,7 @@ const char *cublasGetStatusString(cublasStatus_t s)
 
 cublasStatus_t cublasCreate(cublasHandle_t *h)
 {
-	*h = new cuemu_blas{ nullptr, nullptr, 0 };
+	*h = new cuemu_blas{ nullptr };
 	return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -86,8 +84,6 @@ cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void *ws, size_t bytes)
 		cuemu_report("cublasSetWorkspace: %p + %zu bytes is not device memory", ws, bytes);
 		return CUBLAS_STATUS_INVALID_VALUE;
 	}
-	h->ws = ws;
-	h->ws_bytes = bytes;
 	if (bytes)
 		cuemu_seal(ws);
 	return CUBLAS_STATUS_SUCCESS;

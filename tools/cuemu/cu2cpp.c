@@ -220,7 +220,7 @@ int main(int argc, char **argv)
 		snprintf(dir, sizeof dir, "%.*s/", (int)(slash - argv[1] + 1) - 1, argv[1]);
 
 	char head[1024];
-	snprintf(head, sizeof head, "#include \"cuemu.h\"\n#line 1 \"%s\"\n", argv[1]);
+	snprintf(head, sizeof head, "#include <cuda_runtime.h>\n#line 1 \"%s\"\n", argv[1]);
 	puts_(&out, head);
 	size_t i = 0, copied = 0;
 	int bol = 1; /* at the beginning of a line (only spaces since) */

@@ -288,9 +288,10 @@ void cuemu_shared_register(void *p, size_t bytes)
 {
 	if (!in_launch)
 		cuemu_report("a __shared__ array used outside a launch");
-	shared_all[p] = bytes;
-	if (shared_launch.insert(p).second) // first use in this launch: undefined
+	if (shared_launch.insert(p).second) { // first use in this launch: undefined
+		shared_all[p] = bytes;
 		memset(p, 0xff, bytes);
+	}
 }
 
 void *cuemu_dyn_smem() { return dyn_smem; }
@@ -339,25 +340,23 @@ static void run_block_fibers(unsigned long long bx, bool rev)
 		if (first >= 0)
 			resume(first); // the pass runs until its last thread stops
 #endif
-		int done = n_done, bw = n_block_wait;
-		std::vector<int> &ww = warp_waits;
-		if (done == nt)
+		if (n_done == nt)
 			return;
 		bool released = false;
 		int n_ww = 0;
 		for (int w = 0; w < nw; w++) {
 			int lo = w * 32, hi = lo + 32 < nt ? lo + 32 : nt;
-			n_ww += ww[(size_t)w];
-			if (ww[(size_t)w] == hi - lo) {
+			n_ww += warp_waits[(size_t)w];
+			if (warp_waits[(size_t)w] == hi - lo) {
 				for (int t = lo; t < hi; t++)
 					fibers[t].st = RUN;
-				ww[(size_t)w] = 0;
+				warp_waits[(size_t)w] = 0;
 				released = true;
 			}
 		}
 		if (released)
 			continue;
-		if (bw == nt) {
+		if (n_block_wait == nt) {
 			or_result = or_acc;
 			or_acc = 0;
 			for (int t = 0; t < nt; t++)
@@ -367,7 +366,7 @@ static void run_block_fibers(unsigned long long bx, bool rev)
 		}
 		cuemu_report("kernel %s, block %llu cannot go on: %d threads wait at __syncthreads, "
 			     "%d at a warp operation, %d ended (of %d)",
-			     cur_name, bx, bw, n_ww, done, nt);
+			     cur_name, bx, n_block_wait, n_ww, n_done, nt);
 		fprintf(stderr, "cuemu: the block is deadlocked; stopping\n");
 		exit(3);
 	}
