@@ -18,6 +18,7 @@
 #include "../base/json.h"
 #include "../parallel/comm.h"
 #include "../train/checkpoint.h"
+#include "../train/recipe_agree.h"
 #include "../train/trainer.h"
 #include "cli.h"
 #include "sample.h"
@@ -262,12 +263,37 @@ static void usage(void)
 	       "  --resume         continue from the newest checkpoint in train.out_dir\n");
 }
 
+/* Ends a set-up phase: every rank learns whether any rank failed it (a
+ * collective over the world). 0 when none did. Otherwise -1 on every rank,
+ * after each failing rank printed "hug train: rank N (host): message" and
+ * rank 0 named the first failing rank; err is then cleared so the message
+ * is not printed twice. In a world of one, returns -1 when `failed` with
+ * err left for the caller to print. */
+static int setup_agree(bool failed, struct hug_error *err)
+{
+	if (par.world_size <= 1)
+		return failed ? -1 : 0;
+	int first, n = parallel_agree(&par, failed, &first);
+	if (n == 0)
+		return 0;
+	if (failed)
+		fprintf(stderr, "hug train: rank %d (%s): %s\n", par.world_rank, parallel_host(),
+			err->set ? err->msg : "set-up failed");
+	if (parallel_is_main(&par))
+		fprintf(stderr, "hug train: %d of %d ranks failed at set-up (first: rank %d); "
+			"every rank stops\n", n, par.world_size, first);
+	fflush(stderr);
+	hug_error_clear(err);
+	return -1;
+}
+
 int cli_train(int argc, char **argv)
 {
 	const char *path = NULL;
 	const char **ov = hug_calloc((size_t)argc, sizeof(char *));
 	int n_ov = 0;
 	bool resume = false;
+	struct hug_error err = { 0 };
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--set") && i + 1 < argc) {
 			ov[n_ov++] = argv[++i];
@@ -282,32 +308,35 @@ int cli_train(int argc, char **argv)
 		} else if (argv[i][0] != '-' && !path) {
 			path = argv[i];
 		} else {
-			fprintf(stderr, "hug train: unexpected argument \"%s\" (see --help)\n", argv[i]);
-			hug_free(ov);
-			return 2;
+			hug_error_set(&err, "unexpected argument \"%s\" (see --help)", argv[i]);
 		}
 	}
-	if (!path) {
+	if (!path && !err.set) {
 		usage();
 		hug_free(ov);
 		return 2;
 	}
 	struct run run = { .last_saved = -1, .last_eval = -1 };
-	struct hug_error err = { 0 };
 	int rc = 2;
 	hug_json_init();
-	if (parallel_init(&par, &err))
+	/* every set-up phase ends with setup_agree: a failure on any rank
+	 * stops every rank, named, instead of leaving the others waiting in a
+	 * collective */
+	if (parallel_init(&par, &err) || setup_agree(err.set, &err))
 		goto out;
 	if (!parallel_is_main(&par) && !freopen("/dev/null", "w", stdout))
 		goto out; /* only rank 0 prints */
 	run.tty = parallel_is_main(&par) && isatty(STDOUT_FILENO);
-	if (recipe_load(path, ov, n_ov, par.world_size, &run.recipe, &err) ||
-	    parallel_set_layout(&par, run.recipe.tensor_parallel, &err))
-		goto out;
-	if (trainer_init_parallel(&run.t, &run.recipe, &par, &err))
+	if (setup_agree(recipe_load(path, ov, n_ov, par.world_size, &run.recipe, &err) != 0,
+			&err))
 		goto out_recipe;
+	if (setup_agree(recipe_agree(&par, run.recipe.json, resume, &err) != 0, &err) ||
+	    setup_agree(parallel_set_layout(&par, run.recipe.tensor_parallel, &err) != 0, &err))
+		goto out_recipe;
+	if (setup_agree(trainer_init_parallel(&run.t, &run.recipe, &par, &err) != 0, &err))
+		goto out_trainer; /* freed where it failed; the others free theirs */
 	rc = 1;
-	if (start(&run, resume, &err))
+	if (setup_agree(start(&run, resume, &err) != 0, &err))
 		goto out_trainer;
 	printf("hug train: %s: %lld parameters, %lld steps of %lld sequences x %lld tokens "
 	       "(micro batch %lld, accumulation %lld) on %s in %s, out %s\n", path,
@@ -333,8 +362,11 @@ int cli_train(int argc, char **argv)
 	if (!rc && !stop_signal && par.tp == 1 && parallel_is_main(&par) &&
 	    print_samples(&run, &err))
 		rc = 1;
-	if (rc && par.world_size > 1) { /* one rank's failure ends the job */
-		fprintf(stderr, "hug train: rank %d: %s\n", par.world_rank, err.msg);
+	if (rc && par.world_size > 1) {
+		/* one rank's failure mid-run ends the job: its peers are inside
+		 * collectives that it will never join */
+		fprintf(stderr, "hug train: rank %d (%s): %s\n", par.world_rank, parallel_host(),
+			err.msg);
 		parallel_abort(&par, rc);
 	}
 	if (!rc && stop_signal) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../autograd/transfer.h"
 #include "../base/alloc.h"
@@ -201,6 +202,30 @@ _Noreturn void parallel_abort(const struct parallel *p, int code)
 	(void)p;
 #endif
 	exit(code);
+}
+
+int parallel_agree(const struct parallel *p, bool failed, int *first)
+{
+	int n = p->world.size > 1 ? p->world.size : 1;
+	int *flags = hug_calloc((size_t)n, sizeof(int)), mine = failed, count = 0;
+	comm_allgather(&p->world, &mine, flags, 1, DT_I32);
+	if (first)
+		*first = -1;
+	for (int r = 0; r < n; r++) {
+		if (flags[r] && first && *first < 0)
+			*first = r;
+		count += flags[r] != 0;
+	}
+	hug_free(flags);
+	return count;
+}
+
+const char *parallel_host(void)
+{
+	static char host[256];
+	if (!host[0] && gethostname(host, sizeof(host) - 1))
+		snprintf(host, sizeof(host), "?");
+	return host;
 }
 
 void parallel_finalize(struct parallel *p)

@@ -57,6 +57,19 @@ int parallel_set_layout(struct parallel *p, int tensor, struct hug_error *err);
  * world of one, exit(code). Does not return. */
 _Noreturn void parallel_abort(const struct parallel *p, int code);
 
+/* The set-up agreement: a collective over the world where every rank
+ * reports whether its last set-up phase failed. Returns the number of
+ * ranks that failed (the same on every rank; 0 when all succeeded) and sets
+ * *first (may be NULL) to the lowest failing world rank, or -1. A rank
+ * that never arrives (it died) ends the job through the launcher; one that
+ * fails inside the collective aborts it (hug_panic's MPI_Abort hook). In a
+ * world of one, returns `failed`. */
+int parallel_agree(const struct parallel *p, bool failed, int *first);
+
+/* This process's host name (static storage; "?" when unknown), for
+ * messages of the form "rank N (host): ...". */
+const char *parallel_host(void);
+
 /* Frees the groups and finalises MPI if parallel_init initialised it. */
 void parallel_finalize(struct parallel *p);
 
