@@ -2,7 +2,8 @@
  * fails at set-up (a corrupt shard, a missing shard directory, a bad
  * --set) or disagrees on the recipe (another train.steps): the job must
  * end on its own, non-zero, with a message naming rank 1 and the problem,
- * instead of hanging. Each rank gets its own arguments or working
+ * instead of hanging; and mid-run (token ids beyond the vocabulary in rank
+ * 1's shards), where rank 1 must abort the job naming itself. Each rank gets its own arguments or working
  * directory through mpirun's MPMD syntax (`-np 1 A : -np 1 B`); the recipe
  * names its shards and out_dir relative to the working directory, so rank
  * 1 can see other shard files under the same recipe. `timeout` bounds each
@@ -150,6 +151,61 @@ TEST(mpi_setup_rank1_other_recipe_refused)
 	int rc = run_pair(dir, "b", "--set train.steps=3", &log);
 	check_failed(rc, log, "train.steps");
 	CHECK(strstr(log, "rank 0 has 4, rank 1 has 3") != NULL); /* both values */
+	hug_free(log);
+	if (!test_failed_now())
+		train_fixture_rmtree(dir);
+}
+
+/* Replaces each run of uint16 tokens a, a + 1, a + 2, a + 3 (4 <= a < 60;
+ * the fixture's documents count up, HDF5's metadata does not) in `path` with ids beyond the
+ * vocabulary (65535): the shard opens, but reading those tokens fails
+ * mid-run. 0 or -1. */
+static int poison_tokens(const char *path)
+{
+	struct hug_error err = { 0 };
+	char *data;
+	size_t n;
+	if (fs_read_file(path, 1 << 24, &data, &n, &err))
+		return -1;
+	int hits = 0;
+	unsigned char *u = (unsigned char *)data;
+	for (size_t i = 0; i + 8 <= n; i += 2) {
+		bool counting = u[i] >= 4 && u[i] < 60;
+		for (int k = 0; k < 4 && counting; k++)
+			counting = u[i + 2 * k] == u[i] + k && !u[i + 2 * k + 1];
+		if (counting) {
+			memset(u + i, 0xff, 8);
+			hits++;
+		}
+	}
+	FILE *f = fopen(path, "wb");
+	int rc = f && fwrite(data, 1, n, f) == n ? 0 : -1;
+	if (f && fclose(f))
+		rc = -1;
+	hug_free(data);
+	return hits > 0 ? rc : -1;
+}
+
+/* Mid-run: rank 1's shards open but hold token ids beyond the vocabulary;
+ * the error comes inside a training step, where rank 0 waits in a
+ * collective, so rank 1 must abort the job (MPI_Abort) with its message. */
+TEST(mpi_runtime_rank1_loader_error_aborts_job)
+{
+	if (!can_run())
+		SKIP("no MPI build, mpirun, timeout or HUG_BIN (run through make test)");
+	const char *dir = train_fixture_shards(2, 4000);
+	REQUIRE(dir && setup(dir) == 0);
+	char cmd[1200], shard[512];
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/b/data && cp %s/shard-*.h5 %s/b/data/", dir, dir,
+		 dir);
+	REQUIRE(system(cmd) == 0);
+	for (int s = 0; s < 2; s++) {
+		snprintf(shard, sizeof(shard), "%s/b/data/shard-%05d.h5", dir, s);
+		REQUIRE(poison_tokens(shard) == 0);
+	}
+	char *log;
+	int rc = run_pair(dir, "b", "", &log);
+	check_failed(rc, log, "dataset tokens");
 	hug_free(log);
 	if (!test_failed_now())
 		train_fixture_rmtree(dir);
