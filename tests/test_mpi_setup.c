@@ -4,9 +4,10 @@
  * end on its own, non-zero, with a message naming rank 1 and the problem,
  * instead of hanging; and mid-run (token ids beyond the vocabulary in rank
  * 1's shards), where rank 1 must abort the job naming itself. Each rank
- * gets its own arguments or working directory through mpirun's MPMD syntax (`-np 1 A : -np 1 B`); the recipe
- * names its shards and out_dir relative to the working directory, so rank
- * 1 can see other shard files under the same recipe. `timeout` bounds each
+ * gets its own arguments or working directory through mpirun's MPMD
+ * syntax (`-np 1 A : -np 1 B`); the recipe names its shards and out_dir
+ * relative to the working directory, so rank 1 can see other shard files
+ * under the same recipe. `timeout` bounds each
  * job at 30 s (a hang shows as exit 124). */
 #include <stdbool.h>
 #include <stdio.h>
