@@ -91,6 +91,7 @@ static void log_step(struct run *run, const struct step_result *res)
 	cJSON_AddNumberToObject(rec, "grad_norm", res->grad_norm);
 	cJSON_AddNumberToObject(rec, "batch", (double)res->batch);
 	cJSON_AddNumberToObject(rec, "tokens", (double)t->tokens_seen);
+	cJSON_AddNumberToObject(rec, "target_tokens", (double)res->target_tokens);
 	cJSON_AddNumberToObject(rec, "tokens_per_s", tps);
 	cJSON_AddNumberToObject(rec, "tflops", tflops);
 	if (isfinite(mfu))
