@@ -3,7 +3,8 @@
  * depend on how the batch is split into micro-batches or data-parallel
  * ranks, an all-masked micro-batch changes nothing, a step with no counted
  * target is skipped, and validation gives the same number on any number of
- * ranks. */
+ * ranks; and one accumulated step equals transformers' Trainer (fixture
+ * from tools/ref/make_sft_trainer_fixture.py). */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "../base/fs.h"
 #include "../base/json.h"
 #include "../data/shard.h"
+#include "../io/safetensors.h"
 #include "../train/trainer.h"
 #include "harness.h"
 #include "train_fixture.h"
@@ -214,6 +216,151 @@ TEST(train_all_masked_micro_batch_changes_nothing)
 	printf("seed %d: all masked, skipped %d) ", seed_empty, ra.skipped);
 	CHECK(ra.skipped && ra.target_tokens == 0);
 	CHECK(max_diff(a, before, N_PARAMS) == 0);
+	train_fixture_rmtree(dir);
+}
+
+/* tools/ref/make_sft_trainer_fixture.py: one step of transformers' Trainer
+ * (SGD at lr 0.5, batch 2 x 2 accumulation, four rows of 9 tokens counting
+ * 7, 4, 2 and 8 targets, loss normalised by num_items_in_batch) on
+ * tests/fixtures/bloom-tiny-a. hug takes the same step from a shard of the
+ * four rows (mask = labels != -100) with micro batch 2 and micro batch 1. */
+#define SFT_FIXTURE "tests/fixtures/sft-trainer.safetensors"
+
+/* Writes DIR/shard-00000.h5 with the fixture's rows. 0 or -1. */
+static int sft_shard(const char *dir, const struct st_file *f)
+{
+	const struct st_tensor *ids = st_find(f, "input_ids"), *lab = st_find(f, "labels");
+	if (!ids || !lab || ids->nbytes != 4 * 9 * 4 || lab->nbytes != ids->nbytes)
+		return -1;
+	int32_t tok[36], l[36];
+	uint8_t mask[36];
+	memcpy(tok, ids->data, sizeof(tok));
+	memcpy(l, lab->data, sizeof(l));
+	for (int i = 0; i < 36; i++)
+		mask[i] = l[i] != -100;
+	struct shard_meta meta = { .vocab_size = 97, .eos_id = 2 };
+	snprintf(meta.tokenizer_hash, sizeof(meta.tokenizer_hash), "test");
+	snprintf(meta.source, sizeof(meta.source), "sft-trainer");
+	char path[128];
+	snprintf(path, sizeof(path), "%s/shard-00000.h5", dir);
+	struct shard_writer *w;
+	struct hug_error err = { 0 };
+	if (shard_writer_open(&w, path, &meta, true, &err))
+		return -1;
+	for (int r = 0; r < 4; r++)
+		if (shard_writer_append(w, tok + 9 * r, mask + 9 * r, 9, &err)) {
+			shard_writer_discard(w);
+			return -1;
+		}
+	return shard_writer_close(w, &err);
+}
+
+/* The step with micro batch `micro` against the fixture: loss within
+ * 1e-6 relative, parameters within 1e-6 relative to the largest update. */
+static void sft_step(const char *dir, const struct st_file *f, int micro)
+{
+	char path[256], o[64];
+	snprintf(path, sizeof(path), "%s/r.json", dir);
+	FILE *rf = fopen(path, "w");
+	if (!rf) {
+		CHECK(rf != NULL);
+		return;
+	}
+	fprintf(rf, "{\"model\": {\"from_pretrained\": \"tests/fixtures/bloom-tiny-a\"},\n"
+		    " \"data\": {\"train\": [{\"path\": \"%s/shard-*.h5\"}], \"seq_len\": 8},\n"
+		    " \"optim\": {\"name\": \"sgd\", \"lr\": 0.5, \"weight_decay\": 0, "
+		    "\"grad_clip\": 0},\n"
+		    " \"schedule\": {\"warmup_steps\": 0, \"decay\": \"constant\"},\n"
+		    " \"batch\": {\"micro_batch_size\": 2, \"global_batch_size\": 4},\n"
+		    " \"train\": {\"steps\": 1, \"out_dir\": \"%s/run\"}}\n", dir, dir);
+	fclose(rf);
+	snprintf(o, sizeof(o), "batch.micro_batch_size=%d", micro);
+	const char *ov[] = { o };
+	struct recipe r;
+	struct trainer t;
+	struct hug_error err = { 0 };
+	if (recipe_load(path, ov, 1, 1, &r, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		return;
+	}
+	if (trainer_init(&t, &r, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		recipe_free(&r);
+		return;
+	}
+	/* the update's scale, to judge the parameter differences by */
+	static double before[4096], after[4096], want[4096];
+	double worst = 0, biggest = 0;
+	struct step_result res;
+	int n = t.model.table.n, ok = 1;
+	double *saved[64] = { 0 };
+	for (int i = 0; i < n && i < 64; i++) {
+		struct tensor *p = t.model.table.items[i].t;
+		saved[i] = hug_malloc((size_t)tensor_numel(p) * sizeof(double));
+		tensor_read_f64(p, saved[i]);
+	}
+	CHECK(n <= 64);
+	if (trainer_step(&t, &res, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		ok = 0;
+	}
+	for (int i = 0; ok && i < n && i < 64; i++) {
+		struct tensor *p = t.model.table.items[i].t;
+		char name[300];
+		snprintf(name, sizeof(name), "param.%s", t.model.table.items[i].name);
+		const struct st_tensor *ref = st_find(f, name);
+		int64_t k = tensor_numel(p);
+		if (!ref || ref->dtype != DT_F32 || (int64_t)ref->nbytes != k * 4 || k > 4096) {
+			test_fail_at(__FILE__, __LINE__, "fixture tensor %s missing or of another size",
+				     name);
+			ok = 0;
+			break;
+		}
+		tensor_read_f64(p, after);
+		for (int64_t j = 0; j < k; j++) {
+			float v;
+			memcpy(&v, (const char *)ref->data + 4 * j, 4);
+			want[j] = v;
+			before[j] = saved[i][j];
+			worst = fmax(worst, fabs(after[j] - want[j]));
+			biggest = fmax(biggest, fabs(want[j] - before[j]));
+		}
+	}
+	for (int i = 0; i < n && i < 64; i++)
+		hug_free(saved[i]);
+	const struct st_tensor *lt = st_find(f, "loss");
+	double loss = 0;
+	if (lt && lt->nbytes == 8)
+		memcpy(&loss, lt->data, 8);
+	printf("(micro %d: loss %.9f, Trainer %.9f, rel %.2g; %lld targets; max |param diff| "
+	       "%.2g, largest update %.2g) ", micro, res.loss, loss,
+	       fabs(res.loss - loss) / loss, (long long)res.target_tokens, worst, biggest);
+	CHECK(res.target_tokens == 21);
+	CHECK(fabs(res.loss - loss) <= 1e-6 * loss);
+	CHECK(ok && biggest > 0.01 && worst <= 1e-6 * fmax(1.0, biggest));
+	trainer_free(&t);
+	recipe_free(&r);
+}
+
+TEST(train_sft_step_matches_hf_trainer)
+{
+	struct st_file f;
+	struct hug_error err = { 0 };
+	if (st_open(&f, SFT_FIXTURE, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		return;
+	}
+	static char dir[64];
+	snprintf(dir, sizeof(dir), "/tmp/hug-train-XXXXXX");
+	REQUIRE(mkdtemp(dir));
+	if (sft_shard(dir, &f)) {
+		st_close(&f);
+		test_fail_at(__FILE__, __LINE__, "%s: the rows did not make a shard", SFT_FIXTURE);
+		return;
+	}
+	sft_step(dir, &f, 2);
+	sft_step(dir, &f, 1);
+	st_close(&f);
 	train_fixture_rmtree(dir);
 }
 
