@@ -116,7 +116,9 @@ static void log_step(struct run *run, const struct step_result *res)
 	} else {
 		printf("step %lld/%lld loss %.4f lr %.3e grad_norm %.4f tokens/s %.0f%s eta %s%s\n",
 		       (long long)t->step, (long long)r->steps, res->loss, res->lr, res->grad_norm,
-		       tps, m, e, res->skipped ? " (skipped: not finite)" : "");
+		       tps, m, e, !res->skipped ? ""
+		       : res->target_tokens ? " (skipped: not finite)"
+					    : " (skipped: every target masked)");
 	}
 	fflush(stdout);
 }
