@@ -92,6 +92,7 @@ static void log_step(struct run *run, const struct step_result *res)
 	cJSON_AddNumberToObject(rec, "grad_norm", res->grad_norm);
 	cJSON_AddNumberToObject(rec, "batch", (double)res->batch);
 	cJSON_AddNumberToObject(rec, "tokens", (double)t->tokens_seen);
+	cJSON_AddNumberToObject(rec, "target_tokens", (double)res->target_tokens);
 	cJSON_AddNumberToObject(rec, "tokens_per_s", tps);
 	cJSON_AddNumberToObject(rec, "tflops", tflops);
 	if (isfinite(mfu))
@@ -116,7 +117,9 @@ static void log_step(struct run *run, const struct step_result *res)
 	} else {
 		printf("step %lld/%lld loss %.4f lr %.3e grad_norm %.4f tokens/s %.0f%s eta %s%s\n",
 		       (long long)t->step, (long long)r->steps, res->loss, res->lr, res->grad_norm,
-		       tps, m, e, res->skipped ? " (skipped: not finite)" : "");
+		       tps, m, e, !res->skipped ? ""
+		       : res->target_tokens ? " (skipped: not finite)"
+					    : " (skipped: every target masked)");
 	}
 	fflush(stdout);
 }

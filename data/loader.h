@@ -178,6 +178,9 @@ int64_t loader_valid_next(struct loader_valid *v, int32_t *inputs,
 			  struct hug_error *err);
 
 /* Frees the iterator (NULL is a no-op). Close it before its loader. */
+/* Ends the pass after the first n held-out samples (of all ranks
+ * together; n >= the total changes nothing). Call before the first next. */
+void loader_valid_limit(struct loader_valid *v, int64_t n);
 void loader_valid_close(struct loader_valid *v);
 
 /* Stops the prefetch thread, closes every shard and frees L (NULL is a

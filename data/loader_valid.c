@@ -71,6 +71,12 @@ int64_t loader_valid_next(struct loader_valid *v, int32_t *inputs,
 	return rows;
 }
 
+void loader_valid_limit(struct loader_valid *v, int64_t n)
+{
+	if (n >= 0 && n < v->total)
+		v->total = n;
+}
+
 void loader_valid_close(struct loader_valid *v)
 {
 	if (!v)

@@ -90,7 +90,7 @@ const struct rkey recipe_keys[] = {
 	INT("train.steps", NULL, 1, BIG, "Optimizer steps (required)."),
 	INT("train.log_every", "10", 1, BIG, "Steps between log lines and metrics.jsonl records."),
 	INT("train.eval_every", "0", 0, BIG, "Steps between validation passes (0: only at the end)."),
-	INT("train.eval_batches", "8", 1, BIG, "Micro-batches per validation pass."),
+	INT("train.eval_batches", "8", 1, BIG, "Micro-batches per validation pass, in all (shared by the data-parallel ranks)."),
 	INT("train.save_every", "0", 0, BIG, "Steps between checkpoints (0: only at the end)."),
 	INT("train.keep_last", "3", 0, BIG, "Checkpoints kept (0: all)."),
 	{ "train.out_dir", RK_STRING, "\"runs/hug\"", false, 0, 0, false, NULL, "Run directory: checkpoints, metrics.jsonl." },

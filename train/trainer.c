@@ -18,12 +18,12 @@
 #include "../parallel/comm_nccl.h"
 #endif
 
-/* Opens a loader over recipe sources (weights kept; labels name the keys).
- * With a recipe tokenizer, the shards must carry its hash and vocabulary
- * size. */
+/* Opens a loader over recipe sources (weights kept; labels name the keys)
+ * for data-parallel rank `rank` of `world`. With a recipe tokenizer, the
+ * shards must carry its hash and vocabulary size. */
 static int open_loader(struct trainer *t, const struct recipe_source *src, int n,
-		       const char *key, double valid_fraction, struct loader **L,
-		       struct hug_error *err)
+		       const char *key, double valid_fraction, int rank, int world,
+		       struct loader **L, struct hug_error *err)
 {
 	const struct recipe *r = t->r;
 	char hash[TOKENIZER_HASH_LEN] = "";
@@ -44,7 +44,7 @@ static int open_loader(struct trainer *t, const struct recipe_source *src, int n
 	}
 	struct loader_config cfg = {
 		.sources = ls, .n_sources = n, .seq_len = t->r->seq_len,
-		.batch_size = t->r->micro_batch_size, .rank = t->rank, .world = t->world,
+		.batch_size = t->r->micro_batch_size, .rank = rank, .world = world,
 		.seed = t->r->seed, .valid_fraction = valid_fraction, .prefetch = 2,
 		.expect_vocab_size = vocab, .expect_tokenizer_hash = hash[0] ? hash : NULL,
 	};
@@ -218,10 +218,12 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 			optim_set_decay(&t->opt, r->no_decay[i], false);
 	}
 	if (open_loader(t, r->train, r->n_train, "data.train",
-			r->valid ? 0.0 : r->valid_fraction, &t->train, err))
+			r->valid ? 0.0 : r->valid_fraction, t->rank, t->world, &t->train, err))
 		return -1;
 	if (r->valid) {
-		if (open_loader(t, r->valid, r->n_valid, "data.valid", 0.0, &t->valid, err))
+		/* every rank reads the one global sequence of validation batches
+		 * and evaluates its share of them (trainer_eval) */
+		if (open_loader(t, r->valid, r->n_valid, "data.valid", 0.0, 0, 1, &t->valid, err))
 			return -1;
 		loader_state_save(t->valid, &t->valid_start);
 	}
@@ -289,6 +291,7 @@ void trainer_free(struct trainer *t)
 	arena_free(&t->step_mem);
 	arena_free(&t->batch_mem);
 	arena_free(&t->dev_batch_mem);
+	hug_free(t->step_batches);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -314,33 +317,92 @@ static struct tensor *batch_loss(struct trainer *t)
 }
 
 
+/* Counted targets (not LOADER_IGNORE_INDEX) of one (B, T) micro-batch. */
+static int64_t count_targets(const int32_t *targets, int64_t n)
+{
+	int64_t c = 0;
+	for (int64_t i = 0; i < n; i++)
+		c += targets[i] != LOADER_IGNORE_INDEX;
+	return c;
+}
+
+/* Reads the step's `micro` micro-batches into t->step_batches (in the
+ * loader's order) and returns their counted targets in *count (this
+ * rank's). 0 or -1. */
+static int load_step(struct trainer *t, int64_t micro, int64_t *count, struct hug_error *err)
+{
+	int64_t bt = tensor_numel(t->inputs);
+	if ((size_t)micro > t->step_batches_cap) {
+		t->step_batches = hug_realloc(t->step_batches,
+					      (size_t)(micro * 2 * bt) * sizeof(int32_t));
+		t->step_batches_cap = (size_t)micro;
+	}
+	*count = 0;
+	double t0 = ag_profile_start(t->device);
+	for (int64_t i = 0; i < micro; i++) {
+		int32_t *in = t->step_batches + i * 2 * bt, *tg = in + bt;
+		if (loader_next(t->train, in, tg, err))
+			return -1;
+		*count += count_targets(tg, bt);
+	}
+	ag_profile_stop("data (loader)", t->device, t0);
+	return 0;
+}
+
+/* Sum over the data-parallel ranks of v[0..n). */
+static void dp_sum(struct trainer *t, double *v, int n)
+{
+	if (t->par->dp > 1)
+		comm_allreduce(&t->par->dp_group, v, n, DT_F64, COMM_SUM);
+}
+
 int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *err)
 {
 	const struct recipe *r = t->r;
 	memset(res, 0, sizeof(*res));
 	res->batch = batch_at(&r->rampup, t->samples_seen);
 	int64_t micro = res->batch / (r->micro_batch_size * t->world);
+	int64_t bt = tensor_numel(t->inputs), local;
+	if (load_step(t, micro, &local, err))
+		return -1;
+	double global = (double)local;
+	dp_sum(t, &global, 1);
+	res->target_tokens = (int64_t)global;
+	if (global == 0) { /* every target masked: nothing to learn from */
+		res->lr = lr_at(&r->schedule, t->step);
+		res->skipped = true;
+		t->samples_seen += res->batch;
+		t->tokens_seen += res->batch * r->seq_len;
+		t->step++;
+		if (t->par->world_rank == 0)
+			fprintf(stderr, "warning: step %lld: every target of the batch is masked "
+				"(loss mask 0); skipped without an update\n", (long long)t->step);
+		return 0;
+	}
 	double sum = 0;
 	t->ctx.training = true;
 	for (int64_t i = 0; i < micro; i++) {
-		double t0 = ag_profile_start(t->device);
-		if (loader_next(t->train, t->inputs->data, t->targets->data, err))
-			return -1;
-		ag_profile_stop("data (loader)", t->device, t0);
+		const int32_t *in = t->step_batches + i * 2 * bt, *tg = in + bt;
+		memcpy(t->inputs->data, in, (size_t)bt * sizeof(int32_t));
+		memcpy(t->targets->data, tg, (size_t)bt * sizeof(int32_t));
+		double n = (double)count_targets(tg, bt);
 		ag_ctx_reset(&t->ctx);
+		/* this micro-batch's token-loss sum / the global count; times dp
+		 * because the gradient reduction averages over the ranks */
 		struct tensor *loss = batch_loss(t);
-		struct tensor *scaled = ag_scale(&t->ctx, loss, 1.0 / (double)micro);
+		struct tensor *scaled = ag_scale(&t->ctx, loss, n * (double)t->world / global);
 		if (i == micro - 1) /* reduce gradients while the last backward runs */
 			dist_arm(&t->dist, &t->ctx);
 		if (!scaled || ag_backward(&t->ctx, scaled))
 			return hug_error_set(err, "step %lld: %s", (long long)t->step + 1,
 					     t->ctx.err.msg);
-		sum += tensor_item(loss);
+		sum += tensor_item(loss) * n;
 	}
 	double t0 = ag_profile_start(t->device);
 	dist_finish_grads(&t->dist, &t->ctx);
 	ag_ctx_reset(&t->ctx);
-	res->loss = dist_mean(&t->dist, sum / (double)micro);
+	dp_sum(t, &sum, 1);
+	res->loss = sum / global;
 	ag_profile_stop("gradient reduction", t->device, t0);
 	t0 = ag_profile_start(t->device);
 	res->grad_norm = dist_grad_norm(&t->dist, &t->opt);
@@ -371,69 +433,74 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 	return 0;
 }
 
-/* Validation over a separate loader: replays the same batches each time. */
-static int eval_loader(struct trainer *t, double *sum, int64_t *n, struct hug_error *err)
+/* Adds the loss of the batch in t->inputs / t->targets to v: v[0] +=
+ * token-loss sum, v[1] += counted targets. 0 or -1. */
+static int eval_batch(struct trainer *t, double v[2], struct hug_error *err)
+{
+	double n = (double)count_targets(t->targets->data, tensor_numel(t->targets));
+	if (n == 0)
+		return 0;
+	ag_ctx_reset(&t->ctx);
+	struct tensor *loss = batch_loss(t);
+	if (!loss)
+		return hug_error_set(err, "validation: %s", t->ctx.err.msg);
+	v[0] += tensor_item(loss) * n;
+	v[1] += n;
+	return 0;
+}
+
+/* Validation over a separate loader: replays the same eval_batches
+ * batches each time; rank r evaluates batches r, r + dp, ... */
+static int eval_loader(struct trainer *t, double v[2], struct hug_error *err)
 {
 	if (loader_state_restore(t->valid, &t->valid_start, err))
 		return -1;
 	for (int64_t i = 0; i < t->r->eval_batches; i++) {
 		if (loader_next(t->valid, t->inputs->data, t->targets->data, err))
 			return -1;
-		ag_ctx_reset(&t->ctx);
-		struct tensor *loss = batch_loss(t);
-		if (!loss)
-			return hug_error_set(err, "validation: %s", t->ctx.err.msg);
-		*sum += tensor_item(loss);
-		(*n)++;
+		if (i % t->world == t->rank && eval_batch(t, v, err))
+			return -1;
 	}
 	return 0;
 }
 
-/* Validation over the training sources' held-out samples. */
-static int eval_heldout(struct trainer *t, double *sum, int64_t *n, struct hug_error *err)
+/* Validation over the training sources' held-out samples: the first
+ * eval_batches x micro_batch_size of them, which the ranks share (rank r
+ * takes samples r, r + dp, ...). */
+static int eval_heldout(struct trainer *t, double v[2], struct hug_error *err)
 {
-	struct loader_valid *v;
-	if (loader_valid_open(t->train, &v, err))
+	struct loader_valid *pass;
+	if (loader_valid_open(t->train, &pass, err))
 		return -1;
+	loader_valid_limit(pass, t->r->eval_batches * t->r->micro_batch_size);
 	int rc = 0;
-	for (int64_t i = 0; i < t->r->eval_batches; i++) {
-		int64_t rows = loader_valid_next(v, t->inputs->data, t->targets->data, NULL, err);
+	for (;;) {
+		int64_t rows = loader_valid_next(pass, t->inputs->data, t->targets->data, NULL, err);
 		if (rows <= 0) {
 			rc = (int)rows;
 			break;
 		}
-		ag_ctx_reset(&t->ctx);
-		struct tensor *loss = batch_loss(t);
-		if (!loss) {
-			rc = hug_error_set(err, "validation: %s", t->ctx.err.msg);
+		if ((rc = eval_batch(t, v, err)))
 			break;
-		}
-		*sum += tensor_item(loss);
-		(*n)++;
 	}
-	loader_valid_close(v);
+	loader_valid_close(pass);
 	return rc;
 }
 
 int trainer_eval(struct trainer *t, double *loss, struct hug_error *err)
 {
-	double sum = 0;
-	int64_t n = 0;
+	double v[2] = { 0, 0 }; /* token-loss sum, counted targets */
 	bool g = ag_set_grad_enabled(&t->ctx, false);
 	t->ctx.training = false;
 	int rc = 0;
 	if (t->valid)
-		rc = eval_loader(t, &sum, &n, err);
+		rc = eval_loader(t, v, err);
 	else if (loader_valid_samples(t->train) > 0)
-		rc = eval_heldout(t, &sum, &n, err);
+		rc = eval_heldout(t, v, err);
 	ag_ctx_reset(&t->ctx);
 	ag_set_grad_enabled(&t->ctx, g);
 	t->ctx.training = true;
-	*loss = n ? sum / (double)n : NAN;
-	if (t->par->dp > 1) { /* the mean over every rank's batches */
-		double v[2] = { sum, (double)n };
-		comm_allreduce(&t->par->dp_group, v, 2, DT_F64, COMM_SUM);
-		*loss = v[1] > 0 ? v[0] / v[1] : NAN;
-	}
+	dp_sum(t, v, 2); /* every rank takes part, even after an error */
+	*loss = v[1] > 0 ? v[0] / v[1] : NAN;
 	return rc;
 }

@@ -39,6 +39,9 @@ struct trainer {
 	struct tensor *targets;        /* (B, T) i32 on the host, -100 where ignored */
 	struct tensor *step_inputs;    /* inputs on the device (inputs itself on the CPU) */
 	struct tensor *step_targets;   /* targets on the device (targets itself on the CPU) */
+	int32_t *step_batches;         /* a step's micro-batches, inputs then targets,
+					  (micro, 2, B, T) on the host */
+	size_t step_batches_cap;       /* micro-batches step_batches holds */
 	/* progress; saved in trainer_state.json */
 	int64_t step;                  /* optimizer updates done */
 	int64_t samples_seen;          /* sequences consumed by all ranks */
@@ -49,11 +52,14 @@ struct trainer {
 
 /* Result of one optimizer step. */
 struct step_result {
-	double loss;                   /* mean over the micro-batches */
+	double loss;                   /* token-loss sum / target_tokens, all ranks */
+	int64_t target_tokens;         /* counted (not ignored) targets of the step,
+					  all micro-batches and ranks */
 	double grad_norm;              /* before clipping */
 	double lr;
 	int64_t batch;                 /* global batch size of this step */
-	bool skipped;                  /* non-finite and skip_nonfinite set */
+	bool skipped;                  /* non-finite and skip_nonfinite set, or no
+					  counted target in the whole step */
 };
 
 /* Builds the model (initialised from the seed, or from_pretrained), the
@@ -72,13 +78,19 @@ int trainer_init_parallel(struct trainer *t, struct recipe *r, struct parallel *
 void trainer_free(struct trainer *t);
 
 /* One optimizer step over the global batch (gradient accumulation over
- * micro-batches). A non-finite loss or gradient norm leaves parameters and
- * optimizer state untouched: with skip_nonfinite the step is skipped
+ * micro-batches). The loss is normalised by the number of counted targets
+ * (not -100) of the whole global batch, summed over micro-batches and
+ * data-parallel ranks, so the update does not depend on how the batch is
+ * split. A step with no counted target anywhere changes nothing: it is
+ * skipped (res->skipped, target_tokens 0) with a warning. A non-finite
+ * loss or gradient norm leaves parameters and optimizer state untouched: with skip_nonfinite the step is skipped
  * (res->skipped), otherwise it is an error naming the step. 0 or -1. */
 int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *err);
 
-/* Mean validation loss over up to eval_batches micro-batches (the same
- * batches every time), or NaN when there is no validation data. */
+/* Validation loss: counted-token-weighted mean over up to eval_batches
+ * micro-batches in all (the same batches every time), split over the
+ * data-parallel ranks so the number does not depend on their count; NaN
+ * when there is no validation data or no counted target. */
 int trainer_eval(struct trainer *t, double *loss, struct hug_error *err);
 
 #endif
