@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_softmax_k(AttnArgs a, T *pm)
 			// no contraction into an FMA: the CPU rounds the product
 			s = __fadd_rn(to_f(prow[j]), __fmul_rn(slope, p));
 			mx = s > mx ? s : mx;
-			nan_seen += isnan(s) ? 1.0 : 0.0;
+			nan_seen += s != s ? 1.0 : 0.0; // NaN (no fast-math here)
 		}
 		sc[j] = s;
 	}
