@@ -94,6 +94,23 @@ static void fill_batch(const struct sequences *s, int first, int b, int64_t t,
 		}
 }
 
+/* JSON has no NaN or Infinity: a non-finite loss (of the whole input or a
+ * sequence) or perplexity is an error on stderr; returns 1 then, else 0. */
+static int nonfinite_result(const struct sequences *s, const double *seq_loss, double loss)
+{
+	for (int i = 0; i < s->n; i++)
+		if (!isfinite(seq_loss[i])) {
+			fprintf(stderr, "hug eval: sequence %d: loss %g is not finite (the model "
+				"overflows on this input)\n", i, seq_loss[i]);
+			return 1;
+		}
+	if (!isfinite(loss) || !isfinite(exp(loss))) {
+		fprintf(stderr, "hug eval: loss %g (perplexity %g) is not finite\n", loss, exp(loss));
+		return 1;
+	}
+	return 0;
+}
+
 int cli_eval(int argc, char **argv)
 {
 	const char *model = NULL, *input = NULL, *dump = NULL, *device = NULL;
@@ -187,6 +204,8 @@ int cli_eval(int argc, char **argv)
 			       tensor_nbytes(hmask));
 		}
 	}
+	if (!rc) /* reported on stderr; then nothing goes to stdout */
+		rc = nonfinite_result(&s, seq_loss, total_nll / (double)total_tokens);
 	if (!rc) {
 		double loss = total_nll / (double)total_tokens;
 		printf("{\"sequences\": %d, \"tokens\": %lld, \"loss\": %.6f, \"perplexity\": %.4f,\n"

@@ -530,6 +530,20 @@ static void unpack_into(struct tensor *dst, const unsigned char *src,
 			}
 }
 
+/* The index of the first NaN or Inf among the file tensor's float
+ * elements, or -1 (also for integer dtypes). */
+static int64_t first_nonfinite(const struct st_tensor *src)
+{
+	if (!dtype_is_float(src->dtype))
+		return -1;
+	size_t ss = dtype_size(src->dtype);
+	const unsigned char *p = src->data;
+	for (size_t i = 0; i < src->nbytes / ss; i++)
+		if (!isfinite(get_float(p + i * ss, src->dtype)))
+			return (int64_t)i;
+	return -1;
+}
+
 int st_tensor_load(const struct st_tensor *src, struct tensor *dst,
 		   struct hug_error *err)
 {
@@ -561,6 +575,11 @@ int st_tensor_load(const struct st_tensor *src, struct tensor *dst,
 				     "%s: tensor \"%s\": cannot load %s data into a %s tensor",
 				     path, src->name, st_dtype_name(src->dtype),
 				     dtype_name(dst->dtype));
+	int64_t bad = first_nonfinite(src); /* weights, adapters and optimizer state alike */
+	if (bad >= 0)
+		return hug_error_set(err, "%s: tensor \"%s\": element %lld is NaN or infinite; "
+				     "refusing to load non-finite values", path, src->name,
+				     (long long)bad);
 	if (src->dtype == dst->dtype && tensor_is_contiguous(dst))
 		memcpy(dst->data, src->data, src->nbytes);
 	else
@@ -855,13 +874,46 @@ static void sync_parent_dir(const char *path)
 	hug_free(dir);
 }
 
+/* Refuses a tensor with a NaN or Inf element, as stored on disk (a value
+ * that overflows the disk dtype counts too), naming it: no file ever holds
+ * one. 0 or -1. */
+static int check_writer_finite(const struct st_writer *w, const char *path,
+			       struct hug_error *err)
+{
+	for (int i = 0; i < w->n; i++) {
+		const struct tensor *t = w->e[i].t;
+		enum dtype disk = w->e[i].disk;
+		if (!dtype_is_float(disk))
+			continue;
+		int64_t sh[4], st[4], k = 0;
+		size_t ts = dtype_size(t->dtype);
+		pad4(t, sh, st);
+		for (int64_t i0 = 0; i0 < sh[0]; i0++)
+			for (int64_t i1 = 0; i1 < sh[1]; i1++)
+				for (int64_t i2 = 0; i2 < sh[2]; i2++)
+					for (int64_t i3 = 0; i3 < sh[3]; i3++, k++) {
+						unsigned char v[8];
+						convert_one(v, disk, (const unsigned char *)t->data +
+							    (size_t)(i0 * st[0] + i1 * st[1] + i2 * st[2] +
+								     i3 * st[3]) * ts, t->dtype);
+						if (!isfinite(get_float(v, disk)))
+							return hug_error_set(err, "%s: tensor \"%s\": element "
+									     "%lld is NaN or infinite as %s; "
+									     "refusing to write it", path,
+									     w->e[i].name, (long long)k,
+									     dtype_name(disk));
+					}
+	}
+	return 0;
+}
+
 int st_writer_write(struct st_writer *w, const char *path,
 		    struct hug_error *err)
 {
 	struct sbuf hdr = { 0 };
 	struct outf o = { .fd = -1, .cap = 1 << 20 };
 	int rc = -1;
-	if (check_writer_names(w, path, err))
+	if (check_writer_names(w, path, err) || check_writer_finite(w, path, err))
 		return -1;
 	size_t plen = strlen(path);
 	char *tmp = hug_malloc(plen + 5);

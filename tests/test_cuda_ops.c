@@ -34,6 +34,7 @@
 #include "../autograd/backend.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
+#include "../optim/finite_check.h"
 #include "harness.h"
 #include "test_cuda_util.h"
 
@@ -801,6 +802,49 @@ TEST(cuda_find_out_of_range_hook)
 	struct tensor *e = tensor_new(&dev, DT_I32, 1, (int64_t[]){ 0 });
 	bad = 77;
 	CHECK(cuda_find_out_of_range(e, 0, 0, INT64_MIN, &bad) == -1 && bad == 77);
+	arena_free(&dev);
+	arena_free(&host);
+}
+
+/* A row of NaN scores gives a NaN output row and NaN gradients, as on the
+ * CPU (tests/test_attention_nan.c), while a row masked by the padding mask
+ * keeps zeros; the optimizer's device finite check sees a NaN. */
+TEST(cuda_attention_nan_row)
+{
+	CUDA_TEST_BEGIN();
+	enum { T = 4, D = 3 };
+	struct arena host, dev;
+	arena_init(&host, "host", 0, NULL);
+	arena_init(&dev, "dev", 0, hug_cuda_allocator());
+	struct ag_ctx ctx;
+	ag_ctx_init(&ctx, &dev);
+	struct tensor *qkv[3];
+	for (int i = 0; i < 3; i++) { /* (1, 1, T, D) */
+		struct tensor *h = tensor_new(&host, DT_F32, TENSOR_SHAPE(1, 1, T, D));
+		float *x = h->data;
+		for (int e = 0; e < T * D; e++)
+			x[e] = i == 0 && e / D == 2 ? NAN : 0.1f * (float)((e * 7 + i * 3) % 11) - 0.5f;
+		qkv[i] = cuda_test_upload(&dev, h, DT_F32);
+		tensor_set_requires_grad(qkv[i], &dev);
+	}
+	CHECK(!tensor_all_finite(qkv[0]) && tensor_all_finite(qkv[1]));
+	struct tensor *hm = tensor_new(&host, DT_I32, TENSOR_SHAPE(1, T));
+	const int32_t mk[T] = { 0, 1, 1, 1 }; /* row 0: its only key is padding */
+	memcpy(hm->data, mk, sizeof(mk));
+	struct tensor *mask = cuda_test_upload(&dev, hm, DT_I32);
+	struct tensor *o = ag_attention(&ctx, qkv[0], qkv[1], qkv[2], NULL, mask, true);
+	REQUIRE(o);
+	double *y = cuda_test_read(o);
+	for (int d = 0; d < D; d++) {
+		CHECK(y[0 * D + d] == 0);
+		CHECK(isfinite(y[1 * D + d]) && isfinite(y[3 * D + d]));
+		CHECK(isnan(y[2 * D + d]));
+	}
+	hug_free(y);
+	REQUIRE(ag_backward(&ctx, ag_sum(&ctx, o, AG_DIM_ALL)) == 0);
+	double *dq = cuda_test_read(qkv[0]->grad);
+	CHECK(isnan(dq[2 * D]) && isfinite(dq[1 * D]) && isfinite(dq[3 * D]));
+	hug_free(dq);
 	arena_free(&dev);
 	arena_free(&host);
 }

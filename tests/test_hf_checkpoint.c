@@ -640,8 +640,8 @@ static void write_variant(const char *dir, struct bloom_model *m, enum variant v
 			}
 		}
 		if (v == V_SHAPE && strcmp(n, "transformer.h.0.mlp.dense_h_to_4h.weight") == 0) {
-			struct tensor *q = tensor_new(scratch, DT_F32,
-						      TENSOR_SHAPE(t->shape[1], t->shape[0]));
+			struct tensor *q = tensor_zeros(scratch, DT_F32, /* writers refuse NaN */
+							TENSOR_SHAPE(t->shape[1], t->shape[0]));
 			st_writer_add(w, name, q, DT_F32);
 			continue;
 		}

@@ -57,6 +57,7 @@ static char *state_json(const struct trainer *t, const cJSON *history)
 	cJSON_AddNumberToObject(j, "samples_seen", (double)t->samples_seen);
 	cJSON_AddNumberToObject(j, "tokens_seen", (double)t->tokens_seen);
 	cJSON_AddNumberToObject(j, "skipped_steps", (double)t->skipped_steps);
+	cJSON_AddNumberToObject(j, "consecutive_skips", (double)t->consecutive_skips);
 	cJSON *rng = cJSON_AddObjectToObject(j, "rng");
 	add_u64(rng, "dropout_seed", t->ctx.seed);
 	add_u64(rng, "dropout_offset", t->ctx.rng_offset);
@@ -345,6 +346,10 @@ static int load_state(struct trainer *t, const char *dir, cJSON **history,
 		    json_i64(j, "samples_seen", path, &t->samples_seen, err) ||
 		    json_i64(j, "tokens_seen", path, &t->tokens_seen, err) ||
 		    json_i64(j, "skipped_steps", path, &t->skipped_steps, err)))
+		rc = -1;
+	t->consecutive_skips = 0; /* absent in older checkpoints */
+	if (!rc && cJSON_GetObjectItemCaseSensitive(j, "consecutive_skips") &&
+	    json_i64(j, "consecutive_skips", path, &t->consecutive_skips, err))
 		rc = -1;
 	if (!rc && version != STATE_VERSION)
 		rc = hug_error_set(err, "%s: format_version %lld, this hug reads %d", path,

@@ -97,6 +97,7 @@ const struct rkey recipe_keys[] = {
 	INT("train.seed", "1234", 0, 9007199254740991.0, "Seed of initialisation, data order and dropout."),
 	{ "train.skip_nonfinite", RK_BOOL, "false", false, 0, 0, false, NULL,
 	  "Skip a step whose loss or gradient is not finite instead of stopping." },
+	INT("train.max_skipped_steps", "10", 1, 1000000, "With skip_nonfinite: stop with an error after this many consecutive skipped steps (a finite step resets the count)."),
 	{ "train.peak_tflops", RK_NUMBER, "null", true, 0, BIG, true, NULL,
 	  "Peak TFLOP/s of one device, for MFU in the logs; null: MFU not reported." },
 	INT("train.sample_tokens", "0", 0, 100000, "Tokens generated for each sample prompt at the end (needs data.tokenizer)."),

@@ -13,6 +13,7 @@
 #include "../io/hf_checkpoint.h"
 #include "../nn/bloom_device.h"
 #include "../peft/lora_model.h"
+#include "update_check.h"
 #ifdef HUG_CUDA
 #include "../autograd/cuda/cuda_api.h"
 #include "../parallel/comm_nccl.h"
@@ -422,10 +423,18 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 		res->skipped = true;
 		t->skipped_steps++;
 		t->step++;
+		if (++t->consecutive_skips >= r->max_skipped_steps)
+			return hug_error_set(err, "step %lld: %lld consecutive steps skipped as "
+					     "non-finite (train.max_skipped_steps is %lld); stopping",
+					     (long long)t->step, (long long)t->consecutive_skips,
+					     (long long)r->max_skipped_steps);
 		return 0;
 	}
+	t->consecutive_skips = 0;
 	t0 = ag_profile_start(t->device);
 	optim_step(&t->opt, res->lr);
+	if (trainer_check_update(t, err))
+		return -1;
 	dist_gather_params(&t->dist);
 	optim_zero_grad(&t->opt);
 	ag_profile_stop("optimizer", t->device, t0);

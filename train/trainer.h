@@ -47,6 +47,7 @@ struct trainer {
 	int64_t samples_seen;          /* sequences consumed by all ranks */
 	int64_t tokens_seen;           /* input tokens consumed by all ranks */
 	int64_t skipped_steps;         /* non-finite steps skipped */
+	int64_t consecutive_skips;     /* of them, skipped since the last update */
 	double flops_per_token;        /* training FLOPs per token (6N + attention) */
 };
 

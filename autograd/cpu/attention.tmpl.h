@@ -42,7 +42,9 @@ static inline int64_t FN(attn_kend)(const struct attn_shape *as, bool causal, in
  * keys up to j minus 1), the masks (-inf), the softmax (exp and a double
  * sum) and zeros for keys at or past kend; O = (P M) V (GEMM), with P M
  * formed in the scratch block saved[1] when there is dropout. A row whose
- * keys are all masked gets zero probabilities and a zero output. */
+ * keys are all masked gets zero probabilities and a zero output; a row
+ * with a NaN score among its unmasked keys gets NaN probabilities (and so
+ * a NaN output and NaN gradients), never zeros. */
 static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node *n)
 {
 	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
@@ -89,7 +91,8 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 					}
 					REAL pos = (REAL)(mb ? kept - 1 : j);
 					p[j] += slope * pos;
-					mx = p[j] > mx ? p[j] : mx;
+					/* a NaN score sticks in mx: the row goes NaN, not dead */
+					mx = p[j] > mx || isnan(p[j]) ? p[j] : mx;
 				}
 				for (int64_t j = kend; j < TK; j++)
 					p[j] = 0;

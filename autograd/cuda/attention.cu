@@ -14,7 +14,7 @@
 //      j minus 1), the causal and padding masks, the softmax (f32, the sum in
 //      double), P rounded to the dtype into the saved probabilities, and
 //      with dropout P M into the workspace. A row whose keys are all masked
-//      gets zero probabilities.
+//      gets zero probabilities; a row with a NaN score gets NaN ones.
 //   3. O = (P M) V (GEMM).
 // Backward, with W the shared workspace (B, H, Tq, Tk) (cu_workspace):
 //   dV += (P M)^T dO (GEMM; P M formed in W with dropout);
@@ -115,6 +115,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_softmax_k(AttnArgs a, T *pm)
 	const int64_t qpos = a.Tk - a.Tq + i;
 	const float slope = a.slopes ? to_f(((const T *)a.slopes)[h]) : 0.0f;
 	float mx = -INFINITY;
+	double nan_seen = 0; // a NaN score makes the row NaN, never "all masked"
 	for (int64_t j = tid; j < a.Tk; j += nt) {
 		bool ok = !a.causal || j <= qpos;
 		if (mb)
@@ -125,10 +126,13 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_softmax_k(AttnArgs a, T *pm)
 			// no contraction into an FMA: the CPU rounds the product
 			s = __fadd_rn(to_f(prow[j]), __fmul_rn(slope, p));
 			mx = s > mx ? s : mx;
+			nan_seen += s != s ? 1.0 : 0.0; // NaN (no fast-math here)
 		}
 		sc[j] = s;
 	}
 	mx = block_max(mx);
+	if (block_sum(nan_seen) > 0)
+		mx = NAN; // every probability of the row NaN, as on the CPU
 	if (mx == -INFINITY) { // every key masked: zeros (uniform over the block)
 		for (int64_t j = tid; j < a.Tk; j += nt) {
 			prow[j] = from_f<T>(0.0f);
