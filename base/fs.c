@@ -1,8 +1,11 @@
-/* fs.c: paths, whole-file reads, atomic writes, directories. */
+/* fs.c: paths, whole-file reads, atomic writes, directories, atomic
+ * directory replacement. */
 #include "fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -166,5 +169,89 @@ int fs_make_dirs(const char *path, struct hug_error *err)
 		*s = '/';
 	}
 	hug_free(p);
+	return rc;
+}
+
+int fs_remove_tree(const char *path, struct hug_error *err)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0
+				       : hug_error_set(err, "%s: cannot stat: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlink(path) != 0 && errno != ENOENT)
+			return hug_error_set(err, "%s: cannot remove: %s", path, strerror(errno));
+		return 0;
+	}
+	DIR *d = opendir(path);
+	if (!d)
+		return hug_error_set(err, "%s: cannot list: %s", path, strerror(errno));
+	struct dirent *e;
+	int rc = 0;
+	while (rc == 0 && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char *p = fs_join(path, e->d_name);
+		rc = fs_remove_tree(p, err);
+		hug_free(p);
+	}
+	closedir(d);
+	if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
+		rc = hug_error_set(err, "%s: cannot remove: %s", path, strerror(errno));
+	return rc;
+}
+
+static bool stop_after_exchange(void)
+{
+	const char *s = getenv("HUG_TEST_REPLACE_STOP");
+	return s && !strcmp(s, "after_exchange");
+}
+
+int fs_replace_dir(const char *tmp, const char *dir, fs_remove_fn remove_old,
+		   struct hug_error *err)
+{
+	if (!remove_old)
+		remove_old = fs_remove_tree;
+	char *parent = fs_parent(dir);
+	int rc = -1;
+	if (!fs_exists(dir)) {
+		if (rename(tmp, dir) != 0) {
+			hug_error_set(err, "%s: cannot rename %s to it: %s", dir, tmp, strerror(errno));
+			goto out;
+		}
+		fs_sync_dir(parent);
+		rc = 0;
+		goto out;
+	}
+#ifdef RENAME_EXCHANGE
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+		fs_sync_dir(parent);
+		rc = stop_after_exchange() ? 0 : remove_old(tmp, err);
+		goto out;
+	}
+	if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+		hug_error_set(err, "%s: cannot exchange it with %s: %s", dir, tmp, strerror(errno));
+		goto out;
+	}
+#endif
+	char *old = fs_cat(dir, ".old");
+	if (remove_old(old, err))
+		goto free_old;
+	if (rename(dir, old) != 0) {
+		hug_error_set(err, "%s: cannot rename it to %s: %s", dir, old, strerror(errno));
+		goto free_old;
+	}
+	if (rename(tmp, dir) != 0) {
+		int e = errno;
+		rename(old, dir);
+		hug_error_set(err, "%s: cannot rename %s to it: %s", dir, tmp, strerror(e));
+		goto free_old;
+	}
+	fs_sync_dir(parent);
+	rc = remove_old(old, err);
+free_old:
+	hug_free(old);
+out:
+	hug_free(parent);
 	return rc;
 }

@@ -39,4 +39,30 @@ void fs_sync_dir(const char *dir);
 /* mkdir -p: creates path and every missing parent. 0 or -1 with err. */
 int fs_make_dirs(const char *path, struct hug_error *err);
 
+/* rm -rf of `path` (symbolic links are removed, never followed). A missing
+ * path is fine. 0, or -1 with err naming the entry that could not go. */
+int fs_remove_tree(const char *path, struct hug_error *err);
+
+/* Removes the old contents that fs_replace_dir moved to `path`. */
+typedef int (*fs_remove_fn)(const char *path, struct hug_error *err);
+
+/* Puts the complete directory `tmp` (a sibling of `dir`, already written
+ * and fsynced by the caller) in place of `dir`, then removes the old
+ * contents with remove_old (NULL: fs_remove_tree):
+ *  - `dir` absent: rename(tmp, dir).
+ *  - `dir` present: renameat2(RENAME_EXCHANGE) swaps the two names in one
+ *    step, so `dir` always names either the complete old or the complete
+ *    new directory; the old one, now at `tmp`, is then removed.
+ *  - the file system refuses the exchange (EINVAL, ENOSYS, ENOTSUP): `dir`
+ *    is renamed to `old` (hug_malloc'd name: dir + ".old"), tmp to dir,
+ *    then `old` is removed. A crash between those two renames leaves `dir`
+ *    missing and the complete old directory at dir.old (never a half one).
+ * The parent directory is fsynced after the renames. When remove_old fails
+ * the new directory is already in place; the error names what was left.
+ * Test hook: with HUG_TEST_REPLACE_STOP=after_exchange in the environment
+ * it returns 0 right after the exchange, leaving the old directory at tmp
+ * (what a crash at that point leaves). 0, or -1 with err. */
+int fs_replace_dir(const char *tmp, const char *dir, fs_remove_fn remove_old,
+		   struct hug_error *err);
+
 #endif

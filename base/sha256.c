@@ -1,7 +1,13 @@
-/* sha256.c: a plain SHA-256 (FIPS 180-4), written from the standard. */
+/* sha256.c: a plain SHA-256 (FIPS 180-4), written from the standard, and
+ * the digest of a file read in pieces. */
 #include "sha256.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
 
 static const uint32_t K[64] = {
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
@@ -102,4 +108,38 @@ void sha256_hex(const uint8_t digest[32], char hex[65])
 		hex[2 * i + 1] = digits[digest[i] & 15];
 	}
 	hex[64] = '\0';
+}
+
+int sha256_file(const char *path, char hex[65], uint64_t *bytes, struct hug_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+	enum { PIECE = 1 << 20 };
+	unsigned char *buf = hug_malloc(PIECE);
+	struct sha256 s;
+	sha256_init(&s);
+	int rc = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf, PIECE);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = hug_error_set(err, "%s: read failed: %s", path, strerror(errno));
+			break;
+		}
+		if (r == 0)
+			break;
+		sha256_update(&s, buf, (size_t)r);
+	}
+	close(fd);
+	hug_free(buf);
+	if (rc)
+		return -1;
+	if (bytes)
+		*bytes = s.n_bytes;
+	uint8_t d[32];
+	sha256_final(&s, d);
+	sha256_hex(d, hex);
+	return 0;
 }

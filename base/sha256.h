@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
 struct sha256 {
 	uint32_t h[8];
 	uint64_t n_bytes;      /* total bytes fed so far */
@@ -22,6 +24,11 @@ void sha256_update(struct sha256 *s, const void *data, size_t len);
 
 /* Finishes the digest into out[32]; `s` must be re-initialised to reuse. */
 void sha256_final(struct sha256 *s, uint8_t out[32]);
+
+/* The digest (64 hex digits into hex[65]) and size (*bytes, may be NULL)
+ * of the file at `path`, read in fixed 1 MiB pieces (memory does not grow
+ * with the file). 0, or -1 with err naming the file. */
+int sha256_file(const char *path, char hex[65], uint64_t *bytes, struct hug_error *err);
 
 /* Writes the 64 lowercase hex digits of `digest` and a NUL into hex[65]. */
 void sha256_hex(const uint8_t digest[32], char hex[65]);

@@ -10,6 +10,7 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/json.h"
+#include "../io/dir_checksums.h"
 #include "../io/hf_checkpoint.h"
 #include "../io/safetensors.h"
 #include "args.h"
@@ -143,7 +144,9 @@ int cli_eval(int argc, char **argv)
 	}
 	struct bloom_model m;
 	struct sequences s;
-	if (hf_bloom_load(model, DT_F32, false, &m, &err)) {
+	/* a directory hug wrote carries checksums: a damaged file is refused */
+	if (dir_checksums_check(model, NULL, &err) ||
+	    hf_bloom_load(model, DT_F32, false, &m, &err)) {
 		fprintf(stderr, "hug eval: %s\n", err.msg);
 		return 2;
 	}

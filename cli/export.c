@@ -14,6 +14,7 @@
 
 #include "../base/alloc.h"
 #include "../base/fs.h"
+#include "../io/dir_checksums.h"
 #include "../io/hf_checkpoint.h"
 #include "../peft/lora_io.h"
 #include "args.h"
@@ -119,7 +120,9 @@ static int run_export(const struct export_opts *o, struct hug_error *err)
 		return 2;
 	struct bloom_model m;
 	struct lora_model lm = { 0 };
-	if (hf_bloom_load(adapter ? base : o->checkpoint, DT_F32, false, &m, err)) {
+	/* a checkpoint hug wrote carries checksums (lora_load checks an adapter's) */
+	if ((!adapter && dir_checksums_check(o->checkpoint, NULL, err)) ||
+	    hf_bloom_load(adapter ? base : o->checkpoint, DT_F32, false, &m, err)) {
 		hug_free(base);
 		return 2;
 	}

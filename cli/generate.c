@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../base/alloc.h"
+#include "../io/dir_checksums.h"
 #include "../io/hf_checkpoint.h"
 #include "../nn/generate.h"
 #include "../peft/lora_io.h"
@@ -93,7 +94,8 @@ int cli_generate(int argc, char **argv)
 		tok_path = default_tok = fs_join(model, "tokenizer.json");
 	if (text && tokenizer_load(tok_path, &tok, &err))
 		goto done;
-	if (hf_bloom_load(model, DT_F32, false, &m, &err))
+	if (dir_checksums_check(model, NULL, &err) ||
+	    hf_bloom_load(model, DT_F32, false, &m, &err))
 		goto done;
 	loaded = true;
 	if (adapter && lora_load(&lm, &m, adapter, false, &err))

@@ -179,9 +179,13 @@ static int open_metrics(struct run *run, struct hug_error *err)
 static int start(struct run *run, bool resume, struct hug_error *err)
 {
 	const char *out = run->recipe.out_dir;
-	char *latest = checkpoint_latest(out);
+	/* --resume: the newest intact checkpoint, skipping (and naming) damaged
+	 * ones */
+	char *latest = resume ? checkpoint_resume_pick(out, stdout, err) : checkpoint_latest(out);
 	int rc = 0;
-	if (latest && !resume) {
+	if (!latest && err->set) {
+		rc = -1;
+	} else if (latest && !resume) {
 		rc = hug_error_set(err, "%s already holds checkpoints (newest %s): pass --resume "
 				   "to continue, or choose another train.out_dir", out, latest);
 	} else if (latest) {

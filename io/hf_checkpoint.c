@@ -1092,32 +1092,13 @@ static int carry_foreign(const char *old_dir, const char *new_dir,
 	return rc;
 }
 
-/* Replaces directory `dir` (which exists) by `tmp`: an atomic exchange
- * where the file system has one, else rename dir aside to `old` first. */
-static int swap_into_place(const char *tmp, const char *dir, const char *old,
-			   struct hug_error *err)
+/* Replaces directory `dir` (which exists) by `tmp`, keeping the files hug
+ * did not write, through fs_replace_dir. */
+static int swap_into_place(const char *tmp, const char *dir, struct hug_error *err)
 {
 	if (carry_foreign(dir, tmp, err))
 		return -1;
-#ifdef RENAME_EXCHANGE
-	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0)
-		return remove_own_dir(tmp, err);
-	if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-		return hug_error_set(err, "%s: cannot exchange it with %s: %s", dir, tmp,
-				     strerror(errno));
-#endif
-	if (remove_own_dir(old, err))
-		return -1;
-	if (rename(dir, old) != 0)
-		return hug_error_set(err, "%s: cannot rename it to %s: %s", dir, old,
-				     strerror(errno));
-	if (rename(tmp, dir) != 0) {
-		int e = errno;
-		rename(old, dir);
-		return hug_error_set(err, "%s: cannot rename %s to it: %s", dir, tmp,
-				     strerror(e));
-	}
-	return remove_own_dir(old, err);
+	return fs_replace_dir(tmp, dir, remove_own_dir, err);
 }
 
 /* Writes the whole directory into tmp (created here). */
@@ -1140,8 +1121,7 @@ int hf_bloom_save(const struct bloom_model *m, const char *dir, enum dtype disk,
 	size_t n = strlen(d);
 	while (n > 1 && d[n - 1] == '/')
 		d[--n] = '\0';
-	char *tmp = fs_cat(d, ".tmp"), *old = fs_cat(d, ".old");
-	char *parent = fs_parent(d);
+	char *tmp = fs_cat(d, ".tmp");
 	struct stat st;
 	int rc = -1;
 	if (n == 0 || strcmp(d, "/") == 0 || strcmp(d, ".") == 0 ||
@@ -1162,18 +1142,10 @@ int hf_bloom_save(const struct bloom_model *m, const char *dir, enum dtype disk,
 		remove_own_dir(tmp, &ignored);
 		goto free_names;
 	}
-	if (fs_exists(d)) {
-		if (swap_into_place(tmp, d, old, err))
-			goto free_names;
-	} else if (rename(tmp, d) != 0) {
-		hug_error_set(err, "%s: cannot rename %s to it: %s", d, tmp, strerror(errno));
+	if (fs_exists(d) ? swap_into_place(tmp, d, err) : fs_replace_dir(tmp, d, NULL, err))
 		goto free_names;
-	}
-	fs_sync_dir(parent);
 	rc = 0;
 free_names:
-	hug_free(parent);
-	hug_free(old);
 	hug_free(tmp);
 	hug_free(d);
 	return rc;

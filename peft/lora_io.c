@@ -8,6 +8,7 @@
 
 #include "../base/alloc.h"
 #include "../base/fs.h"
+#include "../io/dir_checksums.h"
 #include "../io/safetensors.h"
 
 #define PEFT_PREFIX "base_model.model."
@@ -170,7 +171,8 @@ int lora_load(struct lora_model *lm, struct bloom_model *base, const char *dir,
 	size_t n = strlen(path) + 3;
 	char *what = hug_malloc(n);
 	snprintf(what, n, "%s: ", path);
-	int rc = lora_config_read(path, &cfg, err);
+	/* an adapter checkpoint hug wrote carries checksums */
+	int rc = dir_checksums_check(dir, NULL, err) || lora_config_read(path, &cfg, err) ? -1 : 0;
 	if (!rc) {
 		rc = lora_model_init(lm, base, &cfg, trainable, what, err);
 		lora_config_free(&cfg);

@@ -26,7 +26,9 @@ int lora_save(const struct lora_model *lm, const char *dir, enum dtype disk,
 
 /* Reads dir/adapter_config.json, attaches its adapters to base
  * (lora_model_init, with gradients when `trainable`) and fills them from
- * dir/adapter_model.safetensors (lora_load_weights). 0, or -1 with err and
+ * dir/adapter_model.safetensors (lora_load_weights). When dir holds a
+ * trainer_state.json with checksums (an adapter checkpoint hug wrote) the
+ * files are verified first (dir_checksums_check). 0, or -1 with err and
  * lm zeroed, base untouched. */
 int lora_load(struct lora_model *lm, struct bloom_model *base, const char *dir,
 	      bool trainable, struct hug_error *err);

@@ -101,6 +101,19 @@ static void check_checkpoint(const char *dir, const char *ckpt, int n_params)
 	else
 		CHECK(lm.cfg.base_model && !strcmp(lm.cfg.base_model, base));
 	lora_model_free(&lm);
+	/* the adapter's checksums (trainer_state.json) are verified on load */
+	char *w = fs_join(ckpt, "adapter_model.safetensors");
+	FILE *f = fopen(w, "r+b");
+	REQUIRE(f);
+	fseek(f, -3, SEEK_END);
+	int c = fgetc(f);
+	fseek(f, -3, SEEK_END);
+	fputc(c ^ 1, f);
+	fclose(f);
+	struct hug_error bad = { 0 };
+	CHECK(lora_load(&lm, &m, ckpt, false, &bad) == -1);
+	CHECK(strstr(bad.msg, "adapter_model.safetensors") && strstr(bad.msg, "expected"));
+	hug_free(w);
 	bloom_model_free(&m);
 }
 

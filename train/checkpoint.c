@@ -14,6 +14,7 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/json.h"
+#include "../io/dir_checksums.h"
 #include "../io/hf_checkpoint.h"
 #include "../io/safetensors.h"
 #include "../peft/lora_io.h"
@@ -49,7 +50,8 @@ static void add_u64(cJSON *obj, const char *key, uint64_t v)
 	cJSON_AddStringToObject(obj, key, s);
 }
 
-static char *state_json(const struct trainer *t, const cJSON *history)
+/* `files`: the SHA-256 record of the other files (dir_checksums.h). */
+static char *state_json(const struct trainer *t, const cJSON *history, const cJSON *files)
 {
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddNumberToObject(j, "format_version", STATE_VERSION);
@@ -66,6 +68,7 @@ static char *state_json(const struct trainer *t, const cJSON *history)
 	cJSON_AddItemToObject(j, "data", loader_state_to_json(&ls));
 	cJSON_AddItemToObject(j, "log_history",
 			      history ? cJSON_Duplicate(history, 1) : cJSON_CreateArray());
+	cJSON_AddItemToObject(j, DIR_CHECKSUMS_KEY, cJSON_Duplicate(files, 1));
 	char *text = cJSON_Print(j);
 	cJSON_Delete(j);
 	return text;
@@ -94,22 +97,11 @@ static int copy_in(const char *from, const char *dir, const char *name, struct h
 	return rc;
 }
 
-/* rm -rf of a checkpoint directory (files only, one level). */
+/* rm -rf of a checkpoint directory; failures are ignored. */
 static void remove_checkpoint_dir(const char *path)
 {
-	DIR *d = opendir(path);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		char *p = fs_join(path, e->d_name);
-		unlink(p);
-		hug_free(p);
-	}
-	closedir(d);
-	rmdir(path);
+	struct hug_error ignored = { 0 };
+	fs_remove_tree(path, &ignored);
 }
 
 /* Step number of a complete checkpoint directory name, or -1. */
@@ -227,27 +219,28 @@ static int write_checkpoint(const struct trainer *t, const cJSON *history,
 	char *final = checkpoint_path(r->out_dir, t->step);
 	char *tmp = fs_cat(final, ".tmp");
 	char *text = NULL;
+	cJSON *files = NULL;
 	int rc = -1;
 	remove_checkpoint_dir(tmp);
 	if (mkdir(tmp, 0755) != 0) {
 		hug_error_set(err, "%s: cannot create: %s", tmp, strerror(errno));
 		goto out;
 	}
-	text = state_json(t, history);
 	if (save_weights(t, weights, tmp, err) ||
 	    save_optimizer(&t->opt, state, tmp, err) ||
 	    write_text(tmp, "recipe.json", r->json, err) ||
-	    (r->tokenizer && copy_in(r->tokenizer, tmp, "tokenizer.json", err)) ||
-	    write_text(tmp, STATE_FILE, text, err))
+	    (r->tokenizer && copy_in(r->tokenizer, tmp, "tokenizer.json", err)))
+		goto out;
+	/* the state file last, with the digests of everything else */
+	if (!(files = dir_checksums_compute(tmp, STATE_FILE, err)))
+		goto out;
+	text = state_json(t, history, files);
+	if (write_text(tmp, STATE_FILE, text, err))
 		goto out;
 	fs_sync_dir(tmp);
-	if (fs_exists(final))
-		remove_checkpoint_dir(final); /* a re-save of the same step */
-	if (rename(tmp, final) != 0) {
-		hug_error_set(err, "%s: cannot rename %s to it: %s", final, tmp, strerror(errno));
+	/* a re-save of the same step replaces it atomically */
+	if (fs_replace_dir(tmp, final, NULL, err))
 		goto out;
-	}
-	fs_sync_dir(r->out_dir);
 	prune(r->out_dir, r->keep_last);
 	rc = 0;
 	if (path) {
@@ -259,6 +252,7 @@ out:
 		remove_checkpoint_dir(tmp);
 	if (text)
 		cJSON_free(text);
+	cJSON_Delete(files);
 	hug_free(tmp);
 	hug_free(final);
 	return rc;
@@ -304,6 +298,101 @@ char *checkpoint_latest(const char *out_dir)
 	char *p = n ? checkpoint_path(out_dir, steps[n - 1]) : NULL;
 	hug_free(steps);
 	return p;
+}
+
+/* True when dir/name exists. */
+static bool has_file(const char *dir, const char *name)
+{
+	char *p = fs_join(dir, name);
+	bool ok = fs_exists(p);
+	hug_free(p);
+	return ok;
+}
+
+int checkpoint_verify(const char *dir, bool *verified, struct hug_error *err)
+{
+	hug_json_init();
+	if (verified)
+		*verified = false;
+	char *path = fs_join(dir, STATE_FILE), *text = NULL;
+	int rc = fs_read_file(path, (size_t)256 << 20, &text, NULL, err);
+	cJSON *j = rc ? NULL : cJSON_Parse(text);
+	if (!rc && !cJSON_IsObject(j))
+		rc = hug_error_set(err, "%s: not a JSON object (truncated?)", path);
+	bool lora = has_file(dir, LORA_CONFIG_FILE);
+	const char *need[] = { lora ? LORA_CONFIG_FILE : "config.json",
+			       lora ? LORA_WEIGHTS_FILE : "model.safetensors", OPTIM_FILE,
+			       "recipe.json" };
+	for (size_t i = 0; !rc && i < sizeof(need) / sizeof(need[0]); i++)
+		if (!has_file(dir, need[i]))
+			rc = hug_error_set(err, "%s: missing %s", dir, need[i]);
+	const cJSON *files = rc ? NULL : cJSON_GetObjectItemCaseSensitive(j, DIR_CHECKSUMS_KEY);
+	if (files) {
+		rc = dir_checksums_verify(dir, files, path, err);
+		if (!rc && verified)
+			*verified = true;
+	}
+	cJSON_Delete(j);
+	hug_free(text);
+	hug_free(path);
+	return rc;
+}
+
+char *checkpoint_resume_pick(const char *out_dir, FILE *report, struct hug_error *err)
+{
+	DIR *d = opendir(out_dir);
+	if (!d)
+		return NULL;
+	int n = 0, cap = 16;
+	int64_t *steps = hug_malloc((size_t)cap * sizeof(*steps));
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int64_t s = checkpoint_step(e->d_name);
+		if (s < 0)
+			continue;
+		if (n == cap)
+			steps = hug_realloc(steps, (size_t)(cap *= 2) * sizeof(*steps));
+		steps[n++] = s;
+	}
+	closedir(d);
+	for (int i = 1; i < n; i++) /* insertion sort: few entries */
+		for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) {
+			int64_t x = steps[j];
+			steps[j] = steps[j - 1];
+			steps[j - 1] = x;
+		}
+	char *pick = NULL, *skipped = hug_strdup("");
+	for (int i = n - 1; i >= 0 && !pick; i--) {
+		char *p = checkpoint_path(out_dir, steps[i]);
+		struct hug_error why = { 0 };
+		bool verified;
+		if (!fs_is_dir(p)) {
+			hug_free(p);
+			continue;
+		}
+		if (checkpoint_verify(p, &verified, &why) == 0) {
+			if (!verified && report)
+				fprintf(report, "%s: no checksums recorded (written by an older hug): "
+					"resuming from it unverified\n", p);
+			pick = p;
+			break;
+		}
+		if (report)
+			fprintf(report, "skipping %s: %s\n", p, why.msg);
+		char *line = hug_malloc(strlen(p) + strlen(why.msg) + 8);
+		sprintf(line, "\n  %s: %s", p, why.msg);
+		char *all = fs_cat(skipped, line);
+		hug_free(skipped);
+		hug_free(line);
+		skipped = all;
+		hug_free(p);
+	}
+	if (!pick && *skipped)
+		hug_error_set(err, "%s: no intact checkpoint to resume from; damaged:%s", out_dir,
+			      skipped);
+	hug_free(skipped);
+	hug_free(steps);
+	return pick;
 }
 
 static int json_i64(const cJSON *j, const char *key, const char *file, int64_t *out,
