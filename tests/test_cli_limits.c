@@ -193,7 +193,7 @@ TEST(cli_train_resume_of_finished_run_keeps_one_validation)
 	snprintf(recipe, sizeof(recipe), "%s/r.json", dir);
 	snprintf(run, sizeof(run), "%s/run", dir);
 	REQUIRE(train_fixture_recipe(recipe, glob, run, NULL,
-				     ", \"steps\": 12, \"eval_every\": 100, \"save_every\": 6, "
+				     ", \"steps\": 12, \"eval_every\": 6, \"save_every\": 0, "
 				     "\"sample_tokens\": 0", NULL) == 0);
 	snprintf(cmd, sizeof(cmd), "%s train %s --set data.valid_fraction=0.1", hug_bin(), recipe);
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
