@@ -13,6 +13,7 @@
 #include "../io/dir_checksums.h"
 #include "../io/hf_checkpoint.h"
 #include "../io/safetensors.h"
+#include "../nn/generate.h"
 #include "args.h"
 #include "cli.h"
 #include "device.h"
@@ -153,6 +154,18 @@ int cli_eval(int argc, char **argv)
 	if (sequences_read(input, m.cfg.vocab_size, &s, &err) ||
 	    cli_model_to_device(&m, device, &err)) {
 		fprintf(stderr, "hug eval: %s\n", err.msg);
+		sequences_free(&s);
+		bloom_model_free(&m);
+		return 2;
+	}
+	/* a forward pass over `batch` sequences of the longest length must fit
+	 * the same memory bound as generation, refused before allocating */
+	double need = (double)(batch < s.n ? batch : s.n) * gen_memory_estimate(&m.cfg, s.max_len, 0);
+	if (s.max_len > GEN_MAX_POSITIONS || need > GEN_DEFAULT_MAX_MEMORY) {
+		fprintf(stderr, "hug eval: %s: sequences of up to %lld ids in batches of %d would need "
+			"about %.3g GiB (at most %d ids and %.3g GiB)\n", input, (long long)s.max_len,
+			batch, need / 1073741824.0, GEN_MAX_POSITIONS,
+			GEN_DEFAULT_MAX_MEMORY / 1073741824.0);
 		sequences_free(&s);
 		bloom_model_free(&m);
 		return 2;

@@ -50,6 +50,7 @@ int cli_generate(int argc, char **argv)
 	const char *adapter = NULL, *device = NULL;
 	struct gen_opts o = gen_opts_default();
 	bool help = false, no_stop = false;
+	double max_gib = GEN_DEFAULT_MAX_MEMORY / 1073741824.0;
 	o.stop_id = -2; /* the model's eos unless given */
 	const struct arg_spec specs[] = {
 		{ "model", ARG_STR, &model, "checkpoint directory (config.json + safetensors)" },
@@ -66,6 +67,7 @@ int cli_generate(int argc, char **argv)
 		{ "device", ARG_STR, &device, "cpu (default), cuda or cuda:N" },
 		{ "stop-id", ARG_INT, &o.stop_id, "stop after this id (default: the model's eos)" },
 		{ "no-stop", ARG_SWITCH, &no_stop, "never stop early" },
+		{ "max-memory", ARG_DOUBLE, &max_gib, "GiB the prompt + new tokens may need (16)" },
 		{ "help", ARG_SWITCH, &help, "show this help" },
 	};
 	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
@@ -88,6 +90,7 @@ int cli_generate(int argc, char **argv)
 	struct tokenizer *tok = NULL;
 	char *default_tok = NULL;
 	bool loaded = false;
+	o.max_memory = max_gib * 1073741824.0;
 	if ((prompt && parse_ids(prompt, &ids, &n_ids, &err)) || gen_opts_validate(&o, &err))
 		goto done;
 	if (text && !tok_path)
@@ -102,7 +105,10 @@ int cli_generate(int argc, char **argv)
 		goto done;
 	lora_merge(&lm); /* the same function, at the base model's speed */
 	lora_model_free(&lm); /* merged weights stay merged; detach before moving */
-	if (cli_model_to_device(&m, device, &err))
+	/* refuse a request too long for memory before allocating for it (a
+	 * text prompt's length is checked once tokenized) */
+	if (gen_check_size(&m.cfg, n_ids, o.max_new_tokens, o.max_memory, &err) ||
+	    cli_model_to_device(&m, device, &err))
 		goto done;
 	if (no_stop)
 		o.stop_id = -1;

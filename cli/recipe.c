@@ -1,7 +1,10 @@
 /* recipe.c: `hug recipe check R [--set k=v ...]` validates a recipe and
  * prints the effective JSON; `hug recipe docs` prints the table of every
  * key (the one in docs/recipes.md). */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../base/alloc.h"
@@ -24,8 +27,17 @@ int cli_recipe(int argc, char **argv)
 	for (int i = 3; i < argc; i++) {
 		if (!strcmp(argv[i], "--set") && i + 1 < argc) {
 			ov[n_ov++] = argv[++i];
-		} else if (!strcmp(argv[i], "--world") && i + 1 < argc && sscanf(argv[i + 1], "%d", &world) == 1 && world > 0) {
-			i++;
+		} else if (!strcmp(argv[i], "--world")) {
+			const char *w = i + 1 < argc ? argv[++i] : NULL;
+			char *end = NULL;
+			errno = 0;
+			long v = w ? strtol(w, &end, 10) : 0;
+			if (!w || errno || end == w || *end || v < 1 || v > INT32_MAX) {
+				fprintf(stderr, "hug recipe: --world: expected a positive integer, got \"%s\"\n",
+					w ? w : "nothing");
+				goto out;
+			}
+			world = (int)v;
 		} else {
 			fprintf(stderr, "hug recipe: unexpected argument \"%s\"\n", argv[i]);
 			goto out;

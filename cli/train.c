@@ -130,6 +130,13 @@ static int evaluate(struct run *run, struct hug_error *err)
 	if (run->last_eval == run->t.step)
 		return 0; /* this step's validation is done */
 	run->last_eval = run->t.step;
+	/* a resumed run's history may hold it already (a finished run resumed) */
+	for (const cJSON *h = run->history ? run->history->child : NULL; h; h = h->next) {
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(h, "step");
+		if (cJSON_GetObjectItemCaseSensitive(h, "valid_loss") && cJSON_IsNumber(st) &&
+		    st->valuedouble == (double)run->t.step)
+			return 0;
+	}
 	if (trainer_eval(&run->t, &loss, err))
 		return -1;
 	if (!isfinite(loss))

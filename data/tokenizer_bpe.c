@@ -195,7 +195,8 @@ static void cache_put(struct tok_encoder *e, const uint8_t *s, size_t n, uint64_
 		cache_clear(e);
 	struct cache_slot *c = cache_find(e, s, n, h);
 	memcpy(e->keys + e->keys_n, s, n);
-	memcpy(e->ids + e->ids_n, ids, (size_t)m * sizeof(int32_t));
+	if (m > 0) /* ids may be NULL when the word gave none */
+		memcpy(e->ids + e->ids_n, ids, (size_t)m * sizeof(int32_t));
 	*c = (struct cache_slot){ h, (uint32_t)e->keys_n, (uint32_t)n, (uint32_t)e->ids_n,
 				  (uint32_t)m };
 	e->keys_n += n;
@@ -207,6 +208,8 @@ static void cache_put(struct tok_encoder *e, const uint8_t *s, size_t n, uint64_
 
 static void push_ids(struct tok_ids *out, const int32_t *ids, int m)
 {
+	if (m <= 0)
+		return; /* out->v and ids may be NULL: no memcpy onto NULL */
 	if (out->n + m > out->cap) {
 		out->cap = 2 * (out->n + m) + 256;
 		out->v = hug_realloc(out->v, (size_t)out->cap * sizeof(int32_t));

@@ -71,8 +71,14 @@ static int count_file(struct tt_words *W, enum tok_pretok_kind kind, const char 
 	size_t cap = 1 << 20, have = 0;
 	uint8_t *buf = hug_malloc(cap);
 	uint64_t total = 0;
+	int why = 0;
 	for (;;) {
+		errno = 0;
 		size_t got = fread(buf + have, 1, cap - have, f);
+		if (got == 0 && ferror(f)) {
+			why = errno ? errno : EIO;
+			break;
+		}
 		have += got;
 		size_t start = 0;
 		for (;;) {
@@ -94,11 +100,10 @@ static int count_file(struct tt_words *W, enum tok_pretok_kind kind, const char 
 	if (have)
 		count_line(W, kind, buf, have);
 	total += have;
-	int bad = ferror(f);
 	fclose(f);
 	hug_free(buf);
-	if (bad)
-		return hug_error_set(err, "%s: read error", path);
+	if (why)
+		return hug_error_set(err, "%s: cannot read: %s", path, strerror(why));
 	if (verbose)
 		fprintf(stderr, "hug tokenizer train: %s: %.2f MB, %zu distinct words so far\n",
 			path, (double)total / 1e6, W->n);

@@ -47,6 +47,15 @@ int bloom_config_validate(const struct bloom_config *c, const char *what,
 	if (c->hidden_size % c->n_head)
 		return hug_error_set(err, "%s: hidden_size %lld is not divisible by n_head %d",
 				     what, (long long)c->hidden_size, c->n_head);
+	/* the parameter count (and every tensor size) must fit int64 with
+	 * room to spare: counted in double before anything is allocated */
+	double h = (double)c->hidden_size;
+	double params = (double)c->vocab_size * h + (double)c->n_layer * (12.0 * h * h + 13.0 * h);
+	if (params > BLOOM_MAX_PARAMS)
+		return hug_error_set(err, "%s: vocab_size %lld, hidden_size %lld, n_layer %d: "
+				     "the model would have %.3g parameters (at most %.3g)",
+				     what, (long long)c->vocab_size, (long long)c->hidden_size,
+				     c->n_layer, params, BLOOM_MAX_PARAMS);
 	if (!(c->layer_norm_epsilon > 0))
 		return hug_error_set(err, "%s: layer_norm_epsilon: expected > 0, got %g",
 				     what, c->layer_norm_epsilon);

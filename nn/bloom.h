@@ -33,8 +33,11 @@ struct bloom_config {
 struct bloom_config bloom_config_make(int64_t vocab, int64_t hidden, int n_layer,
 				      int n_head);
 
-/* Checks sizes are positive, hidden_size divisible by n_head, dropouts in
- * [0, 1), eps > 0. `what` prefixes messages (a file name). 0 or -1. */
+/* The most parameters bloom_config_validate accepts (2^45, about 3.5e13). */
+#define BLOOM_MAX_PARAMS 35184372088832.0
+
+/* Checks sizes are positive, hidden_size divisible by n_head, the parameter
+ * count at most BLOOM_MAX_PARAMS, dropouts in [0, 1), eps > 0. `what` prefixes messages (a file name). 0 or -1. */
 int bloom_config_validate(const struct bloom_config *cfg, const char *what,
 			  struct hug_error *err);
 

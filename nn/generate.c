@@ -12,7 +12,35 @@
 struct gen_opts gen_opts_default(void)
 {
 	return (struct gen_opts){ .max_new_tokens = 32, .temperature = 1.0,
-				  .top_p = 1.0, .stop_id = -1 };
+				  .top_p = 1.0, .stop_id = -1,
+				  .max_memory = GEN_DEFAULT_MAX_MEMORY };
+}
+
+double gen_memory_estimate(const struct bloom_config *c, int64_t n_prompt, int64_t max_new)
+{
+	double t = (double)n_prompt + (double)max_new, p = (double)n_prompt;
+	double h = (double)c->hidden_size, v = (double)c->vocab_size;
+	double kv = 2.0 * c->n_layer * t * h;
+	double scores = 2.0 * c->n_head * p * p;
+	double act = p * (16.0 * h + v);
+	return 4.0 * (kv + scores + act);
+}
+
+int gen_check_size(const struct bloom_config *c, int64_t n_prompt, int64_t max_new,
+		   double max_memory, struct hug_error *err)
+{
+	double t = (double)n_prompt + (double)max_new;
+	if (t > GEN_MAX_POSITIONS)
+		return hug_error_set(err, "prompt of %lld ids + max-new-tokens %lld = %.0f positions: "
+				     "at most %d", (long long)n_prompt, (long long)max_new, t,
+				     GEN_MAX_POSITIONS);
+	double need = gen_memory_estimate(c, n_prompt, max_new);
+	if (need > max_memory)
+		return hug_error_set(err, "prompt of %lld ids + max-new-tokens %lld would need about "
+				     "%.3g GiB (KV cache and attention scores), over the %.3g GiB "
+				     "bound (--max-memory)", (long long)n_prompt, (long long)max_new,
+				     need / 1073741824.0, max_memory / 1073741824.0);
+	return 0;
 }
 
 int gen_opts_validate(const struct gen_opts *o, struct hug_error *err)
@@ -25,6 +53,8 @@ int gen_opts_validate(const struct gen_opts *o, struct hug_error *err)
 		return hug_error_set(err, "top-k: expected >= 0, got %d", o->top_k);
 	if (!(o->top_p > 0 && o->top_p <= 1))
 		return hug_error_set(err, "top-p: expected in (0, 1], got %g", o->top_p);
+	if (!(o->max_memory > 0))
+		return hug_error_set(err, "max-memory: expected > 0, got %g", o->max_memory);
 	return 0;
 }
 
@@ -114,6 +144,8 @@ int bloom_generate(const struct bloom_model *m, const int32_t *prompt, int n_pro
 			return hug_error_set(err, "prompt: id %d at position %d is outside the "
 					     "vocabulary [0, %lld)", prompt[i], i,
 					     (long long)m->cfg.vocab_size);
+	if (gen_check_size(&m->cfg, n_prompt, o->max_new_tokens, o->max_memory, err))
+		return -1;
 	int64_t v = m->cfg.vocab_size;
 	struct bloom_kv_cache kv;
 	bloom_kv_cache_init(&kv, m, 1, n_prompt + o->max_new_tokens);

@@ -18,10 +18,30 @@ struct gen_opts {
 	double top_p;         /* 1: off; in (0, 1] */
 	uint64_t seed;
 	int32_t stop_id;      /* stop after emitting this id; -1: never */
+	double max_memory;    /* bytes generation may need (gen_memory_estimate) */
 };
 
+/* The longest prompt + new tokens generation accepts, whatever the memory
+ * bound (BLOOM's ALiBi sets no position limit of its own). */
+#define GEN_MAX_POSITIONS (1 << 20)
+/* Default of gen_opts.max_memory: 16 GiB. */
+#define GEN_DEFAULT_MAX_MEMORY (16.0 * 1024 * 1024 * 1024)
+
+/* Bytes (f32) that generating max_new ids after an n_prompt-id prompt
+ * needs, estimated from the config: the KV cache over every position, the
+ * prompt pass's attention scores (heads x n_prompt^2), its activations and
+ * logits. Counted in double, so it never overflows. */
+double gen_memory_estimate(const struct bloom_config *cfg, int64_t n_prompt, int64_t max_new);
+
+/* 0 when n_prompt + max_new is at most GEN_MAX_POSITIONS and its
+ * gen_memory_estimate at most max_memory bytes; else -1 with err naming
+ * the numbers and the flag to change. Called before anything is
+ * allocated. */
+int gen_check_size(const struct bloom_config *cfg, int64_t n_prompt, int64_t max_new,
+		   double max_memory, struct hug_error *err);
+
 /* Defaults: 32 new tokens, temperature 1, no top-k, top-p 1, seed 0,
- * sampling (not greedy), no stop id. */
+ * sampling (not greedy), no stop id, GEN_DEFAULT_MAX_MEMORY. */
 struct gen_opts gen_opts_default(void);
 
 /* Checks the options (names the bad one). 0 or -1. */

@@ -176,3 +176,27 @@ TEST(recipe_shipped_recipes_parse)
 	if (err.set)
 		printf("%s\n", err.msg);
 }
+
+/* Integers too large for int64 (or for a double to hold exactly) are
+ * refused before any cast, naming the key the user wrote and the range. */
+TEST(recipe_huge_integers_name_the_key)
+{
+	expect_error("", "model.hidden_size=4e62", "model.hidden_size", "4e+62");
+	expect_error("", "model.hidden_size=4e62", "model.hidden_size", "9007199254740991]");
+	expect_error("", "train.steps=1e22", "train.steps", "1e+22");
+	expect_error("", "schedule.warmup_steps=-1e30", "schedule.warmup_steps", "[0");
+	expect_error("", "data.seq_len=1e300", "data.seq_len", NULL);
+	/* the key named is the one given, not one derived from it */
+	struct recipe r;
+	struct hug_error err = { 0 };
+	const char *ov[1] = { "train.steps=1e22" };
+	CHECK(parse("", ov, 1, 1, &r, &err) == -1);
+	CHECK(strstr(err.msg, "decay_steps") == NULL);
+	/* in range for the key but the products overflow: named, no allocation */
+	expect_error("", "model.hidden_size=4000000000000", "parameters", "hidden_size");
+	const char *big[2] = { "batch.micro_batch_size=4503599627370496",
+			       "batch.global_batch_size=4503599627370496" };
+	hug_error_clear(&err);
+	CHECK(parse("", big, 2, 1, &r, &err) == -1);
+	CHECK(strstr(err.msg, "data.seq_len") != NULL);
+}

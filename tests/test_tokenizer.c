@@ -318,3 +318,29 @@ TEST(sha256_known_answers)
 	sha256_hex(d, hex);
 	CHECK(!strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
 }
+
+/* Words that encode to no ids (bytes outside the vocabulary with no unk),
+ * and empty text, into a fresh (NULL) id buffer: nothing is copied and
+ * nothing is read past the text (UBSan flagged memcpy onto NULL here). */
+TEST(tokenizer_encodes_words_with_no_ids)
+{
+	static const char json[] =
+		"{\"version\": \"1.0\", \"pre_tokenizer\": {\"type\": \"ByteLevel\", "
+		"\"add_prefix_space\": false, \"use_regex\": true},\n"
+		"\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2, "
+		"\"\\u0120\": 3}, \"merges\": [\"a b\"]}}";
+	struct tokenizer *tok = NULL;
+	struct hug_error err = { 0 };
+	REQUIRE(tokenizer_load_json(json, strlen(json), "t.json", &tok, &err) == 0);
+	const char *texts[] = { "c", "", "cd", "c ab" };
+	const int64_t want[] = { 0, 0, 0, 2 };
+	for (int k = 0; k < 4; k++) {
+		for (int rep = 0; rep < 2; rep++) { /* the second pass hits the word cache */
+			struct tok_ids ids = { 0 };
+			CHECK(tokenizer_encode(tok, texts[k], strlen(texts[k]), &ids) == want[k]);
+			CHECK(ids.n == want[k]);
+			tok_ids_free(&ids);
+		}
+	}
+	tokenizer_free(tok);
+}

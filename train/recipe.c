@@ -53,8 +53,9 @@ static int check_value(struct rparse *rp, const struct rkey *k, const cJSON *v)
 	bool ok = true;
 	switch (k->type) {
 	case RK_OBJECT: ok = cJSON_IsObject(v); break;
-	case RK_INT: ok = cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble); break;
-	case RK_NUMBER: ok = cJSON_IsNumber(v); break;
+	case RK_INT: ok = cJSON_IsNumber(v) && isfinite(v->valuedouble) &&
+			  v->valuedouble == floor(v->valuedouble); break;
+	case RK_NUMBER: ok = cJSON_IsNumber(v) && isfinite(v->valuedouble); break;
 	case RK_STRING: ok = cJSON_IsString(v) && v->valuestring[0]; break;
 	case RK_BOOL: ok = cJSON_IsBool(v); break;
 	case RK_ENUM: {
@@ -92,14 +93,20 @@ static int check_value(struct rparse *rp, const struct rkey *k, const cJSON *v)
 			snprintf(want, sizeof(want), "expected %s", rkey_type_name(k->type));
 		rc = fail(rp, k->path, want, got);
 	} else if (k->type == RK_INT || k->type == RK_NUMBER) {
-		double d = v->valuedouble;
+		/* an integer is range-checked as a double before any cast: it
+		 * must fit the schema's bounds and be exact in a double (so
+		 * within int64 too) */
+		double d = v->valuedouble, hi = k->hi;
+		if (k->type == RK_INT && hi > RECIPE_INT_MAX)
+			hi = RECIPE_INT_MAX;
 		bool below = k->lo_open ? d <= k->lo : d < k->lo;
-		if (below || d > k->hi) {
-			snprintf(want, sizeof(want), "expected %s %s %g%s", rkey_type_name(k->type),
-				 k->lo_open ? ">" : ">=", k->lo, k->hi < 1e299 ? " and below the limit" : "");
-			if (k->hi < 1e299)
-				snprintf(want, sizeof(want), "expected %s in %s%g, %g]",
-					 rkey_type_name(k->type), k->lo_open ? "(" : "[", k->lo, k->hi);
+		if (below || d > hi) {
+			if (hi < 1e299)
+				snprintf(want, sizeof(want), "expected %s in %s%.17g, %.17g]",
+					 rkey_type_name(k->type), k->lo_open ? "(" : "[", k->lo, hi);
+			else
+				snprintf(want, sizeof(want), "expected %s %s %.17g",
+					 rkey_type_name(k->type), k->lo_open ? ">" : ">=", k->lo);
 			rc = fail(rp, k->path, want, got);
 		}
 	}
@@ -422,7 +429,12 @@ static int parse_run(struct rparse *rp, struct recipe *r, int world)
 	if (world % r->tensor_parallel)
 		return hug_error_set(rp->err, "%s: parallel.tensor: %d does not divide the %d "
 				     "processes", rp->name, r->tensor_parallel, world);
-	int64_t dp = world / r->tensor_parallel, unit = r->micro_batch_size * dp;
+	int64_t dp = world / r->tensor_parallel;
+	if ((double)r->micro_batch_size * (double)dp > RECIPE_INT_MAX)
+		return hug_error_set(rp->err, "%s: batch.micro_batch_size: %lld x %lld data-parallel "
+				     "ranks is too large", rp->name, (long long)r->micro_batch_size,
+				     (long long)dp);
+	int64_t unit = r->micro_batch_size * dp;
 	if (r->global_batch_size % unit)
 		return hug_error_set(rp->err, "%s: batch.global_batch_size: %lld is not a multiple of "
 				     "micro_batch_size %lld x %lld data-parallel ranks = %lld",
@@ -438,6 +450,16 @@ static int parse_data(struct rparse *rp, struct recipe *r)
 	    get_num(rp, "data.valid_fraction", &r->valid_fraction) ||
 	    get_str(rp, "data.tokenizer", &r->tokenizer))
 		return -1;
+	/* tokens per step and one micro-batch's logits must fit with room */
+	double h = (double)r->model.hidden_size, v = (double)r->model.vocab_size;
+	double row = h * 4 > v ? h * 4 : v;
+	if ((double)r->global_batch_size * (double)r->seq_len > RECIPE_INT_MAX ||
+	    (double)r->micro_batch_size * (double)r->seq_len * row > RECIPE_INT_MAX)
+		return hug_error_set(rp->err, "%s: batch.micro_batch_size %lld, "
+				     "batch.global_batch_size %lld, data.seq_len %lld: too large "
+				     "(a micro-batch's activations or a step's tokens overflow)",
+				     rp->name, (long long)r->micro_batch_size,
+				     (long long)r->global_batch_size, (long long)r->seq_len);
 	if (r->seq_len > r->max_seq_len)
 		return hug_error_set(rp->err, "%s: data.seq_len: %lld is longer than the model allows "
 				     "(model.max_seq_len %lld)", rp->name, (long long)r->seq_len,

@@ -19,6 +19,10 @@ enum rkey_type {
 	RK_SOURCES,   /* an array of {"path": glob, "weight": number} */
 };
 
+/* The largest integer a recipe key may hold whatever its schema says: the
+ * largest a double represents exactly (2^53 - 1), so inside int64. */
+#define RECIPE_INT_MAX 9007199254740991.0
+
 struct rkey {
 	const char *path;      /* "optim.lr" */
 	enum rkey_type type;
