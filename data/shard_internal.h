@@ -101,7 +101,8 @@ int shard_h5_check_superblock(const char *path, int64_t *file_size,
  * state) and waits at most HUG_SHARD_CHECK_SECONDS (default 10) for it.
  * Returns 0 when fn returned 0; else -1 with err holding fn's message, or
  * "<path>: damaged HDF5 file: ..." when the child crashed or ran out of
- * time (it is then killed). Costs one fork: call it once per file. */
+ * time (it is then killed). Costs one fork: call it once per file.
+ * HUG_SHARD_CHECK_SECONDS=0 skips the probe (fn is not run: returns 0). */
 int shard_h5_probe(const char *path,
 		   int (*fn)(void *ctx, struct hug_error *err), void *ctx,
 		   struct hug_error *err);
