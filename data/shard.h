@@ -78,6 +78,9 @@ struct shard_reader;
  * range; `tokens` 1-D uint16 or int32 of n_tokens entries; `doc_offsets`
  * 1-D int64 of n_docs + 1 entries, starting at 0, non-decreasing, ending at
  * n_tokens; `loss_mask`, if present, 1-D 8-bit of n_tokens entries.
+ * The superblock is checked by hand first, and the validation runs once in
+ * a forked child with a time bound (HUG_SHARD_CHECK_SECONDS, default 10; 0
+ * skips it), so a file that crashes or hangs libhdf5 is an error too.
  * Returns 0 with *r set, or -1 with *r NULL and `err` naming the file, the
  * dataset or attribute and what was expected. Close with
  * shard_reader_close. */

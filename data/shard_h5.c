@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Largest attribute value read, in bytes (source: 256 with its NUL). */
+#define SHARD_ATTR_MAX 1023
+
 static pthread_mutex_t shard_h5_mutex = PTHREAD_MUTEX_INITIALIZER;
 /* The cause of the last failure in this lock section, kept because every
  * HDF5 API call (even a cleanup H5Sclose) clears the error stack. */
@@ -92,7 +95,9 @@ int shard_attr_write_int(hid_t loc, const char *name, hid_t file_type,
 	return rc;
 }
 
-/* Variable-length UTF-8, which h5py hands back as a Python str. */
+/* Fixed-length UTF-8, NUL-terminated, exactly as long as the string (h5py
+ * hands it back as bytes). Not variable-length: reading those goes through
+ * libhdf5's global heap code, which a damaged file can crash. */
 int shard_attr_write_str(hid_t loc, const char *name, const char *s)
 {
 	int rc = -1;
@@ -102,11 +107,12 @@ int shard_attr_write_str(hid_t loc, const char *name, const char *s)
 	hid_t space = H5Screate(H5S_SCALAR);
 	if (space < 0)
 		goto close_type;
-	if (H5Tset_size(type, H5T_VARIABLE) < 0 ||
+	if (H5Tset_size(type, strlen(s) + 1) < 0 ||
+	    H5Tset_strpad(type, H5T_STR_NULLTERM) < 0 ||
 	    H5Tset_cset(type, H5T_CSET_UTF8) < 0)
 		goto close_space;
 	hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-	if (a >= 0 && H5Awrite(a, type, &s) >= 0)
+	if (a >= 0 && H5Awrite(a, type, s) >= 0)
 		rc = 0;
 	else
 		shard_h5_capture();
@@ -166,7 +172,9 @@ static hid_t attr_open(hid_t loc, const char *path, const char *name,
 		return shard_h5_fail(err, path, what);
 	}
 	hid_t space = H5Aget_space(a);
-	hssize_t np = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+	H5S_class_t sc = space < 0 ? H5S_NO_CLASS : H5Sget_simple_extent_type(space);
+	hssize_t np = space < 0 || sc == H5S_NULL ? -1
+				 : H5Sget_simple_extent_npoints(space);
 	if (space >= 0)
 		H5Sclose(space);
 	*type = np == 1 ? H5Aget_type(a) : -1;
@@ -176,6 +184,23 @@ static hid_t attr_open(hid_t loc, const char *path, const char *name,
 		return hug_error_set(err, "%s: attribute %s: expected a single "
 				     "value, found %lld", path, name,
 				     (long long)np);
+	}
+	/* One value of a fixed-size type is stored in the attribute itself:
+	 * its storage must be that size, and small (hug's are <= 256). A
+	 * variable-length string stores a 16-byte heap reference. */
+	size_t tsize = H5Tget_size(*type);
+	hsize_t stored = H5Aget_storage_size(a);
+	bool vlen = H5Tis_variable_str(*type) > 0;
+	if (tsize == 0 || tsize > SHARD_ATTR_MAX ||
+	    (!vlen && stored != tsize) || (vlen && stored > 64)) {
+		H5Tclose(*type);
+		H5Aclose(a);
+		H5Eclear2(H5E_DEFAULT);
+		return hug_error_set(err, "%s: attribute %s: a value of %zu "
+				     "bytes stored in %llu (damaged; at most "
+				     "%d allowed)", path, name, tsize,
+				     (unsigned long long)stored,
+				     SHARD_ATTR_MAX);
 	}
 	return a;
 }

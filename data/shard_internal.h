@@ -36,6 +36,7 @@ struct shard_reader {
 	char *path;
 	struct shard_meta meta;
 	int64_t n_tokens, n_docs;
+	int64_t file_size;       /* bytes, bounds what the file may claim */
 	bool u16;
 	hid_t file, tokens, mask, offsets; /* mask is -1 without a loss mask */
 	uint16_t *scratch;       /* u16 staging for reads, grown on demand */
@@ -87,5 +88,23 @@ const char *shard_type_name(hid_t type, char *buf, size_t n);
 /* Closes the datasets and the file of a shard (ids < 0 are skipped) and
  * sets every id to -1. */
 void shard_close_ids(hid_t *file, hid_t *tokens, hid_t *offsets, hid_t *mask);
+
+/* Checks by hand, before libhdf5 sees it, that `path` is a regular file
+ * with an HDF5 superblock (at 0 or a power-of-two offset from 512) of
+ * version 0..3, 4- or 8-byte offsets and lengths, and an end-of-file
+ * address within the file. Sets *file_size. 0, or -1 with err naming the
+ * file and what is wrong. (shard_check.c) */
+int shard_h5_check_superblock(const char *path, int64_t *file_size,
+			      struct hug_error *err);
+
+/* Runs fn(ctx, err) in a forked child (with the caller's HDF5 lock
+ * state) and waits at most HUG_SHARD_CHECK_SECONDS (default 10) for it.
+ * Returns 0 when fn returned 0; else -1 with err holding fn's message, or
+ * "<path>: damaged HDF5 file: ..." when the child crashed or ran out of
+ * time (it is then killed). Costs one fork: call it once per file.
+ * HUG_SHARD_CHECK_SECONDS=0 skips the probe (fn is not run: returns 0). */
+int shard_h5_probe(const char *path,
+		   int (*fn)(void *ctx, struct hug_error *err), void *ctx,
+		   struct hug_error *err);
 
 #endif

@@ -11,6 +11,22 @@
 
 #include "../base/alloc.h"
 
+/* The most entries of `elem` bytes a dataset in a file of `file_size`
+ * bytes can hold: the file's size without filters, 1100 times that with
+ * (deflate's best ratio is about 1032). Bounds what a damaged header can
+ * make anyone allocate. */
+static hsize_t max_elems(hid_t ds, size_t elem, int64_t file_size)
+{
+	hid_t dcpl = H5Dget_create_plist(ds);
+	int nf = dcpl < 0 ? 1 : H5Pget_nfilters(dcpl);
+	if (dcpl >= 0)
+		H5Pclose(dcpl);
+	hsize_t bytes = (hsize_t)(file_size > 0 ? file_size : 0);
+	if (nf != 0)
+		bytes *= 1100;
+	return bytes / (elem ? elem : 1);
+}
+
 /* Opens 1-D dataset `name`, checks its type with `want` and returns it with
  * its length; -1 with err set otherwise. `optional` makes a missing dataset
  * return -1 with *len = -1 and no error. */
@@ -59,6 +75,11 @@ static hid_t open_1d(struct shard_reader *r, const char *name, bool optional,
 	else if (rank != 1)
 		hug_error_set(err, "%s: dataset %s: expected 1 dimension, "
 			      "found %d", r->path, name, rank);
+	else if (dim > max_elems(ds, H5Tget_size(type), r->file_size))
+		hug_error_set(err, "%s: dataset %s claims %llu entries, more "
+			      "than a file of %lld bytes can hold", r->path,
+			      name, (unsigned long long)dim,
+			      (long long)r->file_size);
 	else
 		ok = true;
 	if (space >= 0)
@@ -250,15 +271,10 @@ static int open_file(struct shard_reader *r, struct hug_error *err)
 	if (dir)
 		return hug_error_set(err, "%s: is a directory, expected a "
 				     "shard file", r->path);
-#if H5_VERSION_GE(1, 12, 0)
-	htri_t is = H5Fis_accessible(r->path, H5P_DEFAULT);
-#else
-	htri_t is = H5Fis_hdf5(r->path);
-#endif
-	if (is == 0)
-		return hug_error_set(err, "%s: not an HDF5 file (no HDF5 "
-				     "signature; a shard must be HDF5)",
-				     r->path);
+	int64_t size;
+	if (shard_h5_check_superblock(r->path, &size, err) < 0)
+		return -1;
+	r->file_size = size;
 	/* Readers take no file lock: many ranks open the same shards, and
 	 * some cluster file systems refuse flock() (HDF5 then fails). */
 	hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -276,6 +292,32 @@ static int open_file(struct shard_reader *r, struct hug_error *err)
 	return rc;
 }
 
+/* The probe's child: opens and validates as the parent will, and also
+ * walks each dataset's chunk index (which later reads go through). */
+static int probe_open(void *ctx, struct hug_error *err)
+{
+	struct shard_reader *r = ctx;
+	int rc = open_file(r, err);
+	if (rc == 0)
+		rc = validate(r, err);
+	hid_t sets[3] = { r->tokens, r->offsets, r->mask };
+	for (int i = 0; i < 3 && rc == 0; i++) {
+		hsize_t n;
+		hid_t dcpl = sets[i] < 0 ? -1 : H5Dget_create_plist(sets[i]);
+		hid_t fs = sets[i] < 0 ? -1 : H5Dget_space(sets[i]);
+		if (dcpl >= 0 && fs >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+		    H5Dget_num_chunks(sets[i], fs, &n) < 0)
+			rc = shard_h5_fail(err, r->path, "a dataset's chunk "
+					   "index cannot be read");
+		if (fs >= 0)
+			H5Sclose(fs);
+		if (dcpl >= 0)
+			H5Pclose(dcpl);
+	}
+	/* The process ends next: no need to close anything. */
+	return rc;
+}
+
 int shard_reader_open(const char *path, struct shard_reader **rp,
 		      struct hug_error *err)
 {
@@ -287,7 +329,12 @@ int shard_reader_open(const char *path, struct shard_reader **rp,
 	/* validate() uses err->set to tell a missing optional dataset from a
 	 * bad one, so work on a local error that starts empty. */
 	shard_h5_lock();
-	int rc = open_file(r, &local);
+	/* libhdf5 trusts the file: a damaged one can crash or hang it. So the
+	 * whole validation runs first in a child process, once per open, and
+	 * only a file that passed there is opened here. */
+	int rc = shard_h5_probe(path, probe_open, r, &local);
+	if (rc == 0)
+		rc = open_file(r, &local);
 	if (rc == 0)
 		rc = validate(r, &local);
 	if (rc < 0)

@@ -1,0 +1,195 @@
+/* shard_check.c: the defences the shard reader puts in front of libhdf5,
+ * which trusts the sizes and addresses it finds in a file: a superblock
+ * check done by hand before H5Fopen, and the one-off probe that runs the
+ * whole validation in a forked child with a time bound, so a file that
+ * crashes or hangs libhdf5 costs an error message, not the process. */
+#include "shard_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const unsigned char h5_sig[8] = { 0x89, 'H', 'D', 'F', '\r', '\n',
+					 0x1a, '\n' };
+
+static uint64_t get_le(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int shard_h5_check_superblock(const char *path, int64_t *file_size,
+			      struct hug_error *err)
+{
+	unsigned char b[96];
+	struct stat st;
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return hug_error_set(err, "%s: cannot open: %s", path,
+				     strerror(errno));
+	if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+		fclose(fp);
+		return hug_error_set(err, "%s: not a regular file, expected a "
+				     "shard file", path);
+	}
+	*file_size = (int64_t)st.st_size;
+	/* The superblock sits at 0, 512, 1024, 2048, ... (after a user
+	 * block); look no further than the file. */
+	int64_t at = -1;
+	for (int64_t o = 0; o + (int64_t)sizeof(b) <= st.st_size;
+	     o = o ? o * 2 : 512) {
+		if (fseeko(fp, o, SEEK_SET) != 0 ||
+		    fread(b, 1, sizeof(b), fp) != sizeof(b))
+			break;
+		if (memcmp(b, h5_sig, 8) == 0) {
+			at = o;
+			break;
+		}
+	}
+	fclose(fp);
+	if (at < 0)
+		return hug_error_set(err, "%s: not an HDF5 file (no HDF5 "
+				     "signature; a shard must be HDF5)", path);
+	int ver = b[8], so, sl, base;
+	if (ver == 0 || ver == 1) {
+		so = b[13];
+		sl = b[14];
+		base = ver == 0 ? 24 : 28;
+	} else if (ver == 2 || ver == 3) {
+		so = b[9];
+		sl = b[10];
+		base = 12;
+	} else {
+		return hug_error_set(err, "%s: damaged HDF5 file: superblock "
+				     "version %d, expected 0 to 3", path, ver);
+	}
+	if ((so != 4 && so != 8) || (sl != 4 && sl != 8))
+		return hug_error_set(err, "%s: damaged HDF5 file: superblock "
+				     "gives %d-byte offsets and %d-byte lengths, "
+				     "expected 4 or 8", path, so, sl);
+	/* Base address, then (v0/1: free space, EOF; v2/3: extension, EOF). */
+	uint64_t base_addr = get_le(b + base, so);
+	uint64_t eof = get_le(b + base + 2 * so, so);
+	if (base_addr > (uint64_t)st.st_size ||
+	    eof > (uint64_t)st.st_size - base_addr)
+		return hug_error_set(err, "%s: damaged or truncated HDF5 file: "
+				     "the superblock says it ends at byte %llu "
+				     "(base %llu), the file has %lld bytes",
+				     path, (unsigned long long)eof,
+				     (unsigned long long)base_addr,
+				     (long long)st.st_size);
+	return 0;
+}
+
+/* Seconds the probe may take: HUG_SHARD_CHECK_SECONDS, default 10; 0
+ * turns the probe off (files trusted, e.g. shards this hug wrote). */
+static double probe_limit(void)
+{
+	const char *s = getenv("HUG_SHARD_CHECK_SECONDS");
+	char *end;
+	double v = s ? strtod(s, &end) : -1;
+	if (s && end != s && v == 0)
+		return 0;
+	return v > 0 ? v : 10.0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int shard_h5_probe(const char *path,
+		   int (*fn)(void *ctx, struct hug_error *err), void *ctx,
+		   struct hug_error *err)
+{
+	int fds[2];
+	if (probe_limit() == 0)
+		return 0;
+	if (pipe(fds) != 0)
+		return hug_error_set(err, "%s: cannot check the file: pipe: %s",
+				     path, strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return hug_error_set(err, "%s: cannot check the file: fork: %s",
+				     path, strerror(errno));
+	}
+	if (pid == 0) {
+		/* The child: run the validation, send "" or the message. */
+		struct hug_error e = { 0 };
+		close(fds[0]);
+		/* What a crash prints (a sanitizer's report, libhdf5's
+		 * messages) is noise to the user: the parent reports it. */
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, 2);
+		int rc = fn(ctx, &e);
+		const char *msg = rc == 0 ? "" : (e.set ? e.msg : "failed");
+		size_t len = strlen(msg) + 1;
+		ssize_t w = write(fds[1], msg, len);
+		_exit(w == (ssize_t)len ? 0 : 1);
+	}
+	close(fds[1]);
+	char msg[HUG_ERROR_MAX];
+	size_t got = 0;
+	double limit = probe_limit(), t0 = now_s();
+	bool timed_out = false, eof = false;
+	while (!eof && got < sizeof(msg)) {
+		double left = limit - (now_s() - t0);
+		if (left <= 0) {
+			timed_out = true;
+			break;
+		}
+		struct pollfd p = { .fd = fds[0], .events = POLLIN };
+		int n = poll(&p, 1, (int)(left * 1000) + 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			continue;
+		ssize_t k = read(fds[0], msg + got, sizeof(msg) - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			eof = true;
+		else
+			got += (size_t)k;
+	}
+	close(fds[0]);
+	if (timed_out)
+		kill(pid, SIGKILL);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (timed_out)
+		return hug_error_set(err, "%s: damaged HDF5 file: the HDF5 "
+				     "library did not finish reading it in %g s "
+				     "(a loop in its structure? the bound is "
+				     "HUG_SHARD_CHECK_SECONDS)", path, limit);
+	if (WIFSIGNALED(status))
+		return hug_error_set(err, "%s: damaged HDF5 file: the HDF5 "
+				     "library crashed reading it (signal %d)",
+				     path, WTERMSIG(status));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got == 0 ||
+	    memchr(msg, '\0', got) == NULL)
+		return hug_error_set(err, "%s: damaged HDF5 file: checking it "
+				     "failed (exit status %d)", path,
+				     WIFEXITED(status) ? WEXITSTATUS(status)
+						       : -1);
+	if (msg[0])
+		return hug_error_set(err, "%s", msg);
+	return 0;
+}
