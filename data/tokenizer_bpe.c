@@ -207,6 +207,8 @@ static void cache_put(struct tok_encoder *e, const uint8_t *s, size_t n, uint64_
 
 static void push_ids(struct tok_ids *out, const int32_t *ids, int m)
 {
+	if (m <= 0) /* nothing to add (out->v may still be NULL) */
+		return;
 	if (out->n + m > out->cap) {
 		out->cap = 2 * (out->n + m) + 256;
 		out->v = hug_realloc(out->v, (size_t)out->cap * sizeof(int32_t));

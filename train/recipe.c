@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <glob.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -170,6 +171,9 @@ static int get_i64(struct rparse *rp, const char *path, int64_t *out)
 	double d = 0;
 	if (get_num(rp, path, &d))
 		return -1;
+	if (!(d > -9.2e18 && d < 9.2e18)) /* the cast is undefined outside int64 */
+		return hug_error_set(rp->err, "%s: %s: expected an integer, got %g",
+				     rp->name, path, d);
 	*out = (int64_t)d;
 	return 0;
 }
@@ -179,6 +183,9 @@ static int get_int(struct rparse *rp, const char *path, int *out)
 	double d = 0;
 	if (get_num(rp, path, &d))
 		return -1;
+	if (!(d > INT_MIN - 1.0 && d < INT_MAX + 1.0)) /* the cast is undefined outside int */
+		return hug_error_set(rp->err, "%s: %s: expected an integer, got %g",
+				     rp->name, path, d);
 	*out = (int)d;
 	return 0;
 }
