@@ -179,7 +179,7 @@ test-cuemu:
 		./$(CUEMU_BUILD)/bin/hug_tests cuda
 
 clean:
-	rm -rf build build-san build-cuemu*
+	rm -rf build build-san build-cuemu* build-fuzz
 
 # Benchmarks: each bench/bench_<what>.c is one program, linked against
 # libhug into $(BUILD)/bin/bench_<what>. `make bench` builds them all.
@@ -195,6 +195,42 @@ $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(LIB)
 
 -include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(MPI_TEST_OBJ:.o=.d) \
 	 $(BENCH_SRC:%.c=$(BUILD)/obj/%.d)
+
+# Fuzzing: libFuzzer harnesses (tests/fuzz/fuzz_<target>.c) for hug's
+# parsers of untrusted files, built with clang under ASan + UBSan against
+# the library sources (no CUDA, no MPI, no OpenMP) in build-fuzz/.
+# `make fuzz FUZZ_SECONDS=N` runs each for N seconds from a corpus seeded
+# by tests/fixtures and tests/fuzz/corpus/ and fails on any finding.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build-fuzz
+FUZZ_TARGETS := safetensors recipe tokenizer config adapter_config shard
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Wno-unknown-pragmas \
+	-Wno-source-uses-openmp -DHUG_TARGET_CLONES= -MMD -MP -I. $(HDF5_CFLAGS) $(FUZZ_SAN)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/bin/fuzz_%)
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/lib/libhug.a: $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BIN): $(FUZZ_BUILD)/bin/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_BUILD)/lib/libhug.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) $< $(FUZZ_BUILD)/lib/libhug.a \
+		-lopenblas -lcjson $(HDF5_LIBS) -lpthread -lm -o $@
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BIN)
+fuzz: $(FUZZ_BIN)
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.d)
 
 # The main job: build the multilingual demo corpus (Debian's fortune
 # packages in nine languages), train a small BLOOM on the CPU for a few

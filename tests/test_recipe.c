@@ -200,3 +200,11 @@ TEST(recipe_huge_integers_name_the_key)
 	CHECK(parse("", big, 2, 1, &r, &err) == -1);
 	CHECK(strstr(err.msg, "data.seq_len") != NULL);
 }
+
+/* An integer key far outside int64/int is refused (found by
+ * tests/fuzz/fuzz_recipe.c: the cast was undefined behaviour). */
+TEST(recipe_rejects_integers_out_of_range)
+{
+	expect_error("", "train.log_every=1e30", "train.log_every", "expected an integer");
+	expect_error("", "train.steps=-1e300", "train.steps", "expected an integer");
+}

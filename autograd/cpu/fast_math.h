@@ -16,8 +16,9 @@
 /* HUG_TARGET_CLONES before a function: GCC function multiversioning. Only
  * for loops without reductions: those give the same bits in every clone,
  * since C11 mode (-std=c11) contracts no multiply-add into an FMA. Empty
- * where the compiler or target lacks it. */
-#if defined(__x86_64__) && defined(__has_attribute)
+ * where the compiler or target lacks it, or defined empty by the build
+ * (-DHUG_TARGET_CLONES=: the clang fuzz build, whose ifuncs do not link). */
+#if !defined(HUG_TARGET_CLONES) && defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define HUG_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif

@@ -1,0 +1,17 @@
+/* fuzz_adapter_config.c: libFuzzer harness for the PEFT adapter_config.json
+ * reader (peft/lora_config_json.c, lora_config_read): the input is the
+ * file; a config that reads is also scaled and freed. */
+#include "../../peft/lora_config.h"
+#include "fuzz_util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct lora_config c;
+	struct hug_error err = {0};
+	if (lora_config_read(fuzz_file(data, size), &c, &err) == 0) {
+		(void)lora_config_scale(&c);
+		(void)lora_config_selects(&c, 0, BLOOM_QKV, NULL);
+		lora_config_free(&c);
+	}
+	return 0;
+}
