@@ -9,7 +9,10 @@
 #include "../nn/bloom.h"
 
 /* Compiles `pattern` (POSIX extended) to match whole strings only, as
- * Python's re.fullmatch does; 0 or regcomp's error code (re then unset). */
+ * Python's re.fullmatch does; 0 or regcomp's error code (re then unset).
+ * Patterns over 4096 bytes (REG_ESPACE) and stacked repetition operators
+ * such as "a++" (REG_BADRPT) are refused: glibc's regcomp can take
+ * gigabytes for them. */
 int lora_regex_compile(const char *pattern, regex_t *re);
 
 /* "transformer.h.<layer>.<path of kind>" into buf (NUL-terminated). */

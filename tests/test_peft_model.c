@@ -79,6 +79,18 @@ TEST(peft_unknown_target_is_an_error_naming_it)
 	CHECK(lora_config_validate(&c, "a.json: ", &err) == -1);
 	CHECK(strstr(err.msg, "a.json: target_modules: \"(unclosed\" is not a regular "
 			      "expression") != NULL);
+	/* stacked repetition (fuzz finding: glibc's regcomp took gigabytes) is
+	 * refused; ordinary patterns, brackets and escapes still compile */
+	hug_error_clear(&err);
+	char big[200];
+	snprintf(big, sizeof(big), "all-linea%0120dr", 0);
+	memset(big + 9, '+', 120);
+	lora_config_set_regex(&c, big);
+	CHECK(lora_config_validate(&c, "a.json: ", &err) == -1);
+	CHECK(strstr(err.msg, "a.json: target_modules:") != NULL);
+	hug_error_clear(&err);
+	lora_config_set_regex(&c, ".*(query_key_value|dense)[+*]?\\.?x{0,2}");
+	CHECK(lora_config_validate(&c, "a.json: ", &err) == 0);
 	hug_error_clear(&err);
 	lora_config_set_targets(&c, NULL, 0);
 	c.r = 0;
