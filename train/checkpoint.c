@@ -116,8 +116,9 @@ static int64_t checkpoint_step(const char *name)
 	return *end || v < 0 ? -1 : v;
 }
 
-/* Steps of the complete checkpoints in out_dir, ascending; count in *n. */
-static int64_t *list_checkpoints(const char *out_dir, int *n)
+/* Steps of the checkpoint-<step> directories in out_dir, ascending (only
+ * those with a state file when complete_only); count in *n. */
+static int64_t *list_checkpoints(const char *out_dir, bool complete_only, int *n)
 {
 	*n = 0;
 	DIR *d = opendir(out_dir);
@@ -130,13 +131,15 @@ static int64_t *list_checkpoints(const char *out_dir, int *n)
 		int64_t s = checkpoint_step(e->d_name);
 		if (s < 0)
 			continue;
-		char *dir = fs_join(out_dir, e->d_name);
-		char *state = fs_join(dir, STATE_FILE);
-		bool ok = fs_exists(state);
-		hug_free(state);
-		hug_free(dir);
-		if (!ok)
-			continue;
+		if (complete_only) {
+			char *dir = fs_join(out_dir, e->d_name);
+			char *state = fs_join(dir, STATE_FILE);
+			bool ok = fs_exists(state);
+			hug_free(state);
+			hug_free(dir);
+			if (!ok)
+				continue;
+		}
 		if (*n == cap)
 			steps = hug_realloc(steps, (size_t)(cap *= 2) * sizeof(*steps));
 		steps[(*n)++] = s;
@@ -161,7 +164,7 @@ static char *checkpoint_path(const char *out_dir, int64_t step)
 static void prune(const char *out_dir, int64_t keep)
 {
 	int n;
-	int64_t *steps = list_checkpoints(out_dir, &n);
+	int64_t *steps = list_checkpoints(out_dir, true, &n);
 	for (int i = 0; keep > 0 && i + keep < n; i++) {
 		char *p = checkpoint_path(out_dir, steps[i]);
 		remove_checkpoint_dir(p);
@@ -294,7 +297,7 @@ int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
 char *checkpoint_latest(const char *out_dir)
 {
 	int n;
-	int64_t *steps = list_checkpoints(out_dir, &n);
+	int64_t *steps = list_checkpoints(out_dir, true, &n);
 	char *p = n ? checkpoint_path(out_dir, steps[n - 1]) : NULL;
 	hug_free(steps);
 	return p;
@@ -311,56 +314,24 @@ static bool has_file(const char *dir, const char *name)
 
 int checkpoint_verify(const char *dir, bool *verified, struct hug_error *err)
 {
-	hug_json_init();
 	if (verified)
 		*verified = false;
-	char *path = fs_join(dir, STATE_FILE), *text = NULL;
-	int rc = fs_read_file(path, (size_t)256 << 20, &text, NULL, err);
-	cJSON *j = rc ? NULL : cJSON_Parse(text);
-	if (!rc && !cJSON_IsObject(j))
-		rc = hug_error_set(err, "%s: not a JSON object (truncated?)", path);
 	bool lora = has_file(dir, LORA_CONFIG_FILE);
-	const char *need[] = { lora ? LORA_CONFIG_FILE : "config.json",
+	const char *need[] = { STATE_FILE, lora ? LORA_CONFIG_FILE : "config.json",
 			       lora ? LORA_WEIGHTS_FILE : "model.safetensors", OPTIM_FILE,
 			       "recipe.json" };
-	for (size_t i = 0; !rc && i < sizeof(need) / sizeof(need[0]); i++)
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
 		if (!has_file(dir, need[i]))
-			rc = hug_error_set(err, "%s: missing %s", dir, need[i]);
-	const cJSON *files = rc ? NULL : cJSON_GetObjectItemCaseSensitive(j, DIR_CHECKSUMS_KEY);
-	if (files) {
-		rc = dir_checksums_verify(dir, files, path, err);
-		if (!rc && verified)
-			*verified = true;
-	}
-	cJSON_Delete(j);
-	hug_free(text);
-	hug_free(path);
-	return rc;
+			return hug_error_set(err, "%s: missing %s", dir, need[i]);
+	return dir_checksums_check(dir, verified, err);
 }
 
 char *checkpoint_resume_pick(const char *out_dir, FILE *report, struct hug_error *err)
 {
-	DIR *d = opendir(out_dir);
-	if (!d)
+	int n;
+	int64_t *steps = list_checkpoints(out_dir, false, &n);
+	if (!steps)
 		return NULL;
-	int n = 0, cap = 16;
-	int64_t *steps = hug_malloc((size_t)cap * sizeof(*steps));
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		int64_t s = checkpoint_step(e->d_name);
-		if (s < 0)
-			continue;
-		if (n == cap)
-			steps = hug_realloc(steps, (size_t)(cap *= 2) * sizeof(*steps));
-		steps[n++] = s;
-	}
-	closedir(d);
-	for (int i = 1; i < n; i++) /* insertion sort: few entries */
-		for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) {
-			int64_t x = steps[j];
-			steps[j] = steps[j - 1];
-			steps[j - 1] = x;
-		}
 	char *pick = NULL, *skipped = hug_strdup("");
 	for (int i = n - 1; i >= 0 && !pick; i--) {
 		char *p = checkpoint_path(out_dir, steps[i]);
