@@ -108,3 +108,12 @@ char *test_read_file(const char *path, size_t *len)
 		return NULL;
 	return text;
 }
+
+void test_write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}

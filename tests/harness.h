@@ -30,6 +30,10 @@ int test_run_command(const char *cmd, char *out, size_t n);
  * (base/fs.h's fs_read_file, up to 1 GiB). */
 char *test_read_file(const char *path, size_t *len);
 
+/* Writes `text` to `path` (replacing it); a failure shows up in the test
+ * that reads the file. */
+void test_write_file(const char *path, const char *text);
+
 #define TEST(name)                                                             \
 	static void test_##name(void);                                         \
 	__attribute__((constructor)) static void test_register_##name(void)    \

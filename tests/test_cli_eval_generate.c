@@ -15,15 +15,6 @@ static const char *hug_bin(void)
 	return getenv("HUG_BIN");
 }
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (f) {
-		fputs(text, f);
-		fclose(f);
-	}
-}
-
 TEST(cli_eval_matches_transformers_loss)
 {
 	if (!hug_bin())
@@ -32,7 +23,7 @@ TEST(cli_eval_matches_transformers_loss)
 	int fd = mkstemp(in);
 	REQUIRE(fd >= 0);
 	close(fd);
-	write_file(in, "[[1,5,9,20,3,44],[7,7,8,2]]");
+	test_write_file(in, "[[1,5,9,20,3,44],[7,7,8,2]]");
 	snprintf(cmd, sizeof(cmd), "%s eval --model tests/fixtures/bloom-tiny-a --input %s",
 		 hug_bin(), in);
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
@@ -45,10 +36,10 @@ TEST(cli_eval_matches_transformers_loss)
 	CHECK_NEAR(strtod(l2 + 8, NULL), 5.053295612335205, 5e-5);
 	CHECK(strstr(out, "\"tokens\": 8") != NULL);
 	/* bad input: an id outside the vocabulary (97) */
-	write_file(in, "[[1,5,97]]");
+	test_write_file(in, "[[1,5,97]]");
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, in) && strstr(out, "[0][2]"));
-	write_file(in, "[[1,5]");
+	test_write_file(in, "[[1,5]");
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, in) != NULL);
 	unlink(in);
@@ -92,7 +83,7 @@ TEST(cli_eval_generate_device_errors)
 	int fd = mkstemp(in);
 	REQUIRE(fd >= 0);
 	close(fd);
-	write_file(in, "[[1,5,9]]");
+	test_write_file(in, "[[1,5,9]]");
 	snprintf(cmd, sizeof(cmd), "%s eval --model tests/fixtures/bloom-tiny-a --input %s "
 		 "--device cuda:x", hug_bin(), in);
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);

@@ -20,15 +20,6 @@ static const char *hug_bin(void)
 	return getenv("HUG_BIN");
 }
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (f) {
-		fputs(text, f);
-		fclose(f);
-	}
-}
-
 /* A new temporary directory (static storage per call site's buffer). */
 static bool temp_dir(char *buf)
 {
@@ -41,12 +32,12 @@ static void small_recipe(const char *dir, char *path, size_t n, const char *mode
 {
 	char shard[256], text[1024];
 	snprintf(shard, sizeof(shard), "%s/a.h5", dir);
-	write_file(shard, "");
+	test_write_file(shard, "");
 	snprintf(path, n, "%s/r.json", dir);
 	snprintf(text, sizeof(text),
 		 "{\"model\": %s,\n \"data\": {\"train\": [{\"path\": \"%s/*.h5\"}], \"seq_len\": 64},"
 		 " \"optim\": {\"lr\": 0.001}, \"train\": {\"steps\": 50}}", model, dir);
-	write_file(path, text);
+	test_write_file(path, text);
 }
 
 TEST(cli_recipe_huge_numbers_name_the_key)
@@ -71,7 +62,7 @@ TEST(cli_recipe_huge_numbers_name_the_key)
 	snprintf(model, sizeof(model), "%s/model", dir);
 	mkdir(model, 0755);
 	snprintf(cfg, sizeof(cfg), "%s/config.json", model);
-	write_file(cfg, "{\"model_type\": \"bloom\", \"vocab_size\": 4, \"hidden_size\": 4e62, "
+	test_write_file(cfg, "{\"model_type\": \"bloom\", \"vocab_size\": 4, \"hidden_size\": 4e62, "
 			"\"n_layer\": 1, \"n_head\": 1}");
 	char pre[512];
 	snprintf(pre, sizeof(pre), "{\"from_pretrained\": \"%s\"}", model);
@@ -80,7 +71,7 @@ TEST(cli_recipe_huge_numbers_name_the_key)
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, "config.json") && strstr(out, "hidden_size"));
 	/* in range on its own, but the parameter count is not */
-	write_file(cfg, "{\"model_type\": \"bloom\", \"vocab_size\": 2000000000, "
+	test_write_file(cfg, "{\"model_type\": \"bloom\", \"vocab_size\": 2000000000, "
 			"\"hidden_size\": 200000000, \"n_layer\": 1000, \"n_head\": 1}");
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, "config.json") && strstr(out, "parameters"));

@@ -13,15 +13,6 @@
 #include "harness.h"
 #include "test_cuda_util.h"
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (f) {
-		fputs(text, f);
-		fclose(f);
-	}
-}
-
 /* max |a - b| / max |b| over the "logits" of two eval dumps. */
 static double dump_diff(const char *a, const char *b)
 {
@@ -60,7 +51,7 @@ TEST(cuda_cli_eval_and_generate)
 	int fd = mkstemp(in);
 	REQUIRE(fd >= 0);
 	close(fd);
-	write_file(in, "[[1,5,9,20,3,44],[7,7,8,2]]");
+	test_write_file(in, "[[1,5,9,20,3,44],[7,7,8,2]]");
 	snprintf(cmd, sizeof(cmd), "%s eval --model tests/fixtures/bloom-tiny-a --input %s "
 		 "--device cuda --dump-logits %s.gpu", bin, in, in);
 	int rc = test_run_command(cmd, out, sizeof(out));
