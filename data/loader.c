@@ -128,15 +128,15 @@ static int open_files(struct loader *L, const struct loader_config *cfg,
 		globfree(&g);
 		return -1;
 	}
-	int rc = 0;
 	src->shards = hug_calloc(g.gl_pathc, sizeof(*src->shards));
 	src->start = hug_calloc(g.gl_pathc + 1, sizeof(*src->start));
+	/* every file of the source is checked in one probe (one fork) */
+	int rc = shard_readers_open((const char *const *)g.gl_pathv, (int)g.gl_pathc,
+				    src->shards, err);
+	if (rc == 0)
+		src->n_files = (int)g.gl_pathc;
 	for (size_t f = 0; f < g.gl_pathc && rc == 0; f++) {
-		struct shard_reader *r;
-		rc = shard_reader_open(g.gl_pathv[f], &r, err);
-		if (rc < 0)
-			break;
-		src->shards[src->n_files++] = r;
+		struct shard_reader *r = src->shards[f];
 		rc = check_shard(L, cfg, r, *first_path, err);
 		if (!L->meta) {
 			L->meta = shard_reader_meta(r);

@@ -87,6 +87,19 @@ struct shard_reader;
 int shard_reader_open(const char *path, struct shard_reader **r,
 		      struct hug_error *err);
 
+/* shard_reader_open for n files at once, into out[0..n): the same checks,
+ * with the validation of all of them in one child process (one fork for a
+ * whole source of shards instead of one per file; the time bound is per
+ * file). Returns 0 with every out[i] set, or -1 with every out[i] NULL and
+ * `err` naming the first file that failed. */
+int shard_readers_open(const char *const *paths, int n, struct shard_reader **out,
+		       struct hug_error *err);
+
+/* How many checking child processes this process has started (one per
+ * shard_reader_open / shard_readers_open call while the check is on): how
+ * the tests see that a source's shards cost one fork, not one each. */
+int64_t shard_probe_count(void);
+
 /* The shard's metadata (valid while r is open). */
 const struct shard_meta *shard_reader_meta(const struct shard_reader *r);
 

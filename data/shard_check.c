@@ -1,8 +1,9 @@
 /* shard_check.c: the defences the shard reader puts in front of libhdf5,
  * which trusts the sizes and addresses it finds in a file: a superblock
- * check done by hand before H5Fopen, and the one-off probe that runs the
- * whole validation in a forked child with a time bound, so a file that
- * crashes or hangs libhdf5 costs an error message, not the process. */
+ * check done by hand before H5Fopen, and the probe that runs the whole
+ * validation of a set of files in one forked child with a time bound per
+ * file, so a file that crashes or hangs libhdf5 costs an error message,
+ * not the process. */
 #include "shard_internal.h"
 
 #include <errno.h>
@@ -110,70 +111,125 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int shard_h5_probe(const char *path,
-		   int (*fn)(void *ctx, struct hug_error *err), void *ctx,
+static int64_t probe_count;
+
+int64_t shard_probe_count(void)
+{
+	return __atomic_load_n(&probe_count, __ATOMIC_RELAXED);
+}
+
+/* What the parent has read of the child's reports: one NUL-terminated
+ * record per file ("" when it passed, else the message). */
+struct probe_reports {
+	int done;                    /* records complete */
+	char first_bad[HUG_ERROR_MAX]; /* the failing file's message */
+	bool failed;                 /* a record held a message */
+	size_t cur_len;              /* bytes of the record being read */
+};
+
+/* Takes k bytes of the child's output. */
+static void probe_take(struct probe_reports *p, const char *buf, size_t k)
+{
+	for (size_t i = 0; i < k && !p->failed; i++) {
+		if (buf[i] == '\0') {
+			if (p->cur_len > 0)
+				p->failed = true;
+			else
+				p->done++;
+			p->cur_len = 0;
+		} else if (p->cur_len + 1 < sizeof(p->first_bad)) {
+			p->first_bad[p->cur_len++] = buf[i];
+			p->first_bad[p->cur_len] = '\0';
+		}
+	}
+}
+
+/* The child: checks files 0, 1, ... in order and reports each; stops at
+ * the first that fails. */
+static void probe_child(int fd, int n, int (*fn)(void *ctx, int i, struct hug_error *err),
+			void *ctx)
+{
+	/* What a crash prints (a sanitizer's report, libhdf5's messages) is
+	 * noise to the user: the parent reports it. */
+	int null = open("/dev/null", O_WRONLY);
+	if (null >= 0)
+		dup2(null, 2);
+	for (int i = 0; i < n; i++) {
+		struct hug_error e = { 0 };
+		int rc = fn(ctx, i, &e);
+		const char *msg = rc == 0 ? "" : (e.set && e.msg[0] ? e.msg : "failed");
+		size_t len = strlen(msg) + 1;
+		if (write(fd, msg, len) != (ssize_t)len)
+			_exit(1);
+		if (rc != 0)
+			break;
+	}
+	_exit(0);
+}
+
+int shard_h5_probe(const char *const *paths, int n,
+		   int (*fn)(void *ctx, int i, struct hug_error *err), void *ctx,
 		   struct hug_error *err)
 {
 	int fds[2];
-	if (probe_limit() == 0)
+	double limit = probe_limit();
+	if (limit == 0 || n <= 0)
 		return 0;
 	if (pipe(fds) != 0)
 		return hug_error_set(err, "%s: cannot check the file: pipe: %s",
-				     path, strerror(errno));
+				     paths[0], strerror(errno));
 	fflush(NULL);
+	__atomic_add_fetch(&probe_count, 1, __ATOMIC_RELAXED);
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(fds[0]);
 		close(fds[1]);
 		return hug_error_set(err, "%s: cannot check the file: fork: %s",
-				     path, strerror(errno));
+				     paths[0], strerror(errno));
 	}
 	if (pid == 0) {
-		/* The child: run the validation, send "" or the message. */
-		struct hug_error e = { 0 };
 		close(fds[0]);
-		/* What a crash prints (a sanitizer's report, libhdf5's
-		 * messages) is noise to the user: the parent reports it. */
-		int null = open("/dev/null", O_WRONLY);
-		if (null >= 0)
-			dup2(null, 2);
-		int rc = fn(ctx, &e);
-		const char *msg = rc == 0 ? "" : (e.set ? e.msg : "failed");
-		size_t len = strlen(msg) + 1;
-		ssize_t w = write(fds[1], msg, len);
-		_exit(w == (ssize_t)len ? 0 : 1);
+		probe_child(fds[1], n, fn, ctx);
 	}
 	close(fds[1]);
-	char msg[HUG_ERROR_MAX];
-	size_t got = 0;
-	double limit = probe_limit(), t0 = now_s();
+	/* The time bound is per file: it restarts at each file's report. */
+	struct probe_reports rep = { 0 };
+	double t0 = now_s();
 	bool timed_out = false, eof = false;
-	while (!eof && got < sizeof(msg)) {
+	while (!eof && !rep.failed && rep.done < n) {
 		double left = limit - (now_s() - t0);
 		if (left <= 0) {
 			timed_out = true;
 			break;
 		}
 		struct pollfd p = { .fd = fds[0], .events = POLLIN };
-		int n = poll(&p, 1, (int)(left * 1000) + 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			continue;
-		ssize_t k = read(fds[0], msg + got, sizeof(msg) - got);
-		if (k < 0 && errno == EINTR)
-			continue;
+		int k = poll(&p, 1, (int)(left * 1000) + 1);
 		if (k <= 0)
+			continue; /* EINTR or no data yet: the bound is checked above */
+		char buf[4096];
+		ssize_t got = read(fds[0], buf, sizeof(buf));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
 			eof = true;
-		else
-			got += (size_t)k;
+			continue;
+		}
+		int before = rep.done;
+		probe_take(&rep, buf, (size_t)got);
+		if (rep.done > before)
+			t0 = now_s();
 	}
 	close(fds[0]);
-	if (timed_out)
+	if (timed_out || rep.failed || rep.done < n)
 		kill(pid, SIGKILL);
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	if (rep.failed)
+		return hug_error_set(err, "%s", rep.first_bad);
+	if (rep.done == n)
+		return 0;
+	const char *path = paths[rep.done];
 	if (timed_out)
 		return hug_error_set(err, "%s: damaged HDF5 file: the HDF5 "
 				     "library did not finish reading it in %g s "
@@ -183,13 +239,7 @@ int shard_h5_probe(const char *path,
 		return hug_error_set(err, "%s: damaged HDF5 file: the HDF5 "
 				     "library crashed reading it (signal %d)",
 				     path, WTERMSIG(status));
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got == 0 ||
-	    memchr(msg, '\0', got) == NULL)
-		return hug_error_set(err, "%s: damaged HDF5 file: checking it "
-				     "failed (exit status %d)", path,
-				     WIFEXITED(status) ? WEXITSTATUS(status)
-						       : -1);
-	if (msg[0])
-		return hug_error_set(err, "%s", msg);
-	return 0;
+	return hug_error_set(err, "%s: damaged HDF5 file: checking it "
+			     "failed (exit status %d)", path,
+			     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }

@@ -97,14 +97,16 @@ void shard_close_ids(hid_t *file, hid_t *tokens, hid_t *offsets, hid_t *mask);
 int shard_h5_check_superblock(const char *path, int64_t *file_size,
 			      struct hug_error *err);
 
-/* Runs fn(ctx, err) in a forked child (with the caller's HDF5 lock
- * state) and waits at most HUG_SHARD_CHECK_SECONDS (default 10) for it.
- * Returns 0 when fn returned 0; else -1 with err holding fn's message, or
- * "<path>: damaged HDF5 file: ..." when the child crashed or ran out of
- * time (it is then killed). Costs one fork: call it once per file.
+/* Runs fn(ctx, i, err) for i = 0 .. n-1 (file i is paths[i]) in one
+ * forked child (with the caller's HDF5 lock state), stopping at the first
+ * failure, and waits at most HUG_SHARD_CHECK_SECONDS (default 10) for each
+ * file. Returns 0 when every call returned 0; else -1 with err holding
+ * fn's message, or "<path>: damaged HDF5 file: ..." naming the file that
+ * crashed the child or ran out of time (the child is then killed). Costs
+ * one fork per call, whatever n: check a set of files in one call.
  * HUG_SHARD_CHECK_SECONDS=0 skips the probe (fn is not run: returns 0). */
-int shard_h5_probe(const char *path,
-		   int (*fn)(void *ctx, struct hug_error *err), void *ctx,
+int shard_h5_probe(const char *const *paths, int n,
+		   int (*fn)(void *ctx, int i, struct hug_error *err), void *ctx,
 		   struct hug_error *err);
 
 #endif

@@ -292,21 +292,23 @@ static int open_file(struct shard_reader *r, struct hug_error *err)
 	return rc;
 }
 
-/* The probe's child: opens and validates as the parent will, and also
- * walks each dataset's chunk index (which later reads go through). */
-static int probe_open(void *ctx, struct hug_error *err)
+/* The probe's child, file i of the readers in ctx: opens and validates as
+ * the parent will, and also walks each dataset's chunk index (which later
+ * reads go through); closes the file again, so a set of many files does
+ * not pile up open descriptors. */
+static int probe_open(void *ctx, int i, struct hug_error *err)
 {
-	struct shard_reader *r = ctx;
+	struct shard_reader *r = ((struct shard_reader **)ctx)[i];
 	int rc = open_file(r, err);
 	if (rc == 0)
 		rc = validate(r, err);
 	hid_t sets[3] = { r->tokens, r->offsets, r->mask };
-	for (int i = 0; i < 3 && rc == 0; i++) {
+	for (int k = 0; k < 3 && rc == 0; k++) {
 		hsize_t n;
-		hid_t dcpl = sets[i] < 0 ? -1 : H5Dget_create_plist(sets[i]);
-		hid_t fs = sets[i] < 0 ? -1 : H5Dget_space(sets[i]);
+		hid_t dcpl = sets[k] < 0 ? -1 : H5Dget_create_plist(sets[k]);
+		hid_t fs = sets[k] < 0 ? -1 : H5Dget_space(sets[k]);
 		if (dcpl >= 0 && fs >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
-		    H5Dget_num_chunks(sets[i], fs, &n) < 0)
+		    H5Dget_num_chunks(sets[k], fs, &n) < 0)
 			rc = shard_h5_fail(err, r->path, "a dataset's chunk "
 					   "index cannot be read");
 		if (fs >= 0)
@@ -314,39 +316,51 @@ static int probe_open(void *ctx, struct hug_error *err)
 		if (dcpl >= 0)
 			H5Pclose(dcpl);
 	}
-	/* The process ends next: no need to close anything. */
+	reader_close_ids(r);
 	return rc;
+}
+
+int shard_readers_open(const char *const *paths, int n, struct shard_reader **out,
+		       struct hug_error *err)
+{
+	struct hug_error local = { 0 };
+	for (int i = 0; i < n; i++) {
+		struct shard_reader *r = hug_calloc(1, sizeof(*r));
+		r->path = hug_strdup(paths[i]);
+		r->file = r->tokens = r->mask = r->offsets = -1;
+		out[i] = r;
+	}
+	shard_h5_lock();
+	/* libhdf5 trusts the file: a damaged one can crash or hang it. So the
+	 * whole validation of every file runs first in one child process, and
+	 * only files that passed there are opened here. validate() uses
+	 * err->set to tell a missing optional dataset from a bad one, so each
+	 * step works on a local error that starts empty. */
+	int rc = shard_h5_probe(paths, n, probe_open, out, &local);
+	for (int i = 0; i < n && rc == 0; i++) {
+		rc = open_file(out[i], &local);
+		if (rc == 0)
+			rc = validate(out[i], &local);
+	}
+	if (rc < 0)
+		for (int i = 0; i < n; i++)
+			reader_close_ids(out[i]);
+	shard_h5_unlock();
+	if (rc < 0) {
+		hug_error_set(err, "%s", local.msg);
+		for (int i = 0; i < n; i++) {
+			shard_reader_close(out[i]);
+			out[i] = NULL;
+		}
+		return -1;
+	}
+	return 0;
 }
 
 int shard_reader_open(const char *path, struct shard_reader **rp,
 		      struct hug_error *err)
 {
-	struct hug_error local = { 0 };
-	struct shard_reader *r = hug_calloc(1, sizeof(*r));
-	r->path = hug_strdup(path);
-	r->file = r->tokens = r->mask = r->offsets = -1;
-	*rp = NULL;
-	/* validate() uses err->set to tell a missing optional dataset from a
-	 * bad one, so work on a local error that starts empty. */
-	shard_h5_lock();
-	/* libhdf5 trusts the file: a damaged one can crash or hang it. So the
-	 * whole validation runs first in a child process, once per open, and
-	 * only a file that passed there is opened here. */
-	int rc = shard_h5_probe(path, probe_open, r, &local);
-	if (rc == 0)
-		rc = open_file(r, &local);
-	if (rc == 0)
-		rc = validate(r, &local);
-	if (rc < 0)
-		reader_close_ids(r);
-	shard_h5_unlock();
-	if (rc < 0) {
-		hug_error_set(err, "%s", local.msg);
-		shard_reader_close(r);
-		return -1;
-	}
-	*rp = r;
-	return 0;
+	return shard_readers_open(&path, 1, rp, err);
 }
 
 const struct shard_meta *shard_reader_meta(const struct shard_reader *r)

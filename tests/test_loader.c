@@ -642,3 +642,42 @@ TEST(loader_next_allocates_nothing)
 	}
 	tsu_tmp_dir_remove(fx.dir);
 }
+
+/* A source's shards are checked in one child process, not one each: the
+ * fork costs ~0.35 s per call in a process that already holds a 2 GB
+ * model, so per-shard probes made opening many shards slow. A damaged file
+ * among good ones (here one that hangs libhdf5) is still named, and the
+ * files before it are not blamed. */
+TEST(loader_checks_a_source_in_one_probe)
+{
+	struct fixture fx = { 0 };
+	const int64_t sizes[] = { 300, 400, 500, 600, 700 };
+	tsu_tmp_dir(fx.dir, sizeof(fx.dir), "loader");
+	add_source(&fx, "a", 1.0, sizes, 5, false);
+	struct loader_config c = config(&fx, ST_T, ST_B, 0, 1, 0);
+	int64_t before = shard_probe_count();
+	struct loader *L = open_ok(&c);
+	CHECK(shard_probe_count() - before <= 1);
+	loader_close(L);
+
+	/* a hang reproducer among them, sorted after shard-00001 */
+	const char *old = getenv("HUG_SHARD_CHECK_SECONDS");
+	char *saved = old ? strdup(old) : NULL, cmd[1024], bad[700];
+	setenv("HUG_SHARD_CHECK_SECONDS", "1", 1);
+	snprintf(bad, sizeof(bad), "%s/a/shard-00001x.h5", fx.dir);
+	snprintf(cmd, sizeof(cmd), "cp tests/fixtures/shards-bad/vlen-attr-global-heap-hang.h5 %s",
+		 bad);
+	REQUIRE(system(cmd) == 0);
+	struct hug_error err = { 0 };
+	L = (void *)1;
+	CHECK(loader_open(&c, &L, &err) == -1 && L == NULL);
+	CHECK(strstr(err.msg, bad) != NULL);
+	CHECK(strstr(err.msg, "shard-00000.h5") == NULL && strstr(err.msg, "shard-00001.h5") == NULL);
+	if (saved) {
+		setenv("HUG_SHARD_CHECK_SECONDS", saved, 1);
+		free(saved);
+	} else {
+		unsetenv("HUG_SHARD_CHECK_SECONDS");
+	}
+	tsu_tmp_dir_remove(fx.dir);
+}
