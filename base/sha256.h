@@ -4,6 +4,7 @@
 #ifndef HUG_BASE_SHA256_H
 #define HUG_BASE_SHA256_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,12 @@ void sha256_final(struct sha256 *s, uint8_t out[32]);
  * of the file at `path`, read in fixed 1 MiB pieces (memory does not grow
  * with the file). 0, or -1 with err naming the file. */
 int sha256_file(const char *path, char hex[65], uint64_t *bytes, struct hug_error *err);
+
+/* Lets the digest use the CPU's SHA instructions (x86 SHA-NI) when `on`
+ * and the CPU has them (the default), or only portable C; the result is
+ * the same bits either way. Returns whether the instructions are now in
+ * use. For tests and benchmarks; not thread-safe against running hashes. */
+bool sha256_use_cpu_extensions(bool on);
 
 /* Writes the 64 lowercase hex digits of `digest` and a NUL into hex[65]. */
 void sha256_hex(const uint8_t digest[32], char hex[65]);
