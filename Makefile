@@ -55,6 +55,16 @@ TEST_SRC := $(wildcard tests/*.c)
 CU_SRC := $(wildcard autograd/cuda/*.cu)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+
+# TensorBoard's event messages (train/tensorboard.proto): C code generated
+# by protoc-c (Debian's protobuf-c-compiler) into BUILD/gen/, part of the
+# library; sources include it as "train/tensorboard.pb-c.h".
+PROTOC_C ?= protoc-c
+PROTO_SRC := train/tensorboard.proto
+PROTO_HDR = $(PROTO_SRC:%.proto=$(1)/gen/%.pb-c.h)
+LIB_OBJ += $(PROTO_SRC:%.proto=$(BUILD)/obj/gen/%.pb-c.o)
+CFLAGS += -I$(BUILD)/gen
+LDLIBS += -lprotobuf-c
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -129,6 +139,18 @@ $(BUILD)/obj/optim/optimizer.o: CFLAGS += -fno-math-errno
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+%/gen/train/tensorboard.pb-c.c %/gen/train/tensorboard.pb-c.h: train/tensorboard.proto
+	@mkdir -p $*/gen
+	$(PROTOC_C) --c_out=$*/gen $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# the first build needs the generated header before the -MMD files say so
+$(BUILD)/obj/train/tensorboard.o $(BUILD)/obj/tests/test_tensorboard.o: \
+	$(call PROTO_HDR,$(BUILD))
 
 ifneq ($(CUEMU),1)
 $(BUILD)/obj/%.o: %.cu
@@ -209,6 +231,8 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Wno-unknown-pragmas \
 	-Wno-source-uses-openmp -DHUG_TARGET_CLONES= -MMD -MP -I. $(HDF5_CFLAGS) $(FUZZ_SAN)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_CFLAGS += -I$(FUZZ_BUILD)/gen
+$(FUZZ_BUILD)/obj/train/tensorboard.o: $(call PROTO_HDR,$(FUZZ_BUILD))
 FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/bin/fuzz_%)
 
 $(FUZZ_BUILD)/obj/%.o: %.c

@@ -19,6 +19,7 @@
 #include "../parallel/comm.h"
 #include "../train/checkpoint.h"
 #include "../train/recipe_agree.h"
+#include "../train/tensorboard.h"
 #include "../train/trainer.h"
 #include "cli.h"
 #include "sample.h"
@@ -43,6 +44,7 @@ struct run {
 	struct trainer t;
 	cJSON *history;        /* every metrics record, for trainer_state.json */
 	FILE *metrics;         /* RUN/metrics.jsonl */
+	struct tb_writer *tb;  /* RUN/events.out.tfevents.* (train.tensorboard), or NULL */
 	bool tty;
 	double t0, last_log;   /* wall clock */
 	int64_t last_log_tokens;
@@ -50,7 +52,18 @@ struct run {
 	int64_t last_eval;     /* step of the last validation, -1 none */
 };
 
-/* Appends a record to the history and metrics.jsonl (one line, flushed). */
+/* Logging is not worth a run: a TensorBoard file that cannot be written
+ * is reported once and closed. */
+static void tb_failed(struct run *run, const struct hug_error *err)
+{
+	fprintf(stderr, "%shug train: TensorBoard logging stops: %s\n", run->tty ? "\n" : "",
+		err->msg);
+	tb_close(run->tb);
+	run->tb = NULL;
+}
+
+/* Appends a record to the history and metrics.jsonl (one line, flushed),
+ * and to the TensorBoard events. */
 static void record(struct run *run, cJSON *rec)
 {
 	char *line = cJSON_PrintUnformatted(rec);
@@ -59,6 +72,9 @@ static void record(struct run *run, cJSON *rec)
 		fflush(run->metrics);
 	}
 	cJSON_free(line);
+	struct hug_error err = { 0 };
+	if (run->tb && tb_record(run->tb, rec, &err))
+		tb_failed(run, &err);
 	cJSON_AddItemToArray(run->history, rec);
 }
 
@@ -180,6 +196,10 @@ static int open_metrics(struct run *run, struct hug_error *err)
 		fprintf(run->metrics, "%s\n", line);
 		cJSON_free(line);
 	}
+	/* a new events file per start; on resume it tells TensorBoard to drop
+	 * what the interrupted run logged past the checkpoint */
+	if (!rc && run->recipe.tensorboard)
+		rc = tb_open(&run->tb, run->recipe.out_dir, run->t.step, NULL, err);
 	return rc;
 }
 
@@ -264,6 +284,14 @@ static int print_samples(struct run *run, struct hug_error *err)
 		rc = sample_text(m, tok, r->sample_prompts[i], &o, &out, err);
 		if (!rc)
 			printf("  %s|%s\n", r->sample_prompts[i], out.p ? out.p : "");
+		if (!rc && run->tb) {
+			struct hug_error terr = { 0 };
+			char *text = hug_malloc(strlen(r->sample_prompts[i]) + (out.p ? strlen(out.p) : 0) + 8);
+			sprintf(text, "**%s**%s", r->sample_prompts[i], out.p ? out.p : "");
+			if (tb_text(run->tb, "samples", run->t.step, text, &terr))
+				tb_failed(run, &terr);
+			hug_free(text);
+		}
 		tok_bytes_free(&out);
 	}
 	tokenizer_free(tok);
@@ -391,6 +419,7 @@ int cli_train(int argc, char **argv)
 out_trainer:
 	if (run.metrics)
 		fclose(run.metrics);
+	tb_close(run.tb);
 	cJSON_Delete(run.history);
 	trainer_free(&run.t);
 out_recipe:

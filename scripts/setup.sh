@@ -3,7 +3,8 @@
 # are missing (as root, or through sudo). Safe to run again: it does nothing
 # when everything is there.
 set -euo pipefail
-pkgs=(build-essential libopenmpi-dev openmpi-bin libhdf5-dev libcjson-dev libopenblas-dev clang)
+pkgs=(build-essential libopenmpi-dev openmpi-bin libhdf5-dev libcjson-dev libopenblas-dev clang
+      protobuf-c-compiler libprotobuf-c-dev)
 # `make fuzz`: clang's libFuzzer and sanitizer runtimes, a package of their
 # own on Debian 12 (libclang-rt-14-dev), among clang's dependencies elsewhere.
 if grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release; then

@@ -419,6 +419,7 @@ static int parse_run(struct rparse *rp, struct recipe *r, int world)
 	    get_str(rp, "train.out_dir", &r->out_dir) ||
 	    get_i64(rp, "train.seed", &seed) ||
 	    get_bool(rp, "train.skip_nonfinite", &r->skip_nonfinite) ||
+	    get_bool(rp, "train.tensorboard", &r->tensorboard) ||
 	    get_i64(rp, "train.max_skipped_steps", &r->max_skipped_steps) ||
 	    get_i64(rp, "train.sample_tokens", &r->sample_tokens) ||
 	    get_strings(rp, "train.sample_prompts", &r->sample_prompts, &r->n_sample_prompts))

@@ -102,6 +102,8 @@ const struct rkey recipe_keys[] = {
 	  "Peak TFLOP/s of one device, for MFU in the logs; null: MFU not reported." },
 	INT("train.sample_tokens", "0", 0, 100000, "Tokens generated for each sample prompt at the end (needs data.tokenizer)."),
 	{ "train.sample_prompts", RK_STRINGS, "[]", false, 0, 0, false, NULL, "Prompts for the end-of-run samples." },
+	{ "train.tensorboard", RK_BOOL, "true", false, 0, 0, false, NULL,
+	  "Also write TensorBoard event files (scalars of metrics.jsonl, the samples as text) into out_dir." },
 };
 
 const int recipe_n_keys = (int)(sizeof(recipe_keys) / sizeof(recipe_keys[0]));
