@@ -16,19 +16,7 @@
 #include "peft_fixture.h"
 #include "train_fixture.h"
 
-static int hug(char *out, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int hug(char *out, size_t n, const char *fmt, ...)
-{
-	char cmd[1800];
-	int used = snprintf(cmd, sizeof(cmd), "%s ", getenv("HUG_BIN"));
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd + used, sizeof(cmd) - (size_t)used, fmt, ap);
-	va_end(ap);
-	return test_run_command(cmd, out, n);
-}
+#define hug train_fixture_hug
 
 static bool same_file(const char *a, const char *b)
 {

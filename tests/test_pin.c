@@ -188,26 +188,33 @@ static void losses_hash(const char *run_dir, int steps, char hex[65])
 	digest(&s, hex);
 }
 
+/* Pins the losses of the run in run_dir (`steps` records) as
+ * "<name>.losses" and the SHA-256 of run_dir/<file> as "<name>.<what>". */
+static void pin_run(const char *run_dir, int steps, const char *name, const char *file,
+		    const char *what)
+{
+	char hex[65], key[128], *path = fs_join(run_dir, file);
+	losses_hash(run_dir, steps, hex);
+	snprintf(key, sizeof(key), "%s.losses", name);
+	pin(key, hex);
+	snprintf(key, sizeof(key), "%s.%s", name, what);
+	if (file_hash(path, hex))
+		pin(key, hex);
+	hug_free(path);
+}
+
 TEST(pin_train_30_steps)
 {
 	if (!getenv("HUG_BIN"))
 		SKIP("HUG_BIN not set (run through make test)");
-	const char *dir = train_fixture_shards(1, 8000);
+	const char *dir = train_fixture_setup(8000, ", \"hidden_dropout\": 0.1, "
+					      "\"attention_dropout\": 0.1",
+					      ", \"steps\": 30, \"save_every\": 30");
 	REQUIRE(dir);
-	char glob[512], recipe[512], out[512], cmd[2048], log[8192], hex[65], path[600];
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(recipe, sizeof(recipe), "%s/recipe.json", dir);
-	snprintf(out, sizeof(out), "%s/run", dir);
-	REQUIRE(train_fixture_recipe(recipe, glob, out,
-				     ", \"hidden_dropout\": 0.1, \"attention_dropout\": 0.1",
-				     ", \"steps\": 30, \"save_every\": 30", NULL) == 0);
-	snprintf(cmd, sizeof(cmd), "%s train %s", getenv("HUG_BIN"), recipe);
-	REQUIRE(test_run_command(cmd, log, sizeof(log)) == 0);
-	losses_hash(out, 30, hex);
-	pin("train30.losses", hex);
-	snprintf(path, sizeof(path), "%s/checkpoint-30/model.safetensors", out);
-	if (file_hash(path, hex))
-		pin("train30.model", hex);
+	char log[8192], run[600];
+	REQUIRE(train_fixture_hug(log, sizeof(log), "train %s/recipe.json", dir) == 0);
+	snprintf(run, sizeof(run), "%s/run", dir);
+	pin_run(run, 30, "train30", "checkpoint-30/model.safetensors", "model");
 	train_fixture_rmtree(dir);
 }
 
@@ -219,14 +226,9 @@ TEST(pin_lora_adapter)
 					   "\"target_modules\": [\"query_key_value\", \"dense\", "
 					   "\"dense_4h_to_h\"]}", 12, NULL);
 	REQUIRE(dir);
-	char cmd[1024], log[16384], hex[65], path[600], run[600];
-	snprintf(cmd, sizeof(cmd), "%s train %s/recipe.json", getenv("HUG_BIN"), dir);
-	REQUIRE(test_run_command(cmd, log, sizeof(log)) == 0);
+	char log[16384], run[600];
+	REQUIRE(train_fixture_hug(log, sizeof(log), "train %s/recipe.json", dir) == 0);
 	snprintf(run, sizeof(run), "%s/run", dir);
-	losses_hash(run, 12, hex);
-	pin("lora12.losses", hex);
-	snprintf(path, sizeof(path), "%s/run/checkpoint-12/adapter_model.safetensors", dir);
-	if (file_hash(path, hex))
-		pin("lora12.adapter", hex);
+	pin_run(run, 12, "lora12", "checkpoint-12/adapter_model.safetensors", "adapter");
 	train_fixture_rmtree(dir);
 }

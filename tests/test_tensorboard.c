@@ -228,17 +228,13 @@ TEST(tensorboard_from_hug_train)
 {
 	if (!getenv("HUG_BIN"))
 		SKIP("HUG_BIN not set (run through make test)");
-	const char *dir = train_fixture_shards(1, 6000);
+	const char *dir = train_fixture_setup(6000, NULL, ", \"steps\": 6, \"eval_every\": 3, "
+					      "\"save_every\": 3");
 	REQUIRE(dir);
-	char glob[512], recipe[512], out[512], cmd[2048], log[8192], first[1024], second[1024];
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(recipe, sizeof(recipe), "%s/recipe.json", dir);
+	char out[512], log[8192], first[1024], second[1024];
 	snprintf(out, sizeof(out), "%s/run", dir);
-	REQUIRE(train_fixture_recipe(recipe, glob, out, NULL,
-				     ", \"steps\": 6, \"eval_every\": 3, \"save_every\": 3", NULL) == 0);
-	snprintf(cmd, sizeof(cmd), "%s train %s --set schedule.warmup_steps=1 "
-		 "--set data.valid_fraction=0.1", getenv("HUG_BIN"), recipe);
-	REQUIRE(test_run_command(cmd, log, sizeof(log)) == 0);
+	const char *opts = "--set schedule.warmup_steps=1 --set data.valid_fraction=0.1";
+	REQUIRE(train_fixture_hug(log, sizeof(log), "train %s/recipe.json %s", dir, opts) == 0);
 	REQUIRE(find_events(out, NULL, first, sizeof(first)));
 	/* as if killed after logging step 6 but before its checkpoint */
 	char ckpt[600];
@@ -246,9 +242,8 @@ TEST(tensorboard_from_hug_train)
 	train_fixture_rmtree(ckpt);
 	REQUIRE(!fs_exists(ckpt));
 	sleep(1); /* the second file's name has another second in it */
-	snprintf(cmd, sizeof(cmd), "%s train %s --resume --set schedule.warmup_steps=1 "
-		 "--set data.valid_fraction=0.1", getenv("HUG_BIN"), recipe);
-	REQUIRE(test_run_command(cmd, log, sizeof(log)) == 0);
+	REQUIRE(train_fixture_hug(log, sizeof(log), "train %s/recipe.json --resume %s", dir,
+				  opts) == 0);
 	REQUIRE(find_events(out, strrchr(first, '/') + 1, second, sizeof(second)));
 
 	/* the losses equal metrics.jsonl's (as floats), steps 1..3 then 4..6 */

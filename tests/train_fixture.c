@@ -2,6 +2,7 @@
 #include "train_fixture.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,31 @@ int train_fixture_recipe(const char *path, const char *glob, const char *out_dir
 		model_extra ? model_extra : "", glob, out_dir, train_extra ? train_extra : "",
 		top_extra ? top_extra : "");
 	return fclose(f);
+}
+
+const char *train_fixture_setup(int64_t tokens, const char *model_extra,
+				const char *train_extra)
+{
+	const char *dir = train_fixture_shards(1, tokens);
+	char glob[512], recipe[512], out[512];
+	if (!dir)
+		return NULL;
+	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
+	snprintf(recipe, sizeof(recipe), "%s/recipe.json", dir);
+	snprintf(out, sizeof(out), "%s/run", dir);
+	return train_fixture_recipe(recipe, glob, out, model_extra, train_extra, NULL) ? NULL
+										   : dir;
+}
+
+int train_fixture_hug(char *out, size_t n, const char *fmt, ...)
+{
+	char cmd[2048];
+	int used = snprintf(cmd, sizeof(cmd), "%s ", getenv("HUG_BIN"));
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd + used, sizeof(cmd) - (size_t)used, fmt, ap);
+	va_end(ap);
+	return test_run_command(cmd, out, n);
 }
 
 void train_fixture_rmtree(const char *path)

@@ -3,6 +3,7 @@
 #ifndef HUG_TESTS_TRAIN_FIXTURE_H
 #define HUG_TESTS_TRAIN_FIXTURE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Writes n_shards shards of documents (repeated counting patterns over a
@@ -18,6 +19,18 @@ const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard);
 int train_fixture_recipe(const char *path, const char *glob, const char *out_dir,
 			 const char *model_extra, const char *train_extra,
 			 const char *top_extra);
+
+/* A `hug train` set-up under a new temporary directory DIR: one shard of
+ * `tokens` tokens (train_fixture_shards) and DIR/recipe.json
+ * (train_fixture_recipe over it, out_dir DIR/run, with model_extra and
+ * train_extra). Returns DIR (static storage) or NULL. */
+const char *train_fixture_setup(int64_t tokens, const char *model_extra,
+				const char *train_extra);
+
+/* Runs "$HUG_BIN <args>" (args printf-formatted), output (stdout and
+ * stderr) into out[n]; returns the exit status (test_run_command). */
+int train_fixture_hug(char *out, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 struct recipe;
 struct trainer;

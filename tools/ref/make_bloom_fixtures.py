@@ -60,6 +60,8 @@ from safetensors.torch import save_file
 import transformers.models.bloom.modeling_bloom as mb
 from transformers import BloomConfig, BloomForCausalLM
 
+from causal_lm_ref import lm_loss, padded_batch
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 F64 = torch.float64
@@ -140,30 +142,9 @@ def build_model(spec):
 
 
 def make_batch(spec):
-    """input_ids, attention_mask, labels (int64) for the rows of `spec`:
-    "full" (no padding), "right3" (last 3 padded), "left2" (first 2)."""
-    vocab = spec["config"]["vocab_size"]
-    g = torch.Generator().manual_seed(spec["seed"] + 1)
-    b = len(spec["rows"])
-    ids = torch.randint(0, vocab, (b, T), generator=g)
-    mask = torch.ones(b, T, dtype=torch.int64)
-    for i, kind in enumerate(spec["rows"]):
-        if kind == "right3":
-            mask[i, T - 3:] = 0
-        elif kind == "left2":
-            mask[i, :2] = 0
-        else:
-            assert kind == "full"
-    ids = torch.where(mask == 1, ids, torch.full_like(ids, PAD_ID))
-    labels = torch.where(mask == 1, ids, torch.full_like(ids, -100))
-    return ids, mask, labels
-
-
-def lm_loss(logits, labels):
-    """transformers' ForCausalLMLoss without the logits.float() cast."""
-    shift = F.pad(labels, (0, 1), value=-100)[..., 1:]
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                           shift.reshape(-1), ignore_index=-100)
+    """input_ids, attention_mask, labels (int64) for the rows of `spec`."""
+    return padded_batch(spec["config"]["vocab_size"], spec["rows"], spec["seed"] + 1, T,
+                        PAD_ID)
 
 
 def run(model, ids, mask, labels, mode, delta=None):

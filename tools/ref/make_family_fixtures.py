@@ -62,6 +62,8 @@ from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM,
                           Qwen3Config, Qwen3ForCausalLM)
 
+from causal_lm_ref import lm_loss, padded_batch
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 F64 = torch.float64
@@ -206,29 +208,12 @@ def build_model(spec):
 
 
 def make_batch(spec):
-    vocab = spec["config"]["vocab_size"]
-    g = torch.Generator().manual_seed(spec["seed"] + 1)
-    b = len(spec["rows"])
-    ids = torch.randint(4, vocab, (b, T), generator=g)
-    mask = torch.ones(b, T, dtype=torch.int64)
-    for i, kind in enumerate(spec["rows"]):
-        if kind == "right3":
-            mask[i, T - 3:] = 0
-        elif kind == "left2":
-            mask[i, :2] = 0
-        else:
-            assert kind == "full"
-    ids = torch.where(mask == 1, ids, torch.full_like(ids, PAD_ID))
+    """input_ids, attention_mask, position_ids, labels (int64) for the rows
+    of `spec`; positions follow padding (cumsum of the mask, from 0)."""
+    ids, mask, labels = padded_batch(spec["config"]["vocab_size"], spec["rows"],
+                                     spec["seed"] + 1, T, PAD_ID, low=4)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    labels = torch.where(mask == 1, ids, torch.full_like(ids, -100))
     return ids, mask, pos, labels
-
-
-def lm_loss(logits, labels):
-    """transformers' ForCausalLMLoss without the logits.float() cast."""
-    shift = F.pad(labels, (0, 1), value=-100)[..., 1:]
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                           shift.reshape(-1), ignore_index=-100)
 
 
 def run(model, ids, mask, pos, labels, exact):
