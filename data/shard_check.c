@@ -144,6 +144,10 @@ static void probe_take(struct probe_reports *p, const char *buf, size_t k)
 	}
 }
 
+/* Set by a sanitizer runtime when one is linked (a fuzzing or sanitizer
+ * build), NULL otherwise. */
+extern void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
 /* The child: checks files 0, 1, ... in order and reports each; stops at
  * the first that fails. */
 static void probe_child(int fd, int n, int (*fn)(void *ctx, int i, struct hug_error *err),
@@ -154,6 +158,14 @@ static void probe_child(int fd, int n, int (*fn)(void *ctx, int i, struct hug_er
 	int null = open("/dev/null", O_WRONLY);
 	if (null >= 0)
 		dup2(null, 2);
+	/* A crash here is the file's doing, reported by the parent: die of the
+	 * signal, without the handlers the process may have installed (a
+	 * fuzzer's would record the input as a finding of its own). */
+	static const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP, SIGSYS };
+	for (size_t k = 0; k < sizeof(fatal) / sizeof(fatal[0]); k++)
+		signal(fatal[k], SIG_DFL);
+	if (__sanitizer_set_death_callback) /* libhdf5 errors a sanitizer sees, too */
+		__sanitizer_set_death_callback(NULL);
 	for (int i = 0; i < n; i++) {
 		struct hug_error e = { 0 };
 		int rc = fn(ctx, i, &e);

@@ -31,9 +31,16 @@ for t in "$@"; do
 	      -max_len=65536 -print_final_stats=1 -artifact_prefix="$art")
 	[ -n "${uses_dict[$t]:-}" ] && opts+=(-dict="$dict")
 	echo "fuzz: $t for ${seconds}s (log $log)"
+	before=$(ls "$art" | grep -cv '^slow-unit-')
 	if ! "$build/bin/fuzz_$t" "${opts[@]}" "$corpus" >"$log" 2>&1; then
 		failed+=("$t")
 		grep -E "ERROR|SUMMARY|runtime error" "$log" | head -5
+		ls "$art"
+	elif [ "$(ls "$art" | grep -cv '^slow-unit-')" -gt "$before" ]; then
+		# a finding recorded without stopping the run (e.g. by a child
+		# process) is a finding too
+		failed+=("$t")
+		echo "fuzz: $t: new artifacts in $art"
 		ls "$art"
 	fi
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
