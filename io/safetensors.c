@@ -772,19 +772,8 @@ struct outf {
 static int write_all(struct outf *o, const void *p, size_t n,
 		     struct hug_error *err)
 {
-	const char *c = p;
-	while (n > 0 && !o->failed) {
-		ssize_t k = write(o->fd, c, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			o->failed = 1;
-			return hug_error_set(err, "%s: write failed: %s", o->path,
-					     k < 0 ? strerror(errno) : "no progress");
-		}
-		c += k;
-		n -= (size_t)k;
-	}
+	if (!o->failed && fs_write_all(o->fd, o->path, p, n, err))
+		o->failed = 1;
 	return o->failed ? -1 : 0;
 }
 
@@ -866,14 +855,6 @@ static int check_writer_names(const struct st_writer *w, const char *path,
 	return rc;
 }
 
-/* Makes the rename durable. */
-static void sync_parent_dir(const char *path)
-{
-	char *dir = fs_parent(path);
-	fs_sync_dir(dir);
-	hug_free(dir);
-}
-
 /* Refuses a tensor with a NaN or Inf element, as stored on disk (a value
  * that overflows the disk dtype counts too), naming it: no file ever holds
  * one. 0 or -1. */
@@ -915,42 +896,19 @@ int st_writer_write(struct st_writer *w, const char *path,
 	int rc = -1;
 	if (check_writer_names(w, path, err) || check_writer_finite(w, path, err))
 		return -1;
-	size_t plen = strlen(path);
-	char *tmp = hug_malloc(plen + 5);
-	memcpy(tmp, path, plen);
-	memcpy(tmp + plen, ".tmp", 5);
+	char *tmp = fs_tmp_name(path);
 	o.path = tmp;
 	build_header(w, &hdr);
-	o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (o.fd < 0) {
-		hug_error_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+	o.fd = fs_create(tmp, err);
+	if (o.fd < 0)
+		goto free_bufs;
+	o.buf = hug_malloc(o.cap);
+	if (write_body(&o, w, &hdr, err)) {
+		close(o.fd);
+		unlink(tmp);
 		goto free_bufs;
 	}
-	o.buf = hug_malloc(o.cap);
-	if (write_body(&o, w, &hdr, err))
-		goto remove_tmp;
-	if (fsync(o.fd) != 0) {
-		hug_error_set(err, "%s: fsync failed: %s", tmp, strerror(errno));
-		goto remove_tmp;
-	}
-	int fd = o.fd;
-	o.fd = -1;
-	if (close(fd) != 0) {
-		hug_error_set(err, "%s: close failed: %s", tmp, strerror(errno));
-		goto remove_tmp;
-	}
-	if (rename(tmp, path) != 0) {
-		hug_error_set(err, "%s: cannot rename %s over it: %s", path,
-			      tmp, strerror(errno));
-		goto remove_tmp;
-	}
-	sync_parent_dir(path);
-	rc = 0;
-	goto free_bufs;
-remove_tmp:
-	if (o.fd >= 0)
-		close(o.fd);
-	unlink(tmp);
+	rc = fs_commit(o.fd, tmp, path, err);
 free_bufs:
 	hug_free(o.buf);
 	hug_free(hdr.p);
