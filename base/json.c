@@ -1,7 +1,11 @@
-/* json.c: routes cJSON's allocations through base/alloc.h. */
+/* json.c: routes cJSON's allocations through base/alloc.h; checked member
+ * readers; JSON string quoting and the flat pretty-printed object. */
 #include "json.h"
 
+#include <errno.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,4 +59,155 @@ const char *hug_json_text(const cJSON *item, char *buf, size_t n)
 		snprintf(buf, n, "%s", s);
 	cJSON_free(s);
 	return buf;
+}
+
+int hug_json_expected(const struct json_at *at, const char *key, const char *what,
+		      const cJSON *got, struct hug_error *err)
+{
+	char text[96];
+	const char *file = at && at->file ? at->file : NULL;
+	const char *path = at && at->path ? at->path : NULL;
+	return hug_error_set(err, "%s%s%s%s%s: expected %s, got %s", file ? file : "",
+			     file ? ": " : "", path ? path : "", path ? "." : "", key, what,
+			     got ? hug_json_text(got, text, sizeof(text)) : "nothing");
+}
+
+/* The member, or NULL when absent or null; 1 when the caller is done (an
+ * unset optional member: 0 returned, or a required one: -1 set). */
+static const cJSON *member(const struct json_at *at, const cJSON *obj, const char *key,
+			   bool required, const char *what, int *done,
+			   struct hug_error *err)
+{
+	const cJSON *v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+	*done = 0;
+	if (v && !cJSON_IsNull(v))
+		return v;
+	*done = 1;
+	if (required)
+		hug_json_expected(at, key, what, v, err);
+	return NULL;
+}
+
+int hug_json_get_number(const struct json_at *at, const cJSON *obj, const char *key,
+			bool required, double *out, struct hug_error *err)
+{
+	int done;
+	const cJSON *v = member(at, obj, key, required, "a number", &done, err);
+	if (done)
+		return required ? -1 : 0;
+	if (!cJSON_IsNumber(v))
+		return hug_json_expected(at, key, "a number", v, err);
+	*out = v->valuedouble;
+	return 0;
+}
+
+int hug_json_get_int(const struct json_at *at, const cJSON *obj, const char *key,
+		     int64_t lo, int64_t hi, bool required, int64_t *out,
+		     struct hug_error *err)
+{
+	char what[96];
+	if (hi >= INT32_MAX)
+		snprintf(what, sizeof(what), lo == 1 ? "an integer > 0" : "an integer >= %lld",
+			 (long long)lo);
+	else
+		snprintf(what, sizeof(what), "an integer in [%lld, %lld]", (long long)lo,
+			 (long long)hi);
+	int done;
+	const cJSON *v = member(at, obj, key, required, what, &done, err);
+	if (done)
+		return required ? -1 : 0;
+	double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+	if (!(d >= -(double)HUG_JSON_INT_MAX && d <= (double)HUG_JSON_INT_MAX) || d != floor(d) ||
+	    d < (double)lo || d > (double)hi)
+		return hug_json_expected(at, key, what, v, err);
+	*out = (int64_t)d;
+	return 0;
+}
+
+int hug_json_get_bool(const struct json_at *at, const cJSON *obj, const char *key,
+		      bool required, bool *out, struct hug_error *err)
+{
+	int done;
+	const cJSON *v = member(at, obj, key, required, "true or false", &done, err);
+	if (done)
+		return required ? -1 : 0;
+	if (!cJSON_IsBool(v))
+		return hug_json_expected(at, key, "true or false", v, err);
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
+int hug_json_get_string(const struct json_at *at, const cJSON *obj, const char *key,
+			bool required, const char **out, struct hug_error *err)
+{
+	int done;
+	const cJSON *v = member(at, obj, key, required, "a string", &done, err);
+	if (done)
+		return required ? -1 : 0;
+	if (!cJSON_IsString(v))
+		return hug_json_expected(at, key, "a string", v, err);
+	*out = v->valuestring;
+	return 0;
+}
+
+int hug_json_get_u64_string(const struct json_at *at, const cJSON *obj, const char *key,
+			    bool required, uint64_t *out, struct hug_error *err)
+{
+	static const char what[] = "a decimal string (a 64-bit unsigned integer)";
+	int done;
+	const cJSON *v = member(at, obj, key, required, what, &done, err);
+	if (done)
+		return required ? -1 : 0;
+	const char *s = cJSON_IsString(v) ? v->valuestring : NULL;
+	if (s && s[0] >= '0' && s[0] <= '9') {
+		char *end = NULL;
+		errno = 0;
+		unsigned long long x = strtoull(s, &end, 10);
+		if (errno == 0 && *end == '\0') {
+			*out = x;
+			return 0;
+		}
+	}
+	return hug_json_expected(at, key, what, v, err);
+}
+
+void hug_json_quote(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	buf_put(b, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		char esc[7] = { '\\', 0 };
+		switch (*p) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			if (*p >= 0x20) {
+				buf_put(b, (const char *)p, 1);
+				continue;
+			}
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[*p >> 4];
+			esc[5] = hex[*p & 15];
+		}
+		buf_str(b, esc);
+	}
+	buf_put(b, "\"", 1);
+}
+
+void hug_json_flat_object(struct buf *b, const struct json_member *m, int n)
+{
+	buf_str(b, "{\n");
+	for (int i = 0; i < n; i++) {
+		buf_str(b, "  ");
+		hug_json_quote(b, m[i].key);
+		buf_str(b, ": ");
+		buf_str(b, m[i].value);
+		buf_str(b, i + 1 < n ? ",\n" : "\n");
+	}
+	buf_str(b, "}\n");
 }

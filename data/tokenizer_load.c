@@ -25,14 +25,8 @@ struct load {
 static int get_bool(struct load *L, const cJSON *obj, const char *key, const char *path,
 		    bool *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (!v || cJSON_IsNull(v))
-		return 0;
-	if (!cJSON_IsBool(v))
-		return hug_error_set(L->err, "%s: %s.%s: expected true or false", L->name,
-				     path, key);
-	*out = cJSON_IsTrue(v);
-	return 0;
+	return hug_json_get_bool(&(struct json_at){ L->name, path }, obj, key, false, out,
+				 L->err);
 }
 
 /* The "type" string of an object, or NULL with err naming `path`. */

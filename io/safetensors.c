@@ -672,92 +672,40 @@ void st_writer_free(struct st_writer *w)
 	hug_free(w);
 }
 
-/* A growable byte string for the header. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		while (b->len + n + 1 > b->cap)
-			b->cap = b->cap ? 2 * b->cap : 4096;
-		b->p = hug_realloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-/* A JSON string literal, escaped as serde_json (the Rust writer) does. */
-static void sb_json_string(struct sbuf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	sb_put(b, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char esc[7] = { '\\', 0 };
-		switch (*p) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		default:
-			if (*p >= 0x20) {
-				sb_put(b, (const char *)p, 1);
-				continue;
-			}
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[*p >> 4];
-			esc[5] = hex[*p & 15];
-		}
-		sb_str(b, esc);
-	}
-	sb_put(b, "\"", 1);
-}
-
-static void build_header(const struct st_writer *w, struct sbuf *b)
+static void build_header(const struct st_writer *w, struct buf *b)
 {
 	char num[64];
 	uint64_t off = 0;
-	sb_str(b, "{\"__metadata__\":{");
+	buf_str(b, "{\"__metadata__\":{");
 	for (int i = 0; i < w->n_meta; i++) {
 		if (i)
-			sb_str(b, ",");
-		sb_json_string(b, w->keys[i]);
-		sb_str(b, ":");
-		sb_json_string(b, w->values[i]);
+			buf_str(b, ",");
+		hug_json_quote(b, w->keys[i]);
+		buf_str(b, ":");
+		hug_json_quote(b, w->values[i]);
 	}
-	sb_str(b, "}");
+	buf_str(b, "}");
 	for (int i = 0; i < w->n; i++) {
 		const struct tensor *t = w->e[i].t;
 		uint64_t nbytes = (uint64_t)tensor_numel(t) * dtype_size(w->e[i].disk);
-		sb_str(b, ",");
-		sb_json_string(b, w->e[i].name);
-		sb_str(b, ":{\"dtype\":\"");
-		sb_str(b, st_dtype_name(w->e[i].disk));
-		sb_str(b, "\",\"shape\":[");
+		buf_str(b, ",");
+		hug_json_quote(b, w->e[i].name);
+		buf_str(b, ":{\"dtype\":\"");
+		buf_str(b, st_dtype_name(w->e[i].disk));
+		buf_str(b, "\",\"shape\":[");
 		for (int d = 0; d < t->ndim; d++) {
 			snprintf(num, sizeof(num), "%s%" PRId64, d ? "," : "",
 				 t->shape[d]);
-			sb_str(b, num);
+			buf_str(b, num);
 		}
 		snprintf(num, sizeof(num), "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}",
 			 off, off + nbytes);
-		sb_str(b, num);
+		buf_str(b, num);
 		off += nbytes;
 	}
-	sb_str(b, "}");
-	while (b->len % 8)
-		sb_str(b, " ");
+	buf_str(b, "}");
+	while (b->n % 8)
+		buf_str(b, " ");
 }
 
 /* Buffered output to a file descriptor; the first failure sticks. */
@@ -809,12 +757,12 @@ static int write_converted(struct outf *o, const struct tensor *t,
 }
 
 static int write_body(struct outf *o, const struct st_writer *w,
-		      const struct sbuf *hdr, struct hug_error *err)
+		      const struct buf *hdr, struct hug_error *err)
 {
 	unsigned char len8[8];
 	for (int i = 0; i < 8; i++)
-		len8[i] = (unsigned char)((uint64_t)hdr->len >> (8 * i));
-	if (write_all(o, len8, 8, err) || write_all(o, hdr->p, hdr->len, err))
+		len8[i] = (unsigned char)((uint64_t)hdr->n >> (8 * i));
+	if (write_all(o, len8, 8, err) || write_all(o, hdr->p, hdr->n, err))
 		return -1;
 	for (int i = 0; i < w->n; i++) {
 		const struct tensor *t = w->e[i].t;
@@ -891,7 +839,7 @@ static int check_writer_finite(const struct st_writer *w, const char *path,
 int st_writer_write(struct st_writer *w, const char *path,
 		    struct hug_error *err)
 {
-	struct sbuf hdr = { 0 };
+	struct buf hdr = { 0 };
 	struct outf o = { .fd = -1, .cap = 1 << 20 };
 	int rc = -1;
 	if (check_writer_names(w, path, err) || check_writer_finite(w, path, err))
@@ -911,7 +859,7 @@ int st_writer_write(struct st_writer *w, const char *path,
 	rc = fs_commit(o.fd, tmp, path, err);
 free_bufs:
 	hug_free(o.buf);
-	hug_free(hdr.p);
+	buf_free(&hdr);
 	hug_free(tmp);
 	return rc;
 }
