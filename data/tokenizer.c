@@ -48,11 +48,6 @@ int32_t tokenizer_token_id(const struct tokenizer *t, const char *s)
 	return tok_strmap_get(&t->text_map, s, strlen(s));
 }
 
-const char *tokenizer_token_text(const struct tokenizer *t, int32_t id)
-{
-	return id >= 0 && id < t->vocab_size ? t->text[id] : NULL;
-}
-
 int32_t tokenizer_eos_id(const struct tokenizer *t)
 {
 	return t->eos_id;

@@ -82,10 +82,6 @@ int64_t tokenizer_vocab_size(const struct tokenizer *tok);
  * the vocabulary), or -1. */
 int32_t tokenizer_token_id(const struct tokenizer *tok, const char *s);
 
-/* The text of token `id` as stored in tokenizer.json (byte-level form for
- * vocabulary tokens), or NULL when the id is unused or out of range. */
-const char *tokenizer_token_text(const struct tokenizer *tok, int32_t id);
-
 /* The end-of-document id: the added token "</s>", else "<|endoftext|>",
  * else "<eos>"; -1 when there is none. */
 int32_t tokenizer_eos_id(const struct tokenizer *tok);

@@ -18,11 +18,6 @@ const char *tok_bloom_regex(void)
 	return BLOOM_REGEX;
 }
 
-const char *tok_gpt2_regex(void)
-{
-	return GPT2_REGEX;
-}
-
 struct pipe {
 	const char *name;
 	struct hug_error *err;
