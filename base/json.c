@@ -173,9 +173,14 @@ int hug_json_get_u64_string(const struct json_at *at, const cJSON *obj, const ch
 
 void hug_json_quote(struct buf *b, const char *s)
 {
+	hug_json_quote_n(b, s, strlen(s));
+}
+
+void hug_json_quote_n(struct buf *b, const char *s, size_t n)
+{
 	static const char hex[] = "0123456789abcdef";
 	buf_put(b, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)s; p < (const unsigned char *)s + n; p++) {
 		char esc[7] = { '\\', 0 };
 		switch (*p) {
 		case '"': esc[1] = '"'; break;

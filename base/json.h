@@ -69,6 +69,8 @@ int hug_json_get_u64_string(const struct json_at *at, const cJSON *obj, const ch
  * included) as it is (what Python's json.dumps(ensure_ascii=False) and
  * serde_json write). */
 void hug_json_quote(struct buf *b, const char *s);
+/* The same for the n bytes at s (which may hold no NUL). */
+void hug_json_quote_n(struct buf *b, const char *s, size_t n);
 
 /* One member of a flat object for hug_json_flat_object: its key and its
  * value as JSON text. */
