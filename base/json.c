@@ -72,33 +72,28 @@ int hug_json_expected(const struct json_at *at, const char *key, const char *wha
 			     got ? hug_json_text(got, text, sizeof(text)) : "nothing");
 }
 
-/* The member, or NULL when absent or null; 1 when the caller is done (an
- * unset optional member: 0 returned, or a required one: -1 set). */
-static const cJSON *member(const struct json_at *at, const cJSON *obj, const char *key,
-			   bool required, const char *what, int *done,
-			   struct hug_error *err)
+/* Looks member `key` of obj up into *v. 1: present (not null); 0: absent
+ * or null and optional (the caller returns 0); -1: absent or null and
+ * required (err set). */
+static int present(const struct json_at *at, const cJSON *obj, const char *key,
+		   bool required, const char *what, const cJSON **v, struct hug_error *err)
 {
-	const cJSON *v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-	*done = 0;
-	if (v && !cJSON_IsNull(v))
-		return v;
-	*done = 1;
-	if (required)
-		hug_json_expected(at, key, what, v, err);
-	return NULL;
+	*v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+	if (*v && !cJSON_IsNull(*v))
+		return 1;
+	return required ? hug_json_expected(at, key, what, *v, err) : 0;
 }
 
 int hug_json_get_number(const struct json_at *at, const cJSON *obj, const char *key,
 			bool required, double *out, struct hug_error *err)
 {
-	int done;
-	const cJSON *v = member(at, obj, key, required, "a number", &done, err);
-	if (done)
-		return required ? -1 : 0;
-	if (!cJSON_IsNumber(v))
+	const cJSON *v;
+	int rc = present(at, obj, key, required, "a number", &v, err);
+	if (rc > 0 && !cJSON_IsNumber(v))
 		return hug_json_expected(at, key, "a number", v, err);
-	*out = v->valuedouble;
-	return 0;
+	if (rc > 0)
+		*out = v->valuedouble;
+	return rc > 0 ? 0 : rc;
 }
 
 int hug_json_get_int(const struct json_at *at, const cJSON *obj, const char *key,
@@ -112,10 +107,10 @@ int hug_json_get_int(const struct json_at *at, const cJSON *obj, const char *key
 	else
 		snprintf(what, sizeof(what), "an integer in [%lld, %lld]", (long long)lo,
 			 (long long)hi);
-	int done;
-	const cJSON *v = member(at, obj, key, required, what, &done, err);
-	if (done)
-		return required ? -1 : 0;
+	const cJSON *v;
+	int rc = present(at, obj, key, required, what, &v, err);
+	if (rc <= 0)
+		return rc;
 	double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
 	if (!(d >= -(double)HUG_JSON_INT_MAX && d <= (double)HUG_JSON_INT_MAX) || d != floor(d) ||
 	    d < (double)lo || d > (double)hi)
@@ -127,48 +122,43 @@ int hug_json_get_int(const struct json_at *at, const cJSON *obj, const char *key
 int hug_json_get_bool(const struct json_at *at, const cJSON *obj, const char *key,
 		      bool required, bool *out, struct hug_error *err)
 {
-	int done;
-	const cJSON *v = member(at, obj, key, required, "true or false", &done, err);
-	if (done)
-		return required ? -1 : 0;
-	if (!cJSON_IsBool(v))
+	const cJSON *v;
+	int rc = present(at, obj, key, required, "true or false", &v, err);
+	if (rc > 0 && !cJSON_IsBool(v))
 		return hug_json_expected(at, key, "true or false", v, err);
-	*out = cJSON_IsTrue(v);
-	return 0;
+	if (rc > 0)
+		*out = cJSON_IsTrue(v);
+	return rc > 0 ? 0 : rc;
 }
 
 int hug_json_get_string(const struct json_at *at, const cJSON *obj, const char *key,
 			bool required, const char **out, struct hug_error *err)
 {
-	int done;
-	const cJSON *v = member(at, obj, key, required, "a string", &done, err);
-	if (done)
-		return required ? -1 : 0;
-	if (!cJSON_IsString(v))
+	const cJSON *v;
+	int rc = present(at, obj, key, required, "a string", &v, err);
+	if (rc > 0 && !cJSON_IsString(v))
 		return hug_json_expected(at, key, "a string", v, err);
-	*out = v->valuestring;
-	return 0;
+	if (rc > 0)
+		*out = v->valuestring;
+	return rc > 0 ? 0 : rc;
 }
 
 int hug_json_get_u64_string(const struct json_at *at, const cJSON *obj, const char *key,
 			    bool required, uint64_t *out, struct hug_error *err)
 {
 	static const char what[] = "a decimal string (a 64-bit unsigned integer)";
-	int done;
-	const cJSON *v = member(at, obj, key, required, what, &done, err);
-	if (done)
-		return required ? -1 : 0;
-	const char *s = cJSON_IsString(v) ? v->valuestring : NULL;
-	if (s && s[0] >= '0' && s[0] <= '9') {
-		char *end = NULL;
-		errno = 0;
-		unsigned long long x = strtoull(s, &end, 10);
-		if (errno == 0 && *end == '\0') {
-			*out = x;
-			return 0;
-		}
-	}
-	return hug_json_expected(at, key, what, v, err);
+	const cJSON *v;
+	int rc = present(at, obj, key, required, what, &v, err);
+	if (rc <= 0)
+		return rc;
+	const char *s = cJSON_IsString(v) ? v->valuestring : "";
+	char *end = NULL;
+	errno = 0;
+	unsigned long long x = s[0] >= '0' && s[0] <= '9' ? strtoull(s, &end, 10) : 0;
+	if (!end || errno || *end)
+		return hug_json_expected(at, key, what, v, err);
+	*out = x;
+	return 0;
 }
 
 void hug_json_quote(struct buf *b, const char *s)

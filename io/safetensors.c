@@ -57,16 +57,13 @@ const char *st_dtype_name(enum dtype dt)
 
 /* ---- reader ---- */
 
-/* Largest integer a JSON number (a double in cJSON) holds exactly. */
-#define JSON_INT_MAX 9007199254740992.0
-
 /* A non-negative integer JSON number -> *out; false otherwise. */
 static bool json_u64(const cJSON *item, uint64_t *out)
 {
 	if (!cJSON_IsNumber(item))
 		return false;
 	double v = item->valuedouble;
-	if (!(v >= 0 && v <= JSON_INT_MAX) || v != floor(v))
+	if (!(v >= 0 && v <= (double)HUG_JSON_INT_MAX) || v != floor(v))
 		return false;
 	*out = (uint64_t)v;
 	return true;

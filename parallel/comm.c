@@ -276,14 +276,23 @@ void comm_allreduce_tensor(const struct comm *c, struct tensor *t, enum comm_op 
 			  t->device);
 }
 
+/* In a world of one a gather or scatter is a copy: makes it and returns
+ * true; false when there are other ranks. */
+static bool alone(const struct comm *c, const void *send, void *recv, int64_t n,
+		  enum dtype dt)
+{
+	if (c->size > 1)
+		return false;
+	if (send != recv)
+		memcpy(recv, send, (size_t)n * dtype_size(dt));
+	return true;
+}
+
 void comm_allgather(const struct comm *c, const void *send, void *recv, int64_t n,
 		    enum dtype dt)
 {
-	if (c->size <= 1) {
-		if (send != recv)
-			memcpy(recv, send, (size_t)n * dtype_size(dt));
+	if (alone(c, send, recv, n, dt))
 		return;
-	}
 #ifdef HUG_MPI
 	HUG_ASSERT(n <= INT32_MAX);
 	MPI_CHECK(MPI_Allgather(send, (int)n, mpi_type(dt), recv, (int)n, mpi_type(dt),
@@ -294,11 +303,8 @@ void comm_allgather(const struct comm *c, const void *send, void *recv, int64_t 
 void comm_reduce_scatter(const struct comm *c, const void *send, void *recv, int64_t n,
 			 enum dtype dt)
 {
-	if (c->size <= 1) {
-		if (send != recv)
-			memcpy(recv, send, (size_t)n * dtype_size(dt));
+	if (alone(c, send, recv, n, dt))
 		return;
-	}
 #ifdef HUG_MPI
 	HUG_ASSERT(n <= INT32_MAX);
 	MPI_CHECK(MPI_Reduce_scatter_block(send, recv, (int)n, mpi_type(dt), MPI_SUM,
