@@ -72,28 +72,30 @@ int hug_json_expected(const struct json_at *at, const char *key, const char *wha
 			     got ? hug_json_text(got, text, sizeof(text)) : "nothing");
 }
 
-/* Looks member `key` of obj up into *v. 1: present (not null); 0: absent
- * or null and optional (the caller returns 0); -1: absent or null and
- * required (err set). */
+/* Looks member `key` of obj up into *v. 1: present (not null) and, when
+ * `is` is given, of that type; 0: absent or null and optional (the caller
+ * returns 0); -1 with err: absent or null and required, or of another
+ * type. */
 static int present(const struct json_at *at, const cJSON *obj, const char *key,
-		   bool required, const char *what, const cJSON **v, struct hug_error *err)
+		   bool required, const char *what, cJSON_bool (*is)(const cJSON *),
+		   const cJSON **v, struct hug_error *err)
 {
 	*v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-	if (*v && !cJSON_IsNull(*v))
-		return 1;
-	return required ? hug_json_expected(at, key, what, *v, err) : 0;
+	if (!*v || cJSON_IsNull(*v))
+		return required ? hug_json_expected(at, key, what, *v, err) : 0;
+	if (is && !is(*v))
+		return hug_json_expected(at, key, what, *v, err);
+	return 1;
 }
 
 int hug_json_get_number(const struct json_at *at, const cJSON *obj, const char *key,
 			bool required, double *out, struct hug_error *err)
 {
 	const cJSON *v;
-	int rc = present(at, obj, key, required, "a number", &v, err);
-	if (rc > 0 && !cJSON_IsNumber(v))
-		return hug_json_expected(at, key, "a number", v, err);
+	int rc = present(at, obj, key, required, "a number", cJSON_IsNumber, &v, err);
 	if (rc > 0)
 		*out = v->valuedouble;
-	return rc > 0 ? 0 : rc;
+	return rc < 0 ? -1 : 0;
 }
 
 int hug_json_get_int(const struct json_at *at, const cJSON *obj, const char *key,
@@ -108,7 +110,7 @@ int hug_json_get_int(const struct json_at *at, const cJSON *obj, const char *key
 		snprintf(what, sizeof(what), "an integer in [%lld, %lld]", (long long)lo,
 			 (long long)hi);
 	const cJSON *v;
-	int rc = present(at, obj, key, required, what, &v, err);
+	int rc = present(at, obj, key, required, what, NULL, &v, err);
 	if (rc <= 0)
 		return rc;
 	double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
@@ -123,24 +125,20 @@ int hug_json_get_bool(const struct json_at *at, const cJSON *obj, const char *ke
 		      bool required, bool *out, struct hug_error *err)
 {
 	const cJSON *v;
-	int rc = present(at, obj, key, required, "true or false", &v, err);
-	if (rc > 0 && !cJSON_IsBool(v))
-		return hug_json_expected(at, key, "true or false", v, err);
+	int rc = present(at, obj, key, required, "true or false", cJSON_IsBool, &v, err);
 	if (rc > 0)
 		*out = cJSON_IsTrue(v);
-	return rc > 0 ? 0 : rc;
+	return rc < 0 ? -1 : 0;
 }
 
 int hug_json_get_string(const struct json_at *at, const cJSON *obj, const char *key,
 			bool required, const char **out, struct hug_error *err)
 {
 	const cJSON *v;
-	int rc = present(at, obj, key, required, "a string", &v, err);
-	if (rc > 0 && !cJSON_IsString(v))
-		return hug_json_expected(at, key, "a string", v, err);
+	int rc = present(at, obj, key, required, "a string", cJSON_IsString, &v, err);
 	if (rc > 0)
 		*out = v->valuestring;
-	return rc > 0 ? 0 : rc;
+	return rc < 0 ? -1 : 0;
 }
 
 int hug_json_get_u64_string(const struct json_at *at, const cJSON *obj, const char *key,
@@ -148,7 +146,7 @@ int hug_json_get_u64_string(const struct json_at *at, const cJSON *obj, const ch
 {
 	static const char what[] = "a decimal string (a 64-bit unsigned integer)";
 	const cJSON *v;
-	int rc = present(at, obj, key, required, what, &v, err);
+	int rc = present(at, obj, key, required, what, NULL, &v, err);
 	if (rc <= 0)
 		return rc;
 	const char *s = cJSON_IsString(v) ? v->valuestring : "";
