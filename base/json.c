@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "fs.h"
 
 static void *json_malloc(size_t size)
 {
@@ -59,6 +60,57 @@ const char *hug_json_text(const cJSON *item, char *buf, size_t n)
 		snprintf(buf, n, "%s", s);
 	cJSON_free(s);
 	return buf;
+}
+
+void hug_json_position(const char *text, size_t len, size_t off, int *line, int *col)
+{
+	*line = 1;
+	*col = 1;
+	for (size_t i = 0; i < off && i < len; i++) {
+		if (text[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else {
+			(*col)++;
+		}
+	}
+}
+
+int hug_json_read_object(const char *path, size_t max_bytes, const char *what,
+			 cJSON **root, struct hug_error *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	const char *end = NULL;
+	int line, col;
+	*root = NULL;
+	if (!what)
+		what = "a JSON object";
+	hug_json_init();
+	if (fs_read_file(path, max_bytes, &text, &len, err))
+		return -1;
+	cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, false);
+	size_t off = end && end >= text && end <= text + len ? (size_t)(end - text) : len;
+	while (j && off < len && strchr(" \t\r\n", text[off]))
+		off++;
+	hug_json_position(text, len, off, &line, &col);
+	hug_free(text);
+	if (len == 0)
+		return hug_error_set(err, "%s: not valid JSON (the file is empty); expected %s", path,
+				     what);
+	if (!j || off < len) {
+		cJSON_Delete(j);
+		return hug_error_set(err, "%s: not valid JSON (%s near line %d, column %d); "
+				     "expected %s", path, j ? "text after the value" : "error",
+				     line, col, what);
+	}
+	if (!cJSON_IsObject(j)) {
+		hug_error_set(err, "%s: expected %s, got %s", path, what, hug_json_kind(j));
+		cJSON_Delete(j);
+		return -1;
+	}
+	*root = j;
+	return 0;
 }
 
 int hug_json_expected(const struct json_at *at, const char *key, const char *what,

@@ -28,6 +28,18 @@ const char *hug_json_kind(const cJSON *item);
  * buf[n]; returns buf. */
 const char *hug_json_text(const cJSON *item, char *buf, size_t n);
 
+/* The 1-based line and column of byte `off` of text (clamped to len), for
+ * messages about where a parse stopped (cJSON's end pointer - text). */
+void hug_json_position(const char *text, size_t len, size_t off, int *line, int *col);
+
+/* Reads the file at path (at most max_bytes) and parses it as one JSON
+ * object into *root (cJSON_Delete it). Errors name the file: "not valid
+ * JSON (error near line L, column C); expected <what>" (or "(text after
+ * the value near ...)", "(the file is empty)"), or "expected <what>, got an
+ * array" (what NULL: "a JSON object"). 0 or -1. */
+int hug_json_read_object(const char *path, size_t max_bytes, const char *what,
+			 cJSON **root, struct hug_error *err);
+
 /* Where an object stands, for messages: a member `key` of it is named
  * "<file>: <path>.<key>" (file and path may each be NULL). */
 struct json_at {

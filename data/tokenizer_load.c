@@ -350,17 +350,10 @@ static void finish(struct tokenizer *t)
 static int json_error(const char *json, size_t len, const char *at, const char *name,
 		      struct hug_error *err)
 {
-	int line = 1, col = 1;
+	int line, col;
 	if (!at || at < json || at > json + len)
 		at = json + len;
-	for (const char *p = json; p < at; p++) {
-		if (*p == '\n') {
-			line++;
-			col = 1;
-		} else {
-			col++;
-		}
-	}
+	hug_json_position(json, len, (size_t)(at - json), &line, &col);
 	return hug_error_set(err, "%s:%d:%d: malformed JSON (expected a tokenizer.json object)",
 			     name, line, col);
 }

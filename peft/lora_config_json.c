@@ -179,18 +179,11 @@ static int read_fields(const char *path, const cJSON *root, struct lora_config *
 
 int lora_config_read(const char *path, struct lora_config *c, struct hug_error *err)
 {
-	char *text;
+	cJSON *root;
 	lora_config_init(c);
-	if (fs_read_file(path, CONFIG_MAX_BYTES, &text, NULL, err))
+	if (hug_json_read_object(path, CONFIG_MAX_BYTES, "a JSON object (PEFT's adapter_config.json)",
+				 &root, err))
 		goto fail;
-	hug_json_init();
-	cJSON *root = cJSON_Parse(text);
-	hug_free(text);
-	if (!cJSON_IsObject(root)) {
-		cJSON_Delete(root);
-		hug_error_set(err, "%s: expected a JSON object (PEFT's adapter_config.json)", path);
-		goto fail;
-	}
 	int rc = read_fields(path, root, c, err);
 	cJSON_Delete(root);
 	if (rc == 0)

@@ -3,9 +3,12 @@
  * member's path and what was expected; optional members keep their
  * default; the flat object is laid out as Python's json.dumps(indent=2). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../base/alloc.h"
 #include "../base/buf.h"
+#include "../base/fs.h"
 #include "../base/json.h"
 #include "harness.h"
 
@@ -104,4 +107,47 @@ TEST(json_flat_object_and_quote)
 	hug_json_quote(&b, "a\\b\x01\tü");
 	CHECK(!strcmp(b.p, "\"a\\\\b\\u0001\\tü\""));
 	buf_free(&b);
+}
+
+TEST(json_position_counts_lines_and_columns)
+{
+	const char *t = "{\n  \"a\": x\n}";
+	int line = 0, col = 0;
+	hug_json_position(t, strlen(t), 9, &line, &col); /* the x */
+	CHECK(line == 2 && col == 8);
+	hug_json_position(t, strlen(t), 0, &line, &col);
+	CHECK(line == 1 && col == 1);
+	hug_json_position(t, 3, 100, &line, &col); /* clamped to len */
+	CHECK(line == 2 && col == 2);
+}
+
+TEST(json_read_object_names_the_file_and_the_position)
+{
+	char root[] = "/tmp/hug-json-XXXXXX";
+	REQUIRE(mkdtemp(root));
+	char *p = fs_join(root, "c.json");
+	struct hug_error err = { 0 };
+	cJSON *j = NULL;
+	test_write_file(p, "{\n  \"a\": x\n}");
+	CHECK(hug_json_read_object(p, 1 << 20, NULL, &j, &err) == -1 && !j);
+	CHECK(strstr(err.msg, "c.json: not valid JSON (error near line 2, column 8); "
+		      "expected a JSON object") != NULL);
+	err = (struct hug_error){ 0 };
+	test_write_file(p, "{\"a\": 1}\n x");
+	CHECK(hug_json_read_object(p, 1 << 20, NULL, &j, &err) == -1);
+	CHECK(strstr(err.msg, "text after the value near line 2, column 2") != NULL);
+	err = (struct hug_error){ 0 };
+	test_write_file(p, "");
+	CHECK(hug_json_read_object(p, 1 << 20, NULL, &j, &err) == -1);
+	CHECK(strstr(err.msg, "not valid JSON (the file is empty)") != NULL);
+	err = (struct hug_error){ 0 };
+	test_write_file(p, "[1]");
+	CHECK(hug_json_read_object(p, 1 << 20, "a config", &j, &err) == -1);
+	CHECK(strstr(err.msg, "c.json: expected a config, got an array") != NULL);
+	err = (struct hug_error){ 0 };
+	test_write_file(p, " {\"a\": 1}\n");
+	CHECK(hug_json_read_object(p, 1 << 20, NULL, &j, &err) == 0 && cJSON_IsObject(j));
+	cJSON_Delete(j);
+	fs_remove_tree(root, &err);
+	hug_free(p);
 }

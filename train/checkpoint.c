@@ -376,12 +376,10 @@ static int json_count(const struct json_at *at, const cJSON *j, const char *key,
 static int load_state(struct trainer *t, const char *dir, cJSON **history,
 		      struct hug_error *err)
 {
-	char *path = fs_join(dir, STATE_FILE), *text = NULL;
-	int rc = fs_read_file(path, (size_t)256 << 20, &text, NULL, err);
-	cJSON *j = rc ? NULL : cJSON_Parse(text);
+	char *path = fs_join(dir, STATE_FILE);
+	cJSON *j = NULL;
+	int rc = hug_json_read_object(path, (size_t)256 << 20, NULL, &j, err);
 	int64_t version = 0;
-	if (!rc && !cJSON_IsObject(j))
-		rc = hug_error_set(err, "%s: not a JSON object", path);
 	const struct json_at at = { path, NULL }, at_rng = { path, "rng" };
 	if (!rc && (json_count(&at, j, "format_version", &version, err) ||
 		    json_count(&at, j, "step", &t->step, err) ||
@@ -413,7 +411,6 @@ static int load_state(struct trainer *t, const char *dir, cJSON **history,
 		*history = cJSON_IsArray(h) ? cJSON_Duplicate(h, 1) : cJSON_CreateArray();
 	}
 	cJSON_Delete(j);
-	hug_free(text);
 	hug_free(path);
 	return rc;
 }

@@ -538,10 +538,8 @@ int recipe_parse(const char *name, const char *text, const char *const *override
 	const char *where = NULL;
 	rp.root = cJSON_ParseWithOpts(text, &where, 1);
 	if (!rp.root || !cJSON_IsObject(rp.root)) {
-		long off = rp.root ? 0 : (long)(where ? where - text : 0);
-		int line = 1;
-		for (long i = 0; i < off; i++)
-			line += text[i] == '\n';
+		int line, col;
+		hug_json_position(text, strlen(text), where ? (size_t)(where - text) : 0, &line, &col);
 		cJSON_Delete(rp.root);
 		return rp.root ? hug_error_set(err, "%s: expected a JSON object", name)
 			       : hug_error_set(err, "%s:%d: not valid JSON", name, line);
