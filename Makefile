@@ -178,6 +178,7 @@ $(TESTS): $(TEST_OBJ) $(LIB)
 # Tests run with two OpenMP threads so results do not depend on the
 # machine; the runner prints "N passed, N failed" last.
 test: $(TESTS) $(HUG) $(MPI_TESTS)
+	scripts/check-layers.sh .
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 HUG_BIN=$(HUG) HUG_MPI_TESTS=$(MPI_TESTS) $(TESTS)
 
 # The GPU tests (names containing "cuda") with HUG_REQUIRE_GPU=1, so a

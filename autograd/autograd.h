@@ -111,7 +111,8 @@ struct tensor *ag_cast(struct ag_ctx *ctx, struct tensor *x, enum dtype dt);
 struct tensor *ag_embedding(struct ag_ctx *ctx, struct tensor *ids,
 			    struct tensor *w);
 /* Layer norm over the last dim: x (..., C), weight (C), bias (C) or NULL.
- * Statistics are computed in the tensor's float type (f32 or f64). */
+ * Row statistics are accumulated in double on every backend; the saved
+ * mean and rstd are stored in x's dtype (f32 for bf16). */
 struct tensor *ag_layernorm(struct ag_ctx *ctx, struct tensor *x,
 			    struct tensor *weight, struct tensor *bias, double eps);
 /* GeLU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */

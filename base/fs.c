@@ -104,36 +104,50 @@ void fs_sync_dir(const char *dir)
 	}
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len,
-		    struct hug_error *err)
+char *fs_tmp_name(const char *path)
 {
-	char *tmp = fs_cat(path, ".tmp");
-	int rc = -1;
+	return fs_cat(path, ".tmp");
+}
+
+int fs_create(const char *tmp, struct hug_error *err)
+{
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
+	if (fd < 0)
 		hug_error_set(err, "%s: cannot create: %s", tmp, strerror(errno));
-		goto free_tmp;
-	}
-	for (size_t done = 0; done < len;) {
-		ssize_t w = write(fd, (const char *)data + done, len - done);
-		if (w < 0 && errno == EINTR)
+	return fd;
+}
+
+int fs_write_all(int fd, const char *name, const void *p, size_t n,
+		 struct hug_error *err)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t k = write(fd, c, n);
+		if (k < 0 && errno == EINTR)
 			continue;
-		if (w < 0) {
-			hug_error_set(err, "%s: write failed: %s", tmp, strerror(errno));
-			goto close_fd;
-		}
-		done += (size_t)w;
+		if (k <= 0)
+			return hug_error_set(err, "%s: write failed: %s", name,
+					     k < 0 ? strerror(errno) : "no progress");
+		c += k;
+		n -= (size_t)k;
 	}
-	if (fsync(fd) != 0) {
+	return 0;
+}
+
+int fs_commit(int fd, const char *tmp, const char *path, struct hug_error *err)
+{
+	if (fd < 0)
+		fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0) {
 		hug_error_set(err, "%s: fsync failed: %s", tmp, strerror(errno));
-		goto close_fd;
+		goto remove_tmp;
 	}
-	if (close(fd) != 0) {
-		fd = -1;
+	int c = close(fd);
+	fd = -1;
+	if (c != 0) {
 		hug_error_set(err, "%s: close failed: %s", tmp, strerror(errno));
 		goto remove_tmp;
 	}
-	fd = -1;
 	if (rename(tmp, path) != 0) {
 		hug_error_set(err, "%s: cannot rename %s over it: %s", path, tmp,
 			      strerror(errno));
@@ -142,12 +156,28 @@ int fs_write_atomic(const char *path, const void *data, size_t len,
 	char *dir = fs_parent(path);
 	fs_sync_dir(dir);
 	hug_free(dir);
-	rc = 0;
-	goto free_tmp;
-close_fd:
-	close(fd);
+	return 0;
 remove_tmp:
+	if (fd >= 0)
+		close(fd);
 	unlink(tmp);
+	return -1;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len,
+		    struct hug_error *err)
+{
+	char *tmp = fs_tmp_name(path);
+	int rc = -1;
+	int fd = fs_create(tmp, err);
+	if (fd < 0)
+		goto free_tmp;
+	if (fs_write_all(fd, tmp, data, len, err)) {
+		close(fd);
+		unlink(tmp);
+		goto free_tmp;
+	}
+	rc = fs_commit(fd, tmp, path, err);
 free_tmp:
 	hug_free(tmp);
 	return rc;

@@ -32,6 +32,26 @@ int fs_read_file(const char *path, size_t max_bytes, char **out, size_t *len,
 int fs_write_atomic(const char *path, const void *data, size_t len,
 		    struct hug_error *err);
 
+/* The pieces of fs_write_atomic, for writers that stream a file (or let a
+ * library such as HDF5 write it) under the temporary name themselves. */
+
+/* "<path>.tmp", hug_malloc'd: the temporary name of an atomic write. */
+char *fs_tmp_name(const char *path);
+
+/* Creates (truncating) `tmp` for writing; the fd, or -1 with err naming it. */
+int fs_create(const char *tmp, struct hug_error *err);
+
+/* Writes all n bytes to fd, retrying short and interrupted writes. 0, or -1
+ * with err naming `name`. */
+int fs_write_all(int fd, const char *name, const void *p, size_t n,
+		 struct hug_error *err);
+
+/* Publishes the complete file `tmp` as `path`: fsync (of fd, or of tmp
+ * opened again when fd < 0), close, rename over path, fsync of the
+ * directory. Closes fd in every case; on failure removes tmp and returns -1
+ * with err, else 0. */
+int fs_commit(int fd, const char *tmp, const char *path, struct hug_error *err);
+
 /* Makes renames in dir durable; failures are ignored (some file systems
  * refuse fsync on directories). */
 void fs_sync_dir(const char *dir);

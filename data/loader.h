@@ -146,9 +146,6 @@ cJSON *loader_state_to_json(const struct loader_state *st);
 int loader_state_from_json(const cJSON *j, const char *what,
 			   struct loader_state *st, struct hug_error *err);
 
-/* The number of sources (as configured). */
-int loader_n_sources(const struct loader *L);
-
 /* Per-source counts for source i (0 <= i < n_sources); pointers in it stay
  * valid while L is open. The realised mix is drawn[i] / sum(drawn). */
 void loader_stats(const struct loader *L, int i,

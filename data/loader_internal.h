@@ -1,7 +1,9 @@
 /* loader_internal.h: the loader's structs and the functions its files share
- * (loader.c: opening, sample reads; loader_order.c: the permutation and the
- * blend schedule; loader_prefetch.c: batches and the prefetch thread;
- * loader_state.c: state JSON; loader_valid.c: the held-out pass). */
+ * (loader.c: opening, closing, statistics; loader_sample.c: sample reads;
+ * loader_order.c: the permutation and the blend schedule;
+ * loader_prefetch.c: batches and the prefetch thread; loader_state.c:
+ * state JSON; loader_valid.c: the held-out pass). Calls go one way:
+ * loader.c -> loader_prefetch.c -> loader_sample.c, loader_order.c. */
 #ifndef HUG_DATA_LOADER_INTERNAL_H
 #define HUG_DATA_LOADER_INTERNAL_H
 
@@ -88,7 +90,7 @@ void loader_draw(const struct loader *L, struct loader_pos *pos, int *s,
 /* The training sample index of the c-th draw of source s. */
 int64_t loader_sample_of(const struct loader *L, int s, int64_t c);
 
-/* ---- loader.c ---- */
+/* ---- loader_sample.c ---- */
 
 /* Reads sample `idx` (any index below n_train + n_valid) of source s into
  * win / wmask (T + 1 each). Returns 0 or -1 with err set. */

@@ -32,35 +32,13 @@ cJSON *loader_state_to_json(const struct loader_state *st)
 	return j;
 }
 
-/* Reads integer member `key` of o (0 <= v <= 2^53) into *v. */
+/* Reads integer member `key` of o (0 <= v <= 2^53) into *v; errors name
+ * "<what>.<key>". */
 static int get_int(const cJSON *o, const char *what, const char *key,
 		   int64_t *v, struct hug_error *err)
 {
-	const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-	double d = cJSON_IsNumber(x) ? x->valuedouble : -1;
-	if (!(d >= 0 && d <= 9007199254740992.0 && d == floor(d)))
-		return hug_error_set(err, "%s.%s: expected an integer >= 0",
-				     what, key);
-	*v = (int64_t)d;
-	return 0;
-}
-
-static int get_seed(const cJSON *o, const char *what, uint64_t *seed,
-		    struct hug_error *err)
-{
-	const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "seed");
-	char *end = NULL;
-	if (cJSON_IsString(x) && x->valuestring[0] >= '0' &&
-	    x->valuestring[0] <= '9') {
-		errno = 0;
-		unsigned long long v = strtoull(x->valuestring, &end, 10);
-		if (errno == 0 && *end == '\0') {
-			*seed = v;
-			return 0;
-		}
-	}
-	return hug_error_set(err, "%s.seed: expected a decimal string "
-			     "(a 64-bit unsigned integer)", what);
+	return hug_json_get_int(&(struct json_at){ NULL, what }, o, key, 0, HUG_JSON_INT_MAX,
+				true, v, err);
 }
 
 int loader_state_from_json(const cJSON *j, const char *what,
@@ -72,7 +50,8 @@ int loader_state_from_json(const cJSON *j, const char *what,
 	if (!cJSON_IsObject(j))
 		return hug_error_set(err, "%s: expected an object", what);
 	if (get_int(j, what, "version", &version, err) < 0 ||
-	    get_seed(j, what, &st->seed, err) < 0 ||
+	    hug_json_get_u64_string(&(struct json_at){ NULL, what }, j, "seed", true,
+				    &st->seed, err) < 0 ||
 	    get_int(j, what, "seq_len", &st->seq_len, err) < 0 ||
 	    get_int(j, what, "cursor", &st->cursor, err) < 0)
 		return -1;

@@ -6,12 +6,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 
 static int check_meta(const char *path, const struct shard_meta *m,
 		      struct hug_error *err)
@@ -161,11 +161,8 @@ int shard_writer_open(struct shard_writer **wp, const char *path,
 	if (check_meta(path, meta, err) < 0)
 		return -1;
 	struct shard_writer *w = hug_calloc(1, sizeof(*w));
-	size_t plen = strlen(path);
 	w->path = hug_strdup(path);
-	w->tmp_path = hug_malloc(plen + 5);
-	memcpy(w->tmp_path, path, plen);
-	memcpy(w->tmp_path + plen, ".tmp", 5);
+	w->tmp_path = fs_tmp_name(path);
 	w->meta = *meta;
 	w->u16 = meta->vocab_size <= SHARD_U16_MAX_VOCAB;
 	w->with_mask = with_loss_mask;
@@ -301,32 +298,6 @@ static int finish_file(struct shard_writer *w, struct hug_error *err)
 	return 0;
 }
 
-/* fsyncs the file, renames it into place and fsyncs the directory (the
- * last is best effort: some file systems refuse it). */
-static int publish(struct shard_writer *w, struct hug_error *err)
-{
-	int fd = open(w->tmp_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return hug_error_set(err, "%s: fsync failed: %s", w->tmp_path,
-				     strerror(e));
-	}
-	close(fd);
-	if (rename(w->tmp_path, w->path) != 0)
-		return hug_error_set(err, "%s: cannot rename %s over it: %s",
-				     w->path, w->tmp_path, strerror(errno));
-	char *dir = hug_strdup(w->path);
-	fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	hug_free(dir);
-	return 0;
-}
-
 int shard_writer_close(struct shard_writer *w, struct hug_error *err)
 {
 	if (!w)
@@ -341,7 +312,7 @@ int shard_writer_close(struct shard_writer *w, struct hug_error *err)
 	close_ids(w);
 	shard_h5_unlock();
 	if (rc == 0)
-		rc = publish(w, err);
+		rc = fs_commit(-1, w->tmp_path, w->path, err);
 	if (rc < 0)
 		unlink(w->tmp_path);
 	writer_free(w);

@@ -48,11 +48,6 @@ int32_t tokenizer_token_id(const struct tokenizer *t, const char *s)
 	return tok_strmap_get(&t->text_map, s, strlen(s));
 }
 
-const char *tokenizer_token_text(const struct tokenizer *t, int32_t id)
-{
-	return id >= 0 && id < t->vocab_size ? t->text[id] : NULL;
-}
-
 int32_t tokenizer_eos_id(const struct tokenizer *t)
 {
 	return t->eos_id;
@@ -99,10 +94,10 @@ void tok_compute_hash(struct tokenizer *t, const int32_t *merge_pairs)
 }
 
 int tokenizer_decode(const struct tokenizer *t, const int32_t *ids, int64_t n,
-		     bool skip_special, struct tok_bytes *out, struct hug_error *err)
+		     bool skip_special, struct buf *out, struct hug_error *err)
 {
 	out->n = 0;
-	tok_bytes_append(out, "", 0);
+	buf_put(out, "", 0);
 	for (int64_t i = 0; i < n; i++) {
 		int32_t id = ids[i];
 		if (id < 0 || id >= t->vocab_size || !t->text[id])
@@ -111,7 +106,7 @@ int tokenizer_decode(const struct tokenizer *t, const int32_t *ids, int64_t n,
 					     (long long)t->vocab_size);
 		if (skip_special && t->special[id])
 			continue;
-		tok_bytes_append(out, t->bytes[id], t->bytes_len[id]);
+		buf_put(out, t->bytes[id], t->bytes_len[id]);
 	}
 	return 0;
 }
@@ -129,22 +124,4 @@ void tok_ids_free(struct tok_ids *ids)
 {
 	hug_free(ids->v);
 	memset(ids, 0, sizeof(*ids));
-}
-
-void tok_bytes_append(struct tok_bytes *b, const void *p, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		b->cap = 2 * (b->n + n + 1) + 64;
-		b->p = hug_realloc(b->p, b->cap);
-	}
-	if (n)
-		memcpy(b->p + b->n, p, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
-void tok_bytes_free(struct tok_bytes *b)
-{
-	hug_free(b->p);
-	memset(b, 0, sizeof(*b));
 }

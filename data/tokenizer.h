@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../base/buf.h"
 #include "../base/error.h"
 
 struct tokenizer;
@@ -35,12 +36,12 @@ struct tok_ids {
 	int64_t n, cap;
 };
 
-/* A growable byte buffer; start from { 0 }, free with tok_bytes_free. The
- * bytes are followed by a NUL that is not counted in n. */
-struct tok_bytes {
-	char *p;
-	size_t n, cap;
-};
+/* Transitional (issue 15): decoded text is a struct buf (base/buf.h);
+ * cli/ still spells it struct tok_bytes / tok_bytes_free. The lead renames
+ * those uses to struct buf / buf_free after merging and deletes these two
+ * lines. */
+#define tok_bytes buf
+#define tok_bytes_free buf_free
 
 /* "sha256:" + 64 hex digits + NUL. */
 #define TOKENIZER_HASH_LEN 72
@@ -71,7 +72,7 @@ int64_t tokenizer_encode(const struct tokenizer *tok, const char *text, size_t l
  * tokens marked special are left out when skip_special. Returns 0, or -1
  * with err naming the first id outside the vocabulary. */
 int tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, int64_t n,
-		     bool skip_special, struct tok_bytes *out, struct hug_error *err);
+		     bool skip_special, struct buf *out, struct hug_error *err);
 
 /* Number of ids: one more than the largest id in the vocabulary or the
  * added tokens. */
@@ -80,10 +81,6 @@ int64_t tokenizer_vocab_size(const struct tokenizer *tok);
 /* Returns the id of the token whose text is `s` (an added token first, then
  * the vocabulary), or -1. */
 int32_t tokenizer_token_id(const struct tokenizer *tok, const char *s);
-
-/* The text of token `id` as stored in tokenizer.json (byte-level form for
- * vocabulary tokens), or NULL when the id is unused or out of range. */
-const char *tokenizer_token_text(const struct tokenizer *tok, int32_t id);
 
 /* The end-of-document id: the added token "</s>", else "<|endoftext|>",
  * else "<eos>"; -1 when there is none. */
@@ -108,9 +105,6 @@ int64_t tok_encoder_encode(struct tok_encoder *enc, const char *text, size_t len
 /* Appends one id to *ids, growing it. */
 void tok_ids_push(struct tok_ids *ids, int32_t id);
 void tok_ids_free(struct tok_ids *ids);
-/* Appends bytes to *b, growing it and keeping it NUL-terminated. */
-void tok_bytes_append(struct tok_bytes *b, const void *p, size_t n);
-void tok_bytes_free(struct tok_bytes *b);
 
 /* Which pre-tokenizer a trained tokenizer gets. */
 enum tok_pretok_kind {

@@ -118,9 +118,8 @@ struct cJSON;
 int tok_load_pipeline(const struct cJSON *root, const char *name, struct tokenizer *t,
 		      struct hug_error *err);
 
-/* The two Split regexes hug implements, as written in tokenizer.json. */
+/* BLOOM's Split regex, as written in tokenizer.json. */
 const char *tok_bloom_regex(void);
-const char *tok_gpt2_regex(void);
 
 /* --- pre-tokenization (tokenizer_pretok.c) --- */
 

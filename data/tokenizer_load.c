@@ -25,14 +25,8 @@ struct load {
 static int get_bool(struct load *L, const cJSON *obj, const char *key, const char *path,
 		    bool *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (!v || cJSON_IsNull(v))
-		return 0;
-	if (!cJSON_IsBool(v))
-		return hug_error_set(L->err, "%s: %s.%s: expected true or false", L->name,
-				     path, key);
-	*out = cJSON_IsTrue(v);
-	return 0;
+	return hug_json_get_bool(&(struct json_at){ L->name, path }, obj, key, false, out,
+				 L->err);
 }
 
 /* The "type" string of an object, or NULL with err naming `path`. */
@@ -356,17 +350,10 @@ static void finish(struct tokenizer *t)
 static int json_error(const char *json, size_t len, const char *at, const char *name,
 		      struct hug_error *err)
 {
-	int line = 1, col = 1;
+	int line, col;
 	if (!at || at < json || at > json + len)
 		at = json + len;
-	for (const char *p = json; p < at; p++) {
-		if (*p == '\n') {
-			line++;
-			col = 1;
-		} else {
-			col++;
-		}
-	}
+	hug_json_position(json, len, (size_t)(at - json), &line, &col);
 	return hug_error_set(err, "%s:%d:%d: malformed JSON (expected a tokenizer.json object)",
 			     name, line, col);
 }

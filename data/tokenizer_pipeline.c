@@ -18,11 +18,6 @@ const char *tok_bloom_regex(void)
 	return BLOOM_REGEX;
 }
 
-const char *tok_gpt2_regex(void)
-{
-	return GPT2_REGEX;
-}
-
 struct pipe {
 	const char *name;
 	struct hug_error *err;
@@ -46,17 +41,30 @@ static const char *type_of(const cJSON *obj)
 	return cJSON_IsString(ty) ? ty->valuestring : NULL;
 }
 
+/* An optional boolean member of the object at `path`. */
 static int opt_bool(struct pipe *P, const cJSON *obj, const char *key, const char *path,
 		    bool *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	char full[160];
-	if (!v || cJSON_IsNull(v))
-		return 0;
-	snprintf(full, sizeof(full), "%s.%s", path, key);
-	if (!cJSON_IsBool(v))
-		return bad(P, full, "true or false");
-	*out = cJSON_IsTrue(v);
+	return hug_json_get_bool(&(struct json_at){ P->name, path }, obj, key, false, out, P->err);
+}
+
+/* Calls one() on each entry of the array `key` of a Sequence object at
+ * `path` (naming entries "<path>.<key>[i]"). 0 or -1. */
+static int each_in_sequence(struct pipe *P, const cJSON *o, const char *path, const char *key,
+			    int (*one)(struct pipe *, const cJSON *, const char *, bool))
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, key), *e;
+	char p[160];
+	int i = 0;
+	if (!cJSON_IsArray(list)) {
+		snprintf(p, sizeof(p), "%s.%s", path, key);
+		return bad(P, p, "an array");
+	}
+	cJSON_ArrayForEach(e, list) {
+		snprintf(p, sizeof(p), "%s.%s[%d]", path, key, i++);
+		if (one(P, e, p, false))
+			return -1;
+	}
 	return 0;
 }
 
@@ -125,20 +133,8 @@ static int pretok_one(struct pipe *P, const cJSON *o, const char *path, bool top
 		return bytelevel_step(P, o, path);
 	if (!strcmp(ty, "Split"))
 		return split_step(P, o, path);
-	if (top && !strcmp(ty, "Sequence")) {
-		const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "pretokenizers"), *e;
-		int i = 0;
-		if (!cJSON_IsArray(list)) {
-			snprintf(p, sizeof(p), "%s.pretokenizers", path);
-			return bad(P, p, "an array");
-		}
-		cJSON_ArrayForEach(e, list) {
-			snprintf(p, sizeof(p), "%s.pretokenizers[%d]", path, i++);
-			if (pretok_one(P, e, p, false))
-				return -1;
-		}
-		return 0;
-	}
+	if (top && !strcmp(ty, "Sequence"))
+		return each_in_sequence(P, o, path, "pretokenizers", pretok_one);
 	char what[160];
 	snprintf(what, sizeof(what), "pre-tokenizer \"%.100s\"", ty);
 	return refuse(P, p, what, "ByteLevel, Split and a Sequence of them");
@@ -188,20 +184,8 @@ static int post_one(struct pipe *P, const cJSON *o, const char *path, bool top)
 		return bad(P, path, "an object with a string \"type\"");
 	if (!strcmp(ty, "ByteLevel") || !strcmp(ty, "TemplateProcessing"))
 		return 0;
-	if (top && !strcmp(ty, "Sequence")) {
-		const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "processors"), *e;
-		int i = 0;
-		if (!cJSON_IsArray(list)) {
-			snprintf(p, sizeof(p), "%s.processors", path);
-			return bad(P, p, "an array");
-		}
-		cJSON_ArrayForEach(e, list) {
-			snprintf(p, sizeof(p), "%s.processors[%d]", path, i++);
-			if (post_one(P, e, p, false))
-				return -1;
-		}
-		return 0;
-	}
+	if (top && !strcmp(ty, "Sequence"))
+		return each_in_sequence(P, o, path, "processors", post_one);
 	char what[160];
 	snprintf(p, sizeof(p), "%s.type", path);
 	snprintf(what, sizeof(what), "post-processor \"%.100s\"", ty);

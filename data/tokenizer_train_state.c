@@ -6,6 +6,7 @@
 
 #include "../base/alloc.h"
 #include "../base/fs.h"
+#include "../base/json.h"
 #include "../base/panic.h"
 #include "tokenizer_train_impl.h"
 
@@ -243,93 +244,73 @@ void tt_init_pairs(struct tt_state *S)
 
 /* --- tokenizer.json --- */
 
-/* Writes s[0..n) as a JSON string. */
-static void json_str(FILE *f, const char *s, size_t n)
+static void write_added(struct buf *f, const struct tt_state *S, int n_special)
 {
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static void write_added(FILE *f, const struct tt_state *S, int n_special)
-{
-	fprintf(f, "  \"added_tokens\": [");
+	buf_printf(f, "  \"added_tokens\": [");
 	for (int i = 0; i < n_special; i++) {
-		fprintf(f, "%s\n    {\"id\": %d, \"content\": ", i ? "," : "", i);
-		json_str(f, S->tok[i].text, S->tok[i].len);
-		fprintf(f, ", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
+		buf_printf(f, "%s\n    {\"id\": %d, \"content\": ", i ? "," : "", i);
+		hug_json_quote_n(f, S->tok[i].text, S->tok[i].len);
+		buf_printf(f, ", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
 			   "\"normalized\": false, \"special\": true}");
 	}
-	fprintf(f, "%s],\n", n_special ? "\n  " : "");
+	buf_printf(f, "%s],\n", n_special ? "\n  " : "");
 }
 
-static void write_pretok(FILE *f, enum tok_pretok_kind kind)
+static void write_pretok(struct buf *f, enum tok_pretok_kind kind)
 {
 	if (kind == TOK_PRETOK_GPT2) {
-		fprintf(f, "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": "
+		buf_printf(f, "  \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": "
 			   "false, \"trim_offsets\": true, \"use_regex\": true},\n");
 		return;
 	}
-	fprintf(f, "  \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [\n"
+	buf_printf(f, "  \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [\n"
 		   "    {\"type\": \"Split\", \"pattern\": {\"Regex\": ");
-	json_str(f, tok_bloom_regex(), strlen(tok_bloom_regex()));
-	fprintf(f, "}, \"behavior\": \"Isolated\", \"invert\": false},\n"
+	hug_json_quote_n(f, tok_bloom_regex(), strlen(tok_bloom_regex()));
+	buf_printf(f, "}, \"behavior\": \"Isolated\", \"invert\": false},\n"
 		   "    {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
 		   "\"trim_offsets\": true, \"use_regex\": false}]},\n");
 }
 
-static void write_model(FILE *f, const struct tt_state *S, bool unk)
+static void write_model(struct buf *f, const struct tt_state *S, bool unk)
 {
-	fprintf(f, "  \"model\": {\n    \"type\": \"BPE\", \"dropout\": null, \"unk_token\": %s, "
+	buf_printf(f, "  \"model\": {\n    \"type\": \"BPE\", \"dropout\": null, \"unk_token\": %s, "
 		   "\"continuing_subword_prefix\": null, \"end_of_word_suffix\": null, "
 		   "\"fuse_unk\": false, \"byte_fallback\": false, \"ignore_merges\": false,\n"
 		   "    \"vocab\": {", unk ? "\"<unk>\"" : "null");
 	for (size_t i = 0; i < S->n_tok; i++) {
-		fprintf(f, "%s\n      ", i ? "," : "");
-		json_str(f, S->tok[i].text, S->tok[i].len);
-		fprintf(f, ": %zu", i);
+		buf_printf(f, "%s\n      ", i ? "," : "");
+		hug_json_quote_n(f, S->tok[i].text, S->tok[i].len);
+		buf_printf(f, ": %zu", i);
 	}
-	fprintf(f, "\n    },\n    \"merges\": [");
+	buf_printf(f, "\n    },\n    \"merges\": [");
 	for (int64_t i = 0; i < S->n_merges; i++) {
 		const struct tt_token *a = &S->tok[S->merges[2 * i]], *b = &S->tok[S->merges[2 * i + 1]];
-		fprintf(f, "%s\n      [", i ? "," : "");
-		json_str(f, a->text, a->len);
-		fprintf(f, ", ");
-		json_str(f, b->text, b->len);
-		fprintf(f, "]");
+		buf_printf(f, "%s\n      [", i ? "," : "");
+		hug_json_quote_n(f, a->text, a->len);
+		buf_printf(f, ", ");
+		hug_json_quote_n(f, b->text, b->len);
+		buf_printf(f, "]");
 	}
-	fprintf(f, "\n    ]\n  }\n}\n");
+	buf_printf(f, "\n    ]\n  }\n}\n");
 }
 
 int tt_write_json(const struct tt_state *S, const struct tok_train_opts *o,
 		  const char *path, struct hug_error *err)
 {
-	char *buf = NULL;
-	size_t len = 0;
+	struct buf f = { 0 };
 	bool unk = false;
 	for (int i = 0; i < o->n_special; i++)
 		unk |= !strcmp(o->special[i], "<unk>");
-	FILE *f = open_memstream(&buf, &len);
-	HUG_ASSERT(f != NULL);
-	fprintf(f, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n");
-	write_added(f, S, o->n_special);
-	fprintf(f, "  \"normalizer\": null,\n");
-	write_pretok(f, o->pretok);
-	fprintf(f, "  \"post_processor\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, "
+	buf_printf(&f, "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n");
+	write_added(&f, S, o->n_special);
+	buf_printf(&f, "  \"normalizer\": null,\n");
+	write_pretok(&f, o->pretok);
+	buf_printf(&f, "  \"post_processor\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, "
 		   "\"trim_offsets\": false, \"use_regex\": true},\n"
 		   "  \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, "
 		   "\"trim_offsets\": true, \"use_regex\": true},\n");
-	write_model(f, S, unk);
-	HUG_ASSERT(fclose(f) == 0);
-	int rc = fs_write_atomic(path, buf, len, err);
-	free(buf); /* open_memstream's buffer comes from malloc */
+	write_model(&f, S, unk);
+	int rc = fs_write_atomic(path, f.p, f.n, err);
+	buf_free(&f);
 	return rc;
 }

@@ -101,13 +101,12 @@ int dir_checksums_check(const char *dir, bool *verified, struct hug_error *err)
 	hug_json_init();
 	if (verified)
 		*verified = false;
-	char *path = fs_join(dir, DIR_CHECKSUMS_FILE), *text = NULL;
+	char *path = fs_join(dir, DIR_CHECKSUMS_FILE);
 	int rc = 0;
 	if (fs_exists(path)) {
-		rc = fs_read_file(path, (size_t)256 << 20, &text, NULL, err);
-		cJSON *j = rc ? NULL : cJSON_Parse(text);
-		if (!rc && !cJSON_IsObject(j))
-			rc = hug_error_set(err, "%s: not a JSON object (truncated?)", path);
+		cJSON *j = NULL;
+		rc = hug_json_read_object(path, (size_t)256 << 20, "a JSON object (truncated?)",
+					  &j, err);
 		const cJSON *files = rc ? NULL : cJSON_GetObjectItemCaseSensitive(j, DIR_CHECKSUMS_KEY);
 		if (files) {
 			rc = dir_checksums_verify(dir, files, path, err);
@@ -116,7 +115,6 @@ int dir_checksums_check(const char *dir, bool *verified, struct hug_error *err)
 		}
 		cJSON_Delete(j);
 	}
-	hug_free(text);
 	hug_free(path);
 	return rc;
 }

@@ -57,16 +57,13 @@ const char *st_dtype_name(enum dtype dt)
 
 /* ---- reader ---- */
 
-/* Largest integer a JSON number (a double in cJSON) holds exactly. */
-#define JSON_INT_MAX 9007199254740992.0
-
 /* A non-negative integer JSON number -> *out; false otherwise. */
 static bool json_u64(const cJSON *item, uint64_t *out)
 {
 	if (!cJSON_IsNumber(item))
 		return false;
 	double v = item->valuedouble;
-	if (!(v >= 0 && v <= JSON_INT_MAX) || v != floor(v))
+	if (!(v >= 0 && v <= (double)HUG_JSON_INT_MAX) || v != floor(v))
 		return false;
 	*out = (uint64_t)v;
 	return true;
@@ -672,92 +669,40 @@ void st_writer_free(struct st_writer *w)
 	hug_free(w);
 }
 
-/* A growable byte string for the header. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		while (b->len + n + 1 > b->cap)
-			b->cap = b->cap ? 2 * b->cap : 4096;
-		b->p = hug_realloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-/* A JSON string literal, escaped as serde_json (the Rust writer) does. */
-static void sb_json_string(struct sbuf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	sb_put(b, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char esc[7] = { '\\', 0 };
-		switch (*p) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		default:
-			if (*p >= 0x20) {
-				sb_put(b, (const char *)p, 1);
-				continue;
-			}
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[*p >> 4];
-			esc[5] = hex[*p & 15];
-		}
-		sb_str(b, esc);
-	}
-	sb_put(b, "\"", 1);
-}
-
-static void build_header(const struct st_writer *w, struct sbuf *b)
+static void build_header(const struct st_writer *w, struct buf *b)
 {
 	char num[64];
 	uint64_t off = 0;
-	sb_str(b, "{\"__metadata__\":{");
+	buf_str(b, "{\"__metadata__\":{");
 	for (int i = 0; i < w->n_meta; i++) {
 		if (i)
-			sb_str(b, ",");
-		sb_json_string(b, w->keys[i]);
-		sb_str(b, ":");
-		sb_json_string(b, w->values[i]);
+			buf_str(b, ",");
+		hug_json_quote(b, w->keys[i]);
+		buf_str(b, ":");
+		hug_json_quote(b, w->values[i]);
 	}
-	sb_str(b, "}");
+	buf_str(b, "}");
 	for (int i = 0; i < w->n; i++) {
 		const struct tensor *t = w->e[i].t;
 		uint64_t nbytes = (uint64_t)tensor_numel(t) * dtype_size(w->e[i].disk);
-		sb_str(b, ",");
-		sb_json_string(b, w->e[i].name);
-		sb_str(b, ":{\"dtype\":\"");
-		sb_str(b, st_dtype_name(w->e[i].disk));
-		sb_str(b, "\",\"shape\":[");
+		buf_str(b, ",");
+		hug_json_quote(b, w->e[i].name);
+		buf_str(b, ":{\"dtype\":\"");
+		buf_str(b, st_dtype_name(w->e[i].disk));
+		buf_str(b, "\",\"shape\":[");
 		for (int d = 0; d < t->ndim; d++) {
 			snprintf(num, sizeof(num), "%s%" PRId64, d ? "," : "",
 				 t->shape[d]);
-			sb_str(b, num);
+			buf_str(b, num);
 		}
 		snprintf(num, sizeof(num), "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}",
 			 off, off + nbytes);
-		sb_str(b, num);
+		buf_str(b, num);
 		off += nbytes;
 	}
-	sb_str(b, "}");
-	while (b->len % 8)
-		sb_str(b, " ");
+	buf_str(b, "}");
+	while (b->n % 8)
+		buf_str(b, " ");
 }
 
 /* Buffered output to a file descriptor; the first failure sticks. */
@@ -772,19 +717,8 @@ struct outf {
 static int write_all(struct outf *o, const void *p, size_t n,
 		     struct hug_error *err)
 {
-	const char *c = p;
-	while (n > 0 && !o->failed) {
-		ssize_t k = write(o->fd, c, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			o->failed = 1;
-			return hug_error_set(err, "%s: write failed: %s", o->path,
-					     k < 0 ? strerror(errno) : "no progress");
-		}
-		c += k;
-		n -= (size_t)k;
-	}
+	if (!o->failed && fs_write_all(o->fd, o->path, p, n, err))
+		o->failed = 1;
 	return o->failed ? -1 : 0;
 }
 
@@ -820,12 +754,12 @@ static int write_converted(struct outf *o, const struct tensor *t,
 }
 
 static int write_body(struct outf *o, const struct st_writer *w,
-		      const struct sbuf *hdr, struct hug_error *err)
+		      const struct buf *hdr, struct hug_error *err)
 {
 	unsigned char len8[8];
 	for (int i = 0; i < 8; i++)
-		len8[i] = (unsigned char)((uint64_t)hdr->len >> (8 * i));
-	if (write_all(o, len8, 8, err) || write_all(o, hdr->p, hdr->len, err))
+		len8[i] = (unsigned char)((uint64_t)hdr->n >> (8 * i));
+	if (write_all(o, len8, 8, err) || write_all(o, hdr->p, hdr->n, err))
 		return -1;
 	for (int i = 0; i < w->n; i++) {
 		const struct tensor *t = w->e[i].t;
@@ -866,14 +800,6 @@ static int check_writer_names(const struct st_writer *w, const char *path,
 	return rc;
 }
 
-/* Makes the rename durable. */
-static void sync_parent_dir(const char *path)
-{
-	char *dir = fs_parent(path);
-	fs_sync_dir(dir);
-	hug_free(dir);
-}
-
 /* Refuses a tensor with a NaN or Inf element, as stored on disk (a value
  * that overflows the disk dtype counts too), naming it: no file ever holds
  * one. 0 or -1. */
@@ -910,50 +836,27 @@ static int check_writer_finite(const struct st_writer *w, const char *path,
 int st_writer_write(struct st_writer *w, const char *path,
 		    struct hug_error *err)
 {
-	struct sbuf hdr = { 0 };
+	struct buf hdr = { 0 };
 	struct outf o = { .fd = -1, .cap = 1 << 20 };
 	int rc = -1;
 	if (check_writer_names(w, path, err) || check_writer_finite(w, path, err))
 		return -1;
-	size_t plen = strlen(path);
-	char *tmp = hug_malloc(plen + 5);
-	memcpy(tmp, path, plen);
-	memcpy(tmp + plen, ".tmp", 5);
+	char *tmp = fs_tmp_name(path);
 	o.path = tmp;
 	build_header(w, &hdr);
-	o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (o.fd < 0) {
-		hug_error_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+	o.fd = fs_create(tmp, err);
+	if (o.fd < 0)
+		goto free_bufs;
+	o.buf = hug_malloc(o.cap);
+	if (write_body(&o, w, &hdr, err)) {
+		close(o.fd);
+		unlink(tmp);
 		goto free_bufs;
 	}
-	o.buf = hug_malloc(o.cap);
-	if (write_body(&o, w, &hdr, err))
-		goto remove_tmp;
-	if (fsync(o.fd) != 0) {
-		hug_error_set(err, "%s: fsync failed: %s", tmp, strerror(errno));
-		goto remove_tmp;
-	}
-	int fd = o.fd;
-	o.fd = -1;
-	if (close(fd) != 0) {
-		hug_error_set(err, "%s: close failed: %s", tmp, strerror(errno));
-		goto remove_tmp;
-	}
-	if (rename(tmp, path) != 0) {
-		hug_error_set(err, "%s: cannot rename %s over it: %s", path,
-			      tmp, strerror(errno));
-		goto remove_tmp;
-	}
-	sync_parent_dir(path);
-	rc = 0;
-	goto free_bufs;
-remove_tmp:
-	if (o.fd >= 0)
-		close(o.fd);
-	unlink(tmp);
+	rc = fs_commit(o.fd, tmp, path, err);
 free_bufs:
 	hug_free(o.buf);
-	hug_free(hdr.p);
+	buf_free(&hdr);
 	hug_free(tmp);
 	return rc;
 }

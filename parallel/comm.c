@@ -15,6 +15,8 @@
 #ifdef HUG_MPI
 #include <mpi.h>
 
+#include "mpi_check.h"
+
 static MPI_Datatype mpi_type(enum dtype dt)
 {
 	switch (dt) {
@@ -31,16 +33,20 @@ static MPI_Op mpi_op(enum comm_op op)
 	return op == COMM_MAX ? MPI_MAX : op == COMM_MIN ? MPI_MIN : MPI_SUM;
 }
 
-#define MPI_CHECK(call)                                                        \
-	do {                                                                   \
-		int rc_ = (call);                                              \
-		if (rc_ != MPI_SUCCESS) {                                      \
-			char msg_[MPI_MAX_ERROR_STRING];                       \
-			int len_ = 0;                                          \
-			MPI_Error_string(rc_, msg_, &len_);                    \
-			hug_panic("%s failed: %s", #call, msg_);               \
-		}                                                              \
-	} while (0)
+void comm_mpi_check(int rc, const char *what, const char *file, int line)
+{
+	if (rc == MPI_SUCCESS)
+		return;
+	char msg[MPI_MAX_ERROR_STRING];
+	int len = 0, init = 0, fin = 0, rank = 0;
+	if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS)
+		snprintf(msg, sizeof(msg), "MPI error %d", rc);
+	MPI_Initialized(&init);
+	MPI_Finalized(&fin);
+	if (init && !fin)
+		MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+	hug_panic_at(file, line, "rank %d: %s failed: %s", rank, what, msg);
+}
 
 static int abort_rank;
 
@@ -270,14 +276,23 @@ void comm_allreduce_tensor(const struct comm *c, struct tensor *t, enum comm_op 
 			  t->device);
 }
 
+/* In a world of one a gather or scatter is a copy: makes it and returns
+ * true; false when there are other ranks. */
+static bool alone(const struct comm *c, const void *send, void *recv, int64_t n,
+		  enum dtype dt)
+{
+	if (c->size > 1)
+		return false;
+	if (send != recv)
+		memcpy(recv, send, (size_t)n * dtype_size(dt));
+	return true;
+}
+
 void comm_allgather(const struct comm *c, const void *send, void *recv, int64_t n,
 		    enum dtype dt)
 {
-	if (c->size <= 1) {
-		if (send != recv)
-			memcpy(recv, send, (size_t)n * dtype_size(dt));
+	if (alone(c, send, recv, n, dt))
 		return;
-	}
 #ifdef HUG_MPI
 	HUG_ASSERT(n <= INT32_MAX);
 	MPI_CHECK(MPI_Allgather(send, (int)n, mpi_type(dt), recv, (int)n, mpi_type(dt),
@@ -288,11 +303,8 @@ void comm_allgather(const struct comm *c, const void *send, void *recv, int64_t 
 void comm_reduce_scatter(const struct comm *c, const void *send, void *recv, int64_t n,
 			 enum dtype dt)
 {
-	if (c->size <= 1) {
-		if (send != recv)
-			memcpy(recv, send, (size_t)n * dtype_size(dt));
+	if (alone(c, send, recv, n, dt))
 		return;
-	}
 #ifdef HUG_MPI
 	HUG_ASSERT(n <= INT32_MAX);
 	MPI_CHECK(MPI_Reduce_scatter_block(send, recv, (int)n, mpi_type(dt), MPI_SUM,

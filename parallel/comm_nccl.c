@@ -23,8 +23,10 @@
 #include <nccl.h>
 
 #include "../autograd/cuda/cuda_api.h"
+#include "../autograd/cuda/cuda_check.h"
 #include "../base/panic.h"
 #include "comm_nccl.h"
+#include "mpi_check.h"
 
 #if NCCL_VERSION_CODE < NCCL_VERSION(2, 10, 0)
 #error "hug needs NCCL 2.10 or newer (bf16 all-reduce)"
@@ -63,11 +65,10 @@ static const char *nccl_hint(ncclResult_t r)
 	}
 }
 
-/* Check wrappers: a failing call panics with file:line (the panic hook
- * turns that into MPI_Abort under mpirun). */
+/* NCCL's check wrapper (CUDA_CHECK and MPI_CHECK come from their headers):
+ * a failing call panics with file:line (the panic hook turns that into
+ * MPI_Abort under mpirun). */
 #define NCCL_CHECK(call) nccl_check((call), #call, __FILE__, __LINE__)
-#define CUDA_CHECK(call) cuda_check((call), #call, __FILE__, __LINE__)
-#define MPI_CHECK(call) mpi_check((call), #call, __FILE__, __LINE__)
 
 static void nccl_check(ncclResult_t r, const char *what, const char *file, int line)
 {
@@ -81,25 +82,6 @@ static void nccl_check(ncclResult_t r, const char *what, const char *file, int l
 	hug_panic_at(file, line, "rank %d: %s failed: %s%s%s (NCCL %d.%d.%d): %s",
 		     world_rank(), what, ncclGetErrorString(r), last && *last ? ": " : "",
 		     last ? last : "", NCCL_MAJOR, NCCL_MINOR, NCCL_PATCH, nccl_hint(r));
-}
-
-static void cuda_check(cudaError_t e, const char *what, const char *file, int line)
-{
-	if (e == cudaSuccess)
-		return;
-	hug_panic_at(file, line, "rank %d: %s failed: %s", world_rank(), what,
-		     cudaGetErrorString(e));
-}
-
-static void mpi_check(int rc, const char *what, const char *file, int line)
-{
-	if (rc == MPI_SUCCESS)
-		return;
-	char s[MPI_MAX_ERROR_STRING];
-	int len = 0;
-	if (MPI_Error_string(rc, s, &len) != MPI_SUCCESS)
-		snprintf(s, sizeof(s), "MPI error %d", rc);
-	hug_panic_at(file, line, "rank %d: %s failed: %s", world_rank(), what, s);
 }
 
 static ncclDataType_t nccl_type(enum dtype dt)
@@ -183,7 +165,8 @@ static void wait_for(ncclComm_t nc, cudaEvent_t ev, const char *fn)
 		if (e == cudaSuccess)
 			return;
 		if (e != cudaErrorNotReady)
-			cuda_check(e, fn, __FILE__, __LINE__);
+			hug_panic("rank %d: %s failed: %s", world_rank(), fn,
+				  cudaGetErrorString(e));
 		ncclResult_t async = ncclSuccess;
 		NCCL_CHECK(ncclCommGetAsyncError(nc, &async));
 #if HUG_NCCL_HAS_IN_PROGRESS

@@ -1,6 +1,7 @@
 /* lora_config_json.c: adapter_config.json, read and written in PEFT's
  * layout. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,12 +14,11 @@
 
 /* ---- reading ---- */
 
+/* The one message form of base/json.h: "path: key: expected ..., got ...". */
 static int bad(const char *path, const char *key, const char *expected,
 	       const cJSON *v, struct hug_error *err)
 {
-	char b[96];
-	return hug_error_set(err, "%s: %s: expected %s, got %s", path, key, expected,
-			     v ? hug_json_text(v, b, sizeof(b)) : "nothing");
+	return hug_json_expected(&(struct json_at){ path, NULL }, key, expected, v, err);
 }
 
 static const cJSON *member(const cJSON *root, const char *key)
@@ -32,30 +32,6 @@ static bool unset(const cJSON *v)
 	return !v || cJSON_IsNull(v);
 }
 
-static int read_number(const char *path, const cJSON *root, const char *key,
-		       double *out, struct hug_error *err)
-{
-	const cJSON *v = member(root, key);
-	if (unset(v))
-		return 0;
-	if (!cJSON_IsNumber(v))
-		return bad(path, key, "a number", v, err);
-	*out = v->valuedouble;
-	return 0;
-}
-
-static int read_bool(const char *path, const cJSON *root, const char *key,
-		     bool *out, struct hug_error *err)
-{
-	const cJSON *v = member(root, key);
-	if (unset(v))
-		return 0;
-	if (!cJSON_IsBool(v))
-		return bad(path, key, "true or false", v, err);
-	*out = cJSON_IsTrue(v);
-	return 0;
-}
-
 static bool is_int(const cJSON *v)
 {
 	return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
@@ -65,12 +41,11 @@ static bool is_int(const cJSON *v)
 static int read_rank(const char *path, const cJSON *root, struct lora_config *c,
 		     struct hug_error *err)
 {
-	const cJSON *v = member(root, "r");
-	if (unset(v))
-		return 0; /* PEFT's default */
-	if (!is_int(v) || v->valuedouble <= 0)
-		return bad(path, "r", "an integer > 0", v, err);
-	c->r = (int)v->valuedouble;
+	int64_t r = c->r; /* absent: PEFT's default */
+	if (hug_json_get_int(&(struct json_at){ path, NULL }, root, "r", 1, INT32_MAX, false,
+			     &r, err))
+		return -1;
+	c->r = (int)r;
 	return 0;
 }
 
@@ -184,11 +159,12 @@ static int refuse_duplicates(const char *path, const cJSON *root, struct hug_err
 static int read_fields(const char *path, const cJSON *root, struct lora_config *c,
 		       struct hug_error *err)
 {
+	const struct json_at at = { path, NULL };
 	if (refuse_duplicates(path, root, err) || read_kind(path, root, err) || refuse_unsupported(path, root, err) ||
 	    read_rank(path, root, c, err) ||
-	    read_number(path, root, "lora_alpha", &c->alpha, err) ||
-	    read_number(path, root, "lora_dropout", &c->dropout, err) ||
-	    read_bool(path, root, "use_rslora", &c->rslora, err) ||
+	    hug_json_get_number(&at, root, "lora_alpha", false, &c->alpha, err) ||
+	    hug_json_get_number(&at, root, "lora_dropout", false, &c->dropout, err) ||
+	    hug_json_get_bool(&at, root, "use_rslora", false, &c->rslora, err) ||
 	    read_targets(path, root, c, err) || read_layers(path, root, c, err))
 		return -1;
 	const cJSON *b = member(root, "base_model_name_or_path");
@@ -203,18 +179,11 @@ static int read_fields(const char *path, const cJSON *root, struct lora_config *
 
 int lora_config_read(const char *path, struct lora_config *c, struct hug_error *err)
 {
-	char *text;
+	cJSON *root;
 	lora_config_init(c);
-	if (fs_read_file(path, CONFIG_MAX_BYTES, &text, NULL, err))
+	if (hug_json_read_object(path, CONFIG_MAX_BYTES, "a JSON object (PEFT's adapter_config.json)",
+				 &root, err))
 		goto fail;
-	hug_json_init();
-	cJSON *root = cJSON_Parse(text);
-	hug_free(text);
-	if (!cJSON_IsObject(root)) {
-		cJSON_Delete(root);
-		hug_error_set(err, "%s: expected a JSON object (PEFT's adapter_config.json)", path);
-		goto fail;
-	}
 	int rc = read_fields(path, root, c, err);
 	cJSON_Delete(root);
 	if (rc == 0)
@@ -259,25 +228,16 @@ static cJSON *config_json(const struct lora_config *c, char *const *targets, int
 
 /* Two-space indented, one member a line, as PEFT's json.dumps(indent=2)
  * writes a flat object (arrays stay on their line). */
-static char *config_text(const cJSON *j, size_t *len)
+static void config_text(const cJSON *j, struct buf *out)
 {
-	size_t cap = 4096, n = 0;
-	char *buf = hug_malloc(cap);
-	n += (size_t)snprintf(buf, cap, "{\n");
-	for (const cJSON *it = j->child; it; it = it->next) {
-		char *v = cJSON_PrintUnformatted(it);
-		size_t need = strlen(it->string) + strlen(v) + 16;
-		if (n + need >= cap)
-			buf = hug_realloc(buf, cap = 2 * (n + need));
-		n += (size_t)snprintf(buf + n, cap - n, "  \"%s\": %s%s\n", it->string, v,
-				      it->next ? "," : "");
-		cJSON_free(v);
-	}
-	if (n + 3 >= cap)
-		buf = hug_realloc(buf, cap = n + 3);
-	n += (size_t)snprintf(buf + n, cap - n, "}\n");
-	*len = n;
-	return buf;
+	int n = cJSON_GetArraySize(j), i = 0;
+	struct json_member *m = hug_calloc((size_t)n, sizeof(*m));
+	for (const cJSON *it = j->child; it; it = it->next, i++)
+		m[i] = (struct json_member){ it->string, cJSON_PrintUnformatted(it) };
+	hug_json_flat_object(out, m, n);
+	for (i = 0; i < n; i++)
+		cJSON_free((char *)m[i].value);
+	hug_free(m);
 }
 
 int lora_config_write(const struct lora_config *c, char *const *targets,
@@ -285,10 +245,10 @@ int lora_config_write(const struct lora_config *c, char *const *targets,
 {
 	hug_json_init();
 	cJSON *j = config_json(c, targets, n_targets);
-	size_t len;
-	char *text = config_text(j, &len);
+	struct buf text = { 0 };
+	config_text(j, &text);
 	cJSON_Delete(j);
-	int rc = fs_write_atomic(path, text, len, err);
-	hug_free(text);
+	int rc = fs_write_atomic(path, text.p, text.n, err);
+	buf_free(&text);
 	return rc;
 }

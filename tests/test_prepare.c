@@ -22,7 +22,7 @@
 /* All the shards of a directory, concatenated. */
 struct readback {
 	struct tok_ids tokens;
-	struct tok_bytes mask;      /* one byte per token */
+	struct buf mask;      /* one byte per token */
 	struct tok_ids doc_len;     /* per document */
 	int shards;
 	int64_t shard_tokens[64];
@@ -33,7 +33,7 @@ struct readback {
 static void readback_free(struct readback *r)
 {
 	tok_ids_free(&r->tokens);
-	tok_bytes_free(&r->mask);
+	buf_free(&r->mask);
 	tok_ids_free(&r->doc_len);
 }
 
@@ -60,7 +60,7 @@ static int read_shards(const char *dir, struct readback *r)
 		if (!rc) {
 			for (int64_t i = 0; i < n; i++)
 				tok_ids_push(&r->tokens, t[i]);
-			tok_bytes_append(&r->mask, m, (size_t)n);
+			buf_put(&r->mask, m, (size_t)n);
 			for (int64_t i = 0; i < d; i++)
 				tok_ids_push(&r->doc_len, (int32_t)(off[i + 1] - off[i]));
 			r->has_mask = shard_reader_has_loss_mask(sr);

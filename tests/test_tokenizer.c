@@ -114,7 +114,7 @@ TEST(tokenizer_decode_inverts_encode)
 		struct hug_error err = { 0 };
 		REQUIRE(tokenizer_load(names[k], &tok, &err) == 0);
 		struct tok_ids ids = { 0 };
-		struct tok_bytes back = { 0 };
+		struct buf back = { 0 };
 		cJSON_ArrayForEach(t, texts) {
 			size_t len;
 			char *s = unhex(t->valuestring, &len);
@@ -139,7 +139,7 @@ TEST(tokenizer_decode_inverts_encode)
 			CHECK(back.n == len && !memcmp(back.p, s, len));
 		}
 		tok_ids_free(&ids);
-		tok_bytes_free(&back);
+		buf_free(&back);
 		tokenizer_free(tok);
 	}
 	cJSON_Delete(exp);
@@ -166,7 +166,7 @@ TEST(tokenizer_special_ids_and_hash)
 	CHECK(tokenizer_n_merges(g) == tokenizer_n_merges(s) && tokenizer_n_merges(g) > 300);
 	/* special tokens can be skipped when decoding; bad ids are errors */
 	struct tok_ids ids = { 0 };
-	struct tok_bytes out = { 0 };
+	struct buf out = { 0 };
 	tokenizer_encode(b, "<s>hi</s>", 9, &ids);
 	CHECK(ids.n >= 3 && ids.v[0] == 1 && ids.v[ids.n - 1] == 2);
 	CHECK(tokenizer_decode(b, ids.v, ids.n, true, &out, &err) == 0 && !strcmp(out.p, "hi"));
@@ -174,7 +174,7 @@ TEST(tokenizer_special_ids_and_hash)
 	CHECK(tokenizer_decode(b, badid, 2, false, &out, &err) == -1);
 	CHECK(strstr(err.msg, "token 1: id 600") != NULL);
 	tok_ids_free(&ids);
-	tok_bytes_free(&out);
+	buf_free(&out);
 	tokenizer_free(g);
 	tokenizer_free(s);
 	tokenizer_free(b);

@@ -366,57 +366,38 @@ char *checkpoint_resume_pick(const char *out_dir, FILE *report, struct hug_error
 	return pick;
 }
 
-static int json_i64(const cJSON *j, const char *key, const char *file, int64_t *out,
-		    struct hug_error *err)
+/* A required count: an integer >= 0. */
+static int json_count(const struct json_at *at, const cJSON *j, const char *key,
+		      int64_t *out, struct hug_error *err)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble != (double)(int64_t)v->valuedouble)
-		return hug_error_set(err, "%s: %s: expected an integer >= 0", file, key);
-	*out = (int64_t)v->valuedouble;
-	return 0;
-}
-
-static int json_u64_str(const cJSON *j, const char *key, const char *file, uint64_t *out,
-			struct hug_error *err)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-	char *end = NULL;
-	if (cJSON_IsString(v)) {
-		errno = 0;
-		unsigned long long x = strtoull(v->valuestring, &end, 10);
-		if (!errno && end != v->valuestring && !*end) {
-			*out = x;
-			return 0;
-		}
-	}
-	return hug_error_set(err, "%s: rng.%s: expected a decimal string", file, key);
+	return hug_json_get_int(at, j, key, 0, HUG_JSON_INT_MAX, true, out, err);
 }
 
 static int load_state(struct trainer *t, const char *dir, cJSON **history,
 		      struct hug_error *err)
 {
-	char *path = fs_join(dir, STATE_FILE), *text = NULL;
-	int rc = fs_read_file(path, (size_t)256 << 20, &text, NULL, err);
-	cJSON *j = rc ? NULL : cJSON_Parse(text);
+	char *path = fs_join(dir, STATE_FILE);
+	cJSON *j = NULL;
+	int rc = hug_json_read_object(path, (size_t)256 << 20, NULL, &j, err);
 	int64_t version = 0;
-	if (!rc && !cJSON_IsObject(j))
-		rc = hug_error_set(err, "%s: not a JSON object", path);
-	if (!rc && (json_i64(j, "format_version", path, &version, err) ||
-		    json_i64(j, "step", path, &t->step, err) ||
-		    json_i64(j, "samples_seen", path, &t->samples_seen, err) ||
-		    json_i64(j, "tokens_seen", path, &t->tokens_seen, err) ||
-		    json_i64(j, "skipped_steps", path, &t->skipped_steps, err)))
+	const struct json_at at = { path, NULL }, at_rng = { path, "rng" };
+	if (!rc && (json_count(&at, j, "format_version", &version, err) ||
+		    json_count(&at, j, "step", &t->step, err) ||
+		    json_count(&at, j, "samples_seen", &t->samples_seen, err) ||
+		    json_count(&at, j, "tokens_seen", &t->tokens_seen, err) ||
+		    json_count(&at, j, "skipped_steps", &t->skipped_steps, err)))
 		rc = -1;
 	t->consecutive_skips = 0; /* absent in older checkpoints */
-	if (!rc && cJSON_GetObjectItemCaseSensitive(j, "consecutive_skips") &&
-	    json_i64(j, "consecutive_skips", path, &t->consecutive_skips, err))
+	if (!rc && hug_json_get_int(&at, j, "consecutive_skips", 0, HUG_JSON_INT_MAX, false,
+				    &t->consecutive_skips, err))
 		rc = -1;
 	if (!rc && version != STATE_VERSION)
 		rc = hug_error_set(err, "%s: format_version %lld, this hug reads %d", path,
 				   (long long)version, STATE_VERSION);
 	const cJSON *rng = rc ? NULL : cJSON_GetObjectItemCaseSensitive(j, "rng");
-	if (!rc && (json_u64_str(rng, "dropout_seed", path, &t->ctx.seed, err) ||
-		    json_u64_str(rng, "dropout_offset", path, &t->ctx.rng_offset, err)))
+	if (!rc && (hug_json_get_u64_string(&at_rng, rng, "dropout_seed", true, &t->ctx.seed, err) ||
+		    hug_json_get_u64_string(&at_rng, rng, "dropout_offset", true,
+					    &t->ctx.rng_offset, err)))
 		rc = -1;
 	struct loader_state ls;
 	if (!rc) {
@@ -430,7 +411,6 @@ static int load_state(struct trainer *t, const char *dir, cJSON **history,
 		*history = cJSON_IsArray(h) ? cJSON_Duplicate(h, 1) : cJSON_CreateArray();
 	}
 	cJSON_Delete(j);
-	hug_free(text);
 	hug_free(path);
 	return rc;
 }

@@ -298,9 +298,3 @@ void dist_gather_params(struct dist *d)
 			copy_range(d, pt->items[i].t, 0, d->flat, d->offset[i],
 				   tensor_numel(pt->items[i].t), true);
 }
-
-double dist_mean(const struct dist *d, double v)
-{
-	comm_allreduce(&d->par->dp_group, &v, 1, DT_F64, COMM_SUM);
-	return v / (double)d->par->dp;
-}

@@ -79,7 +79,4 @@ double dist_grad_norm(struct dist *d, const struct optimizer *o);
 /* ZeRO-1, after the update: every rank receives every updated parameter. */
 void dist_gather_params(struct dist *d);
 
-/* The mean of v over the data-parallel ranks. */
-double dist_mean(const struct dist *d, double v);
-
 #endif

@@ -107,11 +107,6 @@ static const struct glyph *glyph_find(char c)
 	return NULL;
 }
 
-bool font_has(char c)
-{
-	return glyph_find(c) != NULL;
-}
-
 bool font_pixel(char c, int col, int row)
 {
 	const struct glyph *g = glyph_find(c);

@@ -7,9 +7,6 @@
 
 #include <stdbool.h>
 
-/* Whether the font has a glyph for c. */
-bool font_has(char c);
-
 /* Whether pixel (col, row) of c's glyph is set; col in [0, 5), row in
  * [0, 9), anything outside is unset. A character the font lacks reads as
  * '?'. */

@@ -2,11 +2,11 @@
  * of stored deflate blocks, and the CRC-32 / Adler-32 checksums it needs. */
 #include "png.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 #include "../base/panic.h"
 
 /* Largest LEN of a stored deflate block (RFC 1951, 3.2.4). */
@@ -140,41 +140,12 @@ uint8_t *png_encode_rgb(const uint8_t *rgb, int w, int h, size_t *len)
 	return out;
 }
 
-/* Writes buf[0..len) to a new file at tmp; errors name `shown` (the path
- * the user asked for). 0 or -1 with err. */
-static int write_file(const char *tmp, const char *shown, const uint8_t *buf,
-		      size_t len, struct hug_error *err)
-{
-	FILE *f = fopen(tmp, "wb");
-	if (!f)
-		return hug_error_set(err, "%s: cannot create: %s", shown, strerror(errno));
-	size_t put = fwrite(buf, 1, len, f);
-	int werr = put == len ? 0 : (errno ? errno : EIO);
-	if (fclose(f) && !werr)
-		werr = errno ? errno : EIO;
-	if (werr)
-		return hug_error_set(err, "%s: write failed: %s", shown, strerror(werr));
-	return 0;
-}
-
 int png_write_rgb(const char *path, const uint8_t *rgb, int w, int h,
 		  struct hug_error *err)
 {
-	size_t len, plen = strlen(path);
+	size_t len;
 	uint8_t *png = png_encode_rgb(rgb, w, h, &len);
-	char *tmp = hug_malloc(plen + 5);
-	int rc = 0;
-	memcpy(tmp, path, plen);
-	memcpy(tmp + plen, ".tmp", 5);
-	if (write_file(tmp, path, png, len, err)) {
-		rc = -1;
-		remove(tmp);
-	} else if (rename(tmp, path)) {
-		rc = hug_error_set(err, "%s: cannot rename %s into place: %s", path, tmp,
-				   strerror(errno));
-		remove(tmp);
-	}
-	hug_free(tmp);
+	int rc = fs_write_atomic(path, png, len, err);
 	hug_free(png);
 	return rc;
 }

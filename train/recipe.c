@@ -161,15 +161,24 @@ static int need(struct rparse *rp, const char *path, const cJSON *v)
 	return hug_error_set(rp->err, "%s: %s: required key is missing", rp->name, path);
 }
 
-static int get_num(struct rparse *rp, const char *path, double *out)
+/* The number (num) or boolean (flag) at path; the schema has checked its
+ * type. 0 or -1 when it is missing. */
+static int get_scalar(struct rparse *rp, const char *path, double *num, bool *flag)
 {
 	cJSON *scratch = NULL;
 	const cJSON *v = value(rp, path, &scratch);
 	int rc = need(rp, path, v);
-	if (!rc)
-		*out = v->valuedouble;
+	if (!rc && num)
+		*num = v->valuedouble;
+	if (!rc && flag)
+		*flag = cJSON_IsTrue(v);
 	cJSON_Delete(scratch);
 	return rc;
+}
+
+static int get_num(struct rparse *rp, const char *path, double *out)
+{
+	return get_scalar(rp, path, out, NULL);
 }
 
 static int get_i64(struct rparse *rp, const char *path, int64_t *out)
@@ -192,13 +201,7 @@ static int get_int(struct rparse *rp, const char *path, int *out)
 
 static int get_bool(struct rparse *rp, const char *path, bool *out)
 {
-	cJSON *scratch = NULL;
-	const cJSON *v = value(rp, path, &scratch);
-	int rc = need(rp, path, v);
-	if (!rc)
-		*out = cJSON_IsTrue(v);
-	cJSON_Delete(scratch);
-	return rc;
+	return get_scalar(rp, path, NULL, out);
 }
 
 /* A copy of the string at path (NULL when null/absent and allowed). */
@@ -536,10 +539,8 @@ int recipe_parse(const char *name, const char *text, const char *const *override
 	const char *where = NULL;
 	rp.root = cJSON_ParseWithOpts(text, &where, 1);
 	if (!rp.root || !cJSON_IsObject(rp.root)) {
-		long off = rp.root ? 0 : (long)(where ? where - text : 0);
-		int line = 1;
-		for (long i = 0; i < off; i++)
-			line += text[i] == '\n';
+		int line, col;
+		hug_json_position(text, strlen(text), where ? (size_t)(where - text) : 0, &line, &col);
 		cJSON_Delete(rp.root);
 		return rp.root ? hug_error_set(err, "%s: expected a JSON object", name)
 			       : hug_error_set(err, "%s:%d: not valid JSON", name, line);

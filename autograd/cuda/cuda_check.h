@@ -1,6 +1,7 @@
-/* cuda_check.h: check wrappers for CUDA runtime and cuBLAS calls (CUDA C++
- * only: include from .cu files). Each prints file:line, the call and the
- * library's own error string.
+/* cuda_check.h: the check wrappers for CUDA runtime and cuBLAS calls, for
+ * the .cu files and for C files that call the CUDA runtime (parallel/
+ * comm_nccl.c). Each prints file:line, the call and the library's own
+ * error string.
  *
  *   CUDA_CHECK(call)    a failing call is tier 2: panic (abort) at file:line
  *   CUBLAS_CHECK(call)  the same for cuBLAS status codes
@@ -11,9 +12,10 @@
 #ifndef HUG_AUTOGRAD_CUDA_CHECK_H
 #define HUG_AUTOGRAD_CUDA_CHECK_H
 
-#include <cstdio>
-#include <cuda_runtime.h>
+#include <stdio.h>
 
+#ifdef __cplusplus
+#include <cuda_runtime.h>
 /* base/panic.h declares hug_panic_at with C11's _Noreturn, which C++ spells
  * [[noreturn]]. */
 #ifndef _Noreturn
@@ -22,6 +24,11 @@
 extern "C" {
 #include "../../base/panic.h"
 }
+#else
+#include <cuda_runtime_api.h>
+
+#include "../../base/panic.h"
+#endif
 
 #define CUDA_CHECK(call)                                                       \
 	do {                                                                   \

@@ -22,9 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
 		struct tok_ids ids = {0};
 		tokenizer_encode(tok, texts[i], strlen(texts[i]), &ids);
-		struct tok_bytes out = {0};
+		struct buf out = {0};
 		tokenizer_decode(tok, ids.v, ids.n, false, &out, &err);
-		tok_bytes_free(&out);
+		buf_free(&out);
 		tok_ids_free(&ids);
 	}
 	tokenizer_free(tok);
