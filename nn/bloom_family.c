@@ -147,10 +147,9 @@ static const struct model_linear_kind linears[BLOOM_N_LINEAR] = {
 	[BLOOM_FC2] = { "dense_4h_to_h", "mlp.dense_4h_to_h", MODEL_SPLIT_ROW },
 };
 
-static void linear(const struct model_config *cfg, int tp_size, void *impl, int layer,
-		   int kind, struct model_linear *out)
+static void linear(const struct model_config *cfg, void *impl, int layer, int kind,
+		   struct model_linear *out)
 {
-	(void)tp_size; /* the whole layer's features do not depend on it */
 	const struct bloom_config *c = bloom_config_of(cfg);
 	static const int64_t mul[BLOOM_N_LINEAR][2] = { /* (in, out) in units of C */
 		[BLOOM_QKV] = { 1, 3 }, [BLOOM_PROJ] = { 1, 1 },
@@ -161,7 +160,8 @@ static void linear(const struct model_config *cfg, int tp_size, void *impl, int 
 	out->layer = layer;
 	out->kind = kind;
 	out->module = linears[kind].module;
-	snprintf(out->path, sizeof(out->path), "transformer.h.%d.%s", layer, linears[kind].path);
+	snprintf(out->path, sizeof(out->path), "%s%d.%s", bloom_family.hf_names.block_prefix, layer,
+		 linears[kind].path);
 	out->in = mul[kind][0] * c->hidden_size;
 	out->out = mul[kind][1] * c->hidden_size;
 	out->split = linears[kind].split;

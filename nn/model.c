@@ -87,8 +87,9 @@ int model_family_of_json(const char *file, const struct cJSON *root,
 	if (arch && !cJSON_IsNull(arch)) {
 		if (!cJSON_IsArray(arch) || cJSON_GetArraySize(arch) < 1)
 			return hug_error_set(err, "%s: architectures: expected a list of class names "
-					     "such as [\"BloomForCausalLM\"], got %s", file,
-					     hug_json_kind(arch));
+					     "such as [\"%s\"], got %s", file,
+					     model_families[0]->architectures[0],
+					     cJSON_IsArray(arch) ? "an empty list" : hug_json_kind(arch));
 		if (family_by(file, "architectures[0]", cJSON_GetArrayItem(arch, 0), true,
 			      &by_arch, err))
 			return -1;
@@ -188,10 +189,10 @@ int model_config_n_linear(const struct model_config *cfg)
 	return cfg->family->n_linear;
 }
 
-void model_config_linear(const struct model_config *cfg, int tp_size, int layer, int kind,
+void model_config_linear(const struct model_config *cfg, int layer, int kind,
 			 struct model_linear *out)
 {
-	cfg->family->linear(cfg, tp_size, NULL, layer, kind, out);
+	cfg->family->linear(cfg, NULL, layer, kind, out);
 }
 
 /* --------------------------------------------------------------- models */
@@ -329,7 +330,7 @@ void model_linear(const struct model *m, int layer, int kind, struct model_linea
 {
 	struct model_config c;
 	model_config_of(m, &c);
-	m->family->linear(&c, model_parts(m).tp.size, m->impl, layer, kind, out);
+	m->family->linear(&c, m->impl, layer, kind, out);
 }
 
 struct tensor *model_lm_loss(struct ag_ctx *ctx, struct tensor *logits, struct tensor *labels)

@@ -140,8 +140,8 @@ struct model_family {
 	int (*tp_validate)(const struct model_config *cfg, int size, struct hug_error *err);
 	int64_t (*param_count)(const struct model_config *cfg);
 	double (*flops_per_token)(const struct model_config *cfg, int64_t seq_len);
-	void (*linear)(const struct model_config *cfg, int tp_size, void *impl, int layer,
-		       int kind, struct model_linear *out);
+	void (*linear)(const struct model_config *cfg, void *impl, int layer, int kind,
+		       struct model_linear *out);
 
 	/* the model */
 	void (*init)(void *impl, const struct model_config *cfg, enum dtype dt, bool trainable,
@@ -230,9 +230,10 @@ int64_t model_config_param_count(const struct model_config *cfg);
 double model_config_flops_per_token(const struct model_config *cfg, int64_t seq_len);
 
 /* Linear layers per block (family->n_linear) and the description of
- * (layer, kind) on `tp_size` ranks, shapes only (weight, adapter NULL). */
+ * (layer, kind): path, whole in/out features, split; weight and adapter
+ * NULL (a config has no tensors). */
 int model_config_n_linear(const struct model_config *cfg);
-void model_config_linear(const struct model_config *cfg, int tp_size, int layer, int kind,
+void model_config_linear(const struct model_config *cfg, int layer, int kind,
 			 struct model_linear *out);
 
 /* --------------------------------------------------------------- models */

@@ -194,7 +194,7 @@ int64_t lora_count_params(const struct lora_config *cfg, const struct model_conf
 	struct model_linear lin;
 	for (int l = 0; l < mc->dims.n_layer; l++)
 		for (int k = 0; k < model_config_n_linear(mc); k++) {
-			model_config_linear(mc, 1, l, k, &lin);
+			model_config_linear(mc, l, k, &lin);
 			if (lora_config_selects(cfg, &lin, NULL))
 				n += (int64_t)cfg->r * (lin.in + lin.out);
 		}

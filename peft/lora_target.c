@@ -95,13 +95,13 @@ int lora_config_check_targets(const struct lora_config *c, const struct model_co
 	int *hits = hug_calloc((size_t)n, sizeof(int));
 	for (int l = 0; l < n_layer; l++)
 		for (int k = 0; k < n_linear; k++) {
-			model_config_linear(mc, 1, l, k, &lin);
+			model_config_linear(mc, l, k, &lin);
 			lora_config_selects(c, &lin, hits);
 		}
 	int rc = 0;
 	char names[256];
 	known_names(mc->family, names, sizeof(names));
-	model_config_linear(mc, 1, 0, 0, &lin); /* an example path */
+	model_config_linear(mc, 0, 0, &lin); /* an example path */
 	for (int i = 0; i < n && !rc; i++) {
 		if (hits[i])
 			continue;

@@ -124,7 +124,7 @@ static void check_linears(int size, int rank)
 			struct model_linear lin, shape;
 			char name[PARAM_NAME_MAX + 8];
 			model_linear(&m, l, k, &lin);
-			model_config_linear(&mc, size, l, k, &shape);
+			model_config_linear(&mc, l, k, &shape);
 			CHECK(!strcmp(lin.path, shape.path) && lin.in == shape.in &&
 			      lin.out == shape.out && lin.split == shape.split);
 			CHECK(!strcmp(lin.module, bloom_family.linears[k].module));

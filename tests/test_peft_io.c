@@ -296,7 +296,7 @@ TEST(peft_adapter_with_extra_tensors_is_refused)
 				struct model_config mc;
 				struct bloom_config bc = bloom_config_make(64, 24, 2, 4);
 				bloom_model_config(&mc, &bc);
-				model_config_linear(&mc, 1, l, BLOOM_QKV, &lin);
+				model_config_linear(&mc, l, BLOOM_QKV, &lin);
 				lora_param_name(name, sizeof(name), lin.path, 'B');
 			}
 			st_writer_add(w, name, b, DT_F32);

@@ -32,7 +32,7 @@ static int count_sites(const struct lora_config *c, int n_layer)
 	struct model_linear lin;
 	for (int l = 0; l < n_layer; l++)
 		for (int k = 0; k < BLOOM_N_LINEAR; k++) {
-			model_config_linear(&mc, 1, l, k, &lin);
+			model_config_linear(&mc, l, k, &lin);
 			n += lora_config_selects(c, &lin, NULL);
 		}
 	return n;
@@ -68,7 +68,7 @@ TEST(peft_targets_by_name_pattern_path_and_regex)
 	CHECK(count_sites(&c, 3) == 4);
 	struct model_config three = blocks(3), two = blocks(2);
 	struct model_linear qkv2;
-	model_config_linear(&three, 1, 2, BLOOM_QKV, &qkv2);
+	model_config_linear(&three, 2, BLOOM_QKV, &qkv2);
 	CHECK(lora_config_check_targets(&c, &three, "x: ", &err) == 0);
 	lora_config_set_targets(&c, (const char *[]){ "query_key_value" }, 1);
 	c.layers = hug_malloc(sizeof(int));
