@@ -6,20 +6,14 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../base/alloc.h"
 #include "../base/fs.h"
-#include "../base/json.h"
-#include "../base/panic.h"
 #include "../nn/hf_json.h"
-#include "safetensors.h"
-
 
 /* True for the files hf_model_save writes (and their ".tmp" leftovers). */
 static bool is_own_file(const char *name)

@@ -4,21 +4,16 @@
  * without path separators, every shard a regular file). */
 #include "hf_checkpoint.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/json.h"
-#include "../base/panic.h"
 #include "../nn/hf_json.h"
-#include "safetensors.h"
 
 bool hf_is_shard_name(const char *s)
 {

@@ -5,22 +5,13 @@
  * value is copied, so a failed load leaves the parameters as they were. */
 #include "hf_checkpoint.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "../base/alloc.h"
 #include "../base/fs.h"
-#include "../base/json.h"
-#include "../base/panic.h"
-#include "../nn/hf_json.h"
 #include "safetensors.h"
-
 
 /* The registry name of a tensor stored as `name`: with the family's
  * optional prefix. Returns 1 for a tensor the family ignores (a tied

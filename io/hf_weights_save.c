@@ -9,13 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../base/alloc.h"
 #include "../base/fs.h"
-#include "../base/json.h"
-#include "../base/panic.h"
 #include "../nn/hf_json.h"
 #include "safetensors.h"
 
