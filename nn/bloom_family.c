@@ -248,23 +248,25 @@ static void vocab_slice(const void *impl, int64_t *offset, int64_t *len)
 	bloom_vocab_slice(impl, offset, len);
 }
 
-static void *kv_new(const void *impl, int64_t batch, int64_t max_len)
+/* struct model_kv is BLOOM's struct bloom_kv_cache. */
+static struct model_kv *kv_new(const void *impl, int64_t batch, int64_t max_len)
 {
 	struct bloom_kv_cache *kv = hug_malloc(sizeof(*kv));
 	bloom_kv_cache_init(kv, impl, batch, max_len);
-	return kv;
+	return (struct model_kv *)kv;
 }
 
-static void kv_free(void *kv)
+static void kv_free(struct model_kv *kv)
 {
-	bloom_kv_cache_free(kv);
+	bloom_kv_cache_free((struct bloom_kv_cache *)kv);
 	hug_free(kv);
 }
 
-static struct tensor *forward_cached(struct ag_ctx *ctx, const void *impl, void *kv,
-				     struct tensor *ids, struct tensor *mask)
+static struct tensor *forward_cached(struct ag_ctx *ctx, const void *impl,
+				     struct model_kv *kv, struct tensor *ids,
+				     struct tensor *mask)
 {
-	return bloom_forward_cached(ctx, impl, kv, ids, mask);
+	return bloom_forward_cached(ctx, impl, (struct bloom_kv_cache *)kv, ids, mask);
 }
 
 static const char *const model_types[] = { "bloom", NULL };

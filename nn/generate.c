@@ -150,7 +150,7 @@ int model_generate(const struct model *m, const int32_t *prompt, int n_prompt,
 	if (gen_check_size(&cfg, n_prompt, o->max_new_tokens, o->max_memory, err))
 		return -1;
 	int64_t v = cfg.dims.vocab_size;
-	void *kv = model_kv_new(m, 1, n_prompt + o->max_new_tokens);
+	struct model_kv *kv = model_kv_new(m, 1, n_prompt + o->max_new_tokens);
 	struct arena step;
 	arena_init(&step, "generate", 0, ag_device_allocator(model_parts(m).device));
 	struct ag_ctx ctx;

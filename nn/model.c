@@ -310,18 +310,18 @@ void model_vocab_slice(const struct model *m, int64_t *offset, int64_t *len)
 	m->family->vocab_slice(m->impl, offset, len);
 }
 
-void *model_kv_new(const struct model *m, int64_t batch, int64_t max_len)
+struct model_kv *model_kv_new(const struct model *m, int64_t batch, int64_t max_len)
 {
 	return m->family->kv_new(m->impl, batch, max_len);
 }
 
-void model_kv_free(const struct model *m, void *kv)
+void model_kv_free(const struct model *m, struct model_kv *kv)
 {
 	m->family->kv_free(kv);
 }
 
-struct tensor *model_forward_cached(struct ag_ctx *ctx, const struct model *m, void *kv,
-				    struct tensor *ids, struct tensor *mask)
+struct tensor *model_forward_cached(struct ag_ctx *ctx, const struct model *m,
+				    struct model_kv *kv, struct tensor *ids, struct tensor *mask)
 {
 	return m->family->forward_cached(ctx, m->impl, kv, ids, mask);
 }

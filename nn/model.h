@@ -23,6 +23,7 @@
 
 struct model_family;
 struct cJSON;
+struct model_kv;   /* a family's KV cache (opaque; nn/bloom.h: struct bloom_kv_cache) */
 
 /* The model's place in a tensor-parallel group (Megatron): rank `rank` of
  * `size`. size 1: the plain model (coll NULL). */
@@ -160,10 +161,11 @@ struct model_family {
 	struct tensor *(*loss)(struct ag_ctx *ctx, const void *impl, struct tensor *logits,
 			       struct tensor *targets);
 	void (*vocab_slice)(const void *impl, int64_t *offset, int64_t *len);
-	void *(*kv_new)(const void *impl, int64_t batch, int64_t max_len);
-	void (*kv_free)(void *kv);
-	struct tensor *(*forward_cached)(struct ag_ctx *ctx, const void *impl, void *kv,
-					 struct tensor *ids, struct tensor *mask);
+	struct model_kv *(*kv_new)(const void *impl, int64_t batch, int64_t max_len);
+	void (*kv_free)(struct model_kv *kv);
+	struct tensor *(*forward_cached)(struct ag_ctx *ctx, const void *impl,
+					 struct model_kv *kv, struct tensor *ids,
+					 struct tensor *mask);
 };
 
 /* ------------------------------------------------------------ families */
@@ -322,13 +324,13 @@ void model_vocab_slice(const struct model *m, int64_t *offset, int64_t *len);
 
 /* A KV cache for `batch` sequences of up to max_len positions on m's
  * device; free with model_kv_free. */
-void *model_kv_new(const struct model *m, int64_t batch, int64_t max_len);
-void model_kv_free(const struct model *m, void *kv);
+struct model_kv *model_kv_new(const struct model *m, int64_t batch, int64_t max_len);
+void model_kv_free(const struct model *m, struct model_kv *kv);
 
 /* Forward of the next ids (B, Tn) after everything in the cache, which
  * grows by Tn; grad mode off. NULL on error (ctx->err). */
-struct tensor *model_forward_cached(struct ag_ctx *ctx, const struct model *m, void *kv,
-				    struct tensor *ids, struct tensor *mask);
+struct tensor *model_forward_cached(struct ag_ctx *ctx, const struct model *m,
+				    struct model_kv *kv, struct tensor *ids, struct tensor *mask);
 
 /* Linear layer (layer, kind) of the model: shapes, this rank's weight and
  * its adapter hook. */
