@@ -165,3 +165,45 @@ TEST(model_interface_layers_do_not_name_a_family)
 		SKIP("run from the repository root");
 	CHECK(system("scripts/check-model-interface.sh >/dev/null") == 0);
 }
+
+/* Every family fills every slot of its table, its names are unique, and
+ * each preset it lists is a valid config of that family. */
+TEST(model_families_fill_their_tables)
+{
+	int n = 0;
+	for (int i = 0; model_families[i]; i++, n++) {
+		const struct model_family *f = model_families[i];
+		CHECK(f->name && f->display && f->model_types && f->model_types[0] &&
+		      f->architectures && f->architectures[0] && f->presets);
+		CHECK(f->impl_size > 0 && f->linears && f->n_linear > 0);
+		CHECK(model_family_find(f->name) == f);
+		const void *slots[] = {
+			(const void *)f->config_make, (const void *)f->config_set,
+			(const void *)f->config_preset, (const void *)f->config_validate,
+			(const void *)f->config_from_json, (const void *)f->config_write,
+			(const void *)f->config_print, (const void *)f->tp_validate,
+			(const void *)f->param_count, (const void *)f->flops_per_token,
+			(const void *)f->linear, (const void *)f->init, (const void *)f->free,
+			(const void *)f->init_weights, (const void *)f->parts,
+			(const void *)f->config_of, (const void *)f->take_settings,
+			(const void *)f->to_device, (const void *)f->copy_weights,
+			(const void *)f->cast, (const void *)f->forward, (const void *)f->loss,
+			(const void *)f->vocab_slice, (const void *)f->kv_new,
+			(const void *)f->kv_free, (const void *)f->forward_cached,
+		};
+		for (size_t k = 0; k < sizeof(slots) / sizeof(slots[0]); k++)
+			if (!slots[k])
+				test_fail_at(__FILE__, __LINE__, "%s: slot %zu is NULL", f->name, k);
+		for (int p = 0; f->presets[p]; p++) {
+			struct model_config c;
+			struct hug_error err = { 0 };
+			REQUIRE(model_config_preset(f->presets[p], &c) == 0);
+			CHECK(c.family == f && model_config_validate(&c, f->presets[p], &err) == 0);
+		}
+		for (int j = 0; j < i; j++)
+			CHECK(strcmp(model_families[j]->name, f->name) != 0);
+	}
+	CHECK(n >= 1);
+	char names[64];
+	CHECK(!strcmp(model_family_names(names, sizeof(names)), "bloom"));
+}
