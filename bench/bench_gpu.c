@@ -26,8 +26,7 @@
 #include "../autograd/profile.h"
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
-#include "../nn/bloom.h"
-#include "../nn/bloom_device.h"
+#include "../nn/model.h"
 #include "../optim/optimizer.h"
 #include "bench_util.h"
 
@@ -52,8 +51,10 @@ int main(int argc, char **argv)
 	const char *peak_env = getenv("HUG_PEAK_TFLOPS");
 	double peak = (peak_env ? atof(peak_env) : 989.0) * 1e12;
 	struct hug_error err = { 0 };
-	struct bloom_config c = bloom_config_make(v, h, (int)l, (int)nh);
-	if (bloom_config_validate(&c, "bench_gpu", &err) || hug_cuda_init(0, &err)) {
+	struct model_config c;
+	struct model_sizes sz = { v, h, (int)l, (int)nh };
+	model_config_make(&c, model_families[0], &sz); /* the default family */
+	if (model_config_validate(&c, "bench_gpu", &err) || hug_cuda_init(0, &err)) {
 		fprintf(stderr, "bench_gpu: %s\n", err.msg);
 		return 2;
 	}
@@ -61,15 +62,15 @@ int main(int argc, char **argv)
 	hug_cuda_device_name(0, dev_name, sizeof(dev_name));
 
 	/* weights initialised on the host, then moved */
-	struct bloom_model hm, dm;
-	bloom_model_init(&hm, &c, DT_F32, false);
-	bloom_model_init_weights(&hm, 1);
-	bloom_model_to_device(&dm, &hm, hug_cuda_allocator(), true);
-	bloom_model_free(&hm);
+	struct model hm, dm, bm = { 0 };
+	model_init(&hm, &c, DT_F32, false, NULL, NULL);
+	model_init_weights(&hm, 1);
+	model_to_device(&dm, &hm, hug_cuda_allocator(), true);
+	model_free(&hm);
 	/* the trainer's optimizer: AdamW with its state on the GPU */
 	struct optimizer opt;
 	struct optim_config oc = optim_config_adamw();
-	optim_init(&opt, &oc, &dm.table);
+	optim_init(&opt, &oc, model_params(&dm));
 
 	/* random tokens, fixed for the run */
 	struct arena data, hdata, step;
@@ -93,10 +94,9 @@ int main(int argc, char **argv)
 			t0 = bench_now();
 			ag_profile_reset();
 		}
-		struct bloom_model bm;
-		bloom_model_cast(&ctx, &dm, DT_BF16, &bm);
-		struct tensor *logits = bloom_forward(&ctx, &bm, ids, NULL);
-		struct tensor *loss = bloom_lm_loss(&ctx, logits, ids);
+		model_cast(&ctx, &dm, DT_BF16, &bm);
+		struct tensor *logits = model_forward(&ctx, &bm, ids, NULL);
+		struct tensor *loss = model_lm_loss(&ctx, logits, ids);
 		if (!loss || ag_backward(&ctx, loss)) {
 			fprintf(stderr, "bench_gpu: step %ld: %s\n", s + 1, ctx.err.msg);
 			return 1;
@@ -113,8 +113,8 @@ int main(int argc, char **argv)
 	hug_cuda_synchronize();
 	double dt = bench_now() - t0;
 	double tokens = (double)steps * (double)b * (double)t;
-	double n_params = (double)bloom_param_count(&c);
-	double flops_per_token = 6.0 * n_params + 12.0 * (double)l * (double)h * (double)t;
+	double n_params = (double)model_config_param_count(&c);
+	double flops_per_token = model_config_flops_per_token(&c, t);
 	double tps = tokens / dt;
 	printf("{\"impl\": \"hug\", \"device\": \"%s\", \"params\": %.0f, \"batch\": %ld, "
 	       "\"seq\": %ld, \"steps\": %ld, \"step_ms\": %.1f, \"tokens_per_s\": %.0f, "
@@ -127,7 +127,8 @@ int main(int argc, char **argv)
 	arena_free(&step);
 	arena_free(&hdata);
 	arena_free(&data);
-	bloom_model_free(&dm);
+	model_view_free(&bm);
+	model_free(&dm);
 	return 0;
 }
 #endif

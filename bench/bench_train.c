@@ -16,7 +16,7 @@
 #include "../autograd/autograd.h"
 #include "../autograd/profile.h"
 #include "../autograd/rng.h"
-#include "../nn/bloom.h"
+#include "../nn/model.h"
 #include "../optim/optimizer.h"
 #include "bench_util.h"
 
@@ -26,18 +26,20 @@ int main(int argc, char **argv)
 	long nh = bench_arg(argc, argv, "--heads", 6), v = bench_arg(argc, argv, "--vocab", 8192);
 	long t = bench_arg(argc, argv, "--seq", 128), b = bench_arg(argc, argv, "--batch", 8);
 	long steps = bench_arg(argc, argv, "--steps", 20), warm = bench_arg(argc, argv, "--warmup", 3);
-	struct bloom_config c = bloom_config_make(v, h, (int)l, (int)nh);
+	struct model_config c;
+	struct model_sizes sz = { v, h, (int)l, (int)nh };
 	struct hug_error err = { 0 };
-	if (bloom_config_validate(&c, "bench", &err)) {
+	model_config_make(&c, model_families[0], &sz); /* the default family */
+	if (model_config_validate(&c, "bench", &err)) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 2;
 	}
-	struct bloom_model m;
-	bloom_model_init(&m, &c, DT_F32, true);
-	bloom_model_init_weights(&m, 1);
+	struct model m;
+	model_init(&m, &c, DT_F32, true, NULL, NULL);
+	model_init_weights(&m, 1);
 	struct optim_config oc = optim_config_adamw();
 	struct optimizer opt;
-	optim_init(&opt, &oc, &m.table);
+	optim_init(&opt, &oc, model_params(&m));
 	struct arena step, data;
 	arena_init(&step, "step", 0, NULL);
 	arena_init(&data, "data", 0, NULL);
@@ -56,7 +58,7 @@ int main(int argc, char **argv)
 			((int32_t *)tgt->data)[i] = (int32_t)(rng_u64(8, (uint64_t)(s * b * t + i)) % (uint64_t)v);
 		}
 		ag_ctx_reset(&ctx);
-		struct tensor *logits = bloom_forward(&ctx, &m, ids, NULL);
+		struct tensor *logits = model_forward(&ctx, &m, ids, NULL);
 		struct tensor *loss = ag_cross_entropy(&ctx, logits, tgt, -100);
 		if (ag_backward(&ctx, loss)) {
 			fprintf(stderr, "%s\n", ctx.err.msg);
@@ -69,14 +71,14 @@ int main(int argc, char **argv)
 		ag_profile_stop("optimizer", DEV_CPU, p0);
 	}
 	double dt = bench_now() - t0;
-	double params = (double)bloom_param_count(&c);
+	double params = (double)model_config_param_count(&c);
 	printf("hug bench_train: %ld params, batch %ld x seq %ld, %ld steps in %.2f s: "
 	       "%.2f steps/s, %.0f tokens/s (threads: OMP_NUM_THREADS=%s)\n",
 	       (long)params, b, t, steps, dt, (double)steps / dt,
 	       (double)(steps * b * t) / dt, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "default");
 	ag_profile_report(stdout);
 	optim_free(&opt);
-	bloom_model_free(&m);
+	model_free(&m);
 	arena_free(&step);
 	arena_free(&data);
 	return 0;

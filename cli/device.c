@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "../autograd/backend.h"
-#include "../nn/bloom_device.h"
+#include "../nn/model.h"
 #ifdef HUG_CUDA
 #include "../autograd/cuda/cuda_api.h"
 #endif
@@ -24,7 +24,7 @@ static int cuda_index(const char *spec)
 	return *end || errno || v < 0 || v > 1024 ? -1 : (int)v;
 }
 
-int cli_model_to_device(struct bloom_model *m, const char *spec, struct hug_error *err)
+int cli_model_to_device(struct model *m, const char *spec, struct hug_error *err)
 {
 	if (!spec || !strcmp(spec, "cpu"))
 		return 0;
@@ -34,9 +34,9 @@ int cli_model_to_device(struct bloom_model *m, const char *spec, struct hug_erro
 #ifdef HUG_CUDA
 	if (hug_cuda_init(index, err))
 		return hug_error_wrap(err, "--device %s", spec);
-	struct bloom_model host = *m;
-	bloom_model_to_device(m, &host, ag_device_allocator(DEV_CUDA), false);
-	bloom_model_free(&host);
+	struct model host = *m;
+	model_to_device(m, &host, ag_device_allocator(DEV_CUDA), false);
+	model_free(&host);
 	return 0;
 #else
 	return hug_error_set(err, "--device %s: this hug was built without CUDA (nvcc was "

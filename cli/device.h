@@ -4,12 +4,12 @@
 #define HUG_CLI_DEVICE_H
 
 #include "../base/error.h"
-#include "../nn/bloom.h"
+#include "../nn/model.h"
 
 /* Moves host model *m to the device named by `spec` (NULL or "cpu": stays
  * on the host), starting the CUDA backend on that GPU. 0, or -1 with err
  * (an unknown spec, no CUDA in this build, no such GPU); *m is unchanged
  * on error. */
-int cli_model_to_device(struct bloom_model *m, const char *spec, struct hug_error *err);
+int cli_model_to_device(struct model *m, const char *spec, struct hug_error *err);
 
 #endif

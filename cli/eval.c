@@ -143,36 +143,38 @@ int cli_eval(int argc, char **argv)
 		fprintf(stderr, "hug eval: --batch-size: expected > 0, got %d\n", batch);
 		return 2;
 	}
-	struct bloom_model m;
+	struct model m = { 0 };
 	struct sequences s;
 	/* a directory hug wrote carries checksums: a damaged file is refused */
 	if (dir_checksums_check(model, NULL, &err) ||
-	    hf_bloom_load(model, DT_F32, false, &m, &err)) {
+	    hf_model_load(model, DT_F32, false, &m, &err)) {
 		fprintf(stderr, "hug eval: %s\n", err.msg);
 		return 2;
 	}
-	if (sequences_read(input, m.cfg.vocab_size, &s, &err) ||
+	struct model_config mc;
+	model_config_of(&m, &mc);
+	if (sequences_read(input, mc.dims.vocab_size, &s, &err) ||
 	    cli_model_to_device(&m, device, &err)) {
 		fprintf(stderr, "hug eval: %s\n", err.msg);
 		sequences_free(&s);
-		bloom_model_free(&m);
+		model_free(&m);
 		return 2;
 	}
 	/* a forward pass over `batch` sequences of the longest length must fit
 	 * the same memory bound as generation, refused before allocating */
-	double need = (double)(batch < s.n ? batch : s.n) * gen_memory_estimate(&m.cfg, s.max_len, 0);
+	double need = (double)(batch < s.n ? batch : s.n) * gen_memory_estimate(&mc, s.max_len, 0);
 	if (s.max_len > GEN_MAX_POSITIONS || need > GEN_DEFAULT_MAX_MEMORY) {
 		fprintf(stderr, "hug eval: %s: sequences of up to %lld ids in batches of %d would need "
 			"about %.3g GiB (at most %d ids and %.3g GiB)\n", input, (long long)s.max_len,
 			batch, need / 1073741824.0, GEN_MAX_POSITIONS,
 			GEN_DEFAULT_MAX_MEMORY / 1073741824.0);
 		sequences_free(&s);
-		bloom_model_free(&m);
+		model_free(&m);
 		return 2;
 	}
-	int64_t v = m.cfg.vocab_size, t = s.max_len;
+	int64_t v = mc.dims.vocab_size, t = s.max_len;
 	struct arena step, keep, host;
-	arena_init(&step, "eval", 0, ag_device_allocator(m.wte->device));
+	arena_init(&step, "eval", 0, ag_device_allocator(model_parts(&m).device));
 	arena_init(&keep, "eval-out", 0, NULL);
 	arena_init(&host, "eval-batch", 0, NULL);
 	struct ag_ctx ctx;
@@ -196,7 +198,7 @@ int cli_eval(int argc, char **argv)
 		struct tensor *mask = tensor_new(&step, DT_I32, TENSOR_SHAPE(b, t));
 		tensor_transfer(ids, hids);
 		tensor_transfer(mask, hmask);
-		struct tensor *logits = bloom_forward(&ctx, &m, ids, mask); /* (b, T, V) */
+		struct tensor *logits = model_forward(&ctx, &m, ids, mask); /* (b, T, V) */
 		for (int i = 0; i < b && logits; i++) {
 			int64_t n = s.len[first + i];
 			struct tensor *lg = ag_slice(&ctx, ag_slice(&ctx, logits, 0, i, 1), 1, 0, n - 1);
@@ -246,6 +248,6 @@ int cli_eval(int argc, char **argv)
 	arena_free(&keep);
 	arena_free(&host);
 	sequences_free(&s);
-	bloom_model_free(&m);
+	model_free(&m);
 	return rc;
 }

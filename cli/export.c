@@ -118,11 +118,11 @@ static int run_export(const struct export_opts *o, struct hug_error *err)
 	char *base = NULL;
 	if (adapter && base_dir(o, &base, err))
 		return 2;
-	struct bloom_model m;
+	struct model m = { 0 };
 	struct lora_model lm = { 0 };
 	/* a checkpoint hug wrote carries checksums (lora_load checks an adapter's) */
 	if ((!adapter && dir_checksums_check(o->checkpoint, NULL, err)) ||
-	    hf_bloom_load(adapter ? base : o->checkpoint, DT_F32, false, &m, err)) {
+	    hf_model_load(adapter ? base : o->checkpoint, DT_F32, false, &m, err)) {
 		hug_free(base);
 		return 2;
 	}
@@ -138,14 +138,14 @@ static int run_export(const struct export_opts *o, struct hug_error *err)
 	} else {
 		if (o->format == EXPORT_MERGED)
 			lora_merge(&lm);
-		if (hf_bloom_save(&m, o->out, o->dtype, (size_t)o->max_shard_bytes, err))
+		if (hf_model_save(&m, o->out, o->dtype, (size_t)o->max_shard_bytes, err))
 			goto out;
 	}
 	if (copy_tokenizer(o->checkpoint, base, o->out, err) == 0)
 		rc = 0;
 out:
 	lora_model_free(&lm);
-	bloom_model_free(&m);
+	model_free(&m);
 	hug_free(base);
 	return rc;
 }

@@ -85,7 +85,7 @@ int cli_generate(int argc, char **argv)
 	}
 	int32_t *ids = NULL, *out = NULL;
 	int n_ids = 0, rc = 2;
-	struct bloom_model m;
+	struct model m = { 0 };
 	struct lora_model lm = { 0 };
 	struct tokenizer *tok = NULL;
 	char *default_tok = NULL;
@@ -98,7 +98,7 @@ int cli_generate(int argc, char **argv)
 	if (text && tokenizer_load(tok_path, &tok, &err))
 		goto done;
 	if (dir_checksums_check(model, NULL, &err) ||
-	    hf_bloom_load(model, DT_F32, false, &m, &err))
+	    hf_model_load(model, DT_F32, false, &m, &err))
 		goto done;
 	loaded = true;
 	if (adapter && lora_load(&lm, &m, adapter, false, &err))
@@ -107,13 +107,15 @@ int cli_generate(int argc, char **argv)
 	lora_model_free(&lm); /* merged weights stay merged; detach before moving */
 	/* refuse a request too long for memory before allocating for it (a
 	 * text prompt's length is checked once tokenized) */
-	if (gen_check_size(&m.cfg, n_ids, o.max_new_tokens, o.max_memory, &err) ||
+	struct model_config mc;
+	model_config_of(&m, &mc);
+	if (gen_check_size(&mc, n_ids, o.max_new_tokens, o.max_memory, &err) ||
 	    cli_model_to_device(&m, device, &err))
 		goto done;
 	if (no_stop)
 		o.stop_id = -1;
 	else if (o.stop_id == -2)
-		o.stop_id = m.cfg.eos_token_id;
+		o.stop_id = mc.dims.eos_token_id;
 	if (text) {
 		struct tok_bytes res = { 0 };
 		rc = sample_text(&m, tok, text, &o, &res, &err) ? 1 : 0;
@@ -123,7 +125,7 @@ int cli_generate(int argc, char **argv)
 		goto done;
 	}
 	out = hug_malloc((size_t)o.max_new_tokens * sizeof(int32_t));
-	int n = bloom_generate(&m, ids, n_ids, &o, out, &err);
+	int n = model_generate(&m, ids, n_ids, &o, out, &err);
 	if (n < 0)
 		goto done;
 	for (int i = 0; i < n; i++)
@@ -135,7 +137,7 @@ done:
 		fprintf(stderr, "hug generate: %s\n", err.msg);
 	lora_model_free(&lm);
 	if (loaded)
-		bloom_model_free(&m);
+		model_free(&m);
 	tokenizer_free(tok);
 	hug_free(default_tok);
 	hug_free(ids);

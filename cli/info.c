@@ -1,7 +1,7 @@
-/* info.c: `hug info`: describes a BLOOM model directory, a config.json or
- * a .safetensors file (the config's fields, the parameter count, the
- * weight files and, on request, every tensor), or a released model size
- * (`--preset bloom-560m`) without allocating it. Bad input is reported as
+/* info.c: `hug info`: describes a model directory (any family), a
+ * config.json or a .safetensors file (the config's fields, the parameter
+ * count, the weight files and, on request, every tensor), or a released
+ * model size (`--preset bloom-560m`) without allocating it. Bad input is reported as
  * "hug info: <message>" on stderr with exit status 2. */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,10 +14,6 @@
 #include "../io/safetensors.h"
 #include "args.h"
 #include "cli.h"
-
-static const char *const preset_names[] = {
-	"bloom-560m", "bloom-1b1", "bloom-1b7", "bloom-3b", "bloom-7b1", "bloom",
-};
 
 /* "1,234,567" into buf; returns buf. */
 static char *fmt_count(int64_t v, char *buf, size_t n)
@@ -66,33 +62,13 @@ static char *fmt_bytes(uint64_t v, char *buf, size_t n)
 	return buf;
 }
 
-static void print_token(const char *key, int id)
-{
-	if (id < 0)
-		printf("  %-42s none\n", key);
-	else
-		printf("  %-42s %d\n", key, id);
-}
-
-static void print_config(const struct bloom_config *c, const char *source)
+static void print_config(const struct model_config *c, const char *source)
 {
 	char a[64], b[64], d[64];
-	int64_t n = bloom_param_count(c);
+	int64_t n = model_config_param_count(c);
 	printf("config: %s\n", source);
-	printf("  %-42s %" PRId64 "\n", "vocab_size", c->vocab_size);
-	printf("  %-42s %" PRId64 "\n", "hidden_size", c->hidden_size);
-	printf("  %-42s %d\n", "n_layer", c->n_layer);
-	printf("  %-42s %d (head_dim %" PRId64 ")\n", "n_head", c->n_head,
-	       c->hidden_size / c->n_head);
-	printf("  %-42s %g\n", "layer_norm_epsilon", c->layer_norm_epsilon);
-	printf("  %-42s %s\n", "apply_residual_connection_post_layernorm",
-	       c->apply_residual_connection_post_layernorm ? "true" : "false");
-	printf("  %-42s %g\n", "hidden_dropout", c->hidden_dropout);
-	printf("  %-42s %g\n", "attention_dropout", c->attention_dropout);
-	printf("  %-42s %g\n", "initializer_range", c->initializer_range);
-	print_token("bos_token_id", c->bos_token_id);
-	print_token("eos_token_id", c->eos_token_id);
-	print_token("pad_token_id", c->pad_token_id);
+	fflush(stdout);
+	model_config_print(c, stdout);
 	printf("parameters: %s (%s as f32, %s as bf16)\n", fmt_count(n, a, sizeof(a)),
 	       fmt_human((uint64_t)n * 4, b, sizeof(b)),
 	       fmt_human((uint64_t)n * 2, d, sizeof(d)));
@@ -127,15 +103,19 @@ static void print_tensors(const struct st_file *f)
 	}
 }
 
-/* Sums over a file: elements (without the tied lm_head), bytes, dtypes. */
+/* Sums over a file: elements (without tensors the family ignores, such as
+ * a tied lm_head), bytes, dtypes. */
 struct file_sums {
 	int64_t numel;
 	uint64_t bytes;
-	bool lm_head;
+	const char *ignored;   /* the first ignored tensor seen, or NULL */
 	bool dtypes[DT_COUNT];
 };
 
-static void add_sums(const struct st_file *f, struct file_sums *s)
+/* `ignored`: the family's names of tensors that are not parameters
+ * (NULL-terminated), or NULL. */
+static void add_sums(const struct st_file *f, const char *const *ignored,
+		     struct file_sums *s)
 {
 	for (int i = 0; i < f->n; i++) {
 		const struct st_tensor *t = &f->tensors[i];
@@ -144,9 +124,13 @@ static void add_sums(const struct st_file *f, struct file_sums *s)
 			numel *= t->shape[d];
 		s->bytes += t->nbytes;
 		s->dtypes[t->dtype] = true;
-		if (strcmp(t->name, "lm_head.weight") == 0)
-			s->lm_head = true;
-		else
+		bool skip = false;
+		for (int k = 0; ignored && ignored[k] && !skip; k++)
+			if (strcmp(t->name, ignored[k]) == 0) {
+				skip = true;
+				s->ignored = ignored[k];
+			}
+		if (!skip)
 			s->numel += numel;
 	}
 }
@@ -162,7 +146,7 @@ static void print_dtypes(const struct file_sums *s)
 }
 
 /* The weights of `dir` against the config's parameter count. */
-static int info_weights(const char *dir, const struct bloom_config *cfg,
+static int info_weights(const char *dir, const struct model_config *cfg,
 			bool tensors)
 {
 	struct hug_error err = { 0 };
@@ -200,8 +184,8 @@ static int info_weights(const char *dir, const struct bloom_config *cfg,
 			rc = fail(&err);
 			break;
 		}
-		add_sums(&f, &one);
-		add_sums(&f, &sums);
+		add_sums(&f, cfg->family->hf_names.ignored, &one);
+		add_sums(&f, cfg->family->hf_names.ignored, &sums);
 		printf("  %s: %d tensors, %s, ", wf.files[i], f.n,
 		       fmt_bytes(f.map_size, a, sizeof(a)));
 		print_dtypes(&one);
@@ -211,11 +195,11 @@ static int info_weights(const char *dir, const struct bloom_config *cfg,
 		st_close(&f);
 	}
 	if (rc == 0) {
-		int64_t want = bloom_param_count(cfg);
+		int64_t want = model_config_param_count(cfg);
 		printf("tensor data: %s elements in ", fmt_count(sums.numel, a, sizeof(a)));
 		print_dtypes(&sums);
-		if (sums.lm_head)
-			printf(" (plus lm_head.weight, tied to the embeddings and ignored)");
+		if (sums.ignored)
+			printf(" (plus %s, tied to the embeddings and ignored)", sums.ignored);
 		if (sums.numel == want)
 			printf(", matching the config\n");
 		else
@@ -234,7 +218,7 @@ static int info_safetensors(const char *path)
 	char a[64], b[64];
 	if (st_open(&f, path, &err))
 		return fail(&err);
-	add_sums(&f, &s);
+	add_sums(&f, NULL, &s);
 	int64_t numel = 0;
 	for (int i = 0; i < f.n; i++) {
 		int64_t n = 1;
@@ -259,8 +243,8 @@ static int info_safetensors(const char *path)
 static int info_model(const char *dir, const char *config, bool tensors)
 {
 	struct hug_error err = { 0 };
-	struct bloom_config cfg;
-	if (hf_bloom_config_read(config, &cfg, &err))
+	struct model_config cfg;
+	if (model_config_read(config, &cfg, &err))
 		return fail(&err);
 	print_config(&cfg, config);
 	return info_weights(dir, &cfg, tensors);
@@ -316,11 +300,12 @@ static int info_path(const char *path, bool tensors)
 
 static int info_preset(const char *name)
 {
-	struct bloom_config cfg;
-	if (bloom_config_preset(name, &cfg) != 0) {
+	struct model_config cfg;
+	if (model_config_preset(name, &cfg) != 0) {
 		fprintf(stderr, "hug info: unknown preset \"%s\" (known:", name);
-		for (size_t i = 0; i < sizeof(preset_names) / sizeof(preset_names[0]); i++)
-			fprintf(stderr, " %s", preset_names[i]);
+		for (int f = 0; model_families[f]; f++)
+			for (int i = 0; model_families[f]->presets && model_families[f]->presets[i]; i++)
+				fprintf(stderr, " %s", model_families[f]->presets[i]);
 		fprintf(stderr, ")\n");
 		return 2;
 	}

@@ -5,7 +5,7 @@
 
 #include "../base/alloc.h"
 
-int sample_text(const struct bloom_model *m, const struct tokenizer *tok,
+int sample_text(const struct model *m, const struct tokenizer *tok,
 		const char *prompt, const struct gen_opts *o, struct tok_bytes *out,
 		struct hug_error *err)
 {
@@ -15,12 +15,14 @@ int sample_text(const struct bloom_model *m, const struct tokenizer *tok,
 		tok_ids_free(&ids);
 		return hug_error_set(err, "prompt \"%s\" encodes to no tokens", prompt);
 	}
-	if (gen_check_size(&m->cfg, (int64_t)ids.n, o->max_new_tokens, o->max_memory, err)) {
+	struct model_config mc;
+	model_config_of(m, &mc);
+	if (gen_check_size(&mc, (int64_t)ids.n, o->max_new_tokens, o->max_memory, err)) {
 		tok_ids_free(&ids);
 		return -1;
 	}
 	int32_t *gen = hug_malloc((size_t)o->max_new_tokens * sizeof(int32_t));
-	int n = bloom_generate(m, ids.v, (int)ids.n, o, gen, err);
+	int n = model_generate(m, ids.v, (int)ids.n, o, gen, err);
 	int rc = n < 0 ? -1 : tokenizer_decode(tok, gen, n, true, out, err);
 	hug_free(gen);
 	tok_ids_free(&ids);

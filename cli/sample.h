@@ -9,7 +9,7 @@
 /* Encodes `prompt` with tok, generates with m as `o` says and decodes the
  * new tokens into *out (replacing its contents; special tokens left out).
  * 0, or -1 with err. */
-int sample_text(const struct bloom_model *m, const struct tokenizer *tok,
+int sample_text(const struct model *m, const struct tokenizer *tok,
 		const char *prompt, const struct gen_opts *o, struct tok_bytes *out,
 		struct hug_error *err);
 

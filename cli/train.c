@@ -269,14 +269,14 @@ static int print_samples(struct run *run, struct hug_error *err)
 	struct tokenizer *tok;
 	if (tokenizer_load(r->tokenizer, &tok, err))
 		return -1;
-	const struct bloom_model *m = &run->t.model;
+	const struct model *m = &run->t.model;
 	struct gen_opts o = gen_opts_default();
 	o.max_new_tokens = (int)r->sample_tokens;
 	o.temperature = 0.8;
 	o.top_k = 40;
 	o.top_p = 0.95;
 	o.seed = r->seed;
-	o.stop_id = run->t.model.cfg.eos_token_id;
+	o.stop_id = model_dims(&run->t.model).eos_token_id;
 	printf("samples (temperature 0.8, top-k 40, top-p 0.95):\n");
 	int rc = 0;
 	for (int i = 0; i < r->n_sample_prompts && !rc; i++) {
@@ -382,7 +382,7 @@ int cli_train(int argc, char **argv)
 		goto out_trainer;
 	printf("hug train: %s: %lld parameters, %lld steps of %lld sequences x %lld tokens "
 	       "(micro batch %lld, accumulation %lld) on %s in %s, out %s\n", path,
-	       (long long)bloom_param_count(&run.t.model.cfg), (long long)run.recipe.steps,
+	       (long long)model_config_param_count(&run.recipe.model), (long long)run.recipe.steps,
 	       (long long)run.recipe.global_batch_size, (long long)run.recipe.seq_len,
 	       (long long)run.recipe.micro_batch_size, (long long)run.recipe.accumulation,
 	       run.t.device == DEV_CPU ? "the cpu" : "cuda",

@@ -1,5 +1,5 @@
-/* bloom.c: BLOOM's configuration, parameters and forward pass on the
- * autograd ops, matching Hugging Face's BloomForCausalLM. */
+/* bloom.c: BLOOM's parameters and forward pass on the autograd ops,
+ * matching Hugging Face's BloomForCausalLM (its config: bloom_config.c). */
 #include "bloom.h"
 
 #include <math.h>
@@ -10,113 +10,6 @@
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
-#include "../peft/lora.h"
-
-struct bloom_config bloom_config_make(int64_t vocab, int64_t hidden, int n_layer,
-				      int n_head)
-{
-	return (struct bloom_config){
-		.vocab_size = vocab,
-		.hidden_size = hidden,
-		.n_layer = n_layer,
-		.n_head = n_head,
-		.layer_norm_epsilon = 1e-5,
-		.apply_residual_connection_post_layernorm = false,
-		.hidden_dropout = 0.0,
-		.attention_dropout = 0.0,
-		.initializer_range = 0.02,
-		.bos_token_id = 1,
-		.eos_token_id = 2,
-		.pad_token_id = 3,
-	};
-}
-
-int bloom_config_validate(const struct bloom_config *c, const char *what,
-			  struct hug_error *err)
-{
-	if (c->vocab_size <= 0 || c->vocab_size > INT32_MAX)
-		return hug_error_set(err, "%s: vocab_size: expected 1..%d, got %lld",
-				     what, INT32_MAX, (long long)c->vocab_size);
-	if (c->hidden_size <= 0)
-		return hug_error_set(err, "%s: hidden_size: expected > 0, got %lld",
-				     what, (long long)c->hidden_size);
-	if (c->n_layer <= 0)
-		return hug_error_set(err, "%s: n_layer: expected > 0, got %d", what, c->n_layer);
-	if (c->n_head <= 0)
-		return hug_error_set(err, "%s: n_head: expected > 0, got %d", what, c->n_head);
-	if (c->hidden_size % c->n_head)
-		return hug_error_set(err, "%s: hidden_size %lld is not divisible by n_head %d",
-				     what, (long long)c->hidden_size, c->n_head);
-	/* the parameter count (and every tensor size) must fit int64 with
-	 * room to spare: counted in double before anything is allocated */
-	double h = (double)c->hidden_size;
-	double params = (double)c->vocab_size * h + (double)c->n_layer * (12.0 * h * h + 13.0 * h);
-	if (params > BLOOM_MAX_PARAMS)
-		return hug_error_set(err, "%s: vocab_size %lld, hidden_size %lld, n_layer %d: "
-				     "the model would have %.3g parameters (at most %.3g)",
-				     what, (long long)c->vocab_size, (long long)c->hidden_size,
-				     c->n_layer, params, BLOOM_MAX_PARAMS);
-	if (!(c->layer_norm_epsilon > 0))
-		return hug_error_set(err, "%s: layer_norm_epsilon: expected > 0, got %g",
-				     what, c->layer_norm_epsilon);
-	if (!(c->hidden_dropout >= 0 && c->hidden_dropout < 1))
-		return hug_error_set(err, "%s: hidden_dropout: expected in [0, 1), got %g",
-				     what, c->hidden_dropout);
-	if (!(c->attention_dropout >= 0 && c->attention_dropout < 1))
-		return hug_error_set(err, "%s: attention_dropout: expected in [0, 1), got %g",
-				     what, c->attention_dropout);
-	if (!(c->initializer_range >= 0))
-		return hug_error_set(err, "%s: initializer_range: expected >= 0, got %g",
-				     what, c->initializer_range);
-	return 0;
-}
-
-int64_t bloom_param_count(const struct bloom_config *c)
-{
-	int64_t h = c->hidden_size;
-	return c->vocab_size * h + 4 * h + (int64_t)c->n_layer * (12 * h * h + 13 * h);
-}
-
-static const struct {
-	const char *name;
-	int64_t hidden;
-	int n_layer, n_head;
-} presets[] = {
-	{ "bloom-560m", 1024, 24, 16 },
-	{ "bloom-1b1", 1536, 24, 16 },
-	{ "bloom-1b7", 2048, 24, 16 },
-	{ "bloom-3b", 2560, 30, 32 },
-	{ "bloom-7b1", 4096, 30, 32 },
-	{ "bloom", 14336, 70, 112 },
-};
-
-int bloom_config_preset(const char *name, struct bloom_config *cfg)
-{
-	for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
-		if (!strcmp(name, presets[i].name)) {
-			*cfg = bloom_config_make(250880, presets[i].hidden,
-						 presets[i].n_layer, presets[i].n_head);
-			return 0;
-		}
-	return -1;
-}
-
-static const char *const linear_names[BLOOM_N_LINEAR][2] = {
-	[BLOOM_QKV] = { "query_key_value", "self_attention.query_key_value" },
-	[BLOOM_PROJ] = { "dense", "self_attention.dense" },
-	[BLOOM_FC1] = { "dense_h_to_4h", "mlp.dense_h_to_4h" },
-	[BLOOM_FC2] = { "dense_4h_to_h", "mlp.dense_4h_to_h" },
-};
-
-const char *bloom_linear_name(enum bloom_linear k)
-{
-	return linear_names[k][0];
-}
-
-const char *bloom_linear_path(enum bloom_linear k)
-{
-	return linear_names[k][1];
-}
 
 /* ---------------------------------------------------------- parameters */
 
@@ -140,7 +33,7 @@ struct pbuild {
 /* This rank's rows [*offset, *offset + *len) of a dimension of size n split
  * over the group as evenly as possible (the first n % size ranks get one
  * more). */
-static void split(const struct bloom_tp *tp, int64_t n, int64_t *offset, int64_t *len)
+static void split(const struct model_tp *tp, int64_t n, int64_t *offset, int64_t *len)
 {
 	int64_t base = n / tp->size, extra = n % tp->size;
 	*len = base + (tp->rank < extra);
@@ -197,7 +90,7 @@ static void layer_params(struct pbuild *pb, int i, struct bloom_layer *l)
 	l->fc2_b = param_new(pb, "transformer.h.%d.mlp.dense_4h_to_h.bias", i, true, -1, c, 0);
 }
 
-static void model_params(struct pbuild *pb)
+static void bloom_params(struct pbuild *pb)
 {
 	struct bloom_model *m = pb->m;
 	int64_t v = m->cfg.vocab_size, c = m->cfg.hidden_size;
@@ -222,7 +115,7 @@ int bloom_tp_validate(const struct bloom_config *cfg, int size, struct hug_error
 }
 
 void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
-			 enum dtype dt, bool trainable, const struct bloom_tp *tp,
+			 enum dtype dt, bool trainable, const struct model_tp *tp,
 			 const struct arena_allocator *allocator)
 {
 	HUG_ASSERT(dt == DT_F32 || dt == DT_F64);
@@ -235,7 +128,7 @@ void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
 		m->tp.coll = NULL;
 	int h_local = cfg->n_head / tp->size;
 	struct pbuild pb = { .m = m, .trainable = trainable, .measuring = true };
-	model_params(&pb);
+	bloom_params(&pb);
 	size_t total = m->measure + slot_bytes(h_local, dt);
 	/* one block for all parameters (and one for all gradients), so that
 	 * a data-parallel all-reduce can treat them as one buffer */
@@ -244,7 +137,7 @@ void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
 	param_table_init(&m->table);
 	m->layers = hug_calloc((size_t)cfg->n_layer, sizeof(*m->layers));
 	pb.measuring = false;
-	model_params(&pb);
+	bloom_params(&pb);
 
 	/* the slopes are computed on the host and copied to the model's device */
 	struct arena host;
@@ -263,7 +156,7 @@ void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
 }
 
 void bloom_model_init_tp(struct bloom_model *m, const struct bloom_config *cfg,
-			 enum dtype dt, bool trainable, const struct bloom_tp *tp)
+			 enum dtype dt, bool trainable, const struct model_tp *tp)
 {
 	bloom_model_init_on(m, cfg, dt, trainable, tp, NULL);
 }
@@ -271,7 +164,7 @@ void bloom_model_init_tp(struct bloom_model *m, const struct bloom_config *cfg,
 void bloom_model_init(struct bloom_model *m, const struct bloom_config *cfg,
 		      enum dtype dt, bool trainable)
 {
-	struct bloom_tp one = { .rank = 0, .size = 1 };
+	struct model_tp one = { .rank = 0, .size = 1 };
 	bloom_model_init_tp(m, cfg, dt, trainable, &one);
 }
 
@@ -523,20 +416,5 @@ struct tensor *bloom_forward_cached(struct ag_ctx *ctx, const struct bloom_model
 struct tensor *bloom_lm_loss(struct ag_ctx *ctx, struct tensor *logits,
 			     struct tensor *labels)
 {
-	char d0[64], d1[64];
-	if (ctx->err.set)
-		return NULL;
-	if (!logits || !labels || logits->ndim != 3 || labels->ndim != 2 ||
-	    labels->shape[0] != logits->shape[0] || labels->shape[1] != logits->shape[1] ||
-	    logits->shape[1] < 2) {
-		hug_error_set(&ctx->err, "bloom_lm_loss: logits must be (B, T, V) and labels "
-			      "(B, T) with T >= 2: logits is %s, labels is %s",
-			      logits ? tensor_describe(logits, d0, sizeof(d0)) : "NULL",
-			      labels ? tensor_describe(labels, d1, sizeof(d1)) : "NULL");
-		return NULL;
-	}
-	int64_t t = logits->shape[1];
-	struct tensor *pred = ag_slice(ctx, logits, 1, 0, t - 1);   /* (B, T-1, V) */
-	struct tensor *next = ag_slice(ctx, labels, 1, 1, t - 1);   /* (B, T-1) */
-	return ag_cross_entropy(ctx, pred, next, -100);
+	return model_lm_loss(ctx, logits, labels);
 }

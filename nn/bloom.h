@@ -10,9 +10,14 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
 
 #include "../autograd/autograd.h"
 #include "../base/error.h"
+#include "linear.h"
+#include "model.h"
 #include "param.h"
 
 struct bloom_config {
@@ -27,6 +32,15 @@ struct bloom_config {
 	double initializer_range;    /* std of the normal init, 0.02 */
 	int bos_token_id, eos_token_id, pad_token_id; /* 1, 2, 3 */
 };
+
+/* BLOOM as a model family (nn/bloom_family.c): the table behind
+ * struct model for model_type "bloom". */
+extern const struct model_family bloom_family;
+
+/* A model_config of the BLOOM family holding `bc` (dims filled). */
+void bloom_model_config(struct model_config *out, const struct bloom_config *bc);
+/* The BLOOM config inside a model_config of the BLOOM family. */
+const struct bloom_config *bloom_config_of(const struct model_config *cfg);
 
 /* The defaults of transformers' BloomConfig for the fields it defaults,
  * with the given sizes. */
@@ -50,6 +64,30 @@ int64_t bloom_param_count(const struct bloom_config *cfg);
  * "bloom"); 0, or -1 for an unknown name. */
 int bloom_config_preset(const char *name, struct bloom_config *cfg);
 
+/* Training FLOPs per token: 6 N plus attention's QK^T and PV (12 L T C). */
+double bloom_flops_per_token(const struct bloom_config *cfg, int64_t seq_len);
+
+/* Prints the fields, one "  key value" line each (hug info). */
+void bloom_config_print(const struct bloom_config *cfg, FILE *out);
+
+/* Reads the fields of a BLOOM config.json object (model_type already
+ * checked by the caller): hidden_size or n_embed, n_layer or
+ * num_hidden_layers, n_head or num_attention_heads; these and vocab_size
+ * are required, the other fields default as bloom_config_make sets them; a
+ * token id of null is stored as -1 (none). tie_word_embeddings, when
+ * present, must be true. Keys hug does not use are ignored. Every error
+ * names the file and the key. The result is validated. 0 or -1. */
+int bloom_config_from_json(const char *file, const cJSON *root, struct bloom_config *cfg,
+			   struct hug_error *err);
+
+/* Writes config.json (model_type bloom, architectures
+ * ["BloomForCausalLM"], dtype and torch_dtype from `weights_dtype`, keys
+ * sorted, 2-space indent as transformers writes it; a negative token id is
+ * written as null) and generation_config.json into directory `dir` (which
+ * must exist), each atomically (temporary file, fsync, rename). */
+int bloom_config_write(const struct bloom_config *cfg, enum dtype weights_dtype,
+		       const char *dir, struct hug_error *err);
+
 /* The adaptable linear layers of a block, for LoRA. */
 enum bloom_linear {
 	BLOOM_QKV,      /* self_attention.query_key_value */
@@ -59,12 +97,7 @@ enum bloom_linear {
 	BLOOM_N_LINEAR
 };
 
-/* The HF module name of a linear ("query_key_value", ...), and its path
- * under transformer.h.<i> ("self_attention.query_key_value"). */
-const char *bloom_linear_name(enum bloom_linear k);
-const char *bloom_linear_path(enum bloom_linear k);
-
-struct lora_adapter;
+/* Their PEFT module names and paths are in bloom_family.linears. */
 
 struct bloom_layer {
 	struct tensor *ln1_w, *ln1_b;       /* input_layernorm (C) */
@@ -76,20 +109,15 @@ struct bloom_layer {
 	struct lora_adapter *lora[BLOOM_N_LINEAR]; /* NULL: none (peft/ sets them) */
 };
 
-/* The model's place in a tensor-parallel group (Megatron): rank `rank` of
+/* A BLOOM model. Under tensor parallelism (Megatron, tp): rank `rank` of
  * `size` holds heads [rank H/size, (rank + 1) H/size) of query_key_value,
  * the same slice of dense's input columns, a slice of dense_h_to_4h's rows
  * and dense_4h_to_h's columns, and a slice of the vocabulary rows of the
  * embedding (and so of the tied lm_head; bloom_vocab_slice). LayerNorms and the biases
  * of row-parallel layers are replicated. size 1: the plain model. */
-struct bloom_tp {
-	int rank, size;
-	const struct ag_collective *coll;  /* the group; NULL when size 1 */
-};
-
 struct bloom_model {
 	struct bloom_config cfg;
-	struct bloom_tp tp;
+	struct model_tp tp;
 	enum dtype dtype;                   /* of the parameters */
 	struct arena params;                /* every parameter, one block */
 	struct arena grads;                 /* their gradients, one block */
@@ -118,14 +146,14 @@ void bloom_model_init(struct bloom_model *m, const struct bloom_config *cfg,
  * and its HF name), slopes this rank's heads. The config must satisfy
  * bloom_tp_validate. */
 void bloom_model_init_tp(struct bloom_model *m, const struct bloom_config *cfg,
-			 enum dtype dt, bool trainable, const struct bloom_tp *tp);
+			 enum dtype dt, bool trainable, const struct model_tp *tp);
 
 /* As bloom_model_init_tp, with the parameters and gradients in arenas of
  * `allocator` (NULL: host memory; hug_cuda_allocator(): the GPU). The
  * ALiBi slopes are filled in; the weights are left unspecified, to be
  * copied in (bloom_model_to_device) or loaded. */
 void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
-			 enum dtype dt, bool trainable, const struct bloom_tp *tp,
+			 enum dtype dt, bool trainable, const struct model_tp *tp,
 			 const struct arena_allocator *allocator);
 
 /* Checks that the config splits over `size` ranks: n_head and 4 x
@@ -184,9 +212,7 @@ void bloom_vocab_slice(const struct bloom_model *m, int64_t *offset, int64_t *le
 struct tensor *bloom_loss(struct ag_ctx *ctx, const struct bloom_model *m,
 			  struct tensor *logits, struct tensor *targets);
 
-/* Hugging Face's causal-LM loss: logits (B, T, V) at position t predict
- * labels[t + 1]; labels (B, T) i32 with -100 ignored; the mean over counted
- * tokens. -> 0-d. */
+/* model_lm_loss (Hugging Face's causal-LM loss), for BLOOM's callers. */
 struct tensor *bloom_lm_loss(struct ag_ctx *ctx, struct tensor *logits,
 			     struct tensor *labels);
 

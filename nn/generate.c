@@ -16,8 +16,9 @@ struct gen_opts gen_opts_default(void)
 				  .max_memory = GEN_DEFAULT_MAX_MEMORY };
 }
 
-double gen_memory_estimate(const struct bloom_config *c, int64_t n_prompt, int64_t max_new)
+double gen_memory_estimate(const struct model_config *cfg, int64_t n_prompt, int64_t max_new)
 {
+	const struct model_dims *c = &cfg->dims;
 	double t = (double)n_prompt + (double)max_new, p = (double)n_prompt;
 	double h = (double)c->hidden_size, v = (double)c->vocab_size;
 	double kv = 2.0 * c->n_layer * t * h;
@@ -26,7 +27,7 @@ double gen_memory_estimate(const struct bloom_config *c, int64_t n_prompt, int64
 	return 4.0 * (kv + scores + act);
 }
 
-int gen_check_size(const struct bloom_config *c, int64_t n_prompt, int64_t max_new,
+int gen_check_size(const struct model_config *c, int64_t n_prompt, int64_t max_new,
 		   double max_memory, struct hug_error *err)
 {
 	double t = (double)n_prompt + (double)max_new;
@@ -132,25 +133,26 @@ static void put_ids(struct tensor *ids, const int32_t *host)
 	ag_memcpy(ids->data, ids->device, host, DEV_CPU, tensor_nbytes(ids));
 }
 
-int bloom_generate(const struct bloom_model *m, const int32_t *prompt, int n_prompt,
+int model_generate(const struct model *m, const int32_t *prompt, int n_prompt,
 		   const struct gen_opts *o, int32_t *out, struct hug_error *err)
 {
+	struct model_config cfg;
+	model_config_of(m, &cfg);
 	if (gen_opts_validate(o, err))
 		return -1;
 	if (n_prompt < 1)
 		return hug_error_set(err, "prompt: expected at least one token id");
 	for (int i = 0; i < n_prompt; i++)
-		if (prompt[i] < 0 || prompt[i] >= m->cfg.vocab_size)
+		if (prompt[i] < 0 || prompt[i] >= cfg.dims.vocab_size)
 			return hug_error_set(err, "prompt: id %d at position %d is outside the "
 					     "vocabulary [0, %lld)", prompt[i], i,
-					     (long long)m->cfg.vocab_size);
-	if (gen_check_size(&m->cfg, n_prompt, o->max_new_tokens, o->max_memory, err))
+					     (long long)cfg.dims.vocab_size);
+	if (gen_check_size(&cfg, n_prompt, o->max_new_tokens, o->max_memory, err))
 		return -1;
-	int64_t v = m->cfg.vocab_size;
-	struct bloom_kv_cache kv;
-	bloom_kv_cache_init(&kv, m, 1, n_prompt + o->max_new_tokens);
+	int64_t v = cfg.dims.vocab_size;
+	struct model_kv *kv = model_kv_new(m, 1, n_prompt + o->max_new_tokens);
 	struct arena step;
-	arena_init(&step, "generate", 0, ag_device_allocator(m->wte->device));
+	arena_init(&step, "generate", 0, ag_device_allocator(model_parts(m).device));
 	struct ag_ctx ctx;
 	ag_ctx_init(&ctx, &step);
 	ctx.training = false;
@@ -159,11 +161,13 @@ int bloom_generate(const struct bloom_model *m, const int32_t *prompt, int n_pro
 	int32_t *iwork = hug_malloc((size_t)v * sizeof(int32_t));
 	float *fwork = hug_malloc((size_t)v * sizeof(float));
 	int n_out = 0, rc = 0;
-	struct tensor *ids = tensor_new(&kv.mem, DT_I32, TENSOR_SHAPE(1, n_prompt));
+	struct arena idmem;
+	arena_init(&idmem, "generate-ids", 0, ag_device_allocator(model_parts(m).device));
+	struct tensor *ids = tensor_new(&idmem, DT_I32, TENSOR_SHAPE(1, n_prompt));
 	put_ids(ids, prompt);
-	struct tensor *next = tensor_new(&kv.mem, DT_I32, TENSOR_SHAPE(1, 1));
+	struct tensor *next = tensor_new(&idmem, DT_I32, TENSOR_SHAPE(1, 1));
 	while (n_out < o->max_new_tokens) {
-		struct tensor *logits = bloom_forward_cached(&ctx, m, &kv, ids, NULL);
+		struct tensor *logits = model_forward_cached(&ctx, m, kv, ids, NULL);
 		if (!logits) {
 			rc = hug_error_set(err, "%s", ctx.err.msg);
 			break;
@@ -181,6 +185,7 @@ int bloom_generate(const struct bloom_model *m, const int32_t *prompt, int n_pro
 	hug_free(iwork);
 	hug_free(fwork);
 	arena_free(&step);
-	bloom_kv_cache_free(&kv);
+	arena_free(&idmem);
+	model_kv_free(m, kv);
 	return rc ? -1 : n_out;
 }

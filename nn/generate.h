@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "../base/error.h"
-#include "bloom.h"
+#include "model.h"
 
 struct gen_opts {
 	int max_new_tokens;   /* > 0 */
@@ -31,13 +31,13 @@ struct gen_opts {
  * needs, estimated from the config: the KV cache over every position, the
  * prompt pass's attention scores (heads x n_prompt^2), its activations and
  * logits. Counted in double, so it never overflows. */
-double gen_memory_estimate(const struct bloom_config *cfg, int64_t n_prompt, int64_t max_new);
+double gen_memory_estimate(const struct model_config *cfg, int64_t n_prompt, int64_t max_new);
 
 /* 0 when n_prompt + max_new is at most GEN_MAX_POSITIONS and its
  * gen_memory_estimate at most max_memory bytes; else -1 with err naming
  * the numbers and the flag to change. Called before anything is
  * allocated. */
-int gen_check_size(const struct bloom_config *cfg, int64_t n_prompt, int64_t max_new,
+int gen_check_size(const struct model_config *cfg, int64_t n_prompt, int64_t max_new,
 		   double max_memory, struct hug_error *err);
 
 /* Defaults: 32 new tokens, temperature 1, no top-k, top-p 1, seed 0,
@@ -58,7 +58,7 @@ int32_t gen_sample(const double *logits, int64_t v, const struct gen_opts *o,
  * or -1 with err. Runs with grad off on m's device (the KV cache and the
  * step there; each new token's logits row comes back to the host for
  * sampling). */
-int bloom_generate(const struct bloom_model *m, const int32_t *prompt, int n_prompt,
+int model_generate(const struct model *m, const int32_t *prompt, int n_prompt,
 		   const struct gen_opts *o, int32_t *out, struct hug_error *err);
 
 #endif

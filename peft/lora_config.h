@@ -1,11 +1,12 @@
 /* lora_config.h: the settings of a LoRA adapter as Hugging Face PEFT names
  * them (r, lora_alpha, lora_dropout, use_rslora, target_modules,
  * layers_to_transform, base_model_name_or_path), their validation, which
- * linear layers of a BLOOM model they select, and the file that holds them
- * in the PEFT layout (adapter_config.json).
+ * linear layers of a model they select (those its family lists, nn/model.h),
+ * and the file that holds them in the PEFT layout (adapter_config.json).
  *
- * Selection (PEFT's rules, plus fnmatch patterns): a module's path is
- * "transformer.h.<i>.<path>" with <path> from bloom_linear_path(). A list
+ * Selection (PEFT's rules, plus fnmatch patterns): a module's path is its
+ * HF name without ".weight" (model_linear.path, for BLOOM
+ * "transformer.h.<i>.self_attention.query_key_value"). A list
  * entry selects the module when it matches the whole path or a part of it
  * that starts after a dot ("query_key_value", "self_attention.dense",
  * "h.0.mlp.dense_h_to_4h"); entries may be fnmatch(3) patterns ("dense*")
@@ -19,13 +20,15 @@
 #include <stdbool.h>
 
 #include "../base/error.h"
-#include "../nn/bloom.h"
+#include "../nn/model.h"
 
 /* The file names of a PEFT adapter directory. */
 #define LORA_CONFIG_FILE "adapter_config.json"
 #define LORA_WEIGHTS_FILE "adapter_model.safetensors"
 
-/* The default target for BLOOM, as PEFT's mapping has it. */
+/* The default target, as PEFT's mapping has it for BLOOM (the only family
+ * so far; per-family defaults belong in the family table when a second
+ * family arrives). */
 #define LORA_DEFAULT_TARGET "query_key_value"
 
 struct lora_config {
@@ -71,18 +74,19 @@ double lora_config_scale(const struct lora_config *c);
 int lora_config_validate(const struct lora_config *c, const char *what,
 			 struct hug_error *err);
 
-/* Whether c selects linear `kind` of block `layer` (c validated). When it
- * does and `hits` is not NULL, hits[i] is incremented for every list
- * target i that matches (the regex counts as target 0). */
-bool lora_config_selects(const struct lora_config *c, int layer,
-			 enum bloom_linear kind, int *hits);
+/* Whether c selects linear layer `lin` (c validated; lin from
+ * model_linear or model_config_linear). When it does and `hits` is not
+ * NULL, hits[i] is incremented for every list target i that matches (the
+ * regex counts as target 0). */
+bool lora_config_selects(const struct lora_config *c, const struct model_linear *lin,
+			 int *hits);
 
 /* Checks that every target of c selects at least one linear layer of a
- * model of n_layer blocks and that the layers exist, with messages as
+ * model of config mc and that the layers exist, with messages as
  * lora_config_validate's: "...target_modules[1]: \"qkv\" matches no linear
  * layer of BLOOM (its linear layers: query_key_value, dense,
  * dense_h_to_4h, dense_4h_to_h)". 0 or -1. */
-int lora_config_check_targets(const struct lora_config *c, int n_layer,
+int lora_config_check_targets(const struct lora_config *c, const struct model_config *mc,
 			      const char *what, struct hug_error *err);
 
 /* Reads a PEFT adapter_config.json (`path` is the file). Requires

@@ -6,7 +6,7 @@
 #include <regex.h>
 #include <stddef.h>
 
-#include "../nn/bloom.h"
+#include "../nn/model.h"
 
 /* Compiles `pattern` (POSIX extended) to match whole strings only, as
  * Python's re.fullmatch does; 0 or regcomp's error code (re then unset).
@@ -14,8 +14,5 @@
  * such as "a++" (REG_BADRPT) are refused: glibc's regcomp can take
  * gigabytes for them. */
 int lora_regex_compile(const char *pattern, regex_t *re);
-
-/* "transformer.h.<layer>.<path of kind>" into buf (NUL-terminated). */
-void lora_module_path(char *buf, size_t n, int layer, enum bloom_linear kind);
 
 #endif

@@ -12,7 +12,6 @@
 #include "../io/safetensors.h"
 
 #define PEFT_PREFIX "base_model.model."
-#define NO_TRANSFORMER "base_model.model.h."
 
 bool lora_dir_has_adapter(const char *dir)
 {
@@ -41,13 +40,20 @@ int lora_save(const struct lora_model *lm, const char *dir, enum dtype disk,
 	return rc;
 }
 
-/* The name a file key stands for: as it is, or with "transformer."
- * restored after PEFT's prefix (adapters of a headless BloomModel). */
-static void canonical(const char *key, char *buf, size_t n)
+/* The name a file key stands for: as it is, or with the family's optional
+ * prefix ("transformer.") restored after PEFT's prefix (adapters of a
+ * headless model, such as BloomModel, whose keys start with the blocks). */
+static void canonical(const struct model_family *f, const char *key, char *buf, size_t n)
 {
-	size_t p = strlen(NO_TRANSFORMER) - 2; /* up to "base_model.model." */
-	if (!strncmp(key, NO_TRANSFORMER, strlen(NO_TRANSFORMER)))
-		snprintf(buf, n, "%.*stransformer.%s", (int)p, key, key + p);
+	const char *opt = f->hf_names.optional_prefix ? f->hf_names.optional_prefix : "";
+	size_t p = strlen(PEFT_PREFIX);
+	char block[96];
+	/* the headless form of a block's module: PEFT_PREFIX + the block
+	 * prefix without the optional prefix ("h.") */
+	snprintf(block, sizeof(block), "%s%s", PEFT_PREFIX,
+		 f->hf_names.block_prefix + strlen(opt));
+	if (*opt && !strncmp(key, block, strlen(block)))
+		snprintf(buf, n, "%.*s%s%s", (int)p, key, opt, key + p);
 	else
 		snprintf(buf, n, "%s", key);
 }
@@ -56,27 +62,34 @@ static void canonical(const char *key, char *buf, size_t n)
 static int explain_unexpected(const struct lora_model *lm, const char *file,
 			      const char *key, const char *name, struct hug_error *err)
 {
-	const char *pre = PEFT_PREFIX "transformer.h.";
-	int n_layer = lm->base->cfg.n_layer;
+	const struct model_family *f = lm->base.family;
+	char pre[96], known[256] = "";
+	snprintf(pre, sizeof(pre), "%s%s", PEFT_PREFIX, f->hf_names.block_prefix);
+	int n_layer = model_dims(&lm->base).n_layer;
 	if (strncmp(name, pre, strlen(pre)) || !strstr(name, ".lora_"))
-		return hug_error_set(err, "%s: %s: not a LoRA tensor of a BLOOM block (keys look "
-				     "like %sself_attention.query_key_value.lora_A.weight)",
-				     file, key, pre);
+		return hug_error_set(err, "%s: %s: not a LoRA tensor of a %s block (keys look "
+				     "like %s%s.lora_A.weight)",
+				     file, key, f->display, pre, f->linears[0].path);
 	char *end;
 	long layer = strtol(name + strlen(pre), &end, 10);
 	if (*end == '.' && layer >= n_layer)
 		return hug_error_set(err, "%s: %s: the base model has no layer %ld (it has %d): "
 				     "this adapter was made for another base model", file, key,
 				     layer, n_layer);
-	for (int k = 0; *end == '.' && k < BLOOM_N_LINEAR; k++) {
-		const char *path = bloom_linear_path((enum bloom_linear)k);
+	for (int k = 0; *end == '.' && k < f->n_linear; k++) {
+		const char *path = f->linears[k].path;
 		if (!strncmp(end + 1, path, strlen(path)) && end[1 + strlen(path)] == '.')
 			return hug_error_set(err, "%s: %s: adapter_config.json's target_modules do "
 					     "not select this module (the two files disagree)",
 					     file, key);
 	}
+	for (int k = 0; k < f->n_linear; k++) {
+		size_t used = strlen(known);
+		snprintf(known + used, sizeof(known) - used, "%s%s", k ? ", " : "",
+			 f->linears[k].module);
+	}
 	return hug_error_set(err, "%s: %s: not an adapter of a linear layer hug knows "
-			     "(query_key_value, dense, dense_h_to_4h, dense_4h_to_h)", file, key);
+			     "(%s)", file, key, known);
 }
 
 /* Maps every tensor of f to lm's parameter index (found[i]); errors for
@@ -87,7 +100,7 @@ static int match_tensors(const struct lora_model *lm, const struct st_file *f,
 	char name[PARAM_NAME_MAX + 32];
 	for (int i = 0; i < f->n; i++) {
 		const struct st_tensor *t = &f->tensors[i];
-		canonical(t->name, name, sizeof(name));
+		canonical(lm->base.family, t->name, name, sizeof(name));
 		int p = -1;
 		for (int j = 0; j < lm->table.n && p < 0; j++)
 			if (!strcmp(lm->table.items[j].name, name))
@@ -126,7 +139,7 @@ static int check_shape(const struct lora_model *lm, const struct st_file *f,
 				     lm->cfg.r);
 	return hug_error_set(err, "%s: %s: shape %s, but the base model (hidden_size %lld) "
 			     "needs %s: this adapter was made for another base model", f->path,
-			     t->name, got, (long long)lm->base->cfg.hidden_size, exp);
+			     t->name, got, (long long)model_dims(&lm->base).hidden_size, exp);
 }
 
 static int check_all(const struct lora_model *lm, const struct st_file *f,
@@ -162,7 +175,7 @@ int lora_load_weights(struct lora_model *lm, const char *dir, struct hug_error *
 	return rc;
 }
 
-int lora_load(struct lora_model *lm, struct bloom_model *base, const char *dir,
+int lora_load(struct lora_model *lm, const struct model *base, const char *dir,
 	      bool trainable, struct hug_error *err)
 {
 	memset(lm, 0, sizeof(*lm));

@@ -30,7 +30,7 @@ int lora_save(const struct lora_model *lm, const char *dir, enum dtype disk,
  * trainer_state.json with checksums (an adapter checkpoint hug wrote) the
  * files are verified first (dir_checksums_check). 0, or -1 with err and
  * lm zeroed, base untouched. */
-int lora_load(struct lora_model *lm, struct bloom_model *base, const char *dir,
+int lora_load(struct lora_model *lm, const struct model *base, const char *dir,
 	      bool trainable, struct hug_error *err);
 
 /* Fills the adapters of lm from dir/adapter_model.safetensors: the file

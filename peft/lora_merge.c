@@ -39,7 +39,7 @@ void lora_merge(struct lora_model *lm)
 		struct lora_site *s = &lm->sites[i];
 		if (s->ad.merged)
 			continue;
-		apply_delta(lora_base_weight(lm->base, s->layer, s->kind), &s->ad, 1.0);
+		apply_delta(s->lin.weight, &s->ad, 1.0);
 		s->ad.merged = true;
 	}
 }
@@ -50,7 +50,7 @@ void lora_unmerge(struct lora_model *lm)
 		struct lora_site *s = &lm->sites[i];
 		if (!s->ad.merged)
 			continue;
-		apply_delta(lora_base_weight(lm->base, s->layer, s->kind), &s->ad, -1.0);
+		apply_delta(s->lin.weight, &s->ad, -1.0);
 		s->ad.merged = false;
 	}
 }

@@ -1,4 +1,4 @@
-/* lora_model.c: attaching LoRA adapters to a BLOOM model (targeting,
+/* lora_model.c: attaching LoRA adapters to a model's linear layers (targeting,
  * arenas, PEFT names, hooks), counting and reporting them. */
 #include "lora_model.h"
 
@@ -10,39 +10,17 @@
 #include "../base/panic.h"
 #include "lora_internal.h"
 
-struct tensor *lora_base_weight(const struct bloom_model *m, int layer,
-				enum bloom_linear kind)
+struct tensor *lora_base_weight(const struct model *m, int layer, int kind)
 {
-	const struct bloom_layer *l = &m->layers[layer];
-	switch (kind) {
-	case BLOOM_QKV:
-		return l->qkv_w;
-	case BLOOM_PROJ:
-		return l->proj_w;
-	case BLOOM_FC1:
-		return l->fc1_w;
-	case BLOOM_FC2:
-		return l->fc2_w;
-	default:
-		hug_panic("bad linear kind %d", (int)kind);
-	}
+	struct model_linear lin;
+	model_linear(m, layer, kind, &lin);
+	return lin.weight;
 }
 
-void lora_param_name(char *buf, size_t n, int layer, enum bloom_linear kind, char which)
+void lora_param_name(char *buf, size_t n, const char *path, char which)
 {
-	snprintf(buf, n, "base_model.model.transformer.h.%d.%s.lora_%c.weight", layer,
-		 bloom_linear_path(kind), which);
-}
-
-/* (in, out) of a linear kind in a model of hidden size c. */
-static void linear_dims(enum bloom_linear kind, int64_t c, int64_t *in, int64_t *out)
-{
-	static const int64_t mul[BLOOM_N_LINEAR][2] = {
-		[BLOOM_QKV] = { 1, 3 }, [BLOOM_PROJ] = { 1, 1 },
-		[BLOOM_FC1] = { 1, 4 }, [BLOOM_FC2] = { 4, 1 },
-	};
-	*in = mul[kind][0] * c;
-	*out = mul[kind][1] * c;
+	int len = snprintf(buf, n, "base_model.model.%s.lora_%c.weight", path, which);
+	HUG_ASSERT(len > 0 && (size_t)len < n); /* names come from the family's code */
 }
 
 /* Arena bytes of one tensor of numel elements (data and header, each
@@ -54,50 +32,55 @@ static size_t slot_bytes(int64_t numel, enum dtype dt)
 	       (sizeof(struct tensor) + a - 1) / a * a;
 }
 
-/* The selected sites of cfg on base, in order (count in *n). */
-static struct lora_site *select_sites(const struct lora_config *cfg, int n_layer, int *n)
+/* The selected sites of cfg on base, by layer then in the family's order
+ * (count in *n). */
+static struct lora_site *select_sites(const struct lora_config *cfg, const struct model *base,
+				      int *n)
 {
-	struct lora_site *s = hug_calloc((size_t)n_layer * BLOOM_N_LINEAR, sizeof(*s));
+	int n_layer = model_dims(base).n_layer, n_linear = base->family->n_linear;
+	struct lora_site *s = hug_calloc((size_t)n_layer * (size_t)n_linear, sizeof(*s));
 	*n = 0;
 	for (int l = 0; l < n_layer; l++)
-		for (int k = 0; k < BLOOM_N_LINEAR; k++)
-			if (lora_config_selects(cfg, l, (enum bloom_linear)k, NULL)) {
+		for (int k = 0; k < n_linear; k++) {
+			model_linear(base, l, k, &s[*n].lin);
+			if (lora_config_selects(cfg, &s[*n].lin, NULL)) {
 				s[*n].layer = l;
-				s[(*n)++].kind = (enum bloom_linear)k;
+				s[(*n)++].kind = k;
 			}
+		}
 	return s;
 }
 
 /* Allocates A and B of every site and registers them. */
 static void alloc_adapters(struct lora_model *lm, bool trainable)
 {
-	const struct bloom_model *m = lm->base;
+	struct model_parts m = model_parts(&lm->base);
 	size_t total = 0;
 	int64_t r = lm->cfg.r;
 	for (int i = 0; i < lm->n; i++) {
-		const struct tensor *w = lora_base_weight(m, lm->sites[i].layer, lm->sites[i].kind);
-		total += slot_bytes(r * w->shape[1], m->dtype) + slot_bytes(w->shape[0] * r, m->dtype);
+		const struct tensor *w = lm->sites[i].lin.weight;  /* (out, in) */
+		total += slot_bytes(r * w->shape[1], m.dtype) + slot_bytes(w->shape[0] * r, m.dtype);
 	}
 	/* on the base's device */
-	const struct arena_allocator *on = ag_device_allocator(m->wte->device);
+	const struct arena_allocator *on = ag_device_allocator(m.device);
 	arena_init(&lm->params, "lora", total, on);
 	arena_init(&lm->grads, "lora-grads", total, on);
 	param_table_init(&lm->table);
 	char name[PARAM_NAME_MAX];
 	for (int i = 0; i < lm->n; i++) {
 		struct lora_site *s = &lm->sites[i];
-		const struct tensor *w = lora_base_weight(m, s->layer, s->kind);
-		s->ad.a = tensor_new(&lm->params, m->dtype, TENSOR_SHAPE(r, w->shape[1]));
-		s->ad.b = tensor_new(&lm->params, m->dtype, TENSOR_SHAPE(w->shape[0], r));
+		const struct tensor *w = s->lin.weight;
+		s->ad.a = tensor_new(&lm->params, m.dtype, TENSOR_SHAPE(r, w->shape[1]));
+		s->ad.b = tensor_new(&lm->params, m.dtype, TENSOR_SHAPE(w->shape[0], r));
 		s->ad.scale = lora_config_scale(&lm->cfg);
 		s->ad.dropout = lm->cfg.dropout;
 		if (trainable) {
 			tensor_set_requires_grad(s->ad.a, &lm->grads);
 			tensor_set_requires_grad(s->ad.b, &lm->grads);
 		}
-		lora_param_name(name, sizeof(name), s->layer, s->kind, 'A');
+		lora_param_name(name, sizeof(name), s->lin.path, 'A');
 		param_table_add(&lm->table, name, s->ad.a, false);
-		lora_param_name(name, sizeof(name), s->layer, s->kind, 'B');
+		lora_param_name(name, sizeof(name), s->lin.path, 'B');
 		param_table_add(&lm->table, name, s->ad.b, false);
 	}
 	/* the sizes above must have held everything in one block each */
@@ -105,30 +88,35 @@ static void alloc_adapters(struct lora_model *lm, bool trainable)
 	HUG_ASSERT(!trainable || lm->grads.n_chunk_allocs == 1);
 }
 
-int lora_model_init(struct lora_model *lm, struct bloom_model *base,
+int lora_model_init(struct lora_model *lm, const struct model *base,
 		    const struct lora_config *cfg, bool trainable, const char *what,
 		    struct hug_error *err)
 {
+	struct model_config mc;
+	struct model_linear lin;
 	memset(lm, 0, sizeof(*lm));
+	model_config_of(base, &mc);
 	if (lora_config_validate(cfg, what, err) ||
-	    lora_config_check_targets(cfg, base->cfg.n_layer, what, err))
+	    lora_config_check_targets(cfg, &mc, what, err))
 		return -1;
-	for (int l = 0; l < base->cfg.n_layer; l++)
-		for (int k = 0; k < BLOOM_N_LINEAR; k++)
-			HUG_ASSERT(!base->layers[l].lora[k]); /* one adapter at a time */
+	for (int l = 0; l < mc.dims.n_layer; l++)
+		for (int k = 0; k < base->family->n_linear; k++) {
+			model_linear(base, l, k, &lin);
+			HUG_ASSERT(!*lin.adapter); /* one adapter at a time */
+		}
 	lora_config_copy(&lm->cfg, cfg);
-	lm->base = base;
-	lm->sites = select_sites(cfg, base->cfg.n_layer, &lm->n);
+	lm->base = *base;
+	lm->sites = select_sites(cfg, base, &lm->n);
 	alloc_adapters(lm, trainable);
 	for (int i = 0; i < lm->n; i++)
-		base->layers[lm->sites[i].layer].lora[lm->sites[i].kind] = &lm->sites[i].ad;
+		*lm->sites[i].lin.adapter = &lm->sites[i].ad;
 	return 0;
 }
 
 void lora_model_free(struct lora_model *lm)
 {
-	for (int i = 0; lm->base && i < lm->n; i++)
-		lm->base->layers[lm->sites[i].layer].lora[lm->sites[i].kind] = NULL;
+	for (int i = 0; lm->base.family && i < lm->n; i++)
+		*lm->sites[i].lin.adapter = NULL;
 	param_table_free(&lm->table);
 	arena_free(&lm->params);
 	arena_free(&lm->grads);
@@ -151,26 +139,25 @@ void lora_names_free(char **names, int n)
 
 int lora_model_target_names(const struct lora_model *lm, char ***names)
 {
-	int per_kind[BLOOM_N_LINEAR] = { 0 };
-	int n_layer = lm->base->cfg.n_layer;
+	const struct model_family *f = lm->base.family;
+	int *per_kind = hug_calloc((size_t)f->n_linear, sizeof(int));
+	int n_layer = model_dims(&lm->base).n_layer;
 	for (int i = 0; i < lm->n; i++)
 		per_kind[lm->sites[i].kind]++;
 	bool uniform = true;
-	for (int k = 0; k < BLOOM_N_LINEAR; k++)
+	for (int k = 0; k < f->n_linear; k++)
 		uniform = uniform && (per_kind[k] == 0 || per_kind[k] == n_layer);
 	int n = 0;
 	*names = hug_calloc((size_t)(lm->n ? lm->n : 1), sizeof(char *));
-	char path[96];
 	if (uniform) {
-		for (int k = 0; k < BLOOM_N_LINEAR; k++)
+		for (int k = 0; k < f->n_linear; k++)
 			if (per_kind[k])
-				(*names)[n++] = hug_strdup(bloom_linear_name((enum bloom_linear)k));
-		return n;
+				(*names)[n++] = hug_strdup(f->linears[k].module);
+	} else {
+		for (int i = 0; i < lm->n; i++)
+			(*names)[n++] = hug_strdup(lm->sites[i].lin.path);
 	}
-	for (int i = 0; i < lm->n; i++) {
-		lora_module_path(path, sizeof(path), lm->sites[i].layer, lm->sites[i].kind);
-		(*names)[n++] = hug_strdup(path);
-	}
+	hug_free(per_kind);
 	return n;
 }
 
@@ -194,30 +181,31 @@ static char *commas(int64_t v, char *buf, size_t n)
 void lora_print_trainable(const struct lora_model *lm, FILE *out)
 {
 	int64_t trainable = lora_model_numel(lm);
-	int64_t all = param_table_numel(&lm->base->table) + trainable;
+	int64_t all = param_table_numel(model_params(&lm->base)) + trainable;
 	char a[32], b[32];
 	fprintf(out, "trainable params: %s || all params: %s || trainable%%: %.4f\n",
 		commas(trainable, a, sizeof(a)), commas(all, b, sizeof(b)),
 		100.0 * (double)trainable / (double)all);
 }
 
-int64_t lora_count_params(const struct lora_config *cfg, const struct bloom_config *bc)
+int64_t lora_count_params(const struct lora_config *cfg, const struct model_config *mc)
 {
-	int64_t n = 0, in, out;
-	for (int l = 0; l < bc->n_layer; l++)
-		for (int k = 0; k < BLOOM_N_LINEAR; k++)
-			if (lora_config_selects(cfg, l, (enum bloom_linear)k, NULL)) {
-				linear_dims((enum bloom_linear)k, bc->hidden_size, &in, &out);
-				n += (int64_t)cfg->r * (in + out);
-			}
+	int64_t n = 0;
+	struct model_linear lin;
+	for (int l = 0; l < mc->dims.n_layer; l++)
+		for (int k = 0; k < model_config_n_linear(mc); k++) {
+			model_config_linear(mc, l, k, &lin);
+			if (lora_config_selects(cfg, &lin, NULL))
+				n += (int64_t)cfg->r * (lin.in + lin.out);
+		}
 	return n;
 }
 
-void lora_memory_estimate(const struct lora_config *cfg, const struct bloom_config *bc,
+void lora_memory_estimate(const struct lora_config *cfg, const struct model_config *mc,
 			  int64_t elem, int n_moments, struct lora_memory *lora,
 			  struct lora_memory *full)
 {
-	int64_t p = bloom_param_count(bc), a = lora_count_params(cfg, bc);
+	int64_t p = model_config_param_count(mc), a = lora_count_params(cfg, mc);
 	*full = (struct lora_memory){ p * elem, p * elem, n_moments * p * elem };
 	*lora = (struct lora_memory){ (p + a) * elem, a * elem, n_moments * a * elem };
 }
@@ -240,8 +228,10 @@ void lora_report(const struct lora_model *lm, const struct lora_memory *used,
 		 int n_moments, FILE *out)
 {
 	struct lora_memory est, full;
+	struct model_config mc;
 	char a[32], b[32], c[32], d[32], e[32];
-	lora_memory_estimate(&lm->cfg, &lm->base->cfg, 4, n_moments, &est, &full);
+	model_config_of(&lm->base, &mc);
+	lora_memory_estimate(&lm->cfg, &mc, 4, n_moments, &est, &full);
 	int64_t u = used->params + used->grads + used->optim;
 	int64_t f = full.params + full.grads + full.optim;
 	lora_print_trainable(lm, out);

@@ -1,8 +1,9 @@
-/* lora_model.h: LoRA adapters attached to a BLOOM model. Every linear
- * layer that the config selects gets an adapter (A (r, in), B (out, r)) in
- * arenas of its own, registered under PEFT's saved names
- * ("base_model.model.transformer.h.0.self_attention.query_key_value.lora_A.weight"),
- * and the block's hook (bloom_layer.lora) points at it, so bloom_forward
+/* lora_model.h: LoRA adapters attached to a model of any family. Every
+ * linear layer the family lists (model_linear) that the config selects
+ * gets an adapter (A (r, in), B (out, r), shapes from the model's weight)
+ * in arenas of its own, registered under PEFT's saved names
+ * ("base_model.model." + the module path + ".lora_A.weight"), and the
+ * layer's hook (model_linear.adapter) points at it, so the model's forward
  * applies it. The base model is left as it is: load it frozen
  * (trainable = false) and build the optimizer over lora_model.table to
  * train the adapters alone. */
@@ -12,20 +13,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../nn/bloom.h"
+#include "../nn/model.h"
 #include "lora.h"
 #include "lora_config.h"
 
 /* One adapted linear layer. */
 struct lora_site {
-	int layer;
-	enum bloom_linear kind;
-	struct lora_adapter ad;   /* what the block's hook points at */
+	int layer, kind;          /* block, index into the family's linears */
+	struct model_linear lin;  /* the adapted layer: path, weight, hook */
+	struct lora_adapter ad;   /* what the layer's hook points at */
 };
 
 struct lora_model {
 	struct lora_config cfg;        /* a copy */
-	struct bloom_model *base;      /* borrowed; must outlive this */
+	struct model base;             /* a borrowed handle: the model must outlive this */
 	int n;                         /* adapted linear layers */
 	struct lora_site *sites;       /* n, by layer, then in enum order */
 	struct arena params;           /* every A and B, one block */
@@ -41,7 +42,7 @@ struct lora_model {
  * unspecified (lora_model_init_weights, or a load, fills them); with
  * `trainable` each gets a zeroed gradient. 0, or -1 with err and nothing
  * attached (lm left zeroed). Free with lora_model_free. */
-int lora_model_init(struct lora_model *lm, struct bloom_model *base,
+int lora_model_init(struct lora_model *lm, const struct model *base,
 		    const struct lora_config *cfg, bool trainable, const char *what,
 		    struct hug_error *err);
 
@@ -57,11 +58,11 @@ void lora_model_free(struct lora_model *lm);
 void lora_model_init_weights(struct lora_model *lm, uint64_t seed);
 
 /* The base weight (out, in) of linear `kind` in block `layer`. */
-struct tensor *lora_base_weight(const struct bloom_model *m, int layer,
-				enum bloom_linear kind);
+struct tensor *lora_base_weight(const struct model *m, int layer, int kind);
 
-/* PEFT's saved name of A (which 'A') or B ('B') of a site, into buf. */
-void lora_param_name(char *buf, size_t n, int layer, enum bloom_linear kind, char which);
+/* PEFT's saved name of A (which 'A') or B ('B') of the linear layer at
+ * module path `path` (model_linear.path), into buf. */
+void lora_param_name(char *buf, size_t n, const char *path, char which);
 
 /* Elements of every A and B. */
 int64_t lora_model_numel(const struct lora_model *lm);
@@ -90,15 +91,15 @@ struct lora_memory {
 	int64_t params, grads, optim;
 };
 
-/* Adapter elements a config selects on a model of config bc, computed
- * without allocating (cfg validated and checked against bc). */
-int64_t lora_count_params(const struct lora_config *cfg, const struct bloom_config *bc);
+/* Adapter elements a config selects on a model of config mc, computed
+ * without allocating (cfg validated and checked against mc). */
+int64_t lora_count_params(const struct lora_config *cfg, const struct model_config *mc);
 
-/* Memory of fine-tuning a model of config bc with elem-byte parameters and
+/* Memory of fine-tuning a model of config mc with elem-byte parameters and
  * an optimizer keeping n_moments tensors per trainable parameter (AdamW 2,
  * SGD with momentum 1): with LoRA config cfg (frozen base, no gradient or
  * state for it) into *lora, and of full fine-tuning into *full. */
-void lora_memory_estimate(const struct lora_config *cfg, const struct bloom_config *bc,
+void lora_memory_estimate(const struct lora_config *cfg, const struct model_config *mc,
 			  int64_t elem, int n_moments, struct lora_memory *lora,
 			  struct lora_memory *full);
 

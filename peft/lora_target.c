@@ -11,11 +11,6 @@
 
 #define ALL_LINEAR "all-linear"
 
-void lora_module_path(char *buf, size_t n, int layer, enum bloom_linear kind)
-{
-	snprintf(buf, n, "transformer.h.%d.%s", layer, bloom_linear_path(kind));
-}
-
 /* Whether list entry t selects the module at `path`: t matches the whole
  * path, or the part after one of its dots (PEFT: key == t or
  * key.endswith("." + t)), as a name or an fnmatch pattern. */
@@ -54,13 +49,12 @@ static bool regex_matches(const char *pattern, const char *path)
 	return ok;
 }
 
-bool lora_config_selects(const struct lora_config *c, int layer,
-			 enum bloom_linear kind, int *hits)
+bool lora_config_selects(const struct lora_config *c, const struct model_linear *lin,
+			 int *hits)
 {
-	char path[96];
-	if (!layer_kept(c, layer))
+	const char *path = lin->path;
+	if (!layer_kept(c, lin->layer))
 		return false;
-	lora_module_path(path, sizeof(path), layer, kind);
 	if (c->target_regex) {
 		bool ok = regex_matches(c->target_regex, path);
 		if (ok && hits)
@@ -77,20 +71,21 @@ bool lora_config_selects(const struct lora_config *c, int layer,
 	return any;
 }
 
-/* "query_key_value, dense, dense_h_to_4h, dense_4h_to_h" */
-static void known_names(char *buf, size_t n)
+/* The family's PEFT module names: "query_key_value, dense, ..." */
+static void known_names(const struct model_family *f, char *buf, size_t n)
 {
 	buf[0] = '\0';
-	for (int k = 0; k < BLOOM_N_LINEAR; k++) {
+	for (int k = 0; k < f->n_linear; k++) {
 		size_t used = strlen(buf);
-		snprintf(buf + used, n - used, "%s%s", k ? ", " : "",
-			 bloom_linear_name((enum bloom_linear)k));
+		snprintf(buf + used, n - used, "%s%s", k ? ", " : "", f->linears[k].module);
 	}
 }
 
-int lora_config_check_targets(const struct lora_config *c, int n_layer,
+int lora_config_check_targets(const struct lora_config *c, const struct model_config *mc,
 			      const char *what, struct hug_error *err)
 {
+	int n_layer = mc->dims.n_layer, n_linear = model_config_n_linear(mc);
+	struct model_linear lin;
 	for (int i = 0; i < c->n_layers; i++)
 		if (c->layers[i] >= n_layer)
 			return hug_error_set(err, "%slayers_to_transform[%d]: layer %d does not "
@@ -99,11 +94,14 @@ int lora_config_check_targets(const struct lora_config *c, int n_layer,
 	int n = c->target_regex ? 1 : c->n_targets;
 	int *hits = hug_calloc((size_t)n, sizeof(int));
 	for (int l = 0; l < n_layer; l++)
-		for (int k = 0; k < BLOOM_N_LINEAR; k++)
-			lora_config_selects(c, l, (enum bloom_linear)k, hits);
+		for (int k = 0; k < n_linear; k++) {
+			model_config_linear(mc, l, k, &lin);
+			lora_config_selects(c, &lin, hits);
+		}
 	int rc = 0;
-	char names[128];
-	known_names(names, sizeof(names));
+	char names[256];
+	known_names(mc->family, names, sizeof(names));
+	model_config_linear(mc, 0, 0, &lin); /* an example path */
 	for (int i = 0; i < n && !rc; i++) {
 		if (hits[i])
 			continue;
@@ -111,10 +109,11 @@ int lora_config_check_targets(const struct lora_config *c, int n_layer,
 		if (!c->target_regex)
 			snprintf(key, sizeof(key), "[%d]", i);
 		rc = hug_error_set(err, "%starget_modules%s: \"%s\" matches no linear layer of "
-				   "BLOOM%s (its linear layers: %s; a module path looks like "
-				   "transformer.h.0.self_attention.query_key_value)", what, key,
+				   "%s%s (its linear layers: %s; a module path looks like "
+				   "%s)", what, key,
 				   c->target_regex ? c->target_regex : c->targets[i],
-				   c->layers ? " in layers_to_transform" : "", names);
+				   mc->family->display, c->layers ? " in layers_to_transform" : "",
+				   names, lin.path);
 	}
 	hug_free(hits);
 	return rc;

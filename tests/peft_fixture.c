@@ -8,6 +8,7 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../io/hf_checkpoint.h"
+#include "bloom_util.h"
 #include "harness.h"
 #include "train_fixture.h"
 
@@ -48,7 +49,7 @@ bool peft_run_open(struct peft_run *r, const struct peft_fixture *f, enum dtype 
 		return false;
 	}
 	r->have_model = true;
-	if (lora_load(&r->lm, &r->m, f->adapter, true, &err)) {
+	if (lora_load(&r->lm, BLOOM_M(&r->m), f->adapter, true, &err)) {
 		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
 		return false;
 	}

@@ -8,6 +8,7 @@
 
 #include "../autograd/autograd.h"
 #include "../io/hf_checkpoint.h"
+#include "bloom_util.h"
 #include "../nn/bloom.h"
 #include "harness.h"
 

@@ -13,6 +13,7 @@
 #include "../nn/bloom.h"
 #include "../nn/bloom_device.h"
 #include "../peft/lora_model.h"
+#include "bloom_util.h"
 #include "harness.h"
 
 #define B 2
@@ -219,7 +220,7 @@ static void adapted(struct bloom_model *m, struct lora_model *lm, enum dtype dt)
 	lora_config_init(&lc);
 	lc.r = 4;
 	lora_config_set_targets(&lc, targets, 4);
-	if (lora_model_init(lm, m, &lc, true, "", &err))
+	if (lora_model_init(lm, BLOOM_M(m), &lc, true, "", &err))
 		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
 	lora_model_init_weights(lm, 3);
 	lora_config_free(&lc);

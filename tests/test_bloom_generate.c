@@ -4,6 +4,7 @@
 
 #include "../base/alloc.h"
 #include "../nn/generate.h"
+#include "bloom_util.h"
 #include "gradcheck.h"
 #include "harness.h"
 

@@ -23,6 +23,7 @@
 #include "../autograd/autograd.h"
 #include "../base/alloc.h"
 #include "../io/hf_checkpoint.h"
+#include "bloom_util.h"
 #include "../io/safetensors.h"
 #include "../nn/bloom.h"
 #include "harness.h"

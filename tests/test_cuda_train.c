@@ -17,6 +17,7 @@
 
 #include "../base/alloc.h"
 #include "../io/hf_checkpoint.h"
+#include "bloom_util.h"
 #include "../train/checkpoint.h"
 #include "../train/trainer.h"
 #include "harness.h"
@@ -44,16 +45,16 @@ static int open_trainer(const char *dir, const char *const *ov, int n_ov, struct
 }
 
 /* Every parameter of the model, in f64 on the host, concatenated. */
-static double *weights(const struct bloom_model *m, int64_t *n)
+static double *weights(const struct param_table *table, int64_t *n)
 {
 	*n = 0;
-	for (int i = 0; i < m->table.n; i++)
-		*n += tensor_numel(m->table.items[i].t);
+	for (int i = 0; i < table->n; i++)
+		*n += tensor_numel(table->items[i].t);
 	double *w = hug_malloc((size_t)*n * sizeof(double)), *at = w;
 	struct arena host;
 	arena_init(&host, "weights", 0, NULL);
-	for (int i = 0; i < m->table.n; i++) {
-		const struct tensor *p = m->table.items[i].t;
+	for (int i = 0; i < table->n; i++) {
+		const struct tensor *p = table->items[i].t;
 		struct tensor *h = tensor_new_like(&host, p);
 		tensor_transfer(h, p);
 		tensor_read_f64(h, at);
@@ -84,7 +85,7 @@ static int run(const char *dir, const char *const *ov, int n_ov, int steps, doub
 			loss[s] = res.loss;
 	}
 	if (w)
-		*w = weights(&t.model, nw);
+		*w = weights(model_params(&t.model), nw);
 	trainer_free(&t);
 	recipe_free(&r);
 	return rc;
@@ -198,13 +199,13 @@ TEST(cuda_train_checkpoint_resumes_exactly)
 		ok = trainer_step(&t, &res, &err) == 0;
 	ok = ok && checkpoint_save(&t, NULL, &ckpt, &err) == 0;
 	if (ok)
-		w6 = weights(&t.model, &n6);
+		w6 = weights(model_params(&t.model), &n6);
 	for (int s = 0; s < 4 && ok; s++) {
 		ok = trainer_step(&t, &res, &err) == 0;
 		want[s] = res.loss;
 	}
 	if (ok)
-		wa = weights(&t.model, &na);
+		wa = weights(model_params(&t.model), &na);
 	trainer_free(&t);
 	recipe_free(&r);
 	if (!ok) {
@@ -218,7 +219,7 @@ TEST(cuda_train_checkpoint_resumes_exactly)
 		got[s] = res.loss;
 	}
 	if (ok)
-		wb = weights(&t.model, &nb);
+		wb = weights(model_params(&t.model), &nb);
 	trainer_free(&t);
 	recipe_free(&r);
 	if (!ok) {
@@ -230,7 +231,7 @@ TEST(cuda_train_checkpoint_resumes_exactly)
 	struct bloom_model saved;
 	if (hf_bloom_load(ckpt, DT_F32, false, &saved, &err) == 0) {
 		int64_t ns;
-		double *ws = weights(&saved, &ns);
+		double *ws = weights(&saved.table, &ns);
 		CHECK(ns == n6 && memcmp(ws, w6, (size_t)ns * sizeof(double)) == 0);
 		hug_free(ws);
 		bloom_model_free(&saved);
@@ -301,7 +302,7 @@ TEST(cuda_train_lora_follows_cpu)
 	struct hug_error err = { 0 };
 	snprintf(base, sizeof(base), "%s/base", dir);
 	if (ckpt && hf_bloom_load(base, DT_F32, false, &m, &err) == 0) {
-		CHECK(lora_load(&lm, &m, ckpt, false, &err) == 0);
+		CHECK(lora_load(&lm, BLOOM_M(&m), ckpt, false, &err) == 0);
 		lora_model_free(&lm);
 		bloom_model_free(&m);
 	}

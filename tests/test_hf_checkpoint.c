@@ -22,6 +22,7 @@
 #include "../base/alloc.h"
 #include "../base/json.h"
 #include "../io/hf_checkpoint.h"
+#include "bloom_util.h"
 #include "../io/safetensors.h"
 #include "../nn/bloom.h"
 #include "../base/fs.h"
@@ -685,7 +686,7 @@ TEST(hf_weights_load_errors)
 		bloom_model_init(&b, &a.cfg, DT_F32, false);
 		tensor_fill(b.lnf_w, 7.0);
 		hug_error_clear(&err);
-		CHECK(hf_weights_load(&b.table, dir, &err) == -1);
+		CHECK(hf_weights_load(&b.table, &bloom_family.hf_names, bloom_family.display, dir, &err) == -1);
 		CHECK_MSG(&err, dir, cases[i].part1);
 		if (cases[i].part2)
 			CHECK_MSG(&err, cases[i].part2);

@@ -14,6 +14,7 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../io/hf_checkpoint.h"
+#include "bloom_util.h"
 #include "../io/safetensors.h"
 #include "../peft/lora_io.h"
 #include "../train/checkpoint.h"
@@ -120,7 +121,7 @@ TEST(nonfinite_load_adapter_refuses_nan)
 	struct lora_model lm;
 	struct hug_error err = { 0 };
 	REQUIRE(hf_bloom_load("tests/fixtures/bloom-tiny-a", DT_F32, false, &m, &err) == 0);
-	CHECK(lora_load(&lm, &m, dir, false, &err) == -1);
+	CHECK(lora_load(&lm, BLOOM_M(&m), dir, false, &err) == -1);
 	CHECK(names_tensor(err.msg, name));
 	bloom_model_free(&m);
 	train_fixture_rmtree(dir);

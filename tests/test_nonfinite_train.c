@@ -79,7 +79,7 @@ TEST(nonfinite_overflowing_moment_stops_the_run)
 	struct recipe r;
 	struct trainer t;
 	REQUIRE(train_fixture_open(dir, ov, 1, &r, &t) == 0);
-	struct param *ln = param_table_find(&t.model.table, "transformer.ln_f.weight");
+	struct param *ln = param_table_find(model_params(&t.model), "transformer.ln_f.weight");
 	REQUIRE(ln);
 	((float *)ln->t->data)[0] = BIG_WEIGHT;
 	struct hug_error err = { 0 };
@@ -135,7 +135,7 @@ TEST(nonfinite_skip_stops_after_max_consecutive)
 	/* one finite step, then a NaN final LayerNorm: every loss is NaN */
 	REQUIRE(trainer_step(&t, &res, &err) == 0);
 	CHECK(!res.skipped);
-	struct param *ln = param_table_find(&t.model.table, "transformer.ln_f.weight");
+	struct param *ln = param_table_find(model_params(&t.model), "transformer.ln_f.weight");
 	REQUIRE(ln);
 	float *w = ln->t->data, keep = w[0];
 	w[0] = NAN;

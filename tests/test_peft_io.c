@@ -12,6 +12,7 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../io/hf_checkpoint.h"
+#include "bloom_util.h"
 #include "harness.h"
 #include "peft_fixture.h"
 #include "train_fixture.h"
@@ -70,7 +71,7 @@ TEST(peft_save_load_round_trip)
 	struct bloom_model m;
 	struct lora_model lm;
 	REQUIRE(hf_bloom_load(peft_fixtures[2].base, DT_F32, false, &m, &err) == 0);
-	REQUIRE(lora_load(&lm, &m, dir, false, &err) == 0);
+	REQUIRE(lora_load(&lm, BLOOM_M(&m), dir, false, &err) == 0);
 	CHECK(lm.n == r.lm.n && lm.cfg.r == 2 && lm.cfg.alpha == 3.0);
 	CHECK(lm.cfg.target_regex == NULL && lm.cfg.n_targets == 2); /* saved as paths */
 	CHECK(!strcmp(lm.cfg.base_model, "tests/fixtures/bloom-tiny-a"));
@@ -82,7 +83,7 @@ TEST(peft_save_load_round_trip)
 	lora_model_free(&lm);
 	/* bf16 on disk: each value within bf16's rounding */
 	REQUIRE(lora_save(&r.lm, dir, DT_BF16, &err) == 0);
-	REQUIRE(lora_load(&lm, &m, dir, false, &err) == 0);
+	REQUIRE(lora_load(&lm, BLOOM_M(&m), dir, false, &err) == 0);
 	double worst = 0;
 	for (int i = 0; i < lm.table.n; i++) {
 		double e = peft_relerr(lm.table.items[i].t, r.lm.table.items[i].t, NULL);
@@ -131,7 +132,7 @@ static void export_one(const char *out, const char *base, const char *name,
 	char *abs_base = realpath(base, NULL);
 	lora_config_set_base(&c, abs_base);
 	free(abs_base);
-	REQUIRE(lora_model_init(&r.lm, &r.m, &c, false, "", &err) == 0);
+	REQUIRE(lora_model_init(&r.lm, BLOOM_M(&r.m), &c, false, "", &err) == 0);
 	lora_config_free(&c);
 	r.have_lora = true;
 	lora_model_init_weights(&r.lm, 5);
@@ -242,7 +243,7 @@ static void run_bad_case(const struct bad_case *c, const char *dir)
 	struct lora_model lm;
 	struct hug_error err = { 0 };
 	REQUIRE(hf_bloom_load(c->base, DT_F32, false, &m, &err) == 0);
-	int rc = lora_load(&lm, &m, dir, false, &err);
+	int rc = lora_load(&lm, BLOOM_M(&m), dir, false, &err);
 	if (rc == 0) {
 		test_fail_at(__FILE__, __LINE__, "%s: loaded", c->what);
 		lora_model_free(&lm);
@@ -290,7 +291,14 @@ TEST(peft_adapter_with_extra_tensors_is_refused)
 			snprintf(name, sizeof(name), "base_model.model.%sh.%d.self_attention."
 				 "query_key_value.lora_A.weight", l ? "" : "transformer.", l);
 			st_writer_add(w, name, a, DT_F32);
-			lora_param_name(name, sizeof(name), l, BLOOM_QKV, 'B');
+			{
+				struct model_linear lin;
+				struct model_config mc;
+				struct bloom_config bc = bloom_config_make(64, 24, 2, 4);
+				bloom_model_config(&mc, &bc);
+				model_config_linear(&mc, l, BLOOM_QKV, &lin);
+				lora_param_name(name, sizeof(name), lin.path, 'B');
+			}
 			st_writer_add(w, name, b, DT_F32);
 		}
 		char *path = fs_join(dir, LORA_WEIGHTS_FILE);
@@ -299,11 +307,11 @@ TEST(peft_adapter_with_extra_tensors_is_refused)
 		struct bloom_model m;
 		struct lora_model lm;
 		REQUIRE(hf_bloom_load(BASE_A, DT_F32, false, &m, &err) == 0);
-		CHECK(lora_load(&lm, &m, dir, false, &err) == 0); /* the two layers alone load */
+		CHECK(lora_load(&lm, BLOOM_M(&m), dir, false, &err) == 0); /* the two layers alone load */
 		lora_model_free(&lm);
 		st_writer_add(w, extra[e], a, DT_F32);
 		REQUIRE(st_writer_write(w, path, &err) == 0);
-		CHECK(lora_load(&lm, &m, dir, false, &err) == -1);
+		CHECK(lora_load(&lm, BLOOM_M(&m), dir, false, &err) == -1);
 		if (!strstr(err.msg, expect[e]))
 			test_fail_at(__FILE__, __LINE__, "got \"%s\"", err.msg);
 		CHECK(no_hooks(&m));

@@ -12,15 +12,29 @@
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
 #include "../peft/lora_model.h"
+#include "bloom_util.h"
 #include "harness.h"
+
+/* A small BLOOM config of n_layer blocks. */
+static struct model_config blocks(int n_layer)
+{
+	struct model_config mc;
+	struct bloom_config bc = bloom_config_make(50, 64, n_layer, 4);
+	bloom_model_config(&mc, &bc);
+	return mc;
+}
 
 /* Number of sites cfg selects on n_layer blocks. */
 static int count_sites(const struct lora_config *c, int n_layer)
 {
 	int n = 0;
+	struct model_config mc = blocks(n_layer);
+	struct model_linear lin;
 	for (int l = 0; l < n_layer; l++)
-		for (int k = 0; k < BLOOM_N_LINEAR; k++)
-			n += lora_config_selects(c, l, (enum bloom_linear)k, NULL);
+		for (int k = 0; k < BLOOM_N_LINEAR; k++) {
+			model_config_linear(&mc, l, k, &lin);
+			n += lora_config_selects(c, &lin, NULL);
+		}
 	return n;
 }
 
@@ -52,14 +66,17 @@ TEST(peft_targets_by_name_pattern_path_and_regex)
 	lora_config_init(&c);
 	lora_config_set_regex(&c, ".*\\.h\\.(0|2)\\.mlp\\..*");
 	CHECK(count_sites(&c, 3) == 4);
-	CHECK(lora_config_check_targets(&c, 3, "x: ", &err) == 0);
+	struct model_config three = blocks(3), two = blocks(2);
+	struct model_linear qkv2;
+	model_config_linear(&three, 2, BLOOM_QKV, &qkv2);
+	CHECK(lora_config_check_targets(&c, &three, "x: ", &err) == 0);
 	lora_config_set_targets(&c, (const char *[]){ "query_key_value" }, 1);
 	c.layers = hug_malloc(sizeof(int));
 	c.layers[0] = 2;
 	c.n_layers = 1;
 	CHECK(count_sites(&c, 3) == 1);
-	CHECK(lora_config_selects(&c, 2, BLOOM_QKV, NULL));
-	CHECK(lora_config_check_targets(&c, 2, "x: ", &err) == -1);
+	CHECK(lora_config_selects(&c, &qkv2, NULL));
+	CHECK(lora_config_check_targets(&c, &two, "x: ", &err) == -1);
 	CHECK(strstr(err.msg, "x: layers_to_transform[0]: layer 2 does not exist") != NULL);
 	lora_config_free(&c);
 }
@@ -70,7 +87,8 @@ TEST(peft_unknown_target_is_an_error_naming_it)
 	struct hug_error err = { 0 };
 	lora_config_init(&c);
 	lora_config_set_targets(&c, (const char *[]){ "query_key_value", "qkv" }, 2);
-	CHECK(lora_config_check_targets(&c, 2, "run.json: peft.", &err) == -1);
+	struct model_config two = blocks(2);
+	CHECK(lora_config_check_targets(&c, &two, "run.json: peft.", &err) == -1);
 	CHECK(strstr(err.msg, "run.json: peft.target_modules[1]: \"qkv\" matches no linear "
 			      "layer of BLOOM") != NULL);
 	CHECK(strstr(err.msg, "query_key_value, dense, dense_h_to_4h, dense_4h_to_h") != NULL);
@@ -124,7 +142,7 @@ TEST(peft_init_is_kaiming_uniform_and_b_zero)
 	lora_config_init(&c);
 	c.r = 16;
 	lora_config_set_targets(&c, (const char *[]){ "all-linear" }, 1);
-	REQUIRE(lora_model_init(&lm, &m, &c, true, "", &err) == 0);
+	REQUIRE(lora_model_init(&lm, BLOOM_M(&m), &c, true, "", &err) == 0);
 	lora_model_init_weights(&lm, 99);
 	CHECK(lm.n == 8 && lm.table.n == 16);
 	double worst_mean = 0, worst_var = 0;
@@ -189,7 +207,7 @@ TEST(peft_dropout_on_adapter_input_only_in_training)
 	tiny_model(&m);
 	lora_config_init(&c);
 	c.dropout = 0.5;
-	REQUIRE(lora_model_init(&lm, &m, &c, false, "", &err) == 0);
+	REQUIRE(lora_model_init(&lm, BLOOM_M(&m), &c, false, "", &err) == 0);
 	lora_model_init_weights(&lm, 1);
 	for (int i = 0; i < lm.n; i++) /* a B that is not zero */
 		for (int64_t k = 0; k < tensor_numel(lm.sites[i].ad.b); k++)
@@ -232,15 +250,17 @@ static double mib(int64_t b)
 
 TEST(peft_bloom_560m_counts_and_memory)
 {
-	struct bloom_config bc;
+	struct bloom_config b560;
+	struct model_config bc;
 	struct lora_config c;
 	struct lora_memory lora, full;
-	REQUIRE(bloom_config_preset("bloom-560m", &bc) == 0);
+	REQUIRE(bloom_config_preset("bloom-560m", &b560) == 0);
+	bloom_model_config(&bc, &b560);
 	lora_config_init(&c); /* r 8 on query_key_value, PEFT's defaults */
 	int64_t a = lora_count_params(&c, &bc);
 	/* PEFT prints "trainable params: 786,432 || all params: 560,001,024" */
 	CHECK(a == 786432);
-	CHECK(bloom_param_count(&bc) + a == 560001024);
+	CHECK(bloom_param_count(&b560) + a == 560001024);
 	lora_memory_estimate(&c, &bc, 4, 2, &lora, &full);
 	int64_t l = lora.params + lora.grads + lora.optim, f = full.params + full.grads + full.optim;
 	printf("\n    bloom-560m, f32 + AdamW: full fine-tuning %.1f MiB (params %.1f + grads "

@@ -13,6 +13,7 @@
 
 #include "../base/alloc.h"
 #include "../base/fs.h"
+#include "bloom_util.h"
 #include "harness.h"
 #include "peft_fixture.h"
 
@@ -150,7 +151,7 @@ static struct tensor **save_weights(struct peft_run *r)
 {
 	struct tensor **w = hug_calloc((size_t)r->lm.n, sizeof(*w));
 	for (int i = 0; i < r->lm.n; i++) {
-		struct tensor *t = lora_base_weight(&r->m, r->lm.sites[i].layer, r->lm.sites[i].kind);
+		struct tensor *t = lora_base_weight(BLOOM_M(&r->m), r->lm.sites[i].layer, r->lm.sites[i].kind);
 		w[i] = tensor_new_like(&r->mem, t);
 		memcpy(w[i]->data, t->data, tensor_nbytes(t));
 	}
@@ -180,7 +181,7 @@ TEST(peft_merge_matches_merge_and_unload)
 		lora_unmerge(&r.lm);
 		double eu = 0;
 		for (int i = 0; i < r.lm.n; i++) {
-			double e = peft_maxabs(lora_base_weight(&r.m, r.lm.sites[i].layer,
+			double e = peft_maxabs(lora_base_weight(BLOOM_M(&r.m), r.lm.sites[i].layer,
 								r.lm.sites[i].kind), orig[i]);
 			eu = e > eu ? e : eu;
 		}

@@ -12,6 +12,7 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../io/hf_checkpoint.h"
+#include "bloom_util.h"
 #include "../io/safetensors.h"
 #include "../peft/lora_io.h"
 #include "../train/checkpoint.h"
@@ -95,7 +96,7 @@ static void check_checkpoint(const char *dir, const char *ckpt, int n_params)
 	struct hug_error err = { 0 };
 	snprintf(base, sizeof(base), "%s/base", dir);
 	REQUIRE(hf_bloom_load(base, DT_F32, false, &m, &err) == 0);
-	CHECK(lora_load(&lm, &m, ckpt, false, &err) == 0);
+	CHECK(lora_load(&lm, BLOOM_M(&m), ckpt, false, &err) == 0);
 	if (err.set)
 		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
 	else
@@ -111,7 +112,7 @@ static void check_checkpoint(const char *dir, const char *ckpt, int n_params)
 	fputc(c ^ 1, f);
 	fclose(f);
 	struct hug_error bad = { 0 };
-	CHECK(lora_load(&lm, &m, ckpt, false, &bad) == -1);
+	CHECK(lora_load(&lm, BLOOM_M(&m), ckpt, false, &bad) == -1);
 	CHECK(strstr(bad.msg, "adapter_model.safetensors") && strstr(bad.msg, "expected"));
 	hug_free(w);
 	bloom_model_free(&m);
@@ -129,17 +130,17 @@ TEST(peft_train_freezes_base_and_trains_adapters)
 	CHECK(n_params == 8 && t.opt.n == n_params);
 	for (int i = 0; i < t.opt.n; i++)
 		CHECK(t.opt.slots[i].param->t == t.lora->table.items[i].t);
-	CHECK(arena_capacity(&t.model.grads) == 0);
-	for (int i = 0; i < t.model.table.n; i++)
-		CHECK(!t.model.table.items[i].t->grad && !t.model.table.items[i].t->requires_grad);
+	CHECK(arena_capacity(model_parts(&t.model).grads) == 0);
+	for (int i = 0; i < model_params(&t.model)->n; i++)
+		CHECK(!model_params(&t.model)->items[i].t->grad && !model_params(&t.model)->items[i].t->requires_grad);
 	size_t nb;
-	unsigned char *before = snapshot(&t.model.table, &nb);
+	unsigned char *before = snapshot(model_params(&t.model), &nb);
 	double first, last;
 	REQUIRE(steps(&t, 60, &first, &last));
 	printf("(loss %.3f -> %.3f) ", first, last);
 	CHECK(last < first - 0.2);
 	size_t na;
-	unsigned char *after = snapshot(&t.model.table, &na);
+	unsigned char *after = snapshot(model_params(&t.model), &na);
 	CHECK(na == nb && memcmp(before, after, nb) == 0); /* bit-identical base */
 	double bmax = 0;
 	for (int i = 0; i < t.lora->n; i++) {
@@ -163,7 +164,7 @@ TEST(peft_train_freezes_base_and_trains_adapters)
 /* Bytes held for training (parameters, gradients, optimizer state). */
 static int64_t held(const struct trainer *t)
 {
-	int64_t b = (int64_t)(arena_capacity(&t->model.params) + arena_capacity(&t->model.grads) +
+	int64_t b = (int64_t)(arena_capacity(model_parts(&t->model).params) + arena_capacity(model_parts(&t->model).grads) +
 			      arena_capacity(&t->opt.state));
 	if (t->lora)
 		b += (int64_t)(arena_capacity(&t->lora->params) + arena_capacity(&t->lora->grads));
@@ -181,7 +182,9 @@ TEST(peft_train_memory_against_full_fine_tuning)
 	REQUIRE(train_fixture_open(dir, full, 1, &rf, &tf) == 0);
 	int64_t lora = held(&t), whole = held(&tf);
 	struct lora_memory est, est_full;
-	lora_memory_estimate(&t.lora->cfg, &t.model.cfg, 4, 2, &est, &est_full);
+	struct model_config mc;
+	model_config_of(&t.model, &mc);
+	lora_memory_estimate(&t.lora->cfg, &mc, 4, 2, &est, &est_full);
 	int64_t e = est.params + est.grads + est.optim, ef = est_full.params + est_full.grads +
 							  est_full.optim;
 	printf("(held: LoRA %lld B, full %lld B, saved %.1f%%; computed: %lld B and %lld B) ",

@@ -21,6 +21,7 @@
 #include "../base/fs.h"
 #include "../base/sha256.h"
 #include "../io/hf_checkpoint.h"
+#include "bloom_util.h"
 #include "../io/safetensors.h"
 #include "../nn/bloom.h"
 #include "harness.h"

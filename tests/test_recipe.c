@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../nn/bloom.h"
 #include "../train/recipe.h"
 #include "../train/recipe_schema.h"
 #include "harness.h"
@@ -63,7 +64,7 @@ TEST(recipe_defaults_and_fields)
 	struct recipe r;
 	struct hug_error err = { 0 };
 	REQUIRE(parse("", NULL, 0, 1, &r, &err) == 0);
-	CHECK(r.model.hidden_size == 32 && r.model.n_head == 4 && r.model.vocab_size == 100);
+	CHECK(r.model.dims.hidden_size == 32 && r.model.dims.n_head == 4 && r.model.dims.vocab_size == 100);
 	CHECK(r.seq_len == 64 && r.steps == 50);
 	CHECK(r.micro_batch_size == 8 && r.global_batch_size == 32 && r.accumulation == 4);
 	CHECK(r.optim.kind == OPTIM_ADAMW && r.optim.beta1 == 0.9 && r.optim.beta2 == 0.95);
@@ -164,11 +165,11 @@ TEST(recipe_shipped_recipes_parse)
 	struct recipe r;
 	struct hug_error err = { 0 };
 	REQUIRE(recipe_load("recipes/bloom-560m-pretrain.json", ov, 3, 8, &r, &err) == 0);
-	CHECK(bloom_param_count(&r.model) == 559214592);
+	CHECK(model_config_param_count(&r.model) == 559214592);
 	CHECK(r.seq_len == 2048 && r.global_batch_size == 256 && r.accumulation == 8);
 	CHECK(r.schedule.max_lr == 3e-4 && r.schedule.min_lr == 1e-5);
 	CHECK(r.optim.beta2 == 0.95 && r.optim.weight_decay == 0.1 && r.grad_clip == 1.0);
-	CHECK(r.model.initializer_range == 0.0048);
+	CHECK(bloom_config_of(&r.model)->initializer_range == 0.0048);
 	recipe_free(&r);
 	REQUIRE(recipe_load("recipes/demo-cpu.json", ov, 3, 1, &r, &err) == 0);
 	CHECK(r.steps > 0 && r.n_sample_prompts > 0);

@@ -80,8 +80,8 @@ static int one_step_params(const char *dir, const char *micro, double *params, i
 	if (!rc)
 		rc = trainer_step(&t, &res, &err);
 	int64_t off = 0;
-	for (int i = 0; !rc && i < t.model.table.n; i++) {
-		struct tensor *p = t.model.table.items[i].t;
+	for (int i = 0; !rc && i < model_params(&t.model)->n; i++) {
+		struct tensor *p = model_params(&t.model)->items[i].t;
 		if (off + tensor_numel(p) > n)
 			break;
 		tensor_read_f64(p, params + off);

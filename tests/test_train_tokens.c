@@ -104,8 +104,8 @@ static int open_sgd(const char *dir, int global, int micro, int seed, struct rec
 static void read_params(const struct trainer *t, double *p)
 {
 	int64_t off = 0;
-	for (int i = 0; i < t->model.table.n; i++) {
-		struct tensor *x = t->model.table.items[i].t;
+	for (int i = 0; i < model_params(&t->model)->n; i++) {
+		struct tensor *x = model_params(&t->model)->items[i].t;
 		if (off + tensor_numel(x) > N_PARAMS)
 			break;
 		tensor_read_f64(x, p + off);
@@ -292,10 +292,10 @@ static void sft_step(const char *dir, const struct st_file *f, int micro)
 	static double before[4096], after[4096], want[4096];
 	double worst = 0, biggest = 0;
 	struct step_result res;
-	int n = t.model.table.n, ok = 1;
+	int n = model_params(&t.model)->n, ok = 1;
 	double *saved[64] = { 0 };
 	for (int i = 0; i < n && i < 64; i++) {
-		struct tensor *p = t.model.table.items[i].t;
+		struct tensor *p = model_params(&t.model)->items[i].t;
 		saved[i] = hug_malloc((size_t)tensor_numel(p) * sizeof(double));
 		tensor_read_f64(p, saved[i]);
 	}
@@ -305,9 +305,9 @@ static void sft_step(const char *dir, const struct st_file *f, int micro)
 		ok = 0;
 	}
 	for (int i = 0; ok && i < n && i < 64; i++) {
-		struct tensor *p = t.model.table.items[i].t;
+		struct tensor *p = model_params(&t.model)->items[i].t;
 		char name[300];
-		snprintf(name, sizeof(name), "param.%s", t.model.table.items[i].name);
+		snprintf(name, sizeof(name), "param.%s", model_params(&t.model)->items[i].name);
 		const struct st_tensor *ref = st_find(f, name);
 		int64_t k = tensor_numel(p);
 		if (!ref || ref->dtype != DT_F32 || (int64_t)ref->nbytes != k * 4 || k > 4096) {

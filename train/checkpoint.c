@@ -205,9 +205,11 @@ static const char *nonfinite_param(const struct param_table *pt)
 static int save_weights(const struct trainer *t, const struct full_table *weights,
 			const char *dir, struct hug_error *err)
 {
+	struct model_config cfg;
 	if (t->lora)
 		return lora_save(t->lora, dir, DT_F32, err);
-	return hf_bloom_config_write(&t->model.cfg, DT_F32, dir, err) ||
+	model_config_of(&t->model, &cfg);
+	return model_config_write(&cfg, DT_F32, dir, err) ||
 	       hf_weights_save(&weights->pt, dir, DT_F32, 0, err) ? -1 : 0;
 }
 
@@ -266,7 +268,7 @@ int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
 {
 	const struct parallel *par = t->par;
 	/* every rank checks its part; all refuse together */
-	const char *bad = nonfinite_param(t->lora ? &t->lora->table : &t->model.table);
+	const char *bad = nonfinite_param(t->lora ? &t->lora->table : model_params(&t->model));
 	int flag = bad != NULL;
 	comm_allreduce(&par->world, &flag, 1, DT_I32, COMM_MAX);
 	if (flag)
@@ -276,7 +278,7 @@ int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
 	/* collective: whole tensors from every rank's shards and ranges */
 	struct full_table weights = { 0 }, state;
 	if (!t->lora)
-		gather_params(t, &t->model.table, &weights);
+		gather_params(t, model_params(&t->model), &weights);
 	gather_optimizer(t, &state);
 	int rc = 0;
 	if (parallel_is_main(par))
@@ -420,7 +422,7 @@ int checkpoint_load(struct trainer *t, const char *dir, cJSON **history,
 {
 	hug_json_init();
 	int w = t->lora ? lora_load_weights(t->lora, dir, err)
-			: scatter_params(t, &t->model.table, dir, err);
+			: scatter_params(t, model_params(&t->model), dir, err);
 	if (w || scatter_optimizer(t, dir, err) ||
 	    load_state(t, dir, history, err))
 		return -1;

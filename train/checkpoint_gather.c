@@ -119,8 +119,9 @@ void gather_optimizer(const struct trainer *t, struct full_table *out)
 int scatter_params(const struct trainer *t, struct param_table *local, const char *dir,
 		   struct hug_error *err)
 {
+	const struct model_family *f = t->model.family;
 	if (t->par->tp <= 1 && t->device == DEV_CPU)
-		return hf_weights_load(local, dir, err);
+		return hf_weights_load(local, &f->hf_names, f->display, dir, err);
 	/* through whole host tensors: this rank's slice, then its device */
 	struct full_table full;
 	struct arena host;
@@ -129,7 +130,7 @@ int scatter_params(const struct trainer *t, struct param_table *local, const cha
 	param_table_init(&full.pt);
 	for (int i = 0; i < local->n; i++)
 		full_for(&full, &local->items[i], local->items[i].name);
-	int rc = hf_weights_load(&full.pt, dir, err);
+	int rc = hf_weights_load(&full.pt, &f->hf_names, f->display, dir, err);
 	for (int i = 0; !rc && i < local->n; i++) {
 		struct tensor *dst = local->items[i].t;
 		struct tensor *h = dst->device == DEV_CPU ? dst : tensor_new_like(&host, dst);

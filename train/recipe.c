@@ -287,9 +287,59 @@ static int get_sources(struct rparse *rp, const char *path, bool weighted,
 	return 0;
 }
 
+/* The model family of recipe key model.arch (absent: the default). */
+static int parse_arch(struct rparse *rp, const struct model_family **f)
+{
+	char *arch = NULL, names[256];
+	*f = model_families[0];
+	if (!present(rp, "model.arch"))
+		return 0;
+	if (get_str(rp, "model.arch", &arch))
+		return -1;
+	*f = model_family_find(arch);
+	int rc = 0;
+	if (!*f)
+		rc = hug_error_set(rp->err, "%s: model.arch: expected one of the model families "
+				   "hug knows (%s), got \"%s\"", rp->name,
+				   model_family_names(names, sizeof(names)), arch);
+	hug_free(arch);
+	return rc;
+}
+
+/* The family settings a recipe may give for a model trained from scratch,
+ * under "model.<config.json key>" (defaults from the schema). */
+static int parse_settings(struct rparse *rp, struct model_config *cfg)
+{
+	static const char *const nums[] = { "layer_norm_epsilon", "initializer_range",
+					    "bos_token_id", "eos_token_id", "pad_token_id" };
+	static const char *const bools[] = { "apply_residual_connection_post_layernorm" };
+	char path[96];
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		double v;
+		snprintf(path, sizeof(path), "model.%s", nums[i]);
+		if (get_num(rp, path, &v))
+			return -1;
+		if (model_config_set(cfg, nums[i], v) && present(rp, path))
+			return hug_error_set(rp->err, "%s: %s: not a setting of model.arch \"%s\"",
+					     rp->name, path, cfg->family->name);
+	}
+	for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+		bool b;
+		snprintf(path, sizeof(path), "model.%s", bools[i]);
+		if (get_bool(rp, path, &b))
+			return -1;
+		if (model_config_set(cfg, bools[i], b) && present(rp, path))
+			return hug_error_set(rp->err, "%s: %s: not a setting of model.arch \"%s\"",
+					     rp->name, path, cfg->family->name);
+	}
+	return 0;
+}
+
 static int parse_model(struct rparse *rp, struct recipe *r)
 {
-	if (get_str(rp, "model.from_pretrained", &r->from_pretrained))
+	const struct model_family *family;
+	if (get_str(rp, "model.from_pretrained", &r->from_pretrained) ||
+	    parse_arch(rp, &family))
 		return -1;
 	static const char *const sizes[] = { "model.vocab_size", "model.hidden_size",
 					     "model.n_layer", "model.n_head" };
@@ -300,34 +350,38 @@ static int parse_model(struct rparse *rp, struct recipe *r)
 						     "(the size comes from %s/config.json)", rp->name,
 						     sizes[i], r->from_pretrained);
 		struct hug_error e2 = { 0 };
-		if (hf_bloom_config_read(r->from_pretrained, &r->model, &e2))
+		if (model_config_read(r->from_pretrained, &r->model, &e2))
 			return hug_error_set(rp->err, "%s: model.from_pretrained: %s", rp->name, e2.msg);
+		if (present(rp, "model.arch") && r->model.family != family)
+			return hug_error_set(rp->err, "%s: model.arch: \"%s\", but %s/config.json "
+					     "holds a %s model", rp->name, family->name,
+					     r->from_pretrained, r->model.family->name);
 	} else {
-		int64_t v, h;
-		int l, n;
-		if (get_i64(rp, sizes[0], &v) || get_i64(rp, sizes[1], &h) ||
-		    get_int(rp, sizes[2], &l) || get_int(rp, sizes[3], &n))
+		struct model_sizes s;
+		if (get_i64(rp, sizes[0], &s.vocab_size) || get_i64(rp, sizes[1], &s.hidden_size) ||
+		    get_int(rp, sizes[2], &s.n_layer) || get_int(rp, sizes[3], &s.n_head))
 			return -1;
-		r->model = bloom_config_make(v, h, l, n);
-		if (get_num(rp, "model.layer_norm_epsilon", &r->model.layer_norm_epsilon) ||
-		    get_bool(rp, "model.apply_residual_connection_post_layernorm",
-			     &r->model.apply_residual_connection_post_layernorm) ||
-		    get_num(rp, "model.initializer_range", &r->model.initializer_range) ||
-		    get_int(rp, "model.bos_token_id", &r->model.bos_token_id) ||
-		    get_int(rp, "model.eos_token_id", &r->model.eos_token_id) ||
-		    get_int(rp, "model.pad_token_id", &r->model.pad_token_id))
+		model_config_make(&r->model, family, &s);
+		if (parse_settings(rp, &r->model))
 			return -1;
 	}
 	/* dropout may be set for a pretrained model too (fine-tuning) */
-	if ((present(rp, "model.hidden_dropout") || !r->from_pretrained) &&
-	    get_num(rp, "model.hidden_dropout", &r->model.hidden_dropout))
-		return -1;
-	if ((present(rp, "model.attention_dropout") || !r->from_pretrained) &&
-	    get_num(rp, "model.attention_dropout", &r->model.attention_dropout))
-		return -1;
+	static const char *const dropouts[] = { "hidden_dropout", "attention_dropout" };
+	for (int i = 0; i < 2; i++) {
+		char path[64];
+		double v;
+		snprintf(path, sizeof(path), "model.%s", dropouts[i]);
+		if (!present(rp, path) && r->from_pretrained)
+			continue;
+		if (get_num(rp, path, &v))
+			return -1;
+		if (model_config_set(&r->model, dropouts[i], v) && present(rp, path))
+			return hug_error_set(rp->err, "%s: %s: not a setting of model.arch \"%s\"",
+					     rp->name, path, r->model.family->name);
+	}
 	if (get_i64(rp, "model.max_seq_len", &r->max_seq_len))
 		return -1;
-	return bloom_config_validate(&r->model, rp->name, rp->err);
+	return model_config_validate(&r->model, rp->name, rp->err);
 }
 
 static int parse_optim(struct rparse *rp, struct recipe *r)
@@ -455,8 +509,8 @@ static int parse_data(struct rparse *rp, struct recipe *r)
 	    get_str(rp, "data.tokenizer", &r->tokenizer))
 		return -1;
 	/* tokens per step and one micro-batch's logits must fit with room */
-	double h = (double)r->model.hidden_size, v = (double)r->model.vocab_size;
-	double row = h * 4 > v ? h * 4 : v;
+	double h = (double)r->model.dims.intermediate_size, v = (double)r->model.dims.vocab_size;
+	double row = h > v ? h : v;
 	if ((double)r->global_batch_size * (double)r->seq_len > RECIPE_INT_MAX ||
 	    (double)r->micro_batch_size * (double)r->seq_len * row > RECIPE_INT_MAX)
 		return hug_error_set(rp->err, "%s: batch.micro_batch_size %lld, "

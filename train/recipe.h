@@ -12,7 +12,7 @@
 #include <stdio.h>
 
 #include "../base/error.h"
-#include "../nn/bloom.h"
+#include "../nn/model.h"
 #include "../optim/optimizer.h"
 #include "../optim/schedule.h"
 
@@ -40,7 +40,7 @@ struct recipe {
 	char *path;                      /* the recipe file, for messages */
 	/* model */
 	char *from_pretrained;           /* a HF directory, or NULL */
-	struct bloom_config model;       /* from the recipe, or that directory */
+	struct model_config model;       /* model.arch and sizes, or that directory's config.json */
 	int64_t max_seq_len;             /* longest sequence the model is meant for */
 	/* data */
 	struct recipe_source *train;

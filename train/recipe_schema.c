@@ -10,10 +10,12 @@
 
 const struct rkey recipe_keys[] = {
 	{ "model", RK_OBJECT, NULL, false, 0, 0, false, NULL,
-	  "The model: a BLOOM configuration, or `from_pretrained` a Hugging Face directory." },
-	{ "model.arch", RK_ENUM, "\"bloom\"", false, 0, 0, false, "bloom", "Architecture." },
+	  "The model: a family (`arch`) and its configuration, or `from_pretrained` a Hugging Face directory." },
+	{ "model.arch", RK_STRING, "\"bloom\"", false, 0, 0, false, NULL,
+	  "Model family (nn/model_families.c): `bloom`. With from_pretrained, config.json's "
+	  "model_type picks the family and model.arch, if given, must agree." },
 	{ "model.from_pretrained", RK_STRING, "null", true, 0, 0, false, NULL,
-	  "Start from this Hugging Face BLOOM directory (config.json + safetensors); its config "
+	  "Start from this Hugging Face model directory (config.json + safetensors); its config "
 	  "gives the sizes, so the size keys must be absent." },
 	INT("model.vocab_size", NULL, 1, 2147483647, "Vocabulary size V (required without from_pretrained)."),
 	INT("model.hidden_size", NULL, 1, BIG, "Hidden size C (required without from_pretrained)."),

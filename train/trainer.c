@@ -11,7 +11,6 @@
 #include "../base/alloc.h"
 #include "../data/tokenizer.h"
 #include "../io/hf_checkpoint.h"
-#include "../nn/bloom_device.h"
 #include "../peft/lora_model.h"
 #include "update_check.h"
 #ifdef HUG_CUDA
@@ -55,36 +54,36 @@ static int open_loader(struct trainer *t, const struct recipe_source *src, int n
 	if (rc)
 		return -1;
 	const struct shard_meta *m = loader_meta(*L);
-	if (m->vocab_size > t->model.cfg.vocab_size)
+	if (m->vocab_size > t->r->model.dims.vocab_size)
 		return hug_error_set(err, "%s: the shards' vocab_size %lld exceeds model.vocab_size %lld",
 				     key, (long long)m->vocab_size,
-				     (long long)t->model.cfg.vocab_size);
+				     (long long)t->r->model.dims.vocab_size);
 	return 0;
 }
 
 /* This rank's tensor-parallel place (size 1 without tensor parallelism). */
-static struct bloom_tp tp_of(const struct trainer *t)
+static struct model_tp tp_of(const struct trainer *t)
 {
 	const struct parallel *par = t->par;
-	return (struct bloom_tp){ par->tp_rank, par->tp,
+	return (struct model_tp){ par->tp_rank, par->tp,
 				  par->tp > 1 ? comm_collective(&par->tp_group) : NULL };
 }
 
 static void init_model(struct trainer *t)
 {
 	const struct recipe *r = t->r;
-	struct bloom_tp tp = tp_of(t);
-	bloom_model_init_tp(&t->model, &r->model, DT_F32, true, &tp);
-	bloom_model_init_weights(&t->model, r->seed);
+	struct model_tp tp = tp_of(t);
+	model_init(&t->model, &r->model, DT_F32, true, &tp, NULL);
+	model_init_weights(&t->model, r->seed);
 }
 
 /* Moves the model built on the host to t->device (with gradients when
  * trainable). */
-static void model_to_device(struct trainer *t, bool trainable)
+static void move_to_device(struct trainer *t, bool trainable)
 {
-	struct bloom_model host = t->model;
-	bloom_model_to_device(&t->model, &host, ag_device_allocator(t->device), trainable);
-	bloom_model_free(&host);
+	struct model host = t->model;
+	model_to_device(&t->model, &host, ag_device_allocator(t->device), trainable);
+	model_free(&host);
 }
 
 /* from_pretrained under tensor parallelism: the whole model is read, then
@@ -92,17 +91,20 @@ static void model_to_device(struct trainer *t, bool trainable)
 static int load_pretrained(struct trainer *t, const char *dir, struct hug_error *err)
 {
 	if (t->par->tp <= 1)
-		return hf_bloom_load(dir, DT_F32, true, &t->model, err);
-	struct bloom_model full;
-	if (hf_bloom_load(dir, DT_F32, false, &full, err))
+		return hf_model_load(dir, DT_F32, true, &t->model, err);
+	struct model full = { 0 };
+	struct model_config cfg;
+	if (hf_model_load(dir, DT_F32, false, &full, err))
 		return -1;
-	struct bloom_tp tp = tp_of(t);
-	bloom_model_init_tp(&t->model, &full.cfg, DT_F32, true, &tp);
-	for (int i = 0; i < t->model.table.n; i++) {
-		struct param *p = &t->model.table.items[i];
-		param_slice_from_full(p, param_table_find(&full.table, p->name)->t, p->t);
+	struct model_tp tp = tp_of(t);
+	model_config_of(&full, &cfg);
+	model_init(&t->model, &cfg, DT_F32, true, &tp, NULL);
+	struct param_table *mine = model_params(&t->model), *whole = model_params(&full);
+	for (int i = 0; i < mine->n; i++) {
+		struct param *p = &mine->items[i];
+		param_slice_from_full(p, param_table_find(whole, p->name)->t, p->t);
 	}
-	bloom_model_free(&full);
+	model_free(&full);
 	return 0;
 }
 
@@ -114,12 +116,11 @@ static int init_lora(struct trainer *t, struct hug_error *err)
 	if (!r->from_pretrained)
 		return hug_error_set(err, "%s: peft: LoRA adapts a pretrained model: set "
 				     "model.from_pretrained", r->path);
-	if (hf_bloom_load(r->from_pretrained, DT_F32, false, &t->model, err))
+	if (hf_model_load(r->from_pretrained, DT_F32, false, &t->model, err))
 		return hug_error_wrap(err, "%s: model.from_pretrained", r->path);
 	if (t->device != DEV_CPU) /* the adapters follow the base to the GPU */
-		model_to_device(t, false);
-	t->model.cfg.hidden_dropout = r->model.hidden_dropout;
-	t->model.cfg.attention_dropout = r->model.attention_dropout;
+		move_to_device(t, false);
+	model_take_settings(&t->model, &r->model);
 	struct lora_config lc;
 	char what[600];
 	lora_config_init(&lc);
@@ -144,8 +145,8 @@ static void report_lora(const struct trainer *t)
 {
 	const struct lora_model *lm = t->lora;
 	struct lora_memory used = {
-		(int64_t)(arena_capacity(&t->model.params) + arena_capacity(&lm->params)),
-		(int64_t)(arena_capacity(&t->model.grads) + arena_capacity(&lm->grads)),
+		(int64_t)(arena_capacity(model_parts(&t->model).params) + arena_capacity(&lm->params)),
+		(int64_t)(arena_capacity(model_parts(&t->model).grads) + arena_capacity(&lm->grads)),
 		(int64_t)arena_capacity(&t->opt.state),
 	};
 	int moments = t->opt.cfg.kind == OPTIM_ADAMW ? 2 : t->opt.cfg.momentum != 0.0;
@@ -182,7 +183,7 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	if (t->par->tp != r->tensor_parallel)
 		return hug_error_set(err, "%s: parallel.tensor: %d, but the processes were laid out "
 				     "for %d", r->path, r->tensor_parallel, t->par->tp);
-	if (bloom_tp_validate(&r->model, r->tensor_parallel, err))
+	if (model_config_tp_validate(&r->model, r->tensor_parallel, err))
 		return hug_error_wrap(err, "%s: parallel.tensor", r->path);
 	if (r->peft.enabled && r->tensor_parallel > 1)
 		return hug_error_set(err, "%s: peft: LoRA with tensor parallelism is not supported "
@@ -199,14 +200,13 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	} else if (r->from_pretrained) {
 		if (load_pretrained(t, r->from_pretrained, err))
 			return hug_error_wrap(err, "%s: model.from_pretrained", r->path);
-		t->model.cfg.hidden_dropout = r->model.hidden_dropout;
-		t->model.cfg.attention_dropout = r->model.attention_dropout;
+		model_take_settings(&t->model, &r->model);
 	} else {
 		init_model(t);
 	}
 	if (t->device != DEV_CPU && !t->lora)
-		model_to_device(t, true);
-	struct param_table *trainable = t->lora ? &t->lora->table : &t->model.table;
+		move_to_device(t, true);
+	struct param_table *trainable = t->lora ? &t->lora->table : model_params(&t->model);
 	dist_init(&t->dist, t->par, trainable, r->zero, 0);
 	int64_t lo, hi;
 	dist_optim_range(&t->dist, &lo, &hi);
@@ -243,14 +243,15 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 		t->step_inputs = tensor_new(&t->dev_batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 		t->step_targets = tensor_new(&t->dev_batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 	}
-	/* 6N per token for the matrices, plus attention's QK^T and PV
-	 * (forward 4 L T C, three times that with the backward); with LoRA
-	 * the frozen base needs no weight gradients (4N) and the adapters 6A */
-	const struct bloom_config *c = &t->model.cfg;
-	double n = (double)bloom_param_count(c);
-	t->flops_per_token = (t->lora ? 4.0 * n + 6.0 * (double)lora_model_numel(t->lora)
-				      : 6.0 * n) +
-			     12.0 * c->n_layer * (double)len * (double)c->hidden_size;
+	/* the family's count (6N per token for the matrices, plus attention);
+	 * with LoRA the frozen base needs no weight gradients (4N instead of
+	 * 6N) and the adapters 6A */
+	struct model_config mc;
+	model_config_of(&t->model, &mc);
+	t->flops_per_token = model_config_flops_per_token(&mc, len);
+	if (t->lora)
+		t->flops_per_token += -2.0 * (double)model_config_param_count(&mc) +
+				      6.0 * (double)lora_model_numel(t->lora);
 	return 0;
 }
 
@@ -284,11 +285,12 @@ void trainer_free(struct trainer *t)
 	loader_close(t->valid);
 	optim_free(&t->opt);
 	dist_free(&t->dist);
-	if (t->lora) { /* detaches from the model: before bloom_model_free */
+	if (t->lora) { /* detaches from the model: before model_free */
 		lora_model_free(t->lora);
 		hug_free(t->lora);
 	}
-	bloom_model_free(&t->model);
+	model_free(&t->model);
+	model_view_free(&t->cast_view);
 	arena_free(&t->step_mem);
 	arena_free(&t->batch_mem);
 	arena_free(&t->dev_batch_mem);
@@ -306,15 +308,14 @@ static struct tensor *batch_loss(struct trainer *t)
 		tensor_transfer(t->step_inputs, t->inputs);
 		tensor_transfer(t->step_targets, t->targets);
 	}
-	const struct bloom_model *m = &t->model;
-	struct bloom_model cast;
+	const struct model *m = &t->model;
 	if (t->r->precision == PRECISION_BF16) {
-		if (!bloom_model_cast(&t->ctx, &t->model, DT_BF16, &cast))
+		if (!model_cast(&t->ctx, &t->model, DT_BF16, &t->cast_view))
 			return NULL;
-		m = &cast;
+		m = &t->cast_view;
 	}
-	struct tensor *logits = bloom_forward(&t->ctx, m, t->step_inputs, NULL);
-	return bloom_loss(&t->ctx, m, logits, t->step_targets);
+	struct tensor *logits = model_forward(&t->ctx, m, t->step_inputs, NULL);
+	return model_loss(&t->ctx, m, logits, t->step_targets);
 }
 
 

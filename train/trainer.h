@@ -11,7 +11,7 @@
 
 #include "../autograd/autograd.h"
 #include "../data/loader.h"
-#include "../nn/bloom.h"
+#include "../nn/model.h"
 #include "../optim/optimizer.h"
 #include "dist.h"
 #include "recipe.h"
@@ -25,7 +25,8 @@ struct trainer {
 	struct dist dist;              /* gradient reduction, ZeRO-1 */
 	int rank, world;               /* data-parallel rank and degree */
 	enum device device;            /* where the model and the step live */
-	struct bloom_model model;      /* on that device; frozen under LoRA */
+	struct model model;            /* on that device; frozen under LoRA */
+	struct model cast_view;        /* its bf16 view (precision bf16), remade each step */
 	struct lora_model *lora;       /* LoRA adapters (recipe peft), or NULL */
 	struct optimizer opt;
 	struct loader *train;

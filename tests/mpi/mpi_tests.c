@@ -15,6 +15,7 @@
 #include "../../base/alloc.h"
 #include "../../base/panic.h"
 #include "../../io/hf_checkpoint.h"
+#include "../bloom_util.h"
 #include "../../nn/bloom.h"
 #include "../../parallel/comm.h"
 
@@ -125,7 +126,7 @@ static int compare(struct bloom_model *full, struct bloom_model *tp, double tol,
 /* A TP model holding this rank's shards of `full`. */
 static void shard_of(const struct bloom_model *full, struct bloom_model *tp)
 {
-	struct bloom_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
+	struct model_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
 	bloom_model_init_tp(tp, &full->cfg, full->dtype, true, &t);
 	for (int i = 0; i < tp->table.n; i++) {
 		struct param *p = &tp->table.items[i];

@@ -1,5 +1,5 @@
-/* lora.c: the LoRA forward on the autograd ops. */
-#include "lora.h"
+/* linear.c: the LoRA adapter of a linear layer, on the autograd ops. */
+#include "linear.h"
 
 struct tensor *lora_apply(struct ag_ctx *ctx, struct tensor *x, struct tensor *y,
 			  const struct lora_adapter *l)
