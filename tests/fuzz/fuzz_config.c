@@ -1,12 +1,14 @@
 /* fuzz_config.c: libFuzzer harness for the Hugging Face config.json reader
- * (io/hf_checkpoint.c, hf_bloom_config_read): the input is the file. */
-#include "../../io/hf_checkpoint.h"
+ * behind the model interface (nn/model.h, model_config_read: the family is
+ * chosen from model_type/architectures, then its reader validates the rest):
+ * the input is the file. */
+#include "../../nn/model.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct bloom_config cfg;
+	struct model_config cfg;
 	struct hug_error err = {0};
-	(void)hf_bloom_config_read(fuzz_file(data, size), &cfg, &err);
+	(void)model_config_read(fuzz_file(data, size), &cfg, &err);
 	return 0;
 }
