@@ -60,9 +60,9 @@ extern const struct ag_backend ag_cpu_backend;
 
 /* The tensor-parallel ops' kernels, the same for every backend
  * (autograd/tp_kernels.c). */
-void ag_tp_copy_backward(struct ag_node *n);
-void ag_tp_reduce_forward(struct ag_node *n);
-void ag_tp_reduce_backward(struct ag_node *n);
+#define AG_OP(U, l, kind)
+#define AG_OP_SHARED(U, l, kind) AG_OP_PROTOS(ag, l, kind)
+#include "ops.def"
 
 /* Makes `b` the backend for its device (replacing any earlier one). */
 void ag_backend_register(const struct ag_backend *b);

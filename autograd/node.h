@@ -1,4 +1,4 @@
-/* node.h: the op enum, per-op parameters and the tape node. Backends see
+/* node.h: the op enum (from the op list ops.def), per-op parameters and the tape node. Backends see
  * this header: a kernel receives the node and reads its inputs, output,
  * saved tensors and parameters from it. */
 #ifndef HUG_AUTOGRAD_NODE_H
@@ -6,30 +6,13 @@
 
 #include <stdint.h>
 
+#include "op_table.h"
 #include "tensor.h"
 
+/* AG_OP_MATMUL, ...: one per line of ops.def, in its order. */
 enum ag_op {
-	AG_OP_MATMUL,
-	AG_OP_LINEAR,
-	AG_OP_ADD,
-	AG_OP_MUL,
-	AG_OP_SCALE,
-	AG_OP_SUM,
-	AG_OP_MEAN,
-	AG_OP_VIEW,
-	AG_OP_PERMUTE,
-	AG_OP_SLICE,
-	AG_OP_CONTIGUOUS,
-	AG_OP_CAST,
-	AG_OP_EMBEDDING,
-	AG_OP_LAYERNORM,
-	AG_OP_GELU,
-	AG_OP_DROPOUT,
-	AG_OP_SOFTMAX,
-	AG_OP_ATTENTION,
-	AG_OP_CROSS_ENTROPY,
-	AG_OP_TP_COPY,
-	AG_OP_TP_REDUCE,
+#define AG_OP(U, l, kind) AG_OP_##U,
+#include "ops.def"
 	AG_OP_COUNT
 };
 

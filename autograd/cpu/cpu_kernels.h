@@ -11,41 +11,11 @@
 /* Parallelise a loop only when it has at least this much work. */
 #define CPU_PAR_MIN 32768
 
-void cpu_matmul_forward(struct ag_node *n);
-void cpu_matmul_backward(struct ag_node *n);
-void cpu_linear_forward(struct ag_node *n);
-void cpu_linear_backward(struct ag_node *n);
-void cpu_add_forward(struct ag_node *n);
-void cpu_add_backward(struct ag_node *n);
-void cpu_mul_forward(struct ag_node *n);
-void cpu_mul_backward(struct ag_node *n);
-void cpu_scale_forward(struct ag_node *n);
-void cpu_scale_backward(struct ag_node *n);
-void cpu_gelu_forward(struct ag_node *n);
-void cpu_gelu_backward(struct ag_node *n);
-void cpu_dropout_forward(struct ag_node *n);
-void cpu_dropout_backward(struct ag_node *n);
-void cpu_sum_forward(struct ag_node *n);
-void cpu_sum_backward(struct ag_node *n);
-void cpu_mean_forward(struct ag_node *n);
-void cpu_mean_backward(struct ag_node *n);
-void cpu_view_backward(struct ag_node *n);
-void cpu_permute_backward(struct ag_node *n);
-void cpu_slice_backward(struct ag_node *n);
-void cpu_contiguous_forward(struct ag_node *n);
-void cpu_contiguous_backward(struct ag_node *n);
-void cpu_cast_forward(struct ag_node *n);
-void cpu_cast_backward(struct ag_node *n);
-void cpu_embedding_forward(struct ag_node *n);
-void cpu_embedding_backward(struct ag_node *n);
-void cpu_layernorm_forward(struct ag_node *n);
-void cpu_layernorm_backward(struct ag_node *n);
-void cpu_softmax_forward(struct ag_node *n);
-void cpu_softmax_backward(struct ag_node *n);
-void cpu_attention_forward(struct ag_node *n);
-void cpu_attention_backward(struct ag_node *n);
-void cpu_cross_entropy_forward(struct ag_node *n);
-void cpu_cross_entropy_backward(struct ag_node *n);
+/* cpu_<op>_forward (not for views) and cpu_<op>_backward for every op of
+ * ../ops.def but the shared tp_* ones */
+#define AG_OP(U, l, kind) AG_OP_PROTOS(cpu, l, kind)
+#define AG_OP_SHARED(U, l, kind)
+#include "../ops.def"
 
 void cpu_accumulate(struct tensor *dst, const struct tensor *src);
 void cpu_fill(struct tensor *t, double value);
