@@ -36,6 +36,10 @@ struct ag_backend {
 	/* Every element of contiguous float tensor t *= a, in t's precision
 	 * (gradient averaging and clipping). */
 	void (*scale)(struct tensor *t, double a);
+	/* The number of elements (of the output's dtype) of scratch that this
+	 * backend's kernels of node n need (the op layer puts it in
+	 * n->scratch before the forward); NULL or 0: none. */
+	int64_t (*scratch_numel)(const struct ag_node *n);
 	/* Waits until every kernel issued so far has finished (NULL: the
 	 * backend is synchronous). For the profiler. */
 	void (*synchronize)(void);

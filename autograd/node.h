@@ -38,9 +38,6 @@ struct ag_collective {
 #define AG_MAX_INPUTS 5
 #define AG_MAX_SAVED 2
 #define AG_DIM_ALL (-1000) /* reduce over every dim */
-/* Query rows per block of the CPU attention kernel; ops.c sizes the
- * attention node's CPU scratch (saved[1]) by it. */
-#define AG_ATTN_ROWS 64
 
 /* Op parameters; the member used is the one named for the op. */
 union ag_params {
@@ -54,6 +51,8 @@ union ag_params {
 	struct {
 		double scale;
 		bool causal;
+		bool alibi;               /* in[3] holds the slopes (H) */
+		int64_t group;            /* query heads per key/value head (H / Hkv) */
 		double p;                 /* dropout on the probabilities */
 		uint64_t seed, offset;
 		int64_t head_offset;      /* global index of local head 0 */
@@ -77,6 +76,9 @@ struct ag_node {
 	struct tensor *in[AG_MAX_INPUTS];
 	struct tensor *out;
 	struct tensor *saved[AG_MAX_SAVED]; /* kernel-defined, e.g. LN stats */
+	/* the backend's own scratch for this node, kept from forward to
+	 * backward, of the size its scratch_numel hook asked for (else NULL) */
+	struct tensor *scratch;
 	union ag_params p;
 	struct ag_node *prev; /* the node recorded before this one */
 };

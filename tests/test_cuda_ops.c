@@ -34,6 +34,7 @@
 #include "../autograd/backend.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
+#include "../nn/bloom.h"
 #include "../optim/finite_check.h"
 #include "harness.h"
 #include "test_cuda_util.h"
@@ -219,10 +220,22 @@ static struct tensor *run_softmax(struct ag_ctx *ctx, struct tensor **in, const 
 	return ag_softmax(ctx, in[0]);
 }
 
+/* ag_attention with ALiBi when slopes are given, heads [h0, h0 + H) of
+ * htot (0: all of q's). */
+static struct tensor *attn(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
+			   struct tensor *v, struct tensor *slopes, struct tensor *mask,
+			   bool causal, double p, int64_t h0, int64_t htot)
+{
+	return ag_attention(ctx, q, k, v, &(struct ag_attn_desc){
+		.pos_bias = slopes ? AG_POS_BIAS_ALIBI : AG_POS_BIAS_NONE, .slopes = slopes,
+		.causal = causal, .key_mask = mask, .dropout = p, .head_offset = h0,
+		.n_head_total = htot });
+}
+
 /* q, k, v, slopes, mask; causal = ia; dropout p = da */
 static struct tensor *run_attention(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
 {
-	return ag_attention_dropout(ctx, in[0], in[1], in[2], in[3], in[4], c->ia, c->da);
+	return attn(ctx, in[0], in[1], in[2], in[3], in[4], c->ia, c->da, 0, 0);
 }
 
 /* As run_attention for heads [ib, ib + H) of 5 (tensor-parallel numbering
@@ -230,8 +243,7 @@ static struct tensor *run_attention(struct ag_ctx *ctx, struct tensor **in, cons
 static struct tensor *run_attention_heads(struct ag_ctx *ctx, struct tensor **in,
 					  const struct op_case *c)
 {
-	return ag_attention_heads(ctx, in[0], in[1], in[2], in[3], in[4], c->ia, c->da,
-				  c->ib, 5);
+	return attn(ctx, in[0], in[1], in[2], in[3], in[4], c->ia, c->da, c->ib, 5);
 }
 
 /* k stored as K^T (B, H, D, Tk) and transposed to a (B, H, Tk, D) view: at
@@ -241,7 +253,7 @@ static struct tensor *run_attention_k_transposed(struct ag_ctx *ctx, struct tens
 						 const struct op_case *c)
 {
 	struct tensor *k = ag_transpose(ctx, in[1], 2, 3);
-	return ag_attention_dropout(ctx, in[0], k, in[2], in[3], in[4], c->ia, c->da);
+	return attn(ctx, in[0], k, in[2], in[3], in[4], c->ia, c->da, 0, 0);
 }
 
 /* BLOOM's layout: qkv (B, T, H, 3D) sliced into strided q, k, v views. */
@@ -254,7 +266,7 @@ static struct tensor *run_attention_fused(struct ag_ctx *ctx, struct tensor **in
 	struct tensor *q = ag_permute(ctx, ag_slice(ctx, qkv, 3, 0, d), perm);
 	struct tensor *k = ag_permute(ctx, ag_slice(ctx, qkv, 3, d, d), perm);
 	struct tensor *v = ag_permute(ctx, ag_slice(ctx, qkv, 3, 2 * d, d), perm);
-	return ag_attention_dropout(ctx, q, k, v, in[1], in[2], true, c->da);
+	return attn(ctx, q, k, v, in[1], in[2], true, c->da, 0, 0);
 }
 
 static struct tensor *run_cross_entropy(struct ag_ctx *ctx, struct tensor **in,
@@ -389,7 +401,7 @@ static struct tensor *host_input(struct arena *a, const struct in_spec *s, int i
 	case IN_SLOPES: {
 		double sl[64];
 		HUG_ASSERT(n <= 64);
-		ag_alibi_slopes((int)n, sl);
+		bloom_alibi_slopes((int)n, sl);
 		for (int64_t j = 0; j < n && bf16_exact; j++)
 			sl[j] = bf16_to_f32(f32_to_bf16((float)sl[j]));
 		tensor_write_f64(t, sl);
@@ -832,7 +844,8 @@ TEST(cuda_attention_nan_row)
 	const int32_t mk[T] = { 0, 1, 1, 1 }; /* row 0: its only key is padding */
 	memcpy(hm->data, mk, sizeof(mk));
 	struct tensor *mask = cuda_test_upload(&dev, hm, DT_I32);
-	struct tensor *o = ag_attention(&ctx, qkv[0], qkv[1], qkv[2], NULL, mask, true);
+	struct tensor *o = ag_attention(&ctx, qkv[0], qkv[1], qkv[2],
+					&(struct ag_attn_desc){ .causal = true, .key_mask = mask });
 	REQUIRE(o);
 	double *y = cuda_test_read(o);
 	for (int d = 0; d < D; d++) {

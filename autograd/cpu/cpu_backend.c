@@ -15,5 +15,6 @@ const struct ag_backend ag_cpu_backend = {
 	.copy = cpu_copy,
 	.memcpy = cpu_memcpy,
 	.scale = cpu_scale,
+	.scratch_numel = cpu_scratch_numel,
 	.find_out_of_range = cpu_find_out_of_range,
 };

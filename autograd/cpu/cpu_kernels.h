@@ -17,6 +17,9 @@
 #define AG_OP_SHARED(U, l, kind)
 #include "../ops.def"
 
+/* The scratch elements node n's kernels need (struct ag_backend's
+ * scratch_numel): for attention, a block of query rows per (b, h). */
+int64_t cpu_scratch_numel(const struct ag_node *n);
 void cpu_accumulate(struct tensor *dst, const struct tensor *src);
 void cpu_fill(struct tensor *t, double value);
 void cpu_scale(struct tensor *t, double a);
