@@ -15,6 +15,17 @@
 
 typedef void (*ag_kernel_fn)(struct ag_node *n);
 
+/* The scalars of one optimizer update (optim/optimizer.c fills them):
+ * PyTorch's single-tensor AdamW or SGD. */
+struct ag_optim_update {
+	bool adamw;                      /* else SGD */
+	double lr, weight_decay;         /* this parameter's decay (0: none) */
+	double beta1, beta2, eps;        /* AdamW */
+	double bc1, bc2;                 /* AdamW: bias corrections 1 - beta^step */
+	double momentum;                 /* SGD (0: no momentum buffer) */
+	bool nesterov, first;            /* SGD; first: the first step */
+};
+
 struct ag_backend {
 	const char *name;
 	enum device device;
@@ -36,6 +47,22 @@ struct ag_backend {
 	/* Every element of contiguous float tensor t *= a, in t's precision
 	 * (gradient averaging and clipping). */
 	void (*scale)(struct tensor *t, double a);
+	/* One optimizer update of n elements: parameter p, gradient g and
+	 * state m (AdamW's exp_avg, SGD's momentum buffer or NULL) and v
+	 * (AdamW's exp_avg_sq), contiguous arrays of float dtype dt in this
+	 * backend's memory (dtypes: the CPU f32 and f64, CUDA f32):
+	 *   AdamW: p *= 1 - lr wd; m += (1 - b1)(g - m); v = b2 v + (1 - b2) g^2;
+	 *          p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
+	 *   SGD:   d = g + wd p; with momentum buf = first ? d : momentum buf + d,
+	 *          d = nesterov ? d + momentum buf : buf; p -= lr d
+	 * with the scalars rounded to dt first. Asynchronous where the backend is. */
+	void (*optim_update)(const struct ag_optim_update *u, enum dtype dt, int64_t n,
+			     void *p, const void *g, void *m, void *v);
+	/* The sum of squares, accumulated in double in a fixed order, of every
+	 * element of the n contiguous float tensors ts (this backend's memory),
+	 * for the gradient norm and the finite check; returns to the host (on
+	 * CUDA: one wait). */
+	double (*sum_squares)(int n, struct tensor *const *ts);
 	/* The number of elements (of the output's dtype) of scratch that this
 	 * backend's kernels of node n need (the op layer puts it in
 	 * n->scratch before the forward); NULL or 0: none. */

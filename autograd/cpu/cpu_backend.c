@@ -16,5 +16,7 @@ const struct ag_backend ag_cpu_backend = {
 	.memcpy = cpu_memcpy,
 	.scale = cpu_scale,
 	.scratch_numel = cpu_scratch_numel,
+	.optim_update = cpu_optim_update,
+	.sum_squares = cpu_sum_squares,
 	.find_out_of_range = cpu_find_out_of_range,
 };

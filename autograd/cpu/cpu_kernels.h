@@ -20,6 +20,10 @@
 /* The scratch elements node n's kernels need (struct ag_backend's
  * scratch_numel): for attention, a block of query rows per (b, h). */
 int64_t cpu_scratch_numel(const struct ag_node *n);
+/* optim.c: the optimizer hooks of struct ag_backend (f32 and f64). */
+void cpu_optim_update(const struct ag_optim_update *u, enum dtype dt, int64_t n, void *p,
+		      const void *g, void *m, void *v);
+double cpu_sum_squares(int n, struct tensor *const *ts);
 void cpu_accumulate(struct tensor *dst, const struct tensor *src);
 void cpu_fill(struct tensor *t, double value);
 void cpu_scale(struct tensor *t, double a);

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "../dtype.h"
 #include "../op_table.h"
 
 #ifdef __cplusplus
@@ -21,6 +22,7 @@ extern "C" {
 #endif
 
 struct ag_backend;
+struct ag_optim_update;
 struct ag_node;
 struct tensor;
 
@@ -41,6 +43,10 @@ void cuda_runtime_init(int device);
 void cuda_accumulate(struct tensor *dst, const struct tensor *src);
 void cuda_fill(struct tensor *t, double value);
 void cuda_copy(struct tensor *dst, const struct tensor *src);
+/* optim.cu: the optimizer update (struct ag_backend's optim_update) on f32
+ * device arrays, through hug_cuda_adamw_update / hug_cuda_sgd_update. */
+void cuda_optim_update(const struct ag_optim_update *u, enum dtype dt, int64_t n, void *p,
+		       const void *g, void *m, void *v);
 /* embedding.cu: the range check of ids and targets, with the contract of
  * struct ag_backend's find_out_of_range for a contiguous i32 device tensor.
  * Waits for the stream (one small copy to the host per call). */
