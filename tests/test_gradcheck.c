@@ -1294,6 +1294,24 @@ TEST(gradcheck_attention_grouped_kv)
 	env_free(&e);
 }
 
+/* No query rows (Tq = 0): the CPU backend asks for no scratch, and the
+ * kernels write nothing, forward and backward. */
+TEST(attention_empty_query_rows)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *q = PARAM(&e, 1, 2, 3, 0, 4), *k = PARAM(&e, 2, 2, 3, 5, 4);
+	struct tensor *v = PARAM(&e, 3, 2, 3, 5, 4);
+	struct tensor *o = ag_attention(&e.ctx, q, k, v, &(struct ag_attn_desc){ .causal = true });
+	REQUIRE(o);
+	CHECK_SHAPE(o, 2, 3, 0, 4);
+	REQUIRE(ag_backward(&e.ctx, ag_sum(&e.ctx, o, AG_DIM_ALL)) == 0);
+	double g[2 * 3 * 5 * 4];
+	tensor_read_f64(k->grad, g);
+	CHECK(max_diff(g, (double[2 * 3 * 5 * 4]){ 0 }, 2 * 3 * 5 * 4) == 0);
+	env_free(&e);
+}
+
 /* ---- cross entropy ---- */
 
 static struct tensor *build_xent(struct ag_ctx *ctx, struct tensor **in, void *user)

@@ -53,7 +53,7 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 	const REAL *slopes = n->in[3] ? n->in[3]->data : NULL;
 	const int32_t *mask = n->in[4] ? n->in[4]->data : NULL;
 	REAL *out = n->out->data, *probs = n->saved[0]->data;
-	REAL *scratch = n->scratch->data;
+	REAL *scratch = n->scratch ? n->scratch->data : NULL; /* NULL: no rows */
 	REAL scale = (REAL)n->p.attention.scale;
 	bool causal = n->p.attention.causal, dropout = n->p.attention.p != 0.0;
 	int64_t B = as->b, H = as->h, TQ = as->tq, TK = as->tk, D = as->d;
@@ -139,7 +139,7 @@ static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node 
 {
 	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
 	const REAL *probs = n->saved[0]->data, *dout = n->out->grad->data;
-	REAL *scratch = n->scratch->data;
+	REAL *scratch = n->scratch ? n->scratch->data : NULL; /* NULL: no rows */
 	REAL *dq = q->grad ? q->grad->data : NULL;
 	REAL *dk = k->grad ? k->grad->data : NULL;
 	REAL *dv = v->grad ? v->grad->data : NULL;
