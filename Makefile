@@ -134,7 +134,7 @@ TESTS := $(BUILD)/bin/hug_tests
 all: $(HUG) $(LIB)
 
 # sqrt without errno, so the AdamW loop vectorises (same bits: IEEE sqrt).
-$(BUILD)/obj/optim/optimizer.o: CFLAGS += -fno-math-errno
+$(BUILD)/obj/autograd/cpu/optim.o: CFLAGS += -fno-math-errno
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -125,27 +125,40 @@ struct tensor *ag_dropout(struct ag_ctx *ctx, struct tensor *x, double p);
 /* Softmax over the last dim. */
 struct tensor *ag_softmax(struct ag_ctx *ctx, struct tensor *x);
 
-/* Fused self-attention. q, k, v (B, H, T, D), any strides with a unit
- * stride on D and a stride on T of at least D (views into a fused QKV
- * buffer need no copy; other layouts are copied). Scores
- * s_ij = scale * q_i . k_j + slope_h * pos_j, with scale 1/sqrt(D), masked
- * where j > i (causal) or mask[b, j] == 0; softmax in the tensor's float
- * type; out_i = sum_j p_ij v_j. slopes (H), q's dtype, gives the ALiBi slope
- * per head (NULL: no bias). mask (B, T) i32, 1 keep / 0 padding, or NULL. pos_j is
- * j without a mask and (number of kept keys up to j) - 1 with one, as
- * Hugging Face's BLOOM computes it. A query row whose keys are all masked
- * gives zeros. -> (B, H, T, D) contiguous. */
-struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q,
-			    struct tensor *k, struct tensor *v,
-			    struct tensor *slopes, struct tensor *mask,
-			    bool causal);
-/* As ag_attention, with dropout of probability p on the attention
- * probabilities (as Hugging Face's BLOOM applies it) when ctx->training;
- * the mask comes from ctx->seed and the RNG offset, like ag_dropout. */
-struct tensor *ag_attention_dropout(struct ag_ctx *ctx, struct tensor *q,
-				    struct tensor *k, struct tensor *v,
-				    struct tensor *slopes, struct tensor *mask,
-				    bool causal, double p);
+/* Where attention scores get a position bias. RoPE and other rotations are
+ * applied to q and k before the op, so they need no mode here. */
+enum ag_pos_bias {
+	AG_POS_BIAS_NONE,  /* no bias */
+	AG_POS_BIAS_ALIBI, /* slope_h * pos_j with the caller's slopes (H) */
+};
+
+/* What the attention op computes besides softmax(scale q k^T) v. */
+struct ag_attn_desc {
+	enum ag_pos_bias pos_bias;
+	struct tensor *slopes;    /* (H), q's dtype: AG_POS_BIAS_ALIBI only, else NULL */
+	bool causal;              /* query i sees keys j <= Tk - Tq + i */
+	struct tensor *key_mask;  /* (B, Tk) i32, 1 keep / 0 padding, or NULL */
+	double dropout;           /* p in [0, 1) on the probabilities when
+				     ctx->training (masks as ag_dropout's) */
+	int64_t head_offset;      /* tensor parallel: global index of head 0 of q */
+	int64_t n_head_total;     /* heads over all ranks (dropout masks are
+				     numbered over all); 0: q's H */
+};
+
+/* Fused self-attention. q (B, H, Tq, D), k and v (B, Hkv, Tk, D) with
+ * Tq <= Tk and H a multiple of Hkv (query head h reads key/value head
+ * h / (H / Hkv): grouped-query attention; Hkv == H is multi-head, and
+ * Hkv < H is computed on the CPU only so far: on CUDA it is an op error).
+ * Any strides with a unit stride on D and a stride on T of at least D
+ * (views into a fused QKV buffer need no copy; other layouts are copied).
+ * Scores s_ij = scale * q_i . k_j (+ slope_h * pos_j with ALiBi), scale
+ * 1/sqrt(D), masked where the causal rule or key_mask[b, j] == 0 hides
+ * key j; softmax in the tensor's float type; out_i = sum_j p_ij v_j.
+ * pos_j counts the kept keys before j (j itself without a key mask), so
+ * positions skip padding as Hugging Face's BLOOM computes them. A query
+ * row whose keys are all masked gives zeros. -> (B, H, Tq, D) contiguous. */
+struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
+			    struct tensor *v, const struct ag_attn_desc *desc);
 /* Mean cross-entropy of logits (..., V) against targets (...) i32, skipping
  * targets equal to ignore_index (Hugging Face uses -100); the mean is over
  * the counted targets (0 when none count). -> a 0-d scalar, in f32 for
@@ -172,13 +185,6 @@ struct tensor *ag_cross_entropy_shard(struct ag_ctx *ctx, struct tensor *logits,
 				      struct tensor *targets, int32_t ignore_index,
 				      int64_t vocab_offset, int64_t vocab_total,
 				      const struct ag_collective *coll);
-/* As ag_attention_dropout for the heads [head_offset, head_offset + H) of
- * n_head_total (dropout masks are numbered over all heads). */
-struct tensor *ag_attention_heads(struct ag_ctx *ctx, struct tensor *q,
-				  struct tensor *k, struct tensor *v,
-				  struct tensor *slopes, struct tensor *mask,
-				  bool causal, double p, int64_t head_offset,
-				  int64_t n_head_total);
 /* Megatron's f: identity forward, all-reduce of the gradient backward
  * (before a column-parallel layer). x itself when the group has one rank. */
 struct tensor *ag_tp_copy(struct ag_ctx *ctx, struct tensor *x,
@@ -187,10 +193,5 @@ struct tensor *ag_tp_copy(struct ag_ctx *ctx, struct tensor *x,
  * row-parallel layer). */
 struct tensor *ag_tp_reduce(struct ag_ctx *ctx, struct tensor *x,
 			    const struct ag_collective *coll);
-
-/* ALiBi slopes for n_head heads as BLOOM defines them (any head count,
- * powers of two or not): writes n_head values into `out`, computed in f32
- * as Hugging Face does (so 2^-0.5 is 0.70710677, not the exact double). */
-void ag_alibi_slopes(int n_head, double *out);
 
 #endif

@@ -1,33 +1,12 @@
-/* backend.c: the op name table and the per-device backend registry. */
+/* backend.c: the op name table (from ops.def) and the per-device backend registry. */
 #include "backend.h"
 
 #include "../base/panic.h"
 
 const struct ag_op_info ag_op_info[AG_OP_COUNT] = {
-	[AG_OP_MATMUL] = { "matmul", false },
-	[AG_OP_LINEAR] = { "linear", false },
-	[AG_OP_ADD] = { "add", false },
-	[AG_OP_MUL] = { "mul", false },
-	[AG_OP_SCALE] = { "scale", false },
-	[AG_OP_SUM] = { "sum", false },
-	[AG_OP_MEAN] = { "mean", false },
-	[AG_OP_VIEW] = { "view", true },
-	[AG_OP_PERMUTE] = { "permute", true },
-	[AG_OP_SLICE] = { "slice", true },
-	[AG_OP_CONTIGUOUS] = { "contiguous", false },
-	[AG_OP_CAST] = { "cast", false },
-	[AG_OP_EMBEDDING] = { "embedding", false },
-	[AG_OP_LAYERNORM] = { "layernorm", false },
-	[AG_OP_GELU] = { "gelu", false },
-	[AG_OP_DROPOUT] = { "dropout", false },
-	[AG_OP_SOFTMAX] = { "softmax", false },
-	[AG_OP_ATTENTION] = { "attention", false },
-	[AG_OP_CROSS_ENTROPY] = { "cross_entropy", false },
-	[AG_OP_TP_COPY] = { "tp_copy", true },
-	[AG_OP_TP_REDUCE] = { "tp_reduce", false },
+#define AG_OP(U, l, kind) [AG_OP_##U] = { #l, AG_OP_IS_VIEW_##kind },
+#include "ops.def"
 };
-_Static_assert(sizeof(ag_op_info) / sizeof(ag_op_info[0]) == AG_OP_COUNT,
-	       "op table out of step with enum ag_op");
 
 static const struct ag_backend *backends[DEV_COUNT] = {
 	[DEV_CPU] = &ag_cpu_backend,

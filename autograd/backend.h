@@ -15,6 +15,17 @@
 
 typedef void (*ag_kernel_fn)(struct ag_node *n);
 
+/* The scalars of one optimizer update (optim/optimizer.c fills them):
+ * PyTorch's single-tensor AdamW or SGD. */
+struct ag_optim_update {
+	bool adamw;                      /* else SGD */
+	double lr, weight_decay;         /* this parameter's decay (0: none) */
+	double beta1, beta2, eps;        /* AdamW */
+	double bc1, bc2;                 /* AdamW: bias corrections 1 - beta^step */
+	double momentum;                 /* SGD (0: no momentum buffer) */
+	bool nesterov, first;            /* SGD; first: the first step */
+};
+
 struct ag_backend {
 	const char *name;
 	enum device device;
@@ -36,6 +47,26 @@ struct ag_backend {
 	/* Every element of contiguous float tensor t *= a, in t's precision
 	 * (gradient averaging and clipping). */
 	void (*scale)(struct tensor *t, double a);
+	/* One optimizer update of n elements: parameter p, gradient g and
+	 * state m (AdamW's exp_avg, SGD's momentum buffer or NULL) and v
+	 * (AdamW's exp_avg_sq), contiguous arrays of float dtype dt in this
+	 * backend's memory (dtypes: the CPU f32 and f64, CUDA f32):
+	 *   AdamW: p *= 1 - lr wd; m += (1 - b1)(g - m); v = b2 v + (1 - b2) g^2;
+	 *          p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
+	 *   SGD:   d = g + wd p; with momentum buf = first ? d : momentum buf + d,
+	 *          d = nesterov ? d + momentum buf : buf; p -= lr d
+	 * with the scalars rounded to dt first. Asynchronous where the backend is. */
+	void (*optim_update)(const struct ag_optim_update *u, enum dtype dt, int64_t n,
+			     void *p, const void *g, void *m, void *v);
+	/* The sum of squares, accumulated in double in a fixed order, of every
+	 * element of the n contiguous float tensors ts (this backend's memory),
+	 * for the gradient norm and the finite check; returns to the host (on
+	 * CUDA: one wait). */
+	double (*sum_squares)(int n, struct tensor *const *ts);
+	/* The number of elements (of the output's dtype) of scratch that this
+	 * backend's kernels of node n need (the op layer puts it in
+	 * n->scratch before the forward); NULL or 0: none. */
+	int64_t (*scratch_numel)(const struct ag_node *n);
 	/* Waits until every kernel issued so far has finished (NULL: the
 	 * backend is synchronous). For the profiler. */
 	void (*synchronize)(void);
@@ -60,9 +91,9 @@ extern const struct ag_backend ag_cpu_backend;
 
 /* The tensor-parallel ops' kernels, the same for every backend
  * (autograd/tp_kernels.c). */
-void ag_tp_copy_backward(struct ag_node *n);
-void ag_tp_reduce_forward(struct ag_node *n);
-void ag_tp_reduce_backward(struct ag_node *n);
+#define AG_OP(U, l, kind)
+#define AG_OP_SHARED(U, l, kind) AG_OP_PROTOS(ag, l, kind)
+#include "ops.def"
 
 /* Makes `b` the backend for its device (replacing any earlier one). */
 void ag_backend_register(const struct ag_backend *b);

@@ -1,4 +1,4 @@
-/* node.h: the op enum, per-op parameters and the tape node. Backends see
+/* node.h: the op enum (from the op list ops.def), per-op parameters and the tape node. Backends see
  * this header: a kernel receives the node and reads its inputs, output,
  * saved tensors and parameters from it. */
 #ifndef HUG_AUTOGRAD_NODE_H
@@ -6,30 +6,13 @@
 
 #include <stdint.h>
 
+#include "op_table.h"
 #include "tensor.h"
 
+/* AG_OP_MATMUL, ...: one per line of ops.def, in its order. */
 enum ag_op {
-	AG_OP_MATMUL,
-	AG_OP_LINEAR,
-	AG_OP_ADD,
-	AG_OP_MUL,
-	AG_OP_SCALE,
-	AG_OP_SUM,
-	AG_OP_MEAN,
-	AG_OP_VIEW,
-	AG_OP_PERMUTE,
-	AG_OP_SLICE,
-	AG_OP_CONTIGUOUS,
-	AG_OP_CAST,
-	AG_OP_EMBEDDING,
-	AG_OP_LAYERNORM,
-	AG_OP_GELU,
-	AG_OP_DROPOUT,
-	AG_OP_SOFTMAX,
-	AG_OP_ATTENTION,
-	AG_OP_CROSS_ENTROPY,
-	AG_OP_TP_COPY,
-	AG_OP_TP_REDUCE,
+#define AG_OP(U, l, kind) AG_OP_##U,
+#include "ops.def"
 	AG_OP_COUNT
 };
 
@@ -55,9 +38,6 @@ struct ag_collective {
 #define AG_MAX_INPUTS 5
 #define AG_MAX_SAVED 2
 #define AG_DIM_ALL (-1000) /* reduce over every dim */
-/* Query rows per block of the CPU attention kernel; ops.c sizes the
- * attention node's CPU scratch (saved[1]) by it. */
-#define AG_ATTN_ROWS 64
 
 /* Op parameters; the member used is the one named for the op. */
 union ag_params {
@@ -71,6 +51,8 @@ union ag_params {
 	struct {
 		double scale;
 		bool causal;
+		bool alibi;               /* in[3] holds the slopes (H) */
+		int64_t group;            /* query heads per key/value head (H / Hkv) */
 		double p;                 /* dropout on the probabilities */
 		uint64_t seed, offset;
 		int64_t head_offset;      /* global index of local head 0 */
@@ -94,6 +76,9 @@ struct ag_node {
 	struct tensor *in[AG_MAX_INPUTS];
 	struct tensor *out;
 	struct tensor *saved[AG_MAX_SAVED]; /* kernel-defined, e.g. LN stats */
+	/* the backend's own scratch for this node, kept from forward to
+	 * backward, of the size its scratch_numel hook asked for (else NULL) */
+	struct tensor *scratch;
 	union ag_params p;
 	struct ag_node *prev; /* the node recorded before this one */
 };

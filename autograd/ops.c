@@ -139,6 +139,9 @@ static struct tensor *op_finish(struct ag_ctx *ctx, struct ag_node *n)
 		if (!be || !be->op[n->op].forward)
 			return op_fail(ctx, n->op, "not supported on %s",
 				       device_name(ctx_device(ctx)));
+		int64_t ns = be->scratch_numel ? be->scratch_numel(n) : 0;
+		if (ns > 0)
+			n->scratch = tensor_new(ctx->step, n->out->dtype, 1, &ns);
 		double t0 = ag_profile_start(ctx_device(ctx));
 		be->op[n->op].forward(n);
 		ag_profile_stop_op(n->op, false, ctx_device(ctx), t0);
@@ -653,30 +656,25 @@ static struct tensor *unit_last_stride(struct ag_ctx *ctx, struct tensor *t)
 	return unit && rows ? t : ag_contiguous(ctx, t);
 }
 
-struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q,
-			    struct tensor *k, struct tensor *v,
-			    struct tensor *slopes, struct tensor *mask,
-			    bool causal)
-{
-	return ag_attention_dropout(ctx, q, k, v, slopes, mask, causal, 0.0);
-}
-
-struct tensor *ag_attention_dropout(struct ag_ctx *ctx, struct tensor *q,
-				    struct tensor *k, struct tensor *v,
-				    struct tensor *slopes, struct tensor *mask,
-				    bool causal, double p)
-{
-	return ag_attention_heads(ctx, q, k, v, slopes, mask, causal, p, 0,
-				  q ? q->shape[1] : 0);
-}
-
-struct tensor *ag_attention_heads(struct ag_ctx *ctx, struct tensor *q,
-				  struct tensor *k, struct tensor *v,
-				  struct tensor *slopes, struct tensor *mask,
-				  bool causal, double p, int64_t head_offset,
-				  int64_t n_head_total)
+struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
+			    struct tensor *v, const struct ag_attn_desc *ad)
 {
 	const enum ag_op op = AG_OP_ATTENTION;
+	if (ctx->err.set)
+		return NULL;
+	if (!ad)
+		return op_fail(ctx, op, "no description (struct ag_attn_desc) given");
+	struct tensor *slopes = ad->slopes, *mask = ad->key_mask;
+	double p = ad->dropout;
+	int64_t head_offset = ad->head_offset;
+	int64_t n_head_total = ad->n_head_total ? ad->n_head_total : q ? q->shape[1] : 0;
+	if (ad->pos_bias != AG_POS_BIAS_NONE && ad->pos_bias != AG_POS_BIAS_ALIBI)
+		return op_fail(ctx, op, "unknown position-bias mode %d", (int)ad->pos_bias);
+	if ((ad->pos_bias == AG_POS_BIAS_ALIBI) != (slopes != NULL))
+		return op_fail(ctx, op, "ALiBi needs slopes and other position-bias modes take "
+			       "none: mode %s with slopes %s",
+			       ad->pos_bias == AG_POS_BIAS_ALIBI ? "alibi" : "none",
+			       slopes ? "given" : "NULL");
 	struct tensor *in[] = { q, k, v, slopes, mask };
 	char d0[DESC], d1[DESC], d2[DESC];
 	if (!op_begin(ctx, op, 5, in,
@@ -693,15 +691,19 @@ struct tensor *ag_attention_heads(struct ag_ctx *ctx, struct tensor *q,
 			       (long long)head_offset, (long long)(head_offset + q->shape[1]),
 			       (long long)n_head_total);
 	if (q->ndim != 4 || !tensor_same_shape(k, v) || k->ndim != 4 ||
-	    q->shape[0] != k->shape[0] || q->shape[1] != k->shape[1] ||
+	    q->shape[0] != k->shape[0] || k->shape[1] < 1 || q->shape[1] % k->shape[1] ||
 	    q->shape[3] != k->shape[3] || q->shape[2] > k->shape[2])
-		return op_fail(ctx, op, "q must be (B, H, Tq, D) and k, v (B, H, Tk, D) "
-			       "with Tq <= Tk: q is %s, k is %s, v is %s",
+		return op_fail(ctx, op, "q must be (B, H, Tq, D) and k, v (B, Hkv, Tk, D) "
+			       "with Tq <= Tk and H a multiple of Hkv: q is %s, k is %s, v is %s",
 			       desc(q, d0), desc(k, d1), desc(v, d2));
 	if (q->shape[3] < 1)
 		return op_fail(ctx, op, "the head size D must be at least 1: q is %s",
 			       desc(q, d0));
 	int64_t b = q->shape[0], h = q->shape[1], tq = q->shape[2], tk = k->shape[2];
+	if (k->shape[1] != h && ctx_device(ctx) != DEV_CPU)
+		return op_fail(ctx, op, "grouped-query attention (%lld query heads over %lld "
+			       "key/value heads) is not implemented on %s yet (only on the cpu)",
+			       (long long)h, (long long)k->shape[1], device_name(ctx_device(ctx)));
 	if (slopes && (slopes->ndim != 1 || slopes->shape[0] != h))
 		return op_fail(ctx, op, "slopes must be (H) = (%lld), got %s",
 			       (long long)h, desc(slopes, d0));
@@ -719,16 +721,13 @@ struct tensor *ag_attention_heads(struct ag_ctx *ctx, struct tensor *q,
 		return NULL;
 	struct ag_node *n = node_new(ctx, op, 5, (struct tensor *[]){ q, k, v, slopes, mask });
 	n->out = tensor_new(ctx->step, q->dtype, 4, q->shape);
-	/* probabilities (B, H, Tq, Tk), kept for backward; on the CPU also
-	 * scratch of up to AG_ATTN_ROWS rows of Tk per (b, h) for the GEMM
-	 * kernels (the CUDA kernels use the backend's shared workspace) */
+	/* probabilities (B, H, Tq, Tk), kept for backward; a backend's own
+	 * scratch comes from its scratch_numel hook (op_finish) */
 	n->saved[0] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tq, tk));
-	if (q->device == DEV_CPU) {
-		int64_t srows = tq < AG_ATTN_ROWS ? tq : AG_ATTN_ROWS;
-		n->saved[1] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, srows, tk));
-	}
 	n->p.attention.scale = 1.0 / sqrt((double)q->shape[3]);
-	n->p.attention.causal = causal;
+	n->p.attention.causal = ad->causal;
+	n->p.attention.alibi = slopes != NULL;
+	n->p.attention.group = h / k->shape[1];
 	n->p.attention.head_offset = head_offset;
 	n->p.attention.n_head_total = n_head_total;
 	if (ctx->training && p > 0.0) {
@@ -794,24 +793,6 @@ struct tensor *ag_cross_entropy_shard(struct ag_ctx *ctx, struct tensor *logits,
 		n->saved[1] = tensor_new(ctx->step, stat_dtype(logits->dtype), 1, &rows); /* target logit (N) */
 	}
 	return op_finish(ctx, n);
-}
-
-/* ------------------------------------------------------------------ ALiBi */
-
-void ag_alibi_slopes(int n_head, double *out)
-{
-	int p = 1;
-	while (p * 2 <= n_head)
-		p *= 2;
-	/* The first p heads: (2^(-8/p))^i for i = 1..p; the rest: odd powers
-	 * of 2^(-4/p), the slopes of 2p heads that the first p did not take.
-	 * Bases and powers are rounded to f32 as Hugging Face computes them. */
-	float base = powf(2.0f, -8.0f / (float)p);
-	for (int i = 0; i < p; i++)
-		out[i] = powf(base, (float)(i + 1));
-	float extra = powf(2.0f, -4.0f / (float)p);
-	for (int i = 0; i < n_head - p; i++)
-		out[p + i] = powf(extra, (float)(2 * i + 1));
 }
 
 /* ------------------------------------------------------ tensor parallel */

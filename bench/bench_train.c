@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		double p0 = ag_profile_start(DEV_CPU);
-		optim_clip_grad_norm(&opt, 1.0);
+		optim_clip_grads(&opt, optim_grad_norm(&opt), 1.0);
 		optim_step(&opt, 1e-4);
 		optim_zero_grad(&opt);
 		ag_profile_stop("optimizer", DEV_CPU, p0);

@@ -104,6 +104,22 @@ static void bloom_params(struct pbuild *pb)
 	m->lnf_b = param_new(pb, "transformer.ln_f.bias", 0, true, -1, c, 0);
 }
 
+void bloom_alibi_slopes(int n_head, double *out)
+{
+	int p = 1;
+	while (p * 2 <= n_head)
+		p *= 2;
+	/* The first p heads: (2^(-8/p))^i for i = 1..p; the rest: odd powers
+	 * of 2^(-4/p), the slopes of 2p heads that the first p did not take.
+	 * Bases and powers are rounded to f32 as Hugging Face computes them. */
+	float base = powf(2.0f, -8.0f / (float)p);
+	for (int i = 0; i < p; i++)
+		out[i] = powf(base, (float)(i + 1));
+	float extra = powf(2.0f, -4.0f / (float)p);
+	for (int i = 0; i < n_head - p; i++)
+		out[p + i] = powf(extra, (float)(2 * i + 1));
+}
+
 int bloom_tp_validate(const struct bloom_config *cfg, int size, struct hug_error *err)
 {
 	if (size < 1 || cfg->n_head % size || (4 * cfg->hidden_size) % size ||
@@ -143,7 +159,7 @@ void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
 	struct arena host;
 	arena_init(&host, "slopes", 0, NULL);
 	double *slopes = hug_malloc((size_t)cfg->n_head * sizeof(double));
-	ag_alibi_slopes(cfg->n_head, slopes);
+	bloom_alibi_slopes(cfg->n_head, slopes);
 	struct tensor *hs = tensor_new(&host, dt, TENSOR_SHAPE(h_local));
 	tensor_write_f64(hs, slopes + (int64_t)tp->rank * h_local);
 	m->slopes = tensor_new(&m->params, dt, TENSOR_SHAPE(h_local));
@@ -288,9 +304,12 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 		k = ag_slice(ctx, kv->k[li], 2, 0, n);
 		v = ag_slice(ctx, kv->v[li], 2, 0, n);
 	}
-	struct tensor *a = ag_attention_heads(ctx, q, k, v, m->slopes, mask, true,
-					      c->attention_dropout, hl * m->tp.rank,
-					      c->n_head);                    /* (B, Hl, T, D) */
+	const struct ag_attn_desc ad = {
+		.pos_bias = AG_POS_BIAS_ALIBI, .slopes = m->slopes, .causal = true,
+		.key_mask = mask, .dropout = c->attention_dropout,
+		.head_offset = hl * m->tp.rank, .n_head_total = c->n_head,
+	};
+	struct tensor *a = ag_attention(ctx, q, k, v, &ad);        /* (B, Hl, T, D) */
 	a = ag_reshape(ctx, ag_permute(ctx, a, to_bhtd), TENSOR_SHAPE(b, t, hl * d));
 	a = lora_apply(ctx, a, row_parallel(ctx, m, a, l->proj_w, l->proj_b), l->lora[BLOOM_PROJ]);
 	a = ag_dropout(ctx, a, c->hidden_dropout);

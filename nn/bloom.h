@@ -159,6 +159,11 @@ void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
 /* Checks that the config splits over `size` ranks: n_head and 4 x
  * hidden_size divisible by it (the vocabulary may split unevenly). 0 or -1
  * with err. */
+/* ALiBi slopes for n_head heads as BLOOM defines them (any head count,
+ * powers of two or not): writes n_head values into `out`, computed in f32
+ * as Hugging Face does (so 2^-0.5 is 0.70710677, not the exact double).
+ * The model passes them to ag_attention (AG_POS_BIAS_ALIBI). */
+void bloom_alibi_slopes(int n_head, double *out);
 int bloom_tp_validate(const struct bloom_config *cfg, int size, struct hug_error *err);
 void bloom_model_free(struct bloom_model *m);
 

@@ -1,18 +1,27 @@
 /* finite_check.c: the "any NaN or Inf" test for tensors and for the state
- * an optimizer update just wrote. On the GPU it reuses the double-precision
- * sum-of-squares reduction of the gradient norm: a sum of squares of f32
- * values accumulated in double is finite exactly when every value is. */
+ * an optimizer update just wrote. Off the host it reuses the device
+ * backend's double-precision sum of squares (the gradient norm's, struct
+ * ag_backend's sum_squares): a sum of squares of f32 or bf16 values
+ * accumulated in double is finite exactly when every value is. */
 #include "finite_check.h"
 
 #include <math.h>
 #include <stdio.h>
 
+#include "../autograd/backend.h"
 #include "../autograd/dtype.h"
 #include "../autograd/transfer.h"
 #include "../base/panic.h"
-#ifdef HUG_CUDA
-#include "../autograd/cuda/cuda_api.h"
-#endif
+
+/* The sum of squares of ts[0..n) (device memory of `dev`) by that device's
+ * backend. */
+static double device_sum_squares(enum device dev, int n, struct tensor *const *ts)
+{
+	const struct ag_backend *be = ag_backend_get(dev);
+	if (!be || !be->sum_squares)
+		hug_panic("finite check: a tensor on %s, which has no backend", device_name(dev));
+	return be->sum_squares(n, ts);
+}
 
 bool tensor_all_finite(const struct tensor *t)
 {
@@ -20,12 +29,8 @@ bool tensor_all_finite(const struct tensor *t)
 	if (!dtype_is_float(t->dtype) || n == 0)
 		return true;
 	if (t->device != DEV_CPU) {
-#ifdef HUG_CUDA
 		struct tensor *one = (struct tensor *)t;
-		return isfinite(hug_cuda_sum_squares(1, &one));
-#else
-		hug_panic("finite check: tensor on a device this build lacks");
-#endif
+		return isfinite(device_sum_squares(t->device, 1, &one));
 	}
 	HUG_ASSERT(tensor_is_contiguous(t));
 	const void *d = t->data;
@@ -43,10 +48,9 @@ bool tensor_all_finite(const struct tensor *t)
 	return true;
 }
 
-#ifdef HUG_CUDA
 /* One reduction (one wait) over every slot's parameter range, m or v
- * (which: 0, 1, 2); true when all are finite. */
-static bool device_all_finite(struct optimizer *o, int which)
+ * (which: 0, 1, 2) on device dev; true when all are finite. */
+static bool device_all_finite(struct optimizer *o, enum device dev, int which)
 {
 	int k = 0;
 	for (int i = 0; i < o->n; i++) {
@@ -60,18 +64,16 @@ static bool device_all_finite(struct optimizer *o, int which)
 		o->view_ptrs[k] = &o->views[k];
 		k++;
 	}
-	return k == 0 || isfinite(hug_cuda_sum_squares(k, o->view_ptrs));
+	return k == 0 || isfinite(device_sum_squares(dev, k, o->view_ptrs));
 }
-#endif
 
 int optim_find_nonfinite(struct optimizer *o, char *what, size_t n)
 {
-#ifdef HUG_CUDA
-	/* on the GPU: three waits when all is well, per tensor only if not */
-	if (o->n && o->slots[0].param->t->device != DEV_CPU && device_all_finite(o, 0) &&
-	    device_all_finite(o, 1) && device_all_finite(o, 2))
+	/* off the host: three waits when all is well, per tensor only if not */
+	enum device dev = o->n ? o->slots[0].param->t->device : DEV_CPU;
+	if (dev != DEV_CPU && device_all_finite(o, dev, 0) && device_all_finite(o, dev, 1) &&
+	    device_all_finite(o, dev, 2))
 		return 0;
-#endif
 	for (int i = 0; i < o->n; i++) {
 		const struct optim_slot *s = &o->slots[i];
 		struct tensor view;

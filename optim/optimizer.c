@@ -1,8 +1,10 @@
-/* optimizer.c: AdamW and SGD updates, clipping and zeroing, on host f32/f64
- * parameters or f32 parameters on the GPU (the state then lives on the GPU
- * too, and the same arithmetic runs in autograd/cuda/optim.cu). The
- * arithmetic follows PyTorch's single-tensor AdamW: scalars in double,
- * applied in the parameter's precision. */
+/* optimizer.c: AdamW and SGD state, updates, clipping and zeroing, for
+ * parameters on any device: host f32/f64 or f32 on the GPU (the state lives
+ * on the parameters' device). The element-wise work goes through the
+ * device's backend (struct ag_backend's optim_update and sum_squares,
+ * autograd/cpu/optim.c and autograd/cuda/optim.cu). The arithmetic follows
+ * PyTorch's single-tensor AdamW: scalars in double, applied in the
+ * parameter's precision. */
 #include "optimizer.h"
 
 #include <fnmatch.h>
@@ -13,9 +15,6 @@
 #include "../autograd/transfer.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
-#ifdef HUG_CUDA
-#include "../autograd/cuda/cuda_api.h"
-#endif
 
 struct optim_config optim_config_adamw(void)
 {
@@ -111,26 +110,16 @@ int optim_set_decay(struct optimizer *o, const char *pattern, bool decay)
 	return n;
 }
 
-#define CPU_TEMPLATE "optim/optimizer.tmpl.h"
-#include "../autograd/cpu/instantiate.h"
-
-#ifdef HUG_CUDA
-/* The update of slot s on the GPU (f32 parameters). */
-static void slot_step_cuda(const struct optimizer *o, const struct optim_slot *s, double lr,
-			   double wd, double bc1, double bc2)
+/* The backend of the device holding tensor t; a panic when this build has
+ * none (a tensor cannot get there without one). */
+static const struct ag_backend *backend_of(const struct tensor *t, const char *what)
 {
-	const struct optim_config *c = &o->cfg;
-	struct tensor *p = s->param->t;
-	HUG_ASSERT(p->dtype == DT_F32);
-	float *pd = (float *)p->data + s->off, *gd = (float *)p->grad->data + s->off;
-	if (c->kind == OPTIM_ADAMW)
-		hug_cuda_adamw_update(s->len, pd, gd, s->m->data, s->v->data, lr, wd, c->beta1,
-				      c->beta2, c->eps, bc1, bc2);
-	else
-		hug_cuda_sgd_update(s->len, pd, gd, s->m ? s->m->data : NULL, lr, wd,
-				    c->momentum, c->nesterov, o->step == 1);
+	const struct ag_backend *be = ag_backend_get(t->device);
+	if (!be || !be->optim_update || !be->sum_squares)
+		hug_panic("optimizer: %s is on %s, which has no optimizer kernels", what,
+			  device_name(t->device));
+	return be;
 }
-#endif
 
 void optim_step(struct optimizer *o, double lr)
 {
@@ -138,30 +127,20 @@ void optim_step(struct optimizer *o, double lr)
 	const struct optim_config *c = &o->cfg;
 	double bc1 = 1.0 - pow(c->beta1, (double)o->step);
 	double bc2 = 1.0 - pow(c->beta2, (double)o->step);
+	struct ag_optim_update u = {
+		.adamw = c->kind == OPTIM_ADAMW, .lr = lr, .beta1 = c->beta1,
+		.beta2 = c->beta2, .eps = c->eps, .bc1 = bc1, .bc2 = bc2,
+		.momentum = c->momentum, .nesterov = c->nesterov, .first = o->step == 1,
+	};
 	for (int i = 0; i < o->n; i++) {
 		struct optim_slot *s = &o->slots[i];
 		struct tensor *p = s->param->t;
-		double wd = s->decay ? c->weight_decay : 0.0;
-		if (p->device != DEV_CPU) {
-#ifdef HUG_CUDA
-			slot_step_cuda(o, s, lr, wd, bc1, bc2);
-			continue;
-#else
-			hug_panic("optimizer: parameter %s is on a device this build lacks",
-				  s->param->name);
-#endif
-		}
+		u.weight_decay = s->decay ? c->weight_decay : 0.0;
 		size_t at = (size_t)s->off * dtype_size(p->dtype);
 		char *pd = (char *)p->data + at, *gd = (char *)p->grad->data + at;
-		HUG_ASSERT(p->dtype == DT_F32 || p->dtype == DT_F64);
-		if (c->kind == OPTIM_ADAMW)
-			CPU_DISPATCH(p->dtype, adamw_update, s->len, (void *)pd, (void *)gd,
-				     s->m->data, s->v->data, lr, wd, c->beta1, c->beta2,
-				     c->eps, bc1, bc2);
-		else
-			CPU_DISPATCH(p->dtype, sgd_update, s->len, (void *)pd, (void *)gd,
-				     s->m ? s->m->data : NULL, lr, wd, c->momentum,
-				     c->nesterov, o->step == 1);
+		backend_of(p, s->param->name)->optim_update(&u, p->dtype, s->len, pd, gd,
+							    s->m ? s->m->data : NULL,
+							    s->v ? s->v->data : NULL);
 	}
 }
 
@@ -178,39 +157,26 @@ void optim_zero_grad(struct optimizer *o)
 	}
 }
 
-/* The slot's gradient elements. */
-static void *slot_grad(const struct optim_slot *s)
-{
-	const struct tensor *g = s->param->t->grad;
-	return (char *)g->data + (size_t)s->off * dtype_size(g->dtype);
-}
-
 double optim_grad_sumsq(const struct optimizer *o, bool (*include)(const struct param *))
 {
-	double ss = 0;
-	if (o->n && o->slots[0].param->t->device != DEV_CPU) {
-		/* one call (and one wait) for every slot; the same order */
-		int k = 0;
-		for (int i = 0; i < o->n; i++) {
-			const struct optim_slot *s = &o->slots[i];
-			if (include && !include(s->param))
-				continue;
-			tensor_flat_range(&o->views[k], s->param->t->grad, s->off, s->len);
-			o->view_ptrs[k] = &o->views[k];
-			k++;
-		}
-#ifdef HUG_CUDA
-		return hug_cuda_sum_squares(k, o->view_ptrs);
-#else
-		hug_panic("optimizer: gradients on a device this build lacks");
-#endif
-	}
+	/* one call (one wait on the GPU) for every slot, in slot order */
+	int k = 0;
 	for (int i = 0; i < o->n; i++) {
 		const struct optim_slot *s = &o->slots[i];
-		if (!include || include(s->param))
-			ss += CPU_DISPATCH(s->param->t->dtype, sum_squares, s->len, slot_grad(s));
+		if (include && !include(s->param))
+			continue;
+		tensor_flat_range(&o->views[k], s->param->t->grad, s->off, s->len);
+		o->view_ptrs[k] = &o->views[k];
+		k++;
 	}
-	return ss;
+	if (!k)
+		return 0;
+	return backend_of(&o->views[0], "a gradient")->sum_squares(k, o->view_ptrs);
+}
+
+double optim_grad_norm(const struct optimizer *o)
+{
+	return sqrt(optim_grad_sumsq(o, NULL));
 }
 
 void optim_scale_grads(struct optimizer *o, double coef)
@@ -223,12 +189,13 @@ void optim_scale_grads(struct optimizer *o, double coef)
 	}
 }
 
-double optim_clip_grad_norm(struct optimizer *o, double max_norm)
+double optim_clip_grads(struct optimizer *o, double norm, double max_norm)
 {
-	double norm = sqrt(optim_grad_sumsq(o, NULL));
-	if (isfinite(norm) && max_norm > 0 && norm > max_norm)
-		optim_scale_grads(o, max_norm / (norm + 1e-6));
-	return norm;
+	if (!(isfinite(norm) && max_norm > 0 && norm > max_norm))
+		return 1.0;
+	double coef = max_norm / (norm + 1e-6);
+	optim_scale_grads(o, coef);
+	return coef;
 }
 
 size_t optim_state_bytes(const struct optimizer *o)

@@ -83,12 +83,17 @@ void optim_step(struct optimizer *o, double lr);
  * outside a sharded optimizer's range). */
 void optim_zero_grad(struct optimizer *o);
 
-/* The global L2 norm of all gradients (accumulated in double); when
- * max_norm > 0 and the norm exceeds it, scales every gradient by
- * max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_ does. Returns
- * the norm before clipping (NaN or inf when a gradient is not finite; then
- * nothing is scaled). */
-double optim_clip_grad_norm(struct optimizer *o, double max_norm);
+/* The L2 norm of the slots' gradients (squares summed in double): the
+ * global norm on one process; NaN or inf when a gradient is not finite. */
+double optim_grad_norm(const struct optimizer *o);
+
+/* Gradient clipping, the one rule the trainer and the tests use: given the
+ * global gradient norm `norm` (optim_grad_norm, or one reduced over the
+ * ranks that share the gradients), when max_norm > 0 and the norm is
+ * finite and above it, scales every slot's gradient by
+ * max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_ does (a NaN
+ * or inf norm scales nothing). Returns the factor applied (1: none). */
+double optim_clip_grads(struct optimizer *o, double norm, double max_norm);
 
 /* Sum of squared gradient elements over the slots (in double), counting
  * only the parameters for which include(param) is true (NULL: all). */

@@ -6,6 +6,7 @@
 
 #include "../autograd/autograd.h"
 #include "../base/alloc.h"
+#include "../nn/bloom.h"
 #include "gradcheck.h"
 #include "harness.h"
 
@@ -242,7 +243,8 @@ static struct tensor *tiny_lm_loss(struct ag_ctx *ctx, struct tiny_lm *m)
 	struct tensor *q = ag_permute(ctx, ag_slice(ctx, qkv, 3, 0, LM_D), perm);
 	struct tensor *k = ag_permute(ctx, ag_slice(ctx, qkv, 3, LM_D, LM_D), perm);
 	struct tensor *v = ag_permute(ctx, ag_slice(ctx, qkv, 3, 2 * LM_D, LM_D), perm);
-	struct tensor *a = ag_attention(ctx, q, k, v, m->slopes, m->mask, true);
+	struct tensor *a = ag_attention(ctx, q, k, v, &(struct ag_attn_desc){
+		.pos_bias = AG_POS_BIAS_ALIBI, .slopes = m->slopes, .causal = true, .key_mask = m->mask });
 	a = ag_reshape(ctx, ag_permute(ctx, a, perm), TENSOR_SHAPE(LM_B, LM_T, LM_C));
 	a = ag_dropout(ctx, ag_linear(ctx, a, m->proj_w, NULL), 0.1);
 	x = ag_add(ctx, x, a);
@@ -285,7 +287,7 @@ TEST(arena_tiny_lm_allocates_nothing_after_step_1)
 	memcpy(m.targets->data, tgt, sizeof(tgt));
 	memcpy(m.mask->data, msk, sizeof(msk));
 	double sl[LM_H];
-	ag_alibi_slopes(LM_H, sl);
+	bloom_alibi_slopes(LM_H, sl);
 	tensor_write_f64(m.slopes, sl);
 	struct tensor *params[] = { m.wte, m.ln_w, m.ln_b, m.qkv_w, m.qkv_b, m.proj_w };
 

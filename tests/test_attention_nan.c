@@ -34,7 +34,8 @@ TEST(attention_nan_score_row_propagates)
 	struct tensor *mask = tensor_new(&model, DT_I32, TENSOR_SHAPE(1, T));
 	const int32_t mk[T] = { 0, 1, 1, 1 }; /* row 0: its only key is padding */
 	memcpy(mask->data, mk, sizeof(mk));
-	struct tensor *o = ag_attention(&ctx, qkv[0], qkv[1], qkv[2], NULL, mask, true);
+	struct tensor *o = ag_attention(&ctx, qkv[0], qkv[1], qkv[2],
+					&(struct ag_attn_desc){ .causal = true, .key_mask = mask });
 	REQUIRE(o);
 	const float *y = o->data; /* (1, 1, T, D) */
 	for (int d = 0; d < D; d++) {

@@ -293,7 +293,7 @@ static double cpu_step(struct run *r, double *norm)
 	}
 	double l;
 	tensor_read_f64(loss, &l);
-	double nm = optim_clip_grad_norm(&r->opt, 0.0);
+	double nm = optim_grad_norm(&r->opt);
 	if (norm)
 		*norm = nm;
 	optim_step(&r->opt, r->kind == OPT_ADAMW ? LR_ADAMW : LR_SGD);

@@ -39,6 +39,18 @@ const char *cuda_test_unavailable(void)
 #endif
 }
 
+void cuda_test_fill(struct tensor *t, uint64_t seed, double scale, bool bf16_exact)
+{
+	int64_t n = tensor_numel(t);
+	double *v = hug_malloc((size_t)(n ? n : 1) * sizeof(double));
+	for (int64_t i = 0; i < n; i++) {
+		double x = (2.0 * rng_uniform(seed, (uint64_t)i) - 1.0) * scale;
+		v[i] = bf16_exact ? bf16_to_f32(f32_to_bf16((float)x)) : (float)x;
+	}
+	tensor_write_f64(t, v);
+	hug_free(v);
+}
+
 #ifdef HUG_CUDA
 
 struct tensor *cuda_test_upload(struct arena *dev, const struct tensor *h, enum dtype dt)
@@ -83,18 +95,6 @@ double *cuda_test_read(const struct tensor *d)
 	arena_free(&dtmp);
 	arena_free(&tmp);
 	return v;
-}
-
-void cuda_test_fill(struct tensor *t, uint64_t seed, double scale, bool bf16_exact)
-{
-	int64_t n = tensor_numel(t);
-	double *v = hug_malloc((size_t)(n ? n : 1) * sizeof(double));
-	for (int64_t i = 0; i < n; i++) {
-		double x = (2.0 * rng_uniform(seed, (uint64_t)i) - 1.0) * scale;
-		v[i] = bf16_exact ? bf16_to_f32(f32_to_bf16((float)x)) : (float)x;
-	}
-	tensor_write_f64(t, v);
-	hug_free(v);
 }
 
 double cuda_test_rel_err(const double *got, const double *want, int64_t n,

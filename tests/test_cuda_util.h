@@ -34,6 +34,11 @@ bool cuda_test_required(void);
 		}                                                              \
 	} while (0)
 
+/* Fills a host float tensor with uniform values in [-scale, scale) from
+ * `seed`, rounded to bf16 first when `bf16_exact` (so a bf16 copy holds
+ * the same values). */
+void cuda_test_fill(struct tensor *t, uint64_t seed, double scale, bool bf16_exact);
+
 #ifdef HUG_CUDA
 
 /* A device copy, in arena `dev` (a device arena), of host tensor h (any
@@ -43,11 +48,6 @@ struct tensor *cuda_test_upload(struct arena *dev, const struct tensor *h, enum 
 /* The elements of device tensor d (any strides, any dtype) as a new
  * hug_malloc'd array of doubles in row-major order. */
 double *cuda_test_read(const struct tensor *d);
-
-/* Fills a host float tensor with uniform values in [-scale, scale) from
- * `seed`, rounded to bf16 first when `bf16_exact` (so a bf16 copy holds
- * the same values). */
-void cuda_test_fill(struct tensor *t, uint64_t seed, double scale, bool bf16_exact);
 
 /* max |got - want| / max |want| over n elements (max |got - want| when
  * want is all zero); NaN anywhere gives infinity. *worst gets the index of

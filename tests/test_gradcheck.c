@@ -9,6 +9,7 @@
 
 #include "../autograd/autograd.h"
 #include "../base/alloc.h"
+#include "../nn/bloom.h"
 #include "gradcheck.h"
 #include "harness.h"
 
@@ -1025,8 +1026,10 @@ static struct tensor *build_attention(struct ag_ctx *ctx, struct tensor **in, vo
 		k = ag_permute(ctx, ag_slice(ctx, qkv, 3, AD, AD), perm);
 		v = ag_permute(ctx, ag_slice(ctx, qkv, 3, 2 * AD, AD), perm);
 	}
-	return ag_attention(ctx, q, k, v, c->use_slopes ? in[3] : NULL,
-			    c->mask ? in[4] : NULL, c->causal);
+	return ag_attention(ctx, q, k, v, &(struct ag_attn_desc){
+		.pos_bias = c->use_slopes ? AG_POS_BIAS_ALIBI : AG_POS_BIAS_NONE,
+		.slopes = c->use_slopes ? in[3] : NULL, .causal = c->causal,
+		.key_mask = c->mask ? in[4] : NULL });
 }
 
 /* Naive attention over (B,H,T,D) arrays as documented in autograd.h. */
@@ -1085,7 +1088,7 @@ static void check_attention(const char *name, struct attn_case c)
 	struct env e;
 	env_init(&e);
 	double sl[AH];
-	ag_alibi_slopes(AH, sl);
+	bloom_alibi_slopes(AH, sl);
 	struct tensor *slopes = tensor_new(&e.model, DT_F64, TENSOR_SHAPE(AH));
 	tensor_write_f64(slopes, sl);
 	struct tensor *mask = c.mask ? ids_tensor(&e, c.mask, TENSOR_SHAPE(AB, AT)) : NULL;
@@ -1159,8 +1162,9 @@ static struct tensor *build_attention_dropout(struct ag_ctx *ctx, struct tensor 
 					      void *user)
 {
 	ctx->seed = 77;
-	return ag_attention_dropout(ctx, in[0], in[1], in[2], in[3], in[4], true,
-				    *(const double *)user);
+	return ag_attention(ctx, in[0], in[1], in[2], &(struct ag_attn_desc){
+		.pos_bias = AG_POS_BIAS_ALIBI, .slopes = in[3], .causal = true,
+		.key_mask = in[4], .dropout = *(const double *)user });
 }
 
 TEST(gradcheck_attention_dropout)
@@ -1168,7 +1172,7 @@ TEST(gradcheck_attention_dropout)
 	struct env e;
 	env_init(&e);
 	double sl[AH], p = 0.25;
-	ag_alibi_slopes(AH, sl);
+	bloom_alibi_slopes(AH, sl);
 	struct tensor *slopes = tensor_new(&e.model, DT_F64, TENSOR_SHAPE(AH));
 	tensor_write_f64(slopes, sl);
 	struct tensor *in[5] = { NULL, NULL, NULL, slopes,
@@ -1181,7 +1185,8 @@ TEST(gradcheck_attention_dropout)
 	/* dropout changes the output in training and is off otherwise */
 	enum { N = AB * AH * AT * AD };
 	double plain[N], dropped[N], eval[N];
-	struct tensor *o = ag_attention(&e.ctx, in[0], in[1], in[2], slopes, in[4], true);
+	struct tensor *o = ag_attention(&e.ctx, in[0], in[1], in[2], &(struct ag_attn_desc){
+		.pos_bias = AG_POS_BIAS_ALIBI, .slopes = slopes, .causal = true, .key_mask = in[4] });
 	REQUIRE(o);
 	tensor_read_f64(o, plain);
 	o = build_attention_dropout(&e.ctx, in, &p);
@@ -1193,6 +1198,117 @@ TEST(gradcheck_attention_dropout)
 	tensor_read_f64(o, eval);
 	CHECK(max_diff(plain, dropped, N) > 1e-3);
 	CHECK(max_diff(plain, eval, N) == 0);
+	env_free(&e);
+}
+
+/* Grouped-query attention: 4 query heads over 2 key/value heads, with
+ * ALiBi, the causal rule, a padding mask and dropout. */
+static struct tensor *build_attention_gqa(struct ag_ctx *ctx, struct tensor **in, void *user)
+{
+	ctx->seed = 91;
+	return ag_attention(ctx, in[0], in[1], in[2], &(struct ag_attn_desc){
+		.pos_bias = AG_POS_BIAS_ALIBI, .slopes = in[3], .causal = true,
+		.key_mask = in[4], .dropout = *(const double *)user });
+}
+
+TEST(gradcheck_attention_grouped_kv)
+{
+	enum { H = 4, HKV = 2, G = H / HKV, KV = AB * HKV * AT * AD, N = AB * H * AT * AD };
+	struct env e;
+	env_init(&e);
+	double sl[H];
+	bloom_alibi_slopes(H, sl);
+	struct tensor *slopes = tensor_new(&e.model, DT_F64, TENSOR_SHAPE(H));
+	tensor_write_f64(slopes, sl);
+	struct tensor *in[5] = {
+		leaf(&e, 141, -1.5, 1.5, true, TENSOR_SHAPE(AB, H, AT, AD)),
+		leaf(&e, 142, -1.5, 1.5, true, TENSOR_SHAPE(AB, HKV, AT, AD)),
+		leaf(&e, 143, -1.5, 1.5, true, TENSOR_SHAPE(AB, HKV, AT, AD)),
+		slopes, ids_tensor(&e, mask_causal, TENSOR_SHAPE(AB, AT)),
+	};
+	const double ps[] = { 0.0, 0.25 };
+	for (int i = 0; i < 2; i++) {
+		struct gradcheck_opts opts = { .training = true };
+		char name[64];
+		snprintf(name, sizeof(name), "attention, 4 heads over 2 kv heads, p=%g", ps[i]);
+		CHECK_GRAD_BOTH(name, build_attention_gqa, in, 5, (void *)&ps[i], &opts);
+	}
+
+	/* the reference: every key/value head repeated for its G query heads,
+	 * as multi-head attention; its k, v gradients summed over each group */
+	double kv[2][KV], rep[2][N];
+	for (int t = 0; t < 2; t++) {
+		tensor_read_f64(in[1 + t], kv[t]);
+		for (int64_t b = 0; b < AB; b++)
+			for (int64_t h = 0; h < H; h++)
+				memcpy(rep[t] + ((b * H + h) * AT) * AD,
+				       kv[t] + ((b * HKV + h / G) * AT) * AD, AT * AD * sizeof(double));
+	}
+	struct tensor *rin[5] = { in[0], NULL, NULL, slopes, in[4] };
+	for (int t = 0; t < 2; t++) {
+		rin[1 + t] = leaf(&e, 1, 0, 1, true, TENSOR_SHAPE(AB, H, AT, AD));
+		tensor_write_f64(rin[1 + t], rep[t]);
+	}
+	for (int i = 0; i < 2; i++) {
+		double got[N], want[N], gk[2][KV], wk[2][N];
+		struct tensor *w = leaf(&e, 7, -1, 1, false, TENSOR_SHAPE(AB, H, AT, AD));
+		struct tensor **sets[2] = { in, rin };
+		double *outs[2] = { got, want };
+		for (int s = 0; s < 2; s++) {
+			for (int t = 0; t < 3; t++)
+				memset(sets[s][t]->grad->data, 0, tensor_nbytes(sets[s][t]->grad));
+			ag_ctx_reset(&e.ctx);
+			e.ctx.training = true;
+			e.ctx.rng_offset = 0; /* the same dropout mask on both */
+			struct tensor *o = build_attention_gqa(&e.ctx, sets[s], (void *)&ps[i]);
+			REQUIRE(o);
+			tensor_read_f64(o, outs[s]);
+			REQUIRE(ag_backward_from(&e.ctx, o, w) == 0);
+		}
+		CHECK(max_diff(got, want, N) <= 1e-12);
+		for (int t = 0; t < 2; t++) {
+			tensor_read_f64(in[1 + t]->grad, gk[t]);
+			tensor_read_f64(rin[1 + t]->grad, wk[t]);
+			double sum[KV] = { 0 };
+			for (int64_t b = 0; b < AB; b++)
+				for (int64_t h = 0; h < H; h++)
+					for (int64_t j = 0; j < AT * AD; j++)
+						sum[((b * HKV + h / G) * AT) * AD + j] +=
+							wk[t][((b * H + h) * AT) * AD + j];
+			CHECK(max_diff(gk[t], sum, KV) <= 1e-12);
+		}
+	}
+	/* H must be a multiple of Hkv */
+	ag_ctx_reset(&e.ctx);
+	struct tensor *k3 = leaf(&e, 5, -1, 1, false, TENSOR_SHAPE(AB, 3, AT, AD));
+	CHECK(!ag_attention(&e.ctx, in[0], k3, k3, &(struct ag_attn_desc){ .causal = true }));
+	CHECK(strstr(e.ctx.err.msg, "multiple of Hkv") != NULL);
+	/* ALiBi without slopes, slopes without ALiBi */
+	ag_ctx_reset(&e.ctx);
+	CHECK(!ag_attention(&e.ctx, in[0], in[1], in[2],
+			    &(struct ag_attn_desc){ .pos_bias = AG_POS_BIAS_ALIBI }));
+	CHECK(strstr(e.ctx.err.msg, "ALiBi needs slopes") != NULL);
+	ag_ctx_reset(&e.ctx);
+	CHECK(!ag_attention(&e.ctx, in[0], in[1], in[2], &(struct ag_attn_desc){ .slopes = slopes }));
+	CHECK(strstr(e.ctx.err.msg, "ALiBi needs slopes") != NULL);
+	env_free(&e);
+}
+
+/* No query rows (Tq = 0): the CPU backend asks for no scratch, and the
+ * kernels write nothing, forward and backward. */
+TEST(attention_empty_query_rows)
+{
+	struct env e;
+	env_init(&e);
+	struct tensor *q = PARAM(&e, 1, 2, 3, 0, 4), *k = PARAM(&e, 2, 2, 3, 5, 4);
+	struct tensor *v = PARAM(&e, 3, 2, 3, 5, 4);
+	struct tensor *o = ag_attention(&e.ctx, q, k, v, &(struct ag_attn_desc){ .causal = true });
+	REQUIRE(o);
+	CHECK_SHAPE(o, 2, 3, 0, 4);
+	REQUIRE(ag_backward(&e.ctx, ag_sum(&e.ctx, o, AG_DIM_ALL)) == 0);
+	double g[2 * 3 * 5 * 4];
+	tensor_read_f64(k->grad, g);
+	CHECK(max_diff(g, (double[2 * 3 * 5 * 4]){ 0 }, 2 * 3 * 5 * 4) == 0);
 	env_free(&e);
 }
 
@@ -1270,7 +1386,7 @@ TEST(cross_entropy_all_ignored)
 TEST(alibi_slopes_bloom)
 {
 	double s[128];
-	ag_alibi_slopes(8, s);
+	bloom_alibi_slopes(8, s);
 	for (int h = 0; h < 8; h++)
 		CHECK_NEAR(s[h], ldexp(1.0, -(h + 1)), 1e-15);
 
@@ -1283,7 +1399,7 @@ TEST(alibi_slopes_bloom)
 		int n = counts[c], p = 1;
 		while (p * 2 <= n)
 			p *= 2;
-		ag_alibi_slopes(n, s);
+		bloom_alibi_slopes(n, s);
 		for (int h = 0; h < n; h++) {
 			double want = h < p ? pow(2.0, -8.0 * (h + 1) / p)
 					    : pow(2.0, -4.0 * (2 * (h - p) + 1) / p);
@@ -1294,7 +1410,7 @@ TEST(alibi_slopes_bloom)
 		}
 	}
 	/* n_head 12: 2^-1 .. 2^-8, then 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5 */
-	ag_alibi_slopes(12, s);
+	bloom_alibi_slopes(12, s);
 	CHECK_NEAR(s[7], 1.0 / 256, 1e-15);
 	CHECK_NEAR(s[8], sqrt(0.5), 1e-6);
 	CHECK_NEAR(s[11], pow(2.0, -3.5), 1e-7);

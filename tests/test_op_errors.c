@@ -295,22 +295,24 @@ TEST(op_error_attention_shapes)
 	env_init(&e);
 	struct tensor *q = F32(&e, 2, 3, 5, 4), *k = F32(&e, 2, 3, 6, 4);
 	struct tensor *v = F32(&e, 2, 3, 5, 4);
-	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, k, v, NULL, NULL, true),
+	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, k, v, &(struct ag_attn_desc){ .causal = true }),
 		     "attention", "[2, 3, 5, 4]", "[2, 3, 6, 4]");
 	/* slopes of the wrong length, a mask of the wrong shape */
 	ag_ctx_reset(&e.ctx);
 	struct tensor *sl = F32(&e, 4);
-	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, v, v, sl, NULL, true),
+	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, v, v, &(struct ag_attn_desc){
+						 .pos_bias = AG_POS_BIAS_ALIBI, .slopes = sl, .causal = true }),
 		     "attention", "[4]");
 	ag_ctx_reset(&e.ctx);
 	const int32_t mv[] = { 1, 1, 1, 1, 1, 1 };
 	struct tensor *mask = ints(&e, mv, TENSOR_SHAPE(2, 3));
-	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, v, v, NULL, mask, true),
+	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, v, v, &(struct ag_attn_desc){
+						 .causal = true, .key_mask = mask }),
 		     "attention", "[2, 3]");
 	/* empty heads (D = 0) */
 	ag_ctx_reset(&e.ctx);
 	struct tensor *q0 = F32(&e, 2, 3, 5, 0);
-	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q0, q0, q0, NULL, NULL, true),
+	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q0, q0, q0, &(struct ag_attn_desc){ .causal = true }),
 		     "attention", "head size", "[2, 3, 5, 0]");
 	env_free(&e);
 }

@@ -10,6 +10,7 @@
 #include "../autograd/autograd.h"
 #include "../base/alloc.h"
 #include "../io/safetensors.h"
+#include "../nn/bloom.h"
 #include "harness.h"
 
 #define OPS_FIXTURE "tests/fixtures/autograd_ops.safetensors"
@@ -275,8 +276,8 @@ static void run_attention(enum dtype dt, const char *ref, bool masked, bool fuse
 	struct tensor *dout = fx_load(&x, key);
 	if (!qkv[0] || !qkv[1] || !qkv[2] || !slopes || (masked && !mask) || !dout)
 		goto out;
-	struct tensor *o = ag_attention(&x.ctx, qkv[0], qkv[1], qkv[2], slopes,
-					mask, true);
+	struct tensor *o = ag_attention(&x.ctx, qkv[0], qkv[1], qkv[2], &(struct ag_attn_desc){
+		.pos_bias = AG_POS_BIAS_ALIBI, .slopes = slopes, .causal = true, .key_mask = mask });
 	if (!fx_ok(&x, "attention forward"))
 		goto out;
 	snprintf(key, sizeof(key), "%s.out", ref);
@@ -340,7 +341,7 @@ TEST(op_fixture_alibi_slopes)
 	struct tensor *s = fx_load(&x, "attention.slopes");
 	if (s) {
 		double got[3];
-		ag_alibi_slopes(3, got);
+		bloom_alibi_slopes(3, got);
 		for (int i = 0; i < 3; i++)
 			CHECK_NEAR(got[i], ((double *)s->data)[i], 0);
 	}

@@ -155,12 +155,24 @@ TEST(optim_clip_and_frozen_params)
 	CHECK(optim_state_bytes(&o) == 2 * 4 * sizeof(float));
 	const float gv[4] = { 3, 4, 0, 12 }; /* norm 13 */
 	memcpy(x->grad->data, gv, sizeof(gv));
-	double n = optim_clip_grad_norm(&o, 6.5);
+	double n = optim_grad_norm(&o);
 	CHECK_NEAR(n, 13.0, 1e-12);
+	CHECK_NEAR(optim_clip_grads(&o, n, 6.5), 6.5 / (13 + 1e-6), 1e-15);
 	CHECK_NEAR(((float *)x->grad->data)[3], 12 * 6.5 / (13 + 1e-6), 1e-6);
-	CHECK_NEAR(optim_clip_grad_norm(&o, 0), 6.5, 1e-5); /* 0: measure only */
+	CHECK_NEAR(optim_grad_norm(&o), 6.5, 1e-5);
+	CHECK(optim_clip_grads(&o, 6.5, 0) == 1.0); /* 0: no clipping */
+	CHECK_NEAR(optim_grad_norm(&o), 6.5, 1e-5);
+	/* the norm is the caller's (the trainer's is reduced over ranks): a
+	 * norm of 26 over the limit 6.5 scales these gradients by 1/4 */
+	CHECK_NEAR(optim_clip_grads(&o, 26.0, 6.5), 6.5 / (26 + 1e-6), 1e-15);
+	CHECK_NEAR(optim_grad_norm(&o), 6.5 * 6.5 / (26 + 1e-6), 1e-5);
+	CHECK(optim_clip_grads(&o, 1.0, 6.5) == 1.0); /* under the limit */
 	((float *)x->grad->data)[0] = NAN;
-	CHECK(isnan(optim_clip_grad_norm(&o, 1.0)));
+	n = optim_grad_norm(&o);
+	CHECK(isnan(n));
+	CHECK(optim_clip_grads(&o, n, 1.0) == 1.0);   /* NaN: nothing scaled */
+	CHECK(optim_clip_grads(&o, INFINITY, 1.0) == 1.0);
+	CHECK_NEAR(((float *)x->grad->data)[3], 12 * 6.5 / (13 + 1e-6) * 6.5 / (26 + 1e-6), 1e-6);
 	optim_zero_grad(&o);
 	CHECK(((float *)x->grad->data)[0] == 0 && ((float *)x->grad->data)[3] == 0);
 	CHECK(optim_set_decay(&o, "x*", false) == 1 && !o.slots[0].decay);

@@ -408,8 +408,7 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 	ag_profile_stop("gradient reduction", t->device, t0);
 	t0 = ag_profile_start(t->device);
 	res->grad_norm = dist_grad_norm(&t->dist, &t->opt);
-	if (isfinite(res->grad_norm) && r->grad_clip > 0 && res->grad_norm > r->grad_clip)
-		optim_scale_grads(&t->opt, r->grad_clip / (res->grad_norm + 1e-6));
+	optim_clip_grads(&t->opt, res->grad_norm, r->grad_clip);
 	ag_profile_stop("gradient norm and clip", t->device, t0);
 	res->lr = lr_at(&r->schedule, t->step);
 	t->samples_seen += res->batch;

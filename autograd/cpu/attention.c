@@ -1,5 +1,6 @@
-/* attention.c: CPU kernels for the fused ALiBi causal self-attention, with
- * the matrix products through cpu_gemm (OpenBLAS, one thread per call
+/* attention.c: CPU kernels for the fused self-attention (ALiBi, causal and
+ * padding masks, grouped key/value heads), their scratch size, with the
+ * matrix products through cpu_gemm (OpenBLAS, one thread per call
  * inside the (batch, head) OpenMP loop). */
 #include <cblas.h>
 #include <limits.h>
@@ -9,9 +10,13 @@
 #include "../rng.h"
 #include "../../base/panic.h"
 
-/* Sizes of an attention node. */
+/* Query rows per block of the kernels: the scratch holds one block of
+ * rows of Tk per (batch, query head). */
+#define CPU_ATTN_ROWS 64
+
+/* Sizes of an attention node; group: query heads per key/value head. */
 struct attn_shape {
-	int64_t b, h, tq, tk, d;
+	int64_t b, h, tq, tk, d, group;
 };
 
 /* The leading dimension of the (T, D) matrices of q, k or v (B, H, T, D):
@@ -49,7 +54,16 @@ static struct attn_shape attn_shape(const struct ag_node *n)
 {
 	const struct tensor *q = n->in[0], *k = n->in[1];
 	return (struct attn_shape){ q->shape[0], q->shape[1], q->shape[2],
-				    k->shape[2], q->shape[3] };
+				    k->shape[2], q->shape[3], n->p.attention.group };
+}
+
+int64_t cpu_scratch_numel(const struct ag_node *n)
+{
+	if (n->op != AG_OP_ATTENTION)
+		return 0;
+	struct attn_shape as = attn_shape(n);
+	int64_t rows = as.tq < CPU_ATTN_ROWS ? as.tq : CPU_ATTN_ROWS;
+	return as.b * as.h * rows * as.tk; /* (B, H, rows, Tk) */
 }
 
 /* OpenBLAS (the pthread build) would start its own threads inside the

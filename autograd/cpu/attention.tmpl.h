@@ -1,7 +1,9 @@
-/* attention.tmpl.h: REAL-typed fused causal self-attention with ALiBi and a
- * padding mask (see instantiate.h and ag_attention in autograd.h). Work is
- * split over (batch, head) pairs, which touch disjoint outputs; each pair
- * walks its query rows in blocks of AG_ATTN_ROWS and does the matrix
+/* attention.tmpl.h: REAL-typed fused self-attention with an optional ALiBi
+ * bias, causal and padding masks and grouped key/value heads (see
+ * instantiate.h and ag_attention in autograd.h). Work is split over
+ * (batch, key/value head) pairs, which touch disjoint outputs and
+ * gradients; each pair takes its query heads in turn, and each query head
+ * walks its query rows in blocks of CPU_ATTN_ROWS and does the matrix
  * products with single-threaded GEMMs (FN(gemm), attention.c), skipping
  * the keys that the causal mask hides from the whole block. The sequence
  * of GEMM calls of a pair does not depend on the thread count. */
@@ -41,7 +43,7 @@ static inline int64_t FN(attn_kend)(const struct attn_shape *as, bool causal, in
  * the ALiBi bias slope * pos_j (pos_j = j, or with a padding mask the kept
  * keys up to j minus 1), the masks (-inf), the softmax (exp and a double
  * sum) and zeros for keys at or past kend; O = (P M) V (GEMM), with P M
- * formed in the scratch block saved[1] when there is dropout. A row whose
+ * formed in the scratch block (n->scratch) when there is dropout. A row whose
  * keys are all masked gets zero probabilities and a zero output; a row
  * with a NaN score among its unmasked keys gets NaN probabilities (and so
  * a NaN output and NaN gradients), never zeros. */
@@ -51,18 +53,20 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 	const REAL *slopes = n->in[3] ? n->in[3]->data : NULL;
 	const int32_t *mask = n->in[4] ? n->in[4]->data : NULL;
 	REAL *out = n->out->data, *probs = n->saved[0]->data;
-	REAL *scratch = n->saved[1]->data;
+	REAL *scratch = n->scratch ? n->scratch->data : NULL; /* NULL: no rows */
 	REAL scale = (REAL)n->p.attention.scale;
 	bool causal = n->p.attention.causal, dropout = n->p.attention.p != 0.0;
 	int64_t B = as->b, H = as->h, TQ = as->tq, TK = as->tk, D = as->d;
-	int64_t R = TQ < AG_ATTN_ROWS ? TQ : AG_ATTN_ROWS;
+	int64_t G = as->group, HKV = H / G;
+	int64_t R = TQ < CPU_ATTN_ROWS ? TQ : CPU_ATTN_ROWS;
 	int64_t qs = attn_ld(q, D), ks = attn_ld(k, D), vs = attn_ld(v, D);
 #pragma omp parallel for schedule(static)
-	for (int64_t bh = 0; bh < B * H; bh++) {
-		int64_t b = bh / H, h = bh % H;
+	for (int64_t bkv = 0; bkv < B * HKV; bkv++)
+	for (int64_t hg = 0; hg < G; hg++) {
+		int64_t b = bkv / HKV, hkv = bkv % HKV, h = hkv * G + hg, bh = b * H + h;
 		const REAL *qb = (const REAL *)q->data + b * q->stride[0] + h * q->stride[1];
-		const REAL *kb = (const REAL *)k->data + b * k->stride[0] + h * k->stride[1];
-		const REAL *vb = (const REAL *)v->data + b * v->stride[0] + h * v->stride[1];
+		const REAL *kb = (const REAL *)k->data + b * k->stride[0] + hkv * k->stride[1];
+		const REAL *vb = (const REAL *)v->data + b * v->stride[0] + hkv * v->stride[1];
 		const int32_t *mb = mask ? mask + b * TK : NULL;
 		REAL slope = slopes ? slopes[h] : 0;
 		REAL *sc = scratch + bh * R * TK; /* (R, Tk) */
@@ -70,7 +74,7 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 			int64_t nr = TQ - i0 < R ? TQ - i0 : R;
 			int64_t kend = FN(attn_kend)(as, causal, i0 + nr);
 			REAL *pb = probs + (bh * TQ + i0) * TK; /* (nr, Tk) */
-			bool dead[AG_ATTN_ROWS];
+			bool dead[CPU_ATTN_ROWS];
 			/* S (nr, kend) = scale Q_blk (nr, D) K^T (D, kend) */
 			FN(gemm)(false, true, nr, kend, D, scale, qb + i0 * q->stride[2], qs,
 				 kb, ks, 0, pb, TK);
@@ -130,30 +134,34 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
  * gradients that exist: dV += (P M)^T dO; dP = M (dO V^T);
  * dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij) scale (0 where P_ij = 0, the
  * row sum in double); dQ += dS K; dK += dS^T Q. P M, then dP and dS, live
- * in the (b, h) block of the scratch saved[1]. */
+ * in the (b, h) block of the scratch n->scratch. */
 static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node *n)
 {
 	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
 	const REAL *probs = n->saved[0]->data, *dout = n->out->grad->data;
-	REAL *scratch = n->saved[1]->data;
+	REAL *scratch = n->scratch ? n->scratch->data : NULL; /* NULL: no rows */
 	REAL *dq = q->grad ? q->grad->data : NULL;
 	REAL *dk = k->grad ? k->grad->data : NULL;
 	REAL *dv = v->grad ? v->grad->data : NULL;
 	REAL scale = (REAL)n->p.attention.scale;
 	bool causal = n->p.attention.causal, dropout = n->p.attention.p != 0.0;
 	int64_t B = as->b, H = as->h, TQ = as->tq, TK = as->tk, D = as->d;
-	int64_t R = TQ < AG_ATTN_ROWS ? TQ : AG_ATTN_ROWS;
+	int64_t G = as->group, HKV = H / G;
+	int64_t R = TQ < CPU_ATTN_ROWS ? TQ : CPU_ATTN_ROWS;
 	int64_t qs = attn_ld(q, D), ks = attn_ld(k, D), vs = attn_ld(v, D);
+	/* the query heads of a key/value head run in turn in one thread, so
+	 * their dK and dV sums need no atomics and keep one order */
 #pragma omp parallel for schedule(static)
-	for (int64_t bh = 0; bh < B * H; bh++) {
-		int64_t b = bh / H, h = bh % H;
+	for (int64_t bkv = 0; bkv < B * HKV; bkv++)
+	for (int64_t hg = 0; hg < G; hg++) {
+		int64_t b = bkv / HKV, hkv = bkv % HKV, h = hkv * G + hg, bh = b * H + h;
 		const REAL *qb = (const REAL *)q->data + b * q->stride[0] + h * q->stride[1];
-		const REAL *kb = (const REAL *)k->data + b * k->stride[0] + h * k->stride[1];
-		const REAL *vb = (const REAL *)v->data + b * v->stride[0] + h * v->stride[1];
-		/* gradients are contiguous (B, H, T, D) */
+		const REAL *kb = (const REAL *)k->data + b * k->stride[0] + hkv * k->stride[1];
+		const REAL *vb = (const REAL *)v->data + b * v->stride[0] + hkv * v->stride[1];
+		/* gradients are contiguous: dQ (B, H, Tq, D), dK and dV (B, Hkv, Tk, D) */
 		REAL *dqb = dq ? dq + bh * TQ * D : NULL;
-		REAL *dkb = dk ? dk + bh * TK * D : NULL;
-		REAL *dvb = dv ? dv + bh * TK * D : NULL;
+		REAL *dkb = dk ? dk + bkv * TK * D : NULL;
+		REAL *dvb = dv ? dv + bkv * TK * D : NULL;
 		REAL *sc = scratch + bh * R * TK; /* (R, Tk) */
 		for (int64_t i0 = 0; i0 < TQ; i0 += R) {
 			int64_t nr = TQ - i0 < R ? TQ - i0 : R;

@@ -11,42 +11,19 @@
 /* Parallelise a loop only when it has at least this much work. */
 #define CPU_PAR_MIN 32768
 
-void cpu_matmul_forward(struct ag_node *n);
-void cpu_matmul_backward(struct ag_node *n);
-void cpu_linear_forward(struct ag_node *n);
-void cpu_linear_backward(struct ag_node *n);
-void cpu_add_forward(struct ag_node *n);
-void cpu_add_backward(struct ag_node *n);
-void cpu_mul_forward(struct ag_node *n);
-void cpu_mul_backward(struct ag_node *n);
-void cpu_scale_forward(struct ag_node *n);
-void cpu_scale_backward(struct ag_node *n);
-void cpu_gelu_forward(struct ag_node *n);
-void cpu_gelu_backward(struct ag_node *n);
-void cpu_dropout_forward(struct ag_node *n);
-void cpu_dropout_backward(struct ag_node *n);
-void cpu_sum_forward(struct ag_node *n);
-void cpu_sum_backward(struct ag_node *n);
-void cpu_mean_forward(struct ag_node *n);
-void cpu_mean_backward(struct ag_node *n);
-void cpu_view_backward(struct ag_node *n);
-void cpu_permute_backward(struct ag_node *n);
-void cpu_slice_backward(struct ag_node *n);
-void cpu_contiguous_forward(struct ag_node *n);
-void cpu_contiguous_backward(struct ag_node *n);
-void cpu_cast_forward(struct ag_node *n);
-void cpu_cast_backward(struct ag_node *n);
-void cpu_embedding_forward(struct ag_node *n);
-void cpu_embedding_backward(struct ag_node *n);
-void cpu_layernorm_forward(struct ag_node *n);
-void cpu_layernorm_backward(struct ag_node *n);
-void cpu_softmax_forward(struct ag_node *n);
-void cpu_softmax_backward(struct ag_node *n);
-void cpu_attention_forward(struct ag_node *n);
-void cpu_attention_backward(struct ag_node *n);
-void cpu_cross_entropy_forward(struct ag_node *n);
-void cpu_cross_entropy_backward(struct ag_node *n);
+/* cpu_<op>_forward (not for views) and cpu_<op>_backward for every op of
+ * ../ops.def but the shared tp_* ones */
+#define AG_OP(U, l, kind) AG_OP_PROTOS(cpu, l, kind)
+#define AG_OP_SHARED(U, l, kind)
+#include "../ops.def"
 
+/* The scratch elements node n's kernels need (struct ag_backend's
+ * scratch_numel): for attention, a block of query rows per (b, h). */
+int64_t cpu_scratch_numel(const struct ag_node *n);
+/* optim.c: the optimizer hooks of struct ag_backend (f32 and f64). */
+void cpu_optim_update(const struct ag_optim_update *u, enum dtype dt, int64_t n, void *p,
+		      const void *g, void *m, void *v);
+double cpu_sum_squares(int n, struct tensor *const *ts);
 void cpu_accumulate(struct tensor *dst, const struct tensor *src);
 void cpu_fill(struct tensor *t, double value);
 void cpu_scale(struct tensor *t, double a);

@@ -25,9 +25,10 @@
 // Keys hidden by the causal mask are computed and multiplied by zero, so a
 // NaN or infinity in K or V at key j reaches every query row of the output
 // (from V) or of dQ (from K). The CPU skips the keys hidden from a whole
-// block of AG_ATTN_ROWS query rows, so there it reaches only the blocks that
-// see key j: the same rows without the causal mask or for Tq <=
-// AG_ATTN_ROWS, fewer beyond. M is the dropout factor from the
+// block of its query rows (CPU_ATTN_ROWS, 64, in autograd/cpu/attention.c),
+// so there it reaches only the blocks that see key j: the same rows without
+// the causal mask or for Tq <= 64, fewer beyond. Grouped key/value heads
+// (Hkv < H) are refused by the op layer on this backend. M is the dropout factor from the
 // counter-based stream, numbered over all heads (head_offset,
 // n_head_total) exactly as the CPU numbers it.
 // Determinism: cuBLAS on one stream without atomics, and row kernels with

@@ -89,7 +89,7 @@ void *hug_cuda_stream(void);
 
 /* ---- optimizer pieces (autograd/cuda/optim.cu), device f32 arrays ---- */
 
-/* AdamW on n elements with optim/optimizer.tmpl.h's arithmetic, operation
+/* AdamW on n elements with autograd/cpu/optim.tmpl.h's arithmetic, operation
  * for operation in f32 (no fused multiply-adds), so a step gives the same
  * bits as the CPU optimizer: p *= 1 - lr wd; m += (1 - b1)(g - m);
  * v = b2 v + (1 - b2) g^2; p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps).
@@ -97,7 +97,7 @@ void *hug_cuda_stream(void);
 void hug_cuda_adamw_update(int64_t n, float *p, const float *g, float *m, float *v,
 			   double lr, double wd, double b1, double b2, double eps,
 			   double bc1, double bc2);
-/* SGD as optim/optimizer.tmpl.h's sgd_update (buf NULL: no momentum). */
+/* SGD as autograd/cpu/optim.tmpl.h's sgd_update (buf NULL: no momentum). */
 void hug_cuda_sgd_update(int64_t n, float *p, const float *g, float *buf, double lr,
 			 double wd, double momentum, bool nesterov, bool first);
 /* Sum of squares (accumulated in double) of every element of the n device

@@ -1,7 +1,8 @@
-// optim.cu: optimizer pieces for parameters in device memory: AdamW and
-// SGD on f32 master weights (optim/optimizer.tmpl.h, operation for
-// operation, with the round-to-nearest intrinsics so nvcc fuses nothing
-// into an FMA: a step gives the CPU's bits), the sum of squares for the
+// optim.cu: optimizer pieces for parameters in device memory (the backend's
+// optim_update and sum_squares hooks): AdamW and SGD on f32 master weights
+// (autograd/cpu/optim.tmpl.h, operation for operation, with the
+// round-to-nearest intrinsics so nvcc fuses nothing into an FMA: a step
+// gives the CPU's bits), the sum of squares for the
 // global gradient norm, and in-place scaling for clipping.
 #include <cmath>
 
@@ -31,7 +32,7 @@ extern "C" void hug_cuda_adamw_update(int64_t n, float *p, const float *g, float
 {
 	if (n <= 0)
 		return;
-	// the scalars exactly as optim/optimizer.tmpl.h rounds them
+	// the scalars exactly as autograd/cpu/optim.tmpl.h rounds them
 	const float decay = (float)(1.0 - lr * wd), w1 = (float)(1.0 - b1);
 	const float rb2 = (float)b2, w2 = (float)(1.0 - b2);
 	const float step = (float)(lr / bc1), bc2s = (float)sqrt(bc2), e = (float)eps;
@@ -62,6 +63,18 @@ extern "C" void hug_cuda_sgd_update(int64_t n, float *p, const float *g, float *
 	sgd_k<<<cu_blocks(n), CU_THREADS, 0, cu_stream()>>>(n, p, g, buf, (float)lr, (float)wd,
 							       (float)momentum, nesterov, first);
 	CUDA_LAUNCH_CHECK();
+}
+
+extern "C" void cuda_optim_update(const struct ag_optim_update *u, enum dtype dt, int64_t n,
+				  void *p, const void *g, void *m, void *v)
+{
+	HUG_ASSERT(dt == DT_F32);
+	if (u->adamw)
+		hug_cuda_adamw_update(n, (float *)p, (const float *)g, (float *)m, (float *)v, u->lr,
+				      u->weight_decay, u->beta1, u->beta2, u->eps, u->bc1, u->bc2);
+	else
+		hug_cuda_sgd_update(n, (float *)p, (const float *)g, (float *)m, u->lr,
+				    u->weight_decay, u->momentum, u->nesterov, u->first);
 }
 
 // ---- global norm ----

@@ -1,13 +1,13 @@
-/* optimizer.tmpl.h: REAL-typed optimizer updates (see
- * autograd/cpu/instantiate.h). */
+/* optim.tmpl.h: REAL-typed optimizer updates and the sum of squares of the
+ * gradient norm (see instantiate.h); optim.c instantiates them. */
 #include <tgmath.h>
 
-#include "../autograd/cpu/fast_math.h" /* FN(CPU_CLONES) */
+#include "fast_math.h" /* FN(CPU_CLONES) */
 
 /* PyTorch's single-tensor AdamW, element by element:
  *   p *= 1 - lr wd;  m += (1 - b1)(g - m);  v = b2 v + (1 - b2) g^2;
  *   p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps).
- * One span, vectorised (optimizer.c is built with -fno-math-errno so that
+ * One span, vectorised (optim.c is built with -fno-math-errno so that
  * sqrt, still correctly rounded, can be; the bits do not change). */
 FN(CPU_CLONES) static void FN(adamw_span)(int64_t n, REAL *p, const REAL *g, REAL *m,
 					  REAL *v, REAL decay, REAL w1, REAL rb2, REAL w2,

@@ -1,0 +1,401 @@
+/* op_cases.c: the per-op test cases (see op_cases.h): run functions and the
+ * table. Shapes are odd on purpose; the long and wide cases reach the
+ * kernels' blocking (row chunks, column blocks, attention row blocks). */
+#include "op_cases.h"
+
+#include <string.h>
+
+#include "../base/panic.h"
+#include "../nn/bloom.h"
+#include "test_cuda_util.h"
+
+/* Input specs: a float input that needs a gradient (F, FS with a scale),
+ * ids or targets in [0, r), a mask, ALiBi slopes, or nothing. */
+#define NDIM(...) ((int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)))
+#define F(...) { IN_FLOAT, NDIM(__VA_ARGS__), { __VA_ARGS__ }, true, 1.0, 0 }
+#define FS(s, ...) { IN_FLOAT, NDIM(__VA_ARGS__), { __VA_ARGS__ }, true, s, 0 }
+#define IDS(r, ...) { IN_IDS, NDIM(__VA_ARGS__), { __VA_ARGS__ }, false, 0, r }
+#define TGT(r, ...) { IN_TARGETS, NDIM(__VA_ARGS__), { __VA_ARGS__ }, false, 0, r }
+#define MASK(b, t) { IN_MASK, 2, { b, t }, false, 0, 0 }
+#define SLOPES(h) { IN_SLOPES, 1, { h }, false, 0, 0 }
+#define NONE { IN_NONE, 0, { 0 }, false, 0, 0 }
+
+/* ---- the ops under test ---- */
+
+static struct tensor *run_matmul(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return ag_matmul(ctx, in[0], in[1], c->ia, c->ib);
+}
+
+static struct tensor *run_linear(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_linear(ctx, in[0], in[1], in[2]);
+}
+
+static struct tensor *run_add(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_add(ctx, in[0], in[1]);
+}
+
+static struct tensor *run_mul(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_mul(ctx, in[0], in[1]);
+}
+
+static struct tensor *run_square(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_mul(ctx, in[0], in[0]); /* both gradients land in one buffer */
+}
+
+static struct tensor *run_scale(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return ag_scale(ctx, in[0], c->da);
+}
+
+static struct tensor *run_sum(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return ag_sum(ctx, in[0], c->ia);
+}
+
+static struct tensor *run_mean(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return ag_mean(ctx, in[0], c->ia);
+}
+
+static struct tensor *run_view(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_view(ctx, in[0], TENSOR_SHAPE(-1, 7));
+}
+
+static struct tensor *run_permute(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_permute(ctx, in[0], (const int[]){ 2, 0, 1 });
+}
+
+static struct tensor *run_transpose(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return ag_transpose(ctx, in[0], c->ia, c->ib);
+}
+
+static struct tensor *run_slice(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return ag_slice(ctx, in[0], c->ia, c->ib, (int64_t)c->da);
+}
+
+static struct tensor *run_contiguous(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_contiguous(ctx, ag_permute(ctx, ag_slice(ctx, in[0], 2, 1, 5),
+					     (const int[]){ 1, 2, 0 }));
+}
+
+static struct tensor *run_reshape(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_reshape(ctx, ag_transpose(ctx, in[0], 0, 2), TENSOR_SHAPE(7, 15));
+}
+
+/* x -> bf16 -> f32 (for a bf16 x: x -> f32) */
+static struct tensor *run_cast_bf16(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	struct tensor *x = in[0];
+	if (x->dtype == DT_BF16)
+		return ag_cast(ctx, x, DT_F32);
+	return ag_cast(ctx, ag_cast(ctx, x, DT_BF16), DT_F32);
+}
+
+/* x -> dtype ia -> f32 */
+static struct tensor *run_cast_via(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return ag_cast(ctx, ag_cast(ctx, in[0], (enum dtype)c->ia), DT_F32);
+}
+
+static struct tensor *run_embedding(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_embedding(ctx, in[0], in[1]);
+}
+
+static struct tensor *run_embedding_shard(struct ag_ctx *ctx, struct tensor **in,
+					  const struct op_case *c)
+{
+	return ag_embedding_shard(ctx, in[0], in[1], c->ia, c->ib);
+}
+
+static struct tensor *run_layernorm(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_layernorm(ctx, in[0], in[1], in[2], 1e-5);
+}
+
+static struct tensor *run_gelu(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_gelu(ctx, in[0]);
+}
+
+static struct tensor *run_dropout(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return ag_dropout(ctx, in[0], c->da);
+}
+
+static struct tensor *run_softmax(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_softmax(ctx, in[0]);
+}
+
+/* ag_attention with ALiBi when slopes are given, heads [h0, h0 + H) of
+ * htot (0: all of q's). */
+static struct tensor *attn(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
+			   struct tensor *v, struct tensor *slopes, struct tensor *mask,
+			   bool causal, double p, int64_t h0, int64_t htot)
+{
+	return ag_attention(ctx, q, k, v, &(struct ag_attn_desc){
+		.pos_bias = slopes ? AG_POS_BIAS_ALIBI : AG_POS_BIAS_NONE, .slopes = slopes,
+		.causal = causal, .key_mask = mask, .dropout = p, .head_offset = h0,
+		.n_head_total = htot });
+}
+
+/* q, k, v, slopes, mask; causal = ia; dropout p = da */
+static struct tensor *run_attention(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return attn(ctx, in[0], in[1], in[2], in[3], in[4], c->ia, c->da, 0, 0);
+}
+
+/* As run_attention for heads [ib, ib + H) of 5 (tensor-parallel numbering
+ * of the dropout mask). */
+static struct tensor *run_attention_heads(struct ag_ctx *ctx, struct tensor **in,
+					  const struct op_case *c)
+{
+	return attn(ctx, in[0], in[1], in[2], in[3], in[4], c->ia, c->da, c->ib, 5);
+}
+
+/* k stored as K^T (B, H, D, Tk) and transposed to a (B, H, Tk, D) view: at
+ * Tk = 1 its stride on T is 1, below D, which the leading dimensions given
+ * to cuBLAS must not use (it refuses ld < D even for one row). */
+static struct tensor *run_attention_k_transposed(struct ag_ctx *ctx, struct tensor **in,
+						 const struct op_case *c)
+{
+	struct tensor *k = ag_transpose(ctx, in[1], 2, 3);
+	return attn(ctx, in[0], k, in[2], in[3], in[4], c->ia, c->da, 0, 0);
+}
+
+/* BLOOM's layout: qkv (B, T, H, 3D) sliced into strided q, k, v views. */
+static struct tensor *run_attention_fused(struct ag_ctx *ctx, struct tensor **in,
+					  const struct op_case *c)
+{
+	const int perm[] = { 0, 2, 1, 3 };
+	struct tensor *qkv = in[0];
+	int64_t d = qkv->shape[3] / 3;
+	struct tensor *q = ag_permute(ctx, ag_slice(ctx, qkv, 3, 0, d), perm);
+	struct tensor *k = ag_permute(ctx, ag_slice(ctx, qkv, 3, d, d), perm);
+	struct tensor *v = ag_permute(ctx, ag_slice(ctx, qkv, 3, 2 * d, d), perm);
+	return attn(ctx, q, k, v, in[1], in[2], true, c->da, 0, 0);
+}
+
+static struct tensor *run_cross_entropy(struct ag_ctx *ctx, struct tensor **in,
+					const struct op_case *c)
+{
+	(void)c;
+	return ag_cross_entropy(ctx, in[0], in[1], -100);
+}
+
+/* Two ranks in name only: the all-reduce leaves the buffer as it is. */
+static void noop_allreduce(void *state, void *buf, int64_t n, enum dtype dt, bool max,
+			   enum device dev)
+{
+	(void)state, (void)buf, (void)n, (void)dt, (void)max, (void)dev;
+}
+
+static const struct ag_collective pair = { NULL, 0, 2, noop_allreduce };
+
+static struct tensor *run_tp_copy(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_tp_copy(ctx, in[0], &pair);
+}
+
+static struct tensor *run_tp_reduce(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_tp_reduce(ctx, in[0], &pair);
+}
+
+/* gelu(layernorm(x)) + x, summed over the last dim: x's gradient arrives
+ * twice (accumulate), through a reduction. */
+static struct tensor *run_composite(struct ag_ctx *ctx, struct tensor **in,
+				    const struct op_case *c)
+{
+	(void)c;
+	struct tensor *h = ag_gelu(ctx, ag_layernorm(ctx, in[0], in[1], in[2], 1e-5));
+	return ag_sum(ctx, ag_add(ctx, h, in[0]), -1);
+}
+
+/* ---- the cases ---- */
+
+const struct op_case op_cases[] = {
+	{ "matmul", run_matmul, { F(3, 5, 7), F(3, 7, 11) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "matmul_ta", run_matmul, { F(3, 7, 5), F(3, 7, 11) }, 1e-5, 1e-2, 1, 0, 0, false, 0, false },
+	{ "matmul_tb", run_matmul, { F(3, 5, 7), F(3, 11, 7) }, 1e-5, 1e-2, 0, 1, 0, false, 0, false },
+	{ "matmul_ta_tb", run_matmul, { F(3, 7, 5), F(3, 11, 7) }, 1e-5, 1e-2, 1, 1, 0, false, 0, false },
+	{ "matmul_4d", run_matmul, { F(2, 3, 5, 7), F(2, 3, 7, 11) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "matmul_shared_b", run_matmul, { F(2, 3, 5, 7), F(7, 11) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "matmul_shared_b_tb", run_matmul, { F(3, 5, 7), F(11, 7) }, 1e-5, 1e-2, 0, 1, 0, false, 0, false },
+	{ "matmul_shared_b_ta", run_matmul, { F(3, 7, 5), F(7, 11) }, 1e-5, 1e-2, 1, 0, 0, false, 0, false },
+	{ "matmul_shared_b_ta_tb", run_matmul, { F(3, 7, 5), F(11, 7) }, 1e-5, 1e-2, 1, 1, 0, false, 0, false },
+	{ "matmul_2d", run_matmul, { F(13, 7), F(7, 9) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "linear", run_linear, { F(3, 5, 7), F(11, 7), F(11) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "linear_nobias", run_linear, { F(5, 7), F(3, 7), NONE }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "linear_wide", run_linear, { F(3, 37, 19), F(45, 19), F(45) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	/* the bias gradient's column sum over several row chunks with a ragged
+	 * last one, and a ragged last block of 32 columns (colsum.cuh) */
+	{ "linear_rows1000_cols33", run_linear, { F(1000, 5), F(33, 5), F(33) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "linear_rows1000_cols1030", run_linear, { F(1000, 3), F(1030, 3), F(1030) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "linear_rows4099_cols33", run_linear, { F(4099, 5), F(33, 5), F(33) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "linear_rows4099_cols1030", run_linear, { F(4099, 3), F(1030, 3), F(1030) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "add", run_add, { F(3, 5, 7), F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "add_bcast_last", run_add, { F(3, 5, 7), F(7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "add_bcast_mid", run_add, { F(2, 3, 5, 7), F(3, 1, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "add_bcast_first", run_add, { F(1, 5, 7), F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	/* a bias row over many rows (the row-parallel linear's bias): a column
+	 * sum over several row chunks (colsum.cuh) */
+	{ "add_bcast_rows", run_add, { F(4, 1025, 33), F(33) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "mul", run_mul, { F(3, 5, 7), F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "mul_bcast_col", run_mul, { F(3, 5, 7), F(5, 1) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "mul_bcast_both", run_mul, { F(3, 1, 7), F(5, 1) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "mul_scalar", run_mul, { F(3, 5, 7), F(1) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "mul_same_input", run_square, { F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "scale", run_scale, { F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, -0.7, false, 0, false },
+	{ "sum_all", run_sum, { F(3, 5, 7) }, 1e-5, 1e-2, AG_DIM_ALL, 0, 0, false, 0, false },
+	{ "sum_all_large", run_sum, { F(3, 257, 71) }, 1e-5, 1e-2, AG_DIM_ALL, 0, 0, false, 0, false },
+	{ "sum_dim0", run_sum, { F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "sum_dim1", run_sum, { F(3, 5, 7) }, 1e-5, 1e-2, 1, 0, 0, false, 0, false },
+	{ "sum_dim_last", run_sum, { F(3, 5, 7) }, 1e-5, 1e-2, -1, 0, 0, false, 0, false },
+	{ "mean_all", run_mean, { F(3, 5, 7) }, 1e-5, 1e-2, AG_DIM_ALL, 0, 0, false, 0, false },
+	{ "mean_dim1", run_mean, { F(3, 5, 7) }, 1e-5, 1e-2, 1, 0, 0, false, 0, false },
+	{ "view", run_view, { F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "permute", run_permute, { F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "transpose", run_transpose, { F(3, 5, 7) }, 1e-5, 1e-2, 1, 2, 0, false, 0, false },
+	{ "slice", run_slice, { F(3, 5, 7) }, 1e-5, 1e-2, 1, 1, 3, false, 0, false },
+	{ "slice_last", run_slice, { F(3, 5, 7) }, 1e-5, 1e-2, 2, 2, 4, false, 0, false },
+	{ "contiguous", run_contiguous, { F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "reshape", run_reshape, { F(3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "cast_bf16", run_cast_bf16, { F(3, 5, 7) }, 0, 0, 0, 0, 0, false, 0, true },
+	{ "cast_f16", run_cast_via, { F(3, 5, 7) }, 0, 0, DT_F16, 0, 0, false, 0, true },
+	/* in the f64 gradient check: x -> f64 (x itself) -> f32, whose rounding
+	 * wants a long step */
+	{ "cast_f64", run_cast_via, { F(3, 5, 7) }, 0, 0, DT_F64, 0, 0, false, 0.25, false },
+	{ "embedding", run_embedding, { IDS(7, 3, 5), F(7, 11) }, 0, 1e-2, 0, 0, 0, false, 0, false },
+	{ "embedding_shard", run_embedding_shard, { IDS(9, 3, 5), F(5, 11) }, 0, 1e-2, 2, 9, 0, false, 0, false },
+	{ "embedding_wide", run_embedding, { IDS(13, 5, 61), F(13, 300) }, 0, 1e-2, 0, 0, 0, false, 0, false },
+	{ "layernorm", run_layernorm, { FS(3, 3, 5, 7), F(7), F(7) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	{ "layernorm_nobias", run_layernorm, { FS(3, 3, 5, 7), F(7), NONE }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	{ "layernorm_wide", run_layernorm, { FS(3, 5, 300), F(300), F(300) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	/* the weight and bias gradients' column sums over several row chunks
+	 * with a ragged last one, and a ragged last block of 32 columns */
+	{ "layernorm_rows1000_cols33", run_layernorm, { FS(3, 1000, 33), F(33), F(33) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	{ "layernorm_rows1000_cols1030", run_layernorm, { FS(3, 1000, 1030), F(1030), F(1030) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	{ "layernorm_rows4099_cols33", run_layernorm, { FS(3, 4099, 33), F(33), NONE }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	{ "layernorm_rows4099_cols1030", run_layernorm, { FS(3, 4099, 1030), F(1030), F(1030) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	{ "gelu", run_gelu, { FS(3, 3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "dropout", run_dropout, { F(3, 5, 7) }, 0, 1e-2, 0, 0, 0.3, true, 0, false },
+	{ "dropout_large", run_dropout, { F(3, 101, 67) }, 0, 1e-2, 0, 0, 0.5, true, 0, false },
+	{ "softmax", run_softmax, { FS(3, 3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "softmax_wide", run_softmax, { FS(3, 3, 1000) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "attention_causal", run_attention,
+	  { F(2, 3, 7, 5), F(2, 3, 7, 5), F(2, 3, 7, 5), SLOPES(3), NONE }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_mask", run_attention,
+	  { F(4, 3, 7, 5), F(4, 3, 7, 5), F(4, 3, 7, 5), SLOPES(3), MASK(4, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_plain", run_attention,
+	  { F(2, 3, 7, 5), F(2, 3, 7, 5), F(2, 3, 7, 5), NONE, NONE }, 1e-5, 3e-2, 0, 0, 0, false, 0, false },
+	{ "attention_tq_lt_tk", run_attention,
+	  { F(2, 3, 3, 5), F(2, 3, 7, 5), F(2, 3, 7, 5), SLOPES(3), MASK(2, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_fused_qkv", run_attention_fused,
+	  { F(3, 7, 3, 15), SLOPES(3), MASK(3, 7) }, 1e-5, 3e-2, 0, 0, 0, false, 0, false },
+	{ "attention_dropout", run_attention,
+	  { F(4, 3, 7, 5), F(4, 3, 7, 5), F(4, 3, 7, 5), SLOPES(3), MASK(4, 7) }, 1e-5, 3e-2, 1, 0, 0.2, true, 0, false },
+	{ "attention_heads_dropout", run_attention_heads,
+	  { F(2, 3, 7, 5), F(2, 3, 7, 5), F(2, 3, 7, 5), SLOPES(3), MASK(2, 7) }, 1e-5, 3e-2, 1, 1, 0.25, true, 0, false },
+	{ "attention_k_transposed_t1", run_attention_k_transposed,
+	  { F(2, 3, 1, 5), F(2, 3, 5, 1), F(2, 3, 1, 5), SLOPES(3), NONE }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_long", run_attention,
+	  { F(1, 2, 300, 7), F(1, 2, 300, 7), F(1, 2, 300, 7), SLOPES(2), MASK(1, 300) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_wide_head", run_attention,
+	  { F(1, 3, 9, 300), F(1, 3, 9, 300), F(1, 3, 9, 300), SLOPES(3), NONE }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "cross_entropy", run_cross_entropy, { FS(3, 3, 5, 11), TGT(11, 3, 5) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	{ "cross_entropy_all_ignored", run_cross_entropy, { F(3, 5, 11), TGT(0, 3, 5) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	{ "cross_entropy_wide", run_cross_entropy, { FS(3, 7, 1000), TGT(1000, 7) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	/* the communication ops over a group of two whose all-reduce does
+	 * nothing (one process): identity forward and backward, in kernels */
+	{ "tp_copy", run_tp_copy, { F(3, 5, 7) }, 0, 0, 0, 0, 0, false, 0, false },
+	{ "tp_reduce", run_tp_reduce, { F(3, 5, 7) }, 0, 0, 0, 0, 0, false, 0, false },
+	{ "composite", run_composite, { FS(2, 3, 5, 7), F(7), F(7) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+};
+const int op_n_cases = (int)(sizeof(op_cases) / sizeof(op_cases[0]));
+
+/* ---- building inputs ---- */
+
+bool op_case_is_of(const struct op_case *c, const char *op)
+{
+	size_t n = strlen(op);
+	return !strncmp(c->name, op, n) && (c->name[n] == 0 || c->name[n] == '_');
+}
+
+struct tensor *op_case_input(struct arena *a, const struct in_spec *s, int i,
+			     enum dtype float_dt, bool bf16_exact)
+{
+	if (s->kind == IN_NONE)
+		return NULL;
+	bool is_float = s->kind == IN_FLOAT || s->kind == IN_SLOPES;
+	struct tensor *t = tensor_new(a, is_float ? float_dt : DT_I32, s->ndim, s->shape);
+	int64_t n = tensor_numel(t);
+	int32_t *iv = t->data;
+	switch (s->kind) {
+	case IN_FLOAT:
+		cuda_test_fill(t, 1000 + 17 * (uint64_t)i, s->scale ? s->scale : 1.0, bf16_exact);
+		break;
+	case IN_SLOPES: {
+		double sl[64];
+		HUG_ASSERT(n <= 64);
+		bloom_alibi_slopes((int)n, sl);
+		for (int64_t j = 0; j < n && bf16_exact; j++)
+			sl[j] = bf16_to_f32(f32_to_bf16((float)sl[j]));
+		tensor_write_f64(t, sl);
+		break;
+	}
+	case IN_IDS:
+		for (int64_t j = 0; j < n; j++)
+			iv[j] = (int32_t)((j * 5 + j / 3) % s->range);
+		break;
+	case IN_TARGETS:
+		for (int64_t j = 0; j < n; j++)
+			iv[j] = s->range == 0 || j % 4 == 1 ? -100 : (int32_t)((j * 7 + 2) % s->range);
+		break;
+	case IN_MASK: {
+		int64_t b = s->shape[0], tk = s->shape[1];
+		for (int64_t r = 0; r < b; r++)
+			for (int64_t j = 0; j < tk; j++) {
+				int32_t keep = 1;
+				if (r % 4 == 1) /* left padding: the first queries see nothing */
+					keep = j >= 3;
+				else if (r % 4 == 2) /* a hole */
+					keep = j != 2 && j != 3;
+				else if (r % 4 == 3) /* no tokens at all */
+					keep = 0;
+				iv[r * tk + j] = keep;
+			}
+		break;
+	}
+	default:
+		break;
+	}
+	return t;
+}
