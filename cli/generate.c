@@ -117,11 +117,11 @@ int cli_generate(int argc, char **argv)
 	else if (o.stop_id == -2)
 		o.stop_id = mc.dims.eos_token_id;
 	if (text) {
-		struct tok_bytes res = { 0 };
+		struct buf res = { 0 };
 		rc = sample_text(&m, tok, text, &o, &res, &err) ? 1 : 0;
 		if (!rc)
 			printf("%s%s\n", text, res.p ? res.p : "");
-		tok_bytes_free(&res);
+		buf_free(&res);
 		goto done;
 	}
 	out = hug_malloc((size_t)o.max_new_tokens * sizeof(int32_t));

@@ -58,7 +58,7 @@ static int run_decode(const struct tokenizer *tok, const char *list, bool skip,
 		      struct hug_error *err)
 {
 	struct tok_ids ids = { 0 };
-	struct tok_bytes out = { 0 };
+	struct buf out = { 0 };
 	int rc = -1;
 	if (parse_ids(list, &ids, err) || tokenizer_decode(tok, ids.v, ids.n, skip, &out, err))
 		goto done;
@@ -67,7 +67,7 @@ static int run_decode(const struct tokenizer *tok, const char *list, bool skip,
 	rc = 0;
 done:
 	tok_ids_free(&ids);
-	tok_bytes_free(&out);
+	buf_free(&out);
 	return rc;
 }
 
