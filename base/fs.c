@@ -35,6 +35,12 @@ char *fs_cat(const char *s, const char *suffix)
 	return p;
 }
 
+bool fs_ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 char *fs_parent(const char *path)
 {
 	const char *slash = strrchr(path, '/');

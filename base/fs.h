@@ -15,6 +15,8 @@ char *fs_join(const char *dir, const char *name);
 char *fs_cat(const char *s, const char *suffix);
 /* The directory part of path ("." when none), hug_malloc'd. */
 char *fs_parent(const char *path);
+/* True when (file name) s ends with suffix (".h5", ".tmp"). */
+bool fs_ends_with(const char *s, const char *suffix);
 
 bool fs_is_dir(const char *path);
 /* True when path exists (a dangling symlink counts). */
