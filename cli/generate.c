@@ -73,16 +73,12 @@ int cli_generate(int argc, char **argv)
 	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
 	struct hug_error err = { 0 };
 	const char *pos[1];
-	int n_pos;
-	if (args_parse(argc, argv, specs, n_specs, pos, 0, &n_pos, &err)) {
-		fprintf(stderr, "hug generate: %s\n", err.msg);
+	int n_pos = 0;
+	if (args_parse_cmd("generate", argc, argv, specs, n_specs, pos, 0, &n_pos))
 		return 2;
-	}
-	if (help || !model || !(prompt || text) || (prompt && text)) {
-		printf("usage: hug generate --model DIR (--prompt-ids 1,2,3 | --prompt TEXT) [options]\n");
-		args_usage(specs, n_specs);
-		return help ? 0 : 2;
-	}
+	if (help || !model || !(prompt || text) || (prompt && text))
+		return args_show_usage("usage: hug generate --model DIR (--prompt-ids 1,2,3 | --prompt TEXT) [options]\n",
+				       specs, n_specs, help);
 	int32_t *ids = NULL, *out = NULL;
 	int n_ids = 0, rc = 2;
 	struct model m = { 0 };
