@@ -177,11 +177,7 @@ static int info_weights(const char *dir, const struct model_config *cfg,
 	for (int i = 0; i < wf.n_files && rc == 0; i++) {
 		struct st_file f;
 		struct file_sums one = { 0 };
-		char *p = hug_malloc(strlen(dir) + strlen(wf.files[i]) + 2);
-		sprintf(p, "%s/%s", dir, wf.files[i]);
-		int e = st_open(&f, p, &err);
-		hug_free(p);
-		if (e) {
+		if (st_open_in(&f, dir, wf.files[i], &err)) {
 			rc = fail(&err);
 			break;
 		}

@@ -864,3 +864,11 @@ free_bufs:
 	hug_free(tmp);
 	return rc;
 }
+
+int st_open_in(struct st_file *f, const char *dir, const char *name, struct hug_error *err)
+{
+	char *path = fs_join(dir, name);
+	int rc = st_open(f, path, err);
+	hug_free(path);
+	return rc;
+}
