@@ -62,11 +62,7 @@ static int open_sgd(const char *dir, int global, int micro, int seed, struct rec
 	const char *ov[] = { o1, o2, o3, "train.steps=1", "schedule.warmup_steps=0",
 			     "optim.name=\"sgd\"", "optim.lr=1", "schedule.decay=\"constant\"",
 			     "optim.weight_decay=0" };
-	char path[256], glob[256], out[256];
-	snprintf(path, sizeof(path), "%s/recipe.json", dir);
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(out, sizeof(out), "%s/run", dir);
-	if (train_fixture_recipe(path, glob, out, NULL, "", NULL))
+	if (train_fixture_recipe_in(dir, NULL, "", NULL))
 		return -1;
 	return train_fixture_open(dir, ov, 9, r, t);
 }

@@ -84,18 +84,23 @@ int train_fixture_recipe(const char *path, const char *glob, const char *out_dir
 	return fclose(f);
 }
 
+int train_fixture_recipe_in(const char *dir, const char *model_extra, const char *train_extra,
+			    const char *top_extra)
+{
+	char glob[512], recipe[512], out[512];
+	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
+	snprintf(recipe, sizeof(recipe), "%s/recipe.json", dir);
+	snprintf(out, sizeof(out), "%s/run", dir);
+	return train_fixture_recipe(recipe, glob, out, model_extra, train_extra, top_extra);
+}
+
 const char *train_fixture_setup(int64_t tokens, const char *model_extra,
 				const char *train_extra)
 {
 	const char *dir = train_fixture_shards(1, tokens);
-	char glob[512], recipe[512], out[512];
-	if (!dir)
+	if (!dir || train_fixture_recipe_in(dir, model_extra, train_extra, NULL))
 		return NULL;
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(recipe, sizeof(recipe), "%s/recipe.json", dir);
-	snprintf(out, sizeof(out), "%s/run", dir);
-	return train_fixture_recipe(recipe, glob, out, model_extra, train_extra, NULL) ? NULL
-										   : dir;
+	return dir;
 }
 
 int train_fixture_hug(char *out, size_t n, const char *fmt, ...)

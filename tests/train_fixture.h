@@ -33,6 +33,11 @@ int train_fixture_recipe(const char *path, const char *glob, const char *out_dir
 			 const char *model_extra, const char *train_extra,
 			 const char *top_extra);
 
+/* train_fixture_recipe for the shards already in dir: writes
+ * dir/recipe.json over dir/shard-*.h5 with out_dir dir/run. 0 or -1. */
+int train_fixture_recipe_in(const char *dir, const char *model_extra, const char *train_extra,
+			    const char *top_extra);
+
 /* A `hug train` set-up under a new temporary directory DIR: one shard of
  * `tokens` tokens (train_fixture_shards) and DIR/recipe.json
  * (train_fixture_recipe over it, out_dir DIR/run, with model_extra and
