@@ -35,6 +35,20 @@ char *fs_cat(const char *s, const char *suffix)
 	return p;
 }
 
+bool fs_exists_in(const char *dir, const char *name)
+{
+	char *p = fs_join(dir, name);
+	bool ok = fs_exists(p);
+	hug_free(p);
+	return ok;
+}
+
+bool fs_ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 char *fs_parent(const char *path)
 {
 	const char *slash = strrchr(path, '/');

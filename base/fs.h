@@ -15,10 +15,14 @@ char *fs_join(const char *dir, const char *name);
 char *fs_cat(const char *s, const char *suffix);
 /* The directory part of path ("." when none), hug_malloc'd. */
 char *fs_parent(const char *path);
+/* True when (file name) s ends with suffix (".h5", ".tmp"). */
+bool fs_ends_with(const char *s, const char *suffix);
 
 bool fs_is_dir(const char *path);
 /* True when path exists (a dangling symlink counts). */
 bool fs_exists(const char *path);
+/* fs_exists of dir/name. */
+bool fs_exists_in(const char *dir, const char *name);
 
 /* Reads the regular file `path` (at most max_bytes) into a NUL-terminated
  * hug_malloc'd buffer; *len (may be NULL) gets the size. 0, or -1 with err

@@ -113,15 +113,53 @@ int hug_json_read_object(const char *path, size_t max_bytes, const char *what,
 	return 0;
 }
 
+/* "<file>: <path>." as hug_json_expected prefixes a key, into buf. */
+static const char *at_prefix(const struct json_at *at, char *buf, size_t n)
+{
+	const char *file = at ? at->file : NULL;
+	const char *path = at ? at->path : NULL;
+	snprintf(buf, n, "%s%s%s%s", file ? file : "", file ? ": " : "", path ? path : "",
+		 path ? "." : "");
+	return buf;
+}
+
 int hug_json_expected(const struct json_at *at, const char *key, const char *what,
 		      const cJSON *got, struct hug_error *err)
 {
-	char text[96];
-	const char *file = at && at->file ? at->file : NULL;
-	const char *path = at && at->path ? at->path : NULL;
-	return hug_error_set(err, "%s%s%s%s%s: expected %s, got %s", file ? file : "",
-			     file ? ": " : "", path ? path : "", path ? "." : "", key, what,
-			     got ? hug_json_text(got, text, sizeof(text)) : "nothing");
+	char text[96], where[512];
+	return hug_error_set(err, "%s%s: expected %s, got %s", at_prefix(at, where, sizeof(where)),
+			     key, what, got ? hug_json_text(got, text, sizeof(text)) : "nothing");
+}
+
+int hug_json_member(const struct json_at *at, const cJSON *obj, const char *key,
+		    const cJSON **out, struct hug_error *err)
+{
+	const cJSON *found = NULL, *it;
+	*out = NULL;
+	if (!cJSON_IsObject(obj))
+		return 0;
+	cJSON_ArrayForEach(it, obj) {
+		if (!it->string || strcmp(it->string, key) != 0)
+			continue;
+		if (found) {
+			char where[512];
+			return hug_error_set(err, "%s%s: given twice",
+					     at_prefix(at, where, sizeof(where)), key);
+		}
+		found = it;
+	}
+	*out = found;
+	return 0;
+}
+
+bool hug_json_int_in(const cJSON *item, int64_t lo, int64_t hi, int64_t *out)
+{
+	double d = cJSON_IsNumber(item) ? item->valuedouble : NAN;
+	if (!(d >= -(double)HUG_JSON_INT_MAX && d <= (double)HUG_JSON_INT_MAX) || d != floor(d) ||
+	    d < (double)lo || d > (double)hi)
+		return false;
+	*out = (int64_t)d;
+	return true;
 }
 
 /* Looks member `key` of obj up into *v. 1: present (not null) and, when
@@ -132,7 +170,8 @@ static int present(const struct json_at *at, const cJSON *obj, const char *key,
 		   bool required, const char *what, cJSON_bool (*is)(const cJSON *),
 		   const cJSON **v, struct hug_error *err)
 {
-	*v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+	if (hug_json_member(at, obj, key, v, err))
+		return -1;
 	if (!*v || cJSON_IsNull(*v))
 		return required ? hug_json_expected(at, key, what, *v, err) : 0;
 	if (is && !is(*v))
@@ -145,6 +184,8 @@ int hug_json_get_number(const struct json_at *at, const cJSON *obj, const char *
 {
 	const cJSON *v;
 	int rc = present(at, obj, key, required, "a number", cJSON_IsNumber, &v, err);
+	if (rc > 0 && !isfinite(v->valuedouble)) /* cJSON reads 1e999 as inf */
+		return hug_json_expected(at, key, "a number", v, err);
 	if (rc > 0)
 		*out = v->valuedouble;
 	return rc < 0 ? -1 : 0;
@@ -165,11 +206,8 @@ int hug_json_get_int(const struct json_at *at, const cJSON *obj, const char *key
 	int rc = present(at, obj, key, required, what, NULL, &v, err);
 	if (rc <= 0)
 		return rc;
-	double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-	if (!(d >= -(double)HUG_JSON_INT_MAX && d <= (double)HUG_JSON_INT_MAX) || d != floor(d) ||
-	    d < (double)lo || d > (double)hi)
+	if (!hug_json_int_in(v, lo, hi, out))
 		return hug_json_expected(at, key, what, v, err);
-	*out = (int64_t)d;
 	return 0;
 }
 
@@ -242,6 +280,17 @@ void hug_json_quote_n(struct buf *b, const char *s, size_t n)
 		buf_str(b, esc);
 	}
 	buf_put(b, "\"", 1);
+}
+
+void hug_json_double(double v, char *buf, size_t n)
+{
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, n, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	if (!strpbrk(buf, ".e"))
+		strncat(buf, ".0", n - strlen(buf) - 1);
 }
 
 void hug_json_flat_object(struct buf *b, const struct json_member *m, int n)

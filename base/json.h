@@ -52,10 +52,22 @@ struct json_at {
 int hug_json_expected(const struct json_at *at, const char *key, const char *what,
 		      const cJSON *got, struct hug_error *err);
 
-/* Checked readers of member `key` of obj. A member that is absent or null
- * is an error when `required`, else it leaves *out as it is (0). A member
- * of the wrong type or range is an error naming it (hug_json_expected).
+/* Member `key` of obj -> *out (NULL when absent, or when obj is not an
+ * object). A key the object gives twice is an error "<at>: <key>: given
+ * twice": Python keeps the last of them and cJSON the first, so a file
+ * that repeats a key is refused rather than read one way or the other.
  * 0 or -1. */
+int hug_json_member(const struct json_at *at, const cJSON *obj, const char *key,
+		    const cJSON **out, struct hug_error *err);
+
+/* Whether item is a whole number in [lo, hi] (and |v| <= HUG_JSON_INT_MAX);
+ * if so *out gets it. No error set: for callers with their own message. */
+bool hug_json_int_in(const cJSON *item, int64_t lo, int64_t hi, int64_t *out);
+
+/* Checked readers of member `key` of obj (looked up by hug_json_member, so
+ * a key given twice is an error). A member that is absent or null is an
+ * error when `required`, else it leaves *out as it is (0). A member of the
+ * wrong type or range is an error naming it (hug_json_expected). 0 or -1. */
 
 /* A number (any finite double cJSON parsed). */
 int hug_json_get_number(const struct json_at *at, const cJSON *obj, const char *key,
@@ -83,6 +95,11 @@ int hug_json_get_u64_string(const struct json_at *at, const cJSON *obj, const ch
 void hug_json_quote(struct buf *b, const char *s);
 /* The same for the n bytes at s (which may hold no NUL). */
 void hug_json_quote_n(struct buf *b, const char *s, size_t n);
+
+/* The shortest text that reads back as v, in Python's style (a float
+ * always has a '.' or an exponent: 0.0, 1e-05) into buf[n]. v must be
+ * finite. */
+void hug_json_double(double v, char *buf, size_t n);
 
 /* One member of a flat object for hug_json_flat_object: its key and its
  * value as JSON text. */

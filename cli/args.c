@@ -110,3 +110,20 @@ void args_usage(const struct arg_spec *specs, int n_specs)
 		printf("  %-26s %s\n", left, specs[i].help);
 	}
 }
+
+int args_parse_cmd(const char *cmd, int argc, char **argv, const struct arg_spec *specs,
+		   int n_specs, const char **positional, int max_pos, int *n_pos)
+{
+	struct hug_error err = { 0 };
+	if (args_parse(argc, argv, specs, n_specs, positional, max_pos, n_pos, &err) == 0)
+		return 0;
+	fprintf(stderr, "hug %s: %s\n", cmd, err.msg);
+	return -1;
+}
+
+int args_show_usage(const char *text, const struct arg_spec *specs, int n_specs, bool help)
+{
+	fputs(text, stdout);
+	args_usage(specs, n_specs);
+	return help ? 0 : 2;
+}

@@ -36,4 +36,14 @@ int args_parse(int argc, char **argv, const struct arg_spec *specs, int n_specs,
 /* Prints "  --name VALUE  help" lines for every spec to stdout. */
 void args_usage(const struct arg_spec *specs, int n_specs);
 
+/* args_parse for subcommand `cmd` ("eval"), printing a parse error as
+ * "hug <cmd>: <message>" to stderr. 0 or -1. */
+int args_parse_cmd(const char *cmd, int argc, char **argv, const struct arg_spec *specs,
+		   int n_specs, const char **positional, int max_pos, int *n_pos);
+
+/* Prints `text` (the usage lines) and then args_usage to stdout; returns
+ * the exit status: 0 when the help was asked for, 2 when shown because the
+ * arguments were wrong. */
+int args_show_usage(const char *text, const struct arg_spec *specs, int n_specs, bool help);
+
 #endif

@@ -129,16 +129,12 @@ int cli_eval(int argc, char **argv)
 	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
 	struct hug_error err = { 0 };
 	const char *pos[1];
-	int n_pos;
-	if (args_parse(argc, argv, specs, n_specs, pos, 0, &n_pos, &err)) {
-		fprintf(stderr, "hug eval: %s\n", err.msg);
+	int n_pos = 0;
+	if (args_parse_cmd("eval", argc, argv, specs, n_specs, pos, 0, &n_pos))
 		return 2;
-	}
-	if (help || !model || !input) {
-		printf("usage: hug eval --model DIR --input FILE [options]\n");
-		args_usage(specs, n_specs);
-		return help ? 0 : 2;
-	}
+	if (help || !model || !input)
+		return args_show_usage("usage: hug eval --model DIR --input FILE [options]\n",
+				       specs, n_specs, help);
 	if (batch <= 0) {
 		fprintf(stderr, "hug eval: --batch-size: expected > 0, got %d\n", batch);
 		return 2;

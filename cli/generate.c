@@ -73,16 +73,12 @@ int cli_generate(int argc, char **argv)
 	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
 	struct hug_error err = { 0 };
 	const char *pos[1];
-	int n_pos;
-	if (args_parse(argc, argv, specs, n_specs, pos, 0, &n_pos, &err)) {
-		fprintf(stderr, "hug generate: %s\n", err.msg);
+	int n_pos = 0;
+	if (args_parse_cmd("generate", argc, argv, specs, n_specs, pos, 0, &n_pos))
 		return 2;
-	}
-	if (help || !model || !(prompt || text) || (prompt && text)) {
-		printf("usage: hug generate --model DIR (--prompt-ids 1,2,3 | --prompt TEXT) [options]\n");
-		args_usage(specs, n_specs);
-		return help ? 0 : 2;
-	}
+	if (help || !model || !(prompt || text) || (prompt && text))
+		return args_show_usage("usage: hug generate --model DIR (--prompt-ids 1,2,3 | --prompt TEXT) [options]\n",
+				       specs, n_specs, help);
 	int32_t *ids = NULL, *out = NULL;
 	int n_ids = 0, rc = 2;
 	struct model m = { 0 };
@@ -117,11 +113,11 @@ int cli_generate(int argc, char **argv)
 	else if (o.stop_id == -2)
 		o.stop_id = mc.dims.eos_token_id;
 	if (text) {
-		struct tok_bytes res = { 0 };
+		struct buf res = { 0 };
 		rc = sample_text(&m, tok, text, &o, &res, &err) ? 1 : 0;
 		if (!rc)
 			printf("%s%s\n", text, res.p ? res.p : "");
-		tok_bytes_free(&res);
+		buf_free(&res);
 		goto done;
 	}
 	out = hug_malloc((size_t)o.max_new_tokens * sizeof(int32_t));

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 #include "../io/hf_checkpoint.h"
 #include "../io/safetensors.h"
 #include "args.h"
@@ -176,11 +177,7 @@ static int info_weights(const char *dir, const struct model_config *cfg,
 	for (int i = 0; i < wf.n_files && rc == 0; i++) {
 		struct st_file f;
 		struct file_sums one = { 0 };
-		char *p = hug_malloc(strlen(dir) + strlen(wf.files[i]) + 2);
-		sprintf(p, "%s/%s", dir, wf.files[i]);
-		int e = st_open(&f, p, &err);
-		hug_free(p);
-		if (e) {
+		if (st_open_in(&f, dir, wf.files[i], &err)) {
 			rc = fail(&err);
 			break;
 		}
@@ -250,12 +247,6 @@ static int info_model(const char *dir, const char *config, bool tensors)
 	return info_weights(dir, &cfg, tensors);
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 static int info_path(const char *path, bool tensors)
 {
 	struct hug_error err = { 0 };
@@ -278,7 +269,7 @@ static int info_path(const char *path, bool tensors)
 		hug_free(config);
 		return rc;
 	}
-	if (ends_with(path, ".safetensors"))
+	if (fs_ends_with(path, ".safetensors"))
 		return info_safetensors(path);
 	/* a config.json (or an index): describe it and its directory */
 	const char *slash = strrchr(path, '/');
@@ -286,7 +277,7 @@ static int info_path(const char *path, bool tensors)
 	if (slash)
 		dir[slash == path ? 1 : slash - path] = '\0';
 	int rc;
-	if (ends_with(path, HF_WEIGHTS_INDEX_FILE)) {
+	if (fs_ends_with(path, HF_WEIGHTS_INDEX_FILE)) {
 		char *config = hug_malloc(strlen(dir) + sizeof(HF_CONFIG_FILE) + 1);
 		sprintf(config, "%s/%s", dir, HF_CONFIG_FILE);
 		rc = info_model(dir, config, tensors);

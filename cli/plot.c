@@ -24,17 +24,13 @@ int cli_plot(int argc, char **argv)
 	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
 	struct hug_error err = { 0 };
 	const char *pos[1];
-	int n_pos;
-	if (args_parse(argc, argv, specs, n_specs, pos, 1, &n_pos, &err)) {
-		fprintf(stderr, "hug plot: %s\n", err.msg);
+	int n_pos = 0;
+	if (args_parse_cmd("plot", argc, argv, specs, n_specs, pos, 1, &n_pos))
 		return 2;
-	}
-	if (help || n_pos != 1) {
-		printf("usage: hug plot RUN_DIR [--out FILE.png] [--width 900 --height 600] "
-		       "[--log-y] [--smooth N]\n");
-		args_usage(specs, n_specs);
-		return help ? 0 : 2;
-	}
+	if (help || n_pos != 1)
+		return args_show_usage("usage: hug plot RUN_DIR [--out FILE.png] [--width 900 --height 600] "
+				       "[--log-y] [--smooth N]\n",
+				       specs, n_specs, help);
 	size_t skipped = 0;
 	char written[4096];
 	if (plot_run(pos[0], out, &o, &skipped, written, sizeof(written), &err)) {

@@ -12,15 +12,12 @@
 #include "args.h"
 #include "cli.h"
 
-static void usage(const struct arg_spec *specs, int n_specs)
-{
-	printf("usage: hug prepare --tokenizer T.json --out DIR [options] FILES...\n"
-	       "Text files: one document per paragraph (blank lines separate them).\n"
-	       "JSONL (*.jsonl): {\"text\": ...} or {\"prompt\": ..., \"completion\": ...} per\n"
-	       "line (the prompt gets loss mask 0). EOS follows every document; shards\n"
-	       "are DIR/shard-00000.h5, ...; a document is never split across shards.\n");
-	args_usage(specs, n_specs);
-}
+static const char usage[] =
+	"usage: hug prepare --tokenizer T.json --out DIR [options] FILES...\n"
+	"Text files: one document per paragraph (blank lines separate them).\n"
+	"JSONL (*.jsonl): {\"text\": ...} or {\"prompt\": ..., \"completion\": ...} per\n"
+	"line (the prompt gets loss mask 0). EOS follows every document; shards\n"
+	"are DIR/shard-00000.h5, ...; a document is never split across shards.\n";
 
 static int parse_choices(const char *format, const char *on_error, struct prepare_opts *o,
 			 struct hug_error *err)
@@ -92,8 +89,7 @@ int cli_prepare(int argc, char **argv)
 	    parse_choices(format, on_error, &o, &err))
 		goto out;
 	if (help || !tok_path || !o.out_dir || !n_files) {
-		usage(specs, n_specs);
-		rc = help ? 0 : 2;
+		rc = args_show_usage(usage, specs, n_specs, help);
 		goto done;
 	}
 	if (tokenizer_load(tok_path, &tok, &err))

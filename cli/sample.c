@@ -6,7 +6,7 @@
 #include "../base/alloc.h"
 
 int sample_text(const struct model *m, const struct tokenizer *tok,
-		const char *prompt, const struct gen_opts *o, struct tok_bytes *out,
+		const char *prompt, const struct gen_opts *o, struct buf *out,
 		struct hug_error *err)
 {
 	struct tok_ids ids = { 0 };

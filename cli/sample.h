@@ -10,7 +10,7 @@
  * new tokens into *out (replacing its contents; special tokens left out).
  * 0, or -1 with err. */
 int sample_text(const struct model *m, const struct tokenizer *tok,
-		const char *prompt, const struct gen_opts *o, struct tok_bytes *out,
+		const char *prompt, const struct gen_opts *o, struct buf *out,
 		struct hug_error *err);
 
 #endif

@@ -58,7 +58,7 @@ static int run_decode(const struct tokenizer *tok, const char *list, bool skip,
 		      struct hug_error *err)
 {
 	struct tok_ids ids = { 0 };
-	struct tok_bytes out = { 0 };
+	struct buf out = { 0 };
 	int rc = -1;
 	if (parse_ids(list, &ids, err) || tokenizer_decode(tok, ids.v, ids.n, skip, &out, err))
 		goto done;
@@ -67,7 +67,7 @@ static int run_decode(const struct tokenizer *tok, const char *list, bool skip,
 	rc = 0;
 done:
 	tok_ids_free(&ids);
-	tok_bytes_free(&out);
+	buf_free(&out);
 	return rc;
 }
 
@@ -86,20 +86,16 @@ int cli_tokenize(int argc, char **argv)
 	struct hug_error err = { 0 };
 	const char *pos[1];
 	int n_pos = 0;
-	if (args_parse(argc, argv, specs, n_specs, pos, 1, &n_pos, &err)) {
-		fprintf(stderr, "hug tokenize: %s\n", err.msg);
+	if (args_parse_cmd("tokenize", argc, argv, specs, n_specs, pos, 1, &n_pos))
 		return 2;
-	}
 	int modes = (n_pos == 1) + (file != NULL) + (decode != NULL);
-	if (help || !path || modes != 1) {
-		printf("usage: hug tokenize --tokenizer T.json TEXT\n"
-		       "       hug tokenize --tokenizer T.json --file F\n"
-		       "       hug tokenize --tokenizer T.json --decode 1,2,3\n"
-		       "Prints comma-separated ids (no special tokens are added), or the\n"
-		       "decoded bytes followed by a newline.\n");
-		args_usage(specs, n_specs);
-		return help ? 0 : 2;
-	}
+	if (help || !path || modes != 1)
+		return args_show_usage("usage: hug tokenize --tokenizer T.json TEXT\n"
+				       "       hug tokenize --tokenizer T.json --file F\n"
+				       "       hug tokenize --tokenizer T.json --decode 1,2,3\n"
+				       "Prints comma-separated ids (no special tokens are added), or the\n"
+				       "decoded bytes followed by a newline.\n",
+				       specs, n_specs, help);
 	struct tokenizer *tok = NULL;
 	int rc = 2;
 	if (tokenizer_load(path, &tok, &err))

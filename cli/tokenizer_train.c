@@ -76,11 +76,10 @@ static int train(int argc, char **argv)
 	if (args_parse(argc, argv, specs, n_specs, files, argc, &n_files, &err))
 		goto out;
 	if (help || !out || !vocab || !n_files) {
-		printf("usage: hug tokenizer train --vocab-size N --out T.json [options] FILES...\n"
-		       "Trains byte-level BPE on text files (each line pre-tokenized on its own,\n"
-		       "as Hugging Face's trainer does).\n");
-		args_usage(specs, n_specs);
-		rc = help ? 0 : 2;
+		rc = args_show_usage("usage: hug tokenizer train --vocab-size N --out T.json [options] FILES...\n"
+				     "Trains byte-level BPE on text files (each line pre-tokenized on its own,\n"
+				     "as Hugging Face's trainer does).\n",
+				     specs, n_specs, help);
 		goto done;
 	}
 	special_copy = hug_strdup(special);

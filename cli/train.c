@@ -280,7 +280,7 @@ static int print_samples(struct run *run, struct hug_error *err)
 	printf("samples (temperature 0.8, top-k 40, top-p 0.95):\n");
 	int rc = 0;
 	for (int i = 0; i < r->n_sample_prompts && !rc; i++) {
-		struct tok_bytes out = { 0 };
+		struct buf out = { 0 };
 		rc = sample_text(m, tok, r->sample_prompts[i], &o, &out, err);
 		if (!rc)
 			printf("  %s|%s\n", r->sample_prompts[i], out.p ? out.p : "");
@@ -292,7 +292,7 @@ static int print_samples(struct run *run, struct hug_error *err)
 				tb_failed(run, &terr);
 			hug_free(text);
 		}
-		tok_bytes_free(&out);
+		buf_free(&out);
 	}
 	tokenizer_free(tok);
 	return rc;

@@ -96,20 +96,14 @@ struct prepare_opts prepare_opts_default(void)
 
 /* --- inputs --- */
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), k = strlen(suffix);
-	return n >= k && !strcmp(s + n - k, suffix);
-}
-
 static int open_input(struct in_file *f, const char *path, enum prepare_format fmt,
 		      struct hug_error *err)
 {
 	struct stat st;
 	f->path = path;
 	f->jsonl = fmt == PREPARE_JSONL ||
-		   (fmt == PREPARE_AUTO && (ends_with(path, ".jsonl") || ends_with(path, ".ndjson") ||
-					    ends_with(path, ".json")));
+		   (fmt == PREPARE_AUTO && (fs_ends_with(path, ".jsonl") || fs_ends_with(path, ".ndjson") ||
+					    fs_ends_with(path, ".json")));
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
@@ -627,7 +621,7 @@ static int check_out_dir(const char *dir, struct hug_error *err)
 	const struct dirent *e;
 	char found[300] = "";
 	while ((e = readdir(d)) && !found[0])
-		if (!strncmp(e->d_name, "shard-", 6) && ends_with(e->d_name, ".h5"))
+		if (!strncmp(e->d_name, "shard-", 6) && fs_ends_with(e->d_name, ".h5"))
 			snprintf(found, sizeof(found), "%s", e->d_name);
 	closedir(d);
 	if (found[0])

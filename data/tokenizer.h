@@ -36,13 +36,6 @@ struct tok_ids {
 	int64_t n, cap;
 };
 
-/* Transitional (issue 15): decoded text is a struct buf (base/buf.h);
- * cli/ still spells it struct tok_bytes / tok_bytes_free. The lead renames
- * those uses to struct buf / buf_free after merging and deletes these two
- * lines. */
-#define tok_bytes buf
-#define tok_bytes_free buf_free
-
 /* "sha256:" + 64 hex digits + NUL. */
 #define TOKENIZER_HASH_LEN 72
 

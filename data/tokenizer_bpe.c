@@ -286,6 +286,11 @@ static void step_piece(const uint8_t *p, size_t len, void *ctx)
 	run_steps(c->e, c->k, p, len);
 }
 
+static void emit_piece(const uint8_t *p, size_t len, void *e)
+{
+	emit_word(e, p, len);
+}
+
 static void bytelevel(struct tok_encoder *e, const struct tok_step *st, const uint8_t *s,
 		      size_t n)
 {
@@ -299,16 +304,10 @@ static void bytelevel(struct tok_encoder *e, const struct tok_step *st, const ui
 		s = (const uint8_t *)e->prefix;
 		n++;
 	}
-	if (!st->use_regex) {
+	if (st->use_regex)
+		tok_gpt2_pieces(s, n, emit_piece, e);
+	else
 		emit_word(e, s, n);
-		return;
-	}
-	while (n > 0) {
-		size_t k = tok_gpt2_piece(s, n);
-		emit_word(e, s, k);
-		s += k;
-		n -= k;
-	}
 }
 
 static void run_steps(struct tok_encoder *e, int k, const uint8_t *s, size_t n)

@@ -126,6 +126,11 @@ const char *tok_bloom_regex(void);
 /* Length of the GPT-2 regex match at the start of s[0..n), n > 0. */
 size_t tok_gpt2_piece(const uint8_t *s, size_t n);
 
+/* Calls fn(p, len, ctx) for each GPT-2 regex match of s[0..n), in order
+ * (they cover s). */
+void tok_gpt2_pieces(const uint8_t *s, size_t n,
+		     void (*fn)(const uint8_t *p, size_t len, void *ctx), void *ctx);
+
 /* Calls fn(s + off, len, ctx) for each piece of BLOOM's Split (Isolated):
  * the matches of ` ?[^(\s|[.,!?…。，、।۔،])]+` and the stretches between. */
 void tok_bloom_pieces(const uint8_t *s, size_t n,

@@ -93,6 +93,17 @@ static bool bloom_excluded(const uint8_t *s, size_t n, int *len)
 	}
 }
 
+void tok_gpt2_pieces(const uint8_t *s, size_t n,
+		     void (*fn)(const uint8_t *p, size_t len, void *ctx), void *ctx)
+{
+	while (n > 0) {
+		size_t k = tok_gpt2_piece(s, n);
+		fn(s, k, ctx);
+		s += k;
+		n -= k;
+	}
+}
+
 void tok_bloom_pieces(const uint8_t *s, size_t n,
 		      void (*fn)(const uint8_t *p, size_t len, void *ctx), void *ctx)
 {

@@ -36,29 +36,18 @@ static void count_word(struct tt_words *W, const uint8_t *s, size_t n)
 	}
 }
 
-struct line_ctx {
-	struct tt_words *W;
-};
-
-static void bloom_piece(const uint8_t *p, size_t len, void *ctx)
+static void count_piece(const uint8_t *p, size_t len, void *W)
 {
-	count_word(((struct line_ctx *)ctx)->W, p, len);
+	count_word(W, p, len);
 }
 
 static void count_line(struct tt_words *W, enum tok_pretok_kind kind, const uint8_t *s,
 		       size_t n)
 {
-	if (kind == TOK_PRETOK_BLOOM) {
-		struct line_ctx c = { W };
-		tok_bloom_pieces(s, n, bloom_piece, &c);
-		return;
-	}
-	while (n > 0) {
-		size_t k = tok_gpt2_piece(s, n);
-		count_word(W, s, k);
-		s += k;
-		n -= k;
-	}
+	if (kind == TOK_PRETOK_BLOOM)
+		tok_bloom_pieces(s, n, count_piece, W);
+	else
+		tok_gpt2_pieces(s, n, count_piece, W);
 }
 
 /* Counts the words of every line (newline included) of `path`. */

@@ -14,12 +14,6 @@
 #include "../base/json.h"
 #include "../base/sha256.h"
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && !strcmp(s + a - b, suffix);
-}
-
 cJSON *dir_checksums_compute(const char *dir, const char *skip, struct hug_error *err)
 {
 	hug_json_init();
@@ -32,7 +26,7 @@ cJSON *dir_checksums_compute(const char *dir, const char *skip, struct hug_error
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.' || (skip && !strcmp(e->d_name, skip)) ||
-		    ends_with(e->d_name, ".tmp"))
+		    fs_ends_with(e->d_name, ".tmp"))
 			continue;
 		char *p = fs_join(dir, e->d_name);
 		struct stat st;

@@ -27,7 +27,7 @@ static bool is_own_file(const char *name)
 	if (n >= sizeof(base))
 		return false;
 	memcpy(base, name, n + 1);
-	if (n > 4 && strcmp(base + n - 4, ".tmp") == 0)
+	if (n > 4 && fs_ends_with(base, ".tmp"))
 		base[n - 4] = '\0';
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
 		if (strcmp(base, own[i]) == 0)

@@ -65,22 +65,17 @@ static int files_add(struct hf_weight_files *wf, const char *name)
 static int index_total_size(const char *path, const cJSON *root,
 			    struct hf_weight_files *wf, struct hug_error *err)
 {
-	const cJSON *meta, *ts;
-	char got[96];
+	const cJSON *meta;
 	wf->total_size = -1;
-	if (json_member(path, root, "metadata", &meta, err))
+	if (hug_json_member(&(struct json_at){ path, NULL }, root, "metadata", &meta, err))
 		return -1;
 	if (!meta || cJSON_IsNull(meta))
 		return 0;
 	if (!cJSON_IsObject(meta))
 		return hug_error_set(err, "%s: metadata: expected an object, got %s",
 				     path, hug_json_kind(meta));
-	if (json_member(path, meta, "total_size", &ts, err))
-		return -1;
-	if (ts && !json_int_in(ts, 0, INT64_MAX, &wf->total_size))
-		return hug_error_set(err, "%s: metadata.total_size: expected an integer >= 0, got %s",
-				     path, hug_json_text(ts, got, sizeof(got)));
-	return 0;
+	return hug_json_get_int(&(struct json_at){ path, "metadata" }, meta, "total_size", 0,
+				INT64_MAX, false, &wf->total_size, err);
 }
 
 /* Fills wf from the index's weight_map. */
@@ -89,7 +84,7 @@ static int index_weight_map(const char *dir, const char *path, const cJSON *root
 {
 	const cJSON *map, *it;
 	char got[96];
-	if (json_member(path, root, "weight_map", &map, err))
+	if (hug_json_member(&(struct json_at){ path, NULL }, root, "weight_map", &map, err))
 		return -1;
 	if (!map)
 		return hug_error_set(err, "%s: weight_map: missing", path);
@@ -154,7 +149,7 @@ static int find_sharded(const char *dir, const char *path,
 			struct hf_weight_files *wf, struct hug_error *err)
 {
 	cJSON *root;
-	if (hf_json_parse_file(path, &root, err))
+	if (hug_json_read_object(path, HF_JSON_FILE_MAX, NULL, &root, err))
 		return -1;
 	int rc = -1;
 	wf->sharded = true;

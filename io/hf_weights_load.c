@@ -132,10 +132,7 @@ int hf_weights_load(struct param_table *pt, const struct model_hf_names *names,
 		.model = model ? model : "",
 	};
 	for (; opened < wf.n_files; opened++) {
-		char *p = fs_join(dir, wf.files[opened]);
-		int e = st_open(&sf[opened], p, err);
-		hug_free(p);
-		if (e)
+		if (st_open_in(&sf[opened], dir, wf.files[opened], err))
 			goto close_files;
 	}
 	for (int f = 0; f < wf.n_files; f++)

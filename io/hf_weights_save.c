@@ -89,21 +89,21 @@ static int write_index(const struct param_table *pt, const int *shard_of,
 		       struct hug_error *err)
 {
 	struct name_shard *ns = hug_malloc((size_t)pt->n * sizeof(*ns) + 1);
-	struct jbuf b = { 0 };
+	struct buf b = { 0 };
 	for (int i = 0; i < pt->n; i++)
 		ns[i] = (struct name_shard){ pt->items[i].name, shard_of[i] };
 	qsort(ns, (size_t)pt->n, sizeof(*ns), by_ns_name);
-	jb_printf(&b, "{\n  \"metadata\": {\n    \"total_size\": %" PRIu64 "\n  },\n  \"weight_map\": {\n", total);
+	buf_printf(&b, "{\n  \"metadata\": {\n    \"total_size\": %" PRIu64 "\n  },\n  \"weight_map\": {\n", total);
 	for (int i = 0; i < pt->n; i++) {
-		jb_str(&b, "    ");
-		jb_quote(&b, ns[i].name);
-		jb_str(&b, ": ");
-		jb_quote(&b, shards[ns[i].shard]);
-		jb_str(&b, i + 1 < pt->n ? ",\n" : "\n");
+		buf_str(&b, "    ");
+		hug_json_quote(&b, ns[i].name);
+		buf_str(&b, ": ");
+		hug_json_quote(&b, shards[ns[i].shard]);
+		buf_str(&b, i + 1 < pt->n ? ",\n" : "\n");
 	}
-	jb_str(&b, "  }\n}\n");
+	buf_str(&b, "  }\n}\n");
 	int rc = hf_json_write_in(dir, HF_WEIGHTS_INDEX_FILE, &b, err);
-	hug_free(b.p);
+	buf_free(&b);
 	hug_free(ns);
 	return rc;
 }

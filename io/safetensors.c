@@ -88,17 +88,28 @@ char *st_tensor_describe(const struct st_tensor *t, char *buf, size_t n)
 	return buf;
 }
 
+/* Member `key` of the entry e of tensor `name` -> *out. Missing, or (when
+ * `is` is given) not of that type (`what`: "a string"), is an error naming
+ * the file and the tensor. 0 or -1. */
+static int entry_member(const char *path, const char *name, const cJSON *e, const char *key,
+			cJSON_bool (*is)(const cJSON *), const char *what, const cJSON **out,
+			struct hug_error *err)
+{
+	*out = cJSON_GetObjectItemCaseSensitive(e, key);
+	if (!*out)
+		return hug_error_set(err, "%s: tensor \"%s\": missing \"%s\"", path, name, key);
+	if (is && !is(*out))
+		return hug_error_set(err, "%s: tensor \"%s\": \"%s\" is %s, expected %s", path,
+				     name, key, hug_json_kind(*out), what);
+	return 0;
+}
+
 static int parse_dtype(const char *path, const char *name, const cJSON *e,
 		       struct st_tensor *t, struct hug_error *err)
 {
-	const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-	if (!dt)
-		return hug_error_set(err, "%s: tensor \"%s\": missing \"dtype\"",
-				     path, name);
-	if (!cJSON_IsString(dt))
-		return hug_error_set(err,
-				     "%s: tensor \"%s\": \"dtype\" is %s, expected a string",
-				     path, name, hug_json_kind(dt));
+	const cJSON *dt;
+	if (entry_member(path, name, e, "dtype", cJSON_IsString, "a string", &dt, err))
+		return -1;
 	for (size_t i = 0; i < sizeof(st_dtypes) / sizeof(st_dtypes[0]); i++) {
 		if (strcmp(dt->valuestring, st_dtypes[i].name) != 0)
 			continue;
@@ -116,14 +127,9 @@ static int parse_dtype(const char *path, const char *name, const cJSON *e,
 static int parse_shape(const char *path, const char *name, const cJSON *e,
 		       struct st_tensor *t, struct hug_error *err)
 {
-	const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
-	if (!sh)
-		return hug_error_set(err, "%s: tensor \"%s\": missing \"shape\"",
-				     path, name);
-	if (!cJSON_IsArray(sh))
-		return hug_error_set(err,
-				     "%s: tensor \"%s\": \"shape\" is %s, expected an array",
-				     path, name, hug_json_kind(sh));
+	const cJSON *sh;
+	if (entry_member(path, name, e, "shape", cJSON_IsArray, "an array", &sh, err))
+		return -1;
 	int n = cJSON_GetArraySize(sh);
 	if (n > ST_MAX_DIMS)
 		return hug_error_set(err,
@@ -147,12 +153,10 @@ static int parse_offsets(const char *path, const char *name, const cJSON *e,
 			 uint64_t buf_size, struct st_tensor *t,
 			 struct hug_error *err)
 {
-	const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+	const cJSON *off;
 	uint64_t b, end, bytes = dtype_size(t->dtype);
-	if (!off)
-		return hug_error_set(err,
-				     "%s: tensor \"%s\": missing \"data_offsets\"",
-				     path, name);
+	if (entry_member(path, name, e, "data_offsets", NULL, NULL, &off, err))
+		return -1;
 	if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 ||
 	    !json_u64(cJSON_GetArrayItem(off, 0), &b) ||
 	    !json_u64(cJSON_GetArrayItem(off, 1), &end))
@@ -858,5 +862,13 @@ free_bufs:
 	hug_free(o.buf);
 	buf_free(&hdr);
 	hug_free(tmp);
+	return rc;
+}
+
+int st_open_in(struct st_file *f, const char *dir, const char *name, struct hug_error *err)
+{
+	char *path = fs_join(dir, name);
+	int rc = st_open(f, path, err);
+	hug_free(path);
 	return rc;
 }

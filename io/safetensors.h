@@ -44,6 +44,8 @@ struct st_file {
  * with `err` naming the file and the problem and *f left empty (st_close on
  * it is harmless). Close with st_close. */
 int st_open(struct st_file *f, const char *path, struct hug_error *err);
+/* st_open of dir/name. */
+int st_open_in(struct st_file *f, const char *dir, const char *name, struct hug_error *err);
 
 /* Unmaps the file and frees everything st_open allocated; pointers into the
  * file (st_tensor.data, names) are invalid afterwards. Idempotent. */

@@ -144,7 +144,8 @@ int bloom_config_from_json(const char *file, const cJSON *root, struct bloom_con
 {
 	int64_t vocab = 0, hidden = 0, n_layer = 0, n_head = 0;
 	bool tied = true;
-	if (hf_cfg_bool(file, root, "tie_word_embeddings", &tied, err))
+	const struct json_at at = { file, NULL };
+	if (hug_json_get_bool(&at, root, "tie_word_embeddings", false, &tied, err))
 		return -1;
 	if (!tied)
 		return hug_error_set(err, "%s: tie_word_embeddings: false is not supported (hug ties lm_head to the word embeddings)",
@@ -160,12 +161,12 @@ int bloom_config_from_json(const char *file, const cJSON *root, struct bloom_con
 		return hug_error_set(err, "%s: hidden_size: %" PRId64 " is too large (at most %d)",
 				     file, hidden, 1 << 28);
 	*cfg = bloom_config_make(vocab, hidden, (int)n_layer, (int)n_head);
-	if (hf_cfg_number(file, root, "layer_norm_epsilon", &cfg->layer_norm_epsilon, err) ||
-	    hf_cfg_bool(file, root, "apply_residual_connection_post_layernorm",
+	if (hug_json_get_number(&at, root, "layer_norm_epsilon", false, &cfg->layer_norm_epsilon, err) ||
+	    hug_json_get_bool(&at, root, "apply_residual_connection_post_layernorm", false,
 		     &cfg->apply_residual_connection_post_layernorm, err) ||
-	    hf_cfg_number(file, root, "hidden_dropout", &cfg->hidden_dropout, err) ||
-	    hf_cfg_number(file, root, "attention_dropout", &cfg->attention_dropout, err) ||
-	    hf_cfg_number(file, root, "initializer_range", &cfg->initializer_range, err) ||
+	    hug_json_get_number(&at, root, "hidden_dropout", false, &cfg->hidden_dropout, err) ||
+	    hug_json_get_number(&at, root, "attention_dropout", false, &cfg->attention_dropout, err) ||
+	    hug_json_get_number(&at, root, "initializer_range", false, &cfg->initializer_range, err) ||
 	    hf_cfg_token(file, root, "bos_token_id", &cfg->bos_token_id, err) ||
 	    hf_cfg_token(file, root, "eos_token_id", &cfg->eos_token_id, err) ||
 	    hf_cfg_token(file, root, "pad_token_id", &cfg->pad_token_id, err))
@@ -178,10 +179,8 @@ int bloom_config_write(const struct bloom_config *cfg, enum dtype weights_dtype,
 		       const char *dir, struct hug_error *err)
 {
 	const char *tdt = hf_torch_dtype_name(weights_dtype);
-	struct jmember m[24];
-	struct jbuf b = { 0 };
+	struct hf_object o = { 0 };
 	char q[64];
-	int n = 0, rc;
 	if (!tdt)
 		return hug_error_set(err, "%s: %s: weights dtype %s is not a float type",
 				     dir, HF_CONFIG_FILE, dtype_name(weights_dtype));
@@ -190,46 +189,36 @@ int bloom_config_write(const struct bloom_config *cfg, enum dtype weights_dtype,
 		return hug_error_set(err, "%s: %s: the config holds a non-finite number",
 				     dir, HF_CONFIG_FILE);
 	snprintf(q, sizeof(q), "\"%s\"", tdt);
-	jmember_text(&m[n++], "apply_residual_connection_post_layernorm",
-		    cfg->apply_residual_connection_post_layernorm ? "true" : "false");
-	jmember_text(&m[n++], "architectures", "[\n    \"BloomForCausalLM\"\n  ]");
-	jmember_double(&m[n++], "attention_dropout", cfg->attention_dropout);
-	jmember_token(&m[n++], "bos_token_id", cfg->bos_token_id);
+	hf_object_text(&o, "apply_residual_connection_post_layernorm",
+		       cfg->apply_residual_connection_post_layernorm ? "true" : "false");
+	hf_object_text(&o, "architectures", "[\n    \"BloomForCausalLM\"\n  ]");
+	hf_object_double(&o, "attention_dropout", cfg->attention_dropout);
+	hf_object_token(&o, "bos_token_id", cfg->bos_token_id);
 	/* transformers 5 writes "dtype"; 4.x reads "torch_dtype" */
-	jmember_text(&m[n++], "dtype", q);
-	jmember_token(&m[n++], "eos_token_id", cfg->eos_token_id);
-	jmember_double(&m[n++], "hidden_dropout", cfg->hidden_dropout);
-	m[n].key = "hidden_size";
-	snprintf(m[n++].value, sizeof(m[0].value), "%" PRId64, cfg->hidden_size);
-	jmember_double(&m[n++], "initializer_range", cfg->initializer_range);
-	jmember_double(&m[n++], "layer_norm_epsilon", cfg->layer_norm_epsilon);
-	jmember_text(&m[n++], "model_type", "\"bloom\"");
-	m[n].key = "n_head";
-	snprintf(m[n++].value, sizeof(m[0].value), "%d", cfg->n_head);
-	m[n].key = "n_layer";
-	snprintf(m[n++].value, sizeof(m[0].value), "%d", cfg->n_layer);
-	jmember_token(&m[n++], "pad_token_id", cfg->pad_token_id);
-	jmember_text(&m[n++], "pretraining_tp", "1");
-	jmember_text(&m[n++], "slow_but_exact", "false");
-	jmember_text(&m[n++], "tie_word_embeddings", "true");
-	jmember_text(&m[n++], "torch_dtype", q);
-	jmember_text(&m[n++], "use_cache", "true");
-	m[n].key = "vocab_size";
-	snprintf(m[n++].value, sizeof(m[0].value), "%" PRId64, cfg->vocab_size);
-	jb_object(&b, m, n);
-	rc = hf_json_write_in(dir, HF_CONFIG_FILE, &b, err);
-	if (rc == 0) {
-		n = 0;
-		b.len = 0;
-		jmember_text(&m[n++], "_from_model_config", "true");
-		jmember_token(&m[n++], "bos_token_id", cfg->bos_token_id);
-		jmember_token(&m[n++], "eos_token_id", cfg->eos_token_id);
-		jmember_token(&m[n++], "pad_token_id", cfg->pad_token_id);
-		jb_object(&b, m, n);
-		rc = hf_json_write_in(dir, HF_GENERATION_CONFIG_FILE, &b, err);
-	}
-	hug_free(b.p);
-	return rc;
+	hf_object_text(&o, "dtype", q);
+	hf_object_token(&o, "eos_token_id", cfg->eos_token_id);
+	hf_object_double(&o, "hidden_dropout", cfg->hidden_dropout);
+	hf_object_int(&o, "hidden_size", cfg->hidden_size);
+	hf_object_double(&o, "initializer_range", cfg->initializer_range);
+	hf_object_double(&o, "layer_norm_epsilon", cfg->layer_norm_epsilon);
+	hf_object_text(&o, "model_type", "\"bloom\"");
+	hf_object_int(&o, "n_head", cfg->n_head);
+	hf_object_int(&o, "n_layer", cfg->n_layer);
+	hf_object_token(&o, "pad_token_id", cfg->pad_token_id);
+	hf_object_text(&o, "pretraining_tp", "1");
+	hf_object_text(&o, "slow_but_exact", "false");
+	hf_object_text(&o, "tie_word_embeddings", "true");
+	hf_object_text(&o, "torch_dtype", q);
+	hf_object_text(&o, "use_cache", "true");
+	hf_object_int(&o, "vocab_size", cfg->vocab_size);
+	if (hf_object_write_in(&o, dir, HF_CONFIG_FILE, err))
+		return -1;
+	struct hf_object g = { 0 };
+	hf_object_text(&g, "_from_model_config", "true");
+	hf_object_token(&g, "bos_token_id", cfg->bos_token_id);
+	hf_object_token(&g, "eos_token_id", cfg->eos_token_id);
+	hf_object_token(&g, "pad_token_id", cfg->pad_token_id);
+	return hf_object_write_in(&g, dir, HF_GENERATION_CONFIG_FILE, err);
 }
 
 /* ---- finding the weight files ---- */

@@ -79,8 +79,9 @@ int model_family_of_json(const char *file, const struct cJSON *root,
 {
 	const cJSON *type, *arch;
 	const struct model_family *by_type = NULL, *by_arch = NULL;
-	if (json_member(file, root, "model_type", &type, err) ||
-	    json_member(file, root, "architectures", &arch, err))
+	const struct json_at at = { file, NULL };
+	if (hug_json_member(&at, root, "model_type", &type, err) ||
+	    hug_json_member(&at, root, "architectures", &arch, err))
 		return -1;
 	if (type && family_by(file, "model_type", type, false, &by_type, err))
 		return -1;
@@ -143,7 +144,7 @@ int model_config_read(const char *path, struct model_config *cfg, struct hug_err
 			      path, HF_CONFIG_FILE);
 		goto free_file;
 	}
-	if (hf_json_parse_file(file, &root, err))
+	if (hug_json_read_object(file, HF_JSON_FILE_MAX, NULL, &root, err))
 		goto free_file;
 	const struct model_family *f;
 	struct model_config c;

@@ -22,7 +22,8 @@ struct optim_config optim_config_adamw(void)
 				      .eps = 1e-8, .weight_decay = 0.01 };
 }
 
-int64_t optim_trainable_numel(const struct param_table *pt)
+/* Number of elements of all trainable parameters of pt. */
+static int64_t optim_trainable_numel(const struct param_table *pt)
 {
 	int64_t n = 0;
 	for (int i = 0; i < pt->n; i++)

@@ -67,8 +67,6 @@ void optim_init(struct optimizer *o, const struct optim_config *cfg,
 void optim_init_range(struct optimizer *o, const struct optim_config *cfg,
 		      struct param_table *pt, int64_t lo, int64_t hi);
 
-/* Number of elements of all trainable parameters of pt. */
-int64_t optim_trainable_numel(const struct param_table *pt);
 void optim_free(struct optimizer *o);
 
 /* Sets decay for every trainable parameter whose name matches the

@@ -282,15 +282,26 @@ void comm_nccl_allreduce(const struct comm *c, void *buf, int64_t n, enum dtype 
 	wait_default_stream(nc, "ncclAllReduce");
 }
 
+/* prepare for a collective from `send` into `recv`, both checked to be on
+ * the communicator's device; NULL when n == 0 (nothing to do). */
+static ncclComm_t prepare_send_recv(const struct comm *c, const char *fn, int64_t n,
+				    const void *send, const void *recv)
+{
+	int dev;
+	ncclComm_t nc = prepare(c, fn, n, &dev);
+	if (n == 0)
+		return NULL;
+	check_ptr(fn, "send", send, dev);
+	check_ptr(fn, "recv", recv, dev);
+	return nc;
+}
+
 void comm_nccl_allgather(const struct comm *c, const void *send, void *recv, int64_t n,
 			 enum dtype dt)
 {
-	int dev;
-	ncclComm_t nc = prepare(c, __func__, n, &dev);
-	if (n == 0)
+	ncclComm_t nc = prepare_send_recv(c, __func__, n, send, recv);
+	if (!nc)
 		return;
-	check_ptr(__func__, "send", send, dev);
-	check_ptr(__func__, "recv", recv, dev);
 	NCCL_CHECK(ncclAllGather(send, recv, (size_t)n, nccl_type(dt), nc, 0));
 	wait_default_stream(nc, "ncclAllGather");
 }
@@ -298,12 +309,9 @@ void comm_nccl_allgather(const struct comm *c, const void *send, void *recv, int
 void comm_nccl_reduce_scatter(const struct comm *c, const void *send, void *recv,
 			      int64_t n, enum dtype dt)
 {
-	int dev;
-	ncclComm_t nc = prepare(c, __func__, n, &dev);
-	if (n == 0)
+	ncclComm_t nc = prepare_send_recv(c, __func__, n, send, recv);
+	if (!nc)
 		return;
-	check_ptr(__func__, "send", send, dev);
-	check_ptr(__func__, "recv", recv, dev);
 	NCCL_CHECK(ncclReduceScatter(send, recv, (size_t)n, nccl_type(dt), ncclSum, nc, 0));
 	wait_default_stream(nc, "ncclReduceScatter");
 }

@@ -15,10 +15,7 @@
 
 bool lora_dir_has_adapter(const char *dir)
 {
-	char *p = fs_join(dir, LORA_CONFIG_FILE);
-	bool ok = fs_exists(p);
-	hug_free(p);
-	return ok;
+	return fs_exists_in(dir, LORA_CONFIG_FILE);
 }
 
 int lora_save(const struct lora_model *lm, const char *dir, enum dtype disk,
@@ -160,14 +157,11 @@ static int check_all(const struct lora_model *lm, const struct st_file *f,
 
 int lora_load_weights(struct lora_model *lm, const char *dir, struct hug_error *err)
 {
-	char *path = fs_join(dir, LORA_WEIGHTS_FILE);
 	struct st_file f;
-	int rc = st_open(&f, path, err);
-	hug_free(path);
-	if (rc)
+	if (st_open_in(&f, dir, LORA_WEIGHTS_FILE, err))
 		return -1;
 	const struct st_tensor **found = hug_calloc((size_t)lm->table.n + 1, sizeof(*found));
-	rc = check_all(lm, &f, found, err);
+	int rc = check_all(lm, &f, found, err);
 	for (int i = 0; !rc && i < lm->table.n; i++)
 		rc = st_tensor_load(found[i], lm->table.items[i].t, err);
 	hug_free(found);

@@ -8,6 +8,7 @@
 #include "../base/alloc.h"
 #include "../nn/bloom.h"
 #include "gradcheck.h"
+#include "ag_env.h"
 #include "harness.h"
 
 TEST(arena_alignment)
@@ -169,20 +170,17 @@ static double mlp_step(struct ag_ctx *ctx, struct mlp *m, float lr)
 
 TEST(arena_training_loop_allocates_nothing_after_step_1)
 {
-	struct arena model, step;
-	arena_init(&model, "model", 0, NULL);
+	struct ag_env e;
 	/* a small first chunk so step 1 grows the arena over several chunks */
-	arena_init(&step, "step", 4096, NULL);
-	struct ag_ctx ctx;
-	ag_ctx_init(&ctx, &step);
+	ag_env_init(&e, 4096);
 
 	struct mlp m = {
-		.w1 = param_f32(&model, 1, 0.25, TENSOR_SHAPE(24, 16)),
-		.b1 = param_f32(&model, 2, 0.1, TENSOR_SHAPE(24)),
-		.w2 = param_f32(&model, 3, 0.2, TENSOR_SHAPE(5, 24)),
-		.b2 = param_f32(&model, 4, 0.1, TENSOR_SHAPE(5)),
-		.x = tensor_new(&model, DT_F32, TENSOR_SHAPE(4, 6, 16)),
-		.targets = tensor_new(&model, DT_I32, TENSOR_SHAPE(4, 6)),
+		.w1 = param_f32(&e.model, 1, 0.25, TENSOR_SHAPE(24, 16)),
+		.b1 = param_f32(&e.model, 2, 0.1, TENSOR_SHAPE(24)),
+		.w2 = param_f32(&e.model, 3, 0.2, TENSOR_SHAPE(5, 24)),
+		.b2 = param_f32(&e.model, 4, 0.1, TENSOR_SHAPE(5)),
+		.x = tensor_new(&e.model, DT_F32, TENSOR_SHAPE(4, 6, 16)),
+		.targets = tensor_new(&e.model, DT_I32, TENSOR_SHAPE(4, 6)),
 	};
 	gradcheck_fill_uniform(m.x, 5, -1, 1);
 	int32_t *tg = m.targets->data;
@@ -190,32 +188,31 @@ TEST(arena_training_loop_allocates_nothing_after_step_1)
 		tg[i] = i % 7 == 3 ? -100 : (i * 3) % 5;
 
 	double loss[12];
-	loss[0] = mlp_step(&ctx, &m, 0.5f);
-	REQUIRE(!ag_failed(&ctx));
+	loss[0] = mlp_step(&e.ctx, &m, 0.5f);
+	REQUIRE(!ag_failed(&e.ctx));
 	REQUIRE(!isnan(loss[0]));
-	CHECK(step.n_chunk_allocs > 1); /* the test exercises growth */
+	CHECK(e.step.n_chunk_allocs > 1); /* the test exercises growth */
 	uint64_t allocs = hug_alloc_count();
-	uint64_t step_chunks = step.n_chunk_allocs;
-	size_t model_used = model.used;
+	uint64_t step_chunks = e.step.n_chunk_allocs;
+	size_t model_used = e.model.used;
 	for (int s = 1; s < 12; s++) {
-		loss[s] = mlp_step(&ctx, &m, 0.5f);
+		loss[s] = mlp_step(&e.ctx, &m, 0.5f);
 		if (hug_alloc_count() != allocs)
 			test_fail_at(__FILE__, __LINE__,
 				     "step %d made %llu heap allocations", s + 1,
 				     (unsigned long long)(hug_alloc_count() - allocs));
 		allocs = hug_alloc_count();
 	}
-	CHECK(!ag_failed(&ctx));
-	CHECK(step.n_chunk_allocs == step_chunks);
-	CHECK(model.used == model_used);
+	CHECK(!ag_failed(&e.ctx));
+	CHECK(e.step.n_chunk_allocs == step_chunks);
+	CHECK(e.model.used == model_used);
 	for (int s = 0; s < 12; s++)
 		CHECK(isfinite(loss[s]));
 	if (!(loss[11] < loss[0] - 0.1))
 		test_fail_at(__FILE__, __LINE__, "loss did not fall: %.5f -> %.5f",
 			     loss[0], loss[11]);
 	CHECK(loss[4] < loss[0]);
-	arena_free(&step);
-	arena_free(&model);
+	ag_env_free(&e);
 }
 
 /* The same promise over every op family a BLOOM step uses: embedding,
@@ -258,24 +255,21 @@ static struct tensor *tiny_lm_loss(struct ag_ctx *ctx, struct tiny_lm *m)
 
 TEST(arena_tiny_lm_allocates_nothing_after_step_1)
 {
-	struct arena model, step;
-	arena_init(&model, "model", 0, NULL);
-	arena_init(&step, "step", 2048, NULL);
-	struct ag_ctx ctx;
-	ag_ctx_init(&ctx, &step);
-	ctx.seed = 7;
+	struct ag_env e;
+	ag_env_init(&e, 2048);
+	e.ctx.seed = 7;
 
 	struct tiny_lm m = {
-		.wte = param_f32(&model, 11, 0.5, TENSOR_SHAPE(LM_V, LM_C)),
-		.ln_w = param_f32(&model, 12, 0.1, TENSOR_SHAPE(LM_C)),
-		.ln_b = param_f32(&model, 13, 0.1, TENSOR_SHAPE(LM_C)),
-		.qkv_w = param_f32(&model, 14, 0.3, TENSOR_SHAPE(3 * LM_C, LM_C)),
-		.qkv_b = param_f32(&model, 15, 0.1, TENSOR_SHAPE(3 * LM_C)),
-		.proj_w = param_f32(&model, 16, 0.3, TENSOR_SHAPE(LM_C, LM_C)),
-		.ids = tensor_new(&model, DT_I32, TENSOR_SHAPE(LM_B, LM_T)),
-		.targets = tensor_new(&model, DT_I32, TENSOR_SHAPE(LM_B, LM_T)),
-		.mask = tensor_new(&model, DT_I32, TENSOR_SHAPE(LM_B, LM_T)),
-		.slopes = tensor_new(&model, DT_F32, TENSOR_SHAPE(LM_H)),
+		.wte = param_f32(&e.model, 11, 0.5, TENSOR_SHAPE(LM_V, LM_C)),
+		.ln_w = param_f32(&e.model, 12, 0.1, TENSOR_SHAPE(LM_C)),
+		.ln_b = param_f32(&e.model, 13, 0.1, TENSOR_SHAPE(LM_C)),
+		.qkv_w = param_f32(&e.model, 14, 0.3, TENSOR_SHAPE(3 * LM_C, LM_C)),
+		.qkv_b = param_f32(&e.model, 15, 0.1, TENSOR_SHAPE(3 * LM_C)),
+		.proj_w = param_f32(&e.model, 16, 0.3, TENSOR_SHAPE(LM_C, LM_C)),
+		.ids = tensor_new(&e.model, DT_I32, TENSOR_SHAPE(LM_B, LM_T)),
+		.targets = tensor_new(&e.model, DT_I32, TENSOR_SHAPE(LM_B, LM_T)),
+		.mask = tensor_new(&e.model, DT_I32, TENSOR_SHAPE(LM_B, LM_T)),
+		.slopes = tensor_new(&e.model, DT_F32, TENSOR_SHAPE(LM_H)),
 	};
 	float *lw = m.ln_w->data;
 	for (int c = 0; c < LM_C; c++)
@@ -294,9 +288,9 @@ TEST(arena_tiny_lm_allocates_nothing_after_step_1)
 	uint64_t allocs = 0;
 	double first = 0, last = 0;
 	for (int s = 0; s < 8; s++) {
-		struct tensor *loss = tiny_lm_loss(&ctx, &m);
-		if (!loss || ag_backward(&ctx, loss) != 0) {
-			test_fail_at(__FILE__, __LINE__, "step %d: %s", s + 1, ctx.err.msg);
+		struct tensor *loss = tiny_lm_loss(&e.ctx, &m);
+		if (!loss || ag_backward(&e.ctx, loss) != 0) {
+			test_fail_at(__FILE__, __LINE__, "step %d: %s", s + 1, e.ctx.err.msg);
 			break;
 		}
 		tensor_read_f64(loss, &last);
@@ -304,7 +298,7 @@ TEST(arena_tiny_lm_allocates_nothing_after_step_1)
 			first = last;
 		for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
 			sgd_step(params[i], 0.2f);
-		ag_ctx_reset(&ctx);
+		ag_ctx_reset(&e.ctx);
 		if (s > 0 && hug_alloc_count() != allocs)
 			test_fail_at(__FILE__, __LINE__,
 				     "step %d made %llu heap allocations", s + 1,
@@ -313,6 +307,5 @@ TEST(arena_tiny_lm_allocates_nothing_after_step_1)
 	}
 	CHECK(isfinite(first) && isfinite(last));
 	CHECK(last < first);
-	arena_free(&step);
-	arena_free(&model);
+	ag_env_free(&e);
 }

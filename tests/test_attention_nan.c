@@ -10,31 +10,29 @@
 #include "../io/hf_checkpoint.h"
 #include "bloom_util.h"
 #include "../nn/bloom.h"
+#include "ag_env.h"
 #include "harness.h"
 
 enum { T = 4, D = 3 };
 
 TEST(attention_nan_score_row_propagates)
 {
-	struct arena model, step;
-	arena_init(&model, "model", 0, NULL);
-	arena_init(&step, "step", 0, NULL);
-	struct ag_ctx ctx;
-	ag_ctx_init(&ctx, &step);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *qkv[3];
 	for (int i = 0; i < 3; i++) { /* (1, 1, T, D) */
-		qkv[i] = tensor_new(&model, DT_F32, TENSOR_SHAPE(1, 1, T, D));
+		qkv[i] = tensor_new(&e.model, DT_F32, TENSOR_SHAPE(1, 1, T, D));
 		float *x = qkv[i]->data;
 		for (int e = 0; e < T * D; e++)
 			x[e] = 0.1f * (float)((e * 7 + i * 3) % 11) - 0.5f;
-		tensor_set_requires_grad(qkv[i], &model);
+		tensor_set_requires_grad(qkv[i], &e.model);
 	}
 	for (int d = 0; d < D; d++) /* query row 2: every score NaN */
 		((float *)qkv[0]->data)[2 * D + d] = NAN;
-	struct tensor *mask = tensor_new(&model, DT_I32, TENSOR_SHAPE(1, T));
+	struct tensor *mask = tensor_new(&e.model, DT_I32, TENSOR_SHAPE(1, T));
 	const int32_t mk[T] = { 0, 1, 1, 1 }; /* row 0: its only key is padding */
 	memcpy(mask->data, mk, sizeof(mk));
-	struct tensor *o = ag_attention(&ctx, qkv[0], qkv[1], qkv[2],
+	struct tensor *o = ag_attention(&e.ctx, qkv[0], qkv[1], qkv[2],
 					&(struct ag_attn_desc){ .causal = true, .key_mask = mask });
 	REQUIRE(o);
 	const float *y = o->data; /* (1, 1, T, D) */
@@ -44,7 +42,7 @@ TEST(attention_nan_score_row_propagates)
 		CHECK(isnan(y[2 * D + d]));      /* NaN scores: NaN, not zeros */
 		CHECK(isfinite(y[3 * D + d]));
 	}
-	REQUIRE(ag_backward(&ctx, ag_sum(&ctx, o, AG_DIM_ALL)) == 0);
+	REQUIRE(ag_backward(&e.ctx, ag_sum(&e.ctx, o, AG_DIM_ALL)) == 0);
 	const float *dq = qkv[0]->grad->data, *dv = qkv[2]->grad->data;
 	CHECK(isnan(dq[2 * D]));
 	CHECK(isfinite(dq[1 * D]) && isfinite(dq[3 * D]));
@@ -52,8 +50,7 @@ TEST(attention_nan_score_row_propagates)
 	for (int e = 0; e < T * D; e++)
 		dv_nan = dv_nan || isnan(dv[e]);
 	CHECK(dv_nan);
-	arena_free(&step);
-	arena_free(&model);
+	ag_env_free(&e);
 }
 
 TEST(attention_nan_weight_gives_nan_loss)

@@ -97,6 +97,31 @@ TEST(json_get_reads_valid_members)
 	cJSON_Delete(j);
 }
 
+TEST(json_readers_refuse_a_key_given_twice)
+{
+	cJSON *j = parse("{\"lr\": 1, \"n\": 2, \"lr\": 3}");
+	REQUIRE(j);
+	struct hug_error err = { 0 };
+	double d = 7;
+	int64_t i = 9;
+	const cJSON *m = NULL;
+	CHECK(hug_json_get_number(&(struct json_at){ "r.json", "optim" }, j, "lr", false, &d,
+				  &err) == -1 && d == 7);
+	CHECK(!strcmp(err.msg, "r.json: optim.lr: given twice"));
+	err = (struct hug_error){ 0 };
+	CHECK(hug_json_member(&(struct json_at){ "c.json", NULL }, j, "lr", &m, &err) == -1);
+	CHECK(!strcmp(err.msg, "c.json: lr: given twice"));
+	err = (struct hug_error){ 0 };
+	CHECK(hug_json_get_int(NULL, j, "n", 0, 8, true, &i, &err) == 0 && i == 2 && !err.set);
+	CHECK(hug_json_member(NULL, j, "absent", &m, &err) == 0 && m == NULL);
+	cJSON_Delete(j);
+	j = parse("{\"big\": 1e999}"); /* cJSON reads it as inf */
+	REQUIRE(j);
+	CHECK(hug_json_get_number(NULL, j, "big", true, &d, &err) == -1 && d == 7);
+	CHECK(strstr(err.msg, "big: expected a number") != NULL);
+	cJSON_Delete(j);
+}
+
 TEST(json_flat_object_and_quote)
 {
 	struct buf b = { 0 };

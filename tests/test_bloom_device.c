@@ -13,6 +13,7 @@
 #include "../nn/bloom.h"
 #include "../nn/bloom_device.h"
 #include "../peft/lora_model.h"
+#include "ag_env.h"
 #include "bloom_util.h"
 #include "harness.h"
 
@@ -33,33 +34,29 @@ static void make_ids(struct arena *a, struct tensor **ids, struct tensor **label
 /* The loss of m on the fixed batch, after backward (gradients in m). */
 static double loss_of(const struct bloom_model *m, bool cast_to_f32, double *logits_out)
 {
-	struct arena step, in;
-	arena_init(&step, "step", 0, NULL);
-	arena_init(&in, "in", 0, NULL);
-	struct ag_ctx ctx;
-	ag_ctx_init(&ctx, &step);
-	ctx.training = false;
+	struct ag_env e;
+	ag_env_init(&e, 0);
+	e.ctx.training = false;
 	struct tensor *ids, *labels;
-	make_ids(&in, &ids, &labels);
+	make_ids(&e.model, &ids, &labels);
 	struct bloom_model view;
 	const struct bloom_model *use = m;
 	if (cast_to_f32) {
-		CHECK(bloom_model_cast(&ctx, m, DT_F32, &view));
+		CHECK(bloom_model_cast(&e.ctx, m, DT_F32, &view));
 		use = &view;
 	}
-	struct tensor *logits = bloom_forward(&ctx, use, ids, NULL);
-	struct tensor *loss = bloom_lm_loss(&ctx, logits, labels);
+	struct tensor *logits = bloom_forward(&e.ctx, use, ids, NULL);
+	struct tensor *loss = bloom_lm_loss(&e.ctx, logits, labels);
 	double l = NAN;
-	if (loss && ag_backward(&ctx, loss) == 0) {
+	if (loss && ag_backward(&e.ctx, loss) == 0) {
 		l = tensor_item(loss);
 		if (logits_out)
 			tensor_read_f64(logits, logits_out);
 		CHECK(loss->dtype == DT_F32 || !cast_to_f32);
 	} else {
-		test_fail_at(__FILE__, __LINE__, "%s", ctx.err.msg);
+		test_fail_at(__FILE__, __LINE__, "%s", e.ctx.err.msg);
 	}
-	arena_free(&in);
-	arena_free(&step);
+	ag_env_free(&e);
 	return l;
 }
 
@@ -180,31 +177,27 @@ TEST(bloom_device_cast_view_casts_each_block_where_it_runs)
 	struct bloom_model m;
 	bloom_model_init(&m, &c, DT_F64, true);
 	bloom_model_init_weights(&m, 9);
-	struct arena step, in;
-	arena_init(&step, "step", 0, NULL);
-	arena_init(&in, "in", 0, NULL);
-	struct ag_ctx ctx;
-	ag_ctx_init(&ctx, &step);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *ids, *labels;
-	make_ids(&in, &ids, &labels);
+	make_ids(&e.model, &ids, &labels);
 	struct bloom_model view;
-	REQUIRE(bloom_model_cast(&ctx, &m, DT_F32, &view));
-	REQUIRE(bloom_forward(&ctx, &view, ids, NULL));
-	int wte = cast_position(&ctx, m.wte), lnf = cast_position(&ctx, m.lnf_w);
+	REQUIRE(bloom_model_cast(&e.ctx, &m, DT_F32, &view));
+	REQUIRE(bloom_forward(&e.ctx, &view, ids, NULL));
+	int wte = cast_position(&e.ctx, m.wte), lnf = cast_position(&e.ctx, m.lnf_w);
 	CHECK(wte >= 0 && lnf >= 0);
 	int prev = wte;
 	for (int l = 0; l < c.n_layer; l++) {
-		int ln1 = cast_position(&ctx, m.layers[l].ln1_w);
-		int fc2 = cast_position(&ctx, m.layers[l].fc2_w);
+		int ln1 = cast_position(&e.ctx, m.layers[l].ln1_w);
+		int fc2 = cast_position(&e.ctx, m.layers[l].fc2_w);
 		CHECK(ln1 >= 0 && fc2 >= 0 && fc2 < ln1 && ln1 < prev);
 		/* the previous block's four linears lie between its casts and these */
 		if (l > 0)
-			CHECK(linears_between(&ctx, prev, ln1) == 4);
+			CHECK(linears_between(&e.ctx, prev, ln1) == 4);
 		prev = fc2;
 	}
-	CHECK(lnf < prev && linears_between(&ctx, prev, lnf) == 4);
-	arena_free(&in);
-	arena_free(&step);
+	CHECK(lnf < prev && linears_between(&e.ctx, prev, lnf) == 4);
+	ag_env_free(&e);
 	bloom_model_free(&m);
 }
 

@@ -4,6 +4,7 @@
 
 #include "../base/alloc.h"
 #include "../nn/generate.h"
+#include "ag_env.h"
 #include "bloom_util.h"
 #include "gradcheck.h"
 #include "harness.h"
@@ -20,17 +21,14 @@ static void check_cache_matches_full(enum dtype dt, double tol)
 {
 	struct bloom_model m;
 	random_model(&m, dt);
-	struct arena step, scratch;
-	arena_init(&step, "step", 0, NULL);
-	arena_init(&scratch, "scratch", 0, NULL);
-	struct ag_ctx ctx;
-	ag_ctx_init(&ctx, &step);
-	ctx.training = false;
-	ag_set_grad_enabled(&ctx, false);
+	struct ag_env e;
+	ag_env_init(&e, 0);
+	e.ctx.training = false;
+	ag_set_grad_enabled(&e.ctx, false);
 	const int32_t seq[9] = { 5, 1, 22, 7, 7, 0, 13, 2, 9 };
-	struct tensor *all = tensor_new(&scratch, DT_I32, TENSOR_SHAPE(1, 9));
+	struct tensor *all = tensor_new(&e.model, DT_I32, TENSOR_SHAPE(1, 9));
 	memcpy(all->data, seq, sizeof(seq));
-	struct tensor *full = bloom_forward(&ctx, &m, all, NULL);
+	struct tensor *full = bloom_forward(&e.ctx, &m, all, NULL);
 	REQUIRE(full);
 	double *want = hug_malloc(9 * 23 * sizeof(double));
 	tensor_read_f64(full, want);
@@ -41,9 +39,9 @@ static void check_cache_matches_full(enum dtype dt, double tol)
 	double worst = 0, got[4 * 23];
 	for (int pos = 0; pos < 9;) {
 		int n = pos == 0 ? 4 : 1;
-		ag_ctx_reset(&ctx);
-		struct tensor *ids = ag_slice(&ctx, all, 1, pos, n);
-		struct tensor *lg = bloom_forward_cached(&ctx, &m, &kv, ag_contiguous(&ctx, ids), NULL);
+		ag_ctx_reset(&e.ctx);
+		struct tensor *ids = ag_slice(&e.ctx, all, 1, pos, n);
+		struct tensor *lg = bloom_forward_cached(&e.ctx, &m, &kv, ag_contiguous(&e.ctx, ids), NULL);
 		REQUIRE(lg);
 		tensor_read_f64(lg, got);
 		for (int i = 0; i < n * 23; i++)
@@ -53,15 +51,14 @@ static void check_cache_matches_full(enum dtype dt, double tol)
 	CHECK(kv.len == 9);
 	CHECK(worst <= tol);
 	/* the cache is full: one more position is an error */
-	ag_ctx_reset(&ctx);
-	struct tensor *one = ag_contiguous(&ctx, ag_slice(&ctx, all, 1, 0, 1));
-	CHECK(bloom_forward_cached(&ctx, &m, &kv, one, NULL) == NULL);
-	CHECK(strstr(ctx.err.msg, "cache") != NULL);
+	ag_ctx_reset(&e.ctx);
+	struct tensor *one = ag_contiguous(&e.ctx, ag_slice(&e.ctx, all, 1, 0, 1));
+	CHECK(bloom_forward_cached(&e.ctx, &m, &kv, one, NULL) == NULL);
+	CHECK(strstr(e.ctx.err.msg, "cache") != NULL);
 	printf("(max |diff| %.3g) ", worst);
 	bloom_kv_cache_free(&kv);
 	hug_free(want);
-	arena_free(&step);
-	arena_free(&scratch);
+	ag_env_free(&e);
 	bloom_model_free(&m);
 }
 

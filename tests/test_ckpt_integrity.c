@@ -86,12 +86,10 @@ static const char *train_run(char *recipe, size_t n, char *out, size_t n_out)
 	const char *dir = train_fixture_shards(1, 4000);
 	if (!dir)
 		return NULL;
-	char glob[256];
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(recipe, n, "%s/r.json", dir);
+	snprintf(recipe, n, "%s/recipe.json", dir);
 	snprintf(out, n_out, "%s/run", dir);
-	if (train_fixture_recipe(recipe, glob, out, NULL,
-				 ", \"steps\": 12, \"save_every\": 4, \"keep_last\": 0", NULL))
+	if (train_fixture_recipe_in(dir, NULL, ", \"steps\": 12, \"save_every\": 4, \"keep_last\": 0",
+				    NULL))
 		return NULL;
 	char cmd[1024], log[8192];
 	snprintf(cmd, sizeof(cmd), "%s train %s", hug_bin(), recipe);

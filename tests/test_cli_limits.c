@@ -177,15 +177,13 @@ TEST(cli_train_resume_of_finished_run_keeps_one_validation)
 {
 	if (!hug_bin())
 		SKIP("HUG_BIN not set (run through make test)");
-	const char *dir = train_fixture_shards(1, 20000);
+	const char *dir = train_fixture_setup(20000, NULL,
+					      ", \"steps\": 12, \"eval_every\": 6, \"save_every\": 0, "
+					      "\"sample_tokens\": 0");
 	REQUIRE(dir);
-	char glob[256], recipe[256], run[256], cmd[1024], out[8192];
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(recipe, sizeof(recipe), "%s/r.json", dir);
+	char recipe[256], run[256], cmd[1024], out[8192];
+	snprintf(recipe, sizeof(recipe), "%s/recipe.json", dir);
 	snprintf(run, sizeof(run), "%s/run", dir);
-	REQUIRE(train_fixture_recipe(recipe, glob, run, NULL,
-				     ", \"steps\": 12, \"eval_every\": 6, \"save_every\": 0, "
-				     "\"sample_tokens\": 0", NULL) == 0);
 	snprintf(cmd, sizeof(cmd), "%s train %s --set data.valid_fraction=0.1", hug_bin(), recipe);
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	CHECK(valid_records_at(run, 12) == 1);

@@ -33,12 +33,8 @@
 static int open_trainer(const char *dir, const char *const *ov, int n_ov, struct recipe *r,
 			struct trainer *t)
 {
-	char path[256], glob[256], out[256];
-	snprintf(path, sizeof(path), "%s/recipe.json", dir);
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(out, sizeof(out), "%s/run", dir);
-	if (train_fixture_recipe(path, glob, out, NULL, NULL, NULL)) {
-		test_fail_at(__FILE__, __LINE__, "cannot write %s", path);
+	if (train_fixture_recipe_in(dir, NULL, NULL, NULL)) {
+		test_fail_at(__FILE__, __LINE__, "cannot write %s/recipe.json", dir);
 		return -1;
 	}
 	return train_fixture_open(dir, ov, n_ov, r, t);
@@ -318,12 +314,11 @@ TEST(cuda_train_cli_runs_a_recipe)
 		SKIP("no HUG_BIN (run through make test-gpu)");
 	const char *dir = train_fixture_shards(1, 8000);
 	REQUIRE(dir);
-	char path[256], glob[256], out[256], cmd[1024];
+	char path[256], out[256], cmd[1024];
 	static char text[1 << 16];
 	snprintf(path, sizeof(path), "%s/recipe.json", dir);
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
 	snprintf(out, sizeof(out), "%s/run", dir);
-	REQUIRE(train_fixture_recipe(path, glob, out, NULL, ", \"steps\": 20", NULL) == 0);
+	REQUIRE(train_fixture_recipe_in(dir, NULL, ", \"steps\": 20", NULL) == 0);
 	snprintf(cmd, sizeof(cmd), "%s train %s --set 'device=\"cuda\"' --set "
 		 "'precision=\"bf16\"'", bin, path);
 	int rc = test_run_command(cmd, text, sizeof(text));

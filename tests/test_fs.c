@@ -1,6 +1,7 @@
 /* test_fs.c: the atomic file write of base/fs.h and its pieces: a write
  * that fails at the rename leaves no temporary file and the old contents;
- * fs_commit publishes a file written (and closed) by someone else. */
+ * fs_commit publishes a file written (and closed) by someone else;
+ * fs_ends_with, fs_exists_in. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,4 +68,29 @@ TEST(fs_commit_publishes_a_closed_file_and_removes_it_on_failure)
 	hug_free(sub);
 	hug_free(tmp);
 	hug_free(path);
+}
+
+TEST(fs_ends_with_matches_whole_suffixes_only)
+{
+	CHECK(fs_ends_with("shard-00001.h5", ".h5"));
+	CHECK(fs_ends_with("config.json.tmp", ".tmp"));
+	CHECK(fs_ends_with(".h5", ".h5"));
+	CHECK(fs_ends_with("x", ""));
+	CHECK(!fs_ends_with("h5", ".h5"));
+	CHECK(!fs_ends_with("data.jsonl", ".json"));
+	CHECK(!fs_ends_with("", ".tmp"));
+}
+
+TEST(fs_exists_in_looks_in_the_directory)
+{
+	char root[] = "/tmp/hug-fs-XXXXXX";
+	REQUIRE(mkdtemp(root));
+	char *p = fs_join(root, "f");
+	test_write_file(p, "x");
+	CHECK(fs_exists_in(root, "f"));
+	CHECK(!fs_exists_in(root, "g"));
+	CHECK(!fs_exists_in("/nonexistent-hug-dir", "f"));
+	unlink(p);
+	rmdir(root);
+	hug_free(p);
 }

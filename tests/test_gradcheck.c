@@ -10,33 +10,15 @@
 #include "../autograd/autograd.h"
 #include "../base/alloc.h"
 #include "../nn/bloom.h"
+#include "ag_env.h"
 #include "gradcheck.h"
 #include "harness.h"
 
 /* ---- fixtures ---- */
 
-struct env {
-	struct arena model;  /* leaves and their gradients */
-	struct arena step;
-	struct ag_ctx ctx;
-};
-
-static void env_init(struct env *e)
-{
-	arena_init(&e->model, "model", 0, NULL);
-	arena_init(&e->step, "step", 0, NULL);
-	ag_ctx_init(&e->ctx, &e->step);
-}
-
-static void env_free(struct env *e)
-{
-	arena_free(&e->step);
-	arena_free(&e->model);
-}
-
 /* An f64 leaf in the model arena, uniform in [lo, hi) from `seed`,
  * optionally requiring grad. */
-static struct tensor *leaf(struct env *e, uint64_t seed, double lo, double hi,
+static struct tensor *leaf(struct ag_env *e, uint64_t seed, double lo, double hi,
 			   bool grad, int ndim, const int64_t *shape)
 {
 	struct tensor *t = tensor_new(&e->model, DT_F64, ndim, shape);
@@ -49,7 +31,7 @@ static struct tensor *leaf(struct env *e, uint64_t seed, double lo, double hi,
 #define PARAM(e, seed, ...) leaf((e), (seed), -1.0, 1.0, true, TENSOR_SHAPE(__VA_ARGS__))
 
 /* An i32 tensor in the model arena holding `vals`. */
-static struct tensor *ids_tensor(struct env *e, const int32_t *vals, int ndim,
+static struct tensor *ids_tensor(struct ag_env *e, const int32_t *vals, int ndim,
 				 const int64_t *shape)
 {
 	struct tensor *t = tensor_new(&e->model, DT_I32, ndim, shape);
@@ -58,7 +40,7 @@ static struct tensor *ids_tensor(struct env *e, const int32_t *vals, int ndim,
 }
 
 /* The logical elements of a host tensor as doubles, in the model arena. */
-static double *vals(struct env *e, const struct tensor *t)
+static double *vals(struct ag_env *e, const struct tensor *t)
 {
 	double *v = arena_alloc(&e->model, (size_t)tensor_numel(t) * sizeof(double) + 8);
 	tensor_read_f64(t, v);
@@ -154,8 +136,8 @@ static void check_matmul(const char *label, int nbd, const int64_t *batch,
 {
 	for (int combo = 0; combo < 4; combo++) {
 		struct mm_case c = { .ta = combo & 1, .tb = combo & 2 };
-		struct env e;
-		env_init(&e);
+		struct ag_env e;
+		ag_env_init(&e, 0);
 		int64_t as[4], bs[4], nb = 1;
 		int an = 0, bn = 0;
 		for (int d = 0; d < nbd; d++) {
@@ -193,7 +175,7 @@ static void check_matmul(const char *label, int nbd, const int64_t *batch,
 		ag_ctx_reset(&e.ctx);
 
 		CHECK_GRAD_BOTH(name, build_matmul, in, 2, &c, NULL);
-		env_free(&e);
+		ag_env_free(&e);
 	}
 }
 
@@ -228,8 +210,8 @@ static struct tensor *build_linear(struct ag_ctx *ctx, struct tensor **in, void 
 
 static void check_linear(bool has_bias, int xnd, const int64_t *xs)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	int64_t in_f = xs[xnd - 1], out_f = 7, rows = 1;
 	for (int d = 0; d < xnd - 1; d++)
 		rows *= xs[d];
@@ -254,7 +236,7 @@ static void check_linear(bool has_bias, int xnd, const int64_t *xs)
 	ag_ctx_reset(&e.ctx);
 	CHECK_GRAD_BOTH(has_bias ? "linear with bias" : "linear without bias",
 		   build_linear, in, has_bias ? 3 : 2, &has_bias, NULL);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(gradcheck_linear)
@@ -293,8 +275,8 @@ static int64_t bcast_index(const struct tensor *t, int ondim, const int64_t *idx
 static void check_binary(bool is_mul, int a_nd, const int64_t *as, int bnd,
 			 const int64_t *bs, int ond, const int64_t *os)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *in[2] = {
 		leaf(&e, 5, -1, 1, true, a_nd, as),
 		leaf(&e, 6, -1, 1, true, bnd, bs),
@@ -326,7 +308,7 @@ static void check_binary(bool is_mul, int a_nd, const int64_t *as, int bnd,
 		test_fail_at(__FILE__, __LINE__, "%s: forward off by %g", name, worst);
 	ag_ctx_reset(&e.ctx);
 	CHECK_GRAD_BOTH(name, fn, in, 2, NULL, NULL);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(gradcheck_add_mul_same_shape)
@@ -360,8 +342,8 @@ TEST(gradcheck_value_used_twice)
 {
 	for (int m = 0; m < 2; m++) {
 		bool is_mul = m;
-		struct env e;
-		env_init(&e);
+		struct ag_env e;
+		ag_env_init(&e, 0);
 		struct tensor *x = PARAM(&e, 7, 3, 5, 7);
 		struct tensor *in[1] = { x };
 		CHECK_GRAD_BOTH(is_mul ? "mul(x, x)" : "add(x, x)", build_twice, in, 1,
@@ -377,7 +359,7 @@ TEST(gradcheck_value_used_twice)
 		for (int64_t i = 0; i < tensor_numel(x); i++)
 			worst = fmax(worst, fabs(g[i] - (is_mul ? 2 * xv[i] : 2.0)));
 		CHECK(worst <= 1e-15);
-		env_free(&e);
+		ag_env_free(&e);
 	}
 }
 
@@ -392,8 +374,8 @@ TEST(gradcheck_scale)
 {
 	const double alphas[] = { -1.7, 0.3, 0.0 };
 	for (int k = 0; k < 3; k++) {
-		struct env e;
-		env_init(&e);
+		struct ag_env e;
+		ag_env_init(&e, 0);
 		struct tensor *in[1] = { PARAM(&e, 8, 3, 5, 7) };
 		double alpha = alphas[k];
 		struct tensor *out = build_scale(&e.ctx, in, &alpha);
@@ -404,7 +386,7 @@ TEST(gradcheck_scale)
 		CHECK(worst <= 1e-15);
 		ag_ctx_reset(&e.ctx);
 		CHECK_GRAD_BOTH("scale", build_scale, in, 1, &alpha, NULL);
-		env_free(&e);
+		ag_env_free(&e);
 	}
 }
 
@@ -427,8 +409,8 @@ TEST(gradcheck_sum_mean)
 	for (int m = 0; m < 2; m++)
 		for (int k = 0; k < 6; k++) {
 			struct reduce_case c = { .mean = m, .dim = dims[k] };
-			struct env e;
-			env_init(&e);
+			struct ag_env e;
+			ag_env_init(&e, 0);
 			struct tensor *in[1] = { PARAM(&e, 9 + k, 3, 5, 7) };
 			char name[64];
 			snprintf(name, sizeof(name), "%s dim %d", m ? "mean" : "sum", c.dim);
@@ -465,7 +447,7 @@ TEST(gradcheck_sum_mean)
 				test_fail_at(__FILE__, __LINE__, "%s: forward off by %g", name, d);
 			ag_ctx_reset(&e.ctx);
 			CHECK_GRAD_BOTH(name, build_reduce, in, 1, &c, NULL);
-			env_free(&e);
+			ag_env_free(&e);
 		}
 }
 
@@ -514,8 +496,8 @@ static struct tensor *build_view(struct ag_ctx *ctx, struct tensor **in, void *u
 static void check_view(enum view_kind k, const char *name, int xnd,
 		       const int64_t *xs, int ond, const int64_t *os)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *in[1] = { leaf(&e, 30 + k, -1, 1, true, xnd, xs) };
 	struct tensor *out = build_view(&e.ctx, in, &k);
 	REQUIRE(out);
@@ -525,7 +507,7 @@ static void check_view(enum view_kind k, const char *name, int xnd,
 			     tensor_describe(out, d, sizeof(d)));
 	ag_ctx_reset(&e.ctx);
 	CHECK_GRAD_BOTH(name, build_view, in, 1, &k, NULL);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(gradcheck_view_reshape)
@@ -538,8 +520,8 @@ TEST(gradcheck_view_reshape)
 
 TEST(view_values_share_storage)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = PARAM(&e, 40, 3, 5, 7);
 	struct tensor *v = ag_view(&e.ctx, x, TENSOR_SHAPE(15, 7));
 	REQUIRE(v);
@@ -556,7 +538,7 @@ TEST(view_values_share_storage)
 				worst = fmax(worst, fabs(rv[l * 15 + j * 3 + i] -
 							 xv[(i * 5 + j) * 7 + l]));
 	CHECK(worst == 0);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* The gradient of a view of a non-leaf is its input's gradient buffer seen
@@ -566,8 +548,8 @@ TEST(view_values_share_storage)
  * (element for element, in y's order). */
 TEST(view_gradient_shares_its_input_gradient)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = PARAM(&e, 41, 3, 4, 5);
 	struct tensor *a = leaf(&e, 42, -1.0, 1.0, false, TENSOR_SHAPE(12, 5));
 	struct tensor *b = leaf(&e, 43, -1.0, 1.0, false, TENSOR_SHAPE(12, 5));
@@ -587,7 +569,7 @@ TEST(view_gradient_shares_its_input_gradient)
 	for (int i = 0; i < 60; i++) /* dx = 2 (a + b + c) */
 		worst = fmax(worst, fabs(gx[i] - 2.0 * (av[i] + bv[i] + cv[i])));
 	CHECK(worst < 1e-12);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(gradcheck_permute_transpose)
@@ -596,8 +578,8 @@ TEST(gradcheck_permute_transpose)
 	check_view(VK_TRANSPOSE, "transpose", TENSOR_SHAPE(3, 5, 7), TENSOR_SHAPE(7, 5, 3));
 
 	/* permute is a view: element [a,b,c,d] of the result is x[b,d,a,c] */
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = PARAM(&e, 41, 2, 3, 5, 7);
 	struct tensor *p = ag_permute(&e.ctx, x, (const int[]){ 2, 0, 3, 1 });
 	REQUIRE(p);
@@ -610,7 +592,7 @@ TEST(gradcheck_permute_transpose)
 					worst = fmax(worst, fabs(pv[((a * 2 + b) * 7 + c) * 3 + d] -
 								 xv[((b * 3 + d) * 5 + a) * 7 + c]));
 	CHECK(worst == 0);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(gradcheck_contiguous)
@@ -618,8 +600,8 @@ TEST(gradcheck_contiguous)
 	check_view(VK_CONTIGUOUS, "contiguous(permute)", TENSOR_SHAPE(3, 5, 7),
 		   TENSOR_SHAPE(5, 7, 3));
 
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = PARAM(&e, 42, 3, 5, 7);
 	struct tensor *p = ag_permute(&e.ctx, x, (const int[]){ 1, 2, 0 });
 	struct tensor *c = ag_contiguous(&e.ctx, p);
@@ -631,7 +613,7 @@ TEST(gradcheck_contiguous)
 	int64_t n = e.ctx.n_nodes;
 	CHECK(ag_contiguous(&e.ctx, x) == x); /* already contiguous: x itself */
 	CHECK(e.ctx.n_nodes == n);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(gradcheck_slice)
@@ -644,8 +626,8 @@ TEST(gradcheck_slice)
 		   TENSOR_SHAPE(5, 7, 1));
 
 	/* only the sliced part of the input gets gradient, exactly 0 elsewhere */
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = PARAM(&e, 43, 5, 7, 3);
 	enum view_kind k = VK_SLICE_MID;
 	struct tensor *y = build_view(&e.ctx, &x, &k);
@@ -666,7 +648,7 @@ TEST(gradcheck_slice)
 			}
 	CHECK(inside_nonzero == 45);
 	CHECK(outside_nonzero == 0);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* ---- cast ---- */
@@ -680,8 +662,8 @@ static struct tensor *build_cast_roundtrip(struct ag_ctx *ctx, struct tensor **i
 
 TEST(gradcheck_cast)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = PARAM(&e, 50, 3, 5, 7);
 	struct tensor *y = ag_cast(&e.ctx, x, DT_F32);
 	REQUIRE(y);
@@ -718,15 +700,15 @@ TEST(gradcheck_cast)
 	struct tensor *in[1] = { x };
 	struct gradcheck_opts o = { .h = 1e-3, .atol = 1e-4, .rtol = 1e-3, .training = true };
 	CHECK_GRAD_BOTH("cast f64 -> f32 -> f64", build_cast_roundtrip, in, 1, NULL, &o);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(cast_half_types_round_and_pass_gradient_back)
 {
 	const enum dtype dts[] = { DT_BF16, DT_F16 };
 	for (int k = 0; k < 2; k++) {
-		struct env e;
-		env_init(&e);
+		struct ag_env e;
+		ag_env_init(&e, 0);
 		struct tensor *x = tensor_new(&e.model, DT_F32, TENSOR_SHAPE(5, 7));
 		gradcheck_fill_uniform(x, 60 + k, -3, 3);
 		tensor_set_requires_grad(x, &e.model);
@@ -756,7 +738,7 @@ TEST(cast_half_types_round_and_pass_gradient_back)
 				bad++;
 		}
 		CHECK(bad == 0);
-		env_free(&e);
+		ag_env_free(&e);
 	}
 }
 
@@ -770,8 +752,8 @@ static struct tensor *build_embedding(struct ag_ctx *ctx, struct tensor **in, vo
 
 TEST(gradcheck_embedding)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	/* repeated ids (3, 6 and 1 several times) so rows accumulate; 4, 5 unused */
 	const int32_t idv[] = { 3, 1, 3, 0, 6, 6, 6, 2, 3, 1 };
 	struct tensor *ids = ids_tensor(&e, idv, TENSOR_SHAPE(2, 5));
@@ -799,7 +781,7 @@ TEST(gradcheck_embedding)
 		for (int c = 0; c < 5; c++)
 			worst = fmax(worst, fabs(g[v * 5 + c] - count[v]));
 	CHECK(worst == 0);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* ---- layernorm ---- */
@@ -814,8 +796,8 @@ TEST(gradcheck_layernorm)
 {
 	for (int k = 0; k < 2; k++) {
 		bool has_bias = k == 0;
-		struct env e;
-		env_init(&e);
+		struct ag_env e;
+		ag_env_init(&e, 0);
 		struct tensor *in[3] = {
 			leaf(&e, 80, -2, 3, true, TENSOR_SHAPE(3, 5, 7)),
 			leaf(&e, 81, 0.5, 1.5, true, TENSOR_SHAPE(7)),
@@ -842,7 +824,7 @@ TEST(gradcheck_layernorm)
 		ag_ctx_reset(&e.ctx);
 		CHECK_GRAD_BOTH(has_bias ? "layernorm with bias" : "layernorm without bias",
 			   build_layernorm, in, has_bias ? 3 : 2, &has_bias, NULL);
-		env_free(&e);
+		ag_env_free(&e);
 	}
 }
 
@@ -862,8 +844,8 @@ static struct tensor *build_softmax(struct ag_ctx *ctx, struct tensor **in, void
 
 TEST(gradcheck_gelu)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *in[1] = { leaf(&e, 90, -4, 4, true, TENSOR_SHAPE(3, 5, 7)) };
 	struct tensor *out = build_gelu(&e.ctx, in, NULL);
 	REQUIRE(out);
@@ -876,13 +858,13 @@ TEST(gradcheck_gelu)
 	CHECK(worst <= 1e-14);
 	ag_ctx_reset(&e.ctx);
 	CHECK_GRAD_BOTH("gelu", build_gelu, in, 1, NULL, NULL);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(gradcheck_softmax)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *in[1] = { leaf(&e, 91, -3, 3, true, TENSOR_SHAPE(3, 5, 7)) };
 	struct tensor *out = build_softmax(&e.ctx, in, NULL);
 	REQUIRE(out);
@@ -911,7 +893,7 @@ TEST(gradcheck_softmax)
 			s += bv[r * 5 + c];
 		CHECK_NEAR(s, 1.0, 1e-12);
 	}
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* ---- dropout ---- */
@@ -924,8 +906,8 @@ static struct tensor *build_dropout(struct ag_ctx *ctx, struct tensor **in, void
 
 TEST(gradcheck_dropout)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	double p = 0.3;
 	struct tensor *in[1] = { PARAM(&e, 100, 3, 5, 7) };
 	CHECK_GRAD("dropout p=0.3", build_dropout, in, 1, &p, NULL);
@@ -938,13 +920,13 @@ TEST(gradcheck_dropout)
 	/* two dropouts of x (two different masks) added */
 	struct twice_case tc = { build_dropout, &p };
 	CHECK_GRAD("dropout p=0.3, used twice", build_twice_sum, in, 1, &tc, NULL);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(dropout_mask_properties)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	const double p = 0.3;
 	struct tensor *x = leaf(&e, 101, 0.5, 1.5, false, TENSOR_SHAPE(100, 100));
 	double *xv = vals(&e, x);
@@ -996,7 +978,7 @@ TEST(dropout_mask_properties)
 	e.ctx.training = false;
 	CHECK(ag_dropout(&e.ctx, x, p) == x);
 	CHECK(e.ctx.n_nodes == nodes);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* ---- attention ---- */
@@ -1085,8 +1067,8 @@ static const int32_t mask_full[AB * AT] = { 1, 1, 0, 1, 1, 0, 0, 0, 0, 0 };
 
 static void check_attention(const char *name, struct attn_case c)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	double sl[AH];
 	bloom_alibi_slopes(AH, sl);
 	struct tensor *slopes = tensor_new(&e.model, DT_F64, TENSOR_SHAPE(AH));
@@ -1132,7 +1114,7 @@ static void check_attention(const char *name, struct attn_case c)
 		test_fail_at(__FILE__, __LINE__, "%s: forward off by %g", name, d);
 	ag_ctx_reset(&e.ctx);
 	CHECK_GRAD_BOTH(name, build_attention, in, n_in, &c, NULL);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(gradcheck_attention_alibi_causal_mask_fused_qkv)
@@ -1169,8 +1151,8 @@ static struct tensor *build_attention_dropout(struct ag_ctx *ctx, struct tensor 
 
 TEST(gradcheck_attention_dropout)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	double sl[AH], p = 0.25;
 	bloom_alibi_slopes(AH, sl);
 	struct tensor *slopes = tensor_new(&e.model, DT_F64, TENSOR_SHAPE(AH));
@@ -1198,7 +1180,7 @@ TEST(gradcheck_attention_dropout)
 	tensor_read_f64(o, eval);
 	CHECK(max_diff(plain, dropped, N) > 1e-3);
 	CHECK(max_diff(plain, eval, N) == 0);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* Grouped-query attention: 4 query heads over 2 key/value heads, with
@@ -1214,8 +1196,8 @@ static struct tensor *build_attention_gqa(struct ag_ctx *ctx, struct tensor **in
 TEST(gradcheck_attention_grouped_kv)
 {
 	enum { H = 4, HKV = 2, G = H / HKV, KV = AB * HKV * AT * AD, N = AB * H * AT * AD };
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	double sl[H];
 	bloom_alibi_slopes(H, sl);
 	struct tensor *slopes = tensor_new(&e.model, DT_F64, TENSOR_SHAPE(H));
@@ -1291,15 +1273,15 @@ TEST(gradcheck_attention_grouped_kv)
 	ag_ctx_reset(&e.ctx);
 	CHECK(!ag_attention(&e.ctx, in[0], in[1], in[2], &(struct ag_attn_desc){ .slopes = slopes }));
 	CHECK(strstr(e.ctx.err.msg, "ALiBi needs slopes") != NULL);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* No query rows (Tq = 0): the CPU backend asks for no scratch, and the
  * kernels write nothing, forward and backward. */
 TEST(attention_empty_query_rows)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *q = PARAM(&e, 1, 2, 3, 0, 4), *k = PARAM(&e, 2, 2, 3, 5, 4);
 	struct tensor *v = PARAM(&e, 3, 2, 3, 5, 4);
 	struct tensor *o = ag_attention(&e.ctx, q, k, v, &(struct ag_attn_desc){ .causal = true });
@@ -1309,7 +1291,7 @@ TEST(attention_empty_query_rows)
 	double g[2 * 3 * 5 * 4];
 	tensor_read_f64(k->grad, g);
 	CHECK(max_diff(g, (double[2 * 3 * 5 * 4]){ 0 }, 2 * 3 * 5 * 4) == 0);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* ---- cross entropy ---- */
@@ -1322,8 +1304,8 @@ static struct tensor *build_xent(struct ag_ctx *ctx, struct tensor **in, void *u
 
 TEST(gradcheck_cross_entropy)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	const int32_t tv[10] = { 3, -100, 12, 0, 7, -100, -100, 5, 11, 5 };
 	struct tensor *in[2] = {
 		leaf(&e, 120, -2, 2, true, TENSOR_SHAPE(2, 5, 13)),
@@ -1357,13 +1339,13 @@ TEST(gradcheck_cross_entropy)
 		for (int c = 0; c < 13 && tv[r] == -100; c++)
 			nonzero += g[r * 13 + c] != 0;
 	CHECK(nonzero == 0);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(cross_entropy_all_ignored)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	const int32_t tv[10] = { -100, -100, -100, -100, -100, -100, -100, -100, -100, -100 };
 	struct tensor *logits = leaf(&e, 121, -2, 2, true, TENSOR_SHAPE(2, 5, 13));
 	struct tensor *targets = ids_tensor(&e, tv, TENSOR_SHAPE(2, 5));
@@ -1378,7 +1360,7 @@ TEST(cross_entropy_all_ignored)
 	for (int i = 0; i < 130; i++)
 		nonzero += !(g[i] == 0); /* NaN counts */
 	CHECK(nonzero == 0);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* ---- ALiBi slopes ---- */
@@ -1420,8 +1402,8 @@ TEST(alibi_slopes_bloom)
 
 TEST(autograd_no_grad_records_nothing)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = PARAM(&e, 130, 3, 5);
 	struct tensor *w = PARAM(&e, 131, 7, 5);
 	bool prev = ag_set_grad_enabled(&e.ctx, false);
@@ -1445,13 +1427,13 @@ TEST(autograd_no_grad_records_nothing)
 	REQUIRE(y);
 	CHECK(e.ctx.n_nodes == 2);
 	CHECK(y->node != NULL && y->requires_grad);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(autograd_no_requires_grad_gets_no_grad)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *a = leaf(&e, 140, -1, 1, false, TENSOR_SHAPE(3, 5));
 	struct tensor *b = PARAM(&e, 141, 3, 5);
 	struct tensor *c = leaf(&e, 142, -1, 1, false, TENSOR_SHAPE(5));
@@ -1470,13 +1452,13 @@ TEST(autograd_no_requires_grad_gets_no_grad)
 	REQUIRE(z);
 	CHECK(!z->requires_grad);
 	CHECK(a->grad == NULL);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(autograd_backward_accumulates)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = PARAM(&e, 150, 3, 5);
 	for (int k = 0; k < 2; k++) {
 		struct tensor *l = ag_sum(&e.ctx, ag_scale(&e.ctx, x, 1.5), AG_DIM_ALL);
@@ -1488,7 +1470,7 @@ TEST(autograd_backward_accumulates)
 	for (int i = 0; i < 15; i++)
 		bad += g[i] != 3.0;
 	CHECK(bad == 0);
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* The checker itself must catch a wrong gradient: a build whose first two
@@ -1503,8 +1485,8 @@ static struct tensor *build_wrong(struct ag_ctx *ctx, struct tensor **in, void *
 
 TEST(gradcheck_catches_a_wrong_gradient)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *in[1] = { PARAM(&e, 160, 3, 5) };
 	struct gradcheck_result res;
 	int calls = 0;
@@ -1514,5 +1496,5 @@ TEST(gradcheck_catches_a_wrong_gradient)
 	CHECK(res.worst_input == 0);
 	CHECK_NEAR(res.worst_numeric, 2 * res.worst_analytic, 1e-8);
 	CHECK(strstr(res.msg, "wrong") && strstr(res.msg, "mismatch"));
-	env_free(&e);
+	ag_env_free(&e);
 }

@@ -96,6 +96,15 @@ static void small_model(struct bloom_model *m)
 	fill_model(m);
 }
 
+/* The small model in *m, and out = "<a fresh temporary dir>/<sub>" for it. */
+static void model_and_dirs(struct bloom_model *m, char *dir, size_t n_dir, char *out,
+			   size_t n_out, const char *sub)
+{
+	tmp_dir(dir, n_dir);
+	snprintf(out, n_out, "%s/%s", dir, sub);
+	small_model(m);
+}
+
 /* Number of parameters whose bytes differ between a and b. */
 static int count_diff(const struct bloom_model *a, const struct bloom_model *b)
 {
@@ -387,9 +396,7 @@ TEST(hf_round_trip_single_file)
 	char dir[256], out[300], path[400];
 	struct bloom_model a, b;
 	struct hug_error err = { 0 };
-	tmp_dir(dir, sizeof(dir));
-	snprintf(out, sizeof(out), "%s/model", dir);
-	small_model(&a);
+	model_and_dirs(&a, dir, sizeof(dir), out, sizeof(out), "model");
 	a.cfg.pad_token_id = -1;
 	REQUIRE(hf_bloom_save(&a, out, DT_F32, 0, &err) == 0);
 	snprintf(path, sizeof(path), "%s/model.safetensors", out);
@@ -443,9 +450,7 @@ TEST(hf_round_trip_sharded)
 	char dir[256], out[300], path[400];
 	struct bloom_model a, b;
 	struct hug_error err = { 0 };
-	tmp_dir(dir, sizeof(dir));
-	snprintf(out, sizeof(out), "%s/model", dir);
-	small_model(&a);
+	model_and_dirs(&a, dir, sizeof(dir), out, sizeof(out), "model");
 	/* 30,592 bytes in all; the largest tensor is 4,096 */
 	REQUIRE(hf_bloom_save(&a, out, DT_F32, 8192, &err) == 0);
 	int n = count_shards(out);
@@ -550,9 +555,7 @@ TEST(hf_round_trip_bf16_f16)
 {
 	char dir[256], out[300];
 	struct bloom_model a;
-	tmp_dir(dir, sizeof(dir));
-	snprintf(out, sizeof(out), "%s/model", dir);
-	small_model(&a);
+	model_and_dirs(&a, dir, sizeof(dir), out, sizeof(out), "model");
 	check_rounded(&a, out, DT_BF16, 0);
 	check_rounded(&a, out, DT_F16, 0);
 	check_rounded(&a, out, DT_BF16, 4096);
@@ -568,9 +571,7 @@ TEST(hf_save_replaces_directory)
 	char dir[256], out[300], path[400];
 	struct bloom_model a, b;
 	struct hug_error err = { 0 };
-	tmp_dir(dir, sizeof(dir));
-	snprintf(out, sizeof(out), "%s/deeper/model/", dir);
-	small_model(&a);
+	model_and_dirs(&a, dir, sizeof(dir), out, sizeof(out), "deeper/model/");
 	/* parents are created; a trailing slash is fine */
 	REQUIRE(hf_bloom_save(&a, out, DT_F32, 8192, &err) == 0);
 	/* a file hug did not write survives a later save */
@@ -754,10 +755,8 @@ TEST(hf_weights_index_errors)
 	char dir[256], out[300], path[400], index[400];
 	struct bloom_model a, b;
 	struct hug_error err = { 0 };
-	tmp_dir(dir, sizeof(dir));
-	snprintf(out, sizeof(out), "%s/model", dir);
+	model_and_dirs(&a, dir, sizeof(dir), out, sizeof(out), "model");
 	snprintf(index, sizeof(index), "%s/model.safetensors.index.json", out);
-	small_model(&a);
 	REQUIRE(hf_bloom_save(&a, out, DT_F32, 8192, &err) == 0);
 	int n = count_shards(out);
 	REQUIRE(n >= 3);

@@ -159,6 +159,16 @@ static int layout_setup(struct layout_env *e)
 	return fclose(f);
 }
 
+/* layout_setup, then the one-process reference run (the recipe's
+ * out_dir). 0 or -1. */
+static int layout_with_ref(struct layout_env *e)
+{
+	if (layout_setup(e))
+		return -1;
+	printf("\n");
+	return train(1, e->recipe, "") == 0 ? 0 : -1;
+}
+
 static void run_layout(struct layout_env *e, int np, const char *name, const char *set)
 {
 	char extra[512], run[300];
@@ -175,9 +185,7 @@ TEST(mpi_train_layouts_match_one_process)
 	if (!can_run() || !getenv("HUG_BIN"))
 		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
 	struct layout_env e;
-	REQUIRE(layout_setup(&e) == 0);
-	printf("\n");
-	REQUIRE(train(1, e.recipe, "") == 0);
+	REQUIRE(layout_with_ref(&e) == 0);
 	run_layout(&e, 2, "dp2", "");
 	run_layout(&e, 2, "dp2-zero1", "--set parallel.zero=1");
 	run_layout(&e, 2, "tp2", "--set parallel.tensor=2");
@@ -191,9 +199,7 @@ TEST(mpi_resume_across_layouts)
 	if (!can_run() || !getenv("HUG_BIN"))
 		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
 	struct layout_env e;
-	REQUIRE(layout_setup(&e) == 0);
-	printf("\n");
-	REQUIRE(train(1, e.recipe, "") == 0);
+	REQUIRE(layout_with_ref(&e) == 0);
 	/* saved at tensor 2 x data 2 (ZeRO-1), step 10 */
 	char extra[512], cmd[1024];
 	snprintf(extra, sizeof(extra), "--set train.out_dir=%s/a --set train.steps=10 "

@@ -89,72 +89,74 @@ static void check_failed(int rc, const char *log, const char *what)
 	CHECK(strstr(log, what) != NULL);
 }
 
-TEST(mpi_setup_rank1_corrupt_shard_ends_job)
+/* The fixture of one case (two shards, the working directories of setup)
+ * with the shell command `prep` (NULL: none) run in its directory. The
+ * directory, or NULL. */
+static const char *case_fixture(const char *prep)
 {
-	if (!can_run())
-		SKIP("no MPI build, mpirun, timeout or HUG_BIN (run through make test)");
 	const char *dir = train_fixture_shards(2, 4000);
-	REQUIRE(dir && setup(dir) == 0);
 	char cmd[1200];
-	/* rank 1's copy of shard 1 is cut short */
-	snprintf(cmd, sizeof(cmd), "mkdir -p %s/b/data && cp %s/shard-*.h5 %s/b/data/ && "
-		 "truncate -s 1000 %s/b/data/shard-00001.h5", dir, dir, dir, dir);
-	REQUIRE(system(cmd) == 0);
+	if (!dir || setup(dir))
+		return NULL;
+	snprintf(cmd, sizeof(cmd), "cd '%s' && %s", dir, prep ? prep : "true");
+	return system(cmd) == 0 ? dir : NULL;
+}
+
+/* Runs the pair (rank 1 in dir/b with `extra1`), checks that the job ended
+ * by itself naming rank 1 and `what` (and `also`, when given), and removes
+ * the fixture unless a check failed. */
+static void expect_job_ends(const char *dir, const char *extra1, const char *what,
+			    const char *also)
+{
 	char *log;
-	int rc = run_pair(dir, "b", "", &log);
-	check_failed(rc, log, "shard-00001.h5");
+	int rc = run_pair(dir, "b", extra1, &log);
+	check_failed(rc, log, what);
+	if (also)
+		CHECK(strstr(log, also) != NULL);
 	hug_free(log);
 	if (!test_failed_now())
 		train_fixture_rmtree(dir);
+}
+
+#define SKIP_UNLESS_CAN_RUN()                                                                      \
+	do {                                                                                       \
+		if (!can_run())                                                                    \
+			SKIP("no MPI build, mpirun, timeout or HUG_BIN (run through make test)");  \
+	} while (0)
+
+TEST(mpi_setup_rank1_corrupt_shard_ends_job)
+{
+	SKIP_UNLESS_CAN_RUN();
+	/* rank 1's copy of shard 1 is cut short */
+	const char *dir = case_fixture("mkdir -p b/data && cp shard-*.h5 b/data/ && "
+				       "truncate -s 1000 b/data/shard-00001.h5");
+	REQUIRE(dir);
+	expect_job_ends(dir, "", "shard-00001.h5", NULL);
 }
 
 TEST(mpi_setup_rank1_missing_shard_dir_ends_job)
 {
-	if (!can_run())
-		SKIP("no MPI build, mpirun, timeout or HUG_BIN (run through make test)");
-	const char *dir = train_fixture_shards(2, 4000);
-	REQUIRE(dir && setup(dir) == 0);
-	char *log; /* dir/b has no data/ */
-	int rc = run_pair(dir, "b", "", &log);
-	check_failed(rc, log, "data/shard-*.h5");
-	hug_free(log);
-	if (!test_failed_now())
-		train_fixture_rmtree(dir);
+	SKIP_UNLESS_CAN_RUN();
+	const char *dir = case_fixture(NULL); /* dir/b has no data/ */
+	REQUIRE(dir);
+	expect_job_ends(dir, "", "data/shard-*.h5", NULL);
 }
 
 TEST(mpi_setup_rank1_bad_set_ends_job)
 {
-	if (!can_run())
-		SKIP("no MPI build, mpirun, timeout or HUG_BIN (run through make test)");
-	const char *dir = train_fixture_shards(2, 4000);
-	REQUIRE(dir && setup(dir) == 0);
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "ln -s ../a/data %s/b/data", dir);
-	REQUIRE(system(cmd) == 0);
-	char *log;
-	int rc = run_pair(dir, "b", "--set train.stepz=3", &log);
-	check_failed(rc, log, "train.stepz");
-	hug_free(log);
-	if (!test_failed_now())
-		train_fixture_rmtree(dir);
+	SKIP_UNLESS_CAN_RUN();
+	const char *dir = case_fixture("ln -s ../a/data b/data");
+	REQUIRE(dir);
+	expect_job_ends(dir, "--set train.stepz=3", "train.stepz", NULL);
 }
 
 TEST(mpi_setup_rank1_other_recipe_refused)
 {
-	if (!can_run())
-		SKIP("no MPI build, mpirun, timeout or HUG_BIN (run through make test)");
-	const char *dir = train_fixture_shards(2, 4000);
-	REQUIRE(dir && setup(dir) == 0);
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "ln -s ../a/data %s/b/data", dir);
-	REQUIRE(system(cmd) == 0);
-	char *log;
-	int rc = run_pair(dir, "b", "--set train.steps=3", &log);
-	check_failed(rc, log, "train.steps");
-	CHECK(strstr(log, "rank 0 has 4, rank 1 has 3") != NULL); /* both values */
-	hug_free(log);
-	if (!test_failed_now())
-		train_fixture_rmtree(dir);
+	SKIP_UNLESS_CAN_RUN();
+	const char *dir = case_fixture("ln -s ../a/data b/data");
+	REQUIRE(dir);
+	/* both values */
+	expect_job_ends(dir, "--set train.steps=3", "train.steps", "rank 0 has 4, rank 1 has 3");
 }
 
 /* Replaces each run of uint16 tokens a, a + 1, a + 2, a + 3 (4 <= a < 60;
@@ -192,22 +194,13 @@ static int poison_tokens(const char *path)
  * collective, so rank 1 must abort the job (MPI_Abort) with its message. */
 TEST(mpi_runtime_rank1_loader_error_aborts_job)
 {
-	if (!can_run())
-		SKIP("no MPI build, mpirun, timeout or HUG_BIN (run through make test)");
-	const char *dir = train_fixture_shards(2, 4000);
-	REQUIRE(dir && setup(dir) == 0);
-	char cmd[1200], shard[512];
-	snprintf(cmd, sizeof(cmd), "mkdir -p %s/b/data && cp %s/shard-*.h5 %s/b/data/", dir, dir,
-		 dir);
-	REQUIRE(system(cmd) == 0);
+	SKIP_UNLESS_CAN_RUN();
+	const char *dir = case_fixture("mkdir -p b/data && cp shard-*.h5 b/data/");
+	REQUIRE(dir);
+	char shard[512];
 	for (int s = 0; s < 2; s++) {
 		snprintf(shard, sizeof(shard), "%s/b/data/shard-%05d.h5", dir, s);
 		REQUIRE(poison_tokens(shard) == 0);
 	}
-	char *log;
-	int rc = run_pair(dir, "b", "", &log);
-	check_failed(rc, log, "dataset tokens");
-	hug_free(log);
-	if (!test_failed_now())
-		train_fixture_rmtree(dir);
+	expect_job_ends(dir, "", "dataset tokens", NULL);
 }

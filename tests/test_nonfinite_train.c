@@ -20,14 +20,7 @@
 /* A run directory with recipe.json (train_extra appended to "train"). */
 static const char *setup(const char *train_extra)
 {
-	const char *dir = train_fixture_shards(1, 20000);
-	if (!dir)
-		return NULL;
-	char glob[512], path[512], out[512];
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(path, sizeof(path), "%s/recipe.json", dir);
-	snprintf(out, sizeof(out), "%s/run", dir);
-	return train_fixture_recipe(path, glob, out, NULL, train_extra, NULL) ? NULL : dir;
+	return train_fixture_setup(20000, NULL, train_extra);
 }
 
 /* Every weight and moment finite (checked independently of finite_check). */

@@ -6,28 +6,10 @@
 
 #include "../autograd/autograd.h"
 #include "../autograd/backend.h"
+#include "ag_env.h"
 #include "harness.h"
 
-struct env {
-	struct arena model;
-	struct arena step;
-	struct ag_ctx ctx;
-};
-
-static void env_init(struct env *e)
-{
-	arena_init(&e->model, "model", 0, NULL);
-	arena_init(&e->step, "step", 0, NULL);
-	ag_ctx_init(&e->ctx, &e->step);
-}
-
-static void env_free(struct env *e)
-{
-	arena_free(&e->step);
-	arena_free(&e->model);
-}
-
-static struct tensor *filled(struct env *e, enum dtype dt, double v, int ndim,
+static struct tensor *filled(struct ag_env *e, enum dtype dt, double v, int ndim,
 			     const int64_t *shape)
 {
 	struct tensor *t = tensor_new(&e->model, dt, ndim, shape);
@@ -35,7 +17,7 @@ static struct tensor *filled(struct env *e, enum dtype dt, double v, int ndim,
 	return t;
 }
 
-static struct tensor *ints(struct env *e, const int32_t *vals, int ndim,
+static struct tensor *ints(struct ag_env *e, const int32_t *vals, int ndim,
 			   const int64_t *shape)
 {
 	struct tensor *t = tensor_new(&e->model, DT_I32, ndim, shape);
@@ -71,8 +53,8 @@ static void expect_error_at(const char *file, int line, struct ag_ctx *ctx,
 
 TEST(op_error_matmul_inner_dims)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *a = F32(&e, 2, 3, 5), *b = F32(&e, 2, 4, 7);
 	EXPECT_ERROR(&e.ctx, ag_matmul(&e.ctx, a, b, false, false),
 		     "matmul", "[2, 3, 5]", "[2, 4, 7]");
@@ -89,35 +71,35 @@ TEST(op_error_matmul_inner_dims)
 	struct tensor *f = F32(&e, 3, 5, 7);
 	EXPECT_ERROR(&e.ctx, ag_matmul(&e.ctx, a, f, false, false),
 		     "matmul", "[2, 3, 5]", "[3, 5, 7]");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(op_error_add_not_broadcastable)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *a = F32(&e, 3, 5, 7), *b = F32(&e, 4, 7);
 	EXPECT_ERROR(&e.ctx, ag_add(&e.ctx, a, b), "add", "[3, 5, 7]", "[4, 7]");
 	ag_ctx_reset(&e.ctx);
 	struct tensor *c = F32(&e, 3, 5, 6);
 	EXPECT_ERROR(&e.ctx, ag_mul(&e.ctx, a, c), "mul", "[3, 5, 7]", "[3, 5, 6]");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(op_error_mul_dtype_mismatch)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *a = F32(&e, 3, 5);
 	struct tensor *b = filled(&e, DT_F64, 1.0, TENSOR_SHAPE(3, 5));
 	EXPECT_ERROR(&e.ctx, ag_mul(&e.ctx, a, b), "mul", "f32", "f64");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(op_error_linear_in_features)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = F32(&e, 2, 3, 5), *w = F32(&e, 7, 4);
 	EXPECT_ERROR(&e.ctx, ag_linear(&e.ctx, x, w, NULL), "linear", "[2, 3, 5]",
 		     "[7, 4]");
@@ -125,13 +107,13 @@ TEST(op_error_linear_in_features)
 	ag_ctx_reset(&e.ctx);
 	struct tensor *w2 = F32(&e, 7, 5), *bias = F32(&e, 6);
 	EXPECT_ERROR(&e.ctx, ag_linear(&e.ctx, x, w2, bias), "linear", "[6]");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(op_error_layernorm_weight_size)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = F32(&e, 3, 5), *w = F32(&e, 4), *b = F32(&e, 5);
 	EXPECT_ERROR(&e.ctx, ag_layernorm(&e.ctx, x, w, b, 1e-5), "layernorm",
 		     "[3, 5]", "[4]");
@@ -139,13 +121,13 @@ TEST(op_error_layernorm_weight_size)
 	struct tensor *w5 = F32(&e, 5), *b4 = F32(&e, 4);
 	EXPECT_ERROR(&e.ctx, ag_layernorm(&e.ctx, x, w5, b4, 1e-5), "layernorm",
 		     "[3, 5]", "[4]");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(op_error_embedding_id_out_of_range)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	const int32_t ids[] = { 3, 0, 123, 5 };
 	struct tensor *t = ints(&e, ids, TENSOR_SHAPE(2, 2));
 	struct tensor *w = F32(&e, 17, 3);
@@ -187,13 +169,13 @@ TEST(op_error_embedding_id_out_of_range)
 	ag_ctx_reset(&e.ctx);
 	struct tensor *fid = F32(&e, 2, 2);
 	EXPECT_ERROR(&e.ctx, ag_embedding(&e.ctx, fid, w), "embedding", "f32");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(op_error_cross_entropy_target_out_of_range)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *logits = F32(&e, 2, 3, 13);
 	const int32_t tv[] = { 1, 2, 42, 0, -100, 12 };
 	struct tensor *t = ints(&e, tv, TENSOR_SHAPE(2, 3));
@@ -221,7 +203,7 @@ TEST(op_error_cross_entropy_target_out_of_range)
 	struct tensor *t3 = ints(&e, t6, TENSOR_SHAPE(3, 2));
 	EXPECT_ERROR(&e.ctx, ag_cross_entropy(&e.ctx, logits, t3, -100),
 		     "cross_entropy", "[2, 3, 13]", "[3, 2]");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* Two ranks in name only: the all-reduce does nothing, enough for the op
@@ -234,8 +216,8 @@ static void noop_allreduce(void *state, void *buf, int64_t n, enum dtype dt, boo
 
 TEST(op_error_cross_entropy_shard_target_out_of_range)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	const struct ag_collective pair = { NULL, 0, 2, noop_allreduce };
 	/* this rank holds [5, 10) of a vocabulary of 13 */
 	struct tensor *logits = F32(&e, 2, 3, 5);
@@ -248,7 +230,7 @@ TEST(op_error_cross_entropy_shard_target_out_of_range)
 	struct tensor *tb = ints(&e, bad, TENSOR_SHAPE(2, 3));
 	EXPECT_ERROR(&e.ctx, ag_cross_entropy_shard(&e.ctx, logits, tb, -100, 5, 13, &pair),
 		     "cross_entropy", "target 13 at position 4 ", "[0, 13)");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 /* The CPU backend's range check itself: the first bad position and its
@@ -256,13 +238,13 @@ TEST(op_error_cross_entropy_shard_target_out_of_range)
  * tensor (-1, value untouched). */
 TEST(cpu_find_out_of_range_hook)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	int64_t (*find)(const struct tensor *, int64_t, int64_t, int64_t, int32_t *) =
 		ag_backend_get(DEV_CPU)->find_out_of_range;
 	CHECK(find != NULL);
 	if (!find) {
-		env_free(&e);
+		ag_env_free(&e);
 		return;
 	}
 	const int32_t vals[] = { 2, 3, 9, -5, 10, 1, -100, 11 };
@@ -286,13 +268,13 @@ TEST(cpu_find_out_of_range_hook)
 	CHECK(ag_embedding(&e.ctx, ids0, F32(&e, 4, 2)) != NULL);
 	CHECK(ag_cross_entropy(&e.ctx, F32(&e, 0, 5), empty, -100) != NULL);
 	CHECK(!ag_failed(&e.ctx));
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(op_error_attention_shapes)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *q = F32(&e, 2, 3, 5, 4), *k = F32(&e, 2, 3, 6, 4);
 	struct tensor *v = F32(&e, 2, 3, 5, 4);
 	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q, k, v, &(struct ag_attn_desc){ .causal = true }),
@@ -314,13 +296,13 @@ TEST(op_error_attention_shapes)
 	struct tensor *q0 = F32(&e, 2, 3, 5, 0);
 	EXPECT_ERROR(&e.ctx, ag_attention(&e.ctx, q0, q0, q0, &(struct ag_attn_desc){ .causal = true }),
 		     "attention", "head size", "[2, 3, 5, 0]");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(op_error_view_numel)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = F32(&e, 3, 5);
 	EXPECT_ERROR(&e.ctx, ag_view(&e.ctx, x, TENSOR_SHAPE(4, 4)), "view",
 		     "[3, 5]", "4, 4");
@@ -332,13 +314,13 @@ TEST(op_error_view_numel)
 	struct tensor *t = ag_transpose(&e.ctx, x, 0, 1);
 	REQUIRE(t);
 	EXPECT_ERROR(&e.ctx, ag_view(&e.ctx, t, TENSOR_SHAPE(15)), "view", "[5, 3]");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(op_error_backward_non_scalar)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *x = F32(&e, 3, 5);
 	tensor_set_requires_grad(x, &e.model);
 	struct tensor *y = ag_scale(&e.ctx, x, 2.0);
@@ -348,13 +330,13 @@ TEST(op_error_backward_non_scalar)
 	ag_ctx_reset(&e.ctx);
 	CHECK(ag_backward(&e.ctx, NULL) == -1);
 	EXPECT_ERROR(&e.ctx, NULL, "backward");
-	env_free(&e);
+	ag_env_free(&e);
 }
 
 TEST(op_error_is_sticky_until_reset)
 {
-	struct env e;
-	env_init(&e);
+	struct ag_env e;
+	ag_env_init(&e, 0);
 	struct tensor *a = F32(&e, 2, 3, 5), *b = F32(&e, 2, 4, 7);
 	struct tensor *c = F32(&e, 2, 3, 5);
 	CHECK(ag_matmul(&e.ctx, a, b, false, false) == NULL);
@@ -380,5 +362,5 @@ TEST(op_error_is_sticky_until_reset)
 	const float *v = s->data;
 	CHECK(v[0] == 1.0f && v[29] == 1.0f);
 	CHECK(!ag_failed(&e.ctx));
-	env_free(&e);
+	ag_env_free(&e);
 }

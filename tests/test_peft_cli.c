@@ -31,14 +31,6 @@ static bool same_file(const char *a, const char *b)
 	return ok;
 }
 
-static bool exists_in(const char *dir, const char *name)
-{
-	char *p = fs_join(dir, name);
-	bool ok = fs_exists(p);
-	hug_free(p);
-	return ok;
-}
-
 static void check_exports(const char *dir, const char *ckpt)
 {
 	char out[8192], a[1024], b[1024];
@@ -53,8 +45,8 @@ static void check_exports(const char *dir, const char *ckpt)
 	CHECK(hug(out, sizeof(out), "export %s --format merged --dtype bf16 --max-shard-bytes "
 		  "20000 --out %s/x/merged16", ckpt, dir) == 0);
 	snprintf(a, sizeof(a), "%s/x/merged16", dir);
-	CHECK(exists_in(a, "model.safetensors.index.json") &&
-	      exists_in(a, "model-00001-of-00004.safetensors") && !exists_in(a, "model.safetensors"));
+	CHECK(fs_exists_in(a, "model.safetensors.index.json") &&
+	      fs_exists_in(a, "model-00001-of-00004.safetensors") && !fs_exists_in(a, "model.safetensors"));
 	CHECK(hug(out, sizeof(out), "info %s", a) == 0);
 
 	CHECK(hug(out, sizeof(out), "export %s --format hf --out %s/x/hf", ckpt, dir) == 0);
@@ -111,7 +103,7 @@ TEST(peft_cli_train_export_generate)
 	CHECK(strstr(out, "trainable params: 2,304 || all params: 29,888 || trainable%: 7.7088\n"));
 	CHECK(strstr(out, "memory for training: ") != NULL);
 	snprintf(ckpt, sizeof(ckpt), "%s/run/checkpoint-12", dir);
-	REQUIRE(exists_in(ckpt, "adapter_model.safetensors"));
+	REQUIRE(fs_exists_in(ckpt, "adapter_model.safetensors"));
 	check_exports(dir, ckpt);
 	check_generate(dir, ckpt);
 	check_errors(dir, ckpt);

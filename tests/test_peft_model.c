@@ -125,6 +125,19 @@ static void tiny_model(struct bloom_model *m)
 	bloom_model_init_weights(m, 7);
 }
 
+/* tiny_model in *m with the adapters of c on it (lora_model_init, then
+ * lora_model_init_weights from seed). REQUIREs that it works. */
+#define TINY_LORA(m, lm, c, trainable, seed)                                                       \
+	do {                                                                                       \
+		struct hug_error err_ = { 0 };                                                     \
+		tiny_model(m);                                                                     \
+		if (lora_model_init(lm, BLOOM_M(m), c, trainable, "", &err_)) {                    \
+			test_fail_at(__FILE__, __LINE__, "lora_model_init: %s", err_.msg);         \
+			return;                                                                    \
+		}                                                                                  \
+		lora_model_init_weights(lm, seed);                                                 \
+	} while (0)
+
 static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			      struct tensor *ids)
 {
@@ -137,13 +150,10 @@ TEST(peft_init_is_kaiming_uniform_and_b_zero)
 	struct bloom_model m;
 	struct lora_model lm;
 	struct lora_config c;
-	struct hug_error err = { 0 };
-	tiny_model(&m);
 	lora_config_init(&c);
 	c.r = 16;
 	lora_config_set_targets(&c, (const char *[]){ "all-linear" }, 1);
-	REQUIRE(lora_model_init(&lm, BLOOM_M(&m), &c, true, "", &err) == 0);
-	lora_model_init_weights(&lm, 99);
+	TINY_LORA(&m, &lm, &c, true, 99);
 	CHECK(lm.n == 8 && lm.table.n == 16);
 	double worst_mean = 0, worst_var = 0;
 	bool within = true, b_zero = true;
@@ -203,12 +213,9 @@ TEST(peft_dropout_on_adapter_input_only_in_training)
 	struct bloom_model m;
 	struct lora_model lm;
 	struct lora_config c;
-	struct hug_error err = { 0 };
-	tiny_model(&m);
 	lora_config_init(&c);
 	c.dropout = 0.5;
-	REQUIRE(lora_model_init(&lm, BLOOM_M(&m), &c, false, "", &err) == 0);
-	lora_model_init_weights(&lm, 1);
+	TINY_LORA(&m, &lm, &c, false, 1);
 	for (int i = 0; i < lm.n; i++) /* a B that is not zero */
 		for (int64_t k = 0; k < tensor_numel(lm.sites[i].ad.b); k++)
 			((float *)lm.sites[i].ad.b->data)[k] = 0.05f * (float)((k % 7) - 3);

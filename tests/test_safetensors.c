@@ -510,6 +510,35 @@ static void expect_bad_at(const char *file, int line, const char *path,
 		expect_bad_at(__FILE__, __LINE__, p_, keyword);               \
 	} while (0)
 
+/* A header st_open must refuse: the header, the data bytes after it, a
+ * keyword of the message. */
+struct bad_header {
+	const char *header;
+	size_t data_len;
+	const char *keyword;
+};
+
+/* BAD_HEADER for each of the n cases, each in its own file of a fresh
+ * directory; a failure names the case's index (the line is the caller's). */
+static void expect_bad_headers_at(const char *file, int line, const struct bad_header *c,
+				  size_t n)
+{
+	char dir[256], p[300];
+	tsu_tmp_dir(dir, sizeof(dir), "st");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/bad%zu.safetensors", dir, i);
+		write_st(p, c[i].header, c[i].data_len);
+		int failed = test_failed_now();
+		expect_bad_at(file, line, p, c[i].keyword);
+		if (!failed && test_failed_now())
+			test_fail_at(file, line, "(case %zu: %s)", i, c[i].header);
+	}
+	tsu_tmp_dir_remove(dir);
+}
+
+#define EXPECT_BAD_HEADERS(cases)                                                              \
+	expect_bad_headers_at(__FILE__, __LINE__, cases, sizeof(cases) / sizeof(cases[0]))
+
 /* The header is well-formed: st_open must succeed. */
 static int open_ok(const char *dir, const char *header, size_t data_len,
 		   struct st_file *f)
@@ -578,98 +607,98 @@ TEST(safetensors_bad_json)
 
 TEST(safetensors_bad_fields)
 {
-	char dir[256];
-	tsu_tmp_dir(dir, sizeof(dir), "st");
-	BAD_HEADER(dir, "{\"t\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-		   "missing \"dtype\"");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-		   "\"dtype\" is a number");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4,
-		   "missing \"shape\"");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":\"1\",\"data_offsets\":[0,4]}}", 4,
-		   "\"shape\" is a string");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4,
-		   "missing \"data_offsets\"");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 8,
-		   "data_offsets");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":{}}}", 4,
-		   "data_offsets");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[\"0\",4]}}", 4,
-		   "data_offsets");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 4,
-		   "non-negative integers");
-	tsu_tmp_dir_remove(dir);
+	static const struct bad_header cases[] = {
+		{ "{\"t\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+		  "missing \"dtype\"" },
+		{ "{\"t\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+		  "\"dtype\" is a number" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4,
+		  "missing \"shape\"" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":\"1\",\"data_offsets\":[0,4]}}", 4,
+		  "\"shape\" is a string" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4,
+		  "missing \"data_offsets\"" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 8,
+		  "data_offsets" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":{}}}", 4,
+		  "data_offsets" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[\"0\",4]}}", 4,
+		  "data_offsets" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 4,
+		  "non-negative integers" },
+	};
+	EXPECT_BAD_HEADERS(cases);
 }
 
 TEST(safetensors_bad_dtypes)
 {
-	char dir[256];
-	tsu_tmp_dir(dir, sizeof(dir), "st");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-		   "unknown dtype \"F33\"");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-		   "unknown dtype \"f32\"");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
-		   "unsupported");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"BOOL\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
-		   "\"BOOL\" is unsupported");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
-		   "unsupported");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"U16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2,
-		   "unsupported");
-	tsu_tmp_dir_remove(dir);
+	static const struct bad_header cases[] = {
+		{ "{\"t\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+		  "unknown dtype \"F33\"" },
+		{ "{\"t\":{\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+		  "unknown dtype \"f32\"" },
+		{ "{\"t\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
+		  "unsupported" },
+		{ "{\"t\":{\"dtype\":\"BOOL\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+		  "\"BOOL\" is unsupported" },
+		{ "{\"t\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+		  "unsupported" },
+		{ "{\"t\":{\"dtype\":\"U16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2,
+		  "unsupported" },
+	};
+	EXPECT_BAD_HEADERS(cases);
 }
 
 TEST(safetensors_bad_shapes_and_offsets)
 {
-	char dir[256];
-	tsu_tmp_dir(dir, sizeof(dir), "st");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
-		   "shape[0] is not a non-negative integer");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,2.5],\"data_offsets\":[0,4]}}", 4,
-		   "shape[1] is not a non-negative integer");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,\"2\"],\"data_offsets\":[0,8]}}", 8,
-		   "shape[1]");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,4]}}", 4,
-		   "shape[0]");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", 1,
-		   "more than the 8");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4,
-		   "overflows");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 24,
-		   "needs 24 bytes");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 8,
-		   "begin is after end");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4,
-		   "past the end of the data buffer");
-	BAD_HEADER(dir, "{\"t\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[9,9]}}", 8,
-		   "past the end of the data buffer");
-	BAD_HEADER(dir,
-		   "{\"h.0.b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
-		   "\"h.0.w\":{\"dtype\":\"F32\",\"shape\":[16],\"data_offsets\":[0,64]}}",
-		   64, "overlap");
-	BAD_HEADER(dir,
-		   "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]},"
-		   "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]},"
-		   "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-		   24, "overlap tensor \"a\"");
-	BAD_HEADER(dir,
-		   "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-		   "\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-		   8, "duplicate");
-	tsu_tmp_dir_remove(dir);
+	static const struct bad_header cases[] = {
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
+		  "shape[0] is not a non-negative integer" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,2.5],\"data_offsets\":[0,4]}}", 4,
+		  "shape[1] is not a non-negative integer" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,\"2\"],\"data_offsets\":[0,8]}}", 8,
+		  "shape[1]" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,4]}}", 4,
+		  "shape[0]" },
+		{ "{\"t\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", 1,
+		  "more than the 8" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 4,
+		  "overflows" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 24,
+		  "needs 24 bytes" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 8,
+		  "begin is after end" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4,
+		  "past the end of the data buffer" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[9,9]}}", 8,
+		  "past the end of the data buffer" },
+		{ "{\"h.0.b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+		  "\"h.0.w\":{\"dtype\":\"F32\",\"shape\":[16],\"data_offsets\":[0,64]}}",
+		  64, "overlap" },
+		{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]},"
+		  "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]},"
+		  "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+		  24, "overlap tensor \"a\"" },
+		{ "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+		  "\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+		  8, "duplicate" },
+	};
+	EXPECT_BAD_HEADERS(cases);
 }
 
 TEST(safetensors_bad_metadata)
 {
-	char dir[256];
-	tsu_tmp_dir(dir, sizeof(dir), "st");
-	BAD_HEADER(dir, "{\"__metadata__\":[1]}", 0, "__metadata__");
-	BAD_HEADER(dir, "{\"__metadata__\":\"pt\"}", 0, "expected an object of strings");
-	BAD_HEADER(dir, "{\"__metadata__\":{\"format\":\"pt\",\"n\":3}}", 0,
-		   "value of \"n\" is a number, expected a string");
-	BAD_HEADER(dir, "{\"__metadata__\":{},\"__metadata__\":{}}", 0, "duplicate");
-	tsu_tmp_dir_remove(dir);
+	static const struct bad_header cases[] = {
+		{ "{\"__metadata__\":[1]}", 0,
+		  "__metadata__" },
+		{ "{\"__metadata__\":\"pt\"}", 0,
+		  "expected an object of strings" },
+		{ "{\"__metadata__\":{\"format\":\"pt\",\"n\":3}}", 0,
+		  "value of \"n\" is a number, expected a string" },
+		{ "{\"__metadata__\":{},\"__metadata__\":{}}", 0,
+		  "duplicate" },
+	};
+	EXPECT_BAD_HEADERS(cases);
 }
 
 TEST(safetensors_accepts_gaps_and_empty)

@@ -12,11 +12,9 @@
 static int load_recipe(const char *dir, const char *train_extra, const char *top_extra,
 		       const char *const *ov, int n_ov, struct recipe *r)
 {
-	char path[256], glob[256], out[256];
+	char path[256];
 	snprintf(path, sizeof(path), "%s/recipe.json", dir);
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(out, sizeof(out), "%s/run", dir);
-	if (train_fixture_recipe(path, glob, out, NULL, train_extra, top_extra))
+	if (train_fixture_recipe_in(dir, NULL, train_extra, top_extra))
 		return -1;
 	struct hug_error err = { 0 };
 	if (recipe_load(path, ov, n_ov, 1, r, &err)) {

@@ -26,44 +26,25 @@
  * prompt of random length, so windows count very different numbers of
  * targets and some count none. One shard under a new /tmp/hug-train-*
  * directory, NULL on error. */
+static int masked_doc(uint64_t *x, int32_t *doc, uint8_t *mask)
+{
+	*x = *x * 6364136223846793005ull + 1442695040888963407ull;
+	int start = (int)(*x >> 33) % 60, stride = 1 + (int)(*x >> 40) % 3;
+	bool all_masked = (*x >> 20) % 4 == 0;
+	int n = all_masked ? 40 + (int)(*x >> 50) % 40 : 20 + (int)(*x >> 50) % 19;
+	int prompt = all_masked ? n + 1 : (int)(*x >> 44) % (n + 1);
+	for (int i = 0; i < n; i++) {
+		doc[i] = 4 + (start + i * stride) % 60;
+		mask[i] = i >= prompt;
+	}
+	doc[n] = 2;
+	mask[n] = !all_masked;
+	return n + 1;
+}
+
 static const char *masked_shards(int64_t tokens)
 {
-	static char dir[64];
-	snprintf(dir, sizeof(dir), "/tmp/hug-train-XXXXXX");
-	if (!mkdtemp(dir))
-		return NULL;
-	struct shard_meta meta = { .vocab_size = 64, .eos_id = 2 };
-	snprintf(meta.tokenizer_hash, sizeof(meta.tokenizer_hash), "test");
-	snprintf(meta.source, sizeof(meta.source), "masked");
-	char path[128];
-	snprintf(path, sizeof(path), "%s/shard-00000.h5", dir);
-	struct shard_writer *w;
-	struct hug_error err = { 0 };
-	if (shard_writer_open(&w, path, &meta, true, &err))
-		return NULL;
-	int32_t doc[96];
-	uint8_t mask[96];
-	uint64_t x = 987654321;
-	while (shard_writer_tokens(w) < tokens) {
-		x = x * 6364136223846793005ull + 1442695040888963407ull;
-		int start = (int)(x >> 33) % 60, stride = 1 + (int)(x >> 40) % 3;
-		bool all_masked = (x >> 20) % 4 == 0;
-		int n = all_masked ? 40 + (int)(x >> 50) % 40 : 20 + (int)(x >> 50) % 19;
-		int prompt = all_masked ? n + 1 : (int)(x >> 44) % (n + 1);
-		for (int i = 0; i < n; i++) {
-			doc[i] = 4 + (start + i * stride) % 60;
-			mask[i] = i >= prompt;
-		}
-		doc[n] = 2;
-		mask[n] = !all_masked;
-		if (shard_writer_append(w, doc, mask, n + 1, &err)) {
-			shard_writer_discard(w);
-			return NULL;
-		}
-	}
-	if (shard_writer_close(w, &err))
-		return NULL;
-	return dir;
+	return train_fixture_shards_of(1, tokens, "masked", 987654321, true, masked_doc);
 }
 
 enum { N_PARAMS = 64 * 32 + 4 * 32 + 2 * (12 * 32 * 32 + 13 * 32) };
@@ -81,23 +62,9 @@ static int open_sgd(const char *dir, int global, int micro, int seed, struct rec
 	const char *ov[] = { o1, o2, o3, "train.steps=1", "schedule.warmup_steps=0",
 			     "optim.name=\"sgd\"", "optim.lr=1", "schedule.decay=\"constant\"",
 			     "optim.weight_decay=0" };
-	char path[256], glob[256], out[256];
-	snprintf(path, sizeof(path), "%s/recipe.json", dir);
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(out, sizeof(out), "%s/run", dir);
-	if (train_fixture_recipe(path, glob, out, NULL, "", NULL))
+	if (train_fixture_recipe_in(dir, NULL, "", NULL))
 		return -1;
-	struct hug_error err = { 0 };
-	if (recipe_load(path, ov, 9, 1, r, &err)) {
-		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
-		return -1;
-	}
-	if (trainer_init(t, r, &err)) {
-		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
-		recipe_free(r);
-		return -1;
-	}
-	return 0;
+	return train_fixture_open(dir, ov, 9, r, t);
 }
 
 /* Copies the trainer's parameters (the first N_PARAMS values) to p. */

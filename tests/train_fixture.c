@@ -13,7 +13,8 @@
 #include "../train/trainer.h"
 #include "harness.h"
 
-const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard)
+const char *train_fixture_shards_of(int n_shards, int64_t tokens_per_shard, const char *source,
+				    uint64_t seed, bool masked, train_fixture_doc_fn doc)
 {
 	static char dir[64];
 	snprintf(dir, sizeof(dir), "/tmp/hug-train-XXXXXX");
@@ -21,25 +22,20 @@ const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard)
 		return NULL;
 	struct shard_meta meta = { .vocab_size = 64, .eos_id = 2 };
 	snprintf(meta.tokenizer_hash, sizeof(meta.tokenizer_hash), "test");
-	snprintf(meta.source, sizeof(meta.source), "counting");
-	int32_t doc[40];
-	uint64_t x = 12345;
+	snprintf(meta.source, sizeof(meta.source), "%s", source);
+	int32_t ids[96];
+	uint8_t mask[96];
+	uint64_t x = seed;
 	for (int s = 0; s < n_shards; s++) {
 		char path[128];
 		snprintf(path, sizeof(path), "%s/shard-%05d.h5", dir, s);
 		struct shard_writer *w;
 		struct hug_error err = { 0 };
-		if (shard_writer_open(&w, path, &meta, false, &err))
+		if (shard_writer_open(&w, path, &meta, masked, &err))
 			return NULL;
 		while (shard_writer_tokens(w) < tokens_per_shard) {
-			/* a document: start, stride, then counting mod 60 (+4) */
-			x = x * 6364136223846793005ull + 1442695040888963407ull;
-			int start = (int)(x >> 33) % 60, stride = 1 + (int)(x >> 40) % 3;
-			int n = 20 + (int)(x >> 50) % 19;
-			for (int i = 0; i < n; i++)
-				doc[i] = 4 + (start + i * stride) % 60;
-			doc[n] = 2;
-			if (shard_writer_append(w, doc, NULL, n + 1, &err)) {
+			int n = doc(&x, ids, masked ? mask : NULL);
+			if (shard_writer_append(w, ids, masked ? mask : NULL, n, &err)) {
 				shard_writer_discard(w);
 				return NULL;
 			}
@@ -48,6 +44,25 @@ const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard)
 			return NULL;
 	}
 	return dir;
+}
+
+/* A document: start, stride, then counting mod 60 (+4), then EOS. */
+static int counting_doc(uint64_t *x, int32_t *ids, uint8_t *mask)
+{
+	(void)mask;
+	*x = *x * 6364136223846793005ull + 1442695040888963407ull;
+	int start = (int)(*x >> 33) % 60, stride = 1 + (int)(*x >> 40) % 3;
+	int n = 20 + (int)(*x >> 50) % 19;
+	for (int i = 0; i < n; i++)
+		ids[i] = 4 + (start + i * stride) % 60;
+	ids[n] = 2;
+	return n + 1;
+}
+
+const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard)
+{
+	return train_fixture_shards_of(n_shards, tokens_per_shard, "counting", 12345, false,
+				       counting_doc);
 }
 
 int train_fixture_recipe(const char *path, const char *glob, const char *out_dir,
@@ -69,18 +84,23 @@ int train_fixture_recipe(const char *path, const char *glob, const char *out_dir
 	return fclose(f);
 }
 
+int train_fixture_recipe_in(const char *dir, const char *model_extra, const char *train_extra,
+			    const char *top_extra)
+{
+	char glob[512], recipe[512], out[512];
+	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
+	snprintf(recipe, sizeof(recipe), "%s/recipe.json", dir);
+	snprintf(out, sizeof(out), "%s/run", dir);
+	return train_fixture_recipe(recipe, glob, out, model_extra, train_extra, top_extra);
+}
+
 const char *train_fixture_setup(int64_t tokens, const char *model_extra,
 				const char *train_extra)
 {
 	const char *dir = train_fixture_shards(1, tokens);
-	char glob[512], recipe[512], out[512];
-	if (!dir)
+	if (!dir || train_fixture_recipe_in(dir, model_extra, train_extra, NULL))
 		return NULL;
-	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
-	snprintf(recipe, sizeof(recipe), "%s/recipe.json", dir);
-	snprintf(out, sizeof(out), "%s/run", dir);
-	return train_fixture_recipe(recipe, glob, out, model_extra, train_extra, NULL) ? NULL
-										   : dir;
+	return dir;
 }
 
 int train_fixture_hug(char *out, size_t n, const char *fmt, ...)

@@ -3,6 +3,7 @@
 #ifndef HUG_TESTS_TRAIN_FIXTURE_H
 #define HUG_TESTS_TRAIN_FIXTURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,6 +11,18 @@
  * vocabulary of 64, EOS 2 between documents) under a new temporary
  * directory; returns its path (static storage) or NULL. */
 const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard);
+
+/* Makes one document into ids[] (and mask[] when the shards are masked):
+ * its length, EOS included (at most 96); *x is the generator's state. */
+typedef int (*train_fixture_doc_fn)(uint64_t *x, int32_t *ids, uint8_t *mask);
+
+/* What train_fixture_shards does with another document maker: n_shards
+ * shards (vocab 64, EOS 2, metadata source `source`, loss masks when
+ * `masked`) of documents doc(&x, ...) from x = seed until each holds
+ * tokens_per_shard tokens, under a new /tmp/hug-train-* directory; its
+ * path (static storage) or NULL. */
+const char *train_fixture_shards_of(int n_shards, int64_t tokens_per_shard, const char *source,
+				    uint64_t seed, bool masked, train_fixture_doc_fn doc);
 
 /* Writes a recipe for a tiny BLOOM (vocab 64, hidden 32, 2 layers, 4 heads,
  * seq 32) over `glob` to `path`, with JSON members appended to the "model"
@@ -19,6 +32,11 @@ const char *train_fixture_shards(int n_shards, int64_t tokens_per_shard);
 int train_fixture_recipe(const char *path, const char *glob, const char *out_dir,
 			 const char *model_extra, const char *train_extra,
 			 const char *top_extra);
+
+/* train_fixture_recipe for the shards already in dir: writes
+ * dir/recipe.json over dir/shard-*.h5 with out_dir dir/run. 0 or -1. */
+int train_fixture_recipe_in(const char *dir, const char *model_extra, const char *train_extra,
+			    const char *top_extra);
 
 /* A `hug train` set-up under a new temporary directory DIR: one shard of
  * `tokens` tokens (train_fixture_shards) and DIR/recipe.json

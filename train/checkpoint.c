@@ -133,9 +133,7 @@ static int64_t *list_checkpoints(const char *out_dir, bool complete_only, int *n
 			continue;
 		if (complete_only) {
 			char *dir = fs_join(out_dir, e->d_name);
-			char *state = fs_join(dir, STATE_FILE);
-			bool ok = fs_exists(state);
-			hug_free(state);
+			bool ok = fs_exists_in(dir, STATE_FILE);
 			hug_free(dir);
 			if (!ok)
 				continue;
@@ -305,25 +303,16 @@ char *checkpoint_latest(const char *out_dir)
 	return p;
 }
 
-/* True when dir/name exists. */
-static bool has_file(const char *dir, const char *name)
-{
-	char *p = fs_join(dir, name);
-	bool ok = fs_exists(p);
-	hug_free(p);
-	return ok;
-}
-
 int checkpoint_verify(const char *dir, bool *verified, struct hug_error *err)
 {
 	if (verified)
 		*verified = false;
-	bool lora = has_file(dir, LORA_CONFIG_FILE);
+	bool lora = fs_exists_in(dir, LORA_CONFIG_FILE);
 	const char *need[] = { STATE_FILE, lora ? LORA_CONFIG_FILE : "config.json",
 			       lora ? LORA_WEIGHTS_FILE : "model.safetensors", OPTIM_FILE,
 			       "recipe.json" };
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
-		if (!has_file(dir, need[i]))
+		if (!fs_exists_in(dir, need[i]))
 			return hug_error_set(err, "%s: missing %s", dir, need[i]);
 	return dir_checksums_check(dir, verified, err);
 }

@@ -146,11 +146,8 @@ int scatter_params(const struct trainer *t, struct param_table *local, const cha
 
 int scatter_optimizer(struct trainer *t, const char *dir, struct hug_error *err)
 {
-	char *path = fs_join(dir, OPTIM_FILE);
 	struct st_file f;
-	int rc = st_open(&f, path, err);
-	hug_free(path);
-	if (rc)
+	if (st_open_in(&f, dir, OPTIM_FILE, err))
 		return -1;
 	const char *names[2];
 	int n_states = optimizer_state_names(&t->opt, names);
@@ -158,6 +155,7 @@ int scatter_optimizer(struct trainer *t, const char *dir, struct hug_error *err)
 	arena_init(&scratch, "scratch", 0, NULL);
 	struct optimizer *o = &t->opt;
 	size_t es = sizeof(float);
+	int rc = 0;
 	for (int i = 0; i < o->n && !rc; i++) {
 		struct optim_slot *s = &o->slots[i];
 		const struct param *p = s->param;

@@ -15,6 +15,7 @@
 #include "../../base/alloc.h"
 #include "../../base/panic.h"
 #include "../../io/hf_checkpoint.h"
+#include "../ag_env.h"
 #include "../bloom_util.h"
 #include "../../nn/bloom.h"
 #include "../../parallel/comm.h"
@@ -48,23 +49,19 @@ static void batch(struct arena *a, int64_t vocab, struct tensor **ids, struct te
  * owned by the caller) and the loss. */
 static double *run(struct bloom_model *m, double *loss)
 {
-	struct arena step, data;
-	arena_init(&step, "step", 0, NULL);
-	arena_init(&data, "data", 0, NULL);
-	struct ag_ctx ctx;
-	ag_ctx_init(&ctx, &step);
-	ctx.training = false;
+	struct ag_env e;
+	ag_env_init(&e, 0);
+	e.ctx.training = false;
 	struct tensor *ids, *mask, *tgt;
-	batch(&data, m->cfg.vocab_size, &ids, &mask, &tgt);
-	struct tensor *logits = bloom_forward(&ctx, m, ids, mask);
-	struct tensor *l = bloom_loss(&ctx, m, logits, tgt);
-	if (!l || ag_backward(&ctx, l))
-		hug_panic("rank %d: %s", par.world_rank, ctx.err.msg);
+	batch(&e.model, m->cfg.vocab_size, &ids, &mask, &tgt);
+	struct tensor *logits = bloom_forward(&e.ctx, m, ids, mask);
+	struct tensor *l = bloom_loss(&e.ctx, m, logits, tgt);
+	if (!l || ag_backward(&e.ctx, l))
+		hug_panic("rank %d: %s", par.world_rank, e.ctx.err.msg);
 	tensor_read_f64(l, loss);
 	double *out = hug_malloc(tensor_nbytes(logits) / dtype_size(logits->dtype) * sizeof(double));
 	tensor_read_f64(logits, out);
-	arena_free(&step);
-	arena_free(&data);
+	ag_env_free(&e);
 	return out;
 }
 
