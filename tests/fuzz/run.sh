@@ -15,7 +15,7 @@ declare -A seeds=(
 	[safetensors]="tests/fixtures/*.safetensors tests/fixtures/peft/*/adapter_model.safetensors"
 	[recipe]="recipes/*.json"
 	[tokenizer]="tests/fixtures/tokenizer/*.json"
-	[config]="tests/fixtures/bloom-tiny-*/*config.json"
+	[config]="tests/fixtures/*-tiny*/*config*.json"
 	[adapter_config]="tests/fixtures/peft/*/adapter_config.json"
 	[shard]="tests/fixtures/*.h5"
 )
