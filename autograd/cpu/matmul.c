@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu_kernels.h"
+#include "../node_dims.h"
 #include "../../base/panic.h"
 
 #define CPU_TEMPLATE "matmul.tmpl.h"
@@ -44,24 +45,6 @@ static void gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t 
 	cpu_gemm(dt, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
-/* Sizes of a matmul node: batch count, M, K, N, and whether b is shared. */
-struct mm_dims {
-	int64_t batch, m, k, n;
-	bool b_shared;
-};
-
-static struct mm_dims mm_dims(const struct ag_node *nd)
-{
-	const struct tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
-	struct mm_dims d;
-	d.m = c->shape[c->ndim - 2];
-	d.n = c->shape[c->ndim - 1];
-	d.k = nd->p.matmul.trans_a ? a->shape[a->ndim - 2] : a->shape[a->ndim - 1];
-	d.batch = d.m > 0 && d.n > 0 ? tensor_numel(c) / (d.m * d.n) : 0;
-	d.b_shared = b->ndim == 2;
-	return d;
-}
-
 static char *at(const struct tensor *t, int64_t elems)
 {
 	return (char *)t->data + elems * (int64_t)dtype_size(t->dtype);
@@ -72,7 +55,7 @@ void cpu_matmul_forward(struct ag_node *nd)
 	const struct tensor *a = nd->in[0], *b = nd->in[1];
 	struct tensor *c = nd->out;
 	bool ta = nd->p.matmul.trans_a, tb = nd->p.matmul.trans_b;
-	struct mm_dims d = mm_dims(nd);
+	struct ag_mm_dims d = ag_mm_dims_of(nd);
 	int64_t lda = ta ? d.m : d.k, ldb = tb ? d.k : d.n;
 	if (d.b_shared && !ta) { /* (batch*M, K) @ op(B): one product */
 		gemm(c->dtype, false, tb, d.batch * d.m, d.n, d.k, a->data, lda,
@@ -90,7 +73,7 @@ void cpu_matmul_backward(struct ag_node *nd)
 	const struct tensor *a = nd->in[0], *b = nd->in[1], *dc = nd->out->grad;
 	struct tensor *da = a->grad, *db = b->grad;
 	bool ta = nd->p.matmul.trans_a, tb = nd->p.matmul.trans_b;
-	struct mm_dims d = mm_dims(nd);
+	struct ag_mm_dims d = ag_mm_dims_of(nd);
 	enum dtype dt = dc->dtype;
 	int64_t lda = ta ? d.m : d.k, ldb = tb ? d.k : d.n;
 	if (da) {

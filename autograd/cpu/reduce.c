@@ -1,31 +1,15 @@
 /* reduce.c: CPU kernels for sum and mean, over all elements or one dim. */
 #include "cpu_kernels.h"
+#include "../node_dims.h"
 
 #define CPU_TEMPLATE "reduce.tmpl.h"
 #include "instantiate.h"
 
-/* The reduction as (outer, k, inner) around dim; k = numel for all dims. */
-static void reduce_dims(const struct ag_node *n, int64_t *outer, int64_t *k,
-			int64_t *inner)
-{
-	const struct tensor *x = n->in[0];
-	int dim = n->p.reduce.dim;
-	*outer = *inner = 1;
-	if (dim == AG_DIM_ALL) {
-		*k = tensor_numel(x);
-		return;
-	}
-	for (int d = 0; d < dim; d++)
-		*outer *= x->shape[d];
-	*k = x->shape[dim];
-	for (int d = dim + 1; d < x->ndim; d++)
-		*inner *= x->shape[d];
-}
 
 static void reduce_forward(struct ag_node *n, bool mean)
 {
 	int64_t outer, k, inner;
-	reduce_dims(n, &outer, &k, &inner);
+	ag_reduce_dims(n, &outer, &k, &inner);
 	double scale = mean ? (k ? 1.0 / (double)k : 0.0) : 1.0;
 	enum dtype dt = n->out->dtype;
 	if (n->p.reduce.dim == AG_DIM_ALL) {
@@ -40,7 +24,7 @@ static void reduce_forward(struct ag_node *n, bool mean)
 static void reduce_backward(struct ag_node *n, bool mean)
 {
 	int64_t outer, k, inner;
-	reduce_dims(n, &outer, &k, &inner);
+	ag_reduce_dims(n, &outer, &k, &inner);
 	double scale = mean ? (k ? 1.0 / (double)k : 0.0) : 1.0;
 	CPU_DISPATCH(n->out->dtype, sum_dim_bwd, outer, k, inner, scale,
 		     n->out->grad->data, n->in[0]->grad->data);

@@ -13,6 +13,9 @@
 
 #include "colsum.cuh"
 #include "common.cuh"
+extern "C" {
+#include "../node_dims.h"
+}
 
 static cudaDataType_t cu_type(enum dtype dt)
 {
@@ -50,30 +53,13 @@ void cu_gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, f
 			(long long)sc, (int)count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-// Sizes of a matmul node: batch count, M, K, N, and whether b is shared.
-struct mm_dims {
-	int64_t batch, m, k, n;
-	bool b_shared;
-};
-
-static struct mm_dims mm_dims_of(const struct ag_node *nd)
-{
-	const struct tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
-	struct mm_dims d;
-	d.m = c->shape[c->ndim - 2];
-	d.n = c->shape[c->ndim - 1];
-	d.k = nd->p.matmul.trans_a ? a->shape[a->ndim - 2] : a->shape[a->ndim - 1];
-	d.batch = d.m > 0 && d.n > 0 ? tensor_numel(c) / (d.m * d.n) : 0;
-	d.b_shared = b->ndim == 2;
-	return d;
-}
 
 extern "C" void cuda_matmul_forward(struct ag_node *nd)
 {
 	const struct tensor *a = nd->in[0], *b = nd->in[1];
 	struct tensor *c = nd->out;
 	bool ta = nd->p.matmul.trans_a, tb = nd->p.matmul.trans_b;
-	struct mm_dims d = mm_dims_of(nd);
+	struct ag_mm_dims d = ag_mm_dims_of(nd);
 	int64_t lda = ta ? d.m : d.k, ldb = tb ? d.k : d.n;
 	if (d.k == 0) { // an empty sum: zeros
 		cuda_fill(c, 0.0);
@@ -92,7 +78,7 @@ extern "C" void cuda_matmul_backward(struct ag_node *nd)
 	const struct tensor *a = nd->in[0], *b = nd->in[1], *dc = nd->out->grad;
 	struct tensor *da = a->grad, *db = b->grad;
 	bool ta = nd->p.matmul.trans_a, tb = nd->p.matmul.trans_b;
-	struct mm_dims d = mm_dims_of(nd);
+	struct ag_mm_dims d = ag_mm_dims_of(nd);
 	enum dtype dt = dc->dtype;
 	int64_t lda = ta ? d.m : d.k, ldb = tb ? d.k : d.n;
 	int64_t sb = d.b_shared ? 0 : d.k * d.n;

@@ -5,6 +5,9 @@
 // sums that one block combines in a fixed tree, so results are
 // deterministic.
 #include "common.cuh"
+extern "C" {
+#include "../node_dims.h"
+}
 
 #define SUM_ALL_MAX_BLOCKS 1024
 static_assert(SUM_ALL_MAX_BLOCKS <= CU_SCRATCH_DOUBLES, "scratch too small");
@@ -56,28 +59,11 @@ __global__ void sum_dim_bwd_k(int64_t outer, int64_t k, int64_t inner, float sca
 	}
 }
 
-// The reduction as (outer, k, inner) around dim; k = numel for all dims.
-static void reduce_dims(const struct ag_node *n, int64_t *outer, int64_t *k,
-			int64_t *inner)
-{
-	const struct tensor *x = n->in[0];
-	int dim = n->p.reduce.dim;
-	*outer = *inner = 1;
-	if (dim == AG_DIM_ALL) {
-		*k = tensor_numel(x);
-		return;
-	}
-	for (int d = 0; d < dim; d++)
-		*outer *= x->shape[d];
-	*k = x->shape[dim];
-	for (int d = dim + 1; d < x->ndim; d++)
-		*inner *= x->shape[d];
-}
 
 static void reduce_forward(struct ag_node *n, bool mean)
 {
 	int64_t outer, k, inner;
-	reduce_dims(n, &outer, &k, &inner);
+	ag_reduce_dims(n, &outer, &k, &inner);
 	double scale = mean ? (k ? 1.0 / (double)k : 0.0) : 1.0;
 	if (n->p.reduce.dim == AG_DIM_ALL) {
 		int64_t nb = (k + CU_THREADS * 16 - 1) / (CU_THREADS * 16);
@@ -106,7 +92,7 @@ static void reduce_forward(struct ag_node *n, bool mean)
 static void reduce_backward(struct ag_node *n, bool mean)
 {
 	int64_t outer, k, inner;
-	reduce_dims(n, &outer, &k, &inner);
+	ag_reduce_dims(n, &outer, &k, &inner);
 	double scale = mean ? (k ? 1.0 / (double)k : 0.0) : 1.0;
 	int64_t total = outer * k * inner;
 	if (!total)
