@@ -166,6 +166,41 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
 				struct tensor *targets, int32_t ignore_index);
 
+/* ---- the layers of the Llama families (Llama, Qwen2, Qwen3, Mistral) ---- */
+
+/* RMSNorm over the last dim: y = x / sqrt(mean(x^2) + eps) * w, eps > 0.
+ * x (..., C) of any float dtype the device computes in, any strides (a
+ * strided x is copied to a contiguous one first, recorded); w (C) of x's
+ * dtype, or NULL for no weight. The sum of squares accumulates in double
+ * on every backend; the saved 1/rms (rows) is in x's dtype (f32 for bf16).
+ * bf16: the normalised value is rounded to bf16, then multiplied by w
+ * (transformers' LlamaRMSNorm: weight * hidden.to(input_dtype)).
+ * -> (..., C) contiguous. Gradients for x and w (the bf16 rounding of the
+ * normalised value counts as the identity). */
+struct tensor *ag_rmsnorm(struct ag_ctx *ctx, struct tensor *x, struct tensor *w, double eps);
+/* Rotary position embedding, Hugging Face's rotate_half convention: with
+ * D2 = D/2, for i < D2 the pair (x[i], x[i+D2]) is rotated by the angle
+ * a_i = pos[b,t] * inv_freq[i]:
+ *   y[i] = x[i] cos a_i - x[i+D2] sin a_i ;  y[i+D2] = x[i+D2] cos a_i + x[i] sin a_i.
+ * x (B, H, T, D), D even, with any strides that have a unit stride on D
+ * (views into a fused or projected buffer need no copy; other layouts are
+ * copied); pos (B, T) i32 position ids (the caller's: they follow padding
+ * and packed documents); inv_freq (D/2) DT_F64 always (rope scaling is the
+ * caller's). Angles, cos and sin in f64 for f64 x; in f32 for f32 and bf16
+ * x, from inv_freq rounded to f32 and the position as an f32, as
+ * transformers computes them. -> (B, H, T, D) contiguous. Gradient for x
+ * only (the rotation by -a). */
+struct tensor *ag_rope(struct ag_ctx *ctx, struct tensor *x, struct tensor *pos,
+		       struct tensor *inv_freq);
+/* SiLU: y = x * sigmoid(x), elementwise. -> contiguous, x's shape. */
+struct tensor *ag_silu(struct ag_ctx *ctx, struct tensor *x);
+/* The gated MLP activation (SwiGLU), fused: y = silu(gate) * up, gate and
+ * up of the same shape and dtype (any strides: copied when not
+ * contiguous). bf16: silu(gate) is rounded to bf16 before the product, as
+ * transformers' act_fn(gate_proj(x)) * up_proj(x) does. -> contiguous.
+ * Gradients for both. */
+struct tensor *ag_swiglu(struct ag_ctx *ctx, struct tensor *gate, struct tensor *up);
+
 /* ---- tensor parallelism (Megatron) ---- */
 
 /* As ag_embedding, for the rows [vocab_offset, vocab_offset + rows) of a

@@ -47,6 +47,7 @@ union ag_params {
 	struct { int perm[TENSOR_MAX_DIMS]; } permute;
 	struct { int dim; int64_t start; } slice;
 	struct { double eps; } layernorm;
+	struct { double eps; } rmsnorm;
 	struct { double p; uint64_t seed, offset; } dropout;
 	struct {
 		double scale;
