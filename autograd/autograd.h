@@ -137,6 +137,9 @@ struct ag_attn_desc {
 	enum ag_pos_bias pos_bias;
 	struct tensor *slopes;    /* (H), q's dtype: AG_POS_BIAS_ALIBI only, else NULL */
 	bool causal;              /* query i sees keys j <= Tk - Tq + i */
+	int64_t window;           /* sliding window (needs causal), 0: none:
+				     query i sees key j only if
+				     0 <= (Tk - Tq + i) - j < window */
 	struct tensor *key_mask;  /* (B, Tk) i32, 1 keep / 0 padding, or NULL */
 	double dropout;           /* p in [0, 1) on the probabilities when
 				     ctx->training (masks as ag_dropout's) */
@@ -147,16 +150,21 @@ struct ag_attn_desc {
 
 /* Fused self-attention. q (B, H, Tq, D), k and v (B, Hkv, Tk, D) with
  * Tq <= Tk and H a multiple of Hkv (query head h reads key/value head
- * h / (H / Hkv): grouped-query attention; Hkv == H is multi-head, and
- * Hkv < H is computed on the CPU only so far: on CUDA it is an op error).
+ * h / (H / Hkv): grouped-query attention, multi-query at Hkv == 1,
+ * multi-head at Hkv == H; the k and v gradients sum over each group).
  * Any strides with a unit stride on D and a stride on T of at least D
  * (views into a fused QKV buffer need no copy; other layouts are copied).
  * Scores s_ij = scale * q_i . k_j (+ slope_h * pos_j with ALiBi), scale
- * 1/sqrt(D), masked where the causal rule or key_mask[b, j] == 0 hides
- * key j; softmax in the tensor's float type; out_i = sum_j p_ij v_j.
- * pos_j counts the kept keys before j (j itself without a key mask), so
- * positions skip padding as Hugging Face's BLOOM computes them. A query
- * row whose keys are all masked gives zeros. -> (B, H, Tq, D) contiguous. */
+ * 1/sqrt(D), masked where the causal rule, the sliding window or
+ * key_mask[b, j] == 0 hides key j; softmax in the tensor's float type;
+ * out_i = sum_j p_ij v_j. pos_j counts the kept keys before j (j itself
+ * without a key mask), so positions skip padding as Hugging Face's BLOOM
+ * computes them. The window counts raw key indices, padding included
+ * (transformers' sliding_window_causal_mask_function on cache positions:
+ * kv_idx <= q_idx and kv_idx > q_idx - sliding_window, with q_idx =
+ * Tk - Tq + i); window < 0, or a window without causal, is an op error.
+ * A query row whose keys are all masked gives zeros. -> (B, H, Tq, D)
+ * contiguous. */
 struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
 			    struct tensor *v, const struct ag_attn_desc *desc);
 /* Mean cross-entropy of logits (..., V) against targets (...) i32, skipping

@@ -52,6 +52,7 @@ union ag_params {
 	struct {
 		double scale;
 		bool causal;
+		int64_t window;           /* sliding window, 0: none (causal only) */
 		bool alibi;               /* in[3] holds the slopes (H) */
 		int64_t group;            /* query heads per key/value head (H / Hkv) */
 		double p;                 /* dropout on the probabilities */

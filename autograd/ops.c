@@ -686,6 +686,10 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 		return NULL;
 	if (!(p >= 0.0 && p < 1.0))
 		return op_fail(ctx, op, "dropout p must be in [0, 1), got %g", p);
+	if (ad->window < 0 || (ad->window && !ad->causal))
+		return op_fail(ctx, op, "the sliding window must be >= 0 and needs causal "
+			       "attention: window %lld with causal %s",
+			       (long long)ad->window, ad->causal ? "true" : "false");
 	if (q && (head_offset < 0 || head_offset + q->shape[1] > n_head_total))
 		return op_fail(ctx, op, "heads [%lld, %lld) are outside the %lld heads",
 			       (long long)head_offset, (long long)(head_offset + q->shape[1]),
@@ -700,10 +704,12 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 		return op_fail(ctx, op, "the head size D must be at least 1: q is %s",
 			       desc(q, d0));
 	int64_t b = q->shape[0], h = q->shape[1], tq = q->shape[2], tk = k->shape[2];
-	if (k->shape[1] != h && ctx_device(ctx) != DEV_CPU)
+	if ((k->shape[1] != h || ad->window) && ctx_device(ctx) != DEV_CPU)
 		return op_fail(ctx, op, "grouped-query attention (%lld query heads over %lld "
-			       "key/value heads) is not implemented on %s yet (only on the cpu)",
-			       (long long)h, (long long)k->shape[1], device_name(ctx_device(ctx)));
+			       "key/value heads) and the sliding window (%lld) are not "
+			       "implemented on %s yet (only on the cpu)",
+			       (long long)h, (long long)k->shape[1], (long long)ad->window,
+			       device_name(ctx_device(ctx)));
 	if (slopes && (slopes->ndim != 1 || slopes->shape[0] != h))
 		return op_fail(ctx, op, "slopes must be (H) = (%lld), got %s",
 			       (long long)h, desc(slopes, d0));
@@ -726,6 +732,7 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 	n->saved[0] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tq, tk));
 	n->p.attention.scale = 1.0 / sqrt((double)q->shape[3]);
 	n->p.attention.causal = ad->causal;
+	n->p.attention.window = ad->window;
 	n->p.attention.alibi = slopes != NULL;
 	n->p.attention.group = h / k->shape[1];
 	n->p.attention.head_offset = head_offset;

@@ -155,15 +155,22 @@ static struct tensor *run_softmax(struct ag_ctx *ctx, struct tensor **in, const 
 }
 
 /* ag_attention with ALiBi when slopes are given, heads [h0, h0 + H) of
- * htot (0: all of q's). */
+ * htot (0: all of q's), a sliding window (0: none). */
+static struct tensor *attn_w(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
+			     struct tensor *v, struct tensor *slopes, struct tensor *mask,
+			     bool causal, double p, int64_t h0, int64_t htot, int64_t window)
+{
+	return ag_attention(ctx, q, k, v, &(struct ag_attn_desc){
+		.pos_bias = slopes ? AG_POS_BIAS_ALIBI : AG_POS_BIAS_NONE, .slopes = slopes,
+		.causal = causal, .window = window, .key_mask = mask, .dropout = p,
+		.head_offset = h0, .n_head_total = htot });
+}
+
 static struct tensor *attn(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
 			   struct tensor *v, struct tensor *slopes, struct tensor *mask,
 			   bool causal, double p, int64_t h0, int64_t htot)
 {
-	return ag_attention(ctx, q, k, v, &(struct ag_attn_desc){
-		.pos_bias = slopes ? AG_POS_BIAS_ALIBI : AG_POS_BIAS_NONE, .slopes = slopes,
-		.causal = causal, .key_mask = mask, .dropout = p, .head_offset = h0,
-		.n_head_total = htot });
+	return attn_w(ctx, q, k, v, slopes, mask, causal, p, h0, htot, 0);
 }
 
 /* q, k, v, slopes, mask; causal = ia; dropout p = da */
@@ -178,6 +185,16 @@ static struct tensor *run_attention_heads(struct ag_ctx *ctx, struct tensor **in
 					  const struct op_case *c)
 {
 	return attn(ctx, in[0], in[1], in[2], in[3], in[4], c->ia, c->da, c->ib, 5);
+}
+
+/* Causal attention with a sliding window of ib keys; dropout p = da;
+ * ia: heads [1, 1 + H) of H + 2 when set (tensor-parallel numbering). */
+static struct tensor *run_attention_window(struct ag_ctx *ctx, struct tensor **in,
+					   const struct op_case *c)
+{
+	int64_t h = in[0]->shape[1];
+	return attn_w(ctx, in[0], in[1], in[2], in[3], in[4], true, c->da, c->ia ? 1 : 0,
+		      c->ia ? h + 2 : 0, c->ib);
 }
 
 /* k stored as K^T (B, H, D, Tk) and transposed to a (B, H, Tk, D) view: at
@@ -390,6 +407,45 @@ const struct op_case op_cases[] = {
 	  { F(1, 2, 300, 7), F(1, 2, 300, 7), F(1, 2, 300, 7), SLOPES(2), MASK(1, 300) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
 	{ "attention_wide_head", run_attention,
 	  { F(1, 3, 9, 300), F(1, 3, 9, 300), F(1, 3, 9, 300), SLOPES(3), NONE }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	/* grouped-query (4 query heads over 2 key/value heads) and multi-query
+	 * attention, without a position bias as the RoPE families run it */
+	{ "attention_gqa", run_attention,
+	  { F(4, 4, 7, 5), F(4, 2, 7, 5), F(4, 2, 7, 5), NONE, MASK(4, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_gqa_alibi", run_attention,
+	  { F(2, 4, 7, 5), F(2, 2, 7, 5), F(2, 2, 7, 5), SLOPES(4), MASK(2, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_gqa_plain", run_attention,
+	  { F(2, 6, 7, 5), F(2, 2, 7, 5), F(2, 2, 7, 5), NONE, NONE }, 1e-5, 3e-2, 0, 0, 0, false, 0, false },
+	{ "attention_mqa", run_attention,
+	  { F(4, 3, 7, 5), F(4, 1, 7, 5), F(4, 1, 7, 5), NONE, MASK(4, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_gqa_tq_lt_tk", run_attention,
+	  { F(2, 4, 3, 5), F(2, 2, 7, 5), F(2, 2, 7, 5), NONE, MASK(2, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_gqa_dropout", run_attention,
+	  { F(4, 4, 7, 5), F(4, 2, 7, 5), F(4, 2, 7, 5), NONE, MASK(4, 7) }, 1e-5, 3e-2, 1, 0, 0.2, true, 0, false },
+	{ "attention_heads_gqa_dropout", run_attention_heads,
+	  { F(2, 4, 7, 5), F(2, 2, 7, 5), F(2, 2, 7, 5), NONE, MASK(2, 7) }, 1e-5, 3e-2, 1, 1, 0.25, true, 0, false },
+	{ "attention_heads_mqa_dropout", run_attention_heads,
+	  { F(2, 3, 7, 5), F(2, 1, 7, 5), F(2, 1, 7, 5), SLOPES(3), MASK(2, 7) }, 1e-5, 3e-2, 1, 2, 0.25, true, 0, false },
+	{ "attention_gqa_long", run_attention,
+	  { F(1, 4, 150, 7), F(1, 2, 150, 7), F(1, 2, 150, 7), NONE, MASK(1, 150) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	/* the sliding window (ib keys), with the padding mask (full,
+	 * left-padded, a hole, empty), grouped heads, Tq < Tk, ALiBi, dropout,
+	 * tensor-parallel heads, and past the CPU's blocks of 64 query rows */
+	{ "attention_window", run_attention_window,
+	  { F(4, 4, 9, 4), F(4, 2, 9, 4), F(4, 2, 9, 4), NONE, MASK(4, 9) }, 1e-5, 3e-2, 0, 4, 0, false, 0, false },
+	{ "attention_window_mha", run_attention_window,
+	  { F(2, 3, 9, 5), F(2, 3, 9, 5), F(2, 3, 9, 5), NONE, NONE }, 1e-5, 3e-2, 0, 3, 0, false, 0, false },
+	{ "attention_window_one", run_attention_window,
+	  { F(2, 2, 6, 5), F(2, 1, 6, 5), F(2, 1, 6, 5), NONE, MASK(2, 6) }, 1e-5, 3e-2, 0, 1, 0, false, 0, false },
+	{ "attention_window_tq_lt_tk", run_attention_window,
+	  { F(4, 4, 3, 5), F(4, 2, 9, 5), F(4, 2, 9, 5), NONE, MASK(4, 9) }, 1e-5, 3e-2, 0, 4, 0, false, 0, false },
+	{ "attention_window_alibi", run_attention_window,
+	  { F(4, 2, 9, 5), F(4, 2, 9, 5), F(4, 2, 9, 5), SLOPES(2), MASK(4, 9) }, 1e-5, 3e-2, 0, 2, 0, false, 0, false },
+	{ "attention_window_dropout", run_attention_window,
+	  { F(4, 4, 9, 5), F(4, 1, 9, 5), F(4, 1, 9, 5), NONE, MASK(4, 9) }, 1e-5, 3e-2, 1, 4, 0.2, true, 0, false },
+	{ "attention_window_long", run_attention_window,
+	  { F(1, 4, 150, 7), F(1, 2, 150, 7), F(1, 2, 150, 7), NONE, MASK(1, 150) }, 1e-5, 3e-2, 0, 37, 0, false, 0, false },
+	{ "attention_window_wide", run_attention_window,
+	  { F(1, 2, 20, 5), F(1, 2, 20, 5), F(1, 2, 20, 5), NONE, NONE }, 1e-5, 3e-2, 0, 50, 0, false, 0, false },
 	{ "cross_entropy", run_cross_entropy, { FS(3, 3, 5, 11), TGT(11, 3, 5) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
 	{ "cross_entropy_all_ignored", run_cross_entropy, { F(3, 5, 11), TGT(0, 3, 5) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
 	{ "cross_entropy_wide", run_cross_entropy, { FS(3, 7, 1000), TGT(1000, 7) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
