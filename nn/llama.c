@@ -330,7 +330,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model
 		.pos_bias = AG_POS_BIAS_NONE, .causal = true, .key_mask = mask,
 		.dropout = c->attention_dropout,
 		.head_offset = hl * m->tp.rank, .n_head_total = c->n_head,
-		LLAMA_ATTN_WINDOW(c)
+		.window = c->sliding_window,
 	};
 	struct tensor *a = ag_attention(ctx, q, k, v, &ad);         /* (B, Hl, T, D) */
 	const int to_bthd[] = { 0, 2, 1, 3 };

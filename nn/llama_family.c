@@ -66,11 +66,6 @@ void llama_model_config(struct model_config *out, const struct llama_config *lc)
 
 /* ---- configuration ---- */
 
-static enum llama_variant variant_of(const struct model_config *cfg)
-{
-	return llama_config_of(cfg)->variant;
-}
-
 #define FAMILY_CONFIG_MAKE(fam, var)                                                     \
 	static void config_make_##fam(struct model_config *cfg, const struct model_sizes *s) \
 	{                                                                                \
