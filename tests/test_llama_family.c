@@ -534,3 +534,71 @@ TEST(llama_config_refusals_name_file_and_key)
 	CHECK(model_config_tp_validate(&c, 2, &err) == 0);
 	CHECK(model_config_tp_validate(&c, 4, &err) == -1 && strstr(err.msg, "num_key_value_heads"));
 }
+
+/* `hug generate` and `hug eval` on each fixture directory: the greedy ids
+ * of gen.0, and the loss of the reference's unpadded first row as the
+ * model interface computes it in-process. */
+TEST(llama_cli_generate_and_eval)
+{
+	const char *bin = getenv("HUG_BIN") ? getenv("HUG_BIN") : "build/bin/hug";
+	for (int f = 0; f < N_FIXTURES; f++) {
+		struct hug_error err = { 0 };
+		struct st_file ref;
+		struct arena a, step;
+		struct ag_ctx ctx;
+		struct model m = { 0 };
+		const char *dir = fixtures[f];
+		char cmd[2048], out[8192], ids[1024] = "", want[1024] = "";
+		REQUIRE(open_ref(dir, &ref));
+		arena_init(&a, "a", 0, NULL);
+		struct tensor *p = ref_load(&ref, dir, "gen.0.prompt", DT_I32, &a);
+		struct tensor *g = ref_load(&ref, dir, "gen.0.ids", DT_I32, &a);
+		struct tensor *in = ref_load(&ref, dir, "input_ids", DT_I32, &a);
+		REQUIRE(p && g && in);
+		size_t off = 0;
+		for (int64_t i = 0; i < p->shape[1]; i++)
+			off += (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%d", i ? "," : "",
+						((int32_t *)p->data)[i]);
+		off = 0;
+		for (int64_t i = p->shape[1]; i < g->shape[1]; i++)
+			off += (size_t)snprintf(want + off, sizeof(want) - off, "%s%d",
+						i > p->shape[1] ? "," : "", ((int32_t *)g->data)[i]);
+		snprintf(cmd, sizeof(cmd), "%s generate --model %s --prompt-ids %s --greedy --no-stop "
+			 "--max-new-tokens %lld", bin, dir, ids, (long long)(g->shape[1] - p->shape[1]));
+		CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
+		if (!strstr(out, want))
+			test_fail_at(__FILE__, __LINE__, "%s: hug generate gave %s, want %s", dir, out,
+				     want);
+
+		/* eval of row 0 (no padding) */
+		int64_t t = in->shape[1];
+		char *tmp = make_tmpdir(), path[512], json[1024];
+		off = (size_t)snprintf(json, sizeof(json), "[[");
+		for (int64_t i = 0; i < t; i++)
+			off += (size_t)snprintf(json + off, sizeof(json) - off, "%s%d", i ? ", " : "",
+						((int32_t *)in->data)[i]);
+		snprintf(json + off, sizeof(json) - off, "]]");
+		snprintf(path, sizeof(path), "%s/in.json", tmp);
+		test_write_file(path, json);
+		snprintf(cmd, sizeof(cmd), "%s eval --model %s --input %s", bin, dir, path);
+		CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
+		const char *l = strstr(out, "\"loss\": ");
+		double cli = l ? atof(l + 8) : NAN;
+		REQUIRE(hf_model_load(dir, DT_F32, false, &m, &err) == 0);
+		arena_init(&step, "step", 0, NULL);
+		ag_ctx_init(&ctx, &step);
+		struct tensor *row = ag_contiguous(&ctx, ag_slice(&ctx, in, 0, 0, 1));
+		struct tensor *loss = model_lm_loss(&ctx, model_forward(&ctx, &m, row, NULL), row);
+		REQUIRE(loss);
+		double want_loss = tensor_item(loss);
+		if (!(fabs(cli - want_loss) <= 1e-5 * fabs(want_loss)))
+			test_fail_at(__FILE__, __LINE__, "%s: hug eval loss %.9g, in-process %.9g (%s)",
+				     dir, cli, want_loss, out);
+		model_free(&m);
+		arena_free(&step);
+		rm_tree(tmp);
+		hug_free(tmp);
+		arena_free(&a);
+		st_close(&ref);
+	}
+}
