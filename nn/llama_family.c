@@ -271,7 +271,11 @@ static struct tensor *forward_cached(struct ag_ctx *ctx, const void *impl,
 	return llama_forward(ctx, impl, ids, mask, (struct llama_kv_cache *)kv);
 }
 
+/* PEFT's default target_modules for llama, qwen2, qwen3 and mistral */
+static const char *const lora_targets[] = { "q_proj", "v_proj", NULL };
+
 #define FAMILY_COMMON                                                                  \
+	.lora_targets = lora_targets,                                                 \
 	.impl_size = sizeof(struct llama_model),                                      \
 	.linears = linears,                                                           \
 	.n_linear = LLAMA_N_LINEAR,                                                   \

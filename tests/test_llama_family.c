@@ -23,6 +23,7 @@
 #include "../io/safetensors.h"
 #include "../nn/generate.h"
 #include "../nn/llama.h"
+#include "../peft/lora_model.h"
 #include "harness.h"
 
 static const char *const fixtures[] = {
@@ -601,4 +602,54 @@ TEST(llama_cli_generate_and_eval)
 		arena_free(&a);
 		st_close(&ref);
 	}
+}
+
+/* PEFT's default LoRA targets per family (q_proj and v_proj), the PEFT
+ * module names, and "all-linear" through the family's linear list. */
+TEST(llama_lora_default_targets_and_all_linear)
+{
+	struct model_config c;
+	struct hug_error err = { 0 };
+	const char *const fams[] = { "llama", "qwen2", "qwen3", "mistral" };
+	for (int i = 0; i < 4; i++) {
+		const struct model_family *f = model_family_find(fams[i]);
+		REQUIRE(f && f->lora_targets);
+		CHECK(!strcmp(f->lora_targets[0], "q_proj") && !strcmp(f->lora_targets[1], "v_proj") &&
+		      !f->lora_targets[2]);
+		CHECK(f->n_linear == 7 && !strcmp(f->linears[3].module, "o_proj") &&
+		      !strcmp(f->linears[6].path, "mlp.down_proj"));
+	}
+	REQUIRE(model_config_read("tests/fixtures/qwen3-tiny", &c, &err) == 0);
+	struct model_linear lin;
+	model_config_linear(&c, 1, LLAMA_K, &lin);
+	CHECK(!strcmp(lin.path, "model.layers.1.self_attn.k_proj") && lin.in == 32 &&
+	      lin.out == 2 * 12 && lin.split == MODEL_SPLIT_COLUMN);
+	model_config_linear(&c, 0, LLAMA_O, &lin);
+	CHECK(lin.in == 4 * 12 && lin.out == 32 && lin.split == MODEL_SPLIT_ROW);
+	/* every linear of a model is a registered parameter of that shape */
+	struct model m = { 0 };
+	REQUIRE(hf_model_load("tests/fixtures/qwen3-tiny", DT_F32, false, &m, &err) == 0);
+	for (int l = 0; l < 2; l++)
+		for (int k = 0; k < LLAMA_N_LINEAR; k++) {
+			char name[PARAM_NAME_MAX + 8];
+			model_linear(&m, l, k, &lin);
+			snprintf(name, sizeof(name), "%s.weight", lin.path);
+			struct param *p = param_table_find(model_params(&m), name);
+			CHECK(p && p->t == lin.weight && lin.weight->shape[0] == lin.out &&
+			      lin.weight->shape[1] == lin.in && lin.adapter && !*lin.adapter);
+		}
+	/* a LoRA config without targets takes the family's default */
+	struct lora_config lc;
+	struct lora_model lm;
+	lora_config_init(&lc);
+	REQUIRE(lora_model_init(&lm, &m, &lc, true, "", &err) == 0);
+	CHECK(lm.n == 2 * 2 && lm.cfg.n_targets == 2 && !strcmp(lm.cfg.targets[0], "q_proj") &&
+	      !strcmp(lm.cfg.targets[1], "v_proj"));
+	lora_model_free(&lm);
+	lora_config_set_targets(&lc, (const char *[]){ "all-linear" }, 1);
+	REQUIRE(lora_model_init(&lm, &m, &lc, true, "", &err) == 0);
+	CHECK(lm.n == 2 * LLAMA_N_LINEAR);
+	lora_model_free(&lm);
+	lora_config_free(&lc);
+	model_free(&m);
 }
