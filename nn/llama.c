@@ -295,8 +295,10 @@ static struct tensor *heads(struct ag_ctx *ctx, const struct llama_model *m,
 	int64_t b = x->shape[0], t = x->shape[1], d = m->cfg.head_dim;
 	const int to_bhtd[] = { 0, 2, 1, 3 };
 	x = ag_view(ctx, x, TENSOR_SHAPE(b, t, n, d));
+	/* the replicated norm weight sees only this rank's heads: f (identity
+	 * forward, all-reduce backward) sums its gradient over the group */
 	if (norm)
-		x = ag_rmsnorm(ctx, x, norm, m->cfg.rms_norm_eps);
+		x = ag_rmsnorm(ctx, x, ag_tp_copy(ctx, norm, m->tp.coll), m->cfg.rms_norm_eps);
 	x = ag_permute(ctx, x, to_bhtd);
 	return rotate ? ag_rope(ctx, x, pos, m->inv_freq) : x;
 }

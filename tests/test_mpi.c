@@ -54,6 +54,21 @@ TEST(mpi_tensor_parallel_matches_one_process_on_fixtures)
 	CHECK(mpirun(2, "tp_random") == 0);
 }
 
+/* The Llama-style families under tensor parallelism: grouped key/value
+ * heads split over the ranks (6/2 heads, 4/2 with QK-norm, 4/4 with
+ * biases and a tied lm_head, Mistral's window). */
+TEST(mpi_tensor_parallel_llama_families)
+{
+	if (!can_run())
+		SKIP("no MPI build, mpirun or HUG_MPI_TESTS (run through make test)");
+	printf("\n");
+	CHECK(mpirun(2, "tp_family tests/fixtures/llama-tiny-a") == 0);
+	CHECK(mpirun(2, "tp_family tests/fixtures/llama-tiny-b") == 0);
+	CHECK(mpirun(4, "tp_family tests/fixtures/llama-tiny-b") == 0);
+	CHECK(mpirun(2, "tp_family tests/fixtures/qwen3-tiny") == 0);
+	CHECK(mpirun(2, "tp_family tests/fixtures/mistral-tiny") == 0);
+}
+
 /* ---- hug train under mpirun against one process ---- */
 
 #include "../base/alloc.h"
