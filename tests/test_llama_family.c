@@ -384,6 +384,18 @@ static void rm_tree(const char *dir)
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Removes the line of text holding `key` (in place). */
+static void drop_line(char *text, const char *key)
+{
+	char *k = strstr(text, key);
+	if (!k)
+		return;
+	char *start = k, *end = strchr(k, '\n');
+	while (start > text && start[-1] != '\n')
+		start--;
+	memmove(start, end ? end + 1 : k + strlen(k), strlen(end ? end + 1 : k + strlen(k)) + 1);
+}
+
 /* Both spellings read the same; the config written back holds every key
  * of transformers' config.json with its value (transformers_version
  * aside), and reads back equal. */
@@ -422,6 +434,21 @@ TEST(llama_config_spellings_and_round_trip)
 		}
 		cJSON_Delete(want);
 		cJSON_Delete(got);
+		/* and the text itself: transformers' layout, number by number
+		 * (without transformers_version, which hug does not write, and
+		 * torch_dtype, which it adds for transformers 4) */
+		snprintf(path, sizeof(path), "%s/config.json", dir);
+		char *wt = test_read_file(path, NULL);
+		snprintf(path, sizeof(path), "%s/config.json", tmp);
+		char *gt = test_read_file(path, NULL);
+		REQUIRE(wt && gt);
+		drop_line(wt, "\"transformers_version\"");
+		drop_line(gt, "\"torch_dtype\"");
+		if (strcmp(wt, gt))
+			test_fail_at(__FILE__, __LINE__, "%s: config.json as hug writes it:\n%s\n"
+				     "as transformers writes it:\n%s", base_name(dir), gt, wt);
+		hug_free(wt);
+		hug_free(gt);
 		rm_tree(tmp);
 		hug_free(tmp);
 	}
@@ -729,4 +756,28 @@ TEST(llama_families_train_from_recipe)
 	}
 	recipe_free(&r);
 	train_fixture_rmtree(dir);
+}
+
+/* Floats in config.json as Python's json.dumps writes them (rope_theta
+ * 1000000.0, not 1e+06). */
+TEST(llama_config_floats_as_python_writes_them)
+{
+	static const struct {
+		double v;
+		const char *py;
+	} cases[] = {
+		{ 0.0, "0.0" },           { 1e-05, "1e-05" },     { 1e-06, "1e-06" },
+		{ 0.02, "0.02" },         { 0.0001, "0.0001" },   { 1000000.0, "1000000.0" },
+		{ 500000.0, "500000.0" }, { 10000.0, "10000.0" }, { 1e16, "1e+16" },
+		{ 123.456, "123.456" },   { -2.5, "-2.5" },       { 1.5e-07, "1.5e-07" },
+		{ 8.0, "8.0" },           { 9999999999999998.0, "9999999999999998.0" },
+		{ 0.1, "0.1" },           { 1.0 / 3.0, "0.3333333333333333" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[64];
+		hug_json_double(cases[i].v, buf, sizeof(buf));
+		if (strcmp(buf, cases[i].py))
+			test_fail_at(__FILE__, __LINE__, "%.17g: got %s, Python writes %s", cases[i].v,
+				     buf, cases[i].py);
+	}
 }
