@@ -255,23 +255,6 @@ TEST(cuda_backend_table_complete)
 	CHECK(ag_cuda_backend.optim_update && ag_cuda_backend.sum_squares);
 }
 
-/* Grouped key/value heads (Hkv < H) are not implemented on CUDA yet: the
- * op says so instead of computing something else. */
-TEST(cuda_attention_grouped_kv_refused)
-{
-	CUDA_TEST_BEGIN();
-	struct arena dev;
-	struct ag_ctx ctx;
-	arena_init(&dev, "dev", 0, hug_cuda_allocator());
-	ag_ctx_init(&ctx, &dev);
-	struct tensor *q = tensor_new(&dev, DT_F32, TENSOR_SHAPE(1, 4, 3, 2));
-	struct tensor *kv = tensor_new(&dev, DT_F32, TENSOR_SHAPE(1, 2, 3, 2));
-	CHECK(!ag_attention(&ctx, q, kv, kv, &(struct ag_attn_desc){ .causal = true }));
-	CHECK(strstr(ctx.err.msg, "grouped-query attention") != NULL);
-	CHECK(strstr(ctx.err.msg, "cuda") != NULL);
-	arena_free(&dev);
-}
-
 /* ---- range checks of ids and targets on the device ---- */
 
 /* Two ranks in name only: the all-reduce does nothing, enough for the op
