@@ -14,8 +14,11 @@
  * probabilities, accumulated gradients). Per-op bf16 tolerances:
  *   exact (0): casts whose results are representable, embedding forward
  *   1e-2: element-wise ops, reductions, matmul/linear, embedding backward,
- *         softmax, GeLU, dropout, one rounding of each result
- *   2e-2: layer norm, cross-entropy (a bf16 loss; gradients from a bf16 x)
+ *         softmax, GeLU, dropout, SiLU, SwiGLU, RoPE, one rounding of each
+ *         result (two in SwiGLU's forward: silu(gate) is rounded first)
+ *   2e-2: layer norm, RMSNorm (its normalised value is rounded before the
+ *         weight multiplies it), cross-entropy (a bf16 loss; gradients
+ *         from a bf16 x)
  *   3e-2: attention (scores, probabilities, dP and dS are stored in bf16
  *         between its GEMMs, as in transformers' bf16 BLOOM)
  * f32 runs are held to 1e-5 (the issue's contract), and to 0 where the GPU
