@@ -2,14 +2,10 @@
  * mistral) on the GPU, through the model interface: each family fixture
  * (tests/fixtures/{llama-tiny-a,...}) moved to the device in f32, its
  * logits, loss and every parameter gradient against transformers' values
- * with the CPU test's tolerances (1e-5, 1e-5, 1e-4 relative), and greedy
- * generation on the device equal to transformers' 32 tokens.
- *
- * The CUDA attention does not yet compute grouped-query heads or the
- * sliding window (autograd/cuda/attention.cu refuses them with an op
- * error); a fixture that needs them is reported as refused, naming the
- * op's message, and every other fixture must match. Without a GPU (or the
- * emulator) the test reports itself skipped. */
+ * with the CPU test's tolerances (1e-5, 1e-5, 1e-4 relative), greedy
+ * generation on the device equal to transformers' 32 tokens, and the bf16
+ * cast view against the same references with loose tolerances. Without a
+ * GPU (or the emulator) the tests report themselves skipped. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,13 +64,6 @@ static double compare_dev(const char *dir, const char *what, const struct tensor
 	return err;
 }
 
-/* Whether the op error is the CUDA attention's refusal of what it does not
- * compute yet (grouped-query heads, the window). */
-static bool attention_refusal(const char *msg)
-{
-	return strstr(msg, "attention") && (strstr(msg, "CUDA") || strstr(msg, "cuda"));
-}
-
 static void gpu_fixture(const char *dir)
 {
 	struct hug_error err = { 0 };
@@ -111,12 +100,8 @@ static void gpu_fixture(const char *dir)
 									   DT_I32));
 	if (loss)
 		ag_backward(&ctx, loss);
-	struct model_dims d = model_dims(&hm);
 	if (ag_failed(&ctx)) {
-		if (attention_refusal(ctx.err.msg) && d.n_kv_head < d.n_head)
-			printf("\n    %s: refused by the CUDA attention (%s)", dir, ctx.err.msg);
-		else
-			test_fail_at(__FILE__, __LINE__, "%s (cuda f32): %s", dir, ctx.err.msg);
+		test_fail_at(__FILE__, __LINE__, "%s (cuda f32): %s", dir, ctx.err.msg);
 		goto out;
 	}
 	double el = compare_dev(dir, "logits", logits, want_logits, 1e-5);
@@ -161,6 +146,79 @@ out:
 	model_free(&hm);
 }
 
+/* bf16 mixed precision (model_cast: f32 masters cast to bf16 on the tape)
+ * against transformers' f64 values: a smoke test of the families' cast
+ * view. Tolerances (max|diff| / max|ref|): logits 5e-2, loss 2e-2, master
+ * gradients 1e-1. BLOOM's bf16 test holds logits to 3e-2 on a model
+ * initialised at std 0.02; these fixtures' weights are std 0.2 with norm
+ * weights near 1, so activations are larger and the bf16 roundings (2^-9
+ * each, through RMSNorm, rope, SwiGLU and attention in two layers) reach
+ * 2.0e-2 .. 3.5e-2 on the emulator (measured). */
+static void gpu_fixture_bf16(const char *dir)
+{
+	struct hug_error err = { 0 };
+	struct model hm = { 0 }, dm = { 0 }, view = { 0 };
+	struct st_file ref = { 0 };
+	struct arena host, inputs, step;
+	char path[512], key[PARAM_NAME_MAX + 8];
+	REQUIRE(hf_model_load(dir, DT_F32, false, &hm, &err) == 0);
+	model_to_device(&dm, &hm, hug_cuda_allocator(), true);
+	arena_init(&host, "host", 0, NULL);
+	arena_init(&inputs, "inputs", 0, hug_cuda_allocator());
+	arena_init(&step, "step", 0, hug_cuda_allocator());
+	snprintf(path, sizeof(path), "%s/reference.safetensors", dir);
+	REQUIRE(st_open(&ref, path, &err) == 0);
+	struct tensor *ids = ref_tensor(&ref, &host, "input_ids", DT_I32, dir);
+	struct tensor *mask = ref_tensor(&ref, &host, "attention_mask", DT_I32, dir);
+	struct tensor *labels = ref_tensor(&ref, &host, "labels", DT_I32, dir);
+	struct tensor *want_logits = ref_tensor(&ref, &host, "logits", DT_F64, dir);
+	struct tensor *want_loss = ref_tensor(&ref, &host, "loss", DT_F64, dir);
+	REQUIRE(ids && mask && labels && want_logits && want_loss);
+	struct ag_ctx ctx;
+	ag_ctx_init(&ctx, &step);
+	ctx.training = false;
+	REQUIRE(model_cast(&ctx, &dm, DT_BF16, &view));
+	struct tensor *logits = model_forward(&ctx, &view, cuda_test_upload(&inputs, ids, DT_I32),
+					      cuda_test_upload(&inputs, mask, DT_I32));
+	struct tensor *loss = model_lm_loss(&ctx, logits, cuda_test_upload(&inputs, labels,
+									   DT_I32));
+	if (loss)
+		ag_backward(&ctx, loss);
+	if (ag_failed(&ctx)) {
+		test_fail_at(__FILE__, __LINE__, "%s (cuda bf16): %s", dir, ctx.err.msg);
+	} else {
+		CHECK(logits->dtype == DT_BF16 && loss->dtype == DT_F32);
+		double el = compare_dev(dir, "bf16 logits", logits, want_logits, 5e-2);
+		double eloss = compare_dev(dir, "bf16 loss", loss, want_loss, 2e-2), eg = 0;
+		struct param_table *pt = model_params(&dm);
+		for (int i = 0; i < pt->n; i++) {
+			snprintf(key, sizeof(key), "grad.%s", pt->items[i].name);
+			struct tensor *want = ref_tensor(&ref, &host, key, DT_F64, dir);
+			if (want) {
+				double e = compare_dev(dir, key, pt->items[i].t->grad, want, 1e-1);
+				eg = e > eg ? e : eg;
+			}
+		}
+		printf("\n    %s cuda bf16: logits %.2e, loss %.2e, master grads %.2e", dir, el,
+		       eloss, eg);
+	}
+	st_close(&ref);
+	arena_free(&step);
+	arena_free(&inputs);
+	arena_free(&host);
+	model_view_free(&view);
+	model_free(&dm);
+	model_free(&hm);
+}
+
+TEST(cuda_llama_family_bf16_mixed_precision)
+{
+	CUDA_TEST_BEGIN();
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++)
+		gpu_fixture_bf16(fixtures[i]);
+	printf("\n    ");
+}
+
 TEST(cuda_llama_family_fixtures_f32)
 {
 	CUDA_TEST_BEGIN();
@@ -172,6 +230,11 @@ TEST(cuda_llama_family_fixtures_f32)
 #else
 
 TEST(cuda_llama_family_fixtures_f32)
+{
+	CUDA_TEST_BEGIN();
+}
+
+TEST(cuda_llama_family_bf16_mixed_precision)
 {
 	CUDA_TEST_BEGIN();
 }
