@@ -694,10 +694,22 @@ TEST(llama_families_train_from_recipe)
 	struct hug_error err = { 0 };
 	char path[512];
 	snprintf(path, sizeof(path), "%s/recipe.json", dir);
-	REQUIRE(train_fixture_recipe_in(dir, ", \"arch\": \"qwen3\"", ", \"steps\": 60", NULL) == 0);
+	/* a BLOOM recipe refuses the Llama-style settings */
+	REQUIRE(train_fixture_recipe_in(dir, ", \"num_key_value_heads\": 2", ", \"steps\": 60",
+					NULL) == 0);
 	struct recipe r;
+	CHECK(recipe_load(path, NULL, 0, 1, &r, &err) == -1);
+	CHECK(strstr(err.msg, "model.num_key_value_heads: not a setting of model.arch \"bloom\""));
+	hug_error_clear(&err);
+	REQUIRE(train_fixture_recipe_in(dir, ", \"arch\": \"qwen3\", \"num_key_value_heads\": 2, "
+					"\"head_dim\": 12, \"intermediate_size\": 48, "
+					"\"tie_word_embeddings\": false, \"rope_theta\": 1e6",
+					", \"steps\": 60", NULL) == 0);
 	REQUIRE(recipe_load(path, NULL, 0, 1, &r, &err) == 0);
 	CHECK(!strcmp(r.model.family->name, "qwen3"));
+	CHECK(r.model.dims.n_kv_head == 2 && r.model.dims.head_dim == 12 &&
+	      r.model.dims.intermediate_size == 48 && !r.model.dims.tie_word_embeddings &&
+	      llama_config_of(&r.model)->rope.theta == 1e6);
 	struct trainer t;
 	REQUIRE(trainer_init(&t, &r, &err) == 0);
 	double first = 0, last = 0;
