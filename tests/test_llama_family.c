@@ -793,3 +793,43 @@ TEST(llama_config_floats_as_python_writes_them)
 				     buf, cases[i].py);
 	}
 }
+
+/* Forward and backward of the padded batch (pad ids included, so the
+ * embedding's pad row path runs) allocate nothing from the second step on:
+ * positions, masks and the pad-row rows live in the step arena. */
+TEST(llama_training_steps_allocate_nothing_after_the_first)
+{
+	for (int f = 0; f < N_FIXTURES; f++) {
+		struct hug_error err = { 0 };
+		struct model m = { 0 };
+		struct st_file ref;
+		struct arena in, step;
+		struct ag_ctx ctx;
+		REQUIRE(hf_model_load(fixtures[f], DT_F32, true, &m, &err) == 0);
+		REQUIRE(open_ref(fixtures[f], &ref));
+		arena_init(&in, "in", 0, NULL);
+		arena_init(&step, "step", 0, NULL);
+		ag_ctx_init(&ctx, &step);
+		struct tensor *ids = ref_load(&ref, fixtures[f], "input_ids", DT_I32, &in);
+		struct tensor *mask = ref_load(&ref, fixtures[f], "attention_mask", DT_I32, &in);
+		struct tensor *labels = ref_load(&ref, fixtures[f], "labels", DT_I32, &in);
+		REQUIRE(ids && mask && labels);
+		uint64_t before = 0;
+		for (int s = 0; s < 3; s++) {
+			if (s == 2)
+				before = hug_alloc_count();
+			struct tensor *loss = model_lm_loss(&ctx, model_forward(&ctx, &m, ids, mask),
+							    labels);
+			REQUIRE(loss && ag_backward(&ctx, loss) == 0);
+			ag_ctx_reset(&ctx);
+		}
+		if (hug_alloc_count() != before)
+			test_fail_at(__FILE__, __LINE__, "%s: step 3 made %llu allocations",
+				     base_name(fixtures[f]),
+				     (unsigned long long)(hug_alloc_count() - before));
+		st_close(&ref);
+		arena_free(&step);
+		arena_free(&in);
+		model_free(&m);
+	}
+}
