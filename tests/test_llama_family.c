@@ -833,3 +833,40 @@ TEST(llama_training_steps_allocate_nothing_after_the_first)
 		model_free(&m);
 	}
 }
+
+/* A tied model's file may hold lm_head.weight too (a copy of the
+ * embedding, as some published checkpoints do): it loads, skipping the
+ * copy; `hug info` counts it as ignored. An untied model loads its own. */
+TEST(llama_tied_checkpoint_with_lm_head_copy_loads)
+{
+	struct hug_error err = { 0 };
+	struct model m = { 0 }, b = { 0 };
+	REQUIRE(hf_model_load("tests/fixtures/llama-tiny-b", DT_F32, false, &m, &err) == 0);
+	REQUIRE(model_dims(&m).tie_word_embeddings);
+	char *tmp = make_tmpdir(), path[512], cmd[1024], out[4096];
+	struct model_config cfg;
+	model_config_of(&m, &cfg);
+	REQUIRE(model_config_write(&cfg, DT_F32, tmp, &err) == 0);
+	struct st_writer *w = st_writer_new();
+	struct param_table *pt = model_params(&m);
+	for (int i = 0; i < pt->n; i++)
+		st_writer_add(w, pt->items[i].name, pt->items[i].t, DT_F32);
+	st_writer_add(w, "lm_head.weight", param_table_find(pt, "model.embed_tokens.weight")->t,
+		      DT_F32);
+	snprintf(path, sizeof(path), "%s/model.safetensors", tmp);
+	REQUIRE(st_writer_write(w, path, &err) == 0);
+	st_writer_free(w);
+	if (hf_model_load(tmp, DT_F32, false, &b, &err))
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+	else
+		CHECK(model_params(&b)->n == pt->n);
+	const char *bin = getenv("HUG_BIN") ? getenv("HUG_BIN") : "build/bin/hug";
+	snprintf(cmd, sizeof(cmd), "%s info %s", bin, tmp);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
+	CHECK(strstr(out, "lm_head.weight, tied to the embeddings and ignored") &&
+	      strstr(out, "matching the config"));
+	model_free(&b);
+	model_free(&m);
+	rm_tree(tmp);
+	hug_free(tmp);
+}
