@@ -475,6 +475,32 @@ TEST(llama_save_load_round_trip)
 				      !memcmp(pa->items[i].t->data, pb->items[i].t->data,
 					      tensor_nbytes(pa->items[i].t)));
 		}
+		/* bf16 and f16 on disk: every value within its rounding */
+		const enum dtype disk[2] = { DT_BF16, DT_F16 };
+		const double ulp[2] = { 1.0 / 256, 1.0 / 2048 };
+		for (int d = 0; d < 2; d++) {
+			struct model c = { 0 };
+			snprintf(out, sizeof(out), "%s/m%d", tmp, d);
+			REQUIRE(hf_model_save(&a, out, disk[d], 0, &err) == 0);
+			if (hf_model_load(out, DT_F32, false, &c, &err)) {
+				test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+				continue;
+			}
+			struct param_table *pa = model_params(&a), *pc = model_params(&c);
+			double worst = 0;
+			for (int i = 0; i < pa->n; i++) {
+				int64_t n = tensor_numel(pa->items[i].t);
+				const float *x = pa->items[i].t->data, *y = pc->items[i].t->data;
+				for (int64_t k = 0; k < n; k++)
+					worst = fmax(worst, fabs(x[k] - y[k]) /
+							   fmax(fabs(x[k]), 6.103515625e-05)); /* f16's
+							   smallest normal: subnormals are absolute */
+			}
+			if (!(worst <= ulp[d]))
+				test_fail_at(__FILE__, __LINE__, "%s: %s on disk: error %.3g", fixtures[f],
+					     dtype_name(disk[d]), worst);
+			model_free(&c);
+		}
 		model_free(&a);
 		model_free(&b);
 		rm_tree(tmp);
