@@ -577,6 +577,10 @@ TEST(llama_config_refusals_name_file_and_key)
 		 "\"factor\": 8.0}");
 	CHECK(read_json(j, &c, &err) == -1);
 	CHECK(strstr(err.msg, "config.json: rope_scaling.low_freq_factor"));
+	snprintf(j, sizeof(j), base, "llama", ", \"rope_parameters\": {\"rope_type\": \"default\", "
+		 "\"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.5}");
+	CHECK(read_json(j, &c, &err) == -1);
+	CHECK(strstr(err.msg, "config.json: rope_parameters.partial_rotary_factor"));
 	/* Llama 3.1 Instruct's list of eos ids: the first is kept */
 	snprintf(j, sizeof(j), base, "llama", ", \"eos_token_id\": [128001, 128008]");
 	REQUIRE(read_json(j, &c, &err) == 0);
