@@ -25,7 +25,8 @@
 /* Model fixtures with a training reference; a family hug does not know
  * yet fails to load (and fails the test). */
 static const char *const train_fixtures[] = {
-	"bloom-tiny-a",
+	"bloom-tiny-a", "llama-tiny-a", "llama-tiny-b", "qwen2-tiny", "qwen3-tiny",
+	"mistral-tiny",
 };
 
 static const double STEP_TOL = 1e-5, DELTA_TOL = 1e-5;
