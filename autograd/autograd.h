@@ -137,6 +137,9 @@ struct ag_attn_desc {
 	enum ag_pos_bias pos_bias;
 	struct tensor *slopes;    /* (H), q's dtype: AG_POS_BIAS_ALIBI only, else NULL */
 	bool causal;              /* query i sees keys j <= Tk - Tq + i */
+	int64_t window;           /* sliding window (needs causal), 0: none:
+				     query i sees key j only if
+				     0 <= (Tk - Tq + i) - j < window */
 	struct tensor *key_mask;  /* (B, Tk) i32, 1 keep / 0 padding, or NULL */
 	double dropout;           /* p in [0, 1) on the probabilities when
 				     ctx->training (masks as ag_dropout's) */
@@ -147,16 +150,21 @@ struct ag_attn_desc {
 
 /* Fused self-attention. q (B, H, Tq, D), k and v (B, Hkv, Tk, D) with
  * Tq <= Tk and H a multiple of Hkv (query head h reads key/value head
- * h / (H / Hkv): grouped-query attention; Hkv == H is multi-head, and
- * Hkv < H is computed on the CPU only so far: on CUDA it is an op error).
+ * h / (H / Hkv): grouped-query attention, multi-query at Hkv == 1,
+ * multi-head at Hkv == H; the k and v gradients sum over each group).
  * Any strides with a unit stride on D and a stride on T of at least D
  * (views into a fused QKV buffer need no copy; other layouts are copied).
  * Scores s_ij = scale * q_i . k_j (+ slope_h * pos_j with ALiBi), scale
- * 1/sqrt(D), masked where the causal rule or key_mask[b, j] == 0 hides
- * key j; softmax in the tensor's float type; out_i = sum_j p_ij v_j.
- * pos_j counts the kept keys before j (j itself without a key mask), so
- * positions skip padding as Hugging Face's BLOOM computes them. A query
- * row whose keys are all masked gives zeros. -> (B, H, Tq, D) contiguous. */
+ * 1/sqrt(D), masked where the causal rule, the sliding window or
+ * key_mask[b, j] == 0 hides key j; softmax in the tensor's float type;
+ * out_i = sum_j p_ij v_j. pos_j counts the kept keys before j (j itself
+ * without a key mask), so positions skip padding as Hugging Face's BLOOM
+ * computes them. The window counts raw key indices, padding included
+ * (transformers' sliding_window_causal_mask_function on cache positions:
+ * kv_idx <= q_idx and kv_idx > q_idx - sliding_window, with q_idx =
+ * Tk - Tq + i); window < 0, or a window without causal, is an op error.
+ * A query row whose keys are all masked gives zeros. -> (B, H, Tq, D)
+ * contiguous. */
 struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
 			    struct tensor *v, const struct ag_attn_desc *desc);
 /* Mean cross-entropy of logits (..., V) against targets (...) i32, skipping
@@ -165,6 +173,41 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
  * bf16 logits (the loss of mixed precision), else in the logits' dtype. */
 struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
 				struct tensor *targets, int32_t ignore_index);
+
+/* ---- the layers of the Llama families (Llama, Qwen2, Qwen3, Mistral) ---- */
+
+/* RMSNorm over the last dim: y = x / sqrt(mean(x^2) + eps) * w, eps > 0.
+ * x (..., C) of any float dtype the device computes in, any strides (a
+ * strided x is copied to a contiguous one first, recorded); w (C) of x's
+ * dtype, or NULL for no weight. The sum of squares accumulates in double
+ * on every backend; the saved 1/rms (rows) is in x's dtype (f32 for bf16).
+ * bf16: the normalised value is rounded to bf16, then
+ * multiplied by w (transformers' LlamaRMSNorm: weight *
+ * hidden.to(input_dtype)). -> (..., C) contiguous. Gradients for x and w
+ * (the bf16 rounding of the normalised value counts as the identity). */
+struct tensor *ag_rmsnorm(struct ag_ctx *ctx, struct tensor *x, struct tensor *w, double eps);
+/* Rotary position embedding, Hugging Face's rotate_half convention: with
+ * D2 = D/2, for i < D2 the pair (x[i], x[i+D2]) is rotated by the angle
+ * a_i = pos[b,t] * inv_freq[i]:
+ *   y[i] = x[i] cos a_i - x[i+D2] sin a_i ;  y[i+D2] = x[i+D2] cos a_i + x[i] sin a_i.
+ * x (B, H, T, D), D even, with any strides that have a unit stride on D
+ * (views into a fused or projected buffer need no copy; other layouts are
+ * copied); pos (B, T) i32 position ids (the caller's: they follow padding
+ * and packed documents); inv_freq (D/2) DT_F64 always (rope scaling is the
+ * caller's). Angles, cos and sin in f64 for f64 x; in f32 for f32 and bf16
+ * x, from inv_freq rounded to f32 and the position as an f32, as
+ * transformers computes them. -> (B, H, T, D) contiguous. Gradient for x
+ * only (the rotation by -a). */
+struct tensor *ag_rope(struct ag_ctx *ctx, struct tensor *x, struct tensor *pos,
+		       struct tensor *inv_freq);
+/* SiLU: y = x * sigmoid(x), elementwise. -> contiguous, x's shape. */
+struct tensor *ag_silu(struct ag_ctx *ctx, struct tensor *x);
+/* The gated MLP activation (SwiGLU), fused: y = silu(gate) * up, gate and
+ * up of the same shape and dtype (any strides: copied when not
+ * contiguous). bf16: silu(gate) is rounded to bf16 before the product, as
+ * transformers' act_fn(gate_proj(x)) * up_proj(x) does. -> contiguous.
+ * Gradients for both. */
+struct tensor *ag_swiglu(struct ag_ctx *ctx, struct tensor *gate, struct tensor *up);
 
 /* ---- tensor parallelism (Megatron) ---- */
 

@@ -47,10 +47,12 @@ union ag_params {
 	struct { int perm[TENSOR_MAX_DIMS]; } permute;
 	struct { int dim; int64_t start; } slice;
 	struct { double eps; } layernorm;
+	struct { double eps; } rmsnorm;
 	struct { double p; uint64_t seed, offset; } dropout;
 	struct {
 		double scale;
 		bool causal;
+		int64_t window;           /* sliding window, 0: none (causal only) */
 		bool alibi;               /* in[3] holds the slopes (H) */
 		int64_t group;            /* query heads per key/value head (H / Hkv) */
 		double p;                 /* dropout on the probabilities */

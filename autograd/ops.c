@@ -686,6 +686,10 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 		return NULL;
 	if (!(p >= 0.0 && p < 1.0))
 		return op_fail(ctx, op, "dropout p must be in [0, 1), got %g", p);
+	if (ad->window < 0 || (ad->window && !ad->causal))
+		return op_fail(ctx, op, "the sliding window must be >= 0 and needs causal "
+			       "attention: window %lld with causal %s",
+			       (long long)ad->window, ad->causal ? "true" : "false");
 	if (q && (head_offset < 0 || head_offset + q->shape[1] > n_head_total))
 		return op_fail(ctx, op, "heads [%lld, %lld) are outside the %lld heads",
 			       (long long)head_offset, (long long)(head_offset + q->shape[1]),
@@ -700,10 +704,12 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 		return op_fail(ctx, op, "the head size D must be at least 1: q is %s",
 			       desc(q, d0));
 	int64_t b = q->shape[0], h = q->shape[1], tq = q->shape[2], tk = k->shape[2];
-	if (k->shape[1] != h && ctx_device(ctx) != DEV_CPU)
+	if ((k->shape[1] != h || ad->window) && ctx_device(ctx) != DEV_CPU)
 		return op_fail(ctx, op, "grouped-query attention (%lld query heads over %lld "
-			       "key/value heads) is not implemented on %s yet (only on the cpu)",
-			       (long long)h, (long long)k->shape[1], device_name(ctx_device(ctx)));
+			       "key/value heads) and the sliding window (%lld) are not "
+			       "implemented on %s yet (only on the cpu)",
+			       (long long)h, (long long)k->shape[1], (long long)ad->window,
+			       device_name(ctx_device(ctx)));
 	if (slopes && (slopes->ndim != 1 || slopes->shape[0] != h))
 		return op_fail(ctx, op, "slopes must be (H) = (%lld), got %s",
 			       (long long)h, desc(slopes, d0));
@@ -726,6 +732,7 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 	n->saved[0] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tq, tk));
 	n->p.attention.scale = 1.0 / sqrt((double)q->shape[3]);
 	n->p.attention.causal = ad->causal;
+	n->p.attention.window = ad->window;
 	n->p.attention.alibi = slopes != NULL;
 	n->p.attention.group = h / k->shape[1];
 	n->p.attention.head_offset = head_offset;
@@ -792,6 +799,95 @@ struct tensor *ag_cross_entropy_shard(struct ag_ctx *ctx, struct tensor *logits,
 		n->p.cross_entropy.coll = coll;
 		n->saved[1] = tensor_new(ctx->step, stat_dtype(logits->dtype), 1, &rows); /* target logit (N) */
 	}
+	return op_finish(ctx, n);
+}
+
+/* ------------------------------------------- Llama-family layers */
+
+struct tensor *ag_rmsnorm(struct ag_ctx *ctx, struct tensor *x, struct tensor *w, double eps)
+{
+	const enum ag_op op = AG_OP_RMSNORM;
+	struct tensor *in[] = { x, w };
+	char d0[DESC], d1[DESC];
+	if (!op_begin(ctx, op, 2, in, (const char *[]){ "x", "w" }, 2u) ||
+	    !need_math_dtype(ctx, op, "x", x) || (w && !same_dtype(ctx, op, "x", x, "w", w)))
+		return NULL;
+	if (x->ndim < 1)
+		return op_fail(ctx, op, "x must be (..., C), got %s", desc(x, d0));
+	int64_t c = x->shape[x->ndim - 1];
+	if (w && (w->ndim != 1 || w->shape[0] != c))
+		return op_fail(ctx, op, "w must be (C) for x (..., C): x is %s, w is %s",
+			       desc(x, d0), desc(w, d1));
+	if (!(eps > 0) || !isfinite(eps))
+		return op_fail(ctx, op, "eps must be a finite number > 0, got %g", eps);
+	x = contig(ctx, x);
+	if (w)
+		w = contig(ctx, w);
+	if (ctx->err.set)
+		return NULL;
+	struct ag_node *n = node_new(ctx, op, 2, (struct tensor *[]){ x, w });
+	int64_t rows = c ? tensor_numel(x) / c : 0;
+	n->out = tensor_new_like(ctx->step, x);
+	n->saved[0] = tensor_new(ctx->step, stat_dtype(x->dtype), 1, &rows); /* 1/rms (R) */
+	n->p.rmsnorm.eps = eps;
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_rope(struct ag_ctx *ctx, struct tensor *x, struct tensor *pos,
+		       struct tensor *inv_freq)
+{
+	const enum ag_op op = AG_OP_ROPE;
+	struct tensor *in[] = { x, pos, inv_freq };
+	char d0[DESC], d1[DESC], d2[DESC];
+	if (!op_begin(ctx, op, 3, in, (const char *[]){ "x", "pos", "inv_freq" }, 0) ||
+	    !need_math_dtype(ctx, op, "x", x) || !need_i32(ctx, op, "pos", pos))
+		return NULL;
+	if (inv_freq->dtype != DT_F64)
+		return op_fail(ctx, op, "inv_freq must be f64 (whatever x's dtype), got %s",
+			       desc(inv_freq, d0));
+	if (x->ndim != 4 || x->shape[3] % 2 || pos->ndim != 2 ||
+	    pos->shape[0] != x->shape[0] || pos->shape[1] != x->shape[2] ||
+	    inv_freq->ndim != 1 || inv_freq->shape[0] != x->shape[3] / 2)
+		return op_fail(ctx, op, "x must be (B, H, T, D) with D even, pos (B, T) and "
+			       "inv_freq (D/2): x is %s, pos is %s, inv_freq is %s",
+			       desc(x, d0), desc(pos, d1), desc(inv_freq, d2));
+	if (x->stride[3] != 1 && x->shape[3] > 1)
+		x = ag_contiguous(ctx, x);
+	pos = contig(ctx, pos);
+	inv_freq = contig(ctx, inv_freq);
+	if (ctx->err.set)
+		return NULL;
+	struct ag_node *n = node_new(ctx, op, 3, (struct tensor *[]){ x, pos, inv_freq });
+	n->out = tensor_new(ctx->step, x->dtype, 4, x->shape);
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_silu(struct ag_ctx *ctx, struct tensor *x)
+{
+	struct ag_node *n;
+	if (!unary_same_shape(ctx, AG_OP_SILU, x, &n))
+		return NULL;
+	return op_finish(ctx, n);
+}
+
+struct tensor *ag_swiglu(struct ag_ctx *ctx, struct tensor *gate, struct tensor *up)
+{
+	const enum ag_op op = AG_OP_SWIGLU;
+	struct tensor *in[] = { gate, up };
+	char d0[DESC], d1[DESC];
+	if (!op_begin(ctx, op, 2, in, (const char *[]){ "gate", "up" }, 0) ||
+	    !need_math_dtype(ctx, op, "gate", gate) ||
+	    !same_dtype(ctx, op, "gate", gate, "up", up))
+		return NULL;
+	if (!tensor_same_shape(gate, up))
+		return op_fail(ctx, op, "gate and up must have the same shape: gate is %s, up is %s",
+			       desc(gate, d0), desc(up, d1));
+	gate = contig(ctx, gate);
+	up = contig(ctx, up);
+	if (ctx->err.set)
+		return NULL;
+	struct ag_node *n = node_new(ctx, op, 2, (struct tensor *[]){ gate, up });
+	n->out = tensor_new_like(ctx->step, gate);
 	return op_finish(ctx, n);
 }
 

@@ -274,6 +274,7 @@ static const char *const architectures[] = { "BloomForCausalLM", NULL };
 static const char *const presets[] = {
 	"bloom-560m", "bloom-1b1", "bloom-1b7", "bloom-3b", "bloom-7b1", "bloom", NULL,
 };
+static const char *const lora_targets[] = { "query_key_value", NULL }; /* PEFT's default */
 static const char *const ignored[] = { "lm_head.weight", NULL }; /* tied to word_embeddings */
 
 const struct model_family bloom_family = {
@@ -282,6 +283,7 @@ const struct model_family bloom_family = {
 	.model_types = model_types,
 	.architectures = architectures,
 	.presets = presets,
+	.lora_targets = lora_targets,
 	.impl_size = sizeof(struct bloom_model),
 	.linears = linears,
 	.n_linear = BLOOM_N_LINEAR,

@@ -122,6 +122,9 @@ struct model_family {
 	const char *const *model_types;     /* config.json model_type values; NULL-terminated */
 	const char *const *architectures;   /* config.json architectures; NULL-terminated */
 	const char *const *presets;         /* hug info --preset names; NULL-terminated */
+	const char *const *lora_targets;    /* PEFT's default target_modules for the
+					     * family (its LoRA target mapping);
+					     * NULL-terminated */
 	size_t impl_size;
 	const struct model_linear_kind *linears; /* per block, in forward order */
 	int n_linear;

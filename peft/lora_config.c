@@ -57,16 +57,23 @@ void lora_config_copy(struct lora_config *dst, const struct lora_config *src)
 
 void lora_config_set_targets(struct lora_config *c, const char *const *targets, int n)
 {
-	static const char *const def[] = { LORA_DEFAULT_TARGET };
 	free_targets(c);
-	if (n == 0) {
-		targets = def;
-		n = 1;
-	}
+	if (n == 0)
+		return;
 	c->targets = hug_calloc((size_t)n, sizeof(char *));
 	for (int i = 0; i < n; i++)
 		c->targets[i] = hug_strdup(targets[i]);
 	c->n_targets = n;
+}
+
+void lora_config_resolve_targets(struct lora_config *c, const struct model_family *f)
+{
+	int n = 0;
+	if (c->n_targets || c->target_regex || !f->lora_targets)
+		return;
+	while (f->lora_targets[n])
+		n++;
+	lora_config_set_targets(c, f->lora_targets, n);
 }
 
 void lora_config_set_regex(struct lora_config *c, const char *pattern)
@@ -153,9 +160,6 @@ static int validate_targets(const struct lora_config *c, const char *what,
 		regfree(&re);
 		return 0;
 	}
-	if (c->n_targets == 0)
-		return hug_error_set(err, "%starget_modules: expected at least one module name "
-				     "(e.g. [\"%s\"])", what, LORA_DEFAULT_TARGET);
 	for (int i = 0; i < c->n_targets; i++)
 		if (!c->targets[i][0])
 			return hug_error_set(err, "%starget_modules[%d]: expected a module name, "

@@ -26,10 +26,10 @@
 #define LORA_CONFIG_FILE "adapter_config.json"
 #define LORA_WEIGHTS_FILE "adapter_model.safetensors"
 
-/* The default target, as PEFT's mapping has it for BLOOM (the only family
- * so far; per-family defaults belong in the family table when a second
- * family arrives). */
-#define LORA_DEFAULT_TARGET "query_key_value"
+/* No target_modules (an empty list) means the base model family's
+ * default, PEFT's mapping (model_family.lora_targets: query_key_value for
+ * BLOOM; q_proj and v_proj for Llama, Qwen2, Qwen3 and Mistral), resolved
+ * by lora_config_resolve_targets when the base model is known. */
 
 struct lora_config {
 	int r;                /* rank, > 0 */
@@ -44,8 +44,8 @@ struct lora_config {
 	char *base_model;     /* base_model_name_or_path, or NULL */
 };
 
-/* PEFT's LoraConfig defaults: r 8, alpha 8, dropout 0, no rslora, targets
- * [LORA_DEFAULT_TARGET], every layer, no base model. Free with
+/* PEFT's LoraConfig defaults: r 8, alpha 8, dropout 0, no rslora, no
+ * targets (the family's default), every layer, no base model. Free with
  * lora_config_free. */
 void lora_config_init(struct lora_config *c);
 void lora_config_free(struct lora_config *c);
@@ -53,9 +53,13 @@ void lora_config_free(struct lora_config *c);
 /* Deep copy of src into dst (dst is overwritten, not freed first). */
 void lora_config_copy(struct lora_config *dst, const struct lora_config *src);
 
-/* Replaces the targets by copies of targets[0..n) (n 0: the default), and
- * drops any regex. */
+/* Replaces the targets by copies of targets[0..n) (n 0: none, the
+ * family's default), and drops any regex. */
 void lora_config_set_targets(struct lora_config *c, const char *const *targets, int n);
+
+/* When c has no targets (neither list nor regex), sets family f's default
+ * (f->lora_targets); else leaves c as it is. */
+void lora_config_resolve_targets(struct lora_config *c, const struct model_family *f);
 
 /* Replaces the targets by one regular expression (PEFT's string form of
  * target_modules). */
@@ -67,8 +71,9 @@ void lora_config_set_base(struct lora_config *c, const char *base);
 /* alpha / r, or alpha / sqrt(r) with rslora. */
 double lora_config_scale(const struct lora_config *c);
 
-/* Checks r > 0, alpha finite, dropout in [0, 1), at least one target, a
- * regex that compiles and layers >= 0. Messages start with `what`
+/* Checks r > 0, alpha finite, dropout in [0, 1), non-empty target names
+ * (no targets at all: the family's default), a regex that compiles and
+ * layers >= 0. Messages start with `what`
  * ("run.json: peft." or "dir/adapter_config.json: ") followed by the key:
  * "run.json: peft.r: expected an integer > 0, got 0". 0 or -1. */
 int lora_config_validate(const struct lora_config *c, const char *what,

@@ -94,11 +94,18 @@ int lora_model_init(struct lora_model *lm, const struct model *base,
 {
 	struct model_config mc;
 	struct model_linear lin;
+	struct lora_config resolved;
 	memset(lm, 0, sizeof(*lm));
 	model_config_of(base, &mc);
+	/* no targets: the family's default, PEFT's mapping */
+	lora_config_copy(&resolved, cfg);
+	lora_config_resolve_targets(&resolved, base->family);
+	cfg = &resolved;
 	if (lora_config_validate(cfg, what, err) ||
-	    lora_config_check_targets(cfg, &mc, what, err))
+	    lora_config_check_targets(cfg, &mc, what, err)) {
+		lora_config_free(&resolved);
 		return -1;
+	}
 	for (int l = 0; l < mc.dims.n_layer; l++)
 		for (int k = 0; k < base->family->n_linear; k++) {
 			model_linear(base, l, k, &lin);
@@ -110,6 +117,7 @@ int lora_model_init(struct lora_model *lm, const struct model *base,
 	alloc_adapters(lm, trainable);
 	for (int i = 0; i < lm->n; i++)
 		*lm->sites[i].lin.adapter = &lm->sites[i].ad;
+	lora_config_free(&resolved);
 	return 0;
 }
 
@@ -192,12 +200,16 @@ int64_t lora_count_params(const struct lora_config *cfg, const struct model_conf
 {
 	int64_t n = 0;
 	struct model_linear lin;
+	struct lora_config resolved; /* no targets: the family's default */
+	lora_config_copy(&resolved, cfg);
+	lora_config_resolve_targets(&resolved, mc->family);
 	for (int l = 0; l < mc->dims.n_layer; l++)
 		for (int k = 0; k < model_config_n_linear(mc); k++) {
 			model_config_linear(mc, l, k, &lin);
-			if (lora_config_selects(cfg, &lin, NULL))
+			if (lora_config_selects(&resolved, &lin, NULL))
 				n += (int64_t)cfg->r * (lin.in + lin.out);
 		}
+	lora_config_free(&resolved);
 	return n;
 }
 

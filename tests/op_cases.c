@@ -19,6 +19,8 @@
 #define MASK(b, t) { IN_MASK, 2, { b, t }, false, 0, 0 }
 #define SLOPES(h) { IN_SLOPES, 1, { h }, false, 0, 0 }
 #define NONE { IN_NONE, 0, { 0 }, false, 0, 0 }
+/* a float input that needs no gradient (inv_freq) */
+#define CONST(s, ...) { IN_FLOAT, NDIM(__VA_ARGS__), { __VA_ARGS__ }, false, s, 0 }
 
 /* ---- the ops under test ---- */
 
@@ -153,15 +155,22 @@ static struct tensor *run_softmax(struct ag_ctx *ctx, struct tensor **in, const 
 }
 
 /* ag_attention with ALiBi when slopes are given, heads [h0, h0 + H) of
- * htot (0: all of q's). */
+ * htot (0: all of q's), a sliding window (0: none). */
+static struct tensor *attn_w(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
+			     struct tensor *v, struct tensor *slopes, struct tensor *mask,
+			     bool causal, double p, int64_t h0, int64_t htot, int64_t window)
+{
+	return ag_attention(ctx, q, k, v, &(struct ag_attn_desc){
+		.pos_bias = slopes ? AG_POS_BIAS_ALIBI : AG_POS_BIAS_NONE, .slopes = slopes,
+		.causal = causal, .window = window, .key_mask = mask, .dropout = p,
+		.head_offset = h0, .n_head_total = htot });
+}
+
 static struct tensor *attn(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
 			   struct tensor *v, struct tensor *slopes, struct tensor *mask,
 			   bool causal, double p, int64_t h0, int64_t htot)
 {
-	return ag_attention(ctx, q, k, v, &(struct ag_attn_desc){
-		.pos_bias = slopes ? AG_POS_BIAS_ALIBI : AG_POS_BIAS_NONE, .slopes = slopes,
-		.causal = causal, .key_mask = mask, .dropout = p, .head_offset = h0,
-		.n_head_total = htot });
+	return attn_w(ctx, q, k, v, slopes, mask, causal, p, h0, htot, 0);
 }
 
 /* q, k, v, slopes, mask; causal = ia; dropout p = da */
@@ -176,6 +185,16 @@ static struct tensor *run_attention_heads(struct ag_ctx *ctx, struct tensor **in
 					  const struct op_case *c)
 {
 	return attn(ctx, in[0], in[1], in[2], in[3], in[4], c->ia, c->da, c->ib, 5);
+}
+
+/* Causal attention with a sliding window of ib keys; dropout p = da;
+ * ia: heads [1, 1 + H) of H + 2 when set (tensor-parallel numbering). */
+static struct tensor *run_attention_window(struct ag_ctx *ctx, struct tensor **in,
+					   const struct op_case *c)
+{
+	int64_t h = in[0]->shape[1];
+	return attn_w(ctx, in[0], in[1], in[2], in[3], in[4], true, c->da, c->ia ? 1 : 0,
+		      c->ia ? h + 2 : 0, c->ib);
 }
 
 /* k stored as K^T (B, H, D, Tk) and transposed to a (B, H, Tk, D) view: at
@@ -206,6 +225,64 @@ static struct tensor *run_cross_entropy(struct ag_ctx *ctx, struct tensor **in,
 {
 	(void)c;
 	return ag_cross_entropy(ctx, in[0], in[1], -100);
+}
+
+/* ---- the Llama families' layers ---- */
+
+/* eps = da */
+static struct tensor *run_rmsnorm(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return ag_rmsnorm(ctx, in[0], in[1], c->da);
+}
+
+/* QK-norm as Qwen3 applies it: x (B, T, H, D) seen as (B, H, T, D) (a
+ * strided view), normalised over D. */
+static struct tensor *run_rmsnorm_heads(struct ag_ctx *ctx, struct tensor **in,
+					const struct op_case *c)
+{
+	struct tensor *x = ag_permute(ctx, in[0], (const int[]){ 0, 2, 1, 3 });
+	return ag_rmsnorm(ctx, x, in[1], c->da);
+}
+
+/* x, pos, and inv_freq given in the case's float dtype, made f64 here (on
+ * the device of the run) as ag_rope wants. */
+static struct tensor *run_rope(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_rope(ctx, in[0], in[1], ag_cast(ctx, in[2], DT_F64));
+}
+
+/* x (B, T, H, 3D) a fused projection: its middle third, seen as
+ * (B, H, T, D) (strides with a unit stride on D: no copy). */
+static struct tensor *run_rope_view(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	int64_t d = in[0]->shape[3] / 3;
+	struct tensor *x = ag_permute(ctx, ag_slice(ctx, in[0], 3, d, d),
+				      (const int[]){ 0, 2, 1, 3 });
+	return ag_rope(ctx, x, in[1], ag_cast(ctx, in[2], DT_F64));
+}
+
+static struct tensor *run_silu(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_silu(ctx, in[0]);
+}
+
+static struct tensor *run_swiglu(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	(void)c;
+	return ag_swiglu(ctx, in[0], in[1]);
+}
+
+/* gate and up the two halves of one fused (..., 2F) projection */
+static struct tensor *run_swiglu_fused(struct ag_ctx *ctx, struct tensor **in,
+				       const struct op_case *c)
+{
+	(void)c;
+	int last = in[0]->ndim - 1;
+	int64_t f = in[0]->shape[last] / 2;
+	return ag_swiglu(ctx, ag_slice(ctx, in[0], last, 0, f), ag_slice(ctx, in[0], last, f, f));
 }
 
 /* Two ranks in name only: the all-reduce leaves the buffer as it is. */
@@ -330,9 +407,67 @@ const struct op_case op_cases[] = {
 	  { F(1, 2, 300, 7), F(1, 2, 300, 7), F(1, 2, 300, 7), SLOPES(2), MASK(1, 300) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
 	{ "attention_wide_head", run_attention,
 	  { F(1, 3, 9, 300), F(1, 3, 9, 300), F(1, 3, 9, 300), SLOPES(3), NONE }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	/* grouped-query (4 query heads over 2 key/value heads) and multi-query
+	 * attention, without a position bias as the RoPE families run it */
+	{ "attention_gqa", run_attention,
+	  { F(4, 4, 7, 5), F(4, 2, 7, 5), F(4, 2, 7, 5), NONE, MASK(4, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_gqa_alibi", run_attention,
+	  { F(2, 4, 7, 5), F(2, 2, 7, 5), F(2, 2, 7, 5), SLOPES(4), MASK(2, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_gqa_plain", run_attention,
+	  { F(2, 6, 7, 5), F(2, 2, 7, 5), F(2, 2, 7, 5), NONE, NONE }, 1e-5, 3e-2, 0, 0, 0, false, 0, false },
+	{ "attention_mqa", run_attention,
+	  { F(4, 3, 7, 5), F(4, 1, 7, 5), F(4, 1, 7, 5), NONE, MASK(4, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_gqa_tq_lt_tk", run_attention,
+	  { F(2, 4, 3, 5), F(2, 2, 7, 5), F(2, 2, 7, 5), NONE, MASK(2, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_gqa_dropout", run_attention,
+	  { F(4, 4, 7, 5), F(4, 2, 7, 5), F(4, 2, 7, 5), NONE, MASK(4, 7) }, 1e-5, 3e-2, 1, 0, 0.2, true, 0, false },
+	{ "attention_heads_gqa_dropout", run_attention_heads,
+	  { F(2, 4, 7, 5), F(2, 2, 7, 5), F(2, 2, 7, 5), NONE, MASK(2, 7) }, 1e-5, 3e-2, 1, 1, 0.25, true, 0, false },
+	{ "attention_heads_mqa_dropout", run_attention_heads,
+	  { F(2, 3, 7, 5), F(2, 1, 7, 5), F(2, 1, 7, 5), SLOPES(3), MASK(2, 7) }, 1e-5, 3e-2, 1, 2, 0.25, true, 0, false },
+	{ "attention_gqa_long", run_attention,
+	  { F(1, 4, 150, 7), F(1, 2, 150, 7), F(1, 2, 150, 7), NONE, MASK(1, 150) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	/* the sliding window (ib keys), with the padding mask (full,
+	 * left-padded, a hole, empty), grouped heads, Tq < Tk, ALiBi, dropout,
+	 * tensor-parallel heads, and past the CPU's blocks of 64 query rows */
+	{ "attention_window", run_attention_window,
+	  { F(4, 4, 9, 4), F(4, 2, 9, 4), F(4, 2, 9, 4), NONE, MASK(4, 9) }, 1e-5, 3e-2, 0, 4, 0, false, 0, false },
+	{ "attention_window_mha", run_attention_window,
+	  { F(2, 3, 9, 5), F(2, 3, 9, 5), F(2, 3, 9, 5), NONE, NONE }, 1e-5, 3e-2, 0, 3, 0, false, 0, false },
+	{ "attention_window_one", run_attention_window,
+	  { F(2, 2, 6, 5), F(2, 1, 6, 5), F(2, 1, 6, 5), NONE, MASK(2, 6) }, 1e-5, 3e-2, 0, 1, 0, false, 0, false },
+	{ "attention_window_tq_lt_tk", run_attention_window,
+	  { F(4, 4, 3, 5), F(4, 2, 9, 5), F(4, 2, 9, 5), NONE, MASK(4, 9) }, 1e-5, 3e-2, 0, 4, 0, false, 0, false },
+	{ "attention_window_alibi", run_attention_window,
+	  { F(4, 2, 9, 5), F(4, 2, 9, 5), F(4, 2, 9, 5), SLOPES(2), MASK(4, 9) }, 1e-5, 3e-2, 0, 2, 0, false, 0, false },
+	{ "attention_window_dropout", run_attention_window,
+	  { F(4, 4, 9, 5), F(4, 1, 9, 5), F(4, 1, 9, 5), NONE, MASK(4, 9) }, 1e-5, 3e-2, 1, 4, 0.2, true, 0, false },
+	{ "attention_window_long", run_attention_window,
+	  { F(1, 4, 150, 7), F(1, 2, 150, 7), F(1, 2, 150, 7), NONE, MASK(1, 150) }, 1e-5, 3e-2, 0, 37, 0, false, 0, false },
+	{ "attention_window_wide", run_attention_window,
+	  { F(1, 2, 20, 5), F(1, 2, 20, 5), F(1, 2, 20, 5), NONE, NONE }, 1e-5, 3e-2, 0, 50, 0, false, 0, false },
 	{ "cross_entropy", run_cross_entropy, { FS(3, 3, 5, 11), TGT(11, 3, 5) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
 	{ "cross_entropy_all_ignored", run_cross_entropy, { F(3, 5, 11), TGT(0, 3, 5) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
 	{ "cross_entropy_wide", run_cross_entropy, { FS(3, 7, 1000), TGT(1000, 7) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	{ "rmsnorm", run_rmsnorm, { FS(3, 3, 5, 7), F(7) }, 1e-5, 2e-2, 0, 0, 1e-6, false, 0, false },
+	{ "rmsnorm_noweight", run_rmsnorm, { FS(3, 3, 5, 7), NONE }, 1e-5, 2e-2, 0, 0, 1e-5, false, 0, false },
+	/* eps large against mean(x^2): its term shows in every gradient */
+	{ "rmsnorm_eps", run_rmsnorm, { FS(0.3, 4, 9), F(9) }, 1e-5, 2e-2, 0, 0, 0.05, false, 0, false },
+	{ "rmsnorm_heads", run_rmsnorm_heads, { FS(2, 2, 5, 3, 8), F(8) }, 1e-5, 2e-2, 0, 0, 1e-6, false, 0, false },
+	{ "rmsnorm_wide", run_rmsnorm, { FS(3, 5, 300), F(300) }, 1e-5, 2e-2, 0, 0, 1e-6, false, 0, false },
+	/* rows wider than a warp's (a block per row on CUDA), and the weight
+	 * gradient's column sum over row chunks with ragged ends */
+	{ "rmsnorm_rows1000_cols1030", run_rmsnorm, { FS(3, 1000, 1030), F(1030) }, 1e-5, 2e-2, 0, 0, 1e-6, false, 0, false },
+	{ "rmsnorm_rows4099_cols33", run_rmsnorm, { FS(3, 4099, 33), F(33) }, 1e-5, 2e-2, 0, 0, 1e-6, false, 0, false },
+	{ "rope", run_rope, { F(2, 3, 5, 8), IDS(40, 2, 5), CONST(1, 4) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "rope_view", run_rope_view, { F(2, 5, 3, 18), IDS(17, 2, 5), CONST(1, 3) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	/* more pairs than the CPU's span of cos/sin, positions up to 5000 */
+	{ "rope_wide", run_rope, { F(2, 3, 7, 300), IDS(5000, 2, 7), CONST(1, 150) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "silu", run_silu, { FS(4, 3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "silu_wide", run_silu, { FS(100, 3, 101, 67) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "swiglu", run_swiglu, { FS(4, 3, 5, 7), FS(3, 3, 5, 7) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "swiglu_fused", run_swiglu_fused, { FS(4, 3, 5, 14) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
+	{ "swiglu_wide", run_swiglu, { FS(100, 3, 101, 67), F(3, 101, 67) }, 1e-5, 1e-2, 0, 0, 0, false, 0, false },
 	/* the communication ops over a group of two whose all-reduce does
 	 * nothing (one process): identity forward and backward, in kernels */
 	{ "tp_copy", run_tp_copy, { F(3, 5, 7) }, 0, 0, 0, 0, 0, false, 0, false },

@@ -281,7 +281,7 @@ TEST(hf_config_read_errors)
 		{ "{\"vocab_size\": 64, \"hidden_size\": 30, \"n_layer\": 2, \"n_head\": 4}",
 		  "hidden_size 30 is not divisible by n_head 4" },
 		{ "{\"model_type\": \"gpt2\", \"vocab_size\": 64, \"hidden_size\": 16, \"n_layer\": 2, \"n_head\": 4}",
-		  "model_type: expected \"bloom\", got \"gpt2\"" },
+		  "model_type: expected \"bloom\" or \"llama\" or \"qwen2\" or \"qwen3\" or \"mistral\", got \"gpt2\"" },
 		{ "{\"vocab_size\": 64, \"hidden_size\": 16, \"n_embed\": 32, \"n_layer\": 2, \"n_head\": 4}",
 		  "hidden_size is 16 but n_embed is 32" },
 		{ "{\"vocab_size\": 64, \"hidden_size\": 16, \"n_layer\": 2, \"n_head\": 4, \"hidden_dropout\": \"0.1\"}",

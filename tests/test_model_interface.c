@@ -49,9 +49,13 @@ TEST(model_family_from_recipe_arch)
 	CHECK(r.model.family == &bloom_family);
 	CHECK(model_config_param_count(&r.model) == bloom_param_count(bloom_config_of(&r.model)));
 	recipe_free(&r);
-	CHECK(parse_arch("\"arch\": \"llama\", ", &r, &err) == -1);
-	CHECK(strstr(err.msg, "r.json: model.arch:") && strstr(err.msg, "(bloom)") &&
-	      strstr(err.msg, "\"llama\""));
+	REQUIRE(parse_arch("\"arch\": \"llama\", ", &r, &err) == 0);
+	CHECK(!strcmp(r.model.family->name, "llama") && r.model.dims.n_kv_head == 4);
+	recipe_free(&r);
+	CHECK(parse_arch("\"arch\": \"gpt2\", ", &r, &err) == -1);
+	CHECK(strstr(err.msg, "r.json: model.arch:") &&
+	      strstr(err.msg, "(bloom, llama, qwen2, qwen3, mistral)") &&
+	      strstr(err.msg, "\"gpt2\""));
 }
 
 /* Reads `json` as dir/config.json through model_config_read. */
@@ -81,14 +85,24 @@ TEST(model_family_from_config_json)
 	snprintf(json, sizeof(json), "{%s}", sizes); /* neither: the default family */
 	CHECK(read_config(dir, json, &c, &err) == 0 && c.family == &bloom_family);
 
-	snprintf(json, sizeof(json), "{\"model_type\": \"llama\", %s}", sizes);
+	snprintf(json, sizeof(json), "{\"model_type\": \"opt\", %s}", sizes);
 	CHECK(read_config(dir, json, &c, &err) == -1);
-	CHECK(strstr(err.msg, "config.json: model_type: expected \"bloom\", got \"llama\"") &&
-	      strstr(err.msg, "model families: bloom"));
-	snprintf(json, sizeof(json), "{\"architectures\": [\"LlamaForCausalLM\"], %s}", sizes);
+	CHECK(strstr(err.msg, "config.json: model_type: expected \"bloom\" or \"llama\" or "
+			      "\"qwen2\" or \"qwen3\" or \"mistral\", got \"opt\"") &&
+	      strstr(err.msg, "model families: bloom, llama"));
+	snprintf(json, sizeof(json), "{\"architectures\": [\"OPTForCausalLM\"], %s}", sizes);
 	CHECK(read_config(dir, json, &c, &err) == -1);
 	CHECK(strstr(err.msg, dir) && strstr(err.msg, "architectures[0]: expected "
-					     "\"BloomForCausalLM\", got \"LlamaForCausalLM\""));
+					     "\"BloomForCausalLM\" or \"LlamaForCausalLM\"") &&
+	      strstr(err.msg, "got \"OPTForCausalLM\""));
+	snprintf(json, sizeof(json), "{\"architectures\": [\"Qwen3ForCausalLM\"], "
+		 "\"vocab_size\": 64, \"hidden_size\": 16, \"num_hidden_layers\": 2, "
+		 "\"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"head_dim\": 6}");
+	CHECK(read_config(dir, json, &c, &err) == 0 && !strcmp(c.family->name, "qwen3") &&
+	      c.dims.n_kv_head == 2 && c.dims.head_dim == 6);
+	snprintf(json, sizeof(json), "{\"model_type\": \"mistral\", \"architectures\": "
+		 "[\"LlamaForCausalLM\"], %s}", sizes);
+	CHECK(read_config(dir, json, &c, &err) == -1 && strstr(err.msg, "different model families"));
 	snprintf(json, sizeof(json), "{\"architectures\": \"BloomForCausalLM\", %s}", sizes);
 	CHECK(read_config(dir, json, &c, &err) == -1);
 	CHECK(strstr(err.msg, "architectures: expected a list"));
@@ -205,5 +219,6 @@ TEST(model_families_fill_their_tables)
 	}
 	CHECK(n >= 1);
 	char names[64];
-	CHECK(!strcmp(model_family_names(names, sizeof(names)), "bloom"));
+	CHECK(!strcmp(model_family_names(names, sizeof(names)),
+		      "bloom, llama, qwen2, qwen3, mistral"));
 }

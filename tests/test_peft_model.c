@@ -43,6 +43,7 @@ static int sites_for(const char *const *targets, int n, int n_layer)
 	struct lora_config c;
 	lora_config_init(&c);
 	lora_config_set_targets(&c, targets, n);
+	lora_config_resolve_targets(&c, &bloom_family); /* none given: BLOOM's default */
 	int k = count_sites(&c, n_layer);
 	lora_config_free(&c);
 	return k;

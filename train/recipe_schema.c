@@ -85,8 +85,8 @@ const struct rkey recipe_keys[] = {
 	NUM("peft.alpha", "8.0", 0, BIG, true, "LoRA alpha: scale alpha / r (alpha / sqrt(r) with rslora)."),
 	NUM("peft.dropout", "0.0", 0, 0.999, false, "Dropout on the adapter input."),
 	{ "peft.rslora", RK_BOOL, "false", false, 0, 0, false, NULL, "Rank-stabilised scaling." },
-	{ "peft.target_modules", RK_STRINGS, "[\"query_key_value\"]", false, 0, 0, false, NULL,
-	  "Linear layers that get adapters, by name or pattern." },
+	{ "peft.target_modules", RK_STRINGS, "[]", false, 0, 0, false, NULL,
+	  "Linear layers that get adapters, by name or pattern ([]: the family's PEFT default)." },
 
 	{ "train", RK_OBJECT, NULL, false, 0, 0, false, NULL, "The run." },
 	INT("train.steps", NULL, 1, BIG, "Optimizer steps (required)."),

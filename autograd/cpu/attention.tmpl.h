@@ -1,12 +1,13 @@
 /* attention.tmpl.h: REAL-typed fused self-attention with an optional ALiBi
- * bias, causal and padding masks and grouped key/value heads (see
- * instantiate.h and ag_attention in autograd.h). Work is split over
- * (batch, key/value head) pairs, which touch disjoint outputs and
- * gradients; each pair takes its query heads in turn, and each query head
- * walks its query rows in blocks of CPU_ATTN_ROWS and does the matrix
- * products with single-threaded GEMMs (FN(gemm), attention.c), skipping
- * the keys that the causal mask hides from the whole block. The sequence
- * of GEMM calls of a pair does not depend on the thread count. */
+ * bias, causal, sliding-window and padding masks and grouped key/value
+ * heads (see instantiate.h and ag_attention in autograd.h). Work is split
+ * over (batch, key/value head) pairs, which touch disjoint outputs and
+ * gradients; each pair takes its query heads in turn (reading its k and v
+ * in place, never copied per query head), and each query head walks its
+ * query rows in blocks of CPU_ATTN_ROWS and does the matrix products with
+ * single-threaded GEMMs (FN(gemm), attention.c), skipping the keys that
+ * the causal mask or the sliding window hides from the whole block. The
+ * sequence of GEMM calls of a pair does not depend on the thread count. */
 #include <tgmath.h>
 
 #include "fast_math.h"
@@ -38,7 +39,16 @@ static inline int64_t FN(attn_kend)(const struct attn_shape *as, bool causal, in
 	return causal && e < as->tk ? e : as->tk;
 }
 
-/* Per (b, h), for each block of rows [i0, i1) with keys [0, kend):
+/* Keys [kbeg, Tk) can be kept for query rows [i0, ...): with a sliding
+ * window w (0: none), row i sees keys j > Tk - Tq + i - w. */
+static inline int64_t FN(attn_kbeg)(const struct attn_shape *as, int64_t window, int64_t i0)
+{
+	int64_t b = as->tk - as->tq + i0 - window + 1;
+	return window && b > 0 ? b : 0;
+}
+
+/* Per (b, h), for each block of rows [i0, i1) with keys [kbeg, kend)
+ * (probabilities outside are zero):
  * S = scale Q K^T (GEMM, into the saved probabilities), then row by row
  * the ALiBi bias slope * pos_j (pos_j = j, or with a padding mask the kept
  * keys up to j minus 1), the masks (-inf), the softmax (exp and a double
@@ -56,6 +66,7 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 	REAL *scratch = n->scratch ? n->scratch->data : NULL; /* NULL: no rows */
 	REAL scale = (REAL)n->p.attention.scale;
 	bool causal = n->p.attention.causal, dropout = n->p.attention.p != 0.0;
+	int64_t W = n->p.attention.window;
 	int64_t B = as->b, H = as->h, TQ = as->tq, TK = as->tk, D = as->d;
 	int64_t G = as->group, HKV = H / G;
 	int64_t R = TQ < CPU_ATTN_ROWS ? TQ : CPU_ATTN_ROWS;
@@ -73,18 +84,24 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 		for (int64_t i0 = 0; i0 < TQ; i0 += R) {
 			int64_t nr = TQ - i0 < R ? TQ - i0 : R;
 			int64_t kend = FN(attn_kend)(as, causal, i0 + nr);
+			int64_t kbeg = FN(attn_kbeg)(as, W, i0), nk = kend - kbeg;
 			REAL *pb = probs + (bh * TQ + i0) * TK; /* (nr, Tk) */
 			bool dead[CPU_ATTN_ROWS];
-			/* S (nr, kend) = scale Q_blk (nr, D) K^T (D, kend) */
-			FN(gemm)(false, true, nr, kend, D, scale, qb + i0 * q->stride[2], qs,
-				 kb, ks, 0, pb, TK);
+			/* S (nr, nk) = scale Q_blk (nr, D) K^T (D, nk), keys [kbeg, kend) */
+			FN(gemm)(false, true, nr, nk, D, scale, qb + i0 * q->stride[2], qs,
+				 kb + kbeg * ks, ks, 0, pb + kbeg, TK);
+			int64_t kept0 = 0; /* kept keys before kbeg, for pos_j */
+			for (int64_t j = 0; mb && j < kbeg; j++)
+				kept0 += mb[j] != 0;
 			for (int64_t r = 0; r < nr; r++) {
 				int64_t i = i0 + r, qpos = TK - TQ + i;
 				REAL *p = pb + r * TK;
 				REAL mx = -INFINITY;
-				int64_t kept = 0; /* kept keys so far, for pos_j */
-				for (int64_t j = 0; j < kend; j++) {
-					bool ok = !causal || j <= qpos;
+				int64_t kept = kept0; /* kept keys so far, for pos_j */
+				for (int64_t j = 0; j < kbeg; j++)
+					p[j] = 0;
+				for (int64_t j = kbeg; j < kend; j++) {
+					bool ok = (!causal || j <= qpos) && (!W || qpos - j < W);
 					if (mb) {
 						kept += mb[j] != 0;
 						ok = ok && mb[j] != 0;
@@ -102,24 +119,25 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 					p[j] = 0;
 				dead[r] = mx == -INFINITY;
 				if (dead[r]) { /* every key masked: zeros */
-					for (int64_t j = 0; j < kend; j++)
+					for (int64_t j = kbeg; j < kend; j++)
 						p[j] = 0;
 					continue;
 				}
-				FN(hug_softmax_shift)(kend, p, mx, p); /* masked (-inf) give 0 */
+				/* masked (-inf) give 0 */
+				FN(hug_softmax_shift)(nk, p + kbeg, mx, p + kbeg);
 				if (dropout)
-					for (int64_t j = 0; j < kend; j++)
+					for (int64_t j = kbeg; j < kend; j++)
 						sc[r * TK + j] = p[j] * FN(drop)(n, (bh * TQ + i) * TK + j);
 			}
 			if (dropout) /* dead rows' probabilities are zero */
 				for (int64_t r = 0; r < nr; r++)
 					if (dead[r])
-						for (int64_t j = 0; j < kend; j++)
+						for (int64_t j = kbeg; j < kend; j++)
 							sc[r * TK + j] = 0;
-			/* O_blk (nr, D) = (P M)_blk (nr, kend) V (kend, D) */
+			/* O_blk (nr, D) = (P M)_blk (nr, nk) V (nk, D), keys [kbeg, kend) */
 			REAL *ob = out + (bh * TQ + i0) * D;
-			FN(gemm)(false, false, nr, D, kend, 1, dropout ? sc : pb, TK, vb, vs,
-				 0, ob, D);
+			FN(gemm)(false, false, nr, D, nk, 1, (dropout ? sc : pb) + kbeg, TK,
+				 vb + kbeg * vs, vs, 0, ob, D);
 			for (int64_t r = 0; r < nr; r++)
 				if (dead[r])
 					for (int64_t d = 0; d < D; d++)
@@ -130,7 +148,7 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 
 /* With P the saved probabilities, M the dropout factors (1 without dropout)
  * and dO the output gradient, per (b, h) and block of rows [i0, i1) with
- * keys [0, kend) (P is zero past kend), by GEMMs accumulating into the
+ * keys [kbeg, kend) (P is zero outside), by GEMMs accumulating into the
  * gradients that exist: dV += (P M)^T dO; dP = M (dO V^T);
  * dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij) scale (0 where P_ij = 0, the
  * row sum in double); dQ += dS K; dK += dS^T Q. P M, then dP and dS, live
@@ -145,6 +163,7 @@ static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node 
 	REAL *dv = v->grad ? v->grad->data : NULL;
 	REAL scale = (REAL)n->p.attention.scale;
 	bool causal = n->p.attention.causal, dropout = n->p.attention.p != 0.0;
+	int64_t W = n->p.attention.window;
 	int64_t B = as->b, H = as->h, TQ = as->tq, TK = as->tk, D = as->d;
 	int64_t G = as->group, HKV = H / G;
 	int64_t R = TQ < CPU_ATTN_ROWS ? TQ : CPU_ATTN_ROWS;
@@ -166,29 +185,32 @@ static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node 
 		for (int64_t i0 = 0; i0 < TQ; i0 += R) {
 			int64_t nr = TQ - i0 < R ? TQ - i0 : R;
 			int64_t kend = FN(attn_kend)(as, causal, i0 + nr);
+			int64_t kbeg = FN(attn_kbeg)(as, W, i0), nk = kend - kbeg;
 			const REAL *pb = probs + (bh * TQ + i0) * TK; /* (nr, Tk) */
 			const REAL *dob = dout + (bh * TQ + i0) * D;  /* (nr, D) */
-			if (dvb) { /* dV (kend, D) += (P M)^T (kend, nr) dO_blk (nr, D) */
+			/* the products below run over keys [kbeg, kend) */
+			if (dvb) { /* dV (nk, D) += (P M)^T (nk, nr) dO_blk (nr, D) */
 				if (dropout)
 					for (int64_t r = 0; r < nr; r++)
-						for (int64_t j = 0; j < kend; j++) {
+						for (int64_t j = kbeg; j < kend; j++) {
 							REAL p = pb[r * TK + j];
 							sc[r * TK + j] = p == 0 ? 0 :
 								p * FN(drop)(n, (bh * TQ + i0 + r) * TK + j);
 						}
-				FN(gemm)(true, false, kend, D, nr, 1, dropout ? sc : pb, TK, dob, D,
-					 1, dvb, D);
+				FN(gemm)(true, false, nk, D, nr, 1, (dropout ? sc : pb) + kbeg, TK,
+					 dob, D, 1, dvb + kbeg * D, D);
 			}
 			if (!dqb && !dkb)
 				continue;
-			/* dP (nr, kend) = dO_blk (nr, D) V^T (D, kend), then M and dS */
-			FN(gemm)(false, true, nr, kend, D, 1, dob, D, vb, vs, 0, sc, TK);
+			/* dP (nr, nk) = dO_blk (nr, D) V^T (D, nk), then M and dS */
+			FN(gemm)(false, true, nr, nk, D, 1, dob, D, vb + kbeg * vs, vs, 0,
+				 sc + kbeg, TK);
 			for (int64_t r = 0; r < nr; r++) {
 				const REAL *p = pb + r * TK;
 				REAL *s = sc + r * TK;
 				int64_t row = (bh * TQ + i0 + r) * TK;
 				double rowdot = 0;
-				for (int64_t j = 0; j < kend; j++) {
+				for (int64_t j = kbeg; j < kend; j++) {
 					if (p[j] == 0) {
 						s[j] = 0;
 						continue;
@@ -197,15 +219,15 @@ static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node 
 						s[j] *= FN(drop)(n, row + j);
 					rowdot += (double)p[j] * s[j];
 				}
-				for (int64_t j = 0; j < kend; j++)
+				for (int64_t j = kbeg; j < kend; j++)
 					s[j] = p[j] == 0 ? 0 : p[j] * (s[j] - (REAL)rowdot) * scale;
 			}
-			if (dqb) /* dQ_blk (nr, D) += dS (nr, kend) K (kend, D) */
-				FN(gemm)(false, false, nr, D, kend, 1, sc, TK, kb, ks, 1,
-					 dqb + i0 * D, D);
-			if (dkb) /* dK (kend, D) += dS^T (kend, nr) Q_blk (nr, D) */
-				FN(gemm)(true, false, kend, D, nr, 1, sc, TK, qb + i0 * q->stride[2],
-					 qs, 1, dkb, D);
+			if (dqb) /* dQ_blk (nr, D) += dS (nr, nk) K (nk, D) */
+				FN(gemm)(false, false, nr, D, nk, 1, sc + kbeg, TK, kb + kbeg * ks, ks,
+					 1, dqb + i0 * D, D);
+			if (dkb) /* dK (nk, D) += dS^T (nk, nr) Q_blk (nr, D) */
+				FN(gemm)(true, false, nk, D, nr, 1, sc + kbeg, TK,
+					 qb + i0 * q->stride[2], qs, 1, dkb + kbeg * D, D);
 		}
 	}
 }

@@ -1,0 +1,732 @@
+/* test_llama_family.c: the Llama-style families (llama, qwen2, qwen3,
+ * mistral; nn/llama*.c) against transformers. Each fixture under
+ * tests/fixtures/{llama-tiny-a,llama-tiny-b,qwen2-tiny,qwen3-tiny,
+ * mistral-tiny} (tools/ref/make_family_fixtures.py) is a tiny random
+ * *ForCausalLM saved by save_pretrained, plus reference.safetensors: a
+ * padded batch, float64 logits, the causal-LM loss, every parameter's
+ * gradient, the rope inverse frequencies and greedy generations. Everything
+ * goes through the model interface (hf_model_load, model_forward,
+ * model_generate), as the trainer and the CLI do. Also: config.json in both
+ * rope spellings, the config written back as transformers writes it, the
+ * published presets' parameter counts, weights saved and reloaded, and the
+ * refusals of what hug does not implement. */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../autograd/autograd.h"
+#include "../base/alloc.h"
+#include "../base/json.h"
+#include "../io/hf_checkpoint.h"
+#include "../io/safetensors.h"
+#include "../nn/generate.h"
+#include "../nn/llama.h"
+#include "../peft/lora_model.h"
+#include "../train/recipe.h"
+#include "../train/trainer.h"
+#include "train_fixture.h"
+#include "harness.h"
+
+static const char *const fixtures[] = {
+	"tests/fixtures/llama-tiny-a", "tests/fixtures/llama-tiny-b", "tests/fixtures/qwen2-tiny",
+	"tests/fixtures/qwen3-tiny", "tests/fixtures/mistral-tiny",
+};
+#define N_FIXTURES ((int)(sizeof(fixtures) / sizeof(fixtures[0])))
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+/* max|got - want| / max|want| over n values; only rows (of `inner`) with
+ * keep != 0 when keep is given. NaN is the worst. */
+static double rel_err(const double *got, const double *want, int64_t n, const int32_t *keep,
+		      int64_t inner)
+{
+	double maxdiff = 0, maxref = 0;
+	for (int64_t i = 0; i < n; i++) {
+		if (keep && !keep[i / inner])
+			continue;
+		double d = fabs(got[i] - want[i]);
+		if (!(d <= maxdiff))
+			maxdiff = isnan(d) ? INFINITY : d;
+		if (fabs(want[i]) > maxref)
+			maxref = fabs(want[i]);
+	}
+	return maxref > 0 ? maxdiff / maxref : maxdiff;
+}
+
+static double *read_all(const struct tensor *t)
+{
+	double *p = hug_malloc((size_t)tensor_numel(t) * sizeof(double));
+	tensor_read_f64(t, p);
+	return p;
+}
+
+/* Reference tensor `key` of file ref as a new tensor of dtype dt in a, or
+ * NULL after a test failure. */
+static struct tensor *ref_load(const struct st_file *ref, const char *dir, const char *key,
+			       enum dtype dt, struct arena *a)
+{
+	struct hug_error err = { 0 };
+	const struct st_tensor *s = st_find(ref, key);
+	if (!s) {
+		test_fail_at(__FILE__, __LINE__, "%s/reference.safetensors: no \"%s\"", dir, key);
+		return NULL;
+	}
+	struct tensor *t = tensor_new(a, dt, s->ndim, s->shape);
+	if (st_tensor_load(s, t, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		return NULL;
+	}
+	return t;
+}
+
+static bool open_ref(const char *dir, struct st_file *ref)
+{
+	struct hug_error err = { 0 };
+	char path[512];
+	snprintf(path, sizeof(path), "%s/reference.safetensors", dir);
+	if (st_open(ref, path, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		return false;
+	}
+	return true;
+}
+
+TEST(llama_rope_inv_freq_matches_fixtures)
+{
+	for (int f = 0; f < N_FIXTURES; f++) {
+		struct model_config cfg;
+		struct hug_error err = { 0 };
+		struct st_file ref;
+		struct arena a;
+		arena_init(&a, "ref", 0, NULL);
+		REQUIRE(model_config_read(fixtures[f], &cfg, &err) == 0);
+		REQUIRE(open_ref(fixtures[f], &ref));
+		struct tensor *want = ref_load(&ref, fixtures[f], "rope.inv_freq", DT_F64, &a);
+		const struct llama_config *c = llama_config_of(&cfg);
+		if (want) {
+			CHECK(want->shape[0] == c->head_dim / 2);
+			double got[64];
+			rope_inv_freq(&c->rope, c->head_dim, got);
+			const double *w = want->data;
+			for (int64_t i = 0; i < c->head_dim / 2; i++)
+				if (got[i] != w[i])
+					test_fail_at(__FILE__, __LINE__, "%s: inv_freq[%lld] %.17g, "
+						     "want %.17g", base_name(fixtures[f]),
+						     (long long)i, got[i], w[i]);
+		}
+		st_close(&ref);
+		arena_free(&a);
+	}
+}
+
+/* One fixture through forward, loss and backward in dtype dt. */
+static void parity_one(const char *dir, enum dtype dt, double tol_logits, double tol_loss,
+		       double tol_grad)
+{
+	struct hug_error err = { 0 };
+	struct model m = { 0 };
+	struct st_file ref;
+	struct arena in, step;
+	struct ag_ctx ctx;
+	const char *name = base_name(dir);
+	if (hf_model_load(dir, dt, true, &m, &err)) {
+		test_fail_at(__FILE__, __LINE__, "hf_model_load(%s): %s", dir, err.msg);
+		return;
+	}
+	if (!open_ref(dir, &ref)) {
+		model_free(&m);
+		return;
+	}
+	arena_init(&in, "inputs", 0, NULL);
+	arena_init(&step, "step", 0, NULL);
+	ag_ctx_init(&ctx, &step);
+	ctx.training = false;
+	struct tensor *ids = ref_load(&ref, dir, "input_ids", DT_I32, &in);
+	struct tensor *mask = ref_load(&ref, dir, "attention_mask", DT_I32, &in);
+	struct tensor *labels = ref_load(&ref, dir, "labels", DT_I32, &in);
+	struct tensor *want = ref_load(&ref, dir, "logits", DT_F64, &in);
+	struct tensor *want_loss = ref_load(&ref, dir, "loss", DT_F64, &in);
+	if (!ids || !mask || !labels || !want || !want_loss)
+		goto out;
+	struct tensor *logits = model_forward(&ctx, &m, ids, mask);
+	struct tensor *loss = model_lm_loss(&ctx, logits, labels);
+	if (loss)
+		ag_backward(&ctx, loss);
+	if (ag_failed(&ctx)) {
+		test_fail_at(__FILE__, __LINE__, "%s (%s): %s", name, dtype_name(dt), ctx.err.msg);
+		goto out;
+	}
+	REQUIRE(tensor_same_shape(logits, want));
+	int64_t n = tensor_numel(want), v = want->shape[2];
+	double *g = read_all(logits), *w = read_all(want);
+	double tok = rel_err(g, w, n, mask->data, v), all = rel_err(g, w, n, NULL, 1);
+	hug_free(g);
+	hug_free(w);
+	double got_loss = tensor_item(loss), wl = tensor_item(want_loss);
+	double lerr = fabs(got_loss - wl) / fabs(wl);
+	if (!(tok <= tol_logits && all <= tol_logits))
+		test_fail_at(__FILE__, __LINE__, "%s (%s): logits error %.3g (tokens), %.3g (all) "
+			     "> %.3g", name, dtype_name(dt), tok, all, tol_logits);
+	if (!(lerr <= tol_loss))
+		test_fail_at(__FILE__, __LINE__, "%s (%s): loss %.17g, want %.17g", name,
+			     dtype_name(dt), got_loss, wl);
+	/* every parameter's gradient, and no reference gradient left over */
+	struct param_table *pt = model_params(&m);
+	int n_ref = 0;
+	for (int i = 0; i < ref.n; i++)
+		if (!strncmp(ref.tensors[i].name, "grad.", 5)) {
+			n_ref++;
+			if (!param_table_find(pt, ref.tensors[i].name + 5))
+				test_fail_at(__FILE__, __LINE__, "%s: %s has no parameter", name,
+					     ref.tensors[i].name);
+		}
+	CHECK(n_ref == pt->n);
+	double worst = 0;
+	const char *worst_name = "(none)";
+	for (int i = 0; i < pt->n; i++) {
+		char key[PARAM_NAME_MAX + 8];
+		const struct param *p = &pt->items[i];
+		snprintf(key, sizeof(key), "grad.%s", p->name);
+		struct tensor *rg = ref_load(&ref, dir, key, DT_F64, &in);
+		if (!rg)
+			continue;
+		if (!p->t->grad || !tensor_same_shape(p->t->grad, rg)) {
+			test_fail_at(__FILE__, __LINE__, "%s: %s: gradient shape", name, p->name);
+			continue;
+		}
+		double *gg = read_all(p->t->grad), *gw = read_all(rg);
+		double e = rel_err(gg, gw, tensor_numel(rg), NULL, 1);
+		hug_free(gg);
+		hug_free(gw);
+		if (!(e <= tol_grad))
+			test_fail_at(__FILE__, __LINE__, "%s (%s): grad %s: error %.3g > %.3g", name,
+				     dtype_name(dt), p->name, e, tol_grad);
+		if (!(e <= worst)) {
+			worst = e;
+			worst_name = p->name;
+		}
+	}
+	printf("\n    %s %s: logits %.2e (all positions %.2e), loss %.2e, grads %.2e (worst %s)",
+	       name, dtype_name(dt), tok, all, lerr, worst, worst_name);
+out:
+	st_close(&ref);
+	arena_free(&step);
+	arena_free(&in);
+	model_free(&m);
+}
+
+TEST(llama_parity_f32)
+{
+	for (int f = 0; f < N_FIXTURES; f++)
+		parity_one(fixtures[f], DT_F32, 1e-5, 1e-5, 1e-4);
+	printf("\n    ");
+}
+
+/* In f64 the only differences left are rounding: the references are the
+ * f64 model with float32 rope frequencies, which hug uses too. */
+TEST(llama_parity_f64)
+{
+	for (int f = 0; f < N_FIXTURES; f++)
+		parity_one(fixtures[f], DT_F64, 1e-12, 1e-12, 1e-10);
+	printf("\n    ");
+}
+
+TEST(llama_greedy_generation_matches_transformers)
+{
+	for (int f = 0; f < N_FIXTURES; f++) {
+		struct hug_error err = { 0 };
+		struct model m = { 0 };
+		struct st_file ref;
+		const char *dir = fixtures[f];
+		REQUIRE(hf_model_load(dir, DT_F32, false, &m, &err) == 0);
+		REQUIRE(open_ref(dir, &ref));
+		int checked = 0;
+		for (int i = 0;; i++) {
+			char kp[32], ki[32];
+			snprintf(kp, sizeof(kp), "gen.%d.prompt", i);
+			snprintf(ki, sizeof(ki), "gen.%d.ids", i);
+			if (!st_find(&ref, kp))
+				break;
+			struct arena a;
+			arena_init(&a, "gen", 0, NULL);
+			struct tensor *p = ref_load(&ref, dir, kp, DT_I32, &a);
+			struct tensor *want = ref_load(&ref, dir, ki, DT_I32, &a);
+			REQUIRE(p && want);
+			int np = (int)p->shape[1], nw = (int)want->shape[1] - np;
+			struct gen_opts o = gen_opts_default();
+			o.greedy = true;
+			o.max_new_tokens = nw;
+			int32_t out[256];
+			int got = model_generate(&m, p->data, np, &o, out, &err);
+			CHECK(got == nw);
+			if (got != nw)
+				test_fail_at(__FILE__, __LINE__, "%s: %s", dir, err.msg);
+			const int32_t *w = (const int32_t *)want->data + np;
+			for (int k = 0; k < got && k < nw; k++)
+				if (out[k] != w[k]) {
+					test_fail_at(__FILE__, __LINE__, "%s: %s: token %d is %d, "
+						     "transformers %d", base_name(dir), ki, k,
+						     out[k], w[k]);
+					break;
+				}
+			checked++;
+			arena_free(&a);
+		}
+		CHECK(checked >= 1);
+		st_close(&ref);
+		model_free(&m);
+	}
+}
+
+/* The cached forward of a prompt then one id at a time equals the forward
+ * over the whole (padded) sequence. */
+TEST(llama_kv_cache_matches_full_forward)
+{
+	for (int f = 0; f < N_FIXTURES; f++) {
+		struct hug_error err = { 0 };
+		struct model m = { 0 };
+		struct st_file ref;
+		struct arena in, step;
+		struct ag_ctx ctx;
+		const char *dir = fixtures[f];
+		REQUIRE(hf_model_load(dir, DT_F64, false, &m, &err) == 0);
+		REQUIRE(open_ref(dir, &ref));
+		arena_init(&in, "in", 0, NULL);
+		arena_init(&step, "step", 0, NULL);
+		ag_ctx_init(&ctx, &step);
+		ag_set_grad_enabled(&ctx, false);
+		struct tensor *ids = ref_load(&ref, dir, "input_ids", DT_I32, &in);
+		struct tensor *mask = ref_load(&ref, dir, "attention_mask", DT_I32, &in);
+		REQUIRE(ids && mask);
+		int64_t b = ids->shape[0], t = ids->shape[1], split_at = 4;
+		struct tensor *full = model_forward(&ctx, &m, ids, mask);
+		REQUIRE(full);
+		int64_t v = full->shape[2];
+		double *fl = read_all(full);
+		struct model_kv *kv = model_kv_new(&m, b, t);
+		double worst = 0;
+		for (int64_t s = 0; s < t;) {
+			int64_t len = s == 0 ? split_at : 1;
+			struct tensor *is = ag_contiguous(&ctx, ag_slice(&ctx, ids, 1, s, len));
+			struct tensor *ms = ag_contiguous(&ctx, ag_slice(&ctx, mask, 1, s, len));
+			struct tensor *l = model_forward_cached(&ctx, &m, kv, is, ms);
+			REQUIRE(l);
+			double *lv = read_all(l);
+			for (int64_t bi = 0; bi < b; bi++)
+				for (int64_t j = 0; j < len; j++) {
+					if (!((int32_t *)mask->data)[bi * t + s + j])
+						continue;
+					for (int64_t k = 0; k < v; k++) {
+						double d = fabs(lv[(bi * len + j) * v + k] -
+								fl[(bi * t + s + j) * v + k]);
+						if (d > worst)
+							worst = d;
+					}
+				}
+			hug_free(lv);
+			s += len;
+		}
+		if (!(worst < 1e-12))
+			test_fail_at(__FILE__, __LINE__, "%s: cached logits differ by %.3g",
+				     base_name(dir), worst);
+		model_kv_free(&m, kv);
+		hug_free(fl);
+		st_close(&ref);
+		arena_free(&step);
+		arena_free(&in);
+		model_free(&m);
+	}
+}
+
+static bool same_config(const struct llama_config *a, const struct llama_config *b)
+{
+	return a->variant == b->variant && a->vocab_size == b->vocab_size &&
+	       a->hidden_size == b->hidden_size && a->intermediate_size == b->intermediate_size &&
+	       a->n_layer == b->n_layer && a->n_head == b->n_head &&
+	       a->n_kv_head == b->n_kv_head && a->head_dim == b->head_dim &&
+	       a->max_position_embeddings == b->max_position_embeddings &&
+	       a->rms_norm_eps == b->rms_norm_eps &&
+	       a->initializer_range == b->initializer_range &&
+	       a->attention_dropout == b->attention_dropout &&
+	       a->tie_word_embeddings == b->tie_word_embeddings &&
+	       a->attention_bias == b->attention_bias && a->mlp_bias == b->mlp_bias &&
+	       a->rope.type == b->rope.type && a->rope.theta == b->rope.theta &&
+	       (a->rope.type == ROPE_DEFAULT || a->rope.factor == b->rope.factor) &&
+	       a->rope.low_freq_factor == b->rope.low_freq_factor &&
+	       a->rope.high_freq_factor == b->rope.high_freq_factor &&
+	       a->rope.original_max_position_embeddings ==
+		       b->rope.original_max_position_embeddings &&
+	       a->sliding_window == b->sliding_window &&
+	       a->bos_token_id == b->bos_token_id && a->eos_token_id == b->eos_token_id &&
+	       a->pad_token_id == b->pad_token_id;
+}
+
+static char *make_tmpdir(void)
+{
+	char *d = hug_strdup("/tmp/hug-llama-XXXXXX");
+	return mkdtemp(d) ? d : NULL;
+}
+
+static int rm_entry(const char *p, const struct stat *s, int flag, struct FTW *f)
+{
+	(void)s, (void)flag, (void)f;
+	return remove(p);
+}
+
+static void rm_tree(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Both spellings read the same; the config written back holds every key
+ * of transformers' config.json with its value (transformers_version
+ * aside), and reads back equal. */
+TEST(llama_config_spellings_and_round_trip)
+{
+	for (int f = 0; f < N_FIXTURES; f++) {
+		struct hug_error err = { 0 };
+		struct model_config a, b, c;
+		char path[512];
+		const char *dir = fixtures[f];
+		REQUIRE(model_config_read(dir, &a, &err) == 0);
+		snprintf(path, sizeof(path), "%s/config.published.json", dir);
+		if (model_config_read(path, &b, &err))
+			test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		else
+			CHECK(b.family == a.family &&
+			      same_config(llama_config_of(&a), llama_config_of(&b)));
+		char *tmp = make_tmpdir();
+		REQUIRE(tmp);
+		REQUIRE(model_config_write(&a, DT_F32, tmp, &err) == 0);
+		REQUIRE(model_config_read(tmp, &c, &err) == 0);
+		CHECK(c.family == a.family && same_config(llama_config_of(&a), llama_config_of(&c)));
+		cJSON *want, *got;
+		snprintf(path, sizeof(path), "%s/config.json", dir);
+		REQUIRE(hug_json_read_object(path, 1 << 20, NULL, &want, &err) == 0);
+		snprintf(path, sizeof(path), "%s/config.json", tmp);
+		REQUIRE(hug_json_read_object(path, 1 << 20, NULL, &got, &err) == 0);
+		for (cJSON *it = want->child; it; it = it->next) {
+			if (!strcmp(it->string, "transformers_version"))
+				continue;
+			cJSON *g = cJSON_GetObjectItemCaseSensitive(got, it->string);
+			if (!g || !cJSON_Compare(it, g, true))
+				test_fail_at(__FILE__, __LINE__, "%s: written config.json: %s %s",
+					     base_name(dir), it->string,
+					     g ? "differs" : "missing");
+		}
+		cJSON_Delete(want);
+		cJSON_Delete(got);
+		rm_tree(tmp);
+		hug_free(tmp);
+	}
+}
+
+/* Weights saved by hug load back bit for bit, as do the logits. */
+TEST(llama_save_load_round_trip)
+{
+	for (int f = 0; f < N_FIXTURES; f++) {
+		struct hug_error err = { 0 };
+		struct model a = { 0 }, b = { 0 };
+		REQUIRE(hf_model_load(fixtures[f], DT_F32, false, &a, &err) == 0);
+		char *tmp = make_tmpdir();
+		char out[512];
+		snprintf(out, sizeof(out), "%s/m", tmp);
+		REQUIRE(hf_model_save(&a, out, DT_F32, 40000, &err) == 0); /* sharded */
+		if (hf_model_load(out, DT_F32, false, &b, &err)) {
+			test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		} else {
+			struct param_table *pa = model_params(&a), *pb = model_params(&b);
+			CHECK(pa->n == pb->n);
+			for (int i = 0; i < pa->n && i < pb->n; i++)
+				CHECK(!strcmp(pa->items[i].name, pb->items[i].name) &&
+				      !memcmp(pa->items[i].t->data, pb->items[i].t->data,
+					      tensor_nbytes(pa->items[i].t)));
+		}
+		model_free(&a);
+		model_free(&b);
+		rm_tree(tmp);
+		hug_free(tmp);
+	}
+}
+
+TEST(llama_preset_parameter_counts)
+{
+	static const struct {
+		const char *name, *family;
+		int64_t params;
+	} want[] = {
+		{ "llama-3.2-1b", "llama", 1235814400 },  { "llama-3.1-8b", "llama", 8030261248 },
+		{ "smollm2-135m", "llama", 134515008 },   { "qwen2.5-0.5b", "qwen2", 494032768 },
+		{ "qwen2.5-7b", "qwen2", 7615616512 },    { "qwen3-0.6b", "qwen3", 596049920 },
+		{ "qwen3-8b", "qwen3", 8190735360 },      { "mistral-7b", "mistral", 7241732096 },
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		struct model_config c;
+		struct hug_error err = { 0 };
+		REQUIRE(model_config_preset(want[i].name, &c) == 0);
+		CHECK(!strcmp(c.family->name, want[i].family));
+		CHECK(model_config_validate(&c, want[i].name, &err) == 0);
+		if (model_config_param_count(&c) != want[i].params)
+			test_fail_at(__FILE__, __LINE__, "%s: %lld parameters, want %lld",
+				     want[i].name, (long long)model_config_param_count(&c),
+				     (long long)want[i].params);
+	}
+	/* and through the CLI */
+	char out[4096];
+	const char *bin = getenv("HUG_BIN") ? getenv("HUG_BIN") : "build/bin/hug";
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "%s info --preset qwen2.5-0.5b", bin);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
+	CHECK(strstr(out, "494,032,768") != NULL);
+}
+
+/* config.json in tmp from `json`; model_config_read's result. */
+static int read_json(const char *json, struct model_config *c, struct hug_error *err)
+{
+	char *tmp = make_tmpdir(), path[512];
+	snprintf(path, sizeof(path), "%s/config.json", tmp);
+	test_write_file(path, json);
+	hug_error_clear(err);
+	int rc = model_config_read(path, c, err);
+	rm_tree(tmp);
+	hug_free(tmp);
+	return rc;
+}
+
+TEST(llama_config_refusals_name_file_and_key)
+{
+	struct model_config c;
+	struct hug_error err = { 0 };
+	const char *base = "{\"model_type\": \"%s\", \"vocab_size\": 100, \"hidden_size\": 32, "
+			   "\"num_hidden_layers\": 2, \"num_attention_heads\": 4%s}";
+	char j[1024];
+	snprintf(j, sizeof(j), base, "llama", ", \"rope_scaling\": {\"rope_type\": \"yarn\", "
+		 "\"factor\": 4.0}");
+	CHECK(read_json(j, &c, &err) == -1);
+	CHECK(strstr(err.msg, "config.json: rope_scaling.rope_type") && strstr(err.msg, "yarn") &&
+	      strstr(err.msg, "llama3"));
+	snprintf(j, sizeof(j), base, "qwen2", ", \"use_sliding_window\": true");
+	CHECK(read_json(j, &c, &err) == -1);
+	CHECK(strstr(err.msg, "config.json: use_sliding_window"));
+	snprintf(j, sizeof(j), base, "mistral", ", \"num_key_value_heads\": 3");
+	CHECK(read_json(j, &c, &err) == -1);
+	CHECK(strstr(err.msg, "config.json: num_key_value_heads"));
+	snprintf(j, sizeof(j), base, "llama", ", \"hidden_act\": \"gelu\"");
+	CHECK(read_json(j, &c, &err) == -1);
+	CHECK(strstr(err.msg, "config.json: hidden_act"));
+	snprintf(j, sizeof(j), base, "llama", ", \"rope_scaling\": {\"rope_type\": \"llama3\", "
+		 "\"factor\": 8.0}");
+	CHECK(read_json(j, &c, &err) == -1);
+	CHECK(strstr(err.msg, "config.json: rope_scaling.low_freq_factor"));
+	/* Llama 3.1 Instruct's list of eos ids: the first is kept */
+	snprintf(j, sizeof(j), base, "llama", ", \"eos_token_id\": [128001, 128008]");
+	REQUIRE(read_json(j, &c, &err) == 0);
+	CHECK(c.dims.eos_token_id == 128001 && c.dims.n_kv_head == 4 && c.dims.head_dim == 8);
+	/* legacy "type" inside rope_scaling */
+	snprintf(j, sizeof(j), base, "llama", ", \"rope_scaling\": {\"type\": \"linear\", "
+		 "\"factor\": 2.0}");
+	REQUIRE(read_json(j, &c, &err) == 0);
+	CHECK(llama_config_of(&c)->rope.type == ROPE_LINEAR);
+	/* tensor parallelism: key/value heads must split */
+	REQUIRE(model_config_preset("qwen2.5-0.5b", &c) == 0);
+	CHECK(model_config_tp_validate(&c, 2, &err) == 0);
+	CHECK(model_config_tp_validate(&c, 4, &err) == -1 && strstr(err.msg, "num_key_value_heads"));
+}
+
+/* `hug generate` and `hug eval` on each fixture directory: the greedy ids
+ * of gen.0, and the loss of the reference's unpadded first row as the
+ * model interface computes it in-process. */
+TEST(llama_cli_generate_and_eval)
+{
+	const char *bin = getenv("HUG_BIN") ? getenv("HUG_BIN") : "build/bin/hug";
+	for (int f = 0; f < N_FIXTURES; f++) {
+		struct hug_error err = { 0 };
+		struct st_file ref;
+		struct arena a, step;
+		struct ag_ctx ctx;
+		struct model m = { 0 };
+		const char *dir = fixtures[f];
+		char cmd[2048], out[8192], ids[1024] = "", want[1024] = "";
+		REQUIRE(open_ref(dir, &ref));
+		arena_init(&a, "a", 0, NULL);
+		struct tensor *p = ref_load(&ref, dir, "gen.0.prompt", DT_I32, &a);
+		struct tensor *g = ref_load(&ref, dir, "gen.0.ids", DT_I32, &a);
+		struct tensor *in = ref_load(&ref, dir, "input_ids", DT_I32, &a);
+		REQUIRE(p && g && in);
+		size_t off = 0;
+		for (int64_t i = 0; i < p->shape[1]; i++)
+			off += (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%d", i ? "," : "",
+						((int32_t *)p->data)[i]);
+		off = 0;
+		for (int64_t i = p->shape[1]; i < g->shape[1]; i++)
+			off += (size_t)snprintf(want + off, sizeof(want) - off, "%s%d",
+						i > p->shape[1] ? "," : "", ((int32_t *)g->data)[i]);
+		snprintf(cmd, sizeof(cmd), "%s generate --model %s --prompt-ids %s --greedy --no-stop "
+			 "--max-new-tokens %lld", bin, dir, ids, (long long)(g->shape[1] - p->shape[1]));
+		CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
+		if (!strstr(out, want))
+			test_fail_at(__FILE__, __LINE__, "%s: hug generate gave %s, want %s", dir, out,
+				     want);
+
+		/* eval of row 0 (no padding) */
+		int64_t t = in->shape[1];
+		char *tmp = make_tmpdir(), path[512], json[1024];
+		off = (size_t)snprintf(json, sizeof(json), "[[");
+		for (int64_t i = 0; i < t; i++)
+			off += (size_t)snprintf(json + off, sizeof(json) - off, "%s%d", i ? ", " : "",
+						((int32_t *)in->data)[i]);
+		snprintf(json + off, sizeof(json) - off, "]]");
+		snprintf(path, sizeof(path), "%s/in.json", tmp);
+		test_write_file(path, json);
+		snprintf(cmd, sizeof(cmd), "%s eval --model %s --input %s", bin, dir, path);
+		CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
+		const char *l = strstr(out, "\"loss\": ");
+		double cli = l ? atof(l + 8) : NAN;
+		REQUIRE(hf_model_load(dir, DT_F32, false, &m, &err) == 0);
+		arena_init(&step, "step", 0, NULL);
+		ag_ctx_init(&ctx, &step);
+		struct tensor *row = ag_contiguous(&ctx, ag_slice(&ctx, in, 0, 0, 1));
+		struct tensor *loss = model_lm_loss(&ctx, model_forward(&ctx, &m, row, NULL), row);
+		REQUIRE(loss);
+		double want_loss = tensor_item(loss);
+		if (!(fabs(cli - want_loss) <= 1e-5 * fabs(want_loss)))
+			test_fail_at(__FILE__, __LINE__, "%s: hug eval loss %.9g, in-process %.9g (%s)",
+				     dir, cli, want_loss, out);
+		model_free(&m);
+		arena_free(&step);
+		rm_tree(tmp);
+		hug_free(tmp);
+		arena_free(&a);
+		st_close(&ref);
+	}
+}
+
+/* PEFT's default LoRA targets per family (q_proj and v_proj), the PEFT
+ * module names, and "all-linear" through the family's linear list. */
+TEST(llama_lora_default_targets_and_all_linear)
+{
+	struct model_config c;
+	struct hug_error err = { 0 };
+	const char *const fams[] = { "llama", "qwen2", "qwen3", "mistral" };
+	for (int i = 0; i < 4; i++) {
+		const struct model_family *f = model_family_find(fams[i]);
+		REQUIRE(f && f->lora_targets);
+		CHECK(!strcmp(f->lora_targets[0], "q_proj") && !strcmp(f->lora_targets[1], "v_proj") &&
+		      !f->lora_targets[2]);
+		CHECK(f->n_linear == 7 && !strcmp(f->linears[3].module, "o_proj") &&
+		      !strcmp(f->linears[6].path, "mlp.down_proj"));
+	}
+	REQUIRE(model_config_read("tests/fixtures/qwen3-tiny", &c, &err) == 0);
+	struct model_linear lin;
+	model_config_linear(&c, 1, LLAMA_K, &lin);
+	CHECK(!strcmp(lin.path, "model.layers.1.self_attn.k_proj") && lin.in == 32 &&
+	      lin.out == 2 * 12 && lin.split == MODEL_SPLIT_COLUMN);
+	model_config_linear(&c, 0, LLAMA_O, &lin);
+	CHECK(lin.in == 4 * 12 && lin.out == 32 && lin.split == MODEL_SPLIT_ROW);
+	/* every linear of a model is a registered parameter of that shape */
+	struct model m = { 0 };
+	REQUIRE(hf_model_load("tests/fixtures/qwen3-tiny", DT_F32, false, &m, &err) == 0);
+	for (int l = 0; l < 2; l++)
+		for (int k = 0; k < LLAMA_N_LINEAR; k++) {
+			char name[PARAM_NAME_MAX + 8];
+			model_linear(&m, l, k, &lin);
+			snprintf(name, sizeof(name), "%s.weight", lin.path);
+			struct param *p = param_table_find(model_params(&m), name);
+			CHECK(p && p->t == lin.weight && lin.weight->shape[0] == lin.out &&
+			      lin.weight->shape[1] == lin.in && lin.adapter && !*lin.adapter);
+		}
+	/* a LoRA config without targets takes the family's default */
+	struct lora_config lc;
+	struct lora_model lm;
+	lora_config_init(&lc);
+	REQUIRE(lora_model_init(&lm, &m, &lc, true, "", &err) == 0);
+	CHECK(lm.n == 2 * 2 && lm.cfg.n_targets == 2 && !strcmp(lm.cfg.targets[0], "q_proj") &&
+	      !strcmp(lm.cfg.targets[1], "v_proj"));
+	lora_model_free(&lm);
+	lora_config_set_targets(&lc, (const char *[]){ "all-linear" }, 1);
+	REQUIRE(lora_model_init(&lm, &m, &lc, true, "", &err) == 0);
+	CHECK(lm.n == 2 * LLAMA_N_LINEAR);
+	lora_model_free(&lm);
+	lora_config_free(&lc);
+	model_free(&m);
+}
+
+/* The trainer on the families, as a recipe names them: a small Qwen3-style
+ * model from scratch learns the counting corpus; LoRA on the Mistral
+ * fixture with PEFT's default targets trains only the adapters. */
+TEST(llama_families_train_from_recipe)
+{
+	const char *dir = train_fixture_shards(1, 20000);
+	REQUIRE(dir);
+	struct hug_error err = { 0 };
+	char path[512];
+	snprintf(path, sizeof(path), "%s/recipe.json", dir);
+	REQUIRE(train_fixture_recipe_in(dir, ", \"arch\": \"qwen3\"", ", \"steps\": 60", NULL) == 0);
+	struct recipe r;
+	REQUIRE(recipe_load(path, NULL, 0, 1, &r, &err) == 0);
+	CHECK(!strcmp(r.model.family->name, "qwen3"));
+	struct trainer t;
+	REQUIRE(trainer_init(&t, &r, &err) == 0);
+	double first = 0, last = 0;
+	for (int s = 0; s < 60; s++) {
+		struct step_result res;
+		if (trainer_step(&t, &res, &err)) {
+			test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+			break;
+		}
+		if (s < 5)
+			first += res.loss / 5;
+		if (s >= 55)
+			last += res.loss / 5;
+	}
+	printf("(qwen3 from scratch: loss %.3f -> %.3f) ", first, last);
+	CHECK(first > 3.5 && last < first - 1.0);
+	trainer_free(&t);
+	recipe_free(&r);
+
+	/* LoRA on a pretrained Mistral with the default targets */
+	char *abs = realpath("tests/fixtures/mistral-tiny", NULL);
+	char model[1024], top[256];
+	snprintf(model, sizeof(model), "\"from_pretrained\": \"%s\", \"attention_dropout\": 0.0", abs);
+	free(abs);
+	snprintf(top, sizeof(top), ", \"peft\": {\"r\": 4, \"alpha\": 8}");
+	FILE *f = fopen(path, "w");
+	REQUIRE(f);
+	char glob[512], out[512];
+	snprintf(glob, sizeof(glob), "%s/shard-*.h5", dir);
+	snprintf(out, sizeof(out), "%s/run-lora", dir);
+	fprintf(f, "{\"model\": {%s}, \"data\": {\"train\": [{\"path\": \"%s\"}], \"seq_len\": 32},"
+		" \"optim\": {\"lr\": 0.01}, \"batch\": {\"micro_batch_size\": 4, "
+		"\"global_batch_size\": 4}, \"train\": {\"out_dir\": \"%s\", \"steps\": 20}%s}\n",
+		model, glob, out, top);
+	fclose(f);
+	if (recipe_load(path, NULL, 0, 1, &r, &err))
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+	else if (trainer_init(&t, &r, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+	} else {
+		CHECK(t.lora && t.lora->n == 2 * 2 && !strcmp(t.lora->cfg.targets[0], "q_proj"));
+		first = last = 0;
+		for (int s = 0; s < 20; s++) {
+			struct step_result res;
+			if (trainer_step(&t, &res, &err)) {
+				test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+				break;
+			}
+			if (s == 0)
+				first = res.loss;
+			last = res.loss;
+		}
+		printf("(mistral LoRA: loss %.3f -> %.3f) ", first, last);
+		CHECK(last < first);
+		trainer_free(&t);
+	}
+	recipe_free(&r);
+	train_fixture_rmtree(dir);
+}
