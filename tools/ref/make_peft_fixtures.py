@@ -101,7 +101,7 @@ FIXTURE_SPECS = [
         "name": "qwen2-tiny-lora",
         "base": "qwen2-tiny",
         "seed": 9753,
-        "config": dict(r=4, lora_alpha=16, use_rslora=True,
+        "config": dict(r=4, lora_alpha=4, use_rslora=True,
                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
     },
 ]
