@@ -7,21 +7,24 @@
 # Shape: hidden 512, 8 layers, 8 heads over 2 key/value heads, SwiGLU of
 # 1408, vocabulary 8192, one sequence of 256.
 #
-#   bench/llama_cpu.sh [PAIRS=3] [THREADS=2] [extra bench_train flags...]
+#   [STEPS=4 BATCH=1] bench/llama_cpu.sh [PAIRS=3] [THREADS=2]
 # Needs build/bin/bench_train (make bench) and torch + transformers.
 set -euo pipefail
 PAIRS=${1:-3}
 THREADS=${2:-2}
-shift $(( $# < 2 ? $# : 2 ))
 BENCH=${BENCH:-build/bin/bench_train}
 SHAPE=(--arch llama --hidden 512 --layers 8 --heads 8 --kv-heads 2 --ffn 1408 --vocab 8192
-       --seq 256 --batch 1 --steps 4 --warmup 1 "$@")
+       --seq 256 --batch "${BATCH:-1}" --steps "${STEPS:-4}" --warmup 1)
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 tps() { sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p'; }
 ratios=()
 for ((i = 1; i <= PAIRS; i++)); do
-	h=$("$BENCH" "${SHAPE[@]}" | tee /dev/stderr | tps)
-	t=$(python3 tools/ref/bench_torch_train.py "${SHAPE[@]}" | tee /dev/stderr | tps)
+	hl=$("$BENCH" "${SHAPE[@]}")
+	echo "$hl"
+	tl=$(python3 tools/ref/bench_torch_train.py "${SHAPE[@]}")
+	echo "$tl"
+	h=$(tps <<< "$hl")
+	t=$(tps <<< "$tl")
 	r=$(awk -v h="$h" -v t="$t" 'BEGIN { printf "%.3f", h / t }')
 	echo "pair $i: hug $h tokens/s, torch $t tokens/s, ratio $r"
 	ratios+=("$r")
