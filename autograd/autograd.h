@@ -181,10 +181,10 @@ struct tensor *ag_cross_entropy(struct ag_ctx *ctx, struct tensor *logits,
  * strided x is copied to a contiguous one first, recorded); w (C) of x's
  * dtype, or NULL for no weight. The sum of squares accumulates in double
  * on every backend; the saved 1/rms (rows) is in x's dtype (f32 for bf16).
- * bf16: the normalised value is rounded to bf16, then
- * multiplied by w (transformers' LlamaRMSNorm: weight *
- * hidden.to(input_dtype)). -> (..., C) contiguous. Gradients for x and w
- * (the bf16 rounding of the normalised value counts as the identity). */
+ * bf16: the normalised value is rounded to bf16, then multiplied by w
+ * (transformers' LlamaRMSNorm: weight * hidden.to(input_dtype)).
+ * -> (..., C) contiguous. Gradients for x and w (the bf16 rounding of the
+ * normalised value counts as the identity). */
 struct tensor *ag_rmsnorm(struct ag_ctx *ctx, struct tensor *x, struct tensor *w, double eps);
 /* Rotary position embedding, Hugging Face's rotate_half convention: with
  * D2 = D/2, for i < D2 the pair (x[i], x[i+D2]) is rotated by the angle

@@ -704,12 +704,6 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 		return op_fail(ctx, op, "the head size D must be at least 1: q is %s",
 			       desc(q, d0));
 	int64_t b = q->shape[0], h = q->shape[1], tq = q->shape[2], tk = k->shape[2];
-	if ((k->shape[1] != h || ad->window) && ctx_device(ctx) != DEV_CPU)
-		return op_fail(ctx, op, "grouped-query attention (%lld query heads over %lld "
-			       "key/value heads) and the sliding window (%lld) are not "
-			       "implemented on %s yet (only on the cpu)",
-			       (long long)h, (long long)k->shape[1], (long long)ad->window,
-			       device_name(ctx_device(ctx)));
 	if (slopes && (slopes->ndim != 1 || slopes->shape[0] != h))
 		return op_fail(ctx, op, "slopes must be (H) = (%lld), got %s",
 			       (long long)h, desc(slopes, d0));

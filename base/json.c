@@ -284,10 +284,20 @@ void hug_json_quote_n(struct buf *b, const char *s, size_t n)
 
 void hug_json_double(double v, char *buf, size_t n)
 {
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, n, "%.*g", prec, v);
+	/* the fewest significant digits that read back as v; then Python's
+	 * repr layout: positional for decimal exponents -4..15 (1000000.0),
+	 * else scientific (1e-05, 1e+16) */
+	int prec = 1;
+	for (; prec <= 17; prec++) {
+		snprintf(buf, n, "%.*e", prec - 1, v);
 		if (strtod(buf, NULL) == v)
 			break;
+	}
+	const char *e = strchr(buf, 'e');
+	int exp = e ? atoi(e + 1) : 0;
+	if (exp >= -4 && exp < 16) {
+		int dec = prec - 1 - exp;
+		snprintf(buf, n, "%.*f", dec > 0 ? dec : 0, v);
 	}
 	if (!strpbrk(buf, ".e"))
 		strncat(buf, ".0", n - strlen(buf) - 1);

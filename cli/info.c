@@ -181,8 +181,12 @@ static int info_weights(const char *dir, const struct model_config *cfg,
 			rc = fail(&err);
 			break;
 		}
-		add_sums(&f, cfg->family->hf_names.ignored, &one);
-		add_sums(&f, cfg->family->hf_names.ignored, &sums);
+		/* the family's ignored names (a tied lm_head) are parameters of
+		 * an untied model */
+		const char *const *ign = cfg->dims.tie_word_embeddings ?
+						 cfg->family->hf_names.ignored : NULL;
+		add_sums(&f, ign, &one);
+		add_sums(&f, ign, &sums);
 		printf("  %s: %d tensors, %s, ", wf.files[i], f.n,
 		       fmt_bytes(f.map_size, a, sizeof(a)));
 		print_dtypes(&one);

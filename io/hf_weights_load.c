@@ -15,7 +15,8 @@
 
 /* The registry name of a tensor stored as `name`: with the family's
  * optional prefix. Returns 1 for a tensor the family ignores (a tied
- * lm_head), 0 with buf filled, -1 when the name cannot be a parameter (too
+ * lm_head; plan_tensor still loads it when the model has such a
+ * parameter), 0 with buf filled, -1 when the name cannot be a parameter (too
  * long). */
 static int param_name(const struct model_hf_names *rules, const char *name, char *buf,
 		      size_t n)
@@ -56,6 +57,12 @@ static int plan_tensor(const struct param_table *pt, const char *dir,
 {
 	char name[PARAM_NAME_MAX + 16], a[256], b[256];
 	int k = param_name(plan->names, t->name, name, sizeof(name));
+	/* an ignored name is loaded when the model has that parameter (an
+	 * untied lm_head.weight; a tied model skips the file's copy) */
+	if (k == 1 && param_table_find(pt, t->name)) {
+		snprintf(name, sizeof(name), "%s", t->name);
+		k = 0;
+	}
 	if (k == 1)
 		return 0;
 	struct param *p = k == 0 ? param_table_find(pt, name) : NULL;

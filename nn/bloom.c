@@ -10,17 +10,9 @@
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
+#include "param_init.h"
 
 /* ---------------------------------------------------------- parameters */
-
-/* Bytes the arena needs for one tensor of `numel` elements (rounded to the
- * arena alignment, plus the tensor header). */
-static size_t slot_bytes(int64_t numel, enum dtype dt)
-{
-	size_t data = (size_t)numel * dtype_size(dt);
-	return (data + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN +
-	       (sizeof(struct tensor) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-}
 
 /* Parameters are created twice: first only measured (m->measure counts
  * bytes), so that the arenas can be sized to hold everything in one block,
@@ -30,19 +22,9 @@ struct pbuild {
 	bool trainable, measuring;
 };
 
-/* This rank's rows [*offset, *offset + *len) of a dimension of size n split
- * over the group as evenly as possible (the first n % size ranks get one
- * more). */
-static void split(const struct model_tp *tp, int64_t n, int64_t *offset, int64_t *len)
-{
-	int64_t base = n / tp->size, extra = n % tp->size;
-	*len = base + (tp->rank < extra);
-	*offset = tp->rank * base + (tp->rank < extra ? tp->rank : extra);
-}
-
 void bloom_vocab_slice(const struct bloom_model *m, int64_t *offset, int64_t *len)
 {
-	split(&m->tp, m->cfg.vocab_size, offset, len);
+	param_split(m->tp.rank, m->tp.size, m->cfg.vocab_size, offset, len);
 }
 
 /* A new parameter of shape (rows[, cols]) under `name`; sharded along dim
@@ -54,9 +36,9 @@ static struct tensor *param_new(struct pbuild *pb, const char *fmt, int layer, b
 	int ndim = cols ? 2 : 1, tp = m->tp.size;
 	int64_t shape[2] = { rows, cols }, offset = 0;
 	if (shard >= 0)
-		split(&m->tp, shape[shard], &offset, &shape[shard]);
+		param_split(m->tp.rank, m->tp.size, shape[shard], &offset, &shape[shard]);
 	if (pb->measuring) {
-		m->measure += slot_bytes(shape[0] * (cols ? shape[1] : 1), m->dtype);
+		m->measure += param_slot_bytes(shape[0] * (cols ? shape[1] : 1), m->dtype);
 		return NULL;
 	}
 	char name[PARAM_NAME_MAX];
@@ -145,7 +127,7 @@ void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
 	int h_local = cfg->n_head / tp->size;
 	struct pbuild pb = { .m = m, .trainable = trainable, .measuring = true };
 	bloom_params(&pb);
-	size_t total = m->measure + slot_bytes(h_local, dt);
+	size_t total = m->measure + param_slot_bytes(h_local, dt);
 	/* one block for all parameters (and one for all gradients), so that
 	 * a data-parallel all-reduce can treat them as one buffer */
 	arena_init(&m->params, "params", total, allocator);
@@ -193,14 +175,6 @@ void bloom_model_free(struct bloom_model *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Standard normal from the counter-based stream (Box-Muller). */
-static double normal(uint64_t seed, uint64_t i)
-{
-	double u1 = ((double)(rng_u64(seed, 2 * i) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-	double u2 = (double)(rng_u64(seed, 2 * i + 1) >> 11) * (1.0 / 9007199254740992.0);
-	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 void bloom_model_init_weights(struct bloom_model *m, uint64_t seed)
 {
 	double std = m->cfg.initializer_range;
@@ -217,19 +191,7 @@ void bloom_model_init_weights(struct bloom_model *m, uint64_t seed)
 		} else {
 			/* each parameter draws from its own stream of `seed`,
 			 * element by element of the whole (unsharded) tensor */
-			uint64_t s = rng_u64(seed, (uint64_t)p);
-			int64_t n = tensor_numel(t);
-			if (t->dtype == DT_F32) {
-				float *d = t->data;
-#pragma omp parallel for if (n >= 65536)
-				for (int64_t i = 0; i < n; i++)
-					d[i] = (float)(std * normal(s, (uint64_t)param_global_index(prm, i)));
-			} else {
-				double *d = t->data;
-#pragma omp parallel for if (n >= 65536)
-				for (int64_t i = 0; i < n; i++)
-					d[i] = std * normal(s, (uint64_t)param_global_index(prm, i));
-			}
+			param_fill_normal(prm, rng_u64(seed, (uint64_t)p), std, -1);
 		}
 	}
 }

@@ -21,7 +21,8 @@ double gen_memory_estimate(const struct model_config *cfg, int64_t n_prompt, int
 	const struct model_dims *c = &cfg->dims;
 	double t = (double)n_prompt + (double)max_new, p = (double)n_prompt;
 	double h = (double)c->hidden_size, v = (double)c->vocab_size;
-	double kv = 2.0 * c->n_layer * t * h;
+	/* the cache holds the key/value heads only (grouped-query attention) */
+	double kv = 2.0 * c->n_layer * t * (double)c->n_kv_head * (double)c->head_dim;
 	double scores = 2.0 * c->n_head * p * p;
 	double act = p * (16.0 * h + v);
 	return 4.0 * (kv + scores + act);

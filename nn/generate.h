@@ -1,4 +1,4 @@
-/* generate.h: autoregressive generation with a BLOOM model over a KV cache
+/* generate.h: autoregressive generation with any model family over a KV cache
  * (each new token costs one forward over one position), and the sampler:
  * greedy, temperature, top-k, top-p, seeded. */
 #ifndef HUG_NN_GENERATE_H
@@ -28,9 +28,10 @@ struct gen_opts {
 #define GEN_DEFAULT_MAX_MEMORY (16.0 * 1024 * 1024 * 1024)
 
 /* Bytes (f32) that generating max_new ids after an n_prompt-id prompt
- * needs, estimated from the config: the KV cache over every position, the
- * prompt pass's attention scores (heads x n_prompt^2), its activations and
- * logits. Counted in double, so it never overflows. */
+ * needs, estimated from the config: the KV cache (key/value heads only)
+ * over every position, the prompt pass's attention scores (heads x
+ * n_prompt^2), its activations and logits. Counted in double, so it never
+ * overflows. */
 double gen_memory_estimate(const struct model_config *cfg, int64_t n_prompt, int64_t max_new);
 
 /* 0 when n_prompt + max_new is at most GEN_MAX_POSITIONS and its

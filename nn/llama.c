@@ -13,17 +13,9 @@
 #include "../autograd/transfer.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
+#include "param_init.h"
 
 /* ---------------------------------------------------------- parameters */
-
-/* Bytes the arena needs for one tensor (data rounded to the alignment,
- * plus the header). */
-static size_t slot_bytes(int64_t numel, enum dtype dt)
-{
-	size_t data = (size_t)numel * dtype_size(dt);
-	return (data + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN +
-	       (sizeof(struct tensor) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-}
 
 /* Parameters are made twice: measured first, so that one block holds
  * them all, then for real. */
@@ -32,18 +24,9 @@ struct pbuild {
 	bool trainable, measuring;
 };
 
-/* This rank's share [*offset, *offset + *len) of n split over the group
- * (the first n % size ranks get one more). */
-static void split(const struct model_tp *tp, int64_t n, int64_t *offset, int64_t *len)
-{
-	int64_t base = n / tp->size, extra = n % tp->size;
-	*len = base + (tp->rank < extra);
-	*offset = tp->rank * base + (tp->rank < extra ? tp->rank : extra);
-}
-
 void llama_vocab_slice(const struct llama_model *m, int64_t *offset, int64_t *len)
 {
-	split(&m->tp, m->cfg.vocab_size, offset, len);
+	param_split(m->tp.rank, m->tp.size, m->cfg.vocab_size, offset, len);
 }
 
 /* A parameter (rows[, cols]) named fmt % layer, sharded along `shard`
@@ -55,9 +38,9 @@ static struct tensor *param_new(struct pbuild *pb, const char *fmt, int layer, b
 	int ndim = cols ? 2 : 1;
 	int64_t shape[2] = { rows, cols }, offset = 0;
 	if (shard >= 0)
-		split(&m->tp, shape[shard], &offset, &shape[shard]);
+		param_split(m->tp.rank, m->tp.size, shape[shard], &offset, &shape[shard]);
 	if (pb->measuring) {
-		m->measure += slot_bytes(shape[0] * (cols ? shape[1] : 1), m->dtype);
+		m->measure += param_slot_bytes(shape[0] * (cols ? shape[1] : 1), m->dtype);
 		return NULL;
 	}
 	char name[PARAM_NAME_MAX];
@@ -139,7 +122,7 @@ void llama_model_init_on(struct llama_model *m, const struct llama_config *cfg, 
 	int64_t half = cfg->head_dim / 2;
 	struct pbuild pb = { .m = m, .trainable = trainable, .measuring = true };
 	llama_params(&pb);
-	size_t total = m->measure + slot_bytes(half, DT_F64);
+	size_t total = m->measure + param_slot_bytes(half, DT_F64);
 	arena_init(&m->params, "params", total, allocator);
 	arena_init(&m->grads, "grads", total, allocator);
 	param_table_init(&m->table);
@@ -167,14 +150,6 @@ void llama_model_free(struct llama_model *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Standard normal from the counter-based stream (Box-Muller). */
-static double normal(uint64_t seed, uint64_t i)
-{
-	double u1 = ((double)(rng_u64(seed, 2 * i) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-	double u2 = (double)(rng_u64(seed, 2 * i + 1) >> 11) * (1.0 / 9007199254740992.0);
-	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), k = strlen(suffix);
@@ -196,19 +171,9 @@ void llama_model_init_weights(struct llama_model *m, uint64_t seed)
 			tensor_fill(t, 1.0);
 			continue;
 		}
-		uint64_t s = rng_u64(seed, (uint64_t)p);
-		int64_t n = tensor_numel(t), cols = t->shape[1];
 		/* transformers zeroes the padding row of embed_tokens */
-		int64_t pad = t == m->embed ? m->cfg.pad_token_id : -1;
-#pragma omp parallel for if (n >= 65536)
-		for (int64_t i = 0; i < n; i++) {
-			int64_t g = param_global_index(prm, i);
-			double x = g / cols == pad ? 0.0 : std * normal(s, (uint64_t)g);
-			if (t->dtype == DT_F32)
-				((float *)t->data)[i] = (float)x;
-			else
-				((double *)t->data)[i] = x;
-		}
+		param_fill_normal(prm, rng_u64(seed, (uint64_t)p), std,
+				  t == m->embed ? m->cfg.pad_token_id : -1);
 	}
 }
 
@@ -295,8 +260,10 @@ static struct tensor *heads(struct ag_ctx *ctx, const struct llama_model *m,
 	int64_t b = x->shape[0], t = x->shape[1], d = m->cfg.head_dim;
 	const int to_bhtd[] = { 0, 2, 1, 3 };
 	x = ag_view(ctx, x, TENSOR_SHAPE(b, t, n, d));
+	/* the replicated norm weight sees only this rank's heads: f (identity
+	 * forward, all-reduce backward) sums its gradient over the group */
 	if (norm)
-		x = ag_rmsnorm(ctx, x, norm, m->cfg.rms_norm_eps);
+		x = ag_rmsnorm(ctx, x, ag_tp_copy(ctx, norm, m->tp.coll), m->cfg.rms_norm_eps);
 	x = ag_permute(ctx, x, to_bhtd);
 	return rotate ? ag_rope(ctx, x, pos, m->inv_freq) : x;
 }

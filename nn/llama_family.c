@@ -273,6 +273,9 @@ static struct tensor *forward_cached(struct ag_ctx *ctx, const void *impl,
 
 /* PEFT's default target_modules for llama, qwen2, qwen3 and mistral */
 static const char *const lora_targets[] = { "q_proj", "v_proj", NULL };
+/* a tied model's file may still hold lm_head.weight (a copy of the
+ * embedding): skipped; an untied model loads it as its parameter */
+static const char *const ignored[] = { "lm_head.weight", NULL };
 
 #define FAMILY_COMMON                                                                  \
 	.lora_targets = lora_targets,                                                 \
@@ -280,7 +283,7 @@ static const char *const lora_targets[] = { "q_proj", "v_proj", NULL };
 	.linears = linears,                                                           \
 	.n_linear = LLAMA_N_LINEAR,                                                   \
 	.hf_names = { .optional_prefix = NULL, .block_prefix = "model.layers.",       \
-		      .ignored = NULL },                                              \
+		      .ignored = ignored },                                           \
 	.config_set = config_set,                                                     \
 	.config_validate = config_validate,                                           \
 	.config_write = config_write,                                                 \

@@ -108,6 +108,19 @@ int rope_params_from_json(const char *file, const cJSON *root, double default_th
 				return -1;
 		}
 	}
+	/* a partial rotation (partial_rotary_factor < 1) is not implemented */
+	const cJSON *holders[2] = { root, params && cJSON_IsObject(params) ? params : NULL };
+	for (int i = 0; i < 2; i++) {
+		double prf = 1.0;
+		const struct json_at at = { file, i ? "rope_parameters" : NULL };
+		if (holders[i] && hug_json_get_number(&at, holders[i], "partial_rotary_factor", false,
+						      &prf, err))
+			return -1;
+		if (prf != 1.0)
+			return hug_error_set(err, "%s: %spartial_rotary_factor: %g is not supported "
+					     "(hug rotates the whole head; expected 1.0)", file,
+					     i ? "rope_parameters." : "", prf);
+	}
 	if (rope_params_validate(&p, file, err))
 		return -1;
 	*out = p;

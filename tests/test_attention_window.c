@@ -2,7 +2,8 @@
  * and a sliding window against a brute-force f64 reference written here
  * (the masked scores built element by element, the softmax and its
  * backward by hand), outputs and q, k, v gradients to 1e-12; finite
- * differences over the same cases; KV-cache decoding (Tq < Tk) with a
+ * differences over the same cases; the kept keys against transformers'
+ * own sliding-window mask; KV-cache decoding (Tq < Tk) with a
  * window equal to the full forward's last rows; and the op errors for a
  * bad window. The window rule is transformers'
  * sliding_window_causal_mask_function on cache positions: query i
@@ -253,6 +254,66 @@ TEST(attention_window_dead_row_is_zero)
 			CHECK(y[(((1 * 4 + h) * 9) + 6) * 5 + d] != 0);
 		}
 	hug_free(y);
+	ag_env_free(&e);
+}
+
+/* Which keys each query of mask9 may see with window 4 under transformers'
+ * own mask (create_sliding_window_causal_mask, Mistral's eager path),
+ * printed by tools/ref/print_window_mask.py. */
+/* transformers 5.25.0, window 4 */
+static const int hf_allowed9[2][9][9] = {
+	{
+		{ 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+		{ 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+		{ 0, 0, 1, 0, 0, 0, 0, 0, 0 },
+		{ 0, 0, 1, 1, 0, 0, 0, 0, 0 },
+		{ 0, 0, 1, 1, 1, 0, 0, 0, 0 },
+		{ 0, 0, 1, 1, 1, 1, 0, 0, 0 },
+		{ 0, 0, 0, 1, 1, 1, 1, 0, 0 },
+		{ 0, 0, 0, 0, 1, 1, 1, 1, 0 },
+		{ 0, 0, 0, 0, 0, 1, 1, 1, 1 },
+	},
+	{
+		{ 1, 0, 0, 0, 0, 0, 0, 0, 0 },
+		{ 1, 1, 0, 0, 0, 0, 0, 0, 0 },
+		{ 1, 1, 0, 0, 0, 0, 0, 0, 0 },
+		{ 1, 1, 0, 0, 0, 0, 0, 0, 0 },
+		{ 0, 1, 0, 0, 0, 0, 0, 0, 0 },
+		{ 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+		{ 0, 0, 0, 0, 0, 0, 1, 0, 0 },
+		{ 0, 0, 0, 0, 0, 0, 1, 1, 0 },
+		{ 0, 0, 0, 0, 0, 0, 1, 1, 1 },
+	},
+};
+
+/* The op hides exactly the keys transformers' mask hides: with v the
+ * identity (D = Tk, v_j = e_j) the output row of query i is its
+ * probability row, positive exactly at the kept keys. */
+TEST(attention_window_matches_transformers_mask)
+{
+	const struct win_case c = { "hf", 2, 4, 2, 9, 9, 9, 4, true, false, mask9 };
+	struct ag_env e;
+	ag_env_init(&e, 0);
+	struct tensor *in[5];
+	make_inputs(&e, &c, in, NULL);
+	double *eye = hug_calloc(2 * 2 * 9 * 9, sizeof(double));
+	for (int64_t bk = 0; bk < 2 * 2; bk++)
+		for (int64_t j = 0; j < 9; j++)
+			eye[(bk * 9 + j) * 9 + j] = 1;
+	tensor_write_f64(in[2], eye);
+	struct tensor *o = build(&e.ctx, in, (void *)&c);
+	REQUIRE(o);
+	double *y = read_all(o); /* (2, 4, 9, 9): p_ij */
+	int bad = 0;
+	for (int64_t b = 0; b < 2; b++)
+		for (int64_t h = 0; h < 4; h++)
+			for (int64_t i = 0; i < 9; i++)
+				for (int64_t j = 0; j < 9; j++)
+					bad += (y[((b * 4 + h) * 9 + i) * 9 + j] > 0) !=
+					       (hf_allowed9[b][i][j] != 0);
+	CHECK(bad == 0);
+	hug_free(y);
+	hug_free(eye);
 	ag_env_free(&e);
 }
 

@@ -54,6 +54,21 @@ TEST(mpi_tensor_parallel_matches_one_process_on_fixtures)
 	CHECK(mpirun(2, "tp_random") == 0);
 }
 
+/* The Llama-style families under tensor parallelism: grouped key/value
+ * heads split over the ranks (6/2 heads, 4/2 with QK-norm, 4/4 with
+ * biases and a tied lm_head, Mistral's window). */
+TEST(mpi_tensor_parallel_llama_families)
+{
+	if (!can_run())
+		SKIP("no MPI build, mpirun or HUG_MPI_TESTS (run through make test)");
+	printf("\n");
+	CHECK(mpirun(2, "tp_family tests/fixtures/llama-tiny-a") == 0);
+	CHECK(mpirun(2, "tp_family tests/fixtures/llama-tiny-b") == 0);
+	CHECK(mpirun(4, "tp_family tests/fixtures/llama-tiny-b") == 0);
+	CHECK(mpirun(2, "tp_family tests/fixtures/qwen3-tiny") == 0);
+	CHECK(mpirun(2, "tp_family tests/fixtures/mistral-tiny") == 0);
+}
+
 /* ---- hug train under mpirun against one process ---- */
 
 #include "../base/alloc.h"
@@ -220,6 +235,43 @@ TEST(mpi_resume_across_layouts)
 	snprintf(b, sizeof(b), "%s/b", e.dir);
 	compare_runs(ref, a, "tp2xdp2 -> 1 process");
 	compare_runs(ref, b, "tp2xdp2 -> dp4");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
+/* A Llama-style family (qwen3: QK-norm, 6 query heads over 2 key/value
+ * heads, untied lm_head) under the layouts and through a resume across
+ * them, against one process: the same settings on every run. */
+#define QWEN3_SET "--set model.arch=qwen3 --set model.num_key_value_heads=2 " \
+		  "--set model.intermediate_size=40 --set model.tie_word_embeddings=false"
+
+TEST(mpi_train_layouts_and_resume_llama_family)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	printf("\n");
+	char extra[1024], ref[300], run[300], cmd[1024];
+	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
+	REQUIRE(train(1, e.recipe, QWEN3_SET) == 0);
+	snprintf(cmd, sizeof(cmd), "grep -q '\"model_type\": \"qwen3\"' %s/checkpoint-20/config.json "
+		 "&& grep -q '\"num_key_value_heads\": 2' %s/checkpoint-20/config.json", ref, ref);
+	CHECK(system(cmd) == 0);
+	run_layout(&e, 2, "qwen3-tp2", QWEN3_SET " --set parallel.tensor=2");
+	run_layout(&e, 4, "qwen3-tp2-dp2-zero1",
+		   QWEN3_SET " --set parallel.tensor=2 --set parallel.zero=1");
+	/* saved at tensor 2 x data 2, step 10; resumed in one process */
+	snprintf(extra, sizeof(extra), QWEN3_SET " --set train.out_dir=%s/a --set train.steps=10 "
+		 "--set schedule.decay_steps=20 --set parallel.tensor=2 --set parallel.zero=1", e.dir);
+	REQUIRE(train(4, e.recipe, extra) == 0);
+	snprintf(cmd, sizeof(cmd), "test -f %s/a/checkpoint-10/config.json", e.dir);
+	CHECK(system(cmd) == 0);
+	snprintf(extra, sizeof(extra), QWEN3_SET " --resume --set train.out_dir=%s/a "
+		 "--set schedule.decay_steps=20", e.dir);
+	CHECK(train(1, e.recipe, extra) == 0);
+	snprintf(run, sizeof(run), "%s/a", e.dir);
+	compare_runs(ref, run, "qwen3 tp2xdp2 -> 1 process");
 	if (!test_failed_now())
 		train_fixture_rmtree(e.dir);
 }

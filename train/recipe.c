@@ -332,6 +332,27 @@ static int parse_settings(struct rparse *rp, struct model_config *cfg)
 			return hug_error_set(rp->err, "%s: %s: not a setting of model.arch \"%s\"",
 					     rp->name, path, cfg->family->name);
 	}
+	/* settings without a default: given, or the family's default */
+	static const char *const optional[] = { "intermediate_size", "num_key_value_heads",
+						"head_dim", "rms_norm_eps", "rope_theta",
+						"max_position_embeddings", "sliding_window" };
+	static const char *const optional_bools[] = { "tie_word_embeddings", "attention_bias",
+						      "mlp_bias" };
+	for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]) +
+			       sizeof(optional_bools) / sizeof(optional_bools[0]); i++) {
+		size_t nn = sizeof(optional) / sizeof(optional[0]);
+		const char *key = i < nn ? optional[i] : optional_bools[i - nn];
+		double v;
+		bool b;
+		snprintf(path, sizeof(path), "model.%s", key);
+		if (!present(rp, path))
+			continue;
+		if (i < nn ? get_num(rp, path, &v) : get_bool(rp, path, &b))
+			return -1;
+		if (model_config_set(cfg, key, i < nn ? v : b))
+			return hug_error_set(rp->err, "%s: %s: not a setting of model.arch \"%s\"",
+					     rp->name, path, cfg->family->name);
+	}
 	return 0;
 }
 

@@ -1,13 +1,14 @@
 /* attention.tmpl.h: REAL-typed fused self-attention with an optional ALiBi
  * bias, causal, sliding-window and padding masks and grouped key/value
- * heads (see instantiate.h and ag_attention in autograd.h). Work is split
- * over (batch, key/value head) pairs, which touch disjoint outputs and
- * gradients; each pair takes its query heads in turn (reading its k and v
- * in place, never copied per query head), and each query head walks its
- * query rows in blocks of CPU_ATTN_ROWS and does the matrix products with
- * single-threaded GEMMs (FN(gemm), attention.c), skipping the keys that
- * the causal mask or the sliding window hides from the whole block. The
- * sequence of GEMM calls of a pair does not depend on the thread count. */
+ * heads (see instantiate.h and ag_attention in autograd.h). The forward
+ * splits its work over (batch, query head) pairs; the backward over
+ * (batch, key/value head) pairs, which touch disjoint gradients, each
+ * taking its query heads in turn. k and v are read in place, never copied
+ * per query head. Each query head walks its query rows in blocks of
+ * CPU_ATTN_ROWS and does the matrix products with single-threaded GEMMs
+ * (FN(gemm), attention.c), skipping the keys that the causal mask or the
+ * sliding window hides from the whole block. The sequence of GEMM calls
+ * of a head does not depend on the thread count. */
 #include <tgmath.h>
 
 #include "fast_math.h"
@@ -68,13 +69,15 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 	bool causal = n->p.attention.causal, dropout = n->p.attention.p != 0.0;
 	int64_t W = n->p.attention.window;
 	int64_t B = as->b, H = as->h, TQ = as->tq, TK = as->tk, D = as->d;
-	int64_t G = as->group, HKV = H / G;
+	int64_t G = as->group;
 	int64_t R = TQ < CPU_ATTN_ROWS ? TQ : CPU_ATTN_ROWS;
 	int64_t qs = attn_ld(q, D), ks = attn_ld(k, D), vs = attn_ld(v, D);
+	/* each (b, h) writes only its own rows of out, probs and scratch, so
+	 * the forward splits over query heads (all threads busy even with few
+	 * key/value heads, as multi-query decoding has) */
 #pragma omp parallel for schedule(static)
-	for (int64_t bkv = 0; bkv < B * HKV; bkv++)
-	for (int64_t hg = 0; hg < G; hg++) {
-		int64_t b = bkv / HKV, hkv = bkv % HKV, h = hkv * G + hg, bh = b * H + h;
+	for (int64_t bh = 0; bh < B * H; bh++) {
+		int64_t b = bh / H, h = bh % H, hkv = h / G;
 		const REAL *qb = (const REAL *)q->data + b * q->stride[0] + h * q->stride[1];
 		const REAL *kb = (const REAL *)k->data + b * k->stride[0] + hkv * k->stride[1];
 		const REAL *vb = (const REAL *)v->data + b * v->stride[0] + hkv * v->stride[1];

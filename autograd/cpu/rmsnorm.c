@@ -26,7 +26,11 @@ void cpu_rmsnorm_backward(struct ag_node *n)
 {
 	const struct tensor *x = n->in[0], *w = n->in[1];
 	int64_t c = x->shape[x->ndim - 1];
-	CPU_DISPATCH(x->dtype, rmsnorm_bwd, rows_of(x, c), c, x->data, data_or_null(w),
-		     n->saved[0]->data, n->out->grad->data, data_or_null(x->grad),
-		     w ? data_or_null(w->grad) : NULL);
+	int64_t rows = rows_of(x, c);
+	if (x->grad)
+		CPU_DISPATCH(x->dtype, rmsnorm_bwd_dx, rows, c, x->data, data_or_null(w),
+			     n->saved[0]->data, n->out->grad->data, x->grad->data);
+	if (w && w->grad)
+		CPU_DISPATCH(x->dtype, rmsnorm_bwd_dw, rows, c, x->data, n->saved[0]->data,
+			     n->out->grad->data, w->grad->data);
 }

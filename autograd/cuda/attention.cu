@@ -1,9 +1,16 @@
-// attention.cu: the causal self-attention with ALiBi, a padding mask,
-// Tq <= Tk and dropout on the probabilities (autograd/cpu/attention.tmpl.h;
+// attention.cu: the causal self-attention with ALiBi, a padding mask, a
+// sliding window, grouped key/value heads, Tq <= Tk and dropout on the
+// probabilities (autograd/cpu/attention.tmpl.h;
 // ag_attention in autograd.h), as the CPU does it: the matrix products on
 // cuBLAS (cu_gemm, tensor cores in bf16) and the softmax rows in a kernel.
 // The probabilities are materialised and saved (B, H, Tq, Tk), as on the
 // CPU and in transformers' BLOOM; not flash attention.
+//
+// Grouped heads (G = H / Hkv query heads per key/value head): each product
+// below is G strided-batched GEMMs, the g-th over query heads g, G + g,
+// 2G + g, ... against key/value heads 0, 1, 2, ...; the G products into dK
+// and dV accumulate in turn on the stream (the group sum, no atomics).
+// G = 1 is one GEMM per product, as for multi-head attention.
 //
 // Forward, per batch of heads:
 //   1. S = scale Q K^T (one strided-batched GEMM, into the saved
@@ -11,8 +18,8 @@
 //      transformers' baddbmm does).
 //   2. Row kernel, one block per (b, h, query row i): the ALiBi bias
 //      slope * pos_j (pos_j = j, or with a padding mask the kept keys up to
-//      j minus 1), the causal and padding masks, the softmax (f32, the sum in
-//      double), P rounded to the dtype into the saved probabilities, and
+//      j minus 1), the causal, sliding-window and padding masks, the
+//      softmax (f32, the sum in double), P rounded to the dtype into the saved probabilities, and
 //      with dropout P M into the workspace. A row whose keys are all masked
 //      gets zero probabilities; a row with a NaN score gets NaN ones.
 //   3. O = (P M) V (GEMM).
@@ -22,13 +29,13 @@
 //   M_ij W_ij) scale into W (0 where P_ij = 0, the row sum in double);
 //   dQ += dS K; dK += dS^T Q (GEMMs).
 // The saved probabilities are not modified, so the backward could run again.
-// Keys hidden by the causal mask are computed and multiplied by zero, so a
-// NaN or infinity in K or V at key j reaches every query row of the output
-// (from V) or of dQ (from K). The CPU skips the keys hidden from a whole
+// Keys hidden by the causal mask or the window are computed and multiplied
+// by zero, so a NaN or infinity in K or V at key j reaches every query row
+// of the output (from V) or of dQ (from K). The CPU skips the keys hidden from a whole
 // block of its query rows (CPU_ATTN_ROWS, 64, in autograd/cpu/attention.c),
 // so there it reaches only the blocks that see key j: the same rows without
-// the causal mask or for Tq <= 64, fewer beyond. Grouped key/value heads
-// (Hkv < H) are refused by the op layer on this backend. M is the dropout factor from the
+// the causal mask or for Tq <= 64, fewer beyond (and with a window, only
+// the blocks whose window reaches key j). M is the dropout factor from the
 // counter-based stream, numbered over all heads (head_offset,
 // n_head_total) exactly as the CPU numbers it.
 // Determinism: cuBLAS on one stream without atomics, and row kernels with
@@ -47,8 +54,10 @@ struct AttnArgs {
 	void *out;                     // (B, H, Tq, D) contiguous
 	void *probs;                   // (B, H, Tq, Tk) contiguous
 	int64_t B, H, Tq, Tk, D;
+	int64_t G;                     // query heads per key/value head
 	float scale;
 	bool causal;
+	int64_t window;                // sliding window, 0: none
 	bool dropout;
 	float pf, keep;                // p as f32 and 1 / (1 - p)
 	uint64_t seed, offset;
@@ -118,7 +127,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_softmax_k(AttnArgs a, T *pm)
 	float mx = -INFINITY;
 	double nan_seen = 0; // a NaN score makes the row NaN, never "all masked"
 	for (int64_t j = tid; j < a.Tk; j += nt) {
-		bool ok = !a.causal || j <= qpos;
+		bool ok = (!a.causal || j <= qpos) && (!a.window || qpos - j < a.window);
 		if (mb)
 			ok = ok && mb[j] != 0;
 		float s = -INFINITY;
@@ -239,8 +248,10 @@ static AttnArgs attn_args(const struct ag_node *n)
 	a.Tq = q->shape[2];
 	a.Tk = k->shape[2];
 	a.D = q->shape[3];
+	a.G = n->p.attention.group;
 	a.scale = (float)n->p.attention.scale;
 	a.causal = n->p.attention.causal;
+	a.window = n->p.attention.window;
 	double p = n->p.attention.p;
 	a.dropout = p != 0.0;
 	a.pf = (float)p;
@@ -269,20 +280,23 @@ static void smem_prepare(K kernel, size_t bytes, const struct ag_node *n)
 						(int)bytes));
 }
 
-// The per-head products of one call: `groups` strided-batched GEMMs of
-// `count` heads each. q, k and v may be views with any strides on (B, H,
-// T); heads are one batch of B*H when stepping a batch is H steps of a
-// head for all three, else one batch of H per b. Everything the kernels
-// write (out, probs, the workspace, the gradients) is contiguous.
+// The per-head products of one call: for each of `groups` and each of the
+// G query heads of a key/value head, a strided-batched GEMM of `count`
+// key/value heads. q, k and v may be views with any strides on (B, H, T);
+// heads are one batch of B*Hkv when stepping a batch is H steps of a query
+// head and Hkv steps of a key/value head, else one batch of Hkv per b.
+// Everything the kernels write (out, probs, the workspace, the gradients)
+// is contiguous.
 struct HeadBatches {
 	int64_t groups, count;
 };
 
 static HeadBatches head_batches(const AttnArgs &a)
 {
-	bool flat = a.B == 1 || (a.qs[0] == a.H * a.qs[1] && a.ks[0] == a.H * a.ks[1] &&
-				 a.vs[0] == a.H * a.vs[1]);
-	return flat ? HeadBatches{ 1, a.B * a.H } : HeadBatches{ a.B, a.H };
+	const int64_t hkv = a.H / a.G;
+	bool flat = a.B == 1 || (a.qs[0] == a.H * a.qs[1] && a.ks[0] == hkv * a.ks[1] &&
+				 a.vs[0] == hkv * a.vs[1]);
+	return flat ? HeadBatches{ 1, a.B * hkv } : HeadBatches{ a.B, hkv };
 }
 
 extern "C" void cuda_attention_forward(struct ag_node *n)
@@ -294,10 +308,16 @@ extern "C" void cuda_attention_forward(struct ag_node *n)
 		return; // Tq = 0, or no heads: nothing to write (the op layer refuses D = 0)
 	void *pm = a.dropout ? cu_workspace((size_t)(rows * a.Tk) * dtype_size(dt)) : nullptr;
 	HeadBatches hb = head_batches(a);
+	const int64_t G = a.G;
+	// batch g, query heads hg + G c for key/value heads c: the first query
+	// head's index over (B, H) is g H + hg
 	for (int64_t g = 0; g < hb.groups; g++) // S (Tq, Tk) = scale Q K^T
-		cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, a.scale, cu_elem(a.q, dt, g * a.qs[0]),
-			a.qs[2], a.qs[1], cu_elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 0.0f,
-			cu_elem(a.probs, dt, g * a.H * tqk), a.Tk, tqk, hb.count);
+		for (int64_t hg = 0; hg < G; hg++)
+			cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, a.scale,
+				cu_elem(a.q, dt, g * a.qs[0] + hg * a.qs[1]), a.qs[2], G * a.qs[1],
+				cu_elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 0.0f,
+				cu_elem(a.probs, dt, (g * a.H + hg) * tqk), a.Tk, G * tqk,
+				hb.count);
 	size_t bytes = (size_t)(a.Tk * (a.mask ? 2 : 1)) * sizeof(float);
 	CU_FLOAT_DISPATCH(dt, T, {
 		smem_prepare(attn_softmax_k<T>, bytes, n);
@@ -306,9 +326,12 @@ extern "C" void cuda_attention_forward(struct ag_node *n)
 	CUDA_LAUNCH_CHECK();
 	const void *pv = pm ? pm : a.probs;
 	for (int64_t g = 0; g < hb.groups; g++) // O (Tq, D) = (P M) V
-		cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f, cu_elem(pv, dt, g * a.H * tqk),
-			a.Tk, tqk, cu_elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
-			cu_elem(a.out, dt, g * a.H * a.Tq * a.D), a.D, a.Tq * a.D, hb.count);
+		for (int64_t hg = 0; hg < G; hg++)
+			cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f,
+				cu_elem(pv, dt, (g * a.H + hg) * tqk), a.Tk, G * tqk,
+				cu_elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
+				cu_elem(a.out, dt, (g * a.H + hg) * a.Tq * a.D), a.D,
+				G * a.Tq * a.D, hb.count);
 }
 
 extern "C" void cuda_attention_backward(struct ag_node *n)
@@ -322,6 +345,7 @@ extern "C" void cuda_attention_backward(struct ag_node *n)
 	const void *dout = n->out->grad->data;
 	void *w = cu_workspace((size_t)(rows * a.Tk) * dtype_size(dt));
 	HeadBatches hb = head_batches(a);
+	const int64_t G = a.G, hkv = a.H / G;
 	const int64_t sq = a.Tq * a.D, sk = a.Tk * a.D; // gradient strides per head
 	if (dv) {
 		const void *pm = a.probs;
@@ -333,16 +357,20 @@ extern "C" void cuda_attention_backward(struct ag_node *n)
 			pm = w;
 		}
 		for (int64_t g = 0; g < hb.groups; g++) // dV (Tk, D) += (P M)^T dO
-			cu_gemm(dt, true, false, a.Tk, a.D, a.Tq, 1.0f, cu_elem(pm, dt, g * a.H * tqk),
-				a.Tk, tqk, cu_elem(dout, dt, g * a.H * sq), a.D, sq, 1.0f,
-				cu_elem(dv->data, dt, g * a.H * sk), a.D, sk, hb.count);
+			for (int64_t hg = 0; hg < G; hg++) // the group's sum, in turn
+				cu_gemm(dt, true, false, a.Tk, a.D, a.Tq, 1.0f,
+					cu_elem(pm, dt, (g * a.H + hg) * tqk), a.Tk, G * tqk,
+					cu_elem(dout, dt, (g * a.H + hg) * sq), a.D, G * sq, 1.0f,
+					cu_elem(dv->data, dt, g * hkv * sk), a.D, sk, hb.count);
 	}
 	if (!dq && !dk)
 		return;
 	for (int64_t g = 0; g < hb.groups; g++) // W (Tq, Tk) = dO V^T
-		cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, 1.0f, cu_elem(dout, dt, g * a.H * sq), a.D,
-			sq, cu_elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
-			cu_elem(w, dt, g * a.H * tqk), a.Tk, tqk, hb.count);
+		for (int64_t hg = 0; hg < G; hg++)
+			cu_gemm(dt, false, true, a.Tq, a.Tk, a.D, 1.0f,
+				cu_elem(dout, dt, (g * a.H + hg) * sq), a.D, G * sq,
+				cu_elem(a.v, dt, g * a.vs[0]), a.vs[2], a.vs[1], 0.0f,
+				cu_elem(w, dt, (g * a.H + hg) * tqk), a.Tk, G * tqk, hb.count);
 	size_t bytes = (size_t)a.Tk * sizeof(float);
 	CU_FLOAT_DISPATCH(dt, T, {
 		smem_prepare(attn_softmax_bwd_k<T>, bytes, n);
@@ -351,11 +379,15 @@ extern "C" void cuda_attention_backward(struct ag_node *n)
 	});
 	CUDA_LAUNCH_CHECK();
 	for (int64_t g = 0; dq && g < hb.groups; g++) // dQ (Tq, D) += dS K
-		cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f, cu_elem(w, dt, g * a.H * tqk), a.Tk,
-			tqk, cu_elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 1.0f,
-			cu_elem(dq->data, dt, g * a.H * sq), a.D, sq, hb.count);
+		for (int64_t hg = 0; hg < G; hg++)
+			cu_gemm(dt, false, false, a.Tq, a.D, a.Tk, 1.0f,
+				cu_elem(w, dt, (g * a.H + hg) * tqk), a.Tk, G * tqk,
+				cu_elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 1.0f,
+				cu_elem(dq->data, dt, (g * a.H + hg) * sq), a.D, G * sq, hb.count);
 	for (int64_t g = 0; dk && g < hb.groups; g++) // dK (Tk, D) += dS^T Q
-		cu_gemm(dt, true, false, a.Tk, a.D, a.Tq, 1.0f, cu_elem(w, dt, g * a.H * tqk), a.Tk,
-			tqk, cu_elem(a.q, dt, g * a.qs[0]), a.qs[2], a.qs[1], 1.0f,
-			cu_elem(dk->data, dt, g * a.H * sk), a.D, sk, hb.count);
+		for (int64_t hg = 0; hg < G; hg++) // the group's sum, in turn
+			cu_gemm(dt, true, false, a.Tk, a.D, a.Tq, 1.0f,
+				cu_elem(w, dt, (g * a.H + hg) * tqk), a.Tk, G * tqk,
+				cu_elem(a.q, dt, g * a.qs[0] + hg * a.qs[1]), a.qs[2], G * a.qs[1],
+				1.0f, cu_elem(dk->data, dt, g * hkv * sk), a.D, sk, hb.count);
 }

@@ -7,7 +7,9 @@
  *                   over all ranks against the same model in one process:
  *                   logits, loss and every gradient (f64 and f32)
  *   tp_random       the same on a random model with 6 heads (3 per rank at
- *                   -np 2) and padding */
+ *                   -np 2) and padding
+ *   tp_family DIR   tp_parity through the model interface, for a fixture of
+ *                   any family (the Llama-style ones: key/value heads split) */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -175,6 +177,106 @@ static int tp_random(void)
 	return rc;
 }
 
+/* ---- any family, through the model interface ---- */
+
+static double *model_run(const struct model *m, double *loss)
+{
+	struct ag_env e;
+	ag_env_init(&e, 0);
+	e.ctx.training = false;
+	struct tensor *ids, *mask, *tgt;
+	batch(&e.model, model_dims(m).vocab_size, &ids, &mask, &tgt);
+	struct tensor *logits = model_forward(&e.ctx, m, ids, mask);
+	struct tensor *l = model_loss(&e.ctx, m, logits, tgt);
+	if (l)
+		ag_backward(&e.ctx, l);
+	if (ag_failed(&e.ctx))
+		hug_panic("rank %d: %s", par.world_rank, e.ctx.err.msg);
+	tensor_read_f64(l, loss);
+	double *out = hug_malloc(tensor_nbytes(logits) / dtype_size(logits->dtype) * sizeof(double));
+	tensor_read_f64(logits, out);
+	ag_env_free(&e);
+	return out;
+}
+
+static int model_compare(const struct model *full, const struct model *tp, double tol,
+			 const char *what)
+{
+	double lf, lt;
+	double *ref = model_run(full, &lf), *got = model_run(tp, &lt);
+	int64_t v = model_dims(full).vocab_size, v0, vl, rows = 2 * 9;
+	model_vocab_slice(tp, &v0, &vl);
+	double dmax = 0, rmax = 0;
+	for (int64_t r = 0; r < rows; r++)
+		for (int64_t k = 0; k < vl; k++) {
+			dmax = fmax(dmax, fabs(got[r * vl + k] - ref[r * v + v0 + k]));
+			rmax = fmax(rmax, fabs(ref[r * v + v0 + k]));
+		}
+	double e_logits = rel(dmax, rmax), e_loss = rel(fabs(lt - lf), fabs(lf)), e_grad = 0;
+	const char *worst = "";
+	struct arena tmp;
+	arena_init(&tmp, "tmp", 0, NULL);
+	struct param_table *pt = model_params(tp), *pf = model_params(full);
+	for (int i = 0; i < pt->n; i++) {
+		struct param *p = &pt->items[i];
+		struct param *q = param_table_find(pf, p->name);
+		struct tensor *want = tensor_new_like(&tmp, p->t);
+		param_slice_from_full(p, q->t->grad, want);
+		int64_t n = tensor_numel(want);
+		double *a = hug_malloc((size_t)n * sizeof(double)), *b = hug_malloc((size_t)n * sizeof(double));
+		tensor_read_f64(want, a);
+		tensor_read_f64(p->t->grad, b);
+		double d = 0, mx = 0;
+		for (int64_t k = 0; k < n; k++) {
+			d = fmax(d, fabs(a[k] - b[k]));
+			mx = fmax(mx, fabs(a[k]));
+		}
+		if (rel(d, mx) > e_grad) {
+			e_grad = rel(d, mx);
+			worst = p->name;
+		}
+		hug_free(a);
+		hug_free(b);
+	}
+	arena_free(&tmp);
+	double e[3] = { e_logits, e_loss, e_grad };
+	comm_allreduce(&par.world, e, 3, DT_F64, COMM_MAX);
+	int ok = e[0] <= tol && e[1] <= tol && e[2] <= tol;
+	if (parallel_is_main(&par))
+		printf("%s tp=%d: logits %.2g, loss %.2g, gradients %.2g (worst on rank 0: %s): %s\n",
+		       what, par.tp, e[0], e[1], e[2], worst, ok ? "ok" : "FAIL");
+	hug_free(ref);
+	hug_free(got);
+	return ok ? 0 : 1;
+}
+
+static int tp_family(const char *dir)
+{
+	int rc = 0;
+	struct hug_error err = { 0 };
+	enum dtype dts[2] = { DT_F64, DT_F32 };
+	for (int k = 0; k < 2; k++) {
+		struct model full = { 0 }, tp = { 0 };
+		struct model_config cfg;
+		if (hf_model_load(dir, dts[k], true, &full, &err))
+			hug_panic("%s", err.msg);
+		model_config_of(&full, &cfg);
+		struct model_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
+		model_init(&tp, &cfg, dts[k], true, &t, NULL);
+		struct param_table *pt = model_params(&tp);
+		for (int i = 0; i < pt->n; i++) {
+			struct param *p = &pt->items[i];
+			param_slice_from_full(p, param_table_find(model_params(&full), p->name)->t, p->t);
+		}
+		char what[300];
+		snprintf(what, sizeof(what), "%s %s", dir, dtype_name(dts[k]));
+		rc |= model_compare(&full, &tp, dts[k] == DT_F64 ? 1e-10 : 1e-5, what);
+		model_free(&tp);
+		model_free(&full);
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct hug_error err = { 0 };
@@ -187,8 +289,10 @@ int main(int argc, char **argv)
 		rc = tp_parity(argv[2]);
 	else if (argc >= 2 && !strcmp(argv[1], "tp_random"))
 		rc = tp_random();
+	else if (argc >= 3 && !strcmp(argv[1], "tp_family"))
+		rc = tp_family(argv[2]);
 	else if (parallel_is_main(&par))
-		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random\n");
+		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random | tp_family DIR\n");
 	comm_allreduce(&par.world, &rc, 1, DT_I32, COMM_MAX);
 	parallel_finalize(&par);
 	return rc;

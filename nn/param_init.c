@@ -1,0 +1,49 @@
+/* param_init.c: TP shares, arena slot sizes and the counter-based normal
+ * initialisation the model families share (param_init.h). */
+#include "param_init.h"
+
+#include <math.h>
+
+#include "../autograd/arena.h"
+#include "../autograd/rng.h"
+#include "../base/panic.h"
+
+void param_split(int rank, int size, int64_t n, int64_t *offset, int64_t *len)
+{
+	int64_t base = n / size, extra = n % size;
+	*len = base + (rank < extra);
+	*offset = rank * base + (rank < extra ? rank : extra);
+}
+
+size_t param_slot_bytes(int64_t numel, enum dtype dt)
+{
+	size_t data = (size_t)numel * dtype_size(dt);
+	return (data + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN +
+	       (sizeof(struct tensor) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+}
+
+/* Standard normal number i of the stream (Box-Muller). */
+static double normal(uint64_t stream, uint64_t i)
+{
+	double u1 = ((double)(rng_u64(stream, 2 * i) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+	double u2 = (double)(rng_u64(stream, 2 * i + 1) >> 11) * (1.0 / 9007199254740992.0);
+	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void param_fill_normal(const struct param *p, uint64_t stream, double std, int64_t zero_row)
+{
+	struct tensor *t = p->t;
+	HUG_ASSERT(t->device == DEV_CPU && (t->dtype == DT_F32 || t->dtype == DT_F64));
+	int64_t n = tensor_numel(t), row = 1;
+	for (int d = 1; d < t->ndim; d++)
+		row *= p->shard.full_shape[d];
+#pragma omp parallel for if (n >= 65536)
+	for (int64_t i = 0; i < n; i++) {
+		int64_t g = param_global_index(p, i);
+		double x = zero_row >= 0 && g / row == zero_row ? 0.0 : std * normal(stream, (uint64_t)g);
+		if (t->dtype == DT_F32)
+			((float *)t->data)[i] = (float)x;
+		else
+			((double *)t->data)[i] = x;
+	}
+}
