@@ -1,11 +1,14 @@
-/* bench_train.c: training-step throughput of a BLOOM model on the CPU:
- * forward, backward, clipping and an AdamW update on random tokens, the
- * work `hug train` does per micro-batch. Compare with
- * tools/ref/bench_torch_train.py (PyTorch + transformers, same shapes and
- * thread count).
+/* bench_train.c: training-step throughput of a model on the CPU (BLOOM,
+ * or another family with --arch): forward, backward, clipping and an AdamW
+ * update on random tokens, the work `hug train` does per micro-batch.
+ * Compare with tools/ref/bench_torch_train.py (PyTorch + transformers, same
+ * shapes and thread count; bench/llama_cpu.sh runs the two alternately).
  *
  *   build/bin/bench_train [--hidden 192 --layers 4 --heads 6 --vocab 8192
  *                          --seq 128 --batch 8 --steps 20 --warmup 3]
+ *                         [--arch llama --kv-heads 2 --ffn 1408]
+ * --kv-heads and --ffn set num_key_value_heads and intermediate_size
+ * (families that have them; 0: the family's default).
  * Threads: OMP_NUM_THREADS (and OPENBLAS_NUM_THREADS). HUG_PROFILE=1 adds the
  * time per op (autograd/profile.h). */
 #include <stdio.h>
@@ -20,16 +23,39 @@
 #include "../optim/optimizer.h"
 #include "bench_util.h"
 
+/* The string after argv's "name", or def when absent. */
+static const char *bench_str(int argc, char **argv, const char *name, const char *def)
+{
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], name))
+			return argv[i + 1];
+	return def;
+}
+
 int main(int argc, char **argv)
 {
 	long h = bench_arg(argc, argv, "--hidden", 192), l = bench_arg(argc, argv, "--layers", 4);
 	long nh = bench_arg(argc, argv, "--heads", 6), v = bench_arg(argc, argv, "--vocab", 8192);
 	long t = bench_arg(argc, argv, "--seq", 128), b = bench_arg(argc, argv, "--batch", 8);
 	long steps = bench_arg(argc, argv, "--steps", 20), warm = bench_arg(argc, argv, "--warmup", 3);
+	long kv = bench_arg(argc, argv, "--kv-heads", 0), ffn = bench_arg(argc, argv, "--ffn", 0);
+	const char *arch = bench_str(argc, argv, "--arch", model_families[0]->name);
+	const struct model_family *fam = model_family_find(arch);
 	struct model_config c;
 	struct model_sizes sz = { v, h, (int)l, (int)nh };
 	struct hug_error err = { 0 };
-	model_config_make(&c, model_families[0], &sz); /* the default family */
+	if (!fam) {
+		char names[256];
+		fprintf(stderr, "bench_train: --arch: expected one of %s, got \"%s\"\n",
+			model_family_names(names, sizeof(names)), arch);
+		return 2;
+	}
+	model_config_make(&c, fam, &sz);
+	if ((kv && model_config_set(&c, "num_key_value_heads", (double)kv)) ||
+	    (ffn && model_config_set(&c, "intermediate_size", (double)ffn))) {
+		fprintf(stderr, "bench_train: --kv-heads / --ffn: not settings of %s\n", arch);
+		return 2;
+	}
 	if (model_config_validate(&c, "bench", &err)) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 2;
@@ -72,9 +98,9 @@ int main(int argc, char **argv)
 	}
 	double dt = bench_now() - t0;
 	double params = (double)model_config_param_count(&c);
-	printf("hug bench_train: %ld params, batch %ld x seq %ld, %ld steps in %.2f s: "
+	printf("hug bench_train: %s, %ld params, batch %ld x seq %ld, %ld steps in %.2f s: "
 	       "%.2f steps/s, %.0f tokens/s (threads: OMP_NUM_THREADS=%s)\n",
-	       (long)params, b, t, steps, dt, (double)steps / dt,
+	       arch, (long)params, b, t, steps, dt, (double)steps / dt,
 	       (double)(steps * b * t) / dt, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "default");
 	ag_profile_report(stdout);
 	optim_free(&opt);

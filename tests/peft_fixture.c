@@ -16,6 +16,9 @@ const struct peft_fixture peft_fixtures[] = {
 	{ "tests/fixtures/peft/bloom-tiny-a-lora", "tests/fixtures/bloom-tiny-a" },
 	{ "tests/fixtures/peft/bloom-tiny-b-rslora", "tests/fixtures/bloom-tiny-b" },
 	{ "tests/fixtures/peft/bloom-tiny-a-regex", "tests/fixtures/bloom-tiny-a" },
+	{ "tests/fixtures/peft/llama-tiny-a-lora", "tests/fixtures/llama-tiny-a" },
+	{ "tests/fixtures/peft/llama-tiny-a-all", "tests/fixtures/llama-tiny-a" },
+	{ "tests/fixtures/peft/qwen2-tiny-lora", "tests/fixtures/qwen2-tiny" },
 };
 const int n_peft_fixtures = (int)(sizeof(peft_fixtures) / sizeof(peft_fixtures[0]));
 
@@ -44,12 +47,12 @@ bool peft_run_open(struct peft_run *r, const struct peft_fixture *f, enum dtype 
 	arena_init(&r->step, "step", 0, NULL);
 	ag_ctx_init(&r->ctx, &r->step);
 	r->ctx.training = false;
-	if (hf_bloom_load(f->base, dt, false, &r->m, &err)) {
+	if (hf_model_load(f->base, dt, false, &r->m, &err)) {
 		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
 		return false;
 	}
 	r->have_model = true;
-	if (lora_load(&r->lm, BLOOM_M(&r->m), f->adapter, true, &err)) {
+	if (lora_load(&r->lm, &r->m, f->adapter, true, &err)) {
 		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
 		return false;
 	}
@@ -70,7 +73,7 @@ void peft_run_free(struct peft_run *r)
 	if (r->have_lora)
 		lora_model_free(&r->lm);
 	if (r->have_model)
-		bloom_model_free(&r->m);
+		model_free(&r->m);
 	st_close(&r->ref);
 	arena_free(&r->step);
 	arena_free(&r->mem);

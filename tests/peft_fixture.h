@@ -1,5 +1,6 @@
 /* peft_fixture.h: shared set-up of the LoRA tests (tests/test_peft*.c): a
- * tiny BLOOM base loaded with an adapter directory, reference tensors read
+ * tiny base of any family (through nn/model.h) loaded with an adapter
+ * directory, reference tensors read
  * from a safetensors file, and max-error comparisons. */
 #ifndef HUG_TESTS_PEFT_FIXTURE_H
 #define HUG_TESTS_PEFT_FIXTURE_H
@@ -8,20 +9,21 @@
 
 #include "../autograd/autograd.h"
 #include "../io/safetensors.h"
-#include "../nn/bloom.h"
+#include "../nn/model.h"
 #include "../peft/lora_io.h"
 
-/* The PEFT-made fixtures (tools/ref/make_peft_fixtures.py). */
+/* The PEFT-made fixtures (tools/ref/make_peft_fixtures.py): BLOOM's and
+ * the families' after it. */
 struct peft_fixture {
 	const char *adapter;   /* tests/fixtures/peft/<name> */
-	const char *base;      /* tests/fixtures/bloom-tiny-* */
+	const char *base;      /* tests/fixtures/<model>: bloom-tiny-a, llama-tiny-a, ... */
 };
 extern const struct peft_fixture peft_fixtures[];
 extern const int n_peft_fixtures;
 
 /* A base model with an adapter, reference file, inputs and a step arena. */
 struct peft_run {
-	struct bloom_model m;
+	struct model m;          /* the base, owned */
 	struct lora_model lm;
 	bool have_model, have_lora;
 	struct st_file ref;

@@ -122,7 +122,7 @@ static void export_one(const char *out, const char *base, const char *name,
 	arena_init(&r.mem, "ref", 0, NULL);
 	arena_init(&r.step, "step", 0, NULL);
 	ag_ctx_init(&r.ctx, &r.step);
-	REQUIRE(hf_bloom_load(base, DT_F32, false, &r.m, &err) == 0);
+	REQUIRE(hf_model_load(base, DT_F32, false, &r.m, &err) == 0);
 	r.have_model = true;
 	lora_config_init(&c);
 	c.r = 4;
@@ -132,7 +132,7 @@ static void export_one(const char *out, const char *base, const char *name,
 	char *abs_base = realpath(base, NULL);
 	lora_config_set_base(&c, abs_base);
 	free(abs_base);
-	REQUIRE(lora_model_init(&r.lm, BLOOM_M(&r.m), &c, false, "", &err) == 0);
+	REQUIRE(lora_model_init(&r.lm, &r.m, &c, false, "", &err) == 0);
 	lora_config_free(&c);
 	r.have_lora = true;
 	lora_model_init_weights(&r.lm, 5);
@@ -142,7 +142,7 @@ static void export_one(const char *out, const char *base, const char *name,
 	r.ids = peft_ref(&r, "input_ids", DT_I32);
 	r.mask = peft_ref(&r, "attention_mask", DT_I32);
 	REQUIRE(r.ids && r.mask);
-	struct tensor *logits = bloom_forward(&r.ctx, &r.m, r.ids, r.mask);
+	struct tensor *logits = model_forward(&r.ctx, &r.m, r.ids, r.mask);
 	REQUIRE(logits);
 	struct st_writer *w = st_writer_new();
 	st_writer_add(w, "input_ids", r.ids, DT_I32);
@@ -155,7 +155,7 @@ static void export_one(const char *out, const char *base, const char *name,
 	CHECK(fs_make_dirs(sub, &err) == 0 && lora_save(&r.lm, sub, DT_F32, &err) == 0);
 	lora_merge(&r.lm);
 	snprintf(sub, sizeof(sub), "%s/merged", dir);
-	CHECK(hf_bloom_save(&r.m, sub, DT_F32, 0, &err) == 0);
+	CHECK(hf_model_save(&r.m, sub, DT_F32, 0, &err) == 0);
 	if (err.set)
 		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
 	peft_run_free(&r);

@@ -1,27 +1,40 @@
 """PyTorch + transformers counterpart of bench/bench_train.c: training steps
-of BloomForCausalLM (f32, CPU) on random tokens with AdamW and clipping.
+of BloomForCausalLM, or LlamaForCausalLM with --arch llama (f32, CPU), on
+random tokens with AdamW and clipping.
 
   OMP_NUM_THREADS=2 python3 tools/ref/bench_torch_train.py [--hidden 192 ...]
+      [--arch llama --kv-heads 2 --ffn 1408 --attn sdpa|eager]
 """
 import argparse
 import os
 import time
 
 import torch
-from transformers import BloomConfig, BloomForCausalLM
+from transformers import BloomConfig, BloomForCausalLM, LlamaConfig, LlamaForCausalLM
 
 
 def main():
     p = argparse.ArgumentParser()
     for k, d in [("hidden", 192), ("layers", 4), ("heads", 6), ("vocab", 8192), ("seq", 128),
-                 ("batch", 8), ("steps", 20), ("warmup", 3)]:
+                 ("batch", 8), ("steps", 20), ("warmup", 3), ("kv-heads", 0), ("ffn", 0)]:
         p.add_argument("--" + k, type=int, default=d)
+    p.add_argument("--arch", default="bloom", choices=["bloom", "llama"])
+    p.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     a = p.parse_args()
     threads = int(os.environ.get("OMP_NUM_THREADS", "0")) or torch.get_num_threads()
     torch.set_num_threads(threads)
-    cfg = BloomConfig(vocab_size=a.vocab, hidden_size=a.hidden, n_layer=a.layers, n_head=a.heads,
-                      hidden_dropout=0.0, attention_dropout=0.0)
-    model = BloomForCausalLM(cfg).train()
+    if a.arch == "llama":
+        cfg = LlamaConfig(vocab_size=a.vocab, hidden_size=a.hidden, num_hidden_layers=a.layers,
+                          num_attention_heads=a.heads,
+                          num_key_value_heads=a.kv_heads or a.heads,
+                          intermediate_size=a.ffn or 4 * a.hidden, attention_dropout=0.0,
+                          max_position_embeddings=max(2048, a.seq))
+        cfg._attn_implementation = a.attn
+        model = LlamaForCausalLM(cfg).train()
+    else:
+        cfg = BloomConfig(vocab_size=a.vocab, hidden_size=a.hidden, n_layer=a.layers,
+                          n_head=a.heads, hidden_dropout=0.0, attention_dropout=0.0)
+        model = BloomForCausalLM(cfg).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     t0 = None
@@ -38,7 +51,7 @@ def main():
         opt.zero_grad(set_to_none=False)
     dt = time.perf_counter() - t0
     n = sum(p.numel() for p in model.parameters())
-    print(f"torch bench_train: {n} params, batch {a.batch} x seq {a.seq}, {a.steps} steps in "
+    print(f"torch bench_train: {a.arch} ({a.attn if a.arch == 'llama' else 'eager'}), {n} params, batch {a.batch} x seq {a.seq}, {a.steps} steps in "
           f"{dt:.2f} s: {a.steps / dt:.2f} steps/s, {a.steps * a.batch * a.seq / dt:.0f} tokens/s "
           f"(torch {torch.__version__}, {threads} threads)")
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """make_peft_fixtures.py: LoRA adapters made by Hugging Face PEFT on the tiny
-BLOOM fixtures, with PEFT's forward, backward and merge as references, for
-hug's LoRA tests (tests/test_peft_parity.c).
+BLOOM, Llama and Qwen2 fixtures, with PEFT's forward, backward and merge as
+references, for hug's LoRA tests (tests/test_peft_parity.c).
 
 For each fixture below the script loads the base model saved by
-make_bloom_fixtures.py (tests/fixtures/bloom-tiny-*, float32, loaded by its
+make_bloom_fixtures.py or make_family_fixtures.py (tests/fixtures/<base>,
+float32, eager attention, loaded by its
 relative path so that base_model_name_or_path is that path), wraps it with
 get_peft_model(LoraConfig(...)), sets every lora_A and lora_B weight to
 0.2 N(0, 1) (PEFT's own init has B = 0, which would make the adapter a
@@ -18,7 +19,8 @@ no-op and its A gradient zero) and writes to tests/fixtures/peft/<name>/:
   reference.safetensors
       the PEFT model in float64 (model.double(): exactly the float32
       weights) on the batch of the base fixture's reference.safetensors
-      (input_ids, attention_mask, labels are copied in):
+      (input_ids, attention_mask, labels are copied in, and position_ids
+      for the families after BLOOM, which the forward is given):
         logits (B, T, V) f64, loss () f64 (Hugging Face's causal-LM loss),
         grad.<saved adapter name> f64 for every lora_A / lora_B weight,
         merged.<base weight name> f32: the adapted base weights after
@@ -29,7 +31,8 @@ PYTHONHASHSEED=0: PEFT writes target_modules from a set).
 
 The float64 run keeps the attention softmax in float64 and gives fully
 masked query rows zero probabilities, as make_bloom_fixtures.py explains
-(it is imported for that patch and the loss).
+(it is imported for that patch and the loss); for Llama and Qwen2 the
+patches of make_family_fixtures.py (softmax, RMSNorm, RoPE) apply.
 
 Run from anywhere:   python3 tools/ref/make_peft_fixtures.py
 Needs: pip install torch transformers safetensors peft
@@ -44,8 +47,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import make_bloom_fixtures as mbf
+import make_family_fixtures as mff
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import BloomForCausalLM
+from transformers import AutoModelForCausalLM
 
 ROOT = mbf.ROOT
 OUT = os.path.join(ROOT, "tests", "fixtures", "peft")
@@ -77,6 +81,29 @@ FIXTURE_SPECS = [
                        target_modules=r".*\.h\.1\.self_attention\."
                                       r"(query_key_value|dense)"),
     },
+    {
+        # the model families after BLOOM: PEFT's default targets for Llama
+        # (target_modules unset: q_proj and v_proj), GQA base
+        "name": "llama-tiny-a-lora",
+        "base": "llama-tiny-a",
+        "seed": 2468,
+        "config": dict(r=4, lora_alpha=8),
+    },
+    {
+        # "all-linear": every linear layer of the blocks (not lm_head)
+        "name": "llama-tiny-a-all",
+        "base": "llama-tiny-a",
+        "seed": 1357,
+        "config": dict(r=3, lora_alpha=6, target_modules="all-linear"),
+    },
+    {
+        # Qwen2: LoRA on the biased q/k/v projections and o_proj, rsLoRA
+        "name": "qwen2-tiny-lora",
+        "base": "qwen2-tiny",
+        "seed": 9753,
+        "config": dict(r=4, lora_alpha=4, use_rslora=True,
+                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
+    },
 ]
 
 
@@ -85,9 +112,19 @@ def saved_name(name):
     return name.replace(".default", "")
 
 
+def is_bloom(spec):
+    return spec["base"].startswith("bloom")
+
+
+def load_base(path):
+    """The base model saved at `path` (float32, eager attention: the
+    attention the float64 patches replace)."""
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
+                                                attn_implementation="eager")
+
+
 def build(spec):
-    base = BloomForCausalLM.from_pretrained(
-        os.path.join("tests", "fixtures", spec["base"]), dtype=torch.float32)
+    base = load_base(os.path.join("tests", "fixtures", spec["base"]))
     base.eval()
     cfg = LoraConfig(lora_dropout=0.0, task_type="CAUSAL_LM", **spec["config"])
     model = get_peft_model(base, cfg)
@@ -100,14 +137,17 @@ def build(spec):
     return model
 
 
-def forward_backward(model, ids, mask, labels):
-    """float64 logits, loss and {saved name: grad} of the adapters."""
+def forward_backward(model, ids, mask, pos, labels):
+    """float64 logits, loss and {saved name: grad} of the adapters (pos:
+    the position ids of a family fixture, None for BLOOM)."""
     mbf.SOFTMAX.mode = "f64-zero"
+    mff.Mode.exact = True
     model.zero_grad(set_to_none=True)
-    out = model(input_ids=ids, attention_mask=mask, use_cache=False)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
     loss = mbf.lm_loss(out.logits, labels)
     loss.backward()
     mbf.SOFTMAX.mode = "hf"
+    mff.Mode.exact = False
     grads = {saved_name(n): p.grad.detach().clone()
              for n, p in model.named_parameters() if p.requires_grad}
     return out.logits.detach(), loss.detach(), grads
@@ -122,14 +162,13 @@ def merged_weights(model):
     return {f"merged.{m}.weight": sd[f"{m}.weight"].contiguous() for m in sorted(adapted)}
 
 
-def check_reload(model, out, ids, mask):
+def check_reload(model, out, ids, mask, pos):
     """The saved adapter, loaded back by PEFT, computes the same logits."""
-    base = BloomForCausalLM.from_pretrained(model.peft_config["default"].base_model_name_or_path,
-                                            dtype=torch.float32)
+    base = load_base(model.peft_config["default"].base_model_name_or_path)
     again = PeftModel.from_pretrained(base, out).eval()
     with torch.no_grad():
-        a = model(input_ids=ids, attention_mask=mask).logits
-        b = again(input_ids=ids, attention_mask=mask).logits
+        a = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+        b = again(input_ids=ids, attention_mask=mask, position_ids=pos).logits
     keep = mask.bool()
     assert torch.equal(a[keep], b[keep]), "reloaded adapter differs"
 
@@ -153,11 +192,12 @@ def make_fixture(spec):
     ids = ref["input_ids"].long()
     mask = ref["attention_mask"].long()
     labels = ref["labels"].long()
-    check_reload(model, out, ids, mask)
+    pos = None if is_bloom(spec) else ref["position_ids"].long()
+    check_reload(model, out, ids, mask, pos)
     merged = merged_weights(model)
 
     m64 = copy.deepcopy(model).double()
-    logits, loss, grads = forward_backward(m64, ids, mask, labels)
+    logits, loss, grads = forward_backward(m64, ids, mask, pos, labels)
     keep = mask.bool()
     base_logits = ref["logits"]
     moved = mbf.relerr(logits[keep], base_logits[keep])
@@ -166,6 +206,7 @@ def make_fixture(spec):
           f"moves the logits by {moved:.2e} relative; {len(grads)} adapter tensors, "
           f"{len(merged)} merged weights")
     d = {"input_ids": ref["input_ids"], "attention_mask": ref["attention_mask"],
+         **({} if pos is None else {"position_ids": ref["position_ids"]}),
          "labels": ref["labels"], "logits": logits.contiguous(), "loss": loss.reshape(())}
     for n, g in grads.items():
         assert g.abs().max() > 0, f"zero gradient for {n}"
