@@ -235,8 +235,10 @@ static int pretok_one(struct pipe *P, const cJSON *o, const char *path, bool top
 		/* Rust's is_ascii_punctuation or Unicode punctuation (P*) */
 		return regex_step(P, path, "[\\p{P}!-/:-@\\[-`{-~]", beh, false);
 	}
-	if (!strcmp(ty, "Whitespace"))
-		return regex_step(P, path, "\\w+|[^\\w\\s]+", SPLIT_REMOVED, true);
+	if (!strcmp(ty, "Whitespace")) /* \w+|[^\w\s]+ with Rust regex's \w */
+		return regex_step(P, path, "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]+"
+				  "|[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}"
+				  "\\p{White_Space}]+", SPLIT_REMOVED, true);
 	if (!strcmp(ty, "WhitespaceSplit"))
 		return regex_step(P, path, "\\p{White_Space}", SPLIT_REMOVED, false);
 	if (!strcmp(ty, "Sequence"))

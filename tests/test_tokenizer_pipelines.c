@@ -1,0 +1,154 @@
+/* test_tokenizer_pipelines.c: hug's tokenizer against Hugging Face
+ * tokenizers on the pipeline shapes of the major open models (Llama 3,
+ * Qwen2, Llama 2/Mistral, Gemma, GPT-2 with specials in the text) and on
+ * the other pre-tokenizers, normalizers and decoders it reads. The
+ * tokenizer.json files were trained by the tokenizers library and the
+ * expected ids and decoded strings are its own
+ * (tools/ref/make_tokenizer_fixtures.py --pipelines): ids with and
+ * without special tokens, and decode with and without skipping them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/alloc.h"
+#include "../base/json.h"
+#include "../data/tokenizer.h"
+#include "harness.h"
+
+#define PIPE "tests/fixtures/tokenizer/pipelines/"
+
+static char *unhex(const char *hex, size_t *len)
+{
+	size_t n = strlen(hex) / 2;
+	char *out = hug_malloc(n + 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		sscanf(hex + 2 * i, "%2x", &v);
+		out[i] = (char)v;
+	}
+	out[n] = '\0';
+	*len = n;
+	return out;
+}
+
+static bool same_ids(const struct tok_ids *got, const cJSON *want)
+{
+	if (got->n != cJSON_GetArraySize(want))
+		return false;
+	int i = 0;
+	const cJSON *v;
+	cJSON_ArrayForEach(v, want)
+		if (got->v[i++] != (int32_t)v->valuedouble)
+			return false;
+	return true;
+}
+
+static void print_ids(const char *what, const struct tok_ids *ids)
+{
+	fprintf(stderr, "      %s:", what);
+	for (int64_t i = 0; i < ids->n && i < 40; i++)
+		fprintf(stderr, " %d", ids->v[i]);
+	fprintf(stderr, "\n");
+}
+
+/* Ids from a JSON array. */
+static void json_ids(const cJSON *a, struct tok_ids *out)
+{
+	const cJSON *v;
+	out->n = 0;
+	cJSON_ArrayForEach(v, a)
+		tok_ids_push(out, (int32_t)v->valuedouble);
+}
+
+/* Checks one fixture on every text; returns the number of mismatches. */
+static int check_pipeline(const char *name, const cJSON *texts, const cJSON *f)
+{
+	char path[256];
+	struct tokenizer *tok;
+	struct hug_error err = { 0 };
+	snprintf(path, sizeof(path), PIPE "%s.json", name);
+	if (tokenizer_load(path, &tok, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		return 1;
+	}
+	const cJSON *ids = cJSON_GetObjectItem(f, "ids");
+	const cJSON *ids_sp = cJSON_GetObjectItem(f, "ids_special");
+	const cJSON *dec = cJSON_GetObjectItem(f, "decoded");
+	const cJSON *dec_skip = cJSON_GetObjectItem(f, "decoded_skip");
+	struct tok_encoder *enc = tok_encoder_new(tok);
+	int bad = 0, n = cJSON_GetArraySize(ids);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < n; i++) {
+			size_t len;
+			char *text = unhex(cJSON_GetArrayItem(texts, i)->valuestring, &len);
+			struct tok_ids got = { 0 }, want = { 0 };
+			if (pass == 0)
+				tokenizer_encode(tok, text, len, &got);
+			else
+				tok_encoder_encode(enc, text, len, &got);
+			if (!same_ids(&got, cJSON_GetArrayItem(ids, i))) {
+				if (bad++ < 4) {
+					fprintf(stderr, "    %s text %d (%.60s): ids differ\n", name, i,
+						text);
+					json_ids(cJSON_GetArrayItem(ids, i), &want);
+					print_ids("hug", &got);
+					print_ids("HF ", &want);
+				}
+			}
+			if (i < cJSON_GetArraySize(ids_sp)) {
+				got.n = 0;
+				if (pass == 0)
+					tokenizer_encode_special(tok, text, len, true, &got);
+				else
+					tok_encoder_encode_special(enc, text, len, true, &got);
+				if (!same_ids(&got, cJSON_GetArrayItem(ids_sp, i)) && bad++ < 4)
+					fprintf(stderr, "    %s text %d: ids with specials differ\n",
+						name, i);
+				/* decode the HF ids both ways */
+				json_ids(cJSON_GetArrayItem(ids, i), &want);
+				for (int skip = 0; skip < 2 && pass == 0; skip++) {
+					struct buf out = { 0 };
+					size_t wl;
+					char *w = unhex(cJSON_GetArrayItem(skip ? dec_skip : dec, i)
+							->valuestring, &wl);
+					if (tokenizer_decode(tok, want.v, want.n, skip, &out, &err) ||
+					    out.n != wl || memcmp(out.p, w, wl)) {
+						if (bad++ < 4)
+							fprintf(stderr, "    %s text %d: decode (skip %d) "
+								"gives \"%.80s\", HF \"%.80s\"\n",
+								name, i, skip, out.p ? out.p : "", w);
+					}
+					hug_free(w);
+					buf_free(&out);
+				}
+			}
+			tok_ids_free(&got);
+			tok_ids_free(&want);
+			hug_free(text);
+		}
+	}
+	tok_encoder_free(enc);
+	tokenizer_free(tok);
+	return bad;
+}
+
+TEST(tokenizer_pipelines_match_hf)
+{
+	hug_json_init();
+	char *text = test_read_file(PIPE "expected.json", NULL);
+	REQUIRE(text != NULL);
+	cJSON *exp = cJSON_Parse(text);
+	hug_free(text);
+	REQUIRE(exp != NULL);
+	const cJSON *texts = cJSON_GetObjectItem(exp, "texts");
+	const cJSON *fix = cJSON_GetObjectItem(exp, "fixtures"), *f;
+	int n = 0;
+	cJSON_ArrayForEach(f, fix) {
+		int bad = check_pipeline(f->string, texts, f);
+		if (bad)
+			test_fail_at(__FILE__, __LINE__, "%s: %d mismatches", f->string, bad);
+		n++;
+	}
+	CHECK(n >= 13);
+	cJSON_Delete(exp);
+}
