@@ -76,6 +76,7 @@ int cli_prepare(int argc, char **argv)
 		{ "on-error", ARG_STR, &on_error, "skip (report FILE:LINE, go on) or fail" },
 		{ "source", ARG_STR, &o.source, "the shards' source name (the file names)" },
 		{ "separator", ARG_STR, &o.separator, "text: a line that ends a document, e.g. % (blank lines)" },
+		{ "no-special-tokens", ARG_SWITCH, &o.no_special, "leave out the special tokens the tokenizer's post_processor adds (e.g. BOS)" },
 		{ "quiet", ARG_SWITCH, &quiet, "no progress line" },
 		{ "help", ARG_SWITCH, &help, "show this help" },
 	};

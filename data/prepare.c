@@ -217,16 +217,28 @@ static void note(struct chunk *c, int64_t line, enum prepare_skip kind, const ch
 	va_end(ap);
 }
 
-/* Appends one document: prompt (mask 0, may be NULL), text (mask 1), EOS. */
+/* Appends one document: the template's leading special tokens (mask 0),
+ * prompt (mask 0, may be NULL), text (mask 1), the template's trailing
+ * special tokens, EOS (unless the template already ended with it). */
 static void add_doc(struct prep *P, struct chunk *c, struct tok_encoder *enc,
 		    const char *prompt, size_t np, const char *text, size_t n)
 {
 	int64_t start = c->tokens.n;
+	const int32_t *pre, *post;
+	int n_pre, n_post;
+	tokenizer_template(P->tok, &pre, &n_pre, &post, &n_post);
+	if (P->o->no_special)
+		n_pre = n_post = 0;
+	for (int i = 0; i < n_pre; i++)
+		tok_ids_push(&c->tokens, pre[i]);
 	if (prompt)
 		tok_encoder_encode(enc, prompt, np, &c->tokens);
 	int64_t mid = c->tokens.n;
 	tok_encoder_encode(enc, text, n, &c->tokens);
-	tok_ids_push(&c->tokens, P->eos);
+	for (int i = 0; i < n_post; i++)
+		tok_ids_push(&c->tokens, post[i]);
+	if (!(n_post > 0 && post[n_post - 1] == P->eos))
+		tok_ids_push(&c->tokens, P->eos);
 	if (P->mask) {
 		if (c->tokens.n > c->mask_cap) {
 			c->mask_cap = c->tokens.cap;

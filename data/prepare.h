@@ -63,6 +63,9 @@ struct prepare_opts {
 	int max_reports;          /* reports printed before going quiet (0: 100) */
 	const char *source;       /* shards' "source"; NULL: the input file names */
 	size_t chunk_bytes;       /* work unit (0: 1 MiB); tests make it tiny */
+	bool no_special;          /* leave out the special tokens the tokenizer's
+				     post_processor adds (HF's
+				     add_special_tokens=False) */
 	const char *separator;    /* text: documents end at a line equal to this
 				     (e.g. "%" for fortune files) instead of at
 				     blank lines; NULL: blank lines */

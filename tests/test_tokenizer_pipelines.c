@@ -135,7 +135,7 @@ static int check_pipeline(const char *name, const cJSON *texts, const cJSON *f)
 TEST(tokenizer_pipelines_match_hf)
 {
 	hug_json_init();
-	char *text = test_read_file(PIPE "expected.json", NULL);
+	char *text = test_read_file(PIPE "EXPECTED.json", NULL);
 	REQUIRE(text != NULL);
 	cJSON *exp = cJSON_Parse(text);
 	hug_free(text);
@@ -151,4 +151,37 @@ TEST(tokenizer_pipelines_match_hf)
 	}
 	CHECK(n >= 13);
 	cJSON_Delete(exp);
+}
+
+/* `hug tokenize` adds the template's special tokens (Llama 3's
+ * <|begin_of_text|>, id 0 in the fixture) unless --no-special-tokens,
+ * giving the library's ids either way. */
+TEST(cli_tokenize_adds_template_special_tokens)
+{
+	const char *bin = getenv("HUG_BIN");
+	if (!bin) {
+		test_skip("HUG_BIN not set");
+		return;
+	}
+	struct tokenizer *tok;
+	struct hug_error err = { 0 };
+	REQUIRE(tokenizer_load(PIPE "llama3.json", &tok, &err) == 0);
+	static const char text[] = "Hello world, it's 12345!";
+	for (int special = 0; special < 2; special++) {
+		struct tok_ids ids = { 0 };
+		struct buf want = { 0 };
+		char cmd[512], out[4096];
+		tokenizer_encode_special(tok, text, strlen(text), special, &ids);
+		CHECK((ids.n > 0 && ids.v[0] == 0) == (special == 1));
+		for (int64_t i = 0; i < ids.n; i++)
+			buf_printf(&want, "%s%d", i ? "," : "", ids.v[i]);
+		buf_put(&want, "\n", 1);
+		snprintf(cmd, sizeof(cmd), "%s tokenize --tokenizer " PIPE "llama3.json %s '%s'",
+			 bin, special ? "" : "--no-special-tokens", text);
+		CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
+		CHECK(!strcmp(out, want.p));
+		buf_free(&want);
+		tok_ids_free(&ids);
+	}
+	tokenizer_free(tok);
 }

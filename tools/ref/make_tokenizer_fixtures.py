@@ -30,7 +30,7 @@ Writes:
                     PIPELINES below: Llama 3, Qwen2, Llama 2/Mistral,
                     Gemma, GPT-2 with specials in the text, and the other
                     pre-tokenizers, normalizers and decoders hug reads)
-  pipelines/expected.json  {"texts": [hex...], "fixtures": {name: {"ids",
+  pipelines/EXPECTED.json  {"texts": [hex...], "fixtures": {name: {"ids",
                     "ids_special", "decoded", "decoded_skip"}}}: HF's
                     encode(text, add_special_tokens=False/True) and
                     decode(ids, skip_special_tokens=False/True) per text
@@ -534,7 +534,7 @@ def make_pipelines():
             for b in INVALID:
                 f["ids"].append(encode_parts(tok, b))
         exp["fixtures"][name] = f
-    with open(os.path.join(pdir, "expected.json"), "w") as fh:
+    with open(os.path.join(pdir, "EXPECTED.json"), "w") as fh:
         json.dump(exp, fh, separators=(",", ":"))
         fh.write("\n")
     print("wrote %s: %d fixtures, %d texts" % (pdir, len(exp["fixtures"]), len(texts)))
