@@ -166,7 +166,7 @@ TEST(cli_tokenize_adds_template_special_tokens)
 	struct tokenizer *tok;
 	struct hug_error err = { 0 };
 	REQUIRE(tokenizer_load(PIPE "llama3.json", &tok, &err) == 0);
-	static const char text[] = "Hello world, it's 12345!";
+	static const char text[] = "Hello world, it is 12345!";
 	for (int special = 0; special < 2; special++) {
 		struct tok_ids ids = { 0 };
 		struct buf want = { 0 };
