@@ -47,7 +47,8 @@ struct tok_ids {
 /* "sha256:" + 64 hex digits + NUL. */
 #define TOKENIZER_HASH_LEN 72
 
-/* Loads the tokenizer.json at `path` into a new *tok. Returns 0, or -1 with
+/* Loads the tokenizer.json at `path` (or, when `path` is a directory such
+ * as a model directory, the tokenizer.json in it) into a new *tok. Returns 0, or -1 with
  * err naming the file, the JSON path and what was expected (malformed JSON
  * gives FILE:LINE:COLUMN). Free with tokenizer_free. */
 int tokenizer_load(const char *path, struct tokenizer **tok, struct hug_error *err);

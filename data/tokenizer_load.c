@@ -396,12 +396,21 @@ out:
 
 int tokenizer_load(const char *path, struct tokenizer **tok, struct hug_error *err)
 {
-	char *buf;
+	char *buf, *file = NULL;
 	size_t n;
 	*tok = NULL;
-	if (fs_read_file(path, (size_t)1 << 31, &buf, &n, err))
-		return -1;
-	int rc = tokenizer_load_json(buf, n, path, tok, err);
-	hug_free(buf);
+	if (fs_is_dir(path)) { /* a model directory: its tokenizer.json */
+		size_t len = strlen(path);
+		file = hug_malloc(len + sizeof("/tokenizer.json"));
+		memcpy(file, path, len);
+		strcpy(file + len, len && path[len - 1] == '/' ? "tokenizer.json" : "/tokenizer.json");
+		path = file;
+	}
+	int rc = -1;
+	if (!fs_read_file(path, (size_t)1 << 31, &buf, &n, err)) {
+		rc = tokenizer_load_json(buf, n, path, tok, err);
+		hug_free(buf);
+	}
+	hug_free(file);
 	return rc;
 }

@@ -185,3 +185,22 @@ TEST(cli_tokenize_adds_template_special_tokens)
 	}
 	tokenizer_free(tok);
 }
+
+/* A model directory loads its tokenizer.json; one without names the file. */
+TEST(tokenizer_loads_from_a_model_directory)
+{
+	struct tokenizer *a, *b;
+	struct hug_error err = { 0 };
+	REQUIRE(tokenizer_load(PIPE "llama3.json", &a, &err) == 0);
+	CHECK(system("rm -rf /tmp/hug-tok-dir && mkdir -p /tmp/hug-tok-dir/empty && "
+		     "cp " PIPE "llama3.json /tmp/hug-tok-dir/tokenizer.json") == 0);
+	REQUIRE(tokenizer_load("/tmp/hug-tok-dir", &b, &err) == 0);
+	CHECK(!strcmp(tokenizer_hash(a), tokenizer_hash(b)));
+	tokenizer_free(b);
+	REQUIRE(tokenizer_load("/tmp/hug-tok-dir/", &b, &err) == 0);
+	tokenizer_free(b);
+	CHECK(tokenizer_load("/tmp/hug-tok-dir/empty", &b, &err) == -1);
+	CHECK(strstr(err.msg, "/tmp/hug-tok-dir/empty/tokenizer.json") != NULL);
+	tokenizer_free(a);
+	CHECK(system("rm -rf /tmp/hug-tok-dir") == 0);
+}
