@@ -22,6 +22,7 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/json.h"
+#include "chat_template.h"
 #include "shard.h"
 #include "utf8.h"
 
@@ -65,6 +66,7 @@ struct prep {
 	int n_files;
 	bool mask;
 	int32_t eos;
+	int chat;                 /* chat template for "messages", or -1 */
 	pthread_mutex_t mu;
 	pthread_cond_t cv_work, cv_done;
 	int cur_file;             /* next unclaimed input position */
@@ -313,6 +315,39 @@ static void text_chunk(struct prep *P, struct chunk *c, struct tok_encoder *enc)
 	c->n_lines = line;
 }
 
+/* A conversation: rendered with the chat template, trained on assistant
+ * turns only; no EOS is added (the template ends each turn). */
+static void chat_record(struct prep *P, struct chunk *c, struct tok_encoder *enc,
+			const cJSON *messages, int64_t line)
+{
+	struct chat_render r = { 0 };
+	char msg[NOTE_LEN];
+	if (P->chat < 0) {
+		note(c, line, PREPARE_SKIP_FIELDS, "\"messages\" need a chat template: "
+		     "--chat-template %s", chat_template_names());
+		return;
+	}
+	if (chat_render(P->chat, messages, &r, msg, sizeof(msg))) {
+		note(c, line, PREPARE_SKIP_FIELDS, "%s", msg);
+		chat_render_free(&r);
+		return;
+	}
+	int64_t start = c->tokens.n;
+	uint8_t *m = chat_encode(enc, &r, &c->tokens);
+	if (c->tokens.n > c->mask_cap) {
+		c->mask_cap = c->tokens.cap;
+		c->mask = hug_realloc(c->mask, (size_t)c->mask_cap);
+	}
+	memcpy(c->mask + start, m, (size_t)(c->tokens.n - start));
+	hug_free(m);
+	chat_render_free(&r);
+	if (c->n_docs == c->docs_cap) {
+		c->docs_cap = c->docs_cap ? 2 * c->docs_cap : 256;
+		c->doc_len = hug_realloc(c->doc_len, (size_t)c->docs_cap * sizeof(int64_t));
+	}
+	c->doc_len[c->n_docs++] = c->tokens.n - start;
+}
+
 static void json_record(struct prep *P, struct chunk *c, struct tok_encoder *enc,
 			const cJSON *j, int64_t line)
 {
@@ -329,9 +364,12 @@ static void json_record(struct prep *P, struct chunk *c, struct tok_encoder *enc
 	} else if (!text && cJSON_IsString(prompt) && cJSON_IsString(compl) && P->mask) {
 		add_doc(P, c, enc, prompt->valuestring, strlen(prompt->valuestring),
 			compl->valuestring, strlen(compl->valuestring));
+	} else if (!text && cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "messages")) &&
+		   P->mask) {
+		chat_record(P, c, enc, cJSON_GetObjectItemCaseSensitive(j, "messages"), line);
 	} else {
 		note(c, line, PREPARE_SKIP_FIELDS, "expected an object with a string \"text\", "
-		     "or strings \"prompt\" and \"completion\"");
+		     "strings \"prompt\" and \"completion\", or an array \"messages\"");
 	}
 }
 
@@ -661,12 +699,14 @@ static void source_names(char *out, size_t cap, const struct in_file *files, int
 	}
 }
 
-/* Whether any JSONL input has a "prompt" key (then the run has masks). */
+/* Whether any JSONL input has a "prompt" or "messages" key (then the run
+ * has masks). */
 static bool wants_mask(const struct in_file *files, int n)
 {
 	for (int i = 0; i < n; i++)
 		if (files[i].jsonl && files[i].size &&
-		    memmem(files[i].data, files[i].size, "\"prompt\"", 8))
+		    (memmem(files[i].data, files[i].size, "\"prompt\"", 8) ||
+		     memmem(files[i].data, files[i].size, "\"messages\"", 10)))
 			return true;
 	return false;
 }
@@ -766,6 +806,10 @@ int prepare_run(const struct tokenizer *tok, const char *const *files, int n_fil
 	utf8_init();
 	if (check_opts(tok, n_files, o, err))
 		return -1;
+	P.chat = o->chat_template ? chat_template_find(o->chat_template) : chat_template_guess(tok);
+	if (o->chat_template && P.chat < 0)
+		return hug_error_set(err, "--chat-template: \"%s\" is not a template hug knows "
+				     "(%s)", o->chat_template, chat_template_names());
 	P.files = hug_calloc((size_t)n_files, sizeof(*P.files));
 	for (int i = 0; i < n_files; i++)
 		if (open_input(&P.files[i], files[i], o->format, err))
