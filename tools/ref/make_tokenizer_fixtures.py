@@ -37,6 +37,10 @@ Writes:
                     (hex UTF-8); texts with invalid UTF-8 get ids only, for
                     byte-level fixtures without a normalizer, made from
                     HF's parts as below
+  pipelines/CHAT.json  per chat template of data/chat_template.c (the
+                    Jinja strings in CHAT_TEMPLATES) and a pipeline
+                    tokenizer: transformers' apply_chat_template text (hex),
+                    ids and assistant_masks for a few conversations
   hug_trained.json, hug_trained_expected.json   (--hug) the file
                     `build/bin/hug tokenizer train --vocab-size 500` writes
                     for corpus.txt, and HF's ids for it on the texts
@@ -410,7 +414,8 @@ def pipelines(cpath):
     out = {}
     bl = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     # Llama 3: its regex, ignore_merges, <|begin_of_text|> template
-    t = train_pipeline(cpath, 700, ["<|begin_of_text|>", "<|end_of_text|>"], pre_tokenizers.Sequence([
+    t = train_pipeline(cpath, 700, ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
+                                    "<|end_header_id|>", "<|eot_id|>"], pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated", invert=False), bl]))
     j = bpe_json(t)
     j["model"]["ignore_merges"] = True
@@ -540,11 +545,95 @@ def make_pipelines():
     print("wrote %s: %d fixtures, %d texts" % (pdir, len(exp["fixtures"]), len(texts)))
 
 
+# The chat templates hug transcribes (data/chat_template.c), as the model
+# families publish them, with {% generation %} around what is trained on
+# (which renders nothing; transformers' return_assistant_tokens_mask reads
+# it).
+CHAT_TEMPLATES = {
+    "chatml": ("qwen2", None, None,
+               "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}"
+               "{% if message['role'] == 'assistant' %}{% generation %}"
+               "{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+               "{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}"
+               "{{ '\\n' }}{% endfor %}"),
+    "llama3": ("llama3", "<|begin_of_text|>", "<|eot_id|>",
+               "{% set loop_messages = messages %}{% for message in loop_messages %}"
+               "{% set header = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' %}"
+               "{% if loop.index0 == 0 %}{% set header = bos_token + header %}{% endif %}"
+               "{{ header }}{% if message['role'] == 'assistant' %}{% generation %}"
+               "{{ message['content'] | trim + '<|eot_id|>' }}{% endgeneration %}"
+               "{% else %}{{ message['content'] | trim + '<|eot_id|>' }}{% endif %}{% endfor %}"),
+    "mistral": ("llama2", "<s>", "</s>",
+                "{{ bos_token }}{% for message in messages %}"
+                "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+                "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+                "{% elif message['role'] == 'assistant' %}{% generation %}"
+                "{{ message['content'] + eos_token }}{% endgeneration %}"
+                "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}"
+                "{% endif %}{% endfor %}"),
+    "gemma": ("gemma", "<bos>", "<eos>",
+              "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+              "{{ raise_exception('System role not supported') }}{% endif %}"
+              "{% for message in messages %}"
+              "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+              "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+              "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
+              "{% else %}{% set role = message['role'] %}{% endif %}"
+              "{{ '<start_of_turn>' + role + '\\n' }}{% if role == 'model' %}{% generation %}"
+              "{{ message['content'] | trim + '<end_of_turn>' }}{% endgeneration %}"
+              "{% else %}{{ message['content'] | trim + '<end_of_turn>' }}{% endif %}"
+              "{{ '\\n' }}{% endfor %}"),
+}
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hello! What is 12345 + 1?"},
+     {"role": "assistant", "content": "It is 12346."}],
+    [{"role": "system", "content": "You are terse."},
+     {"role": "user", "content": "  Translate 'cat' to French.\n"},
+     {"role": "assistant", "content": " Chat. \n"},
+     {"role": "user", "content": "Und auf Deutsch? 日本語でも。"},
+     {"role": "assistant", "content": "Katze; 猫 (ねこ) 🐈"}],
+    [{"role": "user", "content": "Write two lines.\r\nPlease."},
+     {"role": "assistant", "content": "Line one,\nline two.\n\n"},
+     {"role": "user", "content": "Thanks"},
+     {"role": "assistant", "content": "You're welcome! <3"}],
+]
+
+
+def make_chat():
+    from transformers import PreTrainedTokenizerFast
+    pdir = os.path.join(OUT, "pipelines")
+    exp = {}
+    for name, (tok_name, bos, eos, tmpl) in CHAT_TEMPLATES.items():
+        tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(pdir, tok_name + ".json"),
+                                      bos_token=bos, eos_token=eos)
+        tok.chat_template = tmpl
+        convs = []
+        for msgs in CONVERSATIONS:
+            if name in ("mistral", "gemma") and msgs[0]["role"] == "system":
+                msgs = msgs[1:]
+            text = tok.apply_chat_template(msgs, tokenize=False)
+            d = tok.apply_chat_template(msgs, tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            assert list(d["input_ids"]) == ids, name
+            convs.append({"messages": msgs, "text": hexs(text.encode()), "ids": ids,
+                          "mask": list(d["assistant_masks"])})
+        exp[name] = {"tokenizer": tok_name + ".json", "conversations": convs}
+    with open(os.path.join(pdir, "CHAT.json"), "w") as fh:
+        json.dump(exp, fh, ensure_ascii=False, separators=(",", ":"))
+        fh.write("\n")
+    print("wrote pipelines/CHAT.json: %s" % ", ".join(exp))
+
+
 if __name__ == "__main__":
     if "--pipelines" in sys.argv:
         make_pipelines()
+        make_chat()
         sys.exit(0)
     make()
     make_pipelines()
+    make_chat()
     if "--hug" in sys.argv:
         sys.exit(0 if check_hug() else 1)
