@@ -666,7 +666,7 @@ int64_t tokenizer_encode_special(const struct tokenizer *tok, const char *text, 
 				 bool add_special, struct tok_ids *out)
 {
 	struct tok_encoder e = { .tok = tok, .use_cache = false };
-	int64_t n = tok_encoder_encode_special(&e, text, len, add_special, &out[0]);
+	int64_t n = tok_encoder_encode_special(&e, text, len, add_special, out);
 	encoder_scratch_free(&e);
 	return n;
 }

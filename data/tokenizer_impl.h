@@ -277,7 +277,7 @@ void tok_split_ranges(const struct tok_matches *m, size_t n, enum tok_split_beha
 
 /* --- BPE (tokenizer_bpe.c) --- */
 
-/* Merges the byte ids of one word with the heap algorithm (any length) or
+/* Merges the symbol ids of one word with the heap algorithm (any length) or
  * the rank-scan one; both give HF's result. ids[0..n) in, result written
  * back; returns the new count. Exposed so tests can compare the two. */
 int tok_bpe_heap(const struct tokenizer *tok, int32_t *ids, int n);
