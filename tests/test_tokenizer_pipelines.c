@@ -204,3 +204,48 @@ TEST(tokenizer_loads_from_a_model_directory)
 	tokenizer_free(a);
 	CHECK(system("rm -rf /tmp/hug-tok-dir") == 0);
 }
+
+/* `hug prepare` puts the template's BOS before each document (Llama 3's
+ * <|begin_of_text|>) and EOS after, and only EOS with --no-special-tokens;
+ * with gpt2_special's "$A <|endoftext|>" template the EOS is not doubled. */
+TEST(cli_prepare_adds_template_special_tokens)
+{
+	const char *bin = getenv("HUG_BIN");
+	if (!bin) {
+		test_skip("HUG_BIN not set");
+		return;
+	}
+	static const char *const docs[] = { "Hello world, it is 12345!", "Zweites Dokument." };
+	static const char *const names[] = { "llama3", "gpt2_special" };
+	CHECK(system("rm -rf /tmp/hug-tok-prep && mkdir -p /tmp/hug-tok-prep") == 0);
+	test_write_file("/tmp/hug-tok-prep/in.txt", "Hello world, it is 12345!\n\nZweites Dokument.\n");
+	for (int t = 0; t < 2; t++) {
+		char path[256];
+		struct tokenizer *tok;
+		struct hug_error err = { 0 };
+		snprintf(path, sizeof(path), PIPE "%s.json", names[t]);
+		REQUIRE(tokenizer_load(path, &tok, &err) == 0);
+		for (int special = 0; special < 2; special++) {
+			struct tok_ids ids = { 0 };
+			for (int d = 0; d < 2; d++) {
+				tokenizer_encode_special(tok, docs[d], strlen(docs[d]), special, &ids);
+				if (ids.v[ids.n - 1] != tokenizer_eos_id(tok))
+					tok_ids_push(&ids, tokenizer_eos_id(tok));
+			}
+			char cmd[512], out[4096], want[64];
+			snprintf(cmd, sizeof(cmd), "rm -rf /tmp/hug-tok-prep/out && %s prepare "
+				 "--tokenizer %s --out /tmp/hug-tok-prep/out --quiet %s "
+				 "/tmp/hug-tok-prep/in.txt", bin, path,
+				 special ? "" : "--no-special-tokens");
+			CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
+			snprintf(want, sizeof(want), "prepared 2 documents, %lld tokens",
+				 (long long)ids.n);
+			if (!strstr(out, want))
+				test_fail_at(__FILE__, __LINE__, "%s: expected \"%s\" in %s", names[t],
+					     want, out);
+			tok_ids_free(&ids);
+		}
+		tokenizer_free(tok);
+	}
+	CHECK(system("rm -rf /tmp/hug-tok-prep") == 0);
+}
