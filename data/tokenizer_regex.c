@@ -22,18 +22,16 @@ static void onig_init_once(void)
 
 static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
 
-/* Escapes every ASCII punctuation character of s (as tokenizers escapes a
- * String pattern before compiling it). */
+/* Escapes the regex metacharacters of s (as tokenizers escapes a String
+ * pattern before compiling it); other characters stand for themselves. */
 static char *escape_literal(const char *s, size_t n, size_t *out_n)
 {
 	char *o = hug_malloc(2 * n + 1);
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x80 && !(c >= '0' && c <= '9') && !(c >= 'a' && c <= 'z') &&
-		    !(c >= 'A' && c <= 'Z') && c != '_' && c > ' ')
+		if (s[i] && strchr("\\^$.|?*+()[]{}#-&~", s[i]))
 			o[k++] = '\\';
-		o[k++] = (char)c;
+		o[k++] = s[i];
 	}
 	o[k] = '\0';
 	*out_n = k;
