@@ -39,7 +39,7 @@ MPI_LIBS ?= $(shell $(MPICC) --showme:link 2>/dev/null)
 endif
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP -I. $(HDF5_CFLAGS) $(MPI_CFLAGS)
 CFLAGS += $(CFLAGS_BASE) $(SANFLAGS)
-LDLIBS := -lopenblas -lcjson $(HDF5_LIBS) $(MPI_LIBS) -lpthread -lm
+LDLIBS := -lopenblas -lcjson -lonig -lutf8proc $(HDF5_LIBS) $(MPI_LIBS) -lpthread -lm
 LDFLAGS += -fopenmp $(SANFLAGS)
 
 # CUDA: compiled when nvcc exists (NVCC= to disable).
@@ -249,7 +249,7 @@ $(FUZZ_BUILD)/lib/libhug.a: $(FUZZ_LIB_OBJ)
 $(FUZZ_BIN): $(FUZZ_BUILD)/bin/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_BUILD)/lib/libhug.a
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) $< $(FUZZ_BUILD)/lib/libhug.a \
-		-lopenblas -lcjson $(HDF5_LIBS) -lpthread -lm -o $@
+		-lopenblas -lcjson -lonig -lutf8proc $(HDF5_LIBS) -lpthread -lm -o $@
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BIN)

@@ -16,8 +16,11 @@ static const char usage[] =
 	"usage: hug prepare --tokenizer T.json --out DIR [options] FILES...\n"
 	"Text files: one document per paragraph (blank lines separate them).\n"
 	"JSONL (*.jsonl): {\"text\": ...} or {\"prompt\": ..., \"completion\": ...} per\n"
-	"line (the prompt gets loss mask 0). EOS follows every document; shards\n"
-	"are DIR/shard-00000.h5, ...; a document is never split across shards.\n";
+	"line (the prompt gets loss mask 0), or {\"messages\": [{\"role\", \"content\"},\n"
+	"...]} rendered by a chat template (loss mask 1 on assistant turns only).\n"
+	"The tokenizer's template tokens (e.g. BOS) start and EOS follows every\n"
+	"text/prompt document; shards are DIR/shard-00000.h5, ...; a document is\n"
+	"never split across shards.\n";
 
 static int parse_choices(const char *format, const char *on_error, struct prepare_opts *o,
 			 struct hug_error *err)
@@ -76,6 +79,8 @@ int cli_prepare(int argc, char **argv)
 		{ "on-error", ARG_STR, &on_error, "skip (report FILE:LINE, go on) or fail" },
 		{ "source", ARG_STR, &o.source, "the shards' source name (the file names)" },
 		{ "separator", ARG_STR, &o.separator, "text: a line that ends a document, e.g. % (blank lines)" },
+		{ "chat-template", ARG_STR, &o.chat_template, "JSONL \"messages\": chatml, llama3, mistral or gemma (guessed from the tokenizer)" },
+		{ "no-special-tokens", ARG_SWITCH, &o.no_special, "leave out the special tokens the tokenizer's post_processor adds (e.g. BOS)" },
 		{ "quiet", ARG_SWITCH, &quiet, "no progress line" },
 		{ "help", ARG_SWITCH, &help, "show this help" },
 	};

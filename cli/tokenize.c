@@ -1,5 +1,6 @@
 /* tokenize.c: `hug tokenize --tokenizer T.json TEXT | --file F` prints the
- * token ids of a text (comma-separated, like --prompt-ids takes them);
+ * token ids of a text (comma-separated, like --prompt-ids takes them; with
+ * the post_processor's special tokens unless --no-special-tokens);
  * `hug tokenize --tokenizer T.json --decode 1,2,3` prints the text of ids. */
 #include <errno.h>
 #include <stdint.h>
@@ -35,7 +36,7 @@ static int parse_ids(const char *s, struct tok_ids *ids, struct hug_error *err)
 }
 
 static int run_encode(const struct tokenizer *tok, const char *text, const char *file,
-		      struct hug_error *err)
+		      bool add_special, struct hug_error *err)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -43,9 +44,9 @@ static int run_encode(const struct tokenizer *tok, const char *text, const char 
 	if (file && fs_read_file(file, SIZE_MAX, &buf, &len, err))
 		return -1;
 	if (file)
-		tokenizer_encode(tok, buf, len, &ids);
+		tokenizer_encode_special(tok, buf, len, add_special, &ids);
 	else
-		tokenizer_encode(tok, text, strlen(text), &ids);
+		tokenizer_encode_special(tok, text, strlen(text), add_special, &ids);
 	for (int64_t i = 0; i < ids.n; i++)
 		printf("%s%d", i ? "," : "", ids.v[i]);
 	printf("\n");
@@ -74,12 +75,13 @@ done:
 int cli_tokenize(int argc, char **argv)
 {
 	const char *path = NULL, *file = NULL, *decode = NULL;
-	bool help = false, skip = false;
+	bool help = false, skip = false, no_special = false;
 	const struct arg_spec specs[] = {
 		{ "tokenizer", ARG_STR, &path, "tokenizer.json (Hugging Face format)" },
 		{ "file", ARG_STR, &file, "read the text from this file" },
 		{ "decode", ARG_STR, &decode, "print the text of these ids (1,2,3)" },
 		{ "skip-special", ARG_SWITCH, &skip, "leave special tokens out when decoding" },
+		{ "no-special-tokens", ARG_SWITCH, &no_special, "encode without the special tokens the post_processor adds" },
 		{ "help", ARG_SWITCH, &help, "show this help" },
 	};
 	const int n_specs = (int)(sizeof(specs) / sizeof(specs[0]));
@@ -93,14 +95,15 @@ int cli_tokenize(int argc, char **argv)
 		return args_show_usage("usage: hug tokenize --tokenizer T.json TEXT\n"
 				       "       hug tokenize --tokenizer T.json --file F\n"
 				       "       hug tokenize --tokenizer T.json --decode 1,2,3\n"
-				       "Prints comma-separated ids (no special tokens are added), or the\n"
-				       "decoded bytes followed by a newline.\n",
+				       "Prints comma-separated ids (with the special tokens the tokenizer's\n"
+				       "post_processor adds, e.g. BOS, unless --no-special-tokens), or the\n"
+				       "decoded text followed by a newline.\n",
 				       specs, n_specs, help);
 	struct tokenizer *tok = NULL;
 	int rc = 2;
 	if (tokenizer_load(path, &tok, &err))
 		goto out;
-	if (decode ? run_decode(tok, decode, skip, &err) : run_encode(tok, pos[0], file, &err))
+	if (decode ? run_decode(tok, decode, skip, &err) : run_encode(tok, pos[0], file, !no_special, &err))
 		goto out;
 	rc = 0;
 out:

@@ -22,6 +22,7 @@
 #include "../base/alloc.h"
 #include "../base/fs.h"
 #include "../base/json.h"
+#include "chat_template.h"
 #include "shard.h"
 #include "utf8.h"
 
@@ -65,6 +66,7 @@ struct prep {
 	int n_files;
 	bool mask;
 	int32_t eos;
+	int chat;                 /* chat template for "messages", or -1 */
 	pthread_mutex_t mu;
 	pthread_cond_t cv_work, cv_done;
 	int cur_file;             /* next unclaimed input position */
@@ -217,16 +219,28 @@ static void note(struct chunk *c, int64_t line, enum prepare_skip kind, const ch
 	va_end(ap);
 }
 
-/* Appends one document: prompt (mask 0, may be NULL), text (mask 1), EOS. */
+/* Appends one document: the template's leading special tokens (mask 0),
+ * prompt (mask 0, may be NULL), text (mask 1), the template's trailing
+ * special tokens, EOS (unless the template already ended with it). */
 static void add_doc(struct prep *P, struct chunk *c, struct tok_encoder *enc,
 		    const char *prompt, size_t np, const char *text, size_t n)
 {
 	int64_t start = c->tokens.n;
+	const int32_t *pre, *post;
+	int n_pre, n_post;
+	tokenizer_template(P->tok, &pre, &n_pre, &post, &n_post);
+	if (P->o->no_special)
+		n_pre = n_post = 0;
+	for (int i = 0; i < n_pre; i++)
+		tok_ids_push(&c->tokens, pre[i]);
 	if (prompt)
 		tok_encoder_encode(enc, prompt, np, &c->tokens);
 	int64_t mid = c->tokens.n;
 	tok_encoder_encode(enc, text, n, &c->tokens);
-	tok_ids_push(&c->tokens, P->eos);
+	for (int i = 0; i < n_post; i++)
+		tok_ids_push(&c->tokens, post[i]);
+	if (!(n_post > 0 && post[n_post - 1] == P->eos))
+		tok_ids_push(&c->tokens, P->eos);
 	if (P->mask) {
 		if (c->tokens.n > c->mask_cap) {
 			c->mask_cap = c->tokens.cap;
@@ -301,6 +315,39 @@ static void text_chunk(struct prep *P, struct chunk *c, struct tok_encoder *enc)
 	c->n_lines = line;
 }
 
+/* A conversation: rendered with the chat template, trained on assistant
+ * turns only; no EOS is added (the template ends each turn). */
+static void chat_record(struct prep *P, struct chunk *c, struct tok_encoder *enc,
+			const cJSON *messages, int64_t line)
+{
+	struct chat_render r = { 0 };
+	char msg[NOTE_LEN];
+	if (P->chat < 0) {
+		note(c, line, PREPARE_SKIP_FIELDS, "\"messages\" need a chat template: "
+		     "--chat-template %s", chat_template_names());
+		return;
+	}
+	if (chat_render(P->chat, messages, &r, msg, sizeof(msg))) {
+		note(c, line, PREPARE_SKIP_FIELDS, "%s", msg);
+		chat_render_free(&r);
+		return;
+	}
+	int64_t start = c->tokens.n;
+	uint8_t *m = chat_encode(enc, &r, &c->tokens);
+	if (c->tokens.n > c->mask_cap) {
+		c->mask_cap = c->tokens.cap;
+		c->mask = hug_realloc(c->mask, (size_t)c->mask_cap);
+	}
+	memcpy(c->mask + start, m, (size_t)(c->tokens.n - start));
+	hug_free(m);
+	chat_render_free(&r);
+	if (c->n_docs == c->docs_cap) {
+		c->docs_cap = c->docs_cap ? 2 * c->docs_cap : 256;
+		c->doc_len = hug_realloc(c->doc_len, (size_t)c->docs_cap * sizeof(int64_t));
+	}
+	c->doc_len[c->n_docs++] = c->tokens.n - start;
+}
+
 static void json_record(struct prep *P, struct chunk *c, struct tok_encoder *enc,
 			const cJSON *j, int64_t line)
 {
@@ -317,9 +364,12 @@ static void json_record(struct prep *P, struct chunk *c, struct tok_encoder *enc
 	} else if (!text && cJSON_IsString(prompt) && cJSON_IsString(compl) && P->mask) {
 		add_doc(P, c, enc, prompt->valuestring, strlen(prompt->valuestring),
 			compl->valuestring, strlen(compl->valuestring));
+	} else if (!text && cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "messages")) &&
+		   P->mask) {
+		chat_record(P, c, enc, cJSON_GetObjectItemCaseSensitive(j, "messages"), line);
 	} else {
 		note(c, line, PREPARE_SKIP_FIELDS, "expected an object with a string \"text\", "
-		     "or strings \"prompt\" and \"completion\"");
+		     "strings \"prompt\" and \"completion\", or an array \"messages\"");
 	}
 }
 
@@ -649,12 +699,14 @@ static void source_names(char *out, size_t cap, const struct in_file *files, int
 	}
 }
 
-/* Whether any JSONL input has a "prompt" key (then the run has masks). */
+/* Whether any JSONL input has a "prompt" or "messages" key (then the run
+ * has masks). */
 static bool wants_mask(const struct in_file *files, int n)
 {
 	for (int i = 0; i < n; i++)
 		if (files[i].jsonl && files[i].size &&
-		    memmem(files[i].data, files[i].size, "\"prompt\"", 8))
+		    (memmem(files[i].data, files[i].size, "\"prompt\"", 8) ||
+		     memmem(files[i].data, files[i].size, "\"messages\"", 10)))
 			return true;
 	return false;
 }
@@ -754,6 +806,10 @@ int prepare_run(const struct tokenizer *tok, const char *const *files, int n_fil
 	utf8_init();
 	if (check_opts(tok, n_files, o, err))
 		return -1;
+	P.chat = o->chat_template ? chat_template_find(o->chat_template) : chat_template_guess(tok);
+	if (o->chat_template && P.chat < 0)
+		return hug_error_set(err, "--chat-template: \"%s\" is not a template hug knows "
+				     "(%s)", o->chat_template, chat_template_names());
 	P.files = hug_calloc((size_t)n_files, sizeof(*P.files));
 	for (int i = 0; i < n_files; i++)
 		if (open_input(&P.files[i], files[i], o->format, err))

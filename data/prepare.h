@@ -47,7 +47,8 @@ enum prepare_format {
 enum prepare_skip {
 	PREPARE_SKIP_UTF8,     /* invalid UTF-8 */
 	PREPARE_SKIP_JSON,     /* malformed JSON */
-	PREPARE_SKIP_FIELDS,   /* not an object with "text" or "prompt"+"completion" */
+	PREPARE_SKIP_FIELDS,   /* not an object with "text", "prompt"+"completion"
+				  or "messages" */
 	PREPARE_SKIP_EMPTY,    /* "text" is empty: nothing to train on (not an error) */
 	PREPARE_N_SKIP,
 };
@@ -63,6 +64,12 @@ struct prepare_opts {
 	int max_reports;          /* reports printed before going quiet (0: 100) */
 	const char *source;       /* shards' "source"; NULL: the input file names */
 	size_t chunk_bytes;       /* work unit (0: 1 MiB); tests make it tiny */
+	const char *chat_template; /* JSONL "messages": the template's name
+				     (chat_template.h); NULL: the one the
+				     tokenizer's special tokens point to */
+	bool no_special;          /* leave out the special tokens the tokenizer's
+				     post_processor adds (HF's
+				     add_special_tokens=False) */
 	const char *separator;    /* text: documents end at a line equal to this
 				     (e.g. "%" for fortune files) instead of at
 				     blank lines; NULL: blank lines */

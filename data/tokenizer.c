@@ -1,7 +1,7 @@
-/* tokenizer.c: the tokenizer's lifetime, lookups, identity hash, decoding,
- * and the small growable buffers of the public API. Loading lives in
- * tokenizer_load.c, encoding in tokenizer_bpe.c, training in
- * tokenizer_train.c. */
+/* tokenizer.c: the tokenizer's lifetime, lookups, identity hash, and the
+ * small growable buffers of the public API. Loading lives in
+ * tokenizer_load.c, encoding in tokenizer_bpe.c, decoding in
+ * tokenizer_decode.c, training in tokenizer_train.c. */
 #include <stdio.h>
 #include <string.h>
 
@@ -21,8 +21,12 @@ void tokenizer_free(struct tokenizer *t)
 	hug_free(t->bytes);
 	hug_free(t->bytes_len);
 	hug_free(t->special);
-	for (int i = 0; i < t->n_added; i++)
+	for (int i = 0; i < t->n_added; i++) {
+		if (t->added[i].match != t->added[i].content)
+			hug_free(t->added[i].match);
 		hug_free(t->added[i].content);
+	}
+	tok_free_pipeline(t);
 	hug_free(t->added);
 	tok_strmap_free(&t->text_map);
 	tok_strmap_free(&t->bytes_map);
@@ -91,24 +95,6 @@ void tok_compute_hash(struct tokenizer *t, const int32_t *merge_pairs)
 	sha256_final(&s, digest);
 	sha256_hex(digest, hex);
 	snprintf(t->hash, sizeof(t->hash), "sha256:%s", hex);
-}
-
-int tokenizer_decode(const struct tokenizer *t, const int32_t *ids, int64_t n,
-		     bool skip_special, struct buf *out, struct hug_error *err)
-{
-	out->n = 0;
-	buf_put(out, "", 0);
-	for (int64_t i = 0; i < n; i++) {
-		int32_t id = ids[i];
-		if (id < 0 || id >= t->vocab_size || !t->text[id])
-			return hug_error_set(err, "token %lld: id %d is not in the vocabulary "
-					     "(size %lld)", (long long)i, id,
-					     (long long)t->vocab_size);
-		if (skip_special && t->special[id])
-			continue;
-		buf_put(out, t->bytes[id], t->bytes_len[id]);
-	}
-	return 0;
 }
 
 void tok_ids_push(struct tok_ids *ids, int32_t id)

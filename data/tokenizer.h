@@ -1,18 +1,26 @@
-/* tokenizer.h: byte-level BPE tokenizers in Hugging Face's tokenizer.json
- * format (GPT-2, BLOOM and the like): loading, encoding, decoding, and
- * training new ones.
+/* tokenizer.h: BPE tokenizers in Hugging Face's tokenizer.json format
+ * (GPT-2, BLOOM, Llama 2/3, Mistral, Qwen2, Gemma, SmolLM and the like):
+ * loading, encoding, decoding, and training new byte-level ones.
  *
- * Supported tokenizer.json: model.type "BPE" (vocab; merges as "a b" or
- * ["a", "b"]; ignore_merges; unk_token/fuse_unk), added_tokens (matched in
- * the raw text before pre-tokenization, leftmost-longest, as HF does;
- * lstrip/rstrip honoured), normalizer null, pre_tokenizer ByteLevel (GPT-2
- * regex or none, add_prefix_space) or a Sequence of Split steps with the
- * BLOOM or the GPT-2 regex (behavior Isolated) ending in ByteLevel,
- * decoder ByteLevel or null, post_processor null, ByteLevel,
- * TemplateProcessing or a Sequence of them (accepted; encode never adds
- * template tokens, like HF's add_special_tokens=False). truncation and
- * padding are ignored: hug always encodes whole texts. Anything else is
- * refused with a message naming the feature and its JSON path.
+ * Supported tokenizer.json (docs/tokenizers.md has the details):
+ *   model: "BPE" (vocab; merges as "a b" or ["a", "b"]; ignore_merges;
+ *     byte_fallback; unk_token/fuse_unk). WordPiece, Unigram, WordLevel,
+ *     dropout and subword affixes are refused.
+ *   added_tokens: special, single_word, lstrip, rstrip, normalized; those
+ *     with normalized=false matched in the raw text, the others in the
+ *     normalized text, leftmost-longest, before the pre-tokenizer, as HF.
+ *   normalizer: NFC, NFD, NFKC, NFKD, Lowercase, Replace, Prepend, Strip,
+ *     Sequence (utf8proc for Unicode).
+ *   pre_tokenizer: Split (any String or Regex, matched by Oniguruma like
+ *     HF; every behavior; invert), ByteLevel (last), Metaspace, Digits,
+ *     Punctuation, Whitespace, WhitespaceSplit, Sequence, or null.
+ *   post_processor: TemplateProcessing (single), ByteLevel, Sequence;
+ *     template ids are added by the *_special encoders on request.
+ *   decoder: ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace,
+ *     Sequence, or null.
+ * truncation and padding are ignored: hug always encodes whole texts.
+ * Anything else is refused with a message naming the feature and its JSON
+ * path.
  *
  * A loaded tokenizer is immutable, so any number of threads may encode
  * with it at once, each through its own struct tok_encoder. */
@@ -39,7 +47,8 @@ struct tok_ids {
 /* "sha256:" + 64 hex digits + NUL. */
 #define TOKENIZER_HASH_LEN 72
 
-/* Loads the tokenizer.json at `path` into a new *tok. Returns 0, or -1 with
+/* Loads the tokenizer.json at `path` (or, when `path` is a directory such
+ * as a model directory, the tokenizer.json in it) into a new *tok. Returns 0, or -1 with
  * err naming the file, the JSON path and what was expected (malformed JSON
  * gives FILE:LINE:COLUMN). Free with tokenizer_free. */
 int tokenizer_load(const char *path, struct tokenizer **tok, struct hug_error *err);
@@ -59,11 +68,24 @@ void tokenizer_free(struct tokenizer *tok);
 int64_t tokenizer_encode(const struct tokenizer *tok, const char *text, size_t len,
 			 struct tok_ids *out);
 
-/* Decodes ids[0..n) into *out (replacing its contents): the ByteLevel
- * decoder, byte for byte, without replacing invalid UTF-8, so
- * decode(encode(x)) == x for a tokenizer without add_prefix_space. Added
- * tokens marked special are left out when skip_special. Returns 0, or -1
- * with err naming the first id outside the vocabulary. */
+/* As tokenizer_encode, with the post-processor's special tokens around the
+ * text when add_special (HF's add_special_tokens=True: TemplateProcessing's
+ * "single" template; nothing for other post-processors). */
+int64_t tokenizer_encode_special(const struct tokenizer *tok, const char *text, size_t len,
+				 bool add_special, struct tok_ids *out);
+
+/* The ids TemplateProcessing puts before and after a single text (n 0
+ * when there are none). Point into tok. */
+void tokenizer_template(const struct tokenizer *tok, const int32_t **pre, int *n_pre,
+			const int32_t **post, int *n_post);
+
+/* Decodes ids[0..n) into *out (replacing its contents) through the
+ * tokenizer's decoder, as HF's decode does (tokens joined with spaces when
+ * there is no decoder), except that the ByteLevel decoder keeps invalid
+ * UTF-8 byte for byte (HF writes U+FFFD), so decode(encode(x)) == x for a
+ * byte-level tokenizer without add_prefix_space. Added tokens marked
+ * special are left out when skip_special. Returns 0, or -1 with err naming
+ * the first id outside the vocabulary. */
 int tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, int64_t n,
 		     bool skip_special, struct buf *out, struct hug_error *err);
 
@@ -76,7 +98,7 @@ int64_t tokenizer_vocab_size(const struct tokenizer *tok);
 int32_t tokenizer_token_id(const struct tokenizer *tok, const char *s);
 
 /* The end-of-document id: the added token "</s>", else "<|endoftext|>",
- * else "<eos>"; -1 when there is none. */
+ * else "<eos>", else "<|end_of_text|>"; -1 when there is none. */
 int32_t tokenizer_eos_id(const struct tokenizer *tok);
 
 /* Number of merges. */
@@ -94,6 +116,10 @@ void tok_encoder_free(struct tok_encoder *enc);
 /* As tokenizer_encode, through the encoder's cache and scratch space. */
 int64_t tok_encoder_encode(struct tok_encoder *enc, const char *text, size_t len,
 			   struct tok_ids *out);
+
+/* As tokenizer_encode_special, through the encoder. */
+int64_t tok_encoder_encode_special(struct tok_encoder *enc, const char *text, size_t len,
+				   bool add_special, struct tok_ids *out);
 
 /* Appends one id to *ids, growing it. */
 void tok_ids_push(struct tok_ids *ids, int32_t id);

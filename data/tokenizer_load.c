@@ -1,6 +1,8 @@
 /* tokenizer_load.c: reads a Hugging Face tokenizer.json into struct
- * tokenizer, validating every part hug relies on and refusing, by JSON
- * path, every feature it does not implement. */
+ * tokenizer (the model, added tokens; the pipeline around them through
+ * tokenizer_pipeline.c and tokenizer_parts.c), validating every part hug
+ * relies on and refusing, by JSON path, every feature it does not
+ * implement. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,22 +57,6 @@ static int refuse(struct load *L, const char *path, const char *what, const char
 {
 	return hug_error_set(L->err, "%s: %s: %s is not supported (hug supports %s)",
 			     L->name, path, what, supported);
-}
-
-static int check_normalizer(struct load *L, const cJSON *root)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-	if (!n || cJSON_IsNull(n))
-		return 0;
-	const char *ty = get_type(L, n, "normalizer");
-	if (!ty)
-		return -1;
-	const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-	if (!strcmp(ty, "Sequence") && cJSON_IsArray(list) && cJSON_GetArraySize(list) == 0)
-		return 0;
-	char what[160];
-	snprintf(what, sizeof(what), "normalizer \"%.100s\"", ty);
-	return refuse(L, "normalizer.type", what, "no normalizer: null");
 }
 
 /* First pass over model.vocab and added_tokens: the id range. */
@@ -134,12 +120,24 @@ static int load_added_one(struct load *L, const cJSON *e, int i, struct tok_adde
 	    get_bool(L, e, "rstrip", path, &a->rstrip) ||
 	    get_bool(L, e, "normalized", path, &a->normalized))
 		return -1;
-	if (single_word) {
-		strcat(path, ".single_word");
-		return refuse(L, path, "true", "false");
-	}
+	a->single_word = single_word;
 	a->content = hug_strdup(c->valuestring);
 	a->len = strlen(a->content);
+	a->match = a->content;
+	a->match_len = a->len;
+	if (a->normalized && L->t->n_norms > 0) {
+		/* matched in normalized text, so normalized itself */
+		struct buf out = { 0 }, tmp = { 0 };
+		tok_normalize(L->t, (const uint8_t *)a->content, a->len, &out, &tmp);
+		buf_free(&tmp);
+		if (!out.n) {
+			buf_free(&out);
+			return hug_error_set(L->err, "%s: %s.content: normalizes to nothing",
+					     L->name, path);
+		}
+		a->match = out.p;
+		a->match_len = out.n;
+	}
 	return 0;
 }
 
@@ -161,7 +159,7 @@ static int load_added(struct load *L, const cJSON *added)
 		if (!t->text[a->id])
 			t->text[a->id] = hug_strdup(a->content);
 		t->special[a->id] = a->special;
-		t->added_first[(uint8_t)a->content[0]] |= a->normalized ? 2 : 1;
+		t->added_first[(uint8_t)a->match[0]] |= a->normalized ? 2 : 1;
 	}
 	return 0;
 }
@@ -269,21 +267,22 @@ static int check_model_options(struct load *L, const cJSON *model)
 		if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0])) {
 			char path[64];
 			snprintf(path, sizeof(path), "model.%s", affixes[k]);
-			return refuse(L, path, "a subword affix", "null");
+			return refuse(L, path, "a BPE subword affix (used with WordPiece-style "
+				      "vocabularies)", "null or \"\"");
 		}
 	}
-	bool byte_fallback = false;
-	if (get_bool(L, model, "byte_fallback", "model", &byte_fallback) ||
+	if (get_bool(L, model, "byte_fallback", "model", &t->byte_fallback) ||
 	    get_bool(L, model, "fuse_unk", "model", &t->fuse_unk) ||
 	    get_bool(L, model, "ignore_merges", "model", &t->ignore_merges))
 		return -1;
-	if (byte_fallback)
-		return refuse(L, "model.byte_fallback", "true", "false: byte-level BPE");
 	v = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
 	t->unk_id = -1;
-	if (cJSON_IsString(v))
+	if (cJSON_IsString(v)) {
 		t->unk_id = tok_strmap_get(&t->text_map, v->valuestring, strlen(v->valuestring));
-	else if (v && !cJSON_IsNull(v))
+		if (t->unk_id < 0)
+			return hug_error_set(L->err, "%s: model.unk_token: \"%.80s\" is not in "
+					     "model.vocab", L->name, v->valuestring);
+	} else if (v && !cJSON_IsNull(v))
 		return hug_error_set(L->err, "%s: model.unk_token: expected a string or null",
 				     L->name);
 	return 0;
@@ -298,7 +297,8 @@ static int load_model(struct load *L, const cJSON *root)
 	if (strcmp(ty, "BPE")) {
 		char what[160];
 		snprintf(what, sizeof(what), "model type \"%.100s\"", ty);
-		return refuse(L, "model.type", what, "\"BPE\"");
+		return refuse(L, "model.type", what, "\"BPE\"; WordPiece, Unigram and "
+			      "WordLevel models are not implemented");
 	}
 	const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
 	const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
@@ -329,9 +329,11 @@ static int load_model(struct load *L, const cJSON *root)
 static void finish(struct tokenizer *t)
 {
 	for (int b = 0; b < 256; b++) {
-		char s[4];
+		char s[8];
 		int len = tok_byte_utf8((uint8_t)b, s);
 		t->byte_id[b] = tok_strmap_get(&t->text_map, s, (size_t)len);
+		snprintf(s, sizeof(s), "<0x%02X>", b);
+		t->fallback_id[b] = t->byte_fallback ? tok_strmap_get(&t->text_map, s, 6) : -1;
 	}
 	for (int64_t id = 0; id < t->vocab_size; id++) {
 		if (!t->text[id])
@@ -340,9 +342,9 @@ static void finish(struct tokenizer *t)
 		if (mapped && tok_strmap_get(&t->text_map, t->text[id], strlen(t->text[id])) == id)
 			tok_strmap_put(&t->bytes_map, t->bytes[id], t->bytes_len[id], (int32_t)id);
 	}
-	static const char *const eos[] = { "</s>", "<|endoftext|>", "<eos>" };
+	static const char *const eos[] = { "</s>", "<|endoftext|>", "<eos>", "<|end_of_text|>" };
 	t->eos_id = -1;
-	for (int k = 0; k < 3 && t->eos_id < 0; k++)
+	for (int k = 0; k < 4 && t->eos_id < 0; k++)
 		t->eos_id = tokenizer_token_id(t, eos[k]);
 }
 
@@ -375,8 +377,9 @@ int tokenizer_load_json(const char *json, size_t len, const char *name,
 		hug_error_set(err, "%s: expected a JSON object at the top level", name);
 		goto out;
 	}
-	if (check_normalizer(&L, root) || load_model(&L, root) ||
-	    tok_load_pipeline(root, name, t, err))
+	struct tok_pipe P = { name, err, t };
+	if (tok_load_normalizer(&P, root) || load_model(&L, root) ||
+	    tok_load_pipeline(root, name, t, err) || tok_load_decoder(&P, root))
 		goto out;
 	finish(t);
 	tok_compute_hash(t, L.merge_pairs);
@@ -393,12 +396,21 @@ out:
 
 int tokenizer_load(const char *path, struct tokenizer **tok, struct hug_error *err)
 {
-	char *buf;
+	char *buf, *file = NULL;
 	size_t n;
 	*tok = NULL;
-	if (fs_read_file(path, (size_t)1 << 31, &buf, &n, err))
-		return -1;
-	int rc = tokenizer_load_json(buf, n, path, tok, err);
-	hug_free(buf);
+	if (fs_is_dir(path)) { /* a model directory: its tokenizer.json */
+		size_t len = strlen(path);
+		file = hug_malloc(len + sizeof("/tokenizer.json"));
+		memcpy(file, path, len);
+		strcpy(file + len, len && path[len - 1] == '/' ? "tokenizer.json" : "/tokenizer.json");
+		path = file;
+	}
+	int rc = -1;
+	if (!fs_read_file(path, (size_t)1 << 31, &buf, &n, err)) {
+		rc = tokenizer_load_json(buf, n, path, tok, err);
+		hug_free(buf);
+	}
+	hug_free(file);
 	return rc;
 }

@@ -1,11 +1,14 @@
-/* tokenizer_pretok.c: the two regexes of byte-level pre-tokenizers,
- * matched by hand over UTF-8 with the Unicode class tables:
+/* tokenizer_pretok.c: how Split pieces a string under each behavior, and
+ * the two regexes of byte-level pre-tokenizers that are common enough to
+ * be matched by hand (faster than Oniguruma, and the same pieces) over
+ * UTF-8 with the Unicode class tables:
  *
  *   GPT-2:  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  *   BLOOM:  ` ?[^(\s|[.,!?…。，、।۔،])]+` as a Split with behavior Isolated
  *
  * A byte that is not part of well-formed UTF-8 counts as one character of
  * class "other" (neither letter, number nor whitespace). */
+#include "../base/alloc.h"
 #include "tokenizer_impl.h"
 #include "utf8.h"
 
@@ -135,4 +138,95 @@ void tok_bloom_pieces(const uint8_t *s, size_t n,
 	}
 	if (n > gap)
 		fn(s + gap, n - gap, ctx);
+}
+
+/* --- Split behaviors --- */
+
+struct span {
+	size_t a, b;
+	bool match;
+};
+
+static void push_range(struct tok_matches *o, size_t a, size_t b)
+{
+	if (o->n == o->cap) {
+		o->cap = o->cap ? 2 * o->cap : 64;
+		o->v = hug_realloc(o->v, o->cap * 2 * sizeof(size_t));
+	}
+	o->v[2 * o->n] = a;
+	o->v[2 * o->n + 1] = b;
+	o->n++;
+}
+
+void tok_split_ranges(const struct tok_matches *m, size_t n, enum tok_split_behavior beh,
+		      bool invert, struct tok_matches *out)
+{
+	out->n = 0;
+	if (n == 0)
+		return;
+	/* the spans covering [0, n): gaps (not matches) and matches */
+	struct span *sp = hug_malloc((2 * m->n + 1) * sizeof(*sp));
+	size_t k = 0, prev = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		size_t a = m->v[2 * i], b = m->v[2 * i + 1];
+		if (prev != a)
+			sp[k++] = (struct span){ prev, a, invert };
+		sp[k++] = (struct span){ a, b, !invert };
+		prev = b;
+	}
+	if (prev != n)
+		sp[k++] = (struct span){ prev, n, invert };
+	/* fold them as tokenizers' NormalizedString::split does; `removed`
+	 * marks spans dropped by Removed */
+	struct span *r = hug_malloc((k + 1) * sizeof(*r));
+	size_t nr = 0;
+	bool prev_match = false;
+	switch (beh) {
+	case SPLIT_ISOLATED:
+		for (size_t i = 0; i < k; i++)
+			r[nr++] = (struct span){ sp[i].a, sp[i].b, false };
+		break;
+	case SPLIT_REMOVED:
+		for (size_t i = 0; i < k; i++)
+			r[nr++] = sp[i];
+		break;
+	case SPLIT_CONTIGUOUS:
+		for (size_t i = 0; i < k; i++) {
+			if (sp[i].match == prev_match && nr > 0)
+				r[nr - 1].b = sp[i].b;
+			else
+				r[nr++] = (struct span){ sp[i].a, sp[i].b, false };
+			prev_match = sp[i].match;
+		}
+		break;
+	case SPLIT_MERGED_PREV:
+		for (size_t i = 0; i < k; i++) {
+			if (sp[i].match && !prev_match && nr > 0)
+				r[nr - 1].b = sp[i].b;
+			else
+				r[nr++] = (struct span){ sp[i].a, sp[i].b, false };
+			prev_match = sp[i].match;
+		}
+		break;
+	case SPLIT_MERGED_NEXT:
+		/* built from the end, then read back to front */
+		for (size_t i = k; i-- > 0;) {
+			if (sp[i].match && !prev_match && nr > 0)
+				r[nr - 1].a = sp[i].a;
+			else
+				r[nr++] = (struct span){ sp[i].a, sp[i].b, false };
+			prev_match = sp[i].match;
+		}
+		for (size_t i = 0; i < nr / 2; i++) {
+			struct span x = r[i];
+			r[i] = r[nr - 1 - i];
+			r[nr - 1 - i] = x;
+		}
+		break;
+	}
+	for (size_t i = 0; i < nr; i++)
+		if (!r[i].match && r[i].b > r[i].a)
+			push_range(out, r[i].a, r[i].b);
+	hug_free(sp);
+	hug_free(r);
 }

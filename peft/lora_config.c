@@ -93,71 +93,16 @@ double lora_config_scale(const struct lora_config *c)
 	return c->rslora ? c->alpha / sqrt((double)c->r) : c->alpha / (double)c->r;
 }
 
-/* True when a repetition operator (*, +, ?, {m,n}) directly follows
- * another one outside a bracket expression: glibc's regcomp expands such
- * stacks into trees that grow exponentially ("a++++...+" takes gigabytes;
- * found by tests/fuzz/fuzz_adapter_config.c), and they add nothing to a
- * module-name pattern. */
-static bool stacked_repetition(const char *p)
-{
-	bool after_rep = false;
-	for (size_t i = 0; p[i]; i++) {
-		char ch = p[i];
-		if (ch == '\\' && p[i + 1]) {
-			i++;
-			after_rep = false;
-		} else if (ch == '[') { /* skip the bracket expression */
-			size_t j = i + 1;
-			if (p[j] == '^')
-				j++;
-			if (p[j] == ']')
-				j++;
-			while (p[j] && p[j] != ']')
-				j++;
-			i = p[j] ? j : i;
-			after_rep = false;
-		} else if (ch == '*' || ch == '+' || ch == '?' || ch == '{') {
-			if (after_rep)
-				return true;
-			if (ch == '{')
-				while (p[i + 1] && p[i] != '}')
-					i++;
-			after_rep = true;
-		} else {
-			after_rep = false;
-		}
-	}
-	return false;
-}
-
-int lora_regex_compile(const char *pattern, regex_t *re)
-{
-	size_t n = strlen(pattern);
-	if (n > 4096)
-		return REG_ESPACE;
-	if (stacked_repetition(pattern))
-		return REG_BADRPT;
-	char *full = hug_malloc(n + 5);
-	snprintf(full, n + 5, "^(%s)$", pattern);
-	int rc = regcomp(re, full, REG_EXTENDED | REG_NOSUB);
-	hug_free(full);
-	return rc;
-}
-
 static int validate_targets(const struct lora_config *c, const char *what,
 			    struct hug_error *err)
 {
 	if (c->target_regex) {
-		regex_t re;
-		int rc = lora_regex_compile(c->target_regex, &re);
-		if (rc) {
-			char msg[128];
-			regerror(rc, &re, msg, sizeof(msg));
-			return hug_error_set(err, "%starget_modules: \"%s\" is not a regular "
-					     "expression hug can read (POSIX extended): %s",
-					     what, c->target_regex, msg);
-		}
-		regfree(&re);
+		char msg[256];
+		struct lora_regex *re = lora_regex_new(c->target_regex, msg, sizeof(msg));
+		if (!re)
+			return hug_error_set(err, "%starget_modules: \"%.300s\" is not a regular "
+					     "expression (Python syntax, as PEFT reads it): %s", what, c->target_regex, msg);
+		lora_regex_free(re);
 		return 0;
 	}
 	for (int i = 0; i < c->n_targets; i++)

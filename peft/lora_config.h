@@ -11,8 +11,8 @@
  * that starts after a dot ("query_key_value", "self_attention.dense",
  * "h.0.mlp.dense_h_to_4h"); entries may be fnmatch(3) patterns ("dense*")
  * and "all-linear" selects every linear layer of the blocks. target_modules
- * given as one string (PEFT's form) is a regular expression that must
- * match the whole path (POSIX extended syntax). layers_to_transform, when
+ * given as one string (PEFT's form) is a Python regular expression that
+ * must match the whole path (re.fullmatch; Oniguruma's Python syntax). layers_to_transform, when
  * set, keeps only the layers it lists. */
 #ifndef HUG_PEFT_LORA_CONFIG_H
 #define HUG_PEFT_LORA_CONFIG_H

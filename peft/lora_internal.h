@@ -3,16 +3,23 @@
 #ifndef HUG_PEFT_LORA_INTERNAL_H
 #define HUG_PEFT_LORA_INTERNAL_H
 
-#include <regex.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "../nn/model.h"
 
-/* Compiles `pattern` (POSIX extended) to match whole strings only, as
- * Python's re.fullmatch does; 0 or regcomp's error code (re then unset).
- * Patterns over 4096 bytes (REG_ESPACE) and stacked repetition operators
- * such as "a++" (REG_BADRPT) are refused: glibc's regcomp can take
- * gigabytes for them. */
-int lora_regex_compile(const char *pattern, regex_t *re);
+struct lora_regex;
+
+/* Compiles a string target_modules as PEFT reads it: a Python regular
+ * expression (Oniguruma's Python syntax), matched with re.fullmatch
+ * semantics (lora_target.c). NULL with the reason in msg (msg_cap bytes)
+ * when Python would not compile it: bad syntax, a repetition of a
+ * repetition ("a**"; "a*?" and "a*+" are lazy and possessive), or over
+ * 4096 bytes. Free with lora_regex_free. */
+struct lora_regex *lora_regex_new(const char *pattern, char *msg, size_t msg_cap);
+void lora_regex_free(struct lora_regex *re);
+
+/* Whether the whole of s matches (re.fullmatch). */
+bool lora_regex_full_match(const struct lora_regex *re, const char *s);
 
 #endif

@@ -1,13 +1,129 @@
 /* lora_target.c: which linear layers a LoRA config selects (PEFT's
- * matching rules plus fnmatch patterns), and the check that every target
- * selects something. */
+ * matching rules plus fnmatch patterns; a string target_modules as a
+ * Python regular expression with re.fullmatch, through Oniguruma's Python
+ * syntax), and the check that every target selects something. */
+#define ONIG_ESCAPE_REGEX_T_COLLISION
 #include <fnmatch.h>
+#include <oniguruma.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../base/alloc.h"
 #include "lora_config.h"
 #include "lora_internal.h"
+
+struct lora_regex {
+	OnigRegex re;          /* (?:pattern)\Z: anchored by onig_match at 0 */
+};
+
+static void onig_init_once(void)
+{
+	OnigEncoding enc[1] = { ONIG_ENCODING_UTF8 };
+	onig_initialize(enc, 1);
+}
+
+static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
+
+/* True when a repetition (*, +, ?, {m,n}) directly repeats another one
+ * (Python: "multiple repeat"); one ? or + right after a repetition makes
+ * it lazy or possessive and is allowed. */
+static bool stacked_repetition(const char *p)
+{
+	int state = 0; /* 0: not after a repetition; 1: after one; 2: after its modifier */
+	for (size_t i = 0; p[i]; i++) {
+		char ch = p[i];
+		if (ch == '\\' && p[i + 1]) {
+			i++;
+			state = 0;
+		} else if (ch == '[') { /* skip the character class */
+			size_t j = i + 1;
+			if (p[j] == '^')
+				j++;
+			if (p[j] == ']')
+				j++;
+			while (p[j] && p[j] != ']')
+				j += p[j] == '\\' && p[j + 1] ? 2 : 1;
+			i = p[j] ? j : i;
+			state = 0;
+		} else if (ch == '*' || ch == '+' || ch == '?' || ch == '{') {
+			if (state == 1 && (ch == '?' || ch == '+')) {
+				state = 2;
+				continue;
+			}
+			if (state)
+				return true;
+			if (ch == '{')
+				while (p[i + 1] && p[i] != '}')
+					i++;
+			state = 1;
+		} else {
+			state = 0;
+		}
+	}
+	return false;
+}
+
+/* Compiles pattern[0..n) with Python syntax; 0 or Oniguruma's message. */
+static int compile(const char *pattern, size_t n, OnigRegex *re, char *msg, size_t cap)
+{
+	OnigErrorInfo ei;
+	int r = onig_new(re, (const OnigUChar *)pattern, (const OnigUChar *)pattern + n,
+			 ONIG_OPTION_NONE, ONIG_ENCODING_UTF8, ONIG_SYNTAX_PYTHON, &ei);
+	if (r != ONIG_NORMAL) {
+		OnigUChar s[ONIG_MAX_ERROR_MESSAGE_LEN];
+		onig_error_code_to_str(s, r, &ei);
+		snprintf(msg, cap, "%s", (const char *)s);
+		return -1;
+	}
+	return 0;
+}
+
+struct lora_regex *lora_regex_new(const char *pattern, char *msg, size_t msg_cap)
+{
+	pthread_once(&onig_once, onig_init_once);
+	size_t n = strlen(pattern);
+	OnigRegex re;
+	if (n > 4096) {
+		snprintf(msg, msg_cap, "longer than 4096 bytes");
+		return NULL;
+	}
+	if (stacked_repetition(pattern)) {
+		snprintf(msg, msg_cap, "multiple repeat (a repetition of a repetition)");
+		return NULL;
+	}
+	/* the pattern alone first, so that "a)|(b" cannot pass once wrapped */
+	if (compile(pattern, n, &re, msg, msg_cap))
+		return NULL;
+	onig_free(re);
+	char *full = hug_malloc(n + 9);
+	snprintf(full, n + 9, "(?:%s)\\Z", pattern);
+	int rc = compile(full, strlen(full), &re, msg, msg_cap);
+	if (rc) { /* a verbose-mode (?x) comment ran to the end: end it */
+		snprintf(full, n + 9, "(?:%s\n)\\Z", pattern);
+		rc = compile(full, strlen(full), &re, msg, msg_cap);
+	}
+	hug_free(full);
+	if (rc)
+		return NULL;
+	struct lora_regex *x = hug_calloc(1, sizeof(*x));
+	x->re = re;
+	return x;
+}
+
+void lora_regex_free(struct lora_regex *x)
+{
+	if (!x)
+		return;
+	onig_free(x->re);
+	hug_free(x);
+}
+
+bool lora_regex_full_match(const struct lora_regex *x, const char *s)
+{
+	const OnigUChar *p = (const OnigUChar *)s, *end = p + strlen(s);
+	return onig_match(x->re, p, end, p, NULL, ONIG_OPTION_NONE) == end - p;
+}
 
 #define ALL_LINEAR "all-linear"
 
@@ -41,11 +157,12 @@ static bool regex_matches(const char *pattern, const char *path)
 {
 	if (!strcmp(pattern, ALL_LINEAR))
 		return true;
-	regex_t re;
-	if (lora_regex_compile(pattern, &re))
+	char msg[256];
+	struct lora_regex *re = lora_regex_new(pattern, msg, sizeof(msg));
+	if (!re)
 		return false; /* lora_config_validate reports it */
-	bool ok = regexec(&re, path, 0, NULL, 0) == 0;
-	regfree(&re);
+	bool ok = lora_regex_full_match(re, path);
+	lora_regex_free(re);
 	return ok;
 }
 

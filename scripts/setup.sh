@@ -3,7 +3,7 @@
 # are missing (as root, or through sudo). Safe to run again: it does nothing
 # when everything is there.
 set -euo pipefail
-pkgs=(build-essential libopenmpi-dev openmpi-bin libhdf5-dev libcjson-dev libopenblas-dev clang
+pkgs=(build-essential libopenmpi-dev openmpi-bin libhdf5-dev libcjson-dev libopenblas-dev clang libonig-dev libutf8proc-dev
       protobuf-c-compiler libprotobuf-c-dev)
 # `make fuzz`: clang's libFuzzer and sanitizer runtimes, a package of their
 # own on Debian 12 (libclang-rt-14-dev), among clang's dependencies elsewhere.

@@ -226,27 +226,51 @@ TEST(tokenizer_refuses_unsupported_features_by_path)
 	CHECK(load_variant(BL, "BPE", "[[\"a\", \"b\"]]", "", &err) == 0);
 	CHECK(load_variant(BL, "WordPiece", "[]", "", &err) == -1);
 	CHECK(strstr(err.msg, "t.json: model.type") && strstr(err.msg, "WordPiece"));
-	CHECK(load_variant("{\"type\": \"Whitespace\"}", "BPE", "[]", "", &err) == -1);
-	CHECK(strstr(err.msg, "t.json: pre_tokenizer.type") && strstr(err.msg, "Whitespace"));
+	CHECK(load_variant(BL, "Unigram", "[]", "", &err) == -1);
+	CHECK(strstr(err.msg, "t.json: model.type") && strstr(err.msg, "Unigram"));
+	CHECK(load_variant("{\"type\": \"BertPreTokenizer\"}", "BPE", "[]", "", &err) == -1);
+	CHECK(strstr(err.msg, "t.json: pre_tokenizer.type") && strstr(err.msg, "BertPreTokenizer"));
 	CHECK(load_variant("{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": "
-			   "\"Digits\"}, " BL "]}", "BPE", "[]", "", &err) == -1);
-	CHECK(strstr(err.msg, "pre_tokenizer.pretokenizers[0].type") && strstr(err.msg, "Digits"));
+			   "\"CharDelimiterSplit\"}, " BL "]}", "BPE", "[]", "", &err) == -1);
+	CHECK(strstr(err.msg, "pre_tokenizer.pretokenizers[0].type") &&
+	      strstr(err.msg, "CharDelimiterSplit"));
+	/* a regex Oniguruma cannot compile: the path and Oniguruma's reason */
 	CHECK(load_variant("{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", "
-			   "\"pattern\": {\"Regex\": \"\\\\d+\"}, \"behavior\": \"Isolated\"}, "
+			   "\"pattern\": {\"Regex\": \"(a\"}, \"behavior\": \"Isolated\"}, "
 			   BL "]}", "BPE", "[]", "", &err) == -1);
-	CHECK(strstr(err.msg, "pre_tokenizer.pretokenizers[0].pattern.Regex") != NULL);
-	CHECK(load_variant(BL, "BPE", "[]", "\"normalizer\": {\"type\": \"NFKC\"},", &err) == -1);
-	CHECK(strstr(err.msg, "t.json: normalizer") && strstr(err.msg, "NFKC"));
-	CHECK(load_variant(BL, "BPE", "[]", "\"decoder\": {\"type\": \"Metaspace\"},", &err) == -1);
-	CHECK(strstr(err.msg, "decoder.type") && strstr(err.msg, "Metaspace"));
-	CHECK(load_variant(BL, "BPE", "[]", "\"post_processor\": {\"type\": \"BertProcessing\"},",
+	CHECK(strstr(err.msg, "pre_tokenizer.pretokenizers[0].pattern.Regex") &&
+	      strstr(err.msg, "\"(a\""));
+	CHECK(load_variant("{\"type\": \"Split\", \"pattern\": {\"Regex\": \"a\"}, "
+			   "\"behavior\": \"Sideways\"}", "BPE", "[]", "", &err) == -1);
+	CHECK(strstr(err.msg, "pre_tokenizer.behavior") != NULL);
+	CHECK(load_variant("{\"type\": \"Sequence\", \"pretokenizers\": [" BL ", {\"type\": "
+			   "\"Digits\"}]}", "BPE", "[]", "", &err) == -1);
+	CHECK(strstr(err.msg, "ByteLevel step must be the last") != NULL);
+	CHECK(load_variant(BL, "BPE", "[]", "\"normalizer\": {\"type\": \"BertNormalizer\"},",
 			   &err) == -1);
-	CHECK(strstr(err.msg, "post_processor.type") != NULL);
+	CHECK(strstr(err.msg, "t.json: normalizer.type") && strstr(err.msg, "BertNormalizer"));
+	CHECK(load_variant(BL, "BPE", "[]", "\"normalizer\": {\"type\": \"Sequence\", "
+			   "\"normalizers\": [{\"type\": \"NFC\"}, {\"type\": \"Precompiled\"}]},",
+			   &err) == -1);
+	CHECK(strstr(err.msg, "normalizer.normalizers[1].type") && strstr(err.msg, "Precompiled"));
+	CHECK(load_variant(BL, "BPE", "[]", "\"decoder\": {\"type\": \"WordPiece\"},", &err) == -1);
+	CHECK(strstr(err.msg, "decoder.type") && strstr(err.msg, "WordPiece"));
+	CHECK(load_variant(BL, "BPE", "[]", "\"post_processor\": {\"type\": \"RobertaProcessing\"},",
+			   &err) == -1);
+	CHECK(strstr(err.msg, "post_processor.type") && strstr(err.msg, "RobertaProcessing"));
+	CHECK(load_variant(BL, "BPE", "[], \"continuing_subword_prefix\": \"##\"", "", &err) == -1);
+	CHECK(strstr(err.msg, "model.continuing_subword_prefix") != NULL);
+	CHECK(load_variant(BL, "BPE", "[], \"dropout\": 0.1", "", &err) == -1);
+	CHECK(strstr(err.msg, "model.dropout") != NULL);
+	CHECK(load_variant(BL, "BPE", "[], \"unk_token\": \"<unk>\"", "", &err) == -1);
+	CHECK(strstr(err.msg, "model.unk_token: \"<unk>\" is not in model.vocab") != NULL);
+	/* now supported */
+	CHECK(load_variant("null", "BPE", "[]", "\"normalizer\": {\"type\": \"NFKC\"},", &err) == 0);
+	CHECK(load_variant("{\"type\": \"Metaspace\", \"replacement\": \"_\", "
+			   "\"prepend_scheme\": \"first\", \"split\": false}", "BPE", "[]",
+			   "\"decoder\": {\"type\": \"Metaspace\"},", &err) == 0);
 	CHECK(load_variant(BL, "BPE", "[]", "\"added_tokens\": [{\"id\": 5, \"content\": \"x\", "
-			   "\"single_word\": true}],", &err) == -1);
-	CHECK(strstr(err.msg, "added_tokens[0].single_word") != NULL);
-	CHECK(load_variant("null", "BPE", "[]", "", &err) == -1);
-	CHECK(strstr(err.msg, "pre_tokenizer") != NULL);
+			   "\"single_word\": true}],", &err) == 0);
 }
 
 TEST(tokenizer_malformed_json_names_the_path)

@@ -25,6 +25,22 @@ Writes:
                     (`--pre-tokenizer bloom`)
   expected.json     {"texts": [hex...], "ids": {fixture: [[ids]...]}}: HF's
                     encode(text, add_special_tokens=False) per text
+  pipelines/*.json  (--pipelines) small tokenizers trained by BpeTrainer in
+                    the pipeline shapes of the major open models (see
+                    PIPELINES below: Llama 3, Qwen2, Llama 2/Mistral,
+                    Gemma, GPT-2 with specials in the text, and the other
+                    pre-tokenizers, normalizers and decoders hug reads)
+  pipelines/EXPECTED.json  {"texts": [hex...], "fixtures": {name: {"ids",
+                    "ids_special", "decoded", "decoded_skip"}}}: HF's
+                    encode(text, add_special_tokens=False/True) and
+                    decode(ids, skip_special_tokens=False/True) per text
+                    (hex UTF-8); texts with invalid UTF-8 get ids only, for
+                    byte-level fixtures without a normalizer, made from
+                    HF's parts as below
+  pipelines/CHAT.json  per chat template of data/chat_template.c (the
+                    Jinja strings in CHAT_TEMPLATES) and a pipeline
+                    tokenizer: transformers' apply_chat_template text (hex),
+                    ids and assistant_masks for a few conversations
   hug_trained.json, hug_trained_expected.json   (--hug) the file
                     `build/bin/hug tokenizer train --vocab-size 500` writes
                     for corpus.txt, and HF's ids for it on the texts
@@ -43,7 +59,7 @@ import random
 import subprocess
 import sys
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from tokenizers import processors, trainers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -315,7 +331,309 @@ def check_hug():
     return same
 
 
+LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
+               r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+
+PIPE_TEXTS = TEXTS + [
+    "CRLF line\r\nnext\r\n\r\nend\r",
+    "combining e\u0301 a\u0308 n\u0303 vs é ä ñ; ligature ﬁ ﬂ; width ＡＢＣ １２３; ℌ ⅷ",
+    "İstanbul ΣΟΦΟΣ Straße ǅ DŽ",
+    "digits 1 12 123 1234 12345 123456 1234567 ٣٤٥ ৭৮",
+    "emoji 😀😃 👩🏽‍💻 🧑‍🤝‍🧑 ☃️",
+    "CJK 漢字かなカナ한글 𠀀𠀁 〜「」",
+    "  two leading, and   inner    runs  ",
+    "hyphen-ated words - and -- dashes - end-",
+    "<s>begin</s> <unk> <|begin_of_text|>x<|end_of_text|> <|im_start|>user\nhi<|im_end|>",
+    "<bos><start_of_turn>user\nhello<end_of_turn>\n<eos> <|endoftext|> [SW] a[SW]b [SW]!",
+    "▁already▁has▁metaspace ▁ ▁▁",
+]
+
+
+def bpe_json(tok):
+    return json.loads(tok.to_str())
+
+
+def byte_fallback_vocab(j, specials):
+    """Puts specials, then <0x00>..<0xFF>, then the trained tokens, as
+    SentencePiece-converted tokenizers lay out their vocabularies."""
+    trained = [t for t, _ in sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])
+               if t not in specials]
+    vocab = {t: i for i, t in enumerate(specials)}
+    for b in range(256):
+        vocab["<0x%02X>" % b] = len(vocab)
+    for t in trained:
+        if t not in vocab:
+            vocab[t] = len(vocab)
+    j["model"]["vocab"] = vocab
+    j["added_tokens"] = [dict(a, id=vocab[a["content"]]) for a in j["added_tokens"]]
+    return j
+
+
+def train_pipeline(cpath, vocab, special, pretok=None, normalizer=None, limit_alphabet=None,
+                   byte_level=True):
+    tok = Tokenizer(models.BPE(unk_token=None if byte_level else "<unk>",
+                               byte_fallback=not byte_level, fuse_unk=not byte_level))
+    if normalizer is not None:
+        tok.normalizer = normalizer
+    if pretok is not None:
+        tok.pre_tokenizer = pretok
+    kw = dict(vocab_size=vocab, special_tokens=special, show_progress=False)
+    if byte_level:
+        kw["initial_alphabet"] = pre_tokenizers.ByteLevel.alphabet()
+    if limit_alphabet:
+        kw["limit_alphabet"] = limit_alphabet
+    tok.train([cpath], trainers.BpeTrainer(**kw))
+    return tok
+
+
+def template(single, specials_ids):
+    return {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": x, "type_id": 0}} if x != "$A" else
+                       {"Sequence": {"id": "A", "type_id": 0}} for x in single],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {k: {"id": k, "ids": [v], "tokens": [k]} for k, v in specials_ids.items()}}
+
+
+def from_json(j):
+    return Tokenizer.from_str(json.dumps(j, ensure_ascii=False))
+
+
+def sp_decoder(strip=True):
+    d = [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+         {"type": "ByteFallback"}, {"type": "Fuse"}]
+    if strip:
+        d.append({"type": "Strip", "content": " ", "start": 1, "stop": 0})
+    return {"type": "Sequence", "decoders": d}
+
+
+def pipelines(cpath):
+    """name -> tokenizers.Tokenizer, one per pipeline shape."""
+    out = {}
+    bl = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    # Llama 3: its regex, ignore_merges, <|begin_of_text|> template
+    t = train_pipeline(cpath, 700, ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
+                                    "<|end_header_id|>", "<|eot_id|>"], pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated", invert=False), bl]))
+    j = bpe_json(t)
+    j["model"]["ignore_merges"] = True
+    j["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                    "use_regex": True}
+    j["post_processor"] = {"type": "Sequence", "processors": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        template(["<|begin_of_text|>", "$A"], {"<|begin_of_text|>": 0})]}
+    out["llama3"] = from_json(j)
+    # Qwen2: NFC, its regex, no template
+    t = train_pipeline(cpath, 700, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                       pre_tokenizers.Sequence([pre_tokenizers.Split(
+                           Regex(QWEN2_REGEX), behavior="isolated", invert=False), bl]),
+                       normalizers.NFC())
+    j = bpe_json(t)
+    j["decoder"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                    "use_regex": False}
+    j["post_processor"] = {"type": "ByteLevel", "add_prefix_space": False,
+                           "trim_offsets": False, "use_regex": False}
+    out["qwen2"] = from_json(j)
+    # Llama 2 / Mistral: SentencePiece-style byte_fallback BPE
+    sp = ["<unk>", "<s>", "</s>"]
+    norm = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    t = train_pipeline(cpath, 500, sp, None, norm, limit_alphabet=90, byte_level=False)
+    j = byte_fallback_vocab(bpe_json(t), sp)
+    j["decoder"] = sp_decoder()
+    j["post_processor"] = template(["<s>", "$A"], {"<s>": 1})
+    out["llama2"] = from_json(j)
+    # the same model behind the newer Metaspace pre-tokenizer (prepend "first")
+    j2 = json.loads(json.dumps(j))
+    j2["normalizer"] = None
+    j2["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first",
+                           "split": False}
+    out["mistral_metaspace"] = from_json(j2)
+    # Metaspace splitting at every replacement, prepend always, its decoder
+    j3 = json.loads(json.dumps(j))
+    j3["normalizer"] = None
+    j3["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always",
+                           "split": True}
+    j3["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "ByteFallback"},
+        {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}]}
+    j3["post_processor"] = template(["<s>", "$A", "</s>"], {"<s>": 1, "</s>": 2})
+    out["metaspace_split"] = from_json(j3)
+    # Gemma: Replace(" ", "▁"), no prefix, <bos> template, turn tokens
+    sp = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+    t = train_pipeline(cpath, 500, sp, None, normalizers.Replace(" ", "▁"), limit_alphabet=90,
+                       byte_level=False)
+    j = byte_fallback_vocab(bpe_json(t), sp)
+    j["decoder"] = sp_decoder(strip=False)
+    j["post_processor"] = template(["<bos>", "$A"], {"<bos>": 2})
+    out["gemma"] = from_json(j)
+    # GPT-2 with special tokens in the text: single_word, lstrip/rstrip,
+    # a normalized non-special token, and an EOS template
+    t = train_pipeline(cpath, 500, ["<|endoftext|>"], pre_tokenizers.ByteLevel(
+        add_prefix_space=False, use_regex=True))
+    t.add_special_tokens([AddedToken("<mask>", lstrip=True, rstrip=True, special=True,
+                                     normalized=False),
+                          AddedToken("[SW]", single_word=True, special=True, normalized=False)])
+    t.add_tokens([AddedToken("<s>", special=False, normalized=True)])
+    j = bpe_json(t)
+    j["decoder"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                    "use_regex": True}
+    j["post_processor"] = template(["$A", "<|endoftext|>"], {"<|endoftext|>": 0})
+    out["gpt2_special"] = from_json(j)
+    # the GPT-2 and BLOOM regexes through Oniguruma (an equivalent
+    # spelling that hug does not match by hand)
+    t = train_pipeline(cpath, 500, ["<|endoftext|>"], pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex("(?:" + GPT2_REGEX + ")"), behavior="isolated"), bl]))
+    out["gpt2_onig"] = t
+    t = train_pipeline(cpath, 500, ["<unk>"], pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex("(?:" + BLOOM_REGEX + ")"), behavior="isolated"), bl]))
+    out["bloom_onig"] = t
+    # the other pre-tokenizers and normalizers, byte-level
+    t = train_pipeline(cpath, 500, ["<|endoftext|>"], pre_tokenizers.Sequence([
+        pre_tokenizers.Punctuation(behavior="contiguous"),
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.Split("-", behavior="merged_with_previous"),
+        pre_tokenizers.Split(Regex(r"\s+"), behavior="merged_with_next"),
+        pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=False)]),
+        normalizers.Sequence([normalizers.NFKD(), normalizers.Lowercase(),
+                              normalizers.Strip(left=True, right=True)]))
+    out["mix_bytelevel"] = t
+    t = train_pipeline(cpath, 500, ["<|endoftext|>"], pre_tokenizers.Sequence([
+        pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=False), bl]),
+        normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(r"\d"), "0")]))
+    out["whitespace"] = t
+    t = train_pipeline(cpath, 500, ["<|endoftext|>"], pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(),
+        pre_tokenizers.Split(Regex(r"\p{L}+"), behavior="removed", invert=True),
+        pre_tokenizers.Split(Regex(r"[aeiou]"), behavior="contiguous", invert=True), bl]),
+        normalizers.NFD())
+    out["split_invert"] = t
+    t = train_pipeline(cpath, 500, ["<unk>"], pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"(?<=\s)|x*"), behavior="merged_with_next"),
+        pre_tokenizers.Split(Regex(r"\b"), behavior="merged_with_previous"), bl]))
+    out["empty_matches"] = t
+    return out
+
+
+def make_pipelines():
+    cpath = os.path.join(OUT, "corpus.txt")
+    pdir = os.path.join(OUT, "pipelines")
+    os.makedirs(pdir, exist_ok=True)
+    texts = [t.encode("utf-8") for t in PIPE_TEXTS] + INVALID
+    exp = {"texts": [hexs(t) for t in texts], "fixtures": {}}
+    for name, tok in pipelines(cpath).items():
+        path = os.path.join(pdir, name + ".json")
+        tok.save(path, pretty=False)
+        tok = Tokenizer.from_file(path)
+        f = {"ids": [], "ids_special": [], "decoded": [], "decoded_skip": []}
+        for t in PIPE_TEXTS:
+            ids = tok.encode(t, add_special_tokens=False).ids
+            f["ids"].append(ids)
+            f["ids_special"].append(tok.encode(t, add_special_tokens=True).ids)
+            f["decoded"].append(hexs(tok.decode(ids, skip_special_tokens=False).encode()))
+            f["decoded_skip"].append(hexs(tok.decode(ids, skip_special_tokens=True).encode()))
+        j = json.loads(tok.to_str())
+        if tok.normalizer is None and j["pre_tokenizer"] and \
+                "ByteLevel" in json.dumps(j["pre_tokenizer"]):
+            for b in INVALID:
+                f["ids"].append(encode_parts(tok, b))
+        exp["fixtures"][name] = f
+    with open(os.path.join(pdir, "EXPECTED.json"), "w") as fh:
+        json.dump(exp, fh, separators=(",", ":"))
+        fh.write("\n")
+    print("wrote %s: %d fixtures, %d texts" % (pdir, len(exp["fixtures"]), len(texts)))
+
+
+# The chat templates hug transcribes (data/chat_template.c), as the model
+# families publish them, with {% generation %} around what is trained on
+# (which renders nothing; transformers' return_assistant_tokens_mask reads
+# it).
+CHAT_TEMPLATES = {
+    "chatml": ("qwen2", None, None,
+               "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}"
+               "{% if message['role'] == 'assistant' %}{% generation %}"
+               "{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+               "{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}"
+               "{{ '\\n' }}{% endfor %}"),
+    "llama3": ("llama3", "<|begin_of_text|>", "<|eot_id|>",
+               "{% set loop_messages = messages %}{% for message in loop_messages %}"
+               "{% set header = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' %}"
+               "{% if loop.index0 == 0 %}{% set header = bos_token + header %}{% endif %}"
+               "{{ header }}{% if message['role'] == 'assistant' %}{% generation %}"
+               "{{ message['content'] | trim + '<|eot_id|>' }}{% endgeneration %}"
+               "{% else %}{{ message['content'] | trim + '<|eot_id|>' }}{% endif %}{% endfor %}"),
+    "mistral": ("llama2", "<s>", "</s>",
+                "{{ bos_token }}{% for message in messages %}"
+                "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+                "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+                "{% elif message['role'] == 'assistant' %}{% generation %}"
+                "{{ message['content'] + eos_token }}{% endgeneration %}"
+                "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}"
+                "{% endif %}{% endfor %}"),
+    "gemma": ("gemma", "<bos>", "<eos>",
+              "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+              "{{ raise_exception('System role not supported') }}{% endif %}"
+              "{% for message in messages %}"
+              "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+              "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+              "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
+              "{% else %}{% set role = message['role'] %}{% endif %}"
+              "{{ '<start_of_turn>' + role + '\\n' }}{% if role == 'model' %}{% generation %}"
+              "{{ message['content'] | trim + '<end_of_turn>' }}{% endgeneration %}"
+              "{% else %}{{ message['content'] | trim + '<end_of_turn>' }}{% endif %}"
+              "{{ '\\n' }}{% endfor %}"),
+}
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hello! What is 12345 + 1?"},
+     {"role": "assistant", "content": "It is 12346."}],
+    [{"role": "system", "content": "You are terse."},
+     {"role": "user", "content": "  Translate 'cat' to French.\n"},
+     {"role": "assistant", "content": " Chat. \n"},
+     {"role": "user", "content": "Und auf Deutsch? 日本語でも。"},
+     {"role": "assistant", "content": "Katze; 猫 (ねこ) 🐈"}],
+    [{"role": "user", "content": "Write two lines.\r\nPlease."},
+     {"role": "assistant", "content": "Line one,\nline two.\n\n"},
+     {"role": "user", "content": "Thanks"},
+     {"role": "assistant", "content": "You're welcome! <3"}],
+]
+
+
+def make_chat():
+    from transformers import PreTrainedTokenizerFast
+    pdir = os.path.join(OUT, "pipelines")
+    exp = {}
+    for name, (tok_name, bos, eos, tmpl) in CHAT_TEMPLATES.items():
+        tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(pdir, tok_name + ".json"),
+                                      bos_token=bos, eos_token=eos)
+        tok.chat_template = tmpl
+        convs = []
+        for msgs in CONVERSATIONS:
+            if name in ("mistral", "gemma") and msgs[0]["role"] == "system":
+                msgs = msgs[1:]
+            text = tok.apply_chat_template(msgs, tokenize=False)
+            d = tok.apply_chat_template(msgs, tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            assert list(d["input_ids"]) == ids, name
+            convs.append({"messages": msgs, "text": hexs(text.encode()), "ids": ids,
+                          "mask": list(d["assistant_masks"])})
+        exp[name] = {"tokenizer": tok_name + ".json", "conversations": convs}
+    with open(os.path.join(pdir, "CHAT.json"), "w") as fh:
+        json.dump(exp, fh, ensure_ascii=False, separators=(",", ":"))
+        fh.write("\n")
+    print("wrote pipelines/CHAT.json: %s" % ", ".join(exp))
+
+
 if __name__ == "__main__":
+    if "--pipelines" in sys.argv:
+        make_pipelines()
+        make_chat()
+        sys.exit(0)
     make()
+    make_pipelines()
+    make_chat()
     if "--hug" in sys.argv:
         sys.exit(0 if check_hug() else 1)
