@@ -194,16 +194,16 @@ struct preset {
 	int bos, eos;
 };
 
-static const struct rope_params llama3_32 = { ROPE_LLAMA3, 500000.0, 32.0, 1.0, 4.0, 8192 };
-static const struct rope_params llama3_8 = { ROPE_LLAMA3, 500000.0, 8.0, 1.0, 4.0, 8192 };
+/* llama3 rope scaling with factor F (macros: C11 initialisers must be constant). */
+#define LLAMA3_ROPE(F) { ROPE_LLAMA3, 500000.0, F, 1.0, 4.0, 8192 }
 
 static const struct preset presets[] = {
 	/* meta-llama/Llama-3.2-1B: 1,235,814,400 parameters */
 	{ "llama-3.2-1b", LLAMA_V_LLAMA, 128256, 2048, 8192, 16, 32, 8, 64, 131072, 1e-5,
-	  500000.0, true, llama3_32, 0, 0, 128000, 128001 },
+	  500000.0, true, LLAMA3_ROPE(32.0), 0, 0, 128000, 128001 },
 	/* meta-llama/Llama-3.1-8B: 8,030,261,248 */
 	{ "llama-3.1-8b", LLAMA_V_LLAMA, 128256, 4096, 14336, 32, 32, 8, 128, 131072, 1e-5,
-	  500000.0, false, llama3_8, 0, 0, 128000, 128001 },
+	  500000.0, false, LLAMA3_ROPE(8.0), 0, 0, 128000, 128001 },
 	/* HuggingFaceTB/SmolLM2-135M: 134,515,008 */
 	{ "smollm2-135m", LLAMA_V_LLAMA, 49152, 576, 1536, 30, 9, 3, 64, 8192, 1e-5,
 	  100000.0, true, { ROPE_DEFAULT, 0, 0, 0, 0, 0 }, 0, 0, 0, 0 },
