@@ -14,42 +14,16 @@
 
 /* ---------------------------------------------------------- parameters */
 
-/* Parameters are created twice: first only measured (m->measure counts
- * bytes), so that the arenas can be sized to hold everything in one block,
- * then for real. */
+/* The model and its parameter builder (param_init.h: made twice, measured
+ * first so that one block holds them all). */
 struct pbuild {
 	struct bloom_model *m;
-	bool trainable, measuring;
+	struct param_builder b;
 };
 
 void bloom_vocab_slice(const struct bloom_model *m, int64_t *offset, int64_t *len)
 {
 	param_split(m->tp.rank, m->tp.size, m->cfg.vocab_size, offset, len);
-}
-
-/* A new parameter of shape (rows[, cols]) under `name`; sharded along dim
- * `shard` (-1: replicated) as this rank's slice. NULL while measuring. */
-static struct tensor *param_new(struct pbuild *pb, const char *fmt, int layer, bool no_decay,
-				int shard, int64_t rows, int64_t cols)
-{
-	struct bloom_model *m = pb->m;
-	int ndim = cols ? 2 : 1, tp = m->tp.size;
-	int64_t shape[2] = { rows, cols }, offset = 0;
-	if (shard >= 0)
-		param_split(m->tp.rank, m->tp.size, shape[shard], &offset, &shape[shard]);
-	if (pb->measuring) {
-		m->measure += param_slot_bytes(shape[0] * (cols ? shape[1] : 1), m->dtype);
-		return NULL;
-	}
-	char name[PARAM_NAME_MAX];
-	snprintf(name, sizeof(name), fmt, layer);
-	struct tensor *t = tensor_new(&m->params, m->dtype, ndim, shape);
-	if (pb->trainable)
-		tensor_set_requires_grad(t, &m->grads);
-	struct param *p = param_table_add(&m->table, name, t, no_decay);
-	if (shard >= 0 && tp > 1)
-		param_set_shard(p, shard, offset, shard ? cols : rows);
-	return t;
 }
 
 /* The parameters of block i; Megatron's split: query_key_value and
@@ -58,18 +32,18 @@ static struct tensor *param_new(struct pbuild *pb, const char *fmt, int layer, b
 static void layer_params(struct pbuild *pb, int i, struct bloom_layer *l)
 {
 	int64_t c = pb->m->cfg.hidden_size;
-	l->ln1_w = param_new(pb, "transformer.h.%d.input_layernorm.weight", i, true, -1, c, 0);
-	l->ln1_b = param_new(pb, "transformer.h.%d.input_layernorm.bias", i, true, -1, c, 0);
-	l->qkv_w = param_new(pb, "transformer.h.%d.self_attention.query_key_value.weight", i, false, 0, 3 * c, c);
-	l->qkv_b = param_new(pb, "transformer.h.%d.self_attention.query_key_value.bias", i, true, 0, 3 * c, 0);
-	l->proj_w = param_new(pb, "transformer.h.%d.self_attention.dense.weight", i, false, 1, c, c);
-	l->proj_b = param_new(pb, "transformer.h.%d.self_attention.dense.bias", i, true, -1, c, 0);
-	l->ln2_w = param_new(pb, "transformer.h.%d.post_attention_layernorm.weight", i, true, -1, c, 0);
-	l->ln2_b = param_new(pb, "transformer.h.%d.post_attention_layernorm.bias", i, true, -1, c, 0);
-	l->fc1_w = param_new(pb, "transformer.h.%d.mlp.dense_h_to_4h.weight", i, false, 0, 4 * c, c);
-	l->fc1_b = param_new(pb, "transformer.h.%d.mlp.dense_h_to_4h.bias", i, true, 0, 4 * c, 0);
-	l->fc2_w = param_new(pb, "transformer.h.%d.mlp.dense_4h_to_h.weight", i, false, 1, c, 4 * c);
-	l->fc2_b = param_new(pb, "transformer.h.%d.mlp.dense_4h_to_h.bias", i, true, -1, c, 0);
+	l->ln1_w = param_builder_new(&pb->b, "transformer.h.%d.input_layernorm.weight", i, true, -1, c, 0);
+	l->ln1_b = param_builder_new(&pb->b, "transformer.h.%d.input_layernorm.bias", i, true, -1, c, 0);
+	l->qkv_w = param_builder_new(&pb->b, "transformer.h.%d.self_attention.query_key_value.weight", i, false, 0, 3 * c, c);
+	l->qkv_b = param_builder_new(&pb->b, "transformer.h.%d.self_attention.query_key_value.bias", i, true, 0, 3 * c, 0);
+	l->proj_w = param_builder_new(&pb->b, "transformer.h.%d.self_attention.dense.weight", i, false, 1, c, c);
+	l->proj_b = param_builder_new(&pb->b, "transformer.h.%d.self_attention.dense.bias", i, true, -1, c, 0);
+	l->ln2_w = param_builder_new(&pb->b, "transformer.h.%d.post_attention_layernorm.weight", i, true, -1, c, 0);
+	l->ln2_b = param_builder_new(&pb->b, "transformer.h.%d.post_attention_layernorm.bias", i, true, -1, c, 0);
+	l->fc1_w = param_builder_new(&pb->b, "transformer.h.%d.mlp.dense_h_to_4h.weight", i, false, 0, 4 * c, c);
+	l->fc1_b = param_builder_new(&pb->b, "transformer.h.%d.mlp.dense_h_to_4h.bias", i, true, 0, 4 * c, 0);
+	l->fc2_w = param_builder_new(&pb->b, "transformer.h.%d.mlp.dense_4h_to_h.weight", i, false, 1, c, 4 * c);
+	l->fc2_b = param_builder_new(&pb->b, "transformer.h.%d.mlp.dense_4h_to_h.bias", i, true, -1, c, 0);
 }
 
 static void bloom_params(struct pbuild *pb)
@@ -77,13 +51,13 @@ static void bloom_params(struct pbuild *pb)
 	struct bloom_model *m = pb->m;
 	int64_t v = m->cfg.vocab_size, c = m->cfg.hidden_size;
 	struct bloom_layer scratch;
-	m->wte = param_new(pb, "transformer.word_embeddings.weight", 0, false, 0, v, c);
-	m->emb_ln_w = param_new(pb, "transformer.word_embeddings_layernorm.weight", 0, true, -1, c, 0);
-	m->emb_ln_b = param_new(pb, "transformer.word_embeddings_layernorm.bias", 0, true, -1, c, 0);
+	m->wte = param_builder_new(&pb->b, "transformer.word_embeddings.weight", 0, false, 0, v, c);
+	m->emb_ln_w = param_builder_new(&pb->b, "transformer.word_embeddings_layernorm.weight", 0, true, -1, c, 0);
+	m->emb_ln_b = param_builder_new(&pb->b, "transformer.word_embeddings_layernorm.bias", 0, true, -1, c, 0);
 	for (int i = 0; i < m->cfg.n_layer; i++)
-		layer_params(pb, i, pb->measuring ? &scratch : &m->layers[i]);
-	m->lnf_w = param_new(pb, "transformer.ln_f.weight", 0, true, -1, c, 0);
-	m->lnf_b = param_new(pb, "transformer.ln_f.bias", 0, true, -1, c, 0);
+		layer_params(pb, i, pb->b.measuring ? &scratch : &m->layers[i]);
+	m->lnf_w = param_builder_new(&pb->b, "transformer.ln_f.weight", 0, true, -1, c, 0);
+	m->lnf_b = param_builder_new(&pb->b, "transformer.ln_f.bias", 0, true, -1, c, 0);
 }
 
 void bloom_alibi_slopes(int n_head, double *out)
@@ -125,16 +99,18 @@ void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
 	if (m->tp.size <= 1)
 		m->tp.coll = NULL;
 	int h_local = cfg->n_head / tp->size;
-	struct pbuild pb = { .m = m, .trainable = trainable, .measuring = true };
+	struct pbuild pb = { .m = m, .b = { .params = &m->params, .grads = &m->grads,
+		.table = &m->table, .dtype = dt, .tp_rank = tp->rank, .tp_size = tp->size,
+		.trainable = trainable, .measuring = true } };
 	bloom_params(&pb);
-	size_t total = m->measure + param_slot_bytes(h_local, dt);
+	size_t total = pb.b.measure + param_slot_bytes(h_local, dt);
 	/* one block for all parameters (and one for all gradients), so that
 	 * a data-parallel all-reduce can treat them as one buffer */
 	arena_init(&m->params, "params", total, allocator);
 	arena_init(&m->grads, "grads", total, allocator);
 	param_table_init(&m->table);
 	m->layers = hug_calloc((size_t)cfg->n_layer, sizeof(*m->layers));
-	pb.measuring = false;
+	pb.b.measuring = false;
 	bloom_params(&pb);
 
 	/* the slopes are computed on the host and copied to the model's device */

@@ -130,7 +130,6 @@ struct bloom_model {
 	bool cast_view;                     /* a bloom_model_cast view: layers and ln_f
 					     * hold the masters, cast to dtype on the
 					     * tape where they are used */
-	size_t measure;                     /* bytes counted while sizing the arenas */
 };
 
 /* Allocates the parameters of `cfg` (validated by the caller) in dtype dt

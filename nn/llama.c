@@ -17,41 +17,16 @@
 
 /* ---------------------------------------------------------- parameters */
 
-/* Parameters are made twice: measured first, so that one block holds
- * them all, then for real. */
+/* The model and its parameter builder (param_init.h: made twice, measured
+ * first so that one block holds them all). */
 struct pbuild {
 	struct llama_model *m;
-	bool trainable, measuring;
+	struct param_builder b;
 };
 
 void llama_vocab_slice(const struct llama_model *m, int64_t *offset, int64_t *len)
 {
 	param_split(m->tp.rank, m->tp.size, m->cfg.vocab_size, offset, len);
-}
-
-/* A parameter (rows[, cols]) named fmt % layer, sharded along `shard`
- * (-1: replicated). NULL while measuring. */
-static struct tensor *param_new(struct pbuild *pb, const char *fmt, int layer, bool no_decay,
-				int shard, int64_t rows, int64_t cols)
-{
-	struct llama_model *m = pb->m;
-	int ndim = cols ? 2 : 1;
-	int64_t shape[2] = { rows, cols }, offset = 0;
-	if (shard >= 0)
-		param_split(m->tp.rank, m->tp.size, shape[shard], &offset, &shape[shard]);
-	if (pb->measuring) {
-		m->measure += param_slot_bytes(shape[0] * (cols ? shape[1] : 1), m->dtype);
-		return NULL;
-	}
-	char name[PARAM_NAME_MAX];
-	snprintf(name, sizeof(name), fmt, layer);
-	struct tensor *t = tensor_new(&m->params, m->dtype, ndim, shape);
-	if (pb->trainable)
-		tensor_set_requires_grad(t, &m->grads);
-	struct param *p = param_table_add(&m->table, name, t, no_decay);
-	if (shard >= 0 && m->tp.size > 1)
-		param_set_shard(p, shard, offset, shard ? cols : rows);
-	return t;
 }
 
 /* Block i, in transformers' parameter order. */
@@ -80,17 +55,17 @@ static void layer_params(struct pbuild *pb, int i, struct llama_layer *l)
 	const bool bias[LLAMA_N_LINEAR] = { qkv_b, qkv_b, qkv_b, o_b, mlp_b, mlp_b, mlp_b };
 	for (int k = 0; k < LLAMA_N_LINEAR; k++) {
 		if (k == LLAMA_GATE && llama_qk_norm(c)) {
-			l->q_norm = param_new(pb, "model.layers.%d.self_attn.q_norm.weight", i, true,
+			l->q_norm = param_builder_new(&pb->b, "model.layers.%d.self_attn.q_norm.weight", i, true,
 					      -1, D, 0);
-			l->k_norm = param_new(pb, "model.layers.%d.self_attn.k_norm.weight", i, true,
+			l->k_norm = param_builder_new(&pb->b, "model.layers.%d.self_attn.k_norm.weight", i, true,
 					      -1, D, 0);
 		}
-		l->w[k] = param_new(pb, w_names[k], i, false, column[k] ? 0 : 1, rows[k], cols[k]);
+		l->w[k] = param_builder_new(&pb->b, w_names[k], i, false, column[k] ? 0 : 1, rows[k], cols[k]);
 		if (bias[k]) /* a row-parallel layer's bias is added once, replicated */
-			l->b[k] = param_new(pb, b_names[k], i, true, column[k] ? 0 : -1, rows[k], 0);
+			l->b[k] = param_builder_new(&pb->b, b_names[k], i, true, column[k] ? 0 : -1, rows[k], 0);
 	}
-	l->ln1_w = param_new(pb, "model.layers.%d.input_layernorm.weight", i, true, -1, C, 0);
-	l->ln2_w = param_new(pb, "model.layers.%d.post_attention_layernorm.weight", i, true, -1,
+	l->ln1_w = param_builder_new(&pb->b, "model.layers.%d.input_layernorm.weight", i, true, -1, C, 0);
+	l->ln2_w = param_builder_new(&pb->b, "model.layers.%d.post_attention_layernorm.weight", i, true, -1,
 			     C, 0);
 }
 
@@ -99,12 +74,12 @@ static void llama_params(struct pbuild *pb)
 	struct llama_model *m = pb->m;
 	int64_t V = m->cfg.vocab_size, C = m->cfg.hidden_size;
 	struct llama_layer scratch;
-	m->embed = param_new(pb, "model.embed_tokens.weight", 0, false, 0, V, C);
+	m->embed = param_builder_new(&pb->b, "model.embed_tokens.weight", 0, false, 0, V, C);
 	for (int i = 0; i < m->cfg.n_layer; i++)
-		layer_params(pb, i, pb->measuring ? &scratch : &m->layers[i]);
-	m->norm_w = param_new(pb, "model.norm.weight", 0, true, -1, C, 0);
+		layer_params(pb, i, pb->b.measuring ? &scratch : &m->layers[i]);
+	m->norm_w = param_builder_new(&pb->b, "model.norm.weight", 0, true, -1, C, 0);
 	m->lm_head = m->cfg.tie_word_embeddings ? m->embed
-						: param_new(pb, "lm_head.weight", 0, false, 0, V, C);
+						: param_builder_new(&pb->b, "lm_head.weight", 0, false, 0, V, C);
 }
 
 void llama_model_init_on(struct llama_model *m, const struct llama_config *cfg, enum dtype dt,
@@ -120,14 +95,16 @@ void llama_model_init_on(struct llama_model *m, const struct llama_config *cfg, 
 	if (m->tp.size <= 1)
 		m->tp.coll = NULL;
 	int64_t half = cfg->head_dim / 2;
-	struct pbuild pb = { .m = m, .trainable = trainable, .measuring = true };
+	struct pbuild pb = { .m = m, .b = { .params = &m->params, .grads = &m->grads,
+		.table = &m->table, .dtype = dt, .tp_rank = tp->rank, .tp_size = tp->size,
+		.trainable = trainable, .measuring = true } };
 	llama_params(&pb);
-	size_t total = m->measure + param_slot_bytes(half, DT_F64);
+	size_t total = pb.b.measure + param_slot_bytes(half, DT_F64);
 	arena_init(&m->params, "params", total, allocator);
 	arena_init(&m->grads, "grads", total, allocator);
 	param_table_init(&m->table);
 	m->layers = hug_calloc((size_t)cfg->n_layer, sizeof(*m->layers));
-	pb.measuring = false;
+	pb.b.measuring = false;
 	llama_params(&pb);
 
 	/* the inverse frequencies, computed on the host */

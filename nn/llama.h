@@ -143,7 +143,6 @@ struct llama_model {
 	struct tensor *norm_w;            /* model.norm (C) */
 	struct tensor *inv_freq;          /* (D/2) f64, not a parameter */
 	bool cast_view;                   /* a llama_model_cast view */
-	size_t measure;
 };
 
 void llama_model_init_on(struct llama_model *m, const struct llama_config *cfg, enum dtype dt,

@@ -1,8 +1,10 @@
-/* param_init.c: TP shares, arena slot sizes and the counter-based normal
- * initialisation the model families share (param_init.h). */
+/* param_init.c: TP shares, arena slot sizes, the two-pass parameter
+ * builder and the counter-based normal initialisation the model families
+ * share (param_init.h). */
 #include "param_init.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #include "../autograd/arena.h"
 #include "../autograd/rng.h"
@@ -46,4 +48,26 @@ void param_fill_normal(const struct param *p, uint64_t stream, double std, int64
 		else
 			((double *)t->data)[i] = x;
 	}
+}
+
+struct tensor *param_builder_new(struct param_builder *b, const char *fmt, int layer,
+				 bool no_decay, int shard, int64_t rows, int64_t cols)
+{
+	int ndim = cols ? 2 : 1;
+	int64_t shape[2] = { rows, cols }, offset = 0;
+	if (shard >= 0)
+		param_split(b->tp_rank, b->tp_size, shape[shard], &offset, &shape[shard]);
+	if (b->measuring) {
+		b->measure += param_slot_bytes(shape[0] * (cols ? shape[1] : 1), b->dtype);
+		return NULL;
+	}
+	char name[PARAM_NAME_MAX];
+	snprintf(name, sizeof(name), fmt, layer);
+	struct tensor *t = tensor_new(b->params, b->dtype, ndim, shape);
+	if (b->trainable)
+		tensor_set_requires_grad(t, b->grads);
+	struct param *p = param_table_add(b->table, name, t, no_decay);
+	if (shard >= 0 && b->tp_size > 1)
+		param_set_shard(p, shard, offset, shard ? cols : rows);
+	return t;
 }

@@ -1,14 +1,16 @@
-/* param_init.h: what every family's parameter code shares: a tensor-
- * parallel rank's share of a dimension, the arena bytes of a parameter
- * (for sizing the one block that holds them all), and transformers-style
- * normal initialisation from a counter-based stream, indexed over the
- * whole (unsharded) parameter so any TP layout gets the same values. */
+/* param_init.h: what every family's parameter code shares: the two-pass
+ * parameter builder, a tensor-parallel rank's share of a dimension, the
+ * arena bytes of a parameter (for sizing the one block that holds them
+ * all), and transformers-style normal initialisation from a counter-
+ * based stream, indexed over the whole (unsharded) parameter so any TP
+ * layout gets the same values. */
 #ifndef HUG_NN_PARAM_INIT_H
 #define HUG_NN_PARAM_INIT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../autograd/arena.h"
 #include "param.h"
 
 /* Rank `rank` of `size`'s share [*offset, *offset + *len) of a dimension
@@ -26,5 +28,26 @@ size_t param_slot_bytes(int64_t numel, enum dtype dt);
  * (dim 0; -1: none) is 0, as transformers zeroes an embedding's padding
  * row. */
 void param_fill_normal(const struct param *p, uint64_t stream, double std, int64_t zero_row);
+
+/* A family's parameters are made twice through one builder: first with
+ * `measuring` set (nothing allocated; `measure` counts the arena bytes, so
+ * params and grads can be sized to hold everything in one block), then
+ * for real into params (and grads when trainable), each registered in
+ * `table`. tp_rank/tp_size: this rank's place in a tensor-parallel group. */
+struct param_builder {
+	struct arena *params, *grads;
+	struct param_table *table;
+	enum dtype dtype;
+	int tp_rank, tp_size;
+	bool trainable, measuring;
+	size_t measure;
+};
+
+/* A parameter of shape (rows[, cols]) (cols 0: 1-d) named fmt % layer,
+ * sharded along dim `shard` as this rank's slice (-1: replicated; the
+ * shard spec is recorded when tp_size > 1); no_decay as param_table_add.
+ * NULL while measuring. */
+struct tensor *param_builder_new(struct param_builder *b, const char *fmt, int layer,
+				 bool no_decay, int shard, int64_t rows, int64_t cols);
 
 #endif
