@@ -15,6 +15,7 @@
 #include "../base/alloc.h"
 #include "../io/safetensors.h"
 #include "harness.h"
+#include "op_fixture.h"
 #include "test_cuda_util.h"
 
 #ifdef HUG_CUDA
@@ -26,126 +27,6 @@
 #define TOL_F64 1e-12
 #define TOL_F32 1e-5
 #define TOL_STOCK_F32 1e-6 /* f32 forward against transformers' f32 modules */
-
-/* One test's state: the fixture, a host arena for inputs and their
- * gradients, the context over a step arena, the dtype the ops run in. */
-struct lfx {
-	struct st_file f;
-	struct arena a, step;
-	struct ag_ctx ctx;
-	enum dtype dt;
-};
-
-static bool lfx_init(struct lfx *x, enum dtype dt)
-{
-	struct hug_error err = { 0 };
-	memset(x, 0, sizeof(*x));
-	x->dt = dt;
-	if (st_open(&x->f, LLAMA_FIXTURE, &err)) {
-		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
-		return false;
-	}
-	arena_init(&x->a, "test", 0, NULL);
-	arena_init(&x->step, "step", 0, NULL);
-	ag_ctx_init(&x->ctx, &x->step);
-	return true;
-}
-
-static void lfx_free(struct lfx *x)
-{
-	arena_free(&x->step);
-	arena_free(&x->a);
-	st_close(&x->f);
-}
-
-/* Fixture tensor `key` as a new host tensor of dtype dt; NULL (a test
- * failure) when missing. */
-static struct tensor *lfx_load_as(struct lfx *x, const char *key, enum dtype dt)
-{
-	struct hug_error err = { 0 };
-	const struct st_tensor *s = st_find(&x->f, key);
-	if (!s || s->ndim > TENSOR_MAX_DIMS) {
-		test_fail_at(__FILE__, __LINE__, "%s: no tensor \"%s\" of at most %d dims",
-			     LLAMA_FIXTURE, key, TENSOR_MAX_DIMS);
-		return NULL;
-	}
-	struct tensor *t = tensor_new(&x->a, dt, s->ndim, s->shape);
-	if (st_tensor_load(s, t, &err)) {
-		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
-		return NULL;
-	}
-	return t;
-}
-
-/* A float input in the test's dtype that needs a gradient. */
-static struct tensor *lfx_leaf(struct lfx *x, const char *key)
-{
-	struct tensor *t = lfx_load_as(x, key, x->dt);
-	if (t)
-		tensor_set_requires_grad(t, &x->a);
-	return t;
-}
-
-/* max|got - ref| / max(1, max|ref|) over n values. */
-static double rel_err(const double *got, const double *ref, int64_t n, int64_t *worst)
-{
-	double maxdiff = 0, maxref = 0;
-	*worst = 0;
-	for (int64_t i = 0; i < n; i++) {
-		double diff = fabs(got[i] - ref[i]);
-		if (!(diff <= maxdiff)) { /* NaN too */
-			maxdiff = diff;
-			*worst = i;
-		}
-		maxref = fabs(ref[i]) > maxref ? fabs(ref[i]) : maxref;
-	}
-	return maxdiff / (maxref > 1 ? maxref : 1);
-}
-
-/* Fails when `got` is NULL or differs from fixture tensor `key` by more
- * than tol. */
-static void lfx_compare(struct lfx *x, const char *what, const struct tensor *got,
-			const char *key, double tol)
-{
-	if (!got) {
-		test_fail_at(__FILE__, __LINE__, "%s (%s): no tensor%s%s", what,
-			     dtype_name(x->dt), x->ctx.err.set ? ": " : "", x->ctx.err.msg);
-		return;
-	}
-	struct tensor *ref = lfx_load_as(x, key, DT_F64);
-	if (!ref)
-		return;
-	if (!tensor_same_shape(got, ref)) {
-		char d0[96], d1[96];
-		test_fail_at(__FILE__, __LINE__, "%s: shape %s, want %s", what,
-			     tensor_describe(got, d0, sizeof(d0)),
-			     tensor_describe(ref, d1, sizeof(d1)));
-		return;
-	}
-	int64_t n = tensor_numel(ref), worst;
-	double *g = hug_malloc((size_t)n * sizeof(double));
-	tensor_read_f64(got, g);
-	double e = rel_err(g, ref->data, n, &worst);
-	if (!(e <= tol))
-		test_fail_at(__FILE__, __LINE__,
-			     "%s (%s): error %.3g > %.3g (element %lld: got %.17g, want %.17g)",
-			     what, dtype_name(x->dt), e, tol, (long long)worst, g[worst],
-			     ((double *)ref->data)[worst]);
-	hug_free(g);
-}
-
-static bool lfx_ok(struct lfx *x, const char *stage)
-{
-	if (!ag_failed(&x->ctx))
-		return true;
-	test_fail_at(__FILE__, __LINE__, "%s (%s): %s", stage, dtype_name(x->dt), x->ctx.err.msg);
-	return false;
-}
-
-static double tol_of(const struct lfx *x)
-{
-	return x->dt == DT_F64 ? TOL_F64 : TOL_F32;
-}
 
 /* ---- RMSNorm ---- */
 
@@ -195,33 +76,33 @@ TEST(op_fixture_rmsnorm_hand)
  * over D as a (B, H, T, D) view). */
 static void run_rmsnorm(enum dtype dt, const char *pre)
 {
-	struct lfx x;
+	struct op_fx x;
 	char key[64];
-	if (!lfx_init(&x, dt))
+	if (!op_fx_init(&x, LLAMA_FIXTURE, dt, dt == DT_F64 ? TOL_F64 : TOL_F32))
 		return;
 	bool heads = !strcmp(pre, "qknorm");
 #define K(name) (snprintf(key, sizeof(key), "%s.%s", pre, name), key)
-	struct tensor *in = lfx_leaf(&x, K("x"));
-	struct tensor *w = lfx_leaf(&x, K("w"));
-	struct tensor *eps = lfx_load_as(&x, K("eps"), DT_F64);
-	struct tensor *dy = lfx_load_as(&x, K("dy"), dt);
+	struct tensor *in = op_fx_leaf(&x, K("x"));
+	struct tensor *w = op_fx_leaf(&x, K("w"));
+	struct tensor *eps = op_fx_load_as(&x, K("eps"), DT_F64);
+	struct tensor *dy = op_fx_load_as(&x, K("dy"), dt);
 	if (!in || !w || !eps || !dy)
 		goto out;
 	struct tensor *xin = heads ? ag_permute(&x.ctx, in, (const int[]){ 0, 2, 1, 3 }) : in;
 	struct tensor *y = ag_rmsnorm(&x.ctx, xin, w, *(double *)eps->data);
-	if (!lfx_ok(&x, "rmsnorm forward"))
+	if (!op_fx_ok(&x, "rmsnorm forward"))
 		goto out;
-	lfx_compare(&x, "rmsnorm y", y, K("y"), tol_of(&x));
+	op_fx_compare(&x, "rmsnorm y", y, K("y"), x.tol);
 	if (dt == DT_F32)
-		lfx_compare(&x, "rmsnorm y (stock f32)", y, K("y_f32"), TOL_STOCK_F32);
+		op_fx_compare(&x, "rmsnorm y (stock f32)", y, K("y_f32"), TOL_STOCK_F32);
 	ag_backward_from(&x.ctx, y, dy);
-	if (!lfx_ok(&x, "rmsnorm backward"))
+	if (!op_fx_ok(&x, "rmsnorm backward"))
 		goto out;
-	lfx_compare(&x, "rmsnorm dx", in->grad, K("dx"), tol_of(&x));
-	lfx_compare(&x, "rmsnorm dw", w->grad, K("dw"), tol_of(&x));
+	op_fx_compare(&x, "rmsnorm dx", in->grad, K("dx"), x.tol);
+	op_fx_compare(&x, "rmsnorm dw", w->grad, K("dw"), x.tol);
 #undef K
 out:
-	lfx_free(&x);
+	op_fx_free(&x);
 }
 
 TEST(op_fixture_rmsnorm_f64) { run_rmsnorm(DT_F64, "rmsnorm"); }
@@ -233,26 +114,26 @@ TEST(op_fixture_qknorm_f32) { run_rmsnorm(DT_F32, "qknorm"); }
 
 static void run_rope(enum dtype dt)
 {
-	struct lfx x;
-	if (!lfx_init(&x, dt))
+	struct op_fx x;
+	if (!op_fx_init(&x, LLAMA_FIXTURE, dt, dt == DT_F64 ? TOL_F64 : TOL_F32))
 		return;
-	struct tensor *in = lfx_leaf(&x, "rope.x");
-	struct tensor *pos = lfx_load_as(&x, "rope.pos", DT_I32);
-	struct tensor *inv = lfx_load_as(&x, "rope.inv_freq", DT_F64);
-	struct tensor *dy = lfx_load_as(&x, "rope.dy", dt);
+	struct tensor *in = op_fx_leaf(&x, "rope.x");
+	struct tensor *pos = op_fx_load_as(&x, "rope.pos", DT_I32);
+	struct tensor *inv = op_fx_load_as(&x, "rope.inv_freq", DT_F64);
+	struct tensor *dy = op_fx_load_as(&x, "rope.dy", dt);
 	if (!in || !pos || !inv || !dy)
 		goto out;
 	struct tensor *y = ag_rope(&x.ctx, in, pos, inv);
-	if (!lfx_ok(&x, "rope forward"))
+	if (!op_fx_ok(&x, "rope forward"))
 		goto out;
-	lfx_compare(&x, "rope y", y, "rope.y", tol_of(&x));
+	op_fx_compare(&x, "rope y", y, "rope.y", x.tol);
 	if (dt == DT_F32)
-		lfx_compare(&x, "rope y (stock f32)", y, "rope.y_f32", TOL_STOCK_F32);
+		op_fx_compare(&x, "rope y (stock f32)", y, "rope.y_f32", TOL_STOCK_F32);
 	ag_backward_from(&x.ctx, y, dy);
-	if (lfx_ok(&x, "rope backward"))
-		lfx_compare(&x, "rope dx", in->grad, "rope.dx", tol_of(&x));
+	if (op_fx_ok(&x, "rope backward"))
+		op_fx_compare(&x, "rope dx", in->grad, "rope.dx", x.tol);
 out:
-	lfx_free(&x);
+	op_fx_free(&x);
 }
 
 TEST(op_fixture_rope_f64) { run_rope(DT_F64); }
@@ -263,10 +144,10 @@ TEST(op_fixture_rope_f32) { run_rope(DT_F32); }
  * used t would fail the tests above; this pins what they hold. */
 TEST(op_fixture_rope_positions)
 {
-	struct lfx x;
-	if (!lfx_init(&x, DT_F64))
+	struct op_fx x;
+	if (!op_fx_init(&x, LLAMA_FIXTURE, DT_F64, TOL_F64))
 		return;
-	struct tensor *pos = lfx_load_as(&x, "rope.pos", DT_I32);
+	struct tensor *pos = op_fx_load_as(&x, "rope.pos", DT_I32);
 	if (pos) {
 		REQUIRE(pos->ndim == 2 && pos->shape[0] == 3 && pos->shape[1] == 7);
 		const int32_t *p = pos->data;
@@ -276,54 +157,54 @@ TEST(op_fixture_rope_positions)
 		for (int i = 0; i < 21; i++)
 			CHECK(p[i] == want[i / 7][i % 7]);
 	}
-	lfx_free(&x);
+	op_fx_free(&x);
 }
 
 /* ---- SiLU and SwiGLU ---- */
 
 static void run_swiglu(enum dtype dt)
 {
-	struct lfx x;
-	if (!lfx_init(&x, dt))
+	struct op_fx x;
+	if (!op_fx_init(&x, LLAMA_FIXTURE, dt, dt == DT_F64 ? TOL_F64 : TOL_F32))
 		return;
-	struct tensor *g = lfx_leaf(&x, "swiglu.gate");
-	struct tensor *u = lfx_leaf(&x, "swiglu.up");
-	struct tensor *dy = lfx_load_as(&x, "swiglu.dy", dt);
+	struct tensor *g = op_fx_leaf(&x, "swiglu.gate");
+	struct tensor *u = op_fx_leaf(&x, "swiglu.up");
+	struct tensor *dy = op_fx_load_as(&x, "swiglu.dy", dt);
 	if (!g || !u || !dy)
 		goto out;
 	struct tensor *y = ag_swiglu(&x.ctx, g, u);
-	if (!lfx_ok(&x, "swiglu forward"))
+	if (!op_fx_ok(&x, "swiglu forward"))
 		goto out;
-	lfx_compare(&x, "swiglu y", y, "swiglu.y", tol_of(&x));
+	op_fx_compare(&x, "swiglu y", y, "swiglu.y", x.tol);
 	if (dt == DT_F32)
-		lfx_compare(&x, "swiglu y (stock f32)", y, "swiglu.y_f32", TOL_STOCK_F32);
+		op_fx_compare(&x, "swiglu y (stock f32)", y, "swiglu.y_f32", TOL_STOCK_F32);
 	ag_backward_from(&x.ctx, y, dy);
-	if (!lfx_ok(&x, "swiglu backward"))
+	if (!op_fx_ok(&x, "swiglu backward"))
 		goto out;
-	lfx_compare(&x, "swiglu dgate", g->grad, "swiglu.dgate", tol_of(&x));
-	lfx_compare(&x, "swiglu dup", u->grad, "swiglu.dup", tol_of(&x));
+	op_fx_compare(&x, "swiglu dgate", g->grad, "swiglu.dgate", x.tol);
+	op_fx_compare(&x, "swiglu dup", u->grad, "swiglu.dup", x.tol);
 out:
-	lfx_free(&x);
+	op_fx_free(&x);
 }
 
 static void run_silu(enum dtype dt)
 {
-	struct lfx x;
-	if (!lfx_init(&x, dt))
+	struct op_fx x;
+	if (!op_fx_init(&x, LLAMA_FIXTURE, dt, dt == DT_F64 ? TOL_F64 : TOL_F32))
 		return;
-	struct tensor *g = lfx_leaf(&x, "swiglu.gate");
-	struct tensor *dy = lfx_load_as(&x, "swiglu.dy", dt);
+	struct tensor *g = op_fx_leaf(&x, "swiglu.gate");
+	struct tensor *dy = op_fx_load_as(&x, "swiglu.dy", dt);
 	if (!g || !dy)
 		goto out;
 	struct tensor *y = ag_silu(&x.ctx, g);
-	if (!lfx_ok(&x, "silu forward"))
+	if (!op_fx_ok(&x, "silu forward"))
 		goto out;
-	lfx_compare(&x, "silu y", y, "swiglu.silu_y", tol_of(&x));
+	op_fx_compare(&x, "silu y", y, "swiglu.silu_y", x.tol);
 	ag_backward_from(&x.ctx, y, dy);
-	if (lfx_ok(&x, "silu backward"))
-		lfx_compare(&x, "silu dx", g->grad, "swiglu.silu_dx", tol_of(&x));
+	if (op_fx_ok(&x, "silu backward"))
+		op_fx_compare(&x, "silu dx", g->grad, "swiglu.silu_dx", x.tol);
 out:
-	lfx_free(&x);
+	op_fx_free(&x);
 }
 
 TEST(op_fixture_swiglu_f64) { run_swiglu(DT_F64); }
@@ -341,8 +222,8 @@ TEST(cuda_op_fixture_rmsnorm_bf16)
 {
 	CUDA_TEST_BEGIN();
 #ifdef HUG_CUDA
-	struct lfx x;
-	if (!lfx_init(&x, DT_BF16))
+	struct op_fx x;
+	if (!op_fx_init(&x, LLAMA_FIXTURE, DT_BF16, TOL_F32))
 		return;
 	struct arena dev;
 	arena_init(&dev, "dev", 0, hug_cuda_allocator());
@@ -350,10 +231,10 @@ TEST(cuda_op_fixture_rmsnorm_bf16)
 	arena_init(&dstep, "dstep", 0, hug_cuda_allocator());
 	struct ag_ctx ctx;
 	ag_ctx_init(&ctx, &dstep);
-	struct tensor *hx = lfx_load_as(&x, "rmsnorm.x_bf16", DT_BF16);
-	struct tensor *hw = lfx_load_as(&x, "rmsnorm.w_bf16", DT_BF16);
-	struct tensor *eps = lfx_load_as(&x, "rmsnorm.eps", DT_F64);
-	struct tensor *ref = lfx_load_as(&x, "rmsnorm.y_bf16", DT_F64);
+	struct tensor *hx = op_fx_load_as(&x, "rmsnorm.x_bf16", DT_BF16);
+	struct tensor *hw = op_fx_load_as(&x, "rmsnorm.w_bf16", DT_BF16);
+	struct tensor *eps = op_fx_load_as(&x, "rmsnorm.eps", DT_F64);
+	struct tensor *ref = op_fx_load_as(&x, "rmsnorm.y_bf16", DT_F64);
 	if (hx && hw && eps && ref) {
 		struct tensor *dx = cuda_test_upload(&dev, hx, DT_BF16);
 		struct tensor *dw = cuda_test_upload(&dev, hw, DT_BF16);
@@ -373,6 +254,6 @@ TEST(cuda_op_fixture_rmsnorm_bf16)
 	}
 	arena_free(&dstep);
 	arena_free(&dev);
-	lfx_free(&x);
+	op_fx_free(&x);
 #endif
 }
