@@ -215,7 +215,7 @@ static const struct bloom_layer *use_layer(struct ag_ctx *ctx, const struct bloo
  * parallelism the block sees this rank's heads and MLP columns. */
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 				    int li, struct tensor *x, struct tensor *mask,
-				    struct bloom_kv_cache *kv)
+				    struct kv_cache *kv)
 {
 	struct bloom_layer cast;
 	const struct bloom_layer *l = use_layer(ctx, m, li, &cast);
@@ -235,12 +235,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 	struct tensor *k = ag_permute(ctx, ag_slice(ctx, qkv, 3, d, d), to_bhtd);
 	struct tensor *v = ag_permute(ctx, ag_slice(ctx, qkv, 3, 2 * d, d), to_bhtd);
 	if (kv) { /* append k, v; attend over everything cached */
-		int64_t n = kv->len + t;
-		const struct ag_backend *be = ag_backend_get(ctx->step->allocator->device);
-		be->copy(ag_slice(ctx, kv->k[li], 2, kv->len, t), k);
-		be->copy(ag_slice(ctx, kv->v[li], 2, kv->len, t), v);
-		k = ag_slice(ctx, kv->k[li], 2, 0, n);
-		v = ag_slice(ctx, kv->v[li], 2, 0, n);
+		kv_cache_append(ctx, kv, li, &k, &v);
 	}
 	const struct ag_attn_desc ad = {
 		.pos_bias = AG_POS_BIAS_ALIBI, .slopes = m->slopes, .causal = true,
@@ -266,7 +261,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 /* The forward pass, over a KV cache when kv is not NULL. */
 static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			      struct tensor *ids, struct tensor *mask,
-			      struct bloom_kv_cache *kv)
+			      struct kv_cache *kv)
 {
 	char d0[64], d1[64];
 	if (ctx->err.set)
@@ -319,37 +314,16 @@ struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 	return forward(ctx, m, ids, mask, NULL);
 }
 
-void bloom_kv_cache_init(struct bloom_kv_cache *kv, const struct bloom_model *m,
+void bloom_kv_cache_init(struct kv_cache *kv, const struct bloom_model *m,
 			 int64_t batch, int64_t max_len)
 {
 	const struct bloom_config *c = &m->cfg;
-	int64_t h = c->n_head / m->tp.size, d = c->hidden_size / c->n_head;
-	memset(kv, 0, sizeof(*kv));
-	kv->batch = batch;
-	kv->max_len = max_len;
-	size_t per = (size_t)(batch * h * max_len * d) * dtype_size(m->dtype) + 2 * ARENA_ALIGN;
-	arena_init(&kv->mem, "kv-cache", per * 2 * (size_t)c->n_layer +
-		   (size_t)(batch * max_len) * 4 + 4 * ARENA_ALIGN,
-		   ag_device_allocator(m->wte->device));
-	kv->k = hug_calloc((size_t)c->n_layer, sizeof(*kv->k));
-	kv->v = hug_calloc((size_t)c->n_layer, sizeof(*kv->v));
-	for (int i = 0; i < c->n_layer; i++) {
-		kv->k[i] = tensor_new(&kv->mem, m->dtype, TENSOR_SHAPE(batch, h, max_len, d));
-		kv->v[i] = tensor_new(&kv->mem, m->dtype, TENSOR_SHAPE(batch, h, max_len, d));
-	}
-	kv->mask = tensor_zeros(&kv->mem, DT_I32, TENSOR_SHAPE(batch, max_len));
-}
-
-void bloom_kv_cache_free(struct bloom_kv_cache *kv)
-{
-	hug_free(kv->k);
-	hug_free(kv->v);
-	arena_free(&kv->mem);
-	memset(kv, 0, sizeof(*kv));
+	kv_cache_init(kv, c->n_layer, c->n_head / m->tp.size, c->hidden_size / c->n_head,
+		      m->dtype, ag_device_allocator(m->wte->device), batch, max_len);
 }
 
 struct tensor *bloom_forward_cached(struct ag_ctx *ctx, const struct bloom_model *m,
-				    struct bloom_kv_cache *kv, struct tensor *ids,
+				    struct kv_cache *kv, struct tensor *ids,
 				    struct tensor *mask)
 {
 	char d[64];

@@ -16,6 +16,7 @@
 
 #include "../autograd/autograd.h"
 #include "../base/error.h"
+#include "kv_cache.h"
 #include "linear.h"
 #include "model.h"
 #include "param.h"
@@ -180,21 +181,12 @@ void bloom_model_init_weights(struct bloom_model *m, uint64_t seed);
 struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			     struct tensor *ids, struct tensor *mask);
 
-/* Keys and values of past positions, for generation: one forward per new
- * token instead of one over the whole sequence. */
-struct bloom_kv_cache {
-	int64_t batch, max_len;
-	int64_t len;              /* positions filled so far */
-	struct arena mem;
-	struct tensor **k, **v;   /* per layer (B, H, max_len, D) */
-	struct tensor *mask;      /* (B, max_len) i32 */
-};
-
-/* Allocates an empty cache for `batch` sequences of up to max_len
- * positions of model m, on m's device. */
-void bloom_kv_cache_init(struct bloom_kv_cache *kv, const struct bloom_model *m,
+/* Keys and values of past positions (nn/kv_cache.h), for generation: one
+ * forward per new token instead of one over the whole sequence. Allocates
+ * an empty cache for `batch` sequences of up to max_len positions of model
+ * m, on m's device; kv_cache_free frees it. */
+void bloom_kv_cache_init(struct kv_cache *kv, const struct bloom_model *m,
 			 int64_t batch, int64_t max_len);
-void bloom_kv_cache_free(struct bloom_kv_cache *kv);
 
 /* Forward of the next ids (B, Tn) given everything already in the cache,
  * which grows by Tn: logits (B, Tn, V) equal to those of bloom_forward over
@@ -202,7 +194,7 @@ void bloom_kv_cache_free(struct bloom_kv_cache *kv);
  * the new positions (NULL: none). Needs grad mode off; fails (NULL, ctx->err)
  * when the cache would overflow. */
 struct tensor *bloom_forward_cached(struct ag_ctx *ctx, const struct bloom_model *m,
-				    struct bloom_kv_cache *kv, struct tensor *ids,
+				    struct kv_cache *kv, struct tensor *ids,
 				    struct tensor *mask);
 
 /* This rank's vocabulary rows [*offset, *offset + *len) (all of them

@@ -248,17 +248,17 @@ static void vocab_slice(const void *impl, int64_t *offset, int64_t *len)
 	bloom_vocab_slice(impl, offset, len);
 }
 
-/* struct model_kv is BLOOM's struct bloom_kv_cache. */
+/* struct model_kv is BLOOM's struct kv_cache. */
 static struct model_kv *kv_new(const void *impl, int64_t batch, int64_t max_len)
 {
-	struct bloom_kv_cache *kv = hug_malloc(sizeof(*kv));
+	struct kv_cache *kv = hug_malloc(sizeof(*kv));
 	bloom_kv_cache_init(kv, impl, batch, max_len);
 	return (struct model_kv *)kv;
 }
 
 static void kv_free(struct model_kv *kv)
 {
-	bloom_kv_cache_free((struct bloom_kv_cache *)kv);
+	kv_cache_free((struct kv_cache *)kv);
 	hug_free(kv);
 }
 
@@ -266,7 +266,7 @@ static struct tensor *forward_cached(struct ag_ctx *ctx, const void *impl,
 				     struct model_kv *kv, struct tensor *ids,
 				     struct tensor *mask)
 {
-	return bloom_forward_cached(ctx, impl, (struct bloom_kv_cache *)kv, ids, mask);
+	return bloom_forward_cached(ctx, impl, (struct kv_cache *)kv, ids, mask);
 }
 
 static const char *const model_types[] = { "bloom", NULL };

@@ -247,7 +247,7 @@ static struct tensor *heads(struct ag_ctx *ctx, const struct llama_model *m,
 
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model *m, int li,
 				    struct tensor *x, struct tensor *mask, struct tensor *pos,
-				    struct llama_kv_cache *kv)
+				    struct kv_cache *kv)
 {
 	struct llama_layer cast;
 	const struct llama_layer *l = use_layer(ctx, m, li, &cast);
@@ -263,12 +263,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model
 	struct tensor *k = heads(ctx, m, proj(ctx, l, LLAMA_K, h), kvl, l->k_norm, pos, true);
 	struct tensor *v = heads(ctx, m, proj(ctx, l, LLAMA_V, h), kvl, NULL, pos, false);
 	if (kv && k && v) { /* append k, v; attend over everything cached */
-		int64_t n = kv->len + t;
-		const struct ag_backend *be = ag_backend_get(ctx->step->allocator->device);
-		be->copy(ag_slice(ctx, kv->k[li], 2, kv->len, t), k);
-		be->copy(ag_slice(ctx, kv->v[li], 2, kv->len, t), v);
-		k = ag_slice(ctx, kv->k[li], 2, 0, n);
-		v = ag_slice(ctx, kv->v[li], 2, 0, n);
+		kv_cache_append(ctx, kv, li, &k, &v);
 	}
 	const struct ag_attn_desc ad = {
 		.pos_bias = AG_POS_BIAS_NONE, .causal = true, .key_mask = mask,
@@ -362,7 +357,7 @@ static struct tensor *embed(struct ag_ctx *ctx, const struct llama_model *m,
 
 struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
 			     struct tensor *ids, struct tensor *mask,
-			     struct llama_kv_cache *kv)
+			     struct kv_cache *kv)
 {
 	char d0[64], d1[64];
 	if (ctx->err.set)
@@ -431,33 +426,11 @@ struct tensor *llama_loss(struct ag_ctx *ctx, const struct llama_model *m,
 
 /* ------------------------------------------------------------ KV cache */
 
-void llama_kv_cache_init(struct llama_kv_cache *kv, const struct llama_model *m,
+void llama_kv_cache_init(struct kv_cache *kv, const struct llama_model *m,
 			 int64_t batch, int64_t max_len)
 {
 	const struct llama_config *c = &m->cfg;
-	int64_t h = c->n_kv_head / m->tp.size, d = c->head_dim;
-	memset(kv, 0, sizeof(*kv));
-	kv->batch = batch;
-	kv->max_len = max_len;
-	size_t per = (size_t)(batch * h * max_len * d) * dtype_size(m->dtype) + 2 * ARENA_ALIGN;
-	arena_init(&kv->mem, "kv-cache", per * 2 * (size_t)c->n_layer +
-		   (size_t)(batch * max_len) * 4 + 4 * ARENA_ALIGN,
-		   ag_device_allocator(m->embed->device));
-	kv->k = hug_calloc((size_t)c->n_layer, sizeof(*kv->k));
-	kv->v = hug_calloc((size_t)c->n_layer, sizeof(*kv->v));
-	for (int i = 0; i < c->n_layer; i++) {
-		kv->k[i] = tensor_new(&kv->mem, m->dtype, TENSOR_SHAPE(batch, h, max_len, d));
-		kv->v[i] = tensor_new(&kv->mem, m->dtype, TENSOR_SHAPE(batch, h, max_len, d));
-	}
-	kv->mask = tensor_zeros(&kv->mem, DT_I32, TENSOR_SHAPE(batch, max_len));
-	kv->host_mask = hug_calloc((size_t)(batch * max_len), sizeof(int32_t));
+	kv_cache_init(kv, c->n_layer, c->n_kv_head / m->tp.size, c->head_dim, m->dtype,
+		      ag_device_allocator(m->embed->device), batch, max_len);
 }
 
-void llama_kv_cache_free(struct llama_kv_cache *kv)
-{
-	hug_free(kv->k);
-	hug_free(kv->v);
-	hug_free(kv->host_mask);
-	arena_free(&kv->mem);
-	memset(kv, 0, sizeof(*kv));
-}

@@ -19,6 +19,7 @@
 
 #include "../autograd/autograd.h"
 #include "../base/error.h"
+#include "kv_cache.h"
 #include "linear.h"
 #include "model.h"
 #include "param.h"
@@ -160,16 +161,8 @@ void llama_vocab_slice(const struct llama_model *m, int64_t *offset, int64_t *le
 
 /* Keys (after the rotation) and values of past positions: only the
  * key/value heads. */
-struct llama_kv_cache {
-	int64_t batch, max_len, len;
-	struct arena mem;
-	struct tensor **k, **v;           /* per layer (B, Hkv, max_len, D) */
-	struct tensor *mask;              /* (B, max_len) i32 */
-	int32_t *host_mask;               /* its copy on the host (positions) */
-};
-void llama_kv_cache_init(struct llama_kv_cache *kv, const struct llama_model *m,
+void llama_kv_cache_init(struct kv_cache *kv, const struct llama_model *m,
 			 int64_t batch, int64_t max_len);
-void llama_kv_cache_free(struct llama_kv_cache *kv);
 
 /* ids (B, T) i32, mask (B, T) i32 or NULL -> logits (B, T, V) (this rank's
  * vocabulary slice under TP). Positions are cumsum(mask) - 1 clamped at 0
@@ -178,7 +171,7 @@ void llama_kv_cache_free(struct llama_kv_cache *kv);
  * NULL on error (ctx->err). */
 struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
 			     struct tensor *ids, struct tensor *mask,
-			     struct llama_kv_cache *kv);
+			     struct kv_cache *kv);
 struct tensor *llama_loss(struct ag_ctx *ctx, const struct llama_model *m,
 			  struct tensor *logits, struct tensor *targets);
 

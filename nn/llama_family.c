@@ -253,14 +253,14 @@ static void vocab_slice(const void *impl, int64_t *offset, int64_t *len)
 
 static struct model_kv *kv_new(const void *impl, int64_t batch, int64_t max_len)
 {
-	struct llama_kv_cache *kv = hug_malloc(sizeof(*kv));
+	struct kv_cache *kv = hug_malloc(sizeof(*kv));
 	llama_kv_cache_init(kv, impl, batch, max_len);
 	return (struct model_kv *)kv;
 }
 
 static void kv_free(struct model_kv *kv)
 {
-	llama_kv_cache_free((struct llama_kv_cache *)kv);
+	kv_cache_free((struct kv_cache *)kv);
 	hug_free(kv);
 }
 
@@ -268,7 +268,7 @@ static struct tensor *forward_cached(struct ag_ctx *ctx, const void *impl,
 				     struct model_kv *kv, struct tensor *ids,
 				     struct tensor *mask)
 {
-	return llama_forward(ctx, impl, ids, mask, (struct llama_kv_cache *)kv);
+	return llama_forward(ctx, impl, ids, mask, (struct kv_cache *)kv);
 }
 
 /* PEFT's default target_modules for llama, qwen2, qwen3 and mistral */

@@ -23,7 +23,7 @@
 
 struct model_family;
 struct cJSON;
-struct model_kv;   /* a family's KV cache (opaque; nn/bloom.h: struct bloom_kv_cache) */
+struct model_kv;   /* a family's KV cache (opaque; nn/kv_cache.h: struct kv_cache) */
 
 /* The model's place in a tensor-parallel group (Megatron): rank `rank` of
  * `size`. size 1: the plain model (coll NULL). */

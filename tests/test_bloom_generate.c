@@ -33,7 +33,7 @@ static void check_cache_matches_full(enum dtype dt, double tol)
 	double *want = hug_malloc(9 * 23 * sizeof(double));
 	tensor_read_f64(full, want);
 
-	struct bloom_kv_cache kv;
+	struct kv_cache kv;
 	bloom_kv_cache_init(&kv, &m, 1, 9);
 	/* a prompt of 4, then one token at a time */
 	double worst = 0, got[4 * 23];
@@ -56,7 +56,7 @@ static void check_cache_matches_full(enum dtype dt, double tol)
 	CHECK(bloom_forward_cached(&e.ctx, &m, &kv, one, NULL) == NULL);
 	CHECK(strstr(e.ctx.err.msg, "cache") != NULL);
 	printf("(max |diff| %.3g) ", worst);
-	bloom_kv_cache_free(&kv);
+	kv_cache_free(&kv);
 	hug_free(want);
 	ag_env_free(&e);
 	bloom_model_free(&m);
