@@ -24,6 +24,11 @@ struct pbuild {
 	struct param_builder b;
 };
 
+int64_t llama_kv_heads_local(const struct llama_model *m)
+{
+	return llama_kv_replicated(&m->cfg, m->tp.size) ? 1 : m->cfg.n_kv_head / m->tp.size;
+}
+
 void llama_vocab_slice(const struct llama_model *m, int64_t *offset, int64_t *len)
 {
 	param_split(m->tp.rank, m->tp.size, m->cfg.vocab_size, offset, len);
@@ -53,6 +58,8 @@ static void layer_params(struct pbuild *pb, int i, struct llama_layer *l)
 	const int64_t cols[LLAMA_N_LINEAR] = { C, C, C, q, C, C, I };
 	const bool column[LLAMA_N_LINEAR] = { true, true, true, false, true, true, false };
 	const bool bias[LLAMA_N_LINEAR] = { qkv_b, qkv_b, qkv_b, o_b, mlp_b, mlp_b, mlp_b };
+	/* fewer key/value heads than ranks: k and v whole on every rank */
+	bool kv_whole = llama_kv_replicated(c, pb->m->tp.size);
 	for (int k = 0; k < LLAMA_N_LINEAR; k++) {
 		if (k == LLAMA_GATE && llama_qk_norm(c)) {
 			l->q_norm = param_builder_new(&pb->b, "model.layers.%d.self_attn.q_norm.weight", i, true,
@@ -60,9 +67,12 @@ static void layer_params(struct pbuild *pb, int i, struct llama_layer *l)
 			l->k_norm = param_builder_new(&pb->b, "model.layers.%d.self_attn.k_norm.weight", i, true,
 					      -1, D, 0);
 		}
-		l->w[k] = param_builder_new(&pb->b, w_names[k], i, false, column[k] ? 0 : 1, rows[k], cols[k]);
+		bool whole = kv_whole && (k == LLAMA_K || k == LLAMA_V);
+		int wdim = whole ? -1 : column[k] ? 0 : 1;
+		l->w[k] = param_builder_new(&pb->b, w_names[k], i, false, wdim, rows[k], cols[k]);
 		if (bias[k]) /* a row-parallel layer's bias is added once, replicated */
-			l->b[k] = param_builder_new(&pb->b, b_names[k], i, true, column[k] ? 0 : -1, rows[k], 0);
+			l->b[k] = param_builder_new(&pb->b, b_names[k], i, true,
+						    column[k] && !whole ? 0 : -1, rows[k], 0);
 	}
 	l->ln1_w = param_builder_new(&pb->b, "model.layers.%d.input_layernorm.weight", i, true, -1, C, 0);
 	l->ln2_w = param_builder_new(&pb->b, "model.layers.%d.post_attention_layernorm.weight", i, true, -1,
@@ -228,6 +238,23 @@ static struct tensor *row_parallel(struct ag_ctx *ctx, const struct llama_model 
 	return lora_apply(ctx, x, y, l->lora[k]);
 }
 
+/* k_proj or v_proj (k) of a rank whose key/value head is replicated over
+ * ranks (llama_kv_replicated): the whole weight and bias are on every rank,
+ * so the rows of head g = rank / (ranks / n_kv_head) are sliced out behind
+ * f (identity forward, all-reduce backward), which sums each head's
+ * gradient over the ranks that share it. -> (B, T, D). */
+static struct tensor *replicated_kv_proj(struct ag_ctx *ctx, const struct llama_model *m,
+					 const struct llama_layer *l, int k, struct tensor *x)
+{
+	int64_t d = m->cfg.head_dim;
+	int64_t g = m->tp.rank / (m->tp.size / m->cfg.n_kv_head);
+	const struct ag_collective *tp = m->tp.coll;
+	struct tensor *w = ag_slice(ctx, ag_tp_copy(ctx, l->w[k], tp), 0, g * d, d);
+	struct tensor *b = l->b[k] ? ag_slice(ctx, ag_tp_copy(ctx, l->b[k], tp), 0, g * d, d)
+				   : NULL;
+	return ag_linear(ctx, x, w, b);
+}
+
 /* (B, T, n D) -> (B, n, T, D) with Qwen3's per-head RMSNorm (norm not
  * NULL) and the rotation at positions pos. */
 static struct tensor *heads(struct ag_ctx *ctx, const struct llama_model *m,
@@ -256,12 +283,17 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model
 	if (!x)
 		return NULL;
 	int64_t b = x->shape[0], t = x->shape[1], d = c->head_dim;
-	int64_t hl = c->n_head / m->tp.size, kvl = c->n_kv_head / m->tp.size;
+	int64_t hl = c->n_head / m->tp.size, kvl = llama_kv_heads_local(m);
+	bool kv_whole = llama_kv_replicated(c, m->tp.size);
 
 	struct tensor *h = ag_tp_copy(ctx, ag_rmsnorm(ctx, x, l->ln1_w, c->rms_norm_eps), tp);
 	struct tensor *q = heads(ctx, m, proj(ctx, l, LLAMA_Q, h), hl, l->q_norm, pos, true);
-	struct tensor *k = heads(ctx, m, proj(ctx, l, LLAMA_K, h), kvl, l->k_norm, pos, true);
-	struct tensor *v = heads(ctx, m, proj(ctx, l, LLAMA_V, h), kvl, NULL, pos, false);
+	struct tensor *kp = kv_whole ? replicated_kv_proj(ctx, m, l, LLAMA_K, h)
+				     : proj(ctx, l, LLAMA_K, h);
+	struct tensor *vp = kv_whole ? replicated_kv_proj(ctx, m, l, LLAMA_V, h)
+				     : proj(ctx, l, LLAMA_V, h);
+	struct tensor *k = heads(ctx, m, kp, kvl, l->k_norm, pos, true);
+	struct tensor *v = heads(ctx, m, vp, kvl, NULL, pos, false);
 	if (kv && k && v) { /* append k, v; attend over everything cached */
 		kv_cache_append(ctx, kv, li, &k, &v);
 	}
@@ -430,7 +462,7 @@ void llama_kv_cache_init(struct kv_cache *kv, const struct llama_model *m,
 			 int64_t batch, int64_t max_len)
 {
 	const struct llama_config *c = &m->cfg;
-	kv_cache_init(kv, c->n_layer, c->n_kv_head / m->tp.size, c->head_dim, m->dtype,
+	kv_cache_init(kv, c->n_layer, llama_kv_heads_local(m), c->head_dim, m->dtype,
 		      ag_device_allocator(m->embed->device), batch, max_len);
 }
 

@@ -107,10 +107,17 @@ int llama_config_from_json(enum llama_variant v, const char *file, const cJSON *
  * the class (rope_parameters; dtype and torch_dtype). 0 or -1. */
 int llama_config_write(const struct llama_config *c, enum dtype weights_dtype,
 		       const char *dir, struct hug_error *err);
-/* Tensor parallelism over `size` ranks needs n_head, n_kv_head and
- * intermediate_size divisible by it (key/value heads are split, never
- * replicated). 0 or -1. */
+/* Tensor parallelism over `size` ranks needs n_head and intermediate_size
+ * divisible by it, and n_kv_head either divisible by it (key/value heads
+ * split over the ranks) or dividing it (fewer key/value heads than ranks:
+ * each rank keeps the one its query heads read, replicated over
+ * size / n_kv_head ranks, as Megatron does). 0 or -1. */
 int llama_tp_validate(const struct llama_config *c, int size, struct hug_error *err);
+/* Whether tensor parallelism over `size` ranks replicates the key/value
+ * heads (n_kv_head < size): k_proj and v_proj (and their biases, and
+ * Qwen3's k_norm) are then whole on every rank, and each rank uses the
+ * rows of key/value head rank / (size / n_kv_head). */
+bool llama_kv_replicated(const struct llama_config *c, int size);
 
 /* The adaptable linear layers of a block, in forward order. */
 enum llama_linear {
@@ -129,8 +136,9 @@ struct llama_layer {
 };
 
 /* A model. Under tensor parallelism rank r of size holds query heads
- * [r H/size, (r+1) H/size), the same share of key/value heads and of the
- * MLP's inner features, o_proj's and down_proj's matching input columns,
+ * [r H/size, (r+1) H/size), the same share of key/value heads (or, with
+ * fewer key/value heads than ranks, whole k_proj/v_proj weights of which it
+ * uses head r / (size / Hkv)) and of the MLP's inner features, o_proj's and down_proj's matching input columns,
  * and a slice of the vocabulary rows of embed_tokens and lm_head. */
 struct llama_model {
 	struct llama_config cfg;
@@ -145,6 +153,10 @@ struct llama_model {
 	struct tensor *inv_freq;          /* (D/2) f64, not a parameter */
 	bool cast_view;                   /* a llama_model_cast view */
 };
+
+/* Key/value heads this rank holds: n_kv_head / tp, or 1 when they are
+ * replicated. */
+int64_t llama_kv_heads_local(const struct llama_model *m);
 
 void llama_model_init_on(struct llama_model *m, const struct llama_config *cfg, enum dtype dt,
 			 bool trainable, const struct model_tp *tp,

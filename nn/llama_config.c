@@ -168,14 +168,20 @@ int llama_config_validate(const struct llama_config *c, const char *what,
 
 int llama_tp_validate(const struct llama_config *c, int size, struct hug_error *err)
 {
-	if (size < 1 || c->n_head % size || c->n_kv_head % size ||
-	    c->intermediate_size % size || c->vocab_size < size)
-		return hug_error_set(err, "tensor parallelism %d needs num_attention_heads (%d), "
-				     "num_key_value_heads (%d) and intermediate_size (%" PRId64
-				     ") divisible by it (key/value heads are split over the ranks, "
-				     "not replicated)", size, c->n_head, c->n_kv_head,
-				     c->intermediate_size);
+	bool kv_ok = size >= 1 && (c->n_kv_head % size == 0 || size % c->n_kv_head == 0);
+	if (size < 1 || c->n_head % size || !kv_ok || c->intermediate_size % size ||
+	    c->vocab_size < size)
+		return hug_error_set(err, "tensor parallelism %d needs num_attention_heads (%d) "
+				     "and intermediate_size (%" PRId64 ") divisible by it, and "
+				     "num_key_value_heads (%d) divisible by it (heads split over "
+				     "the ranks) or dividing it (heads replicated)", size,
+				     c->n_head, c->intermediate_size, c->n_kv_head);
 	return 0;
+}
+
+bool llama_kv_replicated(const struct llama_config *c, int size)
+{
+	return c->n_kv_head < size;
 }
 
 /* ---- presets: the published config.json files ---- */

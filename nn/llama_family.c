@@ -170,7 +170,10 @@ static void linear(const struct model_config *cfg, void *impl, int layer, int ki
 	out->split = linears[kind].split;
 	if (!impl)
 		return;
-	struct llama_layer *l = &((struct llama_model *)impl)->layers[layer];
+	struct llama_model *m = impl;
+	struct llama_layer *l = &m->layers[layer];
+	if ((kind == LLAMA_K || kind == LLAMA_V) && llama_kv_replicated(c, m->tp.size))
+		out->split = MODEL_SPLIT_NONE; /* whole on every rank */
 	out->weight = l->w[kind];
 	out->adapter = &l->lora[kind];
 }

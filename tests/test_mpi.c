@@ -67,6 +67,11 @@ TEST(mpi_tensor_parallel_llama_families)
 	CHECK(mpirun(4, "tp_family tests/fixtures/llama-tiny-b") == 0);
 	CHECK(mpirun(2, "tp_family tests/fixtures/qwen3-tiny") == 0);
 	CHECK(mpirun(2, "tp_family tests/fixtures/mistral-tiny") == 0);
+	/* fewer key/value heads than ranks: replicated (Qwen3 4 q / 2 kv heads
+	 * over 4 ranks; multi-query Qwen2 with biases over 2 and 4) */
+	CHECK(mpirun(4, "tp_family tests/fixtures/qwen3-tiny") == 0);
+	CHECK(mpirun(2, "tp_mqa") == 0);
+	CHECK(mpirun(4, "tp_mqa") == 0);
 }
 
 /* ---- hug train under mpirun against one process ---- */
@@ -272,6 +277,36 @@ TEST(mpi_train_layouts_and_resume_llama_family)
 	CHECK(train(1, e.recipe, extra) == 0);
 	snprintf(run, sizeof(run), "%s/a", e.dir);
 	compare_runs(ref, run, "qwen3 tp2xdp2 -> 1 process");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
+/* Multi-query qwen3 (6 query heads over 1 key/value head) at tensor
+ * parallel 2: the key/value head is replicated on both ranks. Trained 20
+ * steps against one process, and saved at step 10 under that layout then
+ * resumed in one process. */
+#define QWEN3_MQA_SET "--set model.arch=qwen3 --set model.num_key_value_heads=1 " \
+		      "--set model.intermediate_size=40"
+
+TEST(mpi_train_replicated_kv_heads)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	printf("\n");
+	char extra[1024], ref[300], run[300];
+	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
+	REQUIRE(train(1, e.recipe, QWEN3_MQA_SET) == 0);
+	run_layout(&e, 2, "mqa-tp2", QWEN3_MQA_SET " --set parallel.tensor=2");
+	snprintf(extra, sizeof(extra), QWEN3_MQA_SET " --set train.out_dir=%s/a --set train.steps=10 "
+		 "--set schedule.decay_steps=20 --set parallel.tensor=2", e.dir);
+	REQUIRE(train(2, e.recipe, extra) == 0);
+	snprintf(extra, sizeof(extra), QWEN3_MQA_SET " --resume --set train.out_dir=%s/a "
+		 "--set schedule.decay_steps=20", e.dir);
+	CHECK(train(1, e.recipe, extra) == 0);
+	snprintf(run, sizeof(run), "%s/a", e.dir);
+	compare_runs(ref, run, "mqa tp2 -> 1 process");
 	if (!test_failed_now())
 		train_fixture_rmtree(e.dir);
 }

@@ -9,7 +9,11 @@
  *   tp_random       the same on a random model with 6 heads (3 per rank at
  *                   -np 2) and padding
  *   tp_family DIR   tp_parity through the model interface, for a fixture of
- *                   any family (the Llama-style ones: key/value heads split) */
+ *                   any family (the Llama-style ones: key/value heads split,
+ *                   or replicated when fewer than the ranks)
+ *   tp_mqa          the same on a random multi-query Qwen2 (4 query heads
+ *                   over 1 key/value head, q/k/v biases, untied head): the
+ *                   key/value head replicated over every rank */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -250,28 +254,74 @@ static int model_compare(const struct model *full, const struct model *tp, doubl
 	return ok ? 0 : 1;
 }
 
+/* tp_parity of `full` (any family, loaded or random) against the same
+ * weights sliced over the tensor-parallel group, in dtype dt. */
+static int tp_family_compare(struct model *full, enum dtype dt, const char *what)
+{
+	struct model tp = { 0 };
+	struct model_config cfg;
+	model_config_of(full, &cfg);
+	struct model_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
+	model_init(&tp, &cfg, dt, true, &t, NULL);
+	struct param_table *pt = model_params(&tp);
+	for (int i = 0; i < pt->n; i++) {
+		struct param *p = &pt->items[i];
+		param_slice_from_full(p, param_table_find(model_params(full), p->name)->t, p->t);
+	}
+	int rc = model_compare(full, &tp, dt == DT_F64 ? 1e-10 : 1e-5, what);
+	model_free(&tp);
+	return rc;
+}
+
 static int tp_family(const char *dir)
 {
 	int rc = 0;
 	struct hug_error err = { 0 };
 	enum dtype dts[2] = { DT_F64, DT_F32 };
 	for (int k = 0; k < 2; k++) {
-		struct model full = { 0 }, tp = { 0 };
-		struct model_config cfg;
+		struct model full = { 0 };
 		if (hf_model_load(dir, dts[k], true, &full, &err))
 			hug_panic("%s", err.msg);
-		model_config_of(&full, &cfg);
-		struct model_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
-		model_init(&tp, &cfg, dts[k], true, &t, NULL);
-		struct param_table *pt = model_params(&tp);
-		for (int i = 0; i < pt->n; i++) {
-			struct param *p = &pt->items[i];
-			param_slice_from_full(p, param_table_find(model_params(&full), p->name)->t, p->t);
-		}
 		char what[300];
 		snprintf(what, sizeof(what), "%s %s", dir, dtype_name(dts[k]));
-		rc |= model_compare(&full, &tp, dts[k] == DT_F64 ? 1e-10 : 1e-5, what);
-		model_free(&tp);
+		rc |= tp_family_compare(&full, dts[k], what);
+		model_free(&full);
+	}
+	return rc;
+}
+
+static int tp_mqa(void)
+{
+	struct model_config cfg;
+	const struct model_sizes s = { .vocab_size = 61, .hidden_size = 32, .n_layer = 2,
+				       .n_head = 4 };
+	model_config_make(&cfg, model_family_find("qwen2"), &s);
+	if (model_config_set(&cfg, "num_key_value_heads", 1) ||
+	    model_config_set(&cfg, "intermediate_size", 48) ||
+	    model_config_set(&cfg, "tie_word_embeddings", 0))
+		hug_panic("qwen2 has no num_key_value_heads / intermediate_size / tie_word_embeddings");
+	int rc = 0;
+	enum dtype dts[2] = { DT_F64, DT_F32 };
+	for (int k = 0; k < 2; k++) {
+		struct model full = { 0 };
+		model_init(&full, &cfg, dts[k], true, NULL, NULL);
+		model_init_weights(&full, 1234);
+		/* transformers initialises biases to 0: make them count */
+		struct param_table *pt = model_params(&full);
+		for (int i = 0; i < pt->n; i++)
+			if (strstr(pt->items[i].name, "_proj.bias")) {
+				struct tensor *b = pt->items[i].t;
+				for (int64_t j = 0; j < b->shape[0]; j++) {
+					double v = 0.4 * sin(0.7 * (double)j + (double)i);
+					if (b->dtype == DT_F64)
+						((double *)b->data)[j] = v;
+					else
+						((float *)b->data)[j] = (float)v;
+				}
+			}
+		char what[64];
+		snprintf(what, sizeof(what), "random qwen2 4/1 heads %s", dtype_name(dts[k]));
+		rc |= tp_family_compare(&full, dts[k], what);
 		model_free(&full);
 	}
 	return rc;
@@ -291,8 +341,10 @@ int main(int argc, char **argv)
 		rc = tp_random();
 	else if (argc >= 3 && !strcmp(argv[1], "tp_family"))
 		rc = tp_family(argv[2]);
+	else if (argc >= 2 && !strcmp(argv[1], "tp_mqa"))
+		rc = tp_mqa();
 	else if (parallel_is_main(&par))
-		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random | tp_family DIR\n");
+		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random | tp_family DIR | tp_mqa\n");
 	comm_allreduce(&par.world, &rc, 1, DT_I32, COMM_MAX);
 	parallel_finalize(&par);
 	return rc;
