@@ -51,7 +51,7 @@ int cli_generate(int argc, char **argv)
 	struct gen_opts o = gen_opts_default();
 	bool help = false, no_stop = false;
 	double max_gib = GEN_DEFAULT_MAX_MEMORY / 1073741824.0;
-	o.stop_id = -2; /* the model's eos unless given */
+	int stop_id = -2; /* the model's eos ids unless given */
 	const struct arg_spec specs[] = {
 		{ "model", ARG_STR, &model, "checkpoint directory (config.json + safetensors)" },
 		{ "adapter", ARG_STR, &adapter, "LoRA adapter directory (PEFT layout) to apply" },
@@ -65,7 +65,9 @@ int cli_generate(int argc, char **argv)
 		{ "top-p", ARG_DOUBLE, &o.top_p, "nucleus sampling mass (1.0: off)" },
 		{ "seed", ARG_U64, &o.seed, "random seed (0)" },
 		{ "device", ARG_STR, &device, "cpu (default), cuda or cuda:N" },
-		{ "stop-id", ARG_INT, &o.stop_id, "stop after this id (default: the model's eos)" },
+		{ "stop-id", ARG_INT, &stop_id,
+		  "stop after this id (default: the model's eos ids, config.json and "
+		  "generation_config.json)" },
 		{ "no-stop", ARG_SWITCH, &no_stop, "never stop early" },
 		{ "max-memory", ARG_DOUBLE, &max_gib, "GiB the prompt + new tokens may need (16)" },
 		{ "help", ARG_SWITCH, &help, "show this help" },
@@ -108,10 +110,18 @@ int cli_generate(int argc, char **argv)
 	if (gen_check_size(&mc, n_ids, o.max_new_tokens, o.max_memory, &err) ||
 	    cli_model_to_device(&m, device, &err))
 		goto done;
-	if (no_stop)
-		o.stop_id = -1;
-	else if (o.stop_id == -2)
-		o.stop_id = mc.dims.eos_token_id;
+	if (!no_stop && stop_id != -2 && gen_opts_add_stop(&o, stop_id)) {
+		hug_error_set(&err, "--stop-id: expected a token id >= 0, got %d", stop_id);
+		goto done;
+	}
+	if (!no_stop && stop_id == -2) {
+		int more[GEN_MAX_STOP], n_more = 0;
+		gen_opts_stop_at_eos(&o, &mc.dims);
+		if (hf_generation_eos(model, more, GEN_MAX_STOP, &n_more, &err))
+			goto done;
+		for (int k = 0; k < n_more; k++)
+			gen_opts_add_stop(&o, more[k]);
+	}
 	if (text) {
 		struct buf res = { 0 };
 		rc = sample_text(&m, tok, text, &o, &res, &err) ? 1 : 0;

@@ -276,7 +276,8 @@ static int print_samples(struct run *run, struct hug_error *err)
 	o.top_k = 40;
 	o.top_p = 0.95;
 	o.seed = r->seed;
-	o.stop_id = model_dims(&run->t.model).eos_token_id;
+	struct model_dims dims = model_dims(&run->t.model);
+	gen_opts_stop_at_eos(&o, &dims);
 	printf("samples (temperature 0.8, top-k 40, top-p 0.95):\n");
 	int rc = 0;
 	for (int i = 0; i < r->n_sample_prompts && !rc; i++) {

@@ -86,6 +86,12 @@ bool hf_is_shard_name(const char *s);
 int hf_model_load(const char *dir, enum dtype dt, bool trainable, struct model *m,
 		  struct hug_error *err);
 
+/* The eos_token_id of dir/generation_config.json, which transformers'
+ * generate stops on (Qwen2.5 Instruct lists more ids there than in
+ * config.json): ids[0..*n), at most max; *n = 0 when the file is missing
+ * or the key absent or null. 0, or -1 with err naming the file and key. */
+int hf_generation_eos(const char *dir, int *ids, int max, int *n, struct hug_error *err);
+
 /* Saves config, generation config and weights of `m` (host) into `dir`,
  * created (with its parents) if needed; written under "<dir>.tmp" and
  * renamed into place, so a crash never leaves a half-written directory

@@ -190,3 +190,21 @@ int hf_model_load(const char *dir, enum dtype dt, bool trainable, struct model *
 	}
 	return 0;
 }
+
+int hf_generation_eos(const char *dir, int *ids, int max, int *n, struct hug_error *err)
+{
+	*n = 0;
+	char *path = fs_join(dir, HF_GENERATION_CONFIG_FILE);
+	cJSON *root = NULL;
+	int rc = 0;
+	if (fs_exists(path)) {
+		int got = -1;
+		rc = hug_json_read_object(path, HF_JSON_FILE_MAX, "a generation config", &root, err) ||
+		     hf_cfg_tokens(path, root, "eos_token_id", ids, max, &got, err) ? -1 : 0;
+		if (!rc && got > 0)
+			*n = got;
+	}
+	cJSON_Delete(root);
+	hug_free(path);
+	return rc;
+}

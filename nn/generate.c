@@ -12,7 +12,7 @@
 struct gen_opts gen_opts_default(void)
 {
 	return (struct gen_opts){ .max_new_tokens = 32, .temperature = 1.0,
-				  .top_p = 1.0, .stop_id = -1,
+				  .top_p = 1.0,
 				  .max_memory = GEN_DEFAULT_MAX_MEMORY };
 }
 
@@ -43,6 +43,35 @@ int gen_check_size(const struct model_config *c, int64_t n_prompt, int64_t max_n
 				     "bound (--max-memory)", (long long)n_prompt, (long long)max_new,
 				     need / 1073741824.0, max_memory / 1073741824.0);
 	return 0;
+}
+
+int gen_opts_add_stop(struct gen_opts *o, int32_t id)
+{
+	if (id < 0)
+		return -1;
+	for (int k = 0; k < o->n_stop; k++)
+		if (o->stop_ids[k] == id)
+			return 0;
+	if (o->n_stop >= GEN_MAX_STOP)
+		return -1;
+	o->stop_ids[o->n_stop++] = id;
+	return 0;
+}
+
+void gen_opts_stop_at_eos(struct gen_opts *o, const struct model_dims *d)
+{
+	if (d->eos_token_id >= 0)
+		gen_opts_add_stop(o, d->eos_token_id);
+	for (int k = 0; k < d->n_eos_more; k++)
+		gen_opts_add_stop(o, d->eos_more[k]);
+}
+
+static bool is_stop(const struct gen_opts *o, int32_t tok)
+{
+	for (int k = 0; k < o->n_stop; k++)
+		if (o->stop_ids[k] == tok)
+			return true;
+	return false;
 }
 
 int gen_opts_validate(const struct gen_opts *o, struct hug_error *err)
@@ -176,7 +205,7 @@ int model_generate(const struct model *m, const int32_t *prompt, int n_prompt,
 		logits_row(logits, ids->shape[1] - 1, row, fwork);
 		int32_t tok = gen_sample(row, v, o, (uint64_t)n_out, row + v, iwork);
 		out[n_out++] = tok;
-		if (tok == o->stop_id)
+		if (is_stop(o, tok))
 			break;
 		ag_ctx_reset(&ctx);
 		put_ids(next, &tok);

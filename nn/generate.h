@@ -10,6 +10,9 @@
 #include "../base/error.h"
 #include "model.h"
 
+/* The most stop ids a generation takes. */
+#define GEN_MAX_STOP 16
+
 struct gen_opts {
 	int max_new_tokens;   /* > 0 */
 	bool greedy;          /* argmax; also when temperature == 0 */
@@ -17,7 +20,8 @@ struct gen_opts {
 	int top_k;            /* 0: off */
 	double top_p;         /* 1: off; in (0, 1] */
 	uint64_t seed;
-	int32_t stop_id;      /* stop after emitting this id; -1: never */
+	int32_t stop_ids[GEN_MAX_STOP]; /* stop after emitting any of these */
+	int n_stop;           /* 0: never stop early */
 	double max_memory;    /* bytes generation may need (gen_memory_estimate) */
 };
 
@@ -44,6 +48,14 @@ int gen_check_size(const struct model_config *cfg, int64_t n_prompt, int64_t max
 /* Defaults: 32 new tokens, temperature 1, no top-k, top-p 1, seed 0,
  * sampling (not greedy), no stop id, GEN_DEFAULT_MAX_MEMORY. */
 struct gen_opts gen_opts_default(void);
+
+/* Adds id (>= 0) to o's stop set unless it is there already. 0, or -1
+ * when the set is full (GEN_MAX_STOP) or id < 0. */
+int gen_opts_add_stop(struct gen_opts *o, int32_t id);
+
+/* Adds the model's end-of-sequence ids (config.json's eos_token_id, every
+ * id of a list) to o's stop set; none when the model has none. */
+void gen_opts_stop_at_eos(struct gen_opts *o, const struct model_dims *d);
 
 /* Checks the options (names the bad one). 0 or -1. */
 int gen_opts_validate(const struct gen_opts *o, struct hug_error *err);

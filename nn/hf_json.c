@@ -35,6 +35,23 @@ void hf_object_token(struct hf_object *o, const char *key, int id)
 	object_add(o, key);
 }
 
+void hf_object_tokens(struct hf_object *o, const char *key, int first, const int *more,
+		      int n_more)
+{
+	if (n_more <= 0) {
+		hf_object_token(o, key, first);
+		return;
+	}
+	HUG_ASSERT(first >= 0 && n_more < 7); /* 7 ids of 10 digits fit the text */
+	char *t = o->text[o->n];
+	size_t cap = sizeof(o->text[0]);
+	int len = snprintf(t, cap, "[\n    %d", first);
+	for (int k = 0; k < n_more; k++)
+		len += snprintf(t + len, cap - (size_t)len, ",\n    %d", more[k]);
+	snprintf(t + len, cap - (size_t)len, "\n  ]");
+	object_add(o, key);
+}
+
 void hf_object_double(struct hf_object *o, const char *key, double v)
 {
 	hug_json_double(v, o->text[o->n], sizeof(o->text[0]));
@@ -125,6 +142,38 @@ int hf_cfg_size(const char *file, const cJSON *root, const char *key, const char
 					     file, key, alias);
 		return hug_error_set(err, "%s: %s: missing", file, key);
 	}
+	return 0;
+}
+
+int hf_cfg_tokens(const char *file, const cJSON *root, const char *key, int *ids, int max,
+		  int *n, struct hug_error *err)
+{
+	const struct json_at at = { file, NULL };
+	const cJSON *it;
+	int64_t v;
+	if (hug_json_member(&at, root, key, &it, err))
+		return -1;
+	if (!it)
+		return 0;
+	if (!cJSON_IsArray(it)) {
+		int one = -1;
+		if (hf_cfg_token(file, root, key, &one, err))
+			return -1;
+		ids[0] = one;
+		*n = one >= 0;
+		return 0;
+	}
+	int len = cJSON_GetArraySize(it);
+	char what[96];
+	snprintf(what, sizeof(what), "a token id, a list of 1 to %d of them, or null", max);
+	if (len < 1 || len > max)
+		return hug_json_expected(&at, key, what, it, err);
+	for (int k = 0; k < len; k++) {
+		if (!hug_json_int_in(cJSON_GetArrayItem(it, k), 0, INT32_MAX, &v))
+			return hug_json_expected(&at, key, what, it, err);
+		ids[k] = (int)v;
+	}
+	*n = len;
 	return 0;
 }
 

@@ -38,6 +38,11 @@ struct hf_object {
  * double in Python's shortest form (hug_json_double); an integer. */
 void hf_object_text(struct hf_object *o, const char *key, const char *json);
 void hf_object_token(struct hf_object *o, const char *key, int id);
+/* A token id (first; negative: null), or with n_more > 0 the list of
+ * first and more[0..n_more) as transformers writes it (one per line);
+ * n_more < 7. */
+void hf_object_tokens(struct hf_object *o, const char *key, int first, const int *more,
+		      int n_more);
 void hf_object_double(struct hf_object *o, const char *key, double v);
 void hf_object_int(struct hf_object *o, const char *key, int64_t v);
 
@@ -61,6 +66,13 @@ int hf_cfg_size(const char *file, const cJSON *root, const char *key, const char
 /* An optional token id: an integer >= 0, or null stored as -1. Absent:
  * *out untouched. */
 int hf_cfg_token(const char *file, const cJSON *root, const char *key, int *out,
+		 struct hug_error *err);
+/* An optional token id or list of 1..max of them (Llama 3.1 Instruct lists
+ * several eos ids): ids[0..*n) filled, *n = 0 for null; absent: *n
+ * untouched. An empty or longer list, or a non-id in it, is an error
+ * naming the file and the key. */
+int hf_cfg_tokens(const char *file, const cJSON *root, const char *key, int *ids, int max,
+		  int *n,
 		 struct hug_error *err);
 
 #endif

@@ -54,6 +54,8 @@ struct llama_config {
 	int64_t sliding_window;      /* Mistral: keys within the last W positions; 0: none */
 	int max_window_layers;       /* Qwen2/Qwen3 config.json key, kept for writing */
 	int bos_token_id, eos_token_id, pad_token_id; /* -1: none */
+	int eos_more[MODEL_MAX_EOS - 1]; /* config.json's eos_token_id list after the first */
+	int n_eos_more;
 };
 
 /* The four families (nn/llama_family.c). */

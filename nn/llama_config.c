@@ -342,29 +342,28 @@ void llama_config_print(const struct llama_config *c, FILE *out)
 	fprintf(out, "  %-42s %g\n", "initializer_range", c->initializer_range);
 	print_token(out, "bos_token_id", c->bos_token_id);
 	print_token(out, "eos_token_id", c->eos_token_id);
+	for (int k = 0; k < c->n_eos_more; k++)
+		print_token(out, "eos_token_id (also)", c->eos_more[k]);
 	print_token(out, "pad_token_id", c->pad_token_id);
 }
 
 /* ---- config.json ---- */
 
-/* A token id, or a list of them (the first is kept: Llama 3.1 Instruct
- * lists several eos ids), or null (-1). Absent: *out untouched. */
-static int read_token(const char *file, const cJSON *root, const char *key, int *out,
-		      struct hug_error *err)
+/* eos_token_id: an id, a list (the first into c->eos_token_id, the rest
+ * into eos_more), or null. Absent: untouched. */
+static int read_eos(const char *file, const cJSON *root, struct llama_config *c,
+		    struct hug_error *err)
 {
-	const struct json_at at = { file, NULL };
-	const cJSON *it;
-	int64_t v;
-	if (hug_json_member(&at, root, key, &it, err))
+	int ids[MODEL_MAX_EOS], n = -1;
+	if (hf_cfg_tokens(file, root, "eos_token_id", ids, MODEL_MAX_EOS, &n, err))
 		return -1;
-	if (it && cJSON_IsArray(it) && cJSON_GetArraySize(it) > 0) {
-		if (!hug_json_int_in(cJSON_GetArrayItem(it, 0), 0, INT32_MAX, &v))
-			return hug_json_expected(&at, key, "a token id, a list of them or null", it,
-						 err);
-		*out = (int)v;
+	if (n < 0)
 		return 0;
-	}
-	return hf_cfg_token(file, root, key, out, err);
+	c->eos_token_id = n ? ids[0] : -1;
+	c->n_eos_more = n > 1 ? n - 1 : 0;
+	for (int k = 1; k < n; k++)
+		c->eos_more[k - 1] = ids[k];
+	return 0;
 }
 
 /* An integer or null (0) under key; absent: untouched. */
@@ -450,9 +449,9 @@ int llama_config_from_json(enum llama_variant v, const char *file, const cJSON *
 	    hug_json_get_number(&at, root, "attention_dropout", false, &c.attention_dropout, err) ||
 	    hug_json_get_bool(&at, root, "tie_word_embeddings", false, &c.tie_word_embeddings, err) ||
 	    hug_json_get_string(&at, root, "hidden_act", false, &act, err) ||
-	    read_token(file, root, "bos_token_id", &c.bos_token_id, err) ||
-	    read_token(file, root, "eos_token_id", &c.eos_token_id, err) ||
-	    read_token(file, root, "pad_token_id", &c.pad_token_id, err) ||
+	    hf_cfg_token(file, root, "bos_token_id", &c.bos_token_id, err) ||
+	    read_eos(file, root, &c, err) ||
+	    hf_cfg_token(file, root, "pad_token_id", &c.pad_token_id, err) ||
 	    rope_params_from_json(file, root, 10000.0, &c.rope, err))
 		return -1;
 	/* head_dim: null or absent means hidden_size / num_attention_heads
@@ -513,7 +512,7 @@ int llama_config_write(const struct llama_config *c, enum dtype weights_dtype,
 	hf_object_double(&o, "attention_dropout", c->attention_dropout);
 	hf_object_token(&o, "bos_token_id", c->bos_token_id);
 	hf_object_text(&o, "dtype", q);
-	hf_object_token(&o, "eos_token_id", c->eos_token_id);
+	hf_object_tokens(&o, "eos_token_id", c->eos_token_id, c->eos_more, c->n_eos_more);
 	hf_object_text(&o, "hidden_act", "\"silu\"");
 	hf_object_int(&o, "hidden_size", c->hidden_size);
 	hf_object_double(&o, "initializer_range", c->initializer_range);
@@ -575,7 +574,7 @@ int llama_config_write(const struct llama_config *c, enum dtype weights_dtype,
 	struct hf_object g = { 0 };
 	hf_object_text(&g, "_from_model_config", "true");
 	hf_object_token(&g, "bos_token_id", c->bos_token_id);
-	hf_object_token(&g, "eos_token_id", c->eos_token_id);
+	hf_object_tokens(&g, "eos_token_id", c->eos_token_id, c->eos_more, c->n_eos_more);
 	hf_object_token(&g, "pad_token_id", c->pad_token_id);
 	return hf_object_write_in(&g, dir, HF_GENERATION_CONFIG_FILE, err);
 }

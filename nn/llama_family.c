@@ -53,7 +53,9 @@ static void fill_dims(struct model_config *cfg)
 		.bos_token_id = c->bos_token_id,
 		.eos_token_id = c->eos_token_id,
 		.pad_token_id = c->pad_token_id,
+		.n_eos_more = c->n_eos_more,
 	};
+	memcpy(cfg->dims.eos_more, c->eos_more, sizeof(c->eos_more));
 }
 
 void llama_model_config(struct model_config *out, const struct llama_config *lc)

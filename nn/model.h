@@ -32,6 +32,9 @@ struct model_tp {
 	const struct ag_collective *coll;  /* the group; NULL when size 1 */
 };
 
+/* The most end-of-sequence ids a config.json may list. */
+#define MODEL_MAX_EOS 6
+
 /* What generic code needs to know of any family's configuration. Filled
  * by the family whenever it makes or reads a config; read-only elsewhere. */
 struct model_dims {
@@ -45,6 +48,8 @@ struct model_dims {
 	int64_t max_positions;       /* longest sequence the positions allow; 0: no limit (ALiBi) */
 	bool tie_word_embeddings;    /* lm_head shares the embedding matrix */
 	int bos_token_id, eos_token_id, pad_token_id; /* -1: none */
+	int eos_more[MODEL_MAX_EOS - 1]; /* further end-of-sequence ids config.json */
+	int n_eos_more;                  /* lists after the first (Llama 3.1 Instruct) */
 };
 
 /* Bytes a family may keep in a config (its own struct, e.g. bloom_config). */

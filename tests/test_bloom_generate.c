@@ -132,7 +132,7 @@ TEST(generate_is_deterministic_and_validates)
 	REQUIRE(bloom_generate(&m, prompt, 3, &o, a, &err) == 1);
 	/* stop id */
 	o.max_new_tokens = 12;
-	o.stop_id = a[0];
+	REQUIRE(gen_opts_add_stop(&o, a[0]) == 0);
 	CHECK(bloom_generate(&m, prompt, 3, &o, b, &err) == 1);
 	/* bad input */
 	const int32_t bad[2] = { 4, 23 };

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 #include "../base/json.h"
 #include "../io/hf_checkpoint.h"
 #include "../nn/llama.h"
@@ -203,19 +204,54 @@ TEST(llama_config_refusals_name_file_and_key)
 		 "\"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.5}");
 	CHECK(read_json(j, &c, &err) == -1);
 	CHECK(strstr(err.msg, "config.json: rope_parameters.partial_rotary_factor"));
-	/* Llama 3.1 Instruct's list of eos ids: the first is kept */
-	snprintf(j, sizeof(j), base, "llama", ", \"eos_token_id\": [128001, 128008]");
+	/* Llama 3.1 Instruct's list of eos ids: all kept (generation stops on
+	 * any), written back as a list */
+	snprintf(j, sizeof(j), base, "llama", ", \"eos_token_id\": [128001, 128008, 128009]");
 	REQUIRE(read_json(j, &c, &err) == 0);
 	CHECK(c.dims.eos_token_id == 128001 && c.dims.n_kv_head == 4 && c.dims.head_dim == 8);
+	CHECK(c.dims.n_eos_more == 2 && c.dims.eos_more[0] == 128008 &&
+	      c.dims.eos_more[1] == 128009);
+	{
+		char *tmp = make_tmpdir(), path[512], *text = NULL;
+		REQUIRE(tmp && model_config_write(&c, DT_BF16, tmp, &err) == 0);
+		for (int k = 0; k < 2; k++) {
+			snprintf(path, sizeof(path), "%s/%s", tmp,
+				 k ? "generation_config.json" : "config.json");
+			REQUIRE(fs_read_file(path, 1 << 20, &text, NULL, &err) == 0);
+			CHECK(strstr(text, "\"eos_token_id\": [\n    128001,\n    128008,\n    "
+					   "128009\n  ]") != NULL);
+			hug_free(text);
+		}
+		struct model_config back;
+		REQUIRE(model_config_read(tmp, &back, &err) == 0);
+		CHECK(back.dims.n_eos_more == 2 && back.dims.eos_more[1] == 128009);
+		train_fixture_rmtree(tmp);
+		hug_free(tmp);
+	}
+	snprintf(j, sizeof(j), base, "llama", ", \"eos_token_id\": [1, 2, 3, 4, 5, 6, 7]");
+	CHECK(read_json(j, &c, &err) == -1);
+	CHECK(strstr(err.msg, "config.json: eos_token_id") && strstr(err.msg, "1 to 6"));
+	snprintf(j, sizeof(j), base, "llama", ", \"eos_token_id\": [2, \"x\"]");
+	CHECK(read_json(j, &c, &err) == -1);
+	CHECK(strstr(err.msg, "config.json: eos_token_id"));
+	snprintf(j, sizeof(j), base, "llama", ", \"eos_token_id\": []");
+	CHECK(read_json(j, &c, &err) == -1);
 	/* legacy "type" inside rope_scaling */
 	snprintf(j, sizeof(j), base, "llama", ", \"rope_scaling\": {\"type\": \"linear\", "
 		 "\"factor\": 2.0}");
 	REQUIRE(read_json(j, &c, &err) == 0);
 	CHECK(llama_config_of(&c)->rope.type == ROPE_LINEAR);
-	/* tensor parallelism: key/value heads must split */
+	/* tensor parallelism: key/value heads split (14 q / 2 kv at tp 2),
+	 * replicated (32 q / 8 kv at tp 16 and 32), else refused */
 	REQUIRE(model_config_preset("qwen2.5-0.5b", &c) == 0);
 	CHECK(model_config_tp_validate(&c, 2, &err) == 0);
-	CHECK(model_config_tp_validate(&c, 4, &err) == -1 && strstr(err.msg, "num_key_value_heads"));
+	CHECK(model_config_tp_validate(&c, 4, &err) == -1 && strstr(err.msg, "num_attention_heads"));
+	CHECK(model_config_tp_validate(&c, 7, &err) == -1 && strstr(err.msg, "num_key_value_heads"));
+	REQUIRE(model_config_preset("llama-3.2-1b", &c) == 0);
+	CHECK(model_config_tp_validate(&c, 8, &err) == 0);
+	CHECK(model_config_tp_validate(&c, 16, &err) == 0);
+	CHECK(model_config_tp_validate(&c, 32, &err) == 0);
+	CHECK(model_config_tp_validate(&c, 12, &err) == -1);
 }
 
 /* PEFT's default LoRA targets per family (q_proj and v_proj), the PEFT

@@ -471,6 +471,57 @@ TEST(llama_cli_generate_and_eval)
 	}
 }
 
+/* Generation stops on every eos id the model lists: config.json's list
+ * and generation_config.json's (transformers' generate stops on the
+ * latter; Qwen2.5 Instruct lists more ids there). The fixture's greedy
+ * ids are found first; the 4th becomes a second eos id. */
+TEST(llama_generate_stops_on_any_eos_id)
+{
+	const char *bin = getenv("HUG_BIN") ? getenv("HUG_BIN") : "build/bin/hug";
+	const char *dir = "tests/fixtures/llama-tiny-a";
+	char cmd[2048], out[4096];
+	snprintf(cmd, sizeof(cmd), "%s generate --model %s --prompt-ids 1,2,3 --greedy --no-stop "
+		 "--max-new-tokens 12", bin, dir);
+	REQUIRE(test_run_command(cmd, out, sizeof(out)) == 0);
+	int ids[12], n = 0;
+	for (char *p = out; n < 12 && *p; n++) {
+		ids[n] = (int)strtol(p, &p, 10);
+		if (*p == ',')
+			p++;
+		else
+			break;
+	}
+	REQUIRE(n >= 4);
+	int k = 3; /* the first position whose id did not occur before */
+	for (bool seen = true; seen && k < n; k += seen) {
+		seen = false;
+		for (int i = 0; i < k; i++)
+			seen |= ids[i] == ids[k];
+	}
+	REQUIRE(k < n);
+	char *tmp = make_tmpdir(), path[512], json[256], want[256] = "";
+	snprintf(cmd, sizeof(cmd), "cp %s/config.json %s/model.safetensors %s", dir, dir, tmp);
+	REQUIRE(system(cmd) == 0);
+	snprintf(path, sizeof(path), "%s/generation_config.json", tmp);
+	snprintf(json, sizeof(json), "{\"eos_token_id\": [100000, %d]}\n", ids[k]);
+	test_write_file(path, json);
+	size_t off = 0;
+	for (int i = 0; i <= k; i++)
+		off += (size_t)snprintf(want + off, sizeof(want) - off, "%s%d", i ? "," : "", ids[i]);
+	snprintf(cmd, sizeof(cmd), "%s generate --model %s --prompt-ids 1,2,3 --greedy "
+		 "--max-new-tokens 12", bin, tmp);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
+	if (strncmp(out, want, strlen(want)) || out[strlen(want)] == ',')
+		test_fail_at(__FILE__, __LINE__, "generate gave %s, want %s (stop at %d)", out, want,
+			     ids[k]);
+	/* a malformed list names the file and key */
+	test_write_file(path, "{\"eos_token_id\": [\"x\"]}\n");
+	CHECK(test_run_command(cmd, out, sizeof(out)) != 0);
+	CHECK(strstr(out, "generation_config.json: eos_token_id") != NULL);
+	train_fixture_rmtree(tmp);
+	hug_free(tmp);
+}
+
 /* The trainer on the families, as a recipe names them: a small Qwen3-style
  * model from scratch learns the counting corpus; LoRA on the Mistral
  * fixture with PEFT's default targets trains only the adapters. */
