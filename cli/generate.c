@@ -49,7 +49,7 @@ int cli_generate(int argc, char **argv)
 	const char *model = NULL, *prompt = NULL, *text = NULL, *tok_path = NULL;
 	const char *adapter = NULL, *device = NULL;
 	struct gen_opts o = gen_opts_default();
-	bool help = false, no_stop = false;
+	bool help = false, no_stop = false, no_special = false;
 	double max_gib = GEN_DEFAULT_MAX_MEMORY / 1073741824.0;
 	int stop_id = -2; /* the model's eos ids unless given */
 	const struct arg_spec specs[] = {
@@ -58,6 +58,8 @@ int cli_generate(int argc, char **argv)
 		{ "prompt-ids", ARG_STR, &prompt, "comma-separated prompt token ids" },
 		{ "prompt", ARG_STR, &text, "prompt text (needs a tokenizer)" },
 		{ "tokenizer", ARG_STR, &tok_path, "tokenizer.json (default: MODEL/tokenizer.json)" },
+		{ "no-special-tokens", ARG_SWITCH, &no_special,
+		  "encode --prompt without the special tokens the post_processor adds (BOS)" },
 		{ "max-new-tokens", ARG_INT, &o.max_new_tokens, "tokens to generate (32)" },
 		{ "greedy", ARG_SWITCH, &o.greedy, "argmax decoding" },
 		{ "temperature", ARG_DOUBLE, &o.temperature, "sampling temperature (1.0)" },
@@ -124,7 +126,7 @@ int cli_generate(int argc, char **argv)
 	}
 	if (text) {
 		struct buf res = { 0 };
-		rc = sample_text(&m, tok, text, &o, &res, &err) ? 1 : 0;
+		rc = sample_text(&m, tok, text, !no_special, &o, &res, &err) ? 1 : 0;
 		if (!rc)
 			printf("%s%s\n", text, res.p ? res.p : "");
 		buf_free(&res);

@@ -6,11 +6,11 @@
 #include "../base/alloc.h"
 
 int sample_text(const struct model *m, const struct tokenizer *tok,
-		const char *prompt, const struct gen_opts *o, struct buf *out,
-		struct hug_error *err)
+		const char *prompt, bool add_special, const struct gen_opts *o,
+		struct buf *out, struct hug_error *err)
 {
 	struct tok_ids ids = { 0 };
-	tokenizer_encode(tok, prompt, strlen(prompt), &ids);
+	tokenizer_encode_special(tok, prompt, strlen(prompt), add_special, &ids);
 	if (ids.n == 0) {
 		tok_ids_free(&ids);
 		return hug_error_set(err, "prompt \"%s\" encodes to no tokens", prompt);

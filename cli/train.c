@@ -282,7 +282,7 @@ static int print_samples(struct run *run, struct hug_error *err)
 	int rc = 0;
 	for (int i = 0; i < r->n_sample_prompts && !rc; i++) {
 		struct buf out = { 0 };
-		rc = sample_text(m, tok, r->sample_prompts[i], &o, &out, err);
+		rc = sample_text(m, tok, r->sample_prompts[i], true, &o, &out, err);
 		if (!rc)
 			printf("  %s|%s\n", r->sample_prompts[i], out.p ? out.p : "");
 		if (!rc && run->tb) {

@@ -18,6 +18,7 @@
 
 #include "../autograd/autograd.h"
 #include "../base/alloc.h"
+#include "../base/buf.h"
 #include "../io/hf_checkpoint.h"
 #include "../io/safetensors.h"
 #include "../nn/generate.h"
@@ -518,6 +519,81 @@ TEST(llama_generate_stops_on_any_eos_id)
 	test_write_file(path, "{\"eos_token_id\": [\"x\"]}\n");
 	CHECK(test_run_command(cmd, out, sizeof(out)) != 0);
 	CHECK(strstr(out, "generation_config.json: eos_token_id") != NULL);
+	train_fixture_rmtree(tmp);
+	hug_free(tmp);
+}
+
+/* `hug generate --prompt` encodes as transformers' tokenizer(prompt) does:
+ * with the post-processor's BOS (TemplateProcessing), unless
+ * --no-special-tokens. A tokenizer over the fixture's 113 ids (one CJK
+ * character each, "<s>" = 1 added in front by the template) makes the
+ * text run comparable with --prompt-ids. */
+TEST(llama_generate_prompt_adds_template_bos)
+{
+	const char *bin = getenv("HUG_BIN") ? getenv("HUG_BIN") : "build/bin/hug";
+	const char *dir = "tests/fixtures/llama-tiny-a";
+	char *tmp = make_tmpdir(), path[512], cmd[2048];
+	struct buf j = { 0 };
+	buf_printf(&j, "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 1, \"content\": "
+		   "\"<s>\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
+		   "\"normalized\": false, \"special\": true}], \"normalizer\": null, "
+		   "\"pre_tokenizer\": null, \"post_processor\": {\"type\": \"TemplateProcessing\", "
+		   "\"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, "
+		   "{\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"pair\": [], "
+		   "\"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [1], "
+		   "\"tokens\": [\"<s>\"]}}}, \"decoder\": {\"type\": \"Fuse\"}, "
+		   "\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": "
+		   "{\"<unk>\": 0, \"<s>\": 1");
+	for (int i = 2; i < 113; i++) {
+		char u[8];
+		int cp = 0x4E00 + i;
+		snprintf(u, sizeof(u), "%c%c%c", 0xE0 | (cp >> 12), 0x80 | ((cp >> 6) & 63),
+			 0x80 | (cp & 63));
+		buf_printf(&j, ", \"%s\": %d", u, i);
+	}
+	buf_printf(&j, "}, \"merges\": []}}\n");
+	snprintf(path, sizeof(path), "%s/tokenizer.json", tmp);
+	test_write_file(path, j.p);
+	buf_free(&j);
+	/* the prompt: ids 2 and 3 */
+	const char *prompt = "\xe4\xb8\x82\xe4\xb8\x83";
+	char ref_bos[1024], ref_plain[1024], got[2][1024];
+	snprintf(cmd, sizeof(cmd), "%s generate --model %s --prompt-ids 1,2,3 --greedy --no-stop "
+		 "--max-new-tokens 6", bin, dir);
+	REQUIRE(test_run_command(cmd, ref_bos, sizeof(ref_bos)) == 0);
+	snprintf(cmd, sizeof(cmd), "%s generate --model %s --prompt-ids 2,3 --greedy --no-stop "
+		 "--max-new-tokens 6", bin, dir);
+	REQUIRE(test_run_command(cmd, ref_plain, sizeof(ref_plain)) == 0);
+	for (int k = 0; k < 2; k++) {
+		snprintf(cmd, sizeof(cmd), "%s generate --model %s --tokenizer %s --prompt %s "
+			 "--greedy --no-stop --max-new-tokens 6%s", bin, dir, path, prompt,
+			 k ? " --no-special-tokens" : "");
+		REQUIRE(test_run_command(cmd, got[k], sizeof(got[k])) == 0);
+	}
+	/* expected text: the prompt, then each new id's character (1 is
+	 * special: skipped; 0 is <unk>) */
+	for (int k = 0; k < 2; k++) {
+		const char *ids = k ? ref_plain : ref_bos;
+		char want[1024];
+		size_t off = (size_t)snprintf(want, sizeof(want), "%s", prompt);
+		for (const char *p = ids; *p && *p != '\n';) {
+			int id = (int)strtol(p, (char **)&p, 10);
+			if (id == 0)
+				off += (size_t)snprintf(want + off, sizeof(want) - off, "<unk>");
+			else if (id >= 2) {
+				int cp = 0x4E00 + id;
+				off += (size_t)snprintf(want + off, sizeof(want) - off, "%c%c%c",
+							0xE0 | (cp >> 12), 0x80 | ((cp >> 6) & 63),
+							0x80 | (cp & 63));
+			}
+			if (*p == ',')
+				p++;
+		}
+		if (strncmp(got[k], want, strlen(want)))
+			test_fail_at(__FILE__, __LINE__, "generate --prompt%s gave \"%s\", want \"%s\"",
+				     k ? " --no-special-tokens" : "", got[k], want);
+	}
+	CHECK(strcmp(ref_bos, ref_plain) != 0); /* the BOS changes the continuation */
 	train_fixture_rmtree(tmp);
 	hug_free(tmp);
 }
