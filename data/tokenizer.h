@@ -81,9 +81,9 @@ void tokenizer_template(const struct tokenizer *tok, const int32_t **pre, int *n
 
 /* Decodes ids[0..n) into *out (replacing its contents) through the
  * tokenizer's decoder, as HF's decode does (tokens joined with spaces when
- * there is no decoder), except that the ByteLevel decoder keeps invalid
- * UTF-8 byte for byte (HF writes U+FFFD), so decode(encode(x)) == x for a
- * byte-level tokenizer without add_prefix_space. Added tokens marked
+ * there is no decoder), invalid UTF-8 written as U+FFFD the way the
+ * library writes it (so decode(encode(x)) == x for valid UTF-8 x and a
+ * byte-level tokenizer without add_prefix_space). Added tokens marked
  * special are left out when skip_special. Returns 0, or -1 with err naming
  * the first id outside the vocabulary. */
 int tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, int64_t n,

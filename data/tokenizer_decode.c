@@ -3,9 +3,10 @@
  * added tokens left out on request), the decoder steps rewrite that list
  * of strings in turn (ByteLevel, Metaspace, ByteFallback, Fuse, Strip,
  * Replace), and the result is their concatenation. Without a decoder the
- * token texts are joined with spaces. The ByteLevel decoder keeps bytes
- * that are not valid UTF-8 as they are (tokenizers replaces them by
- * U+FFFD), so decode(encode(x)) == x for any bytes. */
+ * token texts are joined with spaces. Bytes that are not valid UTF-8
+ * become U+FFFD as tokenizers writes them: ByteLevel one per maximal
+ * ill-formed subpart (String::from_utf8_lossy), ByteFallback one per byte
+ * of a run of byte tokens that is not valid as a whole. */
 #include <stdio.h>
 #include <string.h>
 
@@ -108,9 +109,10 @@ static void dec_step(const struct tok_dec *d, struct strs *in, struct strs *out)
 	struct buf bytes = { 0 };
 	switch (d->kind) {
 	case DEC_BYTELEVEL: {
-		struct buf *o = strs_push(out);
 		for (int64_t i = 0; i < in->n; i++)
-			bytelevel_token(&in->v[i], o);
+			bytelevel_token(&in->v[i], &bytes);
+		utf8_append_lossy(strs_push(out), (const uint8_t *)bytes.p, bytes.n);
+		bytes.n = 0;
 		break;
 	}
 	case DEC_FUSE: {
@@ -198,6 +200,13 @@ int tokenizer_decode(const struct tokenizer *t, const int32_t *ids, int64_t n,
 				return -1;
 			if (!(skip_special && t->special[ids[i]]))
 				buf_put(out, t->bytes[ids[i]], t->bytes_len[ids[i]]);
+		}
+		if (utf8_find_invalid((const uint8_t *)out->p, out->n) >= 0) {
+			struct buf raw = *out;
+			memset(out, 0, sizeof(*out));
+			buf_put(out, "", 0);
+			utf8_append_lossy(out, (const uint8_t *)raw.p, raw.n);
+			buf_free(&raw);
 		}
 		return 0;
 	}

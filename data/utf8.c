@@ -51,6 +51,54 @@ invalid:
 	return 1;
 }
 
+int utf8_invalid_len(const uint8_t *s, size_t n)
+{
+	uint8_t b = s[0], lo = 0x80, hi = 0xBF;
+	int len;
+	if (b >= 0xC2 && b <= 0xDF)
+		len = 2;
+	else if (b >= 0xE0 && b <= 0xEF)
+		len = 3;
+	else if (b >= 0xF0 && b <= 0xF4)
+		len = 4;
+	else
+		return 1;
+	/* the second byte's range excludes overlongs and surrogates */
+	if (b == 0xE0)
+		lo = 0xA0;
+	else if (b == 0xED)
+		hi = 0x9F;
+	else if (b == 0xF0)
+		lo = 0x90;
+	else if (b == 0xF4)
+		hi = 0x8F;
+	int k = 1;
+	for (; k < len && (size_t)k < n; k++) {
+		uint8_t c = s[k];
+		if (k == 1 ? (c < lo || c > hi) : (c & 0xC0) != 0x80)
+			break;
+	}
+	return k;
+}
+
+void utf8_append_lossy(struct buf *out, const uint8_t *s, size_t n)
+{
+	size_t i = 0, run = 0;
+	while (i < n) {
+		uint32_t cp;
+		int len = utf8_decode(s + i, n - i, &cp);
+		if (cp != UTF8_INVALID) {
+			i += (size_t)len;
+			continue;
+		}
+		buf_put(out, (const char *)s + run, i - run);
+		buf_put(out, "\xef\xbf\xbd", 3);
+		i += (size_t)utf8_invalid_len(s + i, n - i);
+		run = i;
+	}
+	buf_put(out, (const char *)s + run, n - run);
+}
+
 int64_t utf8_find_invalid(const uint8_t *s, size_t n)
 {
 	size_t i = 0;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../base/buf.h"
+
 /* The code point reported for a byte that does not start a well-formed
  * sequence (overlong forms, surrogates and values above U+10FFFF count as
  * malformed). */
@@ -38,6 +40,17 @@ int utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 /* Returns the offset of the first byte in s[0..n) that is not part of a
  * well-formed UTF-8 sequence, or -1 when all of it is valid. */
 int64_t utf8_find_invalid(const uint8_t *s, size_t n);
+
+/* The length of the maximal subpart of an ill-formed sequence at s[0..n)
+ * (s[0] does not start a well-formed character): the lead byte and the
+ * continuation bytes that could still begin a well-formed character
+ * (Unicode's "substitution of maximal subparts", which Rust's
+ * String::from_utf8_lossy and so the tokenizers library follow). 1..3. */
+int utf8_invalid_len(const uint8_t *s, size_t n);
+
+/* Appends s[0..n) to *out with each maximal ill-formed subpart replaced by
+ * U+FFFD: String::from_utf8_lossy's result. */
+void utf8_append_lossy(struct buf *out, const uint8_t *s, size_t n);
 
 /* Builds the class lookup table; thread-safe, cheap after the first call.
  * Must run before utf8_class (tokenizer_load calls it). */

@@ -13,6 +13,7 @@
 #include "../base/sha256.h"
 #include "../data/tokenizer.h"
 #include "../data/tokenizer_impl.h"
+#include "../data/utf8.h"
 #include "harness.h"
 
 #define FIX "tests/fixtures/tokenizer/"
@@ -101,6 +102,31 @@ TEST(tokenizer_matches_hf_on_multilingual_text)
 }
 
 /* decode(encode(x)) == x for the texts and for random byte strings. */
+/* String::from_utf8_lossy's (and Python's errors="replace") U+FFFD per
+ * maximal ill-formed subpart, on the cases that tell the rules apart. */
+TEST(utf8_lossy_replaces_maximal_subparts)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "\xe2\x82", "\xef\xbf\xbd" },                       /* cut 3-byte */
+		{ "\xf0\x9f\x98" "a", "\xef\xbf\xbd" "a" },              /* cut 4-byte */
+		{ "\xe0\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" }, /* overlong */
+		{ "\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" }, /* surrogate */
+		{ "\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+		{ "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd" },
+		{ "\xf1\x80\x80\xe1", "\xef\xbf\xbd\xef\xbf\xbd" },
+		{ "ok\xe2\x82\xacx\x80", "ok\xe2\x82\xacx\xef\xbf\xbd" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct buf b = { 0 };
+		utf8_append_lossy(&b, (const uint8_t *)cases[i].in, strlen(cases[i].in));
+		if (b.n != strlen(cases[i].out) || memcmp(b.p, cases[i].out, b.n))
+			test_fail_at(__FILE__, __LINE__, "case %zu: %zu bytes out", i, b.n);
+		buf_free(&b);
+	}
+}
+
 TEST(tokenizer_decode_inverts_encode)
 {
 	static const char *const names[] = { FIX "gpt2.json", FIX "bloom.json",
@@ -121,8 +147,13 @@ TEST(tokenizer_decode_inverts_encode)
 			ids.n = 0;
 			tokenizer_encode(tok, s, len, &ids);
 			CHECK(tokenizer_decode(tok, ids.v, ids.n, false, &back, &err) == 0);
-			/* <mask> strips the spaces around it (lstrip/rstrip) */
-			CHECK((back.n == len && !memcmp(back.p, s, len)) || strstr(s, "<mask>"));
+			/* <mask> strips the spaces around it (lstrip/rstrip);
+			 * invalid UTF-8 comes back as U+FFFD */
+			struct buf want = { 0 };
+			utf8_append_lossy(&want, (const uint8_t *)s, len);
+			CHECK((back.n == want.n && !memcmp(back.p, want.p, want.n)) ||
+			      strstr(s, "<mask>"));
+			buf_free(&want);
 			hug_free(s);
 		}
 		for (int r = 0; r < 300; r++) {
@@ -136,7 +167,14 @@ TEST(tokenizer_decode_inverts_encode)
 			ids.n = 0;
 			tokenizer_encode(tok, s, len, &ids);
 			CHECK(tokenizer_decode(tok, ids.v, ids.n, false, &back, &err) == 0);
-			CHECK(back.n == len && !memcmp(back.p, s, len));
+			/* valid UTF-8 comes back as it was; invalid bytes as the
+			 * library writes them (U+FFFD per maximal subpart) */
+			struct buf want = { 0 };
+			utf8_append_lossy(&want, (const uint8_t *)s, len);
+			CHECK(back.n == want.n && !memcmp(back.p, want.p, want.n));
+			CHECK(utf8_find_invalid((const uint8_t *)s, len) >= 0 ||
+			      (back.n == len && !memcmp(back.p, s, len)));
+			buf_free(&want);
 		}
 		tok_ids_free(&ids);
 		buf_free(&back);

@@ -127,6 +127,33 @@ static int check_pipeline(const char *name, const cJSON *texts, const cJSON *f)
 			hug_free(text);
 		}
 	}
+	/* random id sequences: every decoder step on what a model may emit
+	 * (byte tokens cut mid-character, specials, invalid UTF-8) */
+	const cJSON *rid = cJSON_GetObjectItem(f, "random_ids");
+	for (int i = 0; i < cJSON_GetArraySize(rid); i++) {
+		struct tok_ids want = { 0 };
+		json_ids(cJSON_GetArrayItem(rid, i), &want);
+		for (int skip = 0; skip < 2; skip++) {
+			const cJSON *d = cJSON_GetObjectItem(f, skip ? "random_decoded_skip"
+								     : "random_decoded");
+			struct buf out = { 0 };
+			size_t wl;
+			char *w = unhex(cJSON_GetArrayItem(d, i)->valuestring, &wl);
+			if (tokenizer_decode(tok, want.v, want.n, skip, &out, &err) || out.n != wl ||
+			    memcmp(out.p, w, wl)) {
+				if (bad++ < 4) {
+					fprintf(stderr, "    %s random %d: decode (skip %d) gives "
+						"\"%.80s\", HF \"%.80s\"\n", name, i, skip,
+						out.p ? out.p : "", w);
+					print_ids("ids", &want);
+				}
+			}
+			hug_free(w);
+			buf_free(&out);
+		}
+		tok_ids_free(&want);
+	}
+	CHECK(cJSON_GetArraySize(rid) >= 24);
 	tok_encoder_free(enc);
 	tokenizer_free(tok);
 	return bad;

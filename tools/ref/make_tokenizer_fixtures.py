@@ -533,6 +533,16 @@ def make_pipelines():
             f["ids_special"].append(tok.encode(t, add_special_tokens=True).ids)
             f["decoded"].append(hexs(tok.decode(ids, skip_special_tokens=False).encode()))
             f["decoded_skip"].append(hexs(tok.decode(ids, skip_special_tokens=True).encode()))
+        # random id sequences (byte tokens, specials, pieces of characters):
+        # the decoders on whatever a model may emit, invalid UTF-8 included
+        rng = random.Random(sum(map(ord, name)))
+        nv = tok.get_vocab_size(with_added_tokens=True)
+        f["random_ids"], f["random_decoded"], f["random_decoded_skip"] = [], [], []
+        for _ in range(24):
+            ids = [rng.randrange(nv) for _ in range(rng.randint(1, 12))]
+            f["random_ids"].append(ids)
+            f["random_decoded"].append(hexs(tok.decode(ids, skip_special_tokens=False).encode()))
+            f["random_decoded_skip"].append(hexs(tok.decode(ids, skip_special_tokens=True).encode()))
         j = json.loads(tok.to_str())
         if tok.normalizer is None and j["pre_tokenizer"] and \
                 "ByteLevel" in json.dumps(j["pre_tokenizer"]):
