@@ -151,25 +151,26 @@ int hf_cfg_tokens(const char *file, const cJSON *root, const char *key, int *ids
 	const struct json_at at = { file, NULL };
 	const cJSON *it;
 	int64_t v;
+	char what[96];
+	if (max > 1)
+		snprintf(what, sizeof(what), "a token id (an integer >= 0), a list of 1 to %d of "
+			 "them, or null", max);
+	else
+		snprintf(what, sizeof(what), "a token id (an integer >= 0) or null");
 	if (hug_json_member(&at, root, key, &it, err))
 		return -1;
 	if (!it)
 		return 0;
-	if (!cJSON_IsArray(it)) {
-		int one = -1;
-		if (hf_cfg_token(file, root, key, &one, err))
-			return -1;
-		ids[0] = one;
-		*n = one >= 0;
+	if (cJSON_IsNull(it)) {
+		*n = 0;
 		return 0;
 	}
-	int len = cJSON_GetArraySize(it);
-	char what[96];
-	snprintf(what, sizeof(what), "a token id, a list of 1 to %d of them, or null", max);
+	bool list = cJSON_IsArray(it);
+	int len = list ? cJSON_GetArraySize(it) : 1;
 	if (len < 1 || len > max)
 		return hug_json_expected(&at, key, what, it, err);
 	for (int k = 0; k < len; k++) {
-		if (!hug_json_int_in(cJSON_GetArrayItem(it, k), 0, INT32_MAX, &v))
+		if (!hug_json_int_in(list ? cJSON_GetArrayItem(it, k) : it, 0, INT32_MAX, &v))
 			return hug_json_expected(&at, key, what, it, err);
 		ids[k] = (int)v;
 	}
@@ -180,19 +181,10 @@ int hf_cfg_tokens(const char *file, const cJSON *root, const char *key, int *ids
 int hf_cfg_token(const char *file, const cJSON *root, const char *key, int *out,
 		 struct hug_error *err)
 {
-	const struct json_at at = { file, NULL };
-	const cJSON *it;
-	int64_t v;
-	if (hug_json_member(&at, root, key, &it, err))
+	int id = -1, n = -1;
+	if (hf_cfg_tokens(file, root, key, &id, 1, &n, err))
 		return -1;
-	if (!it)
-		return 0;
-	if (cJSON_IsNull(it)) {
-		*out = -1;
-		return 0;
-	}
-	if (!hug_json_int_in(it, 0, INT32_MAX, &v))
-		return hug_json_expected(&at, key, "a token id (an integer >= 0) or null", it, err);
-	*out = (int)v;
+	if (n >= 0)
+		*out = n ? id : -1;
 	return 0;
 }

@@ -63,8 +63,8 @@ const char *hf_torch_dtype_name(enum dtype dt);
  * or its `alias` (NULL: none); both present must agree. */
 int hf_cfg_size(const char *file, const cJSON *root, const char *key, const char *alias,
 		int64_t max, int64_t *out, struct hug_error *err);
-/* An optional token id: an integer >= 0, or null stored as -1. Absent:
- * *out untouched. */
+/* An optional token id: an integer >= 0 (or a list of one), or null
+ * stored as -1. Absent: *out untouched. */
 int hf_cfg_token(const char *file, const cJSON *root, const char *key, int *out,
 		 struct hug_error *err);
 /* An optional token id or list of 1..max of them (Llama 3.1 Instruct lists
