@@ -264,7 +264,7 @@ static int lay_out(cairo_t *cr, struct layout *L, const struct plot_metrics *m,
 	double avail = H - 2 * pad - n * title_h - (n - 1) * gap - xlab_h - xtitle_h;
 	double unit = avail / (n == 1 ? 1 : 2.0 + (n - 1));
 	double loss_h = n == 1 ? avail : 2 * unit;
-	if (loss_h < 60 || (n > 1 && unit < 36))
+	if (loss_h < 48 || (n > 1 && unit < 24))
 		return hug_error_set(err, "--height: %d pixels leave no room for the %d panels",
 				     o->height, n);
 	set_font(cr, L->font, false);
