@@ -573,14 +573,27 @@ TEST(plot_run_writes_png_of_requested_size)
 	snprintf(path, sizeof(path), "%s/no/such/dir/c.png", dir);
 	hug_error_clear(&err);
 	CHECK(plot_run(dir, path, &o, NULL, NULL, 0, &err) == -1 && strstr(err.msg, path));
-	/* too small for four panels: an error and no file left */
+	/* the smallest size still holds the four panels */
+	o.width = PLOT_MIN_WIDTH;
 	o.height = PLOT_MIN_HEIGHT;
-	snprintf(path, sizeof(path), "%s/small.svg", dir);
+	snprintf(path, sizeof(path), "%s/small.png", dir);
 	hug_error_clear(&err);
-	CHECK(plot_run(dir, path, &o, NULL, NULL, 0, &err) == -1 && strstr(err.msg, "--height"));
+	CHECK(plot_run(dir, path, &o, NULL, NULL, 0, &err) == 0);
 	struct stat st;
-	CHECK(stat(path, &st) != 0);
+	CHECK(stat(path, &st) == 0);
+	unlink(path);
+	/* an error found while drawing (a zero loss on a log scale) leaves no
+	 * SVG behind */
+	o.width = 700;
 	o.height = 420;
+	o.log_y = true;
+	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
+	test_write_file(path, "{\"step\": 0, \"loss\": 0}\n{\"step\": 1, \"loss\": 1}\n");
+	snprintf(path, sizeof(path), "%s/log.svg", dir);
+	hug_error_clear(&err);
+	CHECK(plot_run(dir, path, &o, NULL, NULL, 0, &err) == -1 && strstr(err.msg, "--log-y"));
+	CHECK(stat(path, &st) != 0);
+	o.log_y = false;
 	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
 	test_write_file(path, "");
 	hug_error_clear(&err);
