@@ -401,6 +401,39 @@ static void draw_marker(cairo_t *cr, const struct layout *L, double x, double y,
 	cairo_stroke(cr);
 }
 
+/* Adds the line through points 0..n-1 of the series (values v) to the
+ * path. A run of points within one pixel column becomes its first,
+ * lowest, highest and last point, in their order: the same picture from
+ * at most four points a column, however long the run. */
+static void line_path(cairo_t *cr, const struct layout *L, const struct panel *p,
+		      const struct plot_series *sr, const double *v)
+{
+	size_t i = 0, n = sr->n;
+	while (i < n) {
+		double col = floor(px_x(L, p, sr->pts[i].step));
+		size_t j = i, lo = i, hi = i;
+		double ylo = px_y(p, v[i]), yhi = ylo, yj = ylo;
+		while (j + 1 < n) {
+			double xn = px_x(L, p, sr->pts[j + 1].step);
+			if (floor(xn) != col)
+				break;
+			j++;
+			yj = px_y(p, v[j]);
+			if (yj < ylo)
+				lo = j, ylo = yj;
+			if (yj > yhi)
+				hi = j, yhi = yj;
+		}
+		size_t k[4] = { i, lo < hi ? lo : hi, lo < hi ? hi : lo, j };
+		for (int t = 0; t < 4; t++) {
+			if (t > 0 && k[t] == k[t - 1])
+				continue;
+			cairo_line_to(cr, px_x(L, p, sr->pts[k[t]].step), px_y(p, v[k[t]]));
+		}
+		i = j + 1;
+	}
+}
+
 /* Strokes values v[0..n) at the series' steps as a line clipped to the
  * panel (a dot for a single point). */
 static void draw_line(cairo_t *cr, const struct layout *L, const struct panel *p,
@@ -420,8 +453,7 @@ static void draw_line(cairo_t *cr, const struct layout *L, const struct panel *p
 			  2 * M_PI);
 		cairo_fill(cr);
 	} else {
-		for (size_t i = 0; i < sr->n; i++)
-			cairo_line_to(cr, px_x(L, p, sr->pts[i].step), px_y(p, v[i]));
+		line_path(cr, L, p, sr, v);
 		cairo_set_line_width(cr, width);
 		cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
 		cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
