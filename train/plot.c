@@ -3,10 +3,9 @@
  * axis) on any cairo surface; plot_file.c writes the PNG or SVG. Sizes
  * scale with the picture: fonts, line widths and margins follow a factor
  * s of the smaller side, and the left margin follows from the widest tick
- * label. Text goes through
- * cairo's toy font API ("sans-serif" through fontconfig, cairo's built-in
- * font when no font is installed), so no X server and no font package is
- * needed to draw. */
+ * label. Text goes through cairo's toy font API ("sans-serif" through
+ * fontconfig, cairo's built-in font when no font is installed), so no X
+ * server and no font package is needed to draw. */
 #include "plot.h"
 
 #include <math.h>
