@@ -232,7 +232,7 @@ $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(LIB)
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD := build-fuzz
-FUZZ_TARGETS := safetensors recipe tokenizer config adapter_config shard
+FUZZ_TARGETS := safetensors recipe tokenizer config adapter_config shard metrics
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Wno-unknown-pragmas \
 	-Wno-source-uses-openmp -DHUG_TARGET_CLONES= -MMD -MP -I. $(HDF5_CFLAGS) $(CAIRO_CFLAGS) $(FUZZ_SAN)
