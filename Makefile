@@ -37,9 +37,13 @@ ifneq ($(MPICC),)
 MPI_CFLAGS ?= $(shell $(MPICC) --showme:compile 2>/dev/null) -DHUG_MPI
 MPI_LIBS ?= $(shell $(MPICC) --showme:link 2>/dev/null)
 endif
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP -I. $(HDF5_CFLAGS) $(MPI_CFLAGS)
+# cairo (hug plot's PNG and SVG figures): Debian's libcairo2-dev.
+CAIRO_CFLAGS ?= $(shell pkg-config --cflags cairo 2>/dev/null)
+CAIRO_LIBS ?= $(or $(shell pkg-config --libs cairo 2>/dev/null),-lcairo)
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -MMD -MP -I. $(HDF5_CFLAGS) $(MPI_CFLAGS) \
+	$(CAIRO_CFLAGS)
 CFLAGS += $(CFLAGS_BASE) $(SANFLAGS)
-LDLIBS := -lopenblas -lcjson -lonig -lutf8proc $(HDF5_LIBS) $(MPI_LIBS) -lpthread -lm
+LDLIBS := -lopenblas -lcjson -lonig -lutf8proc $(HDF5_LIBS) $(CAIRO_LIBS) $(MPI_LIBS) -lpthread -lm
 LDFLAGS += -fopenmp $(SANFLAGS)
 
 # CUDA: compiled when nvcc exists (NVCC= to disable).
@@ -228,10 +232,10 @@ $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(LIB)
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD := build-fuzz
-FUZZ_TARGETS := safetensors recipe tokenizer config adapter_config shard
+FUZZ_TARGETS := safetensors recipe tokenizer config adapter_config shard metrics
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Wno-unknown-pragmas \
-	-Wno-source-uses-openmp -DHUG_TARGET_CLONES= -MMD -MP -I. $(HDF5_CFLAGS) $(FUZZ_SAN)
+	-Wno-source-uses-openmp -DHUG_TARGET_CLONES= -MMD -MP -I. $(HDF5_CFLAGS) $(CAIRO_CFLAGS) $(FUZZ_SAN)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_CFLAGS += -I$(FUZZ_BUILD)/gen
 $(FUZZ_BUILD)/obj/train/tensorboard.o: $(call PROTO_HDR,$(FUZZ_BUILD))
@@ -249,7 +253,7 @@ $(FUZZ_BUILD)/lib/libhug.a: $(FUZZ_LIB_OBJ)
 $(FUZZ_BIN): $(FUZZ_BUILD)/bin/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_BUILD)/lib/libhug.a
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) $< $(FUZZ_BUILD)/lib/libhug.a \
-		-lopenblas -lcjson -lonig -lutf8proc $(HDF5_LIBS) -lpthread -lm -o $@
+		-lopenblas -lcjson -lonig -lutf8proc $(HDF5_LIBS) $(CAIRO_LIBS) -lpthread -lm -o $@
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BIN)

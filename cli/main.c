@@ -18,7 +18,7 @@ static const struct cli_command commands[] = {
 	{ "train", "train a model from a JSON recipe", cli_train },
 	{ "export", "write a checkpoint for transformers / peft (hf, peft, merged)", cli_export },
 	{ "recipe", "validate a training recipe, or print the recipe key reference", cli_recipe },
-	{ "plot", "draw the loss and learning-rate curves of a run to a PNG", cli_plot },
+	{ "plot", "draw the training curves of a run to a PNG or SVG", cli_plot },
 };
 
 static const int n_commands = (int)(sizeof(commands) / sizeof(commands[0]));

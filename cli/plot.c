@@ -1,6 +1,7 @@
-/* plot.c: `hug plot RUN_DIR [--out FILE.png]`: draws the training loss
- * (validation loss as markers) and the learning rate of a run from its
- * metrics.jsonl into a PNG, RUN_DIR/curves.png unless --out says where. */
+/* plot.c: `hug plot RUN_DIR [--out FILE.png|FILE.svg]`: draws the curves
+ * of a run's metrics.jsonl (loss with validation markers, learning rate,
+ * grad norm, tokens/s; train/plot.h) with cairo into a PNG, or an SVG when
+ * the --out path ends in .svg; RUN_DIR/curves.png unless --out says. */
 #include <stdio.h>
 
 #include "../train/plot.h"
@@ -13,11 +14,11 @@ int cli_plot(int argc, char **argv)
 	const char *out = NULL;
 	bool help = false;
 	const struct arg_spec specs[] = {
-		{ "out", ARG_STR, &out, "PNG to write (default RUN_DIR/curves.png)" },
-		{ "width", ARG_INT, &o.width, "image width in pixels (900)" },
-		{ "height", ARG_INT, &o.height, "image height in pixels (600)" },
+		{ "out", ARG_STR, &out, "PNG, or SVG if it ends in .svg (default RUN_DIR/curves.png)" },
+		{ "width", ARG_INT, &o.width, "image width in pixels (1000)" },
+		{ "height", ARG_INT, &o.height, "image height in pixels (800)" },
 		{ "log-y", ARG_SWITCH, &o.log_y, "loss on a log scale" },
-		{ "smooth", ARG_INT, &o.smooth, "moving average of the loss over N points "
+		{ "smooth", ARG_INT, &o.smooth, "moving average of loss, grad norm, tokens/s over N points "
 		  "(-1: auto, 0: off)" },
 		{ "help", ARG_SWITCH, &help, "show this help" },
 	};
@@ -28,7 +29,7 @@ int cli_plot(int argc, char **argv)
 	if (args_parse_cmd("plot", argc, argv, specs, n_specs, pos, 1, &n_pos))
 		return 2;
 	if (help || n_pos != 1)
-		return args_show_usage("usage: hug plot RUN_DIR [--out FILE.png] [--width 900 --height 600] "
+		return args_show_usage("usage: hug plot RUN_DIR [--out FILE.png|FILE.svg] [--width 1000 --height 800] "
 				       "[--log-y] [--smooth N]\n",
 				       specs, n_specs, help);
 	size_t skipped = 0;

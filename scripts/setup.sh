@@ -4,7 +4,10 @@
 # when everything is there.
 set -euo pipefail
 pkgs=(build-essential libopenmpi-dev openmpi-bin libhdf5-dev libcjson-dev libopenblas-dev clang libonig-dev libutf8proc-dev
-      protobuf-c-compiler libprotobuf-c-dev)
+      protobuf-c-compiler libprotobuf-c-dev
+      # hug plot: cairo, and a font for its labels (cairo falls back to a
+      # built-in one, but --no-install-recommends may leave none)
+      libcairo2-dev fonts-dejavu-core)
 # `make fuzz`: clang's libFuzzer and sanitizer runtimes, a package of their
 # own on Debian 12 (libclang-rt-14-dev), among clang's dependencies elsewhere.
 if grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release; then

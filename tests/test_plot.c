@@ -1,8 +1,11 @@
-/* test_plot.c: `hug plot` and its parts: CRC-32 and Adler-32 against their
- * published check values, the PNG encoder decoded back by an independent
- * reader written here (chunk CRCs, IHDR, stored-block zlib, pixels), the
- * rasterizer, nice ticks and labels, metrics.jsonl parsing and its errors,
- * and the rendered picture, in process and through the binary. */
+/* test_plot.c: `hug plot` and its parts: nice ticks and labels,
+ * metrics.jsonl parsing and its errors, the figure drawn by cairo (pixels
+ * of each series' colour inside its panel, smoothing, a single point,
+ * huge values), the PNG read back through cairo at the requested size,
+ * the SVG checked for well-formed XML holding the series' colours, and
+ * the command's errors, in process and through the binary (also with no
+ * font installed). */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,244 +14,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cairo.h>
+
 #include "../base/alloc.h"
 #include "../train/plot.h"
-#include "../train/png.h"
-#include "../train/raster.h"
 #include "harness.h"
-
-/* ---- an independent PNG reader for what png.c writes ---- */
-
-/* Bit-at-a-time CRC-32, unlike png.c's table. */
-static uint32_t ref_crc32(const uint8_t *p, size_t n)
-{
-	uint32_t c = 0xFFFFFFFFu;
-	for (size_t i = 0; i < n; i++) {
-		c ^= p[i];
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
-	}
-	return ~c;
-}
-
-/* Adler-32 with a modulo after every byte. */
-static uint32_t ref_adler32(const uint8_t *p, size_t n)
-{
-	uint32_t a = 1, b = 0;
-	for (size_t i = 0; i < n; i++) {
-		a = (a + p[i]) % 65521u;
-		b = (b + a) % 65521u;
-	}
-	return (b << 16) | a;
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-struct decoded {
-	int w, h;
-	uint8_t *rgb;        /* (h, w, 3), malloc'd */
-	int n_blocks;        /* stored deflate blocks seen */
-};
-
-/* Decodes an 8-bit RGB PNG whose zlib stream holds stored blocks and whose
- * rows use filter 0. Returns NULL on success, else what was wrong. */
-static const char *decode_png(const uint8_t *f, size_t n, struct decoded *d)
-{
-	static const uint8_t sig[8] = { 137, 80, 78, 71, 13, 10, 26, 10 };
-	uint8_t *z = NULL;
-	size_t zn = 0, pos = 8;
-	bool ihdr = false, iend = false;
-	memset(d, 0, sizeof(*d));
-	if (n < 8 || memcmp(f, sig, 8))
-		return "bad signature";
-	while (pos + 12 <= n && !iend) {
-		uint32_t len = be32(f + pos);
-		const uint8_t *type = f + pos + 4, *data = f + pos + 8;
-		if (pos + 12 + (size_t)len > n)
-			return "chunk runs past the end";
-		if (be32(data + len) != ref_crc32(type, 4 + (size_t)len))
-			return "chunk CRC mismatch";
-		if (!memcmp(type, "IHDR", 4)) {
-			if (len != 13 || ihdr)
-				return "bad IHDR";
-			d->w = (int)be32(data);
-			d->h = (int)be32(data + 4);
-			if (data[8] != 8 || data[9] != 2 || data[10] || data[11] || data[12])
-				return "IHDR is not 8-bit RGB, deflate, filter 0, no interlace";
-			ihdr = true;
-		} else if (!memcmp(type, "IDAT", 4)) {
-			z = realloc(z, zn + len);
-			memcpy(z + zn, data, len);
-			zn += len;
-		} else if (!memcmp(type, "IEND", 4)) {
-			iend = true;
-		}
-		pos += 12 + (size_t)len;
-	}
-	const char *why = NULL;
-	if (!ihdr || !iend || pos != n)
-		why = "missing IHDR or IEND, or bytes after IEND";
-	if (!why && (zn < 6 || (z[0] & 0x0F) != 8 || ((z[0] << 8) | z[1]) % 31 || (z[1] & 0x20)))
-		why = "bad zlib header";
-	size_t raw_n = (size_t)d->h * (1 + 3 * (size_t)d->w), got = 0, zp = 2;
-	uint8_t *raw = why ? NULL : malloc(raw_n);
-	bool final = false;
-	while (!why && !final) {
-		if (zp + 5 > zn)
-			why = "truncated deflate block";
-		else if ((z[zp] >> 1) & 3)
-			why = "not a stored block";
-		else if ((z[zp + 1] | z[zp + 2] << 8) != (uint16_t)~(z[zp + 3] | z[zp + 4] << 8))
-			why = "LEN and NLEN disagree";
-		if (why)
-			break;
-		final = z[zp] & 1;
-		size_t len = (size_t)(z[zp + 1] | z[zp + 2] << 8);
-		zp += 5;
-		if (zp + len > zn || got + len > raw_n) {
-			why = "stored block too long";
-			break;
-		}
-		memcpy(raw + got, z + zp, len);
-		got += len;
-		zp += len;
-		d->n_blocks++;
-	}
-	if (!why && (got != raw_n || zp + 4 != zn || be32(z + zp) != ref_adler32(raw, raw_n)))
-		why = "wrong data length or Adler-32";
-	if (!why) {
-		d->rgb = malloc(raw_n);
-		for (int y = 0; y < d->h && !why; y++) {
-			const uint8_t *row = raw + (size_t)y * (1 + 3 * (size_t)d->w);
-			if (row[0] != 0)
-				why = "row filter is not 0";
-			memcpy(d->rgb + (size_t)y * 3 * (size_t)d->w, row + 1, 3 * (size_t)d->w);
-		}
-	}
-	free(raw);
-	free(z);
-	return why;
-}
-
-static void write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (f) {
-		fputs(text, f);
-		fclose(f);
-	}
-}
-
-/* ---- checksums and the encoder ---- */
-
-TEST(plot_png_crc32_adler32_check_values)
-{
-	CHECK(png_crc32("123456789", 9) == 0xCBF43926u);
-	CHECK(png_crc32("", 0) == 0);
-	CHECK(png_crc32_update(png_crc32("12345", 5), "6789", 4) == 0xCBF43926u);
-	CHECK(png_adler32("Wikipedia", 9) == 0x11E60398u);
-	CHECK(png_adler32("", 0) == 1);
-	/* long inputs exercise the deferred modulo */
-	size_t n = 100000;
-	uint8_t *buf = malloc(n);
-	for (size_t i = 0; i < n; i++)
-		buf[i] = (uint8_t)(255 - (i * 7) % 13);
-	CHECK(png_adler32(buf, n) == ref_adler32(buf, n));
-	CHECK(png_crc32(buf, n) == ref_crc32(buf, n));
-	free(buf);
-}
-
-static void roundtrip(int w, int h)
-{
-	size_t n_px = (size_t)w * (size_t)h * 3, len;
-	uint8_t *rgb = malloc(n_px);
-	for (size_t i = 0; i < n_px; i++)
-		rgb[i] = (uint8_t)((i * 2654435761u) >> 13);
-	uint8_t *png = png_encode_rgb(rgb, w, h, &len);
-	struct decoded d;
-	const char *why = decode_png(png, len, &d);
-	if (why)
-		test_fail_at(__FILE__, __LINE__, "%dx%d: %s", w, h, why);
-	CHECK(d.w == w && d.h == h);
-	CHECK(d.rgb && !memcmp(d.rgb, rgb, n_px));
-	/* 65535 bytes at most per stored block */
-	size_t raw = (size_t)h * (1 + 3 * (size_t)w);
-	CHECK(d.n_blocks == (int)((raw + 65534) / 65535));
-	free(d.rgb);
-	hug_free(png);
-	free(rgb);
-}
-
-TEST(plot_png_roundtrip_through_independent_decoder)
-{
-	roundtrip(1, 1);
-	roundtrip(37, 23);
-	roundtrip(300, 250);     /* several stored blocks */
-	roundtrip(1456, 15);     /* exactly one full block: 15 x 4369 bytes */
-	roundtrip(428, 102);     /* exactly two full blocks */
-}
-
-TEST(plot_png_write_file)
-{
-	char dir[] = "/tmp/hug-png-XXXXXX", path[256];
-	REQUIRE(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/x.png", dir);
-	uint8_t rgb[2 * 3 * 3] = { 255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9, 1, 2, 3, 200, 100, 50 };
-	struct hug_error err = { 0 };
-	REQUIRE(png_write_rgb(path, rgb, 3, 2, &err) == 0);
-	size_t n;
-	uint8_t *f = (uint8_t *)test_read_file(path, &n);
-	struct decoded d;
-	REQUIRE(f);
-	CHECK(decode_png(f, n, &d) == NULL);
-	CHECK(d.w == 3 && d.h == 2 && d.rgb && !memcmp(d.rgb, rgb, sizeof(rgb)));
-	free(d.rgb);
-	hug_free(f);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/no/such/dir/x.png", dir);
-	CHECK(png_write_rgb(path, rgb, 3, 2, &err) == -1);
-	CHECK(strstr(err.msg, "no/such/dir") != NULL);
-	rmdir(dir);
-}
-
-/* ---- rasterizer ---- */
-
-TEST(plot_raster_clip_and_text)
-{
-	const struct raster_color white = { 255, 255, 255 }, red = { 255, 0, 0 };
-	struct raster r;
-	raster_init(&r, 40, 30, white);
-	double x[3] = { -10, 20, 60 }, y[3] = { 15, 15, 40 };
-	struct raster_rect clip = { 10, 10, 30, 20 };
-	raster_polyline(&r, x, y, 3, 2.0, red, clip);
-	int inside = 0, outside = 0;
-	for (int j = 0; j < r.h; j++)
-		for (int i = 0; i < r.w; i++) {
-			struct raster_color c = raster_get(&r, i, j);
-			bool in = i >= 10 && i < 30 && j >= 10 && j < 20;
-			bool painted = c.g != 255;
-			inside += in && painted;
-			outside += !in && painted;
-		}
-	CHECK(inside > 20);
-	CHECK(outside == 0);
-	/* a centred 2-pixel horizontal line covers rows 14 and 15 fully */
-	CHECK(raster_get(&r, 15, 14).g == 0 && raster_get(&r, 15, 15).g == 0);
-	CHECK(raster_get(&r, 15, 12).g == 255);
-	CHECK(raster_text_width("", 2) == 0);
-	CHECK(raster_text_width("a", 1) == RASTER_GLYPH_W);
-	CHECK(raster_text_width("ab", 2) == 2 * (RASTER_GLYPH_ADVANCE + RASTER_GLYPH_W));
-	raster_fill_rect(&r, 0, 0, 40, 30, white);
-	raster_text(&r, 1, 1, "8", 1, red);   /* '8' has a pixel at column 1, row 0 */
-	CHECK(raster_get(&r, 2, 1).g == 0 && raster_get(&r, 1, 1).g == 255);
-	raster_text(&r, 35, 25, "Wg", 3, red);   /* clipped at the border, no crash */
-	raster_disc(&r, 20, 20, 3, red, (struct raster_rect){ 0, 0, 40, 30 });
-	CHECK(raster_get(&r, 20, 20).g == 0 && raster_get(&r, 25, 20).g == 255);
-	raster_free(&r);
-}
 
 /* ---- ticks and labels ---- */
 
@@ -404,19 +174,22 @@ TEST(plot_metrics_errors_name_file_and_line)
 	parse_fails("{\"step\": 0, \"loss\": NaN, \"lr\": 1e-4}\n", "no finite", __LINE__);
 }
 
-/* ---- rendering ---- */
+/* ---- drawing ---- */
 
 /* A decaying loss with a periodic wobble of the given amplitude, warmup and
- * cosine lr, and a validation loss every 50 steps, as metrics.jsonl text. */
+ * cosine lr, a grad norm and a throughput, and a validation loss every 50
+ * steps, as metrics.jsonl text. */
 static const char *synthetic_metrics(int steps, double noise)
 {
-	static char buf[1 << 18];
+	static char buf[1 << 19];
 	size_t k = 0;
-	for (int s = 0; s <= steps && k + 200 < sizeof(buf); s++) {
+	for (int s = 0; s <= steps && k + 300 < sizeof(buf); s++) {
 		double loss = 3 + 8 * exp(-s / 40.0) + noise * sin(s * 1.7);
 		double lr = s < 20 ? 3e-4 * (s + 1) / 20 : 3e-5 + 2.7e-4 * (1 + cos(M_PI * (s - 20) / (steps - 20))) / 2;
 		k += (size_t)snprintf(buf + k, sizeof(buf) - k,
-				      "{\"step\": %d, \"loss\": %.6f, \"lr\": %.8g}\n", s, loss, lr);
+				      "{\"step\": %d, \"loss\": %.6f, \"lr\": %.8g, \"grad_norm\": %.4f, "
+				      "\"tokens_per_s\": %.1f}\n", s, loss, lr,
+				      1 + 4 * exp(-s / 30.0) + 0.1 * cos(s), 9000 + 500 * sin(s * 0.3));
 		if (s % 50 == 49)
 			k += (size_t)snprintf(buf + k, sizeof(buf) - k,
 					      "{\"step\": %d, \"valid_loss\": %.6f, \"valid_ppl\": 1}\n",
@@ -425,105 +198,328 @@ static const char *synthetic_metrics(int steps, double noise)
 	return buf;
 }
 
-/* Counts the pixels near colour (r, g, b) in rows [y0, y1). */
-static int count_color(const uint8_t *rgb, int w, int y0, int y1, int r, int g, int b)
+/* A drawn picture (an image surface) and its pixels. */
+struct picture {
+	cairo_surface_t *sf;
+	int w, h, stride;
+	const uint8_t *px;
+};
+
+static void picture_of(struct picture *p, cairo_surface_t *sf)
+{
+	cairo_surface_flush(sf);
+	p->sf = sf;
+	p->w = cairo_image_surface_get_width(sf);
+	p->h = cairo_image_surface_get_height(sf);
+	p->stride = cairo_image_surface_get_stride(sf);
+	p->px = cairo_image_surface_get_data(sf);
+}
+
+/* Draws m on a new image surface of o's size; the return of plot_draw. */
+static int draw(const struct plot_metrics *m, const struct plot_opts *o, struct picture *p,
+		struct hug_error *err)
+{
+	cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, o->width, o->height);
+	cairo_t *cr = cairo_create(sf);
+	int rc = plot_draw(cr, m, o, err);
+	cairo_destroy(cr);
+	picture_of(p, sf);
+	return rc;
+}
+
+static void picture_free(struct picture *p)
+{
+	cairo_surface_destroy(p->sf);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Pixel (x, y) as r, g, b (RGB24 and ARGB32 keep them in a native 32-bit
+ * word, blue in the low byte). */
+static void pixel(const struct picture *p, int x, int y, int *r, int *g, int *b)
+{
+	uint32_t v = *(const uint32_t *)(p->px + (size_t)y * (size_t)p->stride + 4 * (size_t)x);
+	*r = (v >> 16) & 255;
+	*g = (v >> 8) & 255;
+	*b = v & 255;
+}
+
+/* Whether pixel (pr, pg, pb) is colour (r, g, b) over white with at least
+ * half coverage (anti-aliased line edges count; grid grey and black text
+ * do not). */
+static bool near_color(int pr, int pg, int pb, int r, int g, int b)
+{
+	double a = (double)(765 - pr - pg - pb) / (765 - r - g - b);
+	return a >= 0.5 && a <= 1.05 && fabs(255 - a * (255 - r) - pr) <= 12 &&
+	       fabs(255 - a * (255 - g) - pg) <= 12 && fabs(255 - a * (255 - b) - pb) <= 12;
+}
+
+/* Counts the pixels of colour (r, g, b) (near_color) in rows [y0, y1). */
+static int count_color(const struct picture *p, int y0, int y1, int r, int g, int b)
 {
 	int n = 0;
 	for (int y = y0; y < y1; y++)
-		for (int x = 0; x < w; x++) {
-			const uint8_t *p = rgb + 3 * ((size_t)y * (size_t)w + (size_t)x);
-			n += abs(p[0] - r) + abs(p[1] - g) + abs(p[2] - b) < 60;
+		for (int x = 0; x < p->w; x++) {
+			int pr, pg, pb;
+			pixel(p, x, y, &pr, &pg, &pb);
+			n += near_color(pr, pg, pb, r, g, b);
 		}
 	return n;
 }
 
-static int count_non_bg(const uint8_t *rgb, int w, int y0, int y1)
+/* Counts the pixels within 40 (summed over channels) of exactly (r, g, b)
+ * in rows [y0, y1). */
+static int count_exact(const struct picture *p, int y0, int y1, int r, int g, int b)
 {
 	int n = 0;
 	for (int y = y0; y < y1; y++)
-		for (int x = 0; x < w; x++) {
-			const uint8_t *p = rgb + 3 * ((size_t)y * (size_t)w + (size_t)x);
-			n += p[0] != 255 || p[1] != 255 || p[2] != 255;
+		for (int x = 0; x < p->w; x++) {
+			int pr, pg, pb;
+			pixel(p, x, y, &pr, &pg, &pb);
+			n += abs(pr - r) + abs(pg - g) + abs(pb - b) < 40;
 		}
 	return n;
 }
 
-TEST(plot_render_synthetic_two_panels)
+/* Dark grey pixels (text, frame, ticks: r = g = b < 160) in the box
+ * [x0, x1) x [y0, y1). */
+static int count_dark(const struct picture *p, int x0, int x1, int y0, int y1)
+{
+	int n = 0;
+	for (int y = y0; y < y1; y++)
+		for (int x = x0; x < x1; x++) {
+			int r, g, b;
+			pixel(p, x, y, &r, &g, &b);
+			n += r == g && g == b && r < 160;
+		}
+	return n;
+}
+
+/* Columns of [x0, x1) holding a pixel of colour (r, g, b) in rows [y0, y1). */
+static int columns_with(const struct picture *p, int x0, int x1, int y0, int y1, int r, int g,
+			int b)
+{
+	int n = 0;
+	for (int x = x0; x < x1; x++)
+		for (int y = y0; y < y1; y++) {
+			int pr, pg, pb;
+			pixel(p, x, y, &pr, &pg, &pb);
+			if (near_color(pr, pg, pb, r, g, b)) {
+				n++;
+				break;
+			}
+		}
+	return n;
+}
+
+static int count_non_bg(const struct picture *p, int y0, int y1)
+{
+	int n = 0;
+	for (int y = y0; y < y1; y++)
+		for (int x = 0; x < p->w; x++) {
+			int r, g, b;
+			pixel(p, x, y, &r, &g, &b);
+			n += r != 255 || g != 255 || b != 255;
+		}
+	return n;
+}
+
+#define TRAIN 31, 119, 180
+#define VALID 230, 110, 10
+#define LR 44, 150, 44
+#define GRAD 148, 103, 189
+#define TPS 140, 86, 75
+
+TEST(plot_draw_four_panels)
 {
 	struct plot_metrics m;
 	struct hug_error err = { 0 };
+	struct picture p;
 	REQUIRE(parse(synthetic_metrics(300, 0.1), &m, &err) == 0);
+	CHECK(m.grad.n == 301 && m.tps.n == 301);
 	struct plot_opts o = plot_opts_default();
-	o.width = 640;
-	o.height = 480;
-	struct raster r;
-	REQUIRE(plot_render(&m, &o, &r, &err) == 0);
-	CHECK(r.w == 640 && r.h == 480);
-	/* the loss panel takes the upper ~60%, the lr panel the rest */
-	int top = 480 * 55 / 100, bottom = 480 * 62 / 100;
-	CHECK(count_color(r.rgb, r.w, 0, top, 31, 119, 180) > 300);      /* train */
-	CHECK(count_color(r.rgb, r.w, 0, top, 230, 110, 10) > 20);       /* valid */
-	CHECK(count_color(r.rgb, r.w, bottom, r.h, 44, 150, 44) > 300);  /* lr */
-	CHECK(count_color(r.rgb, r.w, bottom, r.h, 31, 119, 180) == 0);
-	CHECK(count_non_bg(r.rgb, r.w, 0, top) > 2000);
-	CHECK(count_non_bg(r.rgb, r.w, bottom, r.h) > 2000);
-	raster_free(&r);
+	o.width = 800;
+	o.height = 700;
+	REQUIRE(draw(&m, &o, &p, &err) == 0);
+	CHECK(p.w == 800 && p.h == 700);
+	/* the panels stack top to bottom: loss, lr, grad norm, tokens/s; the
+	 * first row and last row with each colour say where it was drawn */
+	int first[4], last[4];
+	const int col[4][3] = { { TRAIN }, { LR }, { GRAD }, { TPS } };
+	for (int k = 0; k < 4; k++) {
+		first[k] = last[k] = -1;
+		for (int y = 0; y < p.h; y++)
+			if (count_color(&p, y, y + 1, col[k][0], col[k][1], col[k][2]) > 0) {
+				if (first[k] < 0)
+					first[k] = y;
+				last[k] = y;
+			}
+		CHECK(first[k] >= 0);
+	}
+	CHECK(last[0] < first[1] && last[1] < first[2] && last[2] < first[3]);
+	/* the loss panel is the tallest; each curve spans most of the width */
+	CHECK(last[0] - first[0] > last[1] - first[1]);
+	CHECK(columns_with(&p, 0, p.w, first[0], last[0] + 1, TRAIN) > p.w * 3 / 5);
+	CHECK(columns_with(&p, 0, p.w, first[1], last[1] + 1, LR) > p.w * 3 / 5);
+	CHECK(columns_with(&p, 0, p.w, first[3], last[3] + 1, TPS) > p.w * 3 / 5);
+	/* six validation markers in the loss panel, and text and grid around */
+	CHECK(count_color(&p, first[0], last[0] + 1, VALID) > 6 * 20);
+	CHECK(count_color(&p, first[1], p.h, VALID) == 0);
+	CHECK(count_non_bg(&p, 0, first[0]) > 300);   /* the title */
+	/* tick labels in the left margin (the frame starts further right) */
+	CHECK(count_dark(&p, 0, p.w / 25, 0, p.h) > 150);
+	picture_free(&p);
 	o.log_y = true;
-	REQUIRE(plot_render(&m, &o, &r, &err) == 0);
-	raster_free(&r);
+	CHECK(draw(&m, &o, &p, &err) == 0);
+	picture_free(&p);
 	/* a non-positive loss cannot go on a log scale */
 	m.loss.pts[0].value = 0;
-	CHECK(plot_render(&m, &o, &r, &err) == -1 && strstr(err.msg, "--log-y"));
-	raster_free(&r);
+	CHECK(draw(&m, &o, &p, &err) == -1 && strstr(err.msg, "--log-y"));
+	picture_free(&p);
 	o.log_y = false;
 	o.width = 100;
 	hug_error_clear(&err);
-	CHECK(plot_render(&m, &o, &r, &err) == -1 && strstr(err.msg, "--width"));
-	raster_free(&r);
+	CHECK(draw(&m, &o, &p, &err) == -1 && strstr(err.msg, "--width"));
+	picture_free(&p);
 	plot_metrics_free(&m);
 }
 
-TEST(plot_render_smooths_dense_loss)
+TEST(plot_draw_smooths_dense_loss)
 {
 	struct plot_metrics m;
 	struct hug_error err = { 0 };
-	struct raster r;
+	struct picture p;
 	struct plot_opts o = plot_opts_default();
 	o.width = 640;
 	o.height = 480;
 	REQUIRE(parse(synthetic_metrics(2000, 1.0), &m, &err) == 0);
-	/* auto: the raw curve in a tint, the moving average over it */
-	REQUIRE(plot_render(&m, &o, &r, &err) == 0);
-	int tint_auto = count_color(r.rgb, r.w, 0, r.h / 2, 177, 207, 229);
-	CHECK(count_color(r.rgb, r.w, 0, r.h / 2, 31, 119, 180) > 300);
-	raster_free(&r);
+	/* auto: the raw curve faint (30% over white), the moving average over it */
+	REQUIRE(draw(&m, &o, &p, &err) == 0);
+	int faint_auto = count_exact(&p, 0, p.h / 2, 188, 214, 233);
+	CHECK(count_color(&p, 0, p.h / 2, TRAIN) > 300);
+	picture_free(&p);
 	o.smooth = 0;
-	REQUIRE(plot_render(&m, &o, &r, &err) == 0);
-	int tint_off = count_color(r.rgb, r.w, 0, r.h / 2, 177, 207, 229);
-	raster_free(&r);
-	CHECK(tint_auto > 3 * tint_off + 100);
+	REQUIRE(draw(&m, &o, &p, &err) == 0);
+	int faint_off = count_exact(&p, 0, p.h / 2, 188, 214, 233);
+	picture_free(&p);
+	CHECK(faint_auto > 3 * faint_off + 100);
 	o.smooth = -2;
-	CHECK(plot_render(&m, &o, &r, &err) == -1 && strstr(err.msg, "--smooth"));
-	raster_free(&r);
+	CHECK(draw(&m, &o, &p, &err) == -1 && strstr(err.msg, "--smooth"));
+	picture_free(&p);
 	plot_metrics_free(&m);
 }
 
-TEST(plot_render_single_point_and_no_lr)
+TEST(plot_draw_single_point_huge_values_and_loss_only)
 {
 	struct plot_metrics m;
 	struct hug_error err = { 0 };
-	struct raster r;
+	struct picture p;
 	struct plot_opts o = plot_opts_default();
 	REQUIRE(parse("{\"step\": 7, \"loss\": 4.25}\n", &m, &err) == 0);
-	REQUIRE(plot_render(&m, &o, &r, &err) == 0);
-	CHECK(count_color(r.rgb, r.w, 0, r.h / 2, 31, 119, 180) > 0);
-	raster_free(&r);
+	REQUIRE(draw(&m, &o, &p, &err) == 0);
+	CHECK(count_color(&p, 0, p.h, TRAIN) > 0);
+	CHECK(count_color(&p, 0, p.h, LR) == 0);   /* no lr logged: no lr panel */
+	picture_free(&p);
 	plot_metrics_free(&m);
 	REQUIRE(parse("{\"step\": 100, \"valid_loss\": 4.25}\n", &m, &err) == 0);
-	REQUIRE(plot_render(&m, &o, &r, &err) == 0);
-	CHECK(count_color(r.rgb, r.w, 0, r.h / 2, 230, 110, 10) > 0);
-	raster_free(&r);
+	REQUIRE(draw(&m, &o, &p, &err) == 0);
+	CHECK(count_color(&p, 0, p.h, VALID) > 0);
+	picture_free(&p);
 	plot_metrics_free(&m);
+	/* values near the double's limits, a constant series, a zero lr */
+	REQUIRE(parse("{\"step\": 0, \"loss\": 1e308, \"lr\": 0, \"grad_norm\": -1.7e308}\n"
+		      "{\"step\": 1, \"loss\": -1e308, \"lr\": 0, \"grad_norm\": 1.7e308}\n"
+		      "{\"step\": 9007199254740992, \"loss\": 5e-324, \"lr\": 0, \"grad_norm\": 0, "
+		      "\"tokens_per_s\": 3}\n",
+		      &m, &err) == 0);
+	REQUIRE(draw(&m, &o, &p, &err) == 0);
+	CHECK(count_color(&p, 0, p.h, TRAIN) > 0 && count_color(&p, 0, p.h, GRAD) > 0);
+	picture_free(&p);
+	o.log_y = true;
+	CHECK(draw(&m, &o, &p, &err) == -1 && strstr(err.msg, "--log-y"));
+	picture_free(&p);
+	plot_metrics_free(&m);
+	/* no loss at all */
+	memset(&m, 0, sizeof(m));
+	hug_error_clear(&err);
+	CHECK(draw(&m, &o, &p, &err) == -1 && strstr(err.msg, "no loss"));
+	picture_free(&p);
+}
+
+/* ---- files ---- */
+
+/* Whether the text is well-formed XML as far as tags go: every element
+ * closed in order, with the root element an <svg>. NULL or what is wrong. */
+static const char *xml_check(const char *t)
+{
+	char stack[64][32];
+	int depth = 0, roots = 0;
+	const char *q = t;
+	while ((q = strchr(q, '<'))) {
+		if (!strncmp(q, "<?", 2) || !strncmp(q, "<!", 2)) {
+			q = strchr(q, '>');
+			if (!q)
+				return "unterminated declaration";
+			continue;
+		}
+		const char *end = strchr(q, '>');
+		if (!end)
+			return "unterminated tag";
+		bool closing = q[1] == '/', self = end[-1] == '/';
+		const char *n = q + 1 + closing;
+		size_t len = strcspn(n, " \t\r\n/>");
+		if (len == 0 || len >= 32)
+			return "bad tag name";
+		if (closing) {
+			if (depth == 0 || strlen(stack[depth - 1]) != len ||
+			    strncmp(stack[depth - 1], n, len))
+				return "mismatched closing tag";
+			depth--;
+		} else if (!self) {
+			if (depth == 0 && (roots++ || strncmp(n, "svg", len)))
+				return "root is not one <svg>";
+			if (depth == 64)
+				return "too deep";
+			memcpy(stack[depth], n, len);
+			stack[depth++][len] = '\0';
+		}
+		q = end + 1;
+	}
+	return depth ? "unclosed element" : roots == 1 ? NULL : "no <svg>";
+}
+
+/* Whether an "rgb(...)" colour in the text (as percentages or 0-255
+ * integers) is within 2/255 of (r, g, b). */
+static bool svg_has_color(const char *t, int r, int g, int b)
+{
+	for (const char *q = t; (q = strstr(q, "rgb(")); q += 4) {
+		double v[3];
+		char u[3] = { 0 };
+		const char *c = q + 4;
+		int k;
+		for (k = 0; k < 3; k++) {
+			char *e;
+			v[k] = strtod(c, &e);
+			if (e == c)
+				break;
+			u[k] = *e;
+			c = e + (*e == '%');
+			c += strspn(c, " ,");
+		}
+		if (k < 3)
+			continue;
+		double f = u[0] == '%' ? 255 / 100.0 : 1;
+		if (fabs(v[0] * f - r) <= 2 && fabs(v[1] * f - g) <= 2 && fabs(v[2] * f - b) <= 2)
+			return true;
+	}
+	return false;
+}
+
+static size_t count_str(const char *t, const char *s)
+{
+	size_t n = 0;
+	for (const char *q = t; (q = strstr(q, s)); q++)
+		n++;
+	return n;
 }
 
 TEST(plot_run_writes_png_of_requested_size)
@@ -531,7 +527,7 @@ TEST(plot_run_writes_png_of_requested_size)
 	char dir[] = "/tmp/hug-plot-XXXXXX", path[256], used[256];
 	REQUIRE(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
-	write_text(path, synthetic_metrics(500, 0.1));
+	test_write_file(path, synthetic_metrics(500, 0.1));
 	struct plot_opts o = plot_opts_default();
 	o.width = 700;
 	o.height = 420;
@@ -542,26 +538,77 @@ TEST(plot_run_writes_png_of_requested_size)
 	snprintf(path, sizeof(path), "%s/curves.png", dir);
 	CHECK(!strcmp(used, path));
 	size_t n;
-	uint8_t *f = (uint8_t *)test_read_file(path, &n);
+	char *f = test_read_file(path, &n);
 	REQUIRE(f);
-	struct decoded d;
-	CHECK(decode_png(f, n, &d) == NULL);
-	CHECK(d.w == 700 && d.h == 420);
-	if (d.rgb) {
-		CHECK(count_non_bg(d.rgb, d.w, 0, d.h / 2) > 1000);
-		CHECK(count_non_bg(d.rgb, d.w, d.h * 62 / 100, d.h) > 1000);
-	}
-	free(d.rgb);
+	CHECK(n > 8 && !memcmp(f, "\x89PNG\r\n\x1a\n", 8));
 	hug_free(f);
+	/* cairo reads it back at the size asked, with the curves in it */
+	struct picture p;
+	picture_of(&p, cairo_image_surface_create_from_png(path));
+	REQUIRE(cairo_surface_status(p.sf) == CAIRO_STATUS_SUCCESS);
+	CHECK(p.w == 700 && p.h == 420);
+	CHECK(columns_with(&p, 0, p.w, 0, p.h / 2, TRAIN) > p.w / 2);
+	CHECK(count_color(&p, 0, p.h, LR) > 100 && count_color(&p, 0, p.h, GRAD) > 100);
+	picture_free(&p);
 	unlink(path);
+	/* an SVG when the name says so */
+	snprintf(path, sizeof(path), "%s/curves.SVG", dir);
+	REQUIRE(plot_run(dir, path, &o, NULL, NULL, 0, &err) == 0);
+	char *svg = test_read_file(path, &n);
+	REQUIRE(svg);
+	const char *why = xml_check(svg);
+	CHECK(why == NULL);
+	if (why)
+		fprintf(stderr, "svg: %s\n", why);
+	CHECK(!strncmp(svg, "<?xml", 5) && strstr(svg, "width=\"700") && strstr(svg, "height=\"420"));
+	CHECK(count_str(svg, "<path") > 20);
+	CHECK(svg_has_color(svg, TRAIN) && svg_has_color(svg, VALID) && svg_has_color(svg, LR));
+	CHECK(svg_has_color(svg, GRAD) && svg_has_color(svg, TPS));
+	CHECK(!svg_has_color(svg, 1, 2, 3));
+	hug_free(svg);
+	unlink(path);
+	/* an SVG where it cannot be written, and a missing directory for a PNG */
+	snprintf(path, sizeof(path), "%s/no/such/dir/c.svg", dir);
+	CHECK(plot_run(dir, path, &o, NULL, NULL, 0, &err) == -1 && strstr(err.msg, path));
+	snprintf(path, sizeof(path), "%s/no/such/dir/c.png", dir);
+	hug_error_clear(&err);
+	CHECK(plot_run(dir, path, &o, NULL, NULL, 0, &err) == -1 && strstr(err.msg, path));
+	/* the smallest size still holds the four panels */
+	o.width = PLOT_MIN_WIDTH;
+	o.height = PLOT_MIN_HEIGHT;
+	snprintf(path, sizeof(path), "%s/small.png", dir);
+	hug_error_clear(&err);
+	CHECK(plot_run(dir, path, &o, NULL, NULL, 0, &err) == 0);
+	struct stat st;
+	CHECK(stat(path, &st) == 0);
+	unlink(path);
+	/* an error found while drawing (a zero loss on a log scale) leaves no
+	 * SVG behind */
+	o.width = 700;
+	o.height = 420;
+	o.log_y = true;
 	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
-	write_text(path, "");
+	test_write_file(path, "{\"step\": 0, \"loss\": 0}\n{\"step\": 1, \"loss\": 1}\n");
+	snprintf(path, sizeof(path), "%s/log.svg", dir);
+	hug_error_clear(&err);
+	CHECK(plot_run(dir, path, &o, NULL, NULL, 0, &err) == -1 && strstr(err.msg, "--log-y"));
+	CHECK(stat(path, &st) != 0);
+	o.log_y = false;
+	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
+	test_write_file(path, "");
+	hug_error_clear(&err);
 	CHECK(plot_run(dir, NULL, &o, NULL, NULL, 0, &err) == -1);
 	CHECK(strstr(err.msg, "metrics.jsonl: empty") != NULL);
+	test_write_file(path, "{\"step\": 0, \"loss\": NaN}\n{\"step\": 1, \"loss\": Infinity}\n");
+	hug_error_clear(&err);
+	CHECK(plot_run(dir, NULL, &o, NULL, NULL, 0, &err) == -1);
+	CHECK(strstr(err.msg, "no finite \"loss\"") != NULL);
 	unlink(path);
 	hug_error_clear(&err);
 	CHECK(plot_run(dir, NULL, &o, NULL, NULL, 0, &err) == -1);
-	CHECK(strstr(err.msg, "cannot open") != NULL);
+	CHECK(strstr(err.msg, "metrics.jsonl: cannot open") != NULL);
+	snprintf(path, sizeof(path), "%s/curves.png", dir);
+	CHECK(stat(path, &st) != 0);
 	rmdir(dir);
 }
 
@@ -575,23 +622,53 @@ TEST(plot_cli)
 	char dir[] = "/tmp/hug-plotcli-XXXXXX", path[256], cmd[1024], out[4096];
 	REQUIRE(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
-	write_text(path, "{\"step\": 0, \"loss\": 5, \"lr\": 1e-4}\n"
-		   "{\"step\": 1, \"loss\": NaN, \"lr\": 1e-4}\n"
-		   "{\"step\": 2, \"loss\": 4, \"lr\": 1e-4}\n");
-	snprintf(cmd, sizeof(cmd), "%s plot %s --out %s/c.png --width 500 --height 300",
+	test_write_file(path, "{\"step\": 0, \"loss\": 5, \"lr\": 1e-4, \"grad_norm\": 2}\n"
+		   "{\"step\": 1, \"loss\": NaN, \"lr\": 1e-4, \"grad_norm\": 1}\n"
+		   "{\"step\": 2, \"loss\": 4, \"lr\": 1e-4, \"grad_norm\": 1}\n");
+	snprintf(cmd, sizeof(cmd), "%s plot %s --out %s/c.png --width 500 --height 400",
 		 hug, dir, dir);
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
 	CHECK(strstr(out, "skipped 1 non-finite value") != NULL);
 	snprintf(path, sizeof(path), "%s/c.png", dir);
-	struct stat st;
-	CHECK(stat(path, &st) == 0 && st.st_size > 500 * 300 * 3);
+	cairo_surface_t *sf = cairo_image_surface_create_from_png(path);
+	CHECK(cairo_surface_status(sf) == CAIRO_STATUS_SUCCESS &&
+	      cairo_image_surface_get_width(sf) == 500 && cairo_image_surface_get_height(sf) == 400);
+	cairo_surface_destroy(sf);
+	unlink(path);
+	/* headless with no font at all: fontconfig finds nothing, cairo falls
+	 * back to its built-in font, and the PNG is still written */
+	char conf[256];
+	snprintf(conf, sizeof(conf), "%s/fonts.conf", dir);
+	test_write_file(conf, "<?xml version=\"1.0\"?>\n<fontconfig></fontconfig>\n");
+	snprintf(cmd, sizeof(cmd), "env -u DISPLAY FONTCONFIG_FILE=%s FONTCONFIG_PATH=%s "
+		 "XDG_CACHE_HOME=%s %s plot %s --out %s/nofont.png", conf, dir, dir, hug, dir, dir);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0);
+	snprintf(path, sizeof(path), "%s/nofont.png", dir);
+	sf = cairo_image_surface_create_from_png(path);
+	CHECK(cairo_surface_status(sf) == CAIRO_STATUS_SUCCESS);
+	if (cairo_surface_status(sf) == CAIRO_STATUS_SUCCESS) {
+		struct picture p;
+		picture_of(&p, sf);
+		CHECK(count_dark(&p, 0, p.w / 25, 0, p.h) > 50);   /* labels drawn */
+	}
+	cairo_surface_destroy(sf);
+	unlink(path);
+	unlink(conf);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/fontconfig", dir);
+	CHECK(system(cmd) == 0);
+	snprintf(cmd, sizeof(cmd), "%s plot %s --out %s/c.svg", hug, dir, dir);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "c.svg"));
+	snprintf(path, sizeof(path), "%s/c.svg", dir);
+	char *svg = test_read_file(path, NULL);
+	CHECK(svg && xml_check(svg) == NULL && svg_has_color(svg, GRAD));
+	hug_free(svg);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
-	write_text(path, "{\"step\": 0, \"loss\": 5, \"lr\": 1e-4}\n{\"step\": 1, \"loss\": 4,\n");
+	test_write_file(path, "{\"step\": 0, \"loss\": 5, \"lr\": 1e-4}\n{\"step\": 1, \"loss\": 4,\n");
 	snprintf(cmd, sizeof(cmd), "%s plot %s", hug, dir);
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, "hug plot: ") && strstr(out, "metrics.jsonl:2:"));
-	write_text(path, "");
+	test_write_file(path, "");
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 2);
 	CHECK(strstr(out, "empty") != NULL);
 	snprintf(cmd, sizeof(cmd), "%s plot %s --width 10", hug, dir);
@@ -599,8 +676,11 @@ TEST(plot_cli)
 	snprintf(cmd, sizeof(cmd), "%s plot", hug);
 	CHECK(test_run_command(cmd, out, sizeof(out)) == 2 && strstr(out, "usage"));
 	snprintf(path, sizeof(path), "%s/curves.png", dir);
+	struct stat st;
 	CHECK(stat(path, &st) != 0);   /* nothing written on errors */
 	snprintf(path, sizeof(path), "%s/metrics.jsonl", dir);
 	unlink(path);
+	snprintf(cmd, sizeof(cmd), "%s plot %s/missing", hug, dir);
+	CHECK(test_run_command(cmd, out, sizeof(out)) == 2 && strstr(out, "cannot open"));
 	rmdir(dir);
 }

@@ -1,25 +1,31 @@
-/* plot.h: training curves from a run directory's metrics.jsonl, rendered
- * to a PNG with no dependencies (train/raster.h draws, train/png.h
- * encodes). The picture has two panels sharing the step axis: the training
- * loss (with validation losses as markers) on top and the learning rate
- * below, each with "nice" ticks (1, 2 or 5 x 10^k) and numeric labels.
- * When there are more loss points than pixel columns, the raw loss is drawn
- * faint with a centred moving average over it (plot_opts.smooth).
+/* plot.h: training curves from a run directory's metrics.jsonl, drawn
+ * with cairo (anti-aliased lines, real fonts through fontconfig, cairo's
+ * built-in font when none is installed) to a PNG, or to an SVG when the
+ * output path ends in .svg. The figure stacks panels sharing the step
+ * axis: the training loss (validation losses as markers, a legend) on
+ * top, then the learning rate, the gradient norm and the throughput
+ * (tokens/s), each shown when the run logged it. Every panel has a grid
+ * and "nice" ticks (1, 2 or 5 x 10^k) with numeric labels, a title and
+ * the latest value. When a noisy series (loss, grad norm, tokens/s) has
+ * more points than pixel columns, it is drawn faint with a centred moving
+ * average over it (plot_opts.smooth).
  *
  * metrics.jsonl holds one JSON object per line. Training lines carry
- * "step", "loss" and "lr"; evaluation lines carry "step" and "valid_loss".
- * Other keys are ignored, and so are lines with none of loss, lr and
- * valid_loss. Values written as null, NaN, Infinity, nan or inf (bare or
- * as strings) are skipped and counted. A resumed run may log a step twice:
- * the points are sorted by step and the later line of a step wins. */
+ * "step", "loss", "lr", "grad_norm" and "tokens_per_s"; evaluation lines
+ * carry "step" and "valid_loss". Other keys are ignored, and so are lines
+ * with none of those five. Values written as null, NaN, Infinity, nan or
+ * inf (bare or as strings) are skipped and counted. A resumed run may log
+ * a step twice: the points are sorted by step and the later line of a
+ * step wins. */
 #ifndef HUG_TRAIN_PLOT_H
 #define HUG_TRAIN_PLOT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <cairo.h>
+
 #include "../base/error.h"
-#include "raster.h"
 
 struct plot_point {
 	double step, value;
@@ -33,6 +39,8 @@ struct plot_series {
 struct plot_metrics {
 	struct plot_series loss;    /* "loss" of training lines */
 	struct plot_series lr;      /* "lr" of training lines */
+	struct plot_series grad;    /* "grad_norm" of training lines */
+	struct plot_series tps;     /* "tokens_per_s" of training lines */
 	struct plot_series valid;   /* "valid_loss" of evaluation lines */
 	size_t n_lines;             /* non-blank lines read */
 	size_t n_nonfinite;         /* values skipped as null, NaN or infinite */
@@ -91,21 +99,22 @@ void plot_axis_label(const struct plot_axis *a, int i, char *buf, size_t n);
 void plot_format_number(double v, double step, bool sci, char *buf, size_t n);
 
 #define PLOT_MIN_WIDTH 320
-#define PLOT_MIN_HEIGHT 240
+#define PLOT_MIN_HEIGHT 300
 #define PLOT_MAX_DIM 4096
 
 #define PLOT_MAX_SMOOTH 100001
 
 struct plot_opts {
-	int width, height;   /* image size in pixels */
+	int width, height;   /* image size in pixels (points for SVG) */
 	bool log_y;          /* loss panel on a log10 scale */
-	/* Training loss smoothing: a centred moving average over this many
-	 * points drawn over the raw curve (drawn faint). -1: automatic, on
-	 * only when there are more points than pixel columns; 0 or 1: off. */
+	/* Smoothing of the loss, grad norm and tokens/s: a centred moving
+	 * average over this many points drawn over the raw curve (drawn
+	 * faint). -1: automatic, on only when a series has more points than
+	 * pixel columns; 0 or 1: off. */
 	int smooth;
 };
 
-/* Default options: 900 x 600, linear, automatic smoothing. */
+/* Default options: 1000 x 800, linear, automatic smoothing. */
 struct plot_opts plot_opts_default(void);
 
 /* Checks the options: sizes within [PLOT_MIN_*, PLOT_MAX_DIM], smooth in
@@ -113,18 +122,27 @@ struct plot_opts plot_opts_default(void);
  * --height, --smooth). */
 int plot_opts_validate(const struct plot_opts *o, struct hug_error *err);
 
-/* Renders m into r, which this function initialises (o->width x
- * o->height; free with raster_free, also after an error). m must hold
- * at least one loss or valid_loss point. -1 with err for options that
- * plot_opts_validate rejects or, under log_y, a loss <= 0. */
-int plot_render(const struct plot_metrics *m, const struct plot_opts *o,
-		struct raster *r, struct hug_error *err);
+/* Draws m on cr, whose target is o->width x o->height (pixels for an
+ * image surface, points for SVG), over a white background. m must hold at
+ * least one loss or valid_loss point. -1 with err for options that
+ * plot_opts_validate rejects, a size with no room for the panels, under
+ * log_y a loss <= 0, or cairo failing (its status named); cr is left in
+ * whatever state drawing reached. */
+int plot_draw(cairo_t *cr, const struct plot_metrics *m, const struct plot_opts *o,
+	      struct hug_error *err);
 
-/* `hug plot` as a function: reads run_dir/metrics.jsonl, renders it and
- * writes the PNG to out_path (run_dir/curves.png when NULL). Stores the
- * number of skipped non-finite values in *n_nonfinite (may be NULL) and
- * the path written in out_used (at most n_out bytes; may be NULL). 0 or -1
- * with err. */
+/* Draws m (as plot_draw) into the file at path: SVG when path ends in
+ * ".svg" (any case), else PNG. On an error nothing is left at path
+ * except, for a PNG, a file cairo could not finish writing. 0 or -1 with
+ * err naming path for write failures. */
+int plot_write(const struct plot_metrics *m, const struct plot_opts *o, const char *path,
+	       struct hug_error *err);
+
+/* `hug plot` as a function: reads run_dir/metrics.jsonl, draws it and
+ * writes out_path (run_dir/curves.png when NULL) as plot_write does.
+ * Stores the number of skipped non-finite values in *n_nonfinite (may be
+ * NULL) and the path written in out_used (at most n_out bytes; may be
+ * NULL). 0 or -1 with err. */
 int plot_run(const char *run_dir, const char *out_path, const struct plot_opts *o,
 	     size_t *n_nonfinite, char *out_used, size_t n_out, struct hug_error *err);
 

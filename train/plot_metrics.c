@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "../base/alloc.h"
+#include "../base/fs.h"
 #include "../base/json.h"
 
 /* Steps above 2^53 are not exact in a double. */
@@ -152,12 +153,13 @@ static int get_step(const cJSON *obj, double *step, const char *name, size_t lin
 static int take_object(const cJSON *obj, struct plot_metrics *m, const char *name,
 		       size_t line, struct hug_error *err)
 {
-	static const char *const keys[3] = { "loss", "lr", "valid_loss" };
-	struct plot_series *dst[3] = { &m->loss, &m->lr, &m->valid };
-	double v[3], step = 0;
-	int got[3];
+	static const char *const keys[5] = { "loss", "lr", "grad_norm", "tokens_per_s",
+					     "valid_loss" };
+	struct plot_series *dst[5] = { &m->loss, &m->lr, &m->grad, &m->tps, &m->valid };
+	double v[5], step = 0;
+	int got[5];
 	bool any = false;
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 5; k++) {
 		got[k] = get_value(obj, keys[k], &v[k], name, line, err);
 		if (got[k] < 0)
 			return -1;
@@ -167,7 +169,7 @@ static int take_object(const cJSON *obj, struct plot_metrics *m, const char *nam
 		return 0;   /* some other kind of record */
 	if (get_step(obj, &step, name, line, err))
 		return -1;
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 5; k++) {
 		if (got[k] == 1)
 			series_push(dst[k], step, v[k]);
 		else if (got[k] == 2)
@@ -233,6 +235,8 @@ int plot_metrics_parse(const char *text, size_t len, const char *name,
 		return -1;
 	series_finish(&m->loss);
 	series_finish(&m->lr);
+	series_finish(&m->grad);
+	series_finish(&m->tps);
 	series_finish(&m->valid);
 	if (m->n_lines == 0)
 		return hug_error_set(err, "%s: empty: no metrics logged yet", name);
@@ -242,36 +246,11 @@ int plot_metrics_parse(const char *text, size_t len, const char *name,
 	return 0;
 }
 
-/* Reads the whole file at path into a hug_malloc'd buffer; 0 or -1. */
-static int slurp(const char *path, char **out, size_t *len, struct hug_error *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return hug_error_set(err, "%s: cannot open: %s", path, strerror(errno));
-	size_t cap = 1 << 16, n = 0;
-	char *buf = hug_malloc(cap);
-	for (;;) {
-		n += fread(buf + n, 1, cap - n, f);
-		if (n < cap)
-			break;
-		buf = hug_realloc(buf, cap *= 2);
-	}
-	int bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		hug_free(buf);
-		return hug_error_set(err, "%s: read failed", path);
-	}
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 int plot_metrics_read(const char *path, struct plot_metrics *m, struct hug_error *err)
 {
 	char *text = NULL;
 	size_t len = 0;
-	if (slurp(path, &text, &len, err))
+	if (fs_read_file(path, (size_t)1 << 34, &text, &len, err))
 		return -1;
 	int rc = plot_metrics_parse(text, len, path, m, err);
 	hug_free(text);
@@ -282,6 +261,8 @@ void plot_metrics_free(struct plot_metrics *m)
 {
 	hug_free(m->loss.pts);
 	hug_free(m->lr.pts);
+	hug_free(m->grad.pts);
+	hug_free(m->tps.pts);
 	hug_free(m->valid.pts);
 	memset(m, 0, sizeof(*m));
 }

@@ -18,8 +18,9 @@ declare -A seeds=(
 	[config]="tests/fixtures/*-tiny*/*config*.json"
 	[adapter_config]="tests/fixtures/peft/*/adapter_config.json"
 	[shard]="tests/fixtures/*.h5"
+	[metrics]=""
 )
-declare -A uses_dict=([recipe]=1 [tokenizer]=1 [config]=1 [adapter_config]=1)
+declare -A uses_dict=([recipe]=1 [tokenizer]=1 [config]=1 [adapter_config]=1 [metrics]=1)
 failed=() summary=()
 for t in "$@"; do
 	corpus=$build/corpus/$t art=$build/artifacts/$t/ log=$build/logs/$t.log
