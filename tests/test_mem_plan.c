@@ -2,9 +2,13 @@
  * allocates: the step arena's high-water mark after one training step
  * (activations, their gradients, logits: the part the plan computes op by
  * op), and the peak RSS of `hug train` child processes at three shapes. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../base/alloc.h"
 #include "../train/mem_plan.h"
@@ -71,6 +75,121 @@ TEST(mem_plan_step_arena_matches_the_tape)
 		       (long long)m, (long long)p, 100.0 * (double)(p - m) / (double)m);
 		CHECK(m > 0);
 		CHECK(p > 0.98 * (double)m && p < 1.02 * (double)m);
+	}
+	train_fixture_rmtree(dir);
+}
+
+/* Runs `$HUG_BIN train recipe --set ...` (overrides ov) as a child, output
+ * to `log`; its peak RSS in bytes (wait4's ru_maxrss), or -1 when it
+ * failed. */
+static int64_t child_peak_rss(const char *recipe, const char *const *ov, int n_ov,
+			      const char *log)
+{
+	const char *argv[40];
+	int n = 0;
+	argv[n++] = getenv("HUG_BIN");
+	argv[n++] = "train";
+	argv[n++] = recipe;
+	argv[n++] = "--set";
+	argv[n++] = "schedule.warmup_steps=0";
+	for (int i = 0; i < n_ov && n < 37; i++) {
+		argv[n++] = "--set";
+		argv[n++] = ov[i];
+	}
+	argv[n] = NULL;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int status;
+	struct rusage ru;
+	if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		return -1;
+	return (int64_t)ru.ru_maxrss * 1024;
+}
+
+/* The plan of DIR/recipe.json with overrides ov (one process). */
+static int64_t planned_peak(const char *dir, const char *const *ov, int n_ov)
+{
+	char path[512];
+	struct recipe r;
+	struct hug_error err = { 0 };
+	const char *all[16] = { "schedule.warmup_steps=0" };
+	for (int i = 0; i < n_ov && i < 15; i++)
+		all[i + 1] = ov[i];
+	snprintf(path, sizeof(path), "%s/recipe.json", dir);
+	if (recipe_load(path, all, n_ov + 1, 1, &r, &err)) {
+		test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+		return -1;
+	}
+	struct mem_layout l;
+	struct mem_plan p;
+	mem_layout_of_recipe(&r, 1, &l);
+	mem_plan_compute(&r.model, &l, &p);
+	recipe_free(&r);
+	return p.peak;
+}
+
+/* Peak RSS of `hug train` at three shapes against the plan plus the
+ * process's fixed overhead: the binary, its libraries, OpenBLAS's and
+ * OpenMP's buffers, HDF5, the loader, measured once as the peak RSS of a
+ * run of a model too small to count (its own plan subtracted). The shapes
+ * are chosen so the plan is most of the peak (the check means something)
+ * and a step takes well under a second. */
+TEST(mem_plan_peak_rss_of_training_runs)
+{
+	if (!getenv("HUG_BIN"))
+		SKIP("HUG_BIN not set (run through make test)");
+	const char *dir = train_fixture_setup(40000, NULL, ", \"steps\": 2, \"tensorboard\": false");
+	if (!dir) {
+		CHECK(dir != NULL);
+		return;
+	}
+	char recipe[512], log[512];
+	snprintf(recipe, sizeof(recipe), "%s/recipe.json", dir);
+	snprintf(log, sizeof(log), "%s/train.log", dir);
+	static const char *const idle[] = {
+		"model.vocab_size=64", "model.hidden_size=8", "model.n_layer=1", "model.n_head=1",
+		"data.seq_len=8", "batch.micro_batch_size=1", "batch.global_batch_size=1",
+	};
+	static const char *const shapes[][7] = {
+		{ "model.vocab_size=16384", "model.hidden_size=128", "model.n_layer=2",
+		  "model.n_head=4", "data.seq_len=256", "batch.micro_batch_size=2",
+		  "batch.global_batch_size=2" },
+		{ "model.vocab_size=2048", "model.hidden_size=256", "model.n_layer=4",
+		  "model.n_head=8", "data.seq_len=512", "batch.micro_batch_size=1",
+		  "batch.global_batch_size=1" },
+		{ "model.vocab_size=8192", "model.hidden_size=512", "model.n_layer=2",
+		  "model.n_head=8", "data.seq_len=128", "batch.micro_batch_size=4",
+		  "batch.global_batch_size=4" },
+	};
+	char rmrun[600];
+	snprintf(rmrun, sizeof(rmrun), "rm -rf '%s/run'", dir);
+	CHECK(system(rmrun) == 0);
+	int64_t base = child_peak_rss(recipe, idle, 7, log);
+	int64_t overhead = base - planned_peak(dir, idle, 7);
+	printf("  process overhead: %.1f MiB (peak RSS %.1f MiB of the smallest run)\n",
+	       (double)overhead / 1048576, (double)base / 1048576);
+	CHECK(base > 0 && overhead > 0);
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		CHECK(system(rmrun) == 0);
+		int64_t m = child_peak_rss(recipe, shapes[i], 7, log);
+		int64_t plan = planned_peak(dir, shapes[i], 7);
+		double pred = (double)(plan + overhead);
+		printf("  shape %zu: peak RSS %.1f MiB, planned %.1f MiB + overhead = %.1f MiB "
+		       "(%+.1f%%)\n", i, (double)m / 1048576, (double)plan / 1048576,
+		       pred / 1048576, 100.0 * (pred - (double)m) / (double)m);
+		CHECK(m > 0);
+		CHECK(plan > 2 * overhead);            /* the plan is what is tested */
+		CHECK(pred > 0.85 * (double)m && pred < 1.15 * (double)m);
 	}
 	train_fixture_rmtree(dir);
 }

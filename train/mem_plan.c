@@ -149,8 +149,8 @@ int mem_layout_validate(const struct model_config *cfg, const struct mem_layout 
 				     l->dp, l->tp, l->pp);
 	if (l->zero < 0 || l->zero > 3)
 		return hug_error_set(err, "zero: expected a stage 0, 1, 2 or 3, got %d", l->zero);
-	if (d->n_layer % l->pp)
-		return hug_error_set(err, "pipeline stages: %d does not divide the %d layers",
+	if (l->pp > d->n_layer)
+		return hug_error_set(err, "pipeline stages: %d is more than the %d layers",
 				     l->pp, d->n_layer);
 	if (d->n_head % l->tp || d->n_kv_head % l->tp || d->intermediate_size % l->tp)
 		return hug_error_set(err, "tensor parallel: %d does not divide the %d heads, %d "
@@ -316,13 +316,29 @@ static void weights(const struct model_config *cfg, const struct mem_layout *l,
 			   (l->bf16 ? 2 : 4);
 }
 
+/* Blocks on pipeline stage `stage`: L / pp when pp divides L; else, when
+ * pp divides L + 2, the embedding and the head count as one block each on
+ * the first and last stages (Megatron-DeepSpeed's partition by
+ * "type:transformer|embedding", as BLOOM-176B's 70 layers ran on 12
+ * stages); else ceil(L / pp) (an upper bound). */
+static int64_t stage_layers(int64_t layers, int pp, int stage)
+{
+	if (layers % pp == 0)
+		return layers / pp;
+	if ((layers + 2) % pp == 0) {
+		int64_t per = (layers + 2) / pp;
+		return stage == 0 || stage == pp - 1 ? per - 1 : per;
+	}
+	return (layers + pp - 1) / pp;
+}
+
 /* The plan of stage `stage` (0 .. pp-1). */
 static void plan_stage(const struct model_config *cfg, const struct mem_layout *l, int stage,
 		       struct mem_plan *p)
 {
 	const struct model_dims *d = &cfg->dims;
 	bool first = stage == 0, last = stage == l->pp - 1;
-	int64_t layers = d->n_layer / l->pp, probs, mlp, block;
+	int64_t layers = stage_layers(d->n_layer, l->pp, stage), probs, mlp, block;
 	weights(cfg, l, layers, first, last, p);
 	int64_t k = first ? in_flight(l) : 1;
 	/* stage_activations' outer part treats `first` as holding the
@@ -380,7 +396,7 @@ void mem_plan_compute(const struct model_config *cfg, const struct mem_layout *l
 	/* generation: K and V of every layer for kv_batch x kv_len positions,
 	 * in the compute dtype, this rank's heads and layers */
 	int64_t kb = l->kv_batch ? l->kv_batch : 1, kt = l->kv_len ? l->kv_len : l->seq_len;
-	p->kv_cache = 2 * (int64_t)(d->n_layer / l->pp) * kb * kt *
+	p->kv_cache = 2 * stage_layers(d->n_layer, l->pp, 0) * kb * kt *
 		      (int64_t)(d->n_kv_head / l->tp) * d->head_dim * (l->bf16 ? 2 : 4);
 	p->tokens_per_step = l->micro_batch * l->seq_len * l->accumulation * l->dp;
 	double fpt = model_config_flops_per_token(cfg, l->seq_len);

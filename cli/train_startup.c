@@ -1,0 +1,73 @@
+/* train_startup.c: `hug train`'s start-up summary (cli/train_startup.h). */
+#include "train_startup.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "../peft/lora_model.h"
+#include "../train/mem_plan.h"
+#include "../train/recipe.h"
+#include "../train/trainer.h"
+
+/* "1,234,567" into buf. */
+static const char *commas(int64_t v, char *buf, size_t n)
+{
+	char d[32];
+	int len = snprintf(d, sizeof(d), "%" PRId64, v), o = 0;
+	for (int i = 0; i < len && (size_t)o + 2 < n; i++) {
+		if (i > 0 && d[i - 1] != '-' && (len - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = d[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* s as one shell word: as it is when it holds only safe characters, else
+ * in single quotes. */
+static void shell_word(const char *s, FILE *out)
+{
+	if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+			    "-_./=:,+@%") == strlen(s)) {
+		fputs(s, out);
+		return;
+	}
+	fputc('\'', out);
+	for (; *s; s++)
+		if (*s == '\'')
+			fputs("'\\''", out);
+		else
+			fputc(*s, out);
+	fputc('\'', out);
+}
+
+void train_print_startup(const struct recipe *r, const struct trainer *t, const char *path,
+			 const char *const *ov, int n_ov, int world, FILE *out)
+{
+	char a[32], b[32], c[32];
+	struct mem_layout l;
+	struct mem_plan p;
+	mem_layout_of_recipe(r, world, &l);
+	mem_plan_compute(&r->model, &l, &p);
+	int64_t trainable = t->lora ? lora_model_numel(t->lora) : p.params_total;
+	fprintf(out, "hug train: model %s (%s), %.3g B parameters: %s trainable of %s (%.4g%%)%s\n",
+		r->model.family->display, r->model.family->name, (double)p.params_total / 1e9,
+		commas(trainable, a, sizeof(a)), commas(p.params_total, b, sizeof(b)),
+		100.0 * (double)trainable / (double)p.params_total,
+		t->lora ? ", LoRA" : ", full training");
+	fprintf(out, "hug train: layout %d data x %d tensor x 1 pipeline, ZeRO-%d; %s tokens per step "
+		"(%" PRId64 " sequences x %" PRId64 "), %" PRId64 " steps, %s tokens in all\n",
+		l.dp, l.tp, l.zero, commas(p.tokens_per_step, c, sizeof(c)), r->global_batch_size,
+		r->seq_len, r->steps, commas(p.tokens_per_step * r->steps, a, sizeof(a)));
+	mem_plan_print(&p, &l, 0, "hug train: ", out);
+	fprintf(out, "hug train: resume with: ");
+	if (world > 1)
+		fprintf(out, "mpirun -np %d ", world);
+	fputs("hug train ", out);
+	shell_word(path, out);
+	for (int i = 0; i < n_ov; i++) {
+		fputs(" --set ", out);
+		shell_word(ov[i], out);
+	}
+	fputs(" --resume\n", out);
+}
