@@ -23,6 +23,41 @@ static const char *commas(int64_t v, char *buf, size_t n)
 	return buf;
 }
 
+/* This process's resident bytes (Linux /proc/self/status VmRSS), or 0. */
+static int64_t resident_bytes(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long long kb = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %lld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (int64_t)kb * 1024;
+}
+
+static int64_t host_bytes(const struct arena *a)
+{
+	return a && (!a->allocator || a->allocator->device == DEV_CPU) ?
+		       (int64_t)arena_capacity(a) : 0;
+}
+
+/* What the process holds besides the model's host arenas (parameters,
+ * gradients, optimizer state, reduction buffers, adapters): the binary
+ * and its libraries, thread stacks, BLAS buffers, the loader. Measured
+ * now, before the first step. */
+static int64_t process_overhead(const struct trainer *t)
+{
+	struct model_parts mp = model_parts(&t->model);
+	int64_t known = host_bytes(mp.params) + host_bytes(mp.grads) + host_bytes(&t->opt.state) +
+			host_bytes(&t->dist.mem);
+	if (t->lora)
+		known += host_bytes(&t->lora->params) + host_bytes(&t->lora->grads);
+	int64_t rss = resident_bytes();
+	return rss > known ? rss - known : 0;
+}
+
 /* s as one shell word: as it is when it holds only safe characters, else
  * in single quotes. */
 static void shell_word(const char *s, FILE *out)
@@ -59,7 +94,9 @@ void train_print_startup(const struct recipe *r, const struct trainer *t, const 
 		"(%" PRId64 " sequences x %" PRId64 "), %" PRId64 " steps, %s tokens in all\n",
 		l.dp, l.tp, l.zero, commas(p.tokens_per_step, c, sizeof(c)), r->global_batch_size,
 		r->seq_len, r->steps, commas(p.tokens_per_step * r->steps, a, sizeof(a)));
-	mem_plan_print(&p, &l, 0, "hug train: ", out);
+	/* on the CPU the plan's terms are this process's memory: add what
+	 * it holds besides them */
+	mem_plan_print(&p, &l, t->device == DEV_CPU ? process_overhead(t) : 0, "hug train: ", out);
 	fprintf(out, "hug train: resume with: ");
 	if (world > 1)
 		fprintf(out, "mpirun -np %d ", world);

@@ -372,8 +372,18 @@ static void plan_stage(const struct model_config *cfg, const struct mem_layout *
 		break;
 	}
 	p->logits = last ? logits_bytes(cfg, l) : 0;
+	/* train/checkpoint.c: every rank gathers its stage's parameters (not
+	 * under LoRA: the adapters are saved as they are) and optimizer state
+	 * whole into host copies (tensor slices all-reduced, ZeRO ranges
+	 * reduced back), through a scratch tensor as large as the largest
+	 * parameter (the embedding); the step memory stays resident meanwhile
+	 * (the arena keeps its block) */
+	int64_t trainable = l->lora_r ? ceil_div(l->lora_params, l->pp) : p->params_rank;
+	int64_t whole = p->params_rank * l->tp;
+	p->checkpoint = (l->lora_r ? 0 : whole * 4) + (l->lora_r ? trainable : whole) * 4 *
+			l->n_moments + (l->lora_r ? 0 : cfg->dims.vocab_size * cfg->dims.hidden_size * 4);
 	p->peak = p->params + p->params_cast + p->grads + p->grads_cast + p->optim +
-		  p->activations + p->logits + p->comm;
+		  p->activations + p->logits + p->comm + p->checkpoint;
 }
 
 void mem_plan_compute(const struct model_config *cfg, const struct mem_layout *l,
@@ -468,8 +478,11 @@ void mem_plan_print(const struct mem_plan *p, const struct mem_layout *l, int64_
 	line(out, indent, "logits + gradient", p->logits, "");
 	if (p->comm)
 		line(out, indent, "communication buffers", p->comm, "");
+	line(out, indent, "checkpoint save", p->checkpoint,
+	     l->lora_r ? "gathered optimizer state" : "gathered parameters and optimizer state");
 	if (overhead)
-		line(out, indent, "process overhead", overhead, "measured once");
+		line(out, indent, "process overhead", overhead,
+		     "measured: resident memory besides the model");
 	line(out, indent, "peak (training)", p->peak + overhead, "");
 	snprintf(n1, sizeof(n1), "batch %lld x %lld positions, not in peak",
 		 (long long)(l->kv_batch ? l->kv_batch : 1),

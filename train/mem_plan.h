@@ -62,6 +62,8 @@ struct mem_plan {
 	int64_t attn_probs;           /* of activations: the kept T x T probabilities */
 	int64_t logits;               /* logits and their gradient (last stage) */
 	int64_t comm;                 /* communication buffers */
+	int64_t checkpoint;           /* saving: the optimizer state gathered whole (and,
+				       * under TP, the parameters) into host copies */
 	int64_t kv_cache;             /* generation's KV cache (not part of the peak) */
 	int64_t peak;                 /* sum of the training terms */
 	int64_t layers;               /* blocks on the busiest stage */
