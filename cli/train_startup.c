@@ -23,6 +23,19 @@ static const char *commas(int64_t v, char *buf, size_t n)
 	return buf;
 }
 
+/* A parameter count as "559 M", "7.07 B" into buf. */
+static const char *size_name(int64_t n, char *buf, size_t len)
+{
+	double v = (double)n;
+	if (v >= 1e9)
+		snprintf(buf, len, "%.3g B", v / 1e9);
+	else if (v >= 1e6)
+		snprintf(buf, len, "%.3g M", v / 1e6);
+	else
+		snprintf(buf, len, "%.3g K", v / 1e3);
+	return buf;
+}
+
 /* This process's resident bytes (Linux /proc/self/status VmRSS), or 0. */
 static int64_t resident_bytes(void)
 {
@@ -79,16 +92,18 @@ static void shell_word(const char *s, FILE *out)
 void train_print_startup(const struct recipe *r, const struct trainer *t, const char *path,
 			 const char *const *ov, int n_ov, int world, FILE *out)
 {
-	char a[32], b[32], c[32];
+	char a[32], b[32], c[32], sz[32];
 	struct mem_layout l;
 	struct mem_plan p;
 	mem_layout_of_recipe(r, world, &l);
 	mem_plan_compute(&r->model, &l, &p);
 	int64_t trainable = t->lora ? lora_model_numel(t->lora) : p.params_total;
-	fprintf(out, "hug train: model %s (%s), %.3g B parameters: %s trainable of %s (%.4g%%)%s\n",
-		r->model.family->display, r->model.family->name, (double)p.params_total / 1e9,
-		commas(trainable, a, sizeof(a)), commas(p.params_total, b, sizeof(b)),
-		100.0 * (double)trainable / (double)p.params_total,
+	int64_t all = p.params_total + (t->lora ? trainable : 0); /* PEFT's "all params" */
+	fprintf(out, "hug train: model %s (%s), %s parameters: %s trainable of %s (%.4g%%)%s\n",
+		r->model.family->display, r->model.family->name,
+		size_name(p.params_total, sz, sizeof(sz)),
+		commas(trainable, a, sizeof(a)), commas(all, b, sizeof(b)),
+		100.0 * (double)trainable / (double)all,
 		t->lora ? ", LoRA" : ", full training");
 	fprintf(out, "hug train: layout %d data x %d tensor x 1 pipeline, ZeRO-%d; %s tokens per step "
 		"(%" PRId64 " sequences x %" PRId64 "), %" PRId64 " steps, %s tokens in all\n",

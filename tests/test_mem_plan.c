@@ -219,3 +219,128 @@ TEST(mem_plan_peak_rss_of_training_runs)
 	}
 	train_fixture_rmtree(dir);
 }
+
+/* The layout terms move the way their definitions say, on a preset. */
+TEST(mem_plan_layout_terms)
+{
+	struct model_config cfg;
+	struct mem_layout l;
+	struct mem_plan base, p;
+	struct hug_error err = { 0 };
+	REQUIRE(model_config_preset("bloom-7b1", &cfg) == 0);
+	mem_layout_default(&l);
+	l.dp = 4;
+	l.seq_len = 2048;
+	l.bf16 = l.cuda = true;
+	REQUIRE(mem_layout_validate(&cfg, &l, &err) == 0);
+	mem_plan_compute(&cfg, &l, &base);
+	CHECK(base.params_total == 7069016064LL);
+	CHECK(base.params == base.params_total * 4);
+	CHECK(base.optim == base.params_total * 8);
+	CHECK(base.tokens_per_step == 4 * 2048);
+	l.zero = 1;
+	mem_plan_compute(&cfg, &l, &p);
+	CHECK(p.optim == (base.params_total + 3) / 4 * 8 && p.grads == base.grads);
+	l.zero = 2;
+	mem_plan_compute(&cfg, &l, &p);
+	CHECK(p.grads == (base.params_total + 3) / 4 * 4 && p.params == base.params);
+	l.zero = 3;
+	mem_plan_compute(&cfg, &l, &p);
+	CHECK(p.params == (base.params_total + 3) / 4 * 4);
+	CHECK(p.params_cast < base.params_cast / 10); /* two blocks, not the model */
+	l.zero = 0;
+	l.tp = 2;
+	mem_plan_compute(&cfg, &l, &p);
+	CHECK(p.params_rank > base.params_total / 2 && p.params_rank < base.params_total / 2 +
+	      base.params_total / 100); /* norms and biases are whole on each rank */
+	CHECK(p.attn_probs == base.attn_probs / 2); /* half the heads */
+	l.tp = 1;
+	l.attention = MEM_ATTN_FLASH;
+	mem_plan_compute(&cfg, &l, &p);
+	CHECK(p.attn_probs == 0 && p.activations < base.activations - base.attn_probs * 99 / 100);
+	l.attention = MEM_ATTN_EXACT;
+	l.recompute = MEM_RECOMPUTE_SELECTIVE;
+	mem_plan_compute(&cfg, &l, &p);
+	CHECK(p.activations < base.activations && p.activations_none == base.activations);
+	int64_t selective = p.activations;
+	l.recompute = MEM_RECOMPUTE_BLOCK;
+	mem_plan_compute(&cfg, &l, &p);
+	CHECK(p.activations < selective);
+	CHECK(p.flops_per_step > base.flops_per_step); /* the forward runs twice */
+	/* BLOOM-176B as BigScience ran it: 70 layers on 12 stages, the
+	 * embedding counted as a layer on the first and last */
+	REQUIRE(model_config_preset("bloom-176b", &cfg) == 0);
+	CHECK(model_config_param_count(&cfg) == 176247271424LL);
+	mem_layout_default(&l);
+	l.dp = 8;
+	l.tp = 4;
+	l.pp = 12;
+	l.zero = 1;
+	l.micro_batch = 2;
+	l.seq_len = 2048;
+	l.accumulation = 128;
+	REQUIRE(mem_layout_validate(&cfg, &l, &err) == 0);
+	mem_plan_compute(&cfg, &l, &p);
+	CHECK(p.layers == 5 || p.layers == 6);
+	CHECK(p.tokens_per_step == 2048LL * 2048); /* BigScience's 2048 sequences */
+	l.pp = 71;
+	CHECK(mem_layout_validate(&cfg, &l, &err) == -1 && strstr(err.msg, "pipeline"));
+}
+
+TEST(plan_cli_presets_recipes_and_errors)
+{
+	if (!getenv("HUG_BIN"))
+		SKIP("HUG_BIN not set (run through make test)");
+	char out[8192];
+	CHECK(train_fixture_hug(out, sizeof(out), "plan --preset bloom-7b1 --world 8 --tp 2 "
+				"--zero 3 --dtype bf16 --seq 2048") == 0);
+	CHECK(strstr(out, "7069016064 parameters") != NULL);
+	CHECK(strstr(out, "8 GPUs/processes = 4 data x 2 tensor x 1 pipeline; ZeRO-3") != NULL);
+	CHECK(strstr(out, "optimizer state") && strstr(out, "sharded over dp"));
+	CHECK(strstr(out, "KV cache (generation)") && strstr(out, "FLOPs per step"));
+	CHECK(train_fixture_hug(out, sizeof(out), "plan --preset llama-3.1-8b --lora 16") == 0);
+	CHECK(strstr(out, "LoRA rank 16") != NULL);
+	CHECK(train_fixture_hug(out, sizeof(out), "plan --preset bloom-7b1 --zero 4") == 2);
+	CHECK(strstr(out, "hug plan: zero: expected a stage 0, 1, 2 or 3, got 4") != NULL);
+	CHECK(train_fixture_hug(out, sizeof(out), "plan --preset nope") == 2);
+	CHECK(strstr(out, "--preset: unknown model \"nope\"") != NULL);
+	CHECK(train_fixture_hug(out, sizeof(out), "plan --preset bloom-560m --world 6 --tp 4") == 2);
+	CHECK(strstr(out, "--world 6 is not a multiple of --tp 4") != NULL);
+	CHECK(train_fixture_hug(out, sizeof(out), "plan --preset bloom-560m --recompute all") == 2);
+	CHECK(strstr(out, "--recompute: expected none, block or selective") != NULL);
+	CHECK(train_fixture_hug(out, sizeof(out), "plan") == 2);
+	CHECK(strstr(out, "usage: hug plan") != NULL);
+	/* a recipe: the same numbers as the module's */
+	const char *dir = train_fixture_setup(4000, NULL, ", \"steps\": 20");
+	REQUIRE(dir);
+	CHECK(train_fixture_hug(out, sizeof(out), "plan %s/recipe.json --recompute block", dir) == 0);
+	CHECK(strstr(out, "recompute block") && strstr(out, "activations (no recompute)"));
+	CHECK(strstr(out, "micro batch 4 x 32 tokens, accumulation 2") != NULL);
+	train_fixture_rmtree(dir);
+}
+
+/* hug train's start-up summary (issue 22): model, parameters, layout,
+ * tokens per step, steps, the memory plan, the command that resumes. */
+TEST(train_prints_what_it_will_do)
+{
+	if (!getenv("HUG_BIN"))
+		SKIP("HUG_BIN not set (run through make test)");
+	const char *dir = train_fixture_setup(4000, NULL, ", \"steps\": 12");
+	REQUIRE(dir);
+	char out[16384];
+	CHECK(train_fixture_hug(out, sizeof(out), "train %s/recipe.json --set optim.lr=0.002",
+				dir) == 0);
+	CHECK(strstr(out, "hug train: model BLOOM (bloom), 27.6 K parameters: 27,584 trainable of "
+			  "27,584 (100%), full training\n") != NULL);
+	CHECK(strstr(out, "hug train: layout 1 data x 1 tensor x 1 pipeline, ZeRO-0; 256 tokens "
+			  "per step (8 sequences x 32), 12 steps, 3,072 tokens in all") != NULL);
+	CHECK(strstr(out, "hug train: memory per rank (1 x 1 x 1 = dp x tp x pp, ZeRO-0, f32") != NULL);
+	CHECK(strstr(out, "hug train:   activations ") != NULL);
+	CHECK(strstr(out, "hug train:   process overhead ") != NULL);
+	CHECK(strstr(out, "hug train:   peak (training) ") != NULL);
+	char want[1024];
+	snprintf(want, sizeof(want), "hug train: resume with: hug train %s/recipe.json --set "
+		 "optim.lr=0.002 --resume\n", dir);
+	CHECK(strstr(out, want) != NULL);
+	train_fixture_rmtree(dir);
+}
