@@ -15,6 +15,7 @@
 #include "../train/recipe.h"
 #include "../train/trainer.h"
 #include "harness.h"
+#include "peft_fixture.h"
 #include "train_fixture.h"
 
 /* One trainer step of the fixture recipe with overrides ov; the step
@@ -77,6 +78,28 @@ TEST(mem_plan_step_arena_matches_the_tape)
 		CHECK(p > 0.98 * (double)m && p < 1.02 * (double)m);
 	}
 	train_fixture_rmtree(dir);
+}
+
+/* LoRA: the frozen base keeps no weight gradients, the adapters add their
+ * products; with and without adapter dropout. */
+TEST(mem_plan_step_arena_matches_the_tape_lora)
+{
+	static const char *const peft[] = {
+		"{\"r\": 4, \"alpha\": 8, \"target_modules\": [\"query_key_value\", "
+		"\"dense_h_to_4h\"]}",
+		"{\"r\": 8, \"alpha\": 8, \"dropout\": 0.1}",
+	};
+	for (int i = 0; i < 2; i++) {
+		const char *dir = peft_train_setup(peft[i], 20, NULL);
+		REQUIRE(dir);
+		int64_t m, p;
+		step_memory(dir, NULL, 0, &m, &p);
+		printf("  LoRA %d: step arena %lld bytes, planned %lld (%+.2f%%)\n", i,
+		       (long long)m, (long long)p, 100.0 * (double)(p - m) / (double)m);
+		CHECK(m > 0);
+		CHECK(p > 0.97 * (double)m && p < 1.03 * (double)m);
+		train_fixture_rmtree(dir);
+	}
 }
 
 /* Runs `$HUG_BIN train recipe --set ...` (overrides ov) as a child, output
