@@ -382,8 +382,9 @@ static void plan_stage(const struct model_config *cfg, const struct mem_layout *
 	int64_t whole = p->params_rank * l->tp;
 	p->checkpoint = (l->lora_r ? 0 : whole * 4) + (l->lora_r ? trainable : whole) * 4 *
 			l->n_moments + (l->lora_r ? 0 : cfg->dims.vocab_size * cfg->dims.hidden_size * 4);
+	/* on a GPU those copies are host memory, not part of the device peak */
 	p->peak = p->params + p->params_cast + p->grads + p->grads_cast + p->optim +
-		  p->activations + p->logits + p->comm + p->checkpoint;
+		  p->activations + p->logits + p->comm + (l->cuda ? 0 : p->checkpoint);
 }
 
 void mem_plan_compute(const struct model_config *cfg, const struct mem_layout *l,
@@ -475,11 +476,13 @@ void mem_plan_print(const struct mem_plan *p, const struct mem_layout *l, int64_
 	line(out, indent, "activations", p->activations, probs);
 	if (l->recompute != MEM_RECOMPUTE_NONE)
 		line(out, indent, "activations (no recompute)", p->activations_none, "not in peak");
-	line(out, indent, "logits + gradient", p->logits, "");
+	line(out, indent, "logits + gradient", p->logits,
+	     l->pp > 1 && !p->logits ? "on the last stage, not this one" : "");
 	if (p->comm)
 		line(out, indent, "communication buffers", p->comm, "");
-	line(out, indent, "checkpoint save", p->checkpoint,
-	     l->lora_r ? "gathered optimizer state" : "gathered parameters and optimizer state");
+	snprintf(n1, sizeof(n1), "gathered %s%s", l->lora_r ? "optimizer state" :
+		 "parameters and optimizer state", l->cuda ? "; host memory, not in peak" : "");
+	line(out, indent, "checkpoint save", p->checkpoint, n1);
 	if (overhead)
 		line(out, indent, "process overhead", overhead,
 		     "measured: resident memory besides the model");

@@ -65,7 +65,8 @@ struct mem_plan {
 	int64_t checkpoint;           /* saving: the optimizer state gathered whole (and,
 				       * under TP, the parameters) into host copies */
 	int64_t kv_cache;             /* generation's KV cache (not part of the peak) */
-	int64_t peak;                 /* sum of the training terms */
+	int64_t peak;                 /* sum of the training terms (on a GPU without
+				       * checkpoint, which is host memory there) */
 	int64_t layers;               /* blocks on the busiest stage */
 	int64_t in_flight;            /* micro-batches whose activations a stage holds */
 	double flops_per_step;        /* training FLOPs of one optimizer step, all ranks */
