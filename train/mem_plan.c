@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include "../nn/llama.h"
 #include "../peft/lora_config.h"
 #include "../peft/lora_model.h"
 #include "recipe.h"
@@ -29,20 +30,35 @@ struct widths {
 	int64_t c;                   /* hidden (not split) */
 	int64_t q, kv;               /* this rank's query / key-value width (heads x D) */
 	int64_t f;                   /* this rank's MLP width */
-	int64_t rp;                  /* a row-parallel layer's outputs: linear (+ reduce + bias) */
+	int64_t rp_attn, rp_mlp;     /* a row-parallel layer's outputs: linear (+ reduce
+					(+ bias)) for the attention output and the MLP's */
 	int64_t tpc;                 /* gradient buffers of the f copies (TP only) */
 };
 
-static struct widths widths_of(const struct model_dims *d, int tp)
+/* row_parallel in nn/bloom.c and nn/llama.c: tp 1, one linear with its
+ * bias; else the partial product, its all-reduced copy and, with a bias,
+ * the sum. */
+static int64_t row_parallel_outputs(int64_t c, int tp, bool bias)
 {
+	return tp > 1 ? (bias ? 3 : 2) * c : c;
+}
+
+static struct widths widths_of(const struct model_config *cfg, int tp, bool bloom)
+{
+	const struct model_dims *d = &cfg->dims;
+	bool bias_o = bloom, bias_down = bloom;
+	if (!bloom) {
+		const struct llama_config *lc = llama_config_of(cfg);
+		bias_o = lc->attention_bias;
+		bias_down = lc->mlp_bias;
+	}
 	struct widths w;
 	w.c = d->hidden_size;
 	w.q = (int64_t)(d->n_head / tp) * d->head_dim;
 	w.kv = (int64_t)(d->n_kv_head / tp) * d->head_dim;
 	w.f = d->intermediate_size / tp;
-	/* tp 1: one linear with its bias; else the partial product, its
-	 * all-reduced copy and the bias added to it (row_parallel in nn/bloom.c, nn/llama.c) */
-	w.rp = tp > 1 ? 3 * w.c : w.c;
+	w.rp_attn = row_parallel_outputs(w.c, tp, bias_o);
+	w.rp_mlp = row_parallel_outputs(w.c, tp, bias_down);
 	w.tpc = tp > 1 ? 2 * w.c : 0;
 	return w;
 }
@@ -55,8 +71,8 @@ static struct widths widths_of(const struct model_dims *d, int tp)
 static struct block_count bloom_block(const struct widths *w)
 {
 	struct block_count b;
-	b.act_fwd = 4 * w->c + 2 * w->rp + 3 * w->q + 2 * w->q + 2 * w->f;
-	b.act_grad = 4 * w->c + 2 * w->rp + w->tpc + 12 * w->q + 2 * w->f;
+	b.act_fwd = 4 * w->c + w->rp_attn + w->rp_mlp + 3 * w->q + 2 * w->q + 2 * w->f;
+	b.act_grad = 4 * w->c + w->rp_attn + w->rp_mlp + w->tpc + 12 * w->q + 2 * w->f;
 	b.stat = 4;                  /* two LayerNorms: mean and rstd */
 	b.mlp_act = w->f;
 	return b;
@@ -73,8 +89,8 @@ static struct block_count llama_block(const struct widths *w, bool qk_norm, int6
 {
 	struct block_count b;
 	int64_t qk = w->q + w->kv;
-	b.act_fwd = 4 * w->c + 2 * w->rp + (w->q + 2 * w->kv) + qk + 2 * w->q + 3 * w->f;
-	b.act_grad = 4 * w->c + 2 * w->rp + w->tpc + 3 * qk + 2 * w->kv + 3 * w->q + 3 * w->f;
+	b.act_fwd = 4 * w->c + w->rp_attn + w->rp_mlp + (w->q + 2 * w->kv) + qk + 2 * w->q + 3 * w->f;
+	b.act_grad = 4 * w->c + w->rp_attn + w->rp_mlp + w->tpc + 3 * qk + 2 * w->kv + 3 * w->q + 3 * w->f;
 	b.stat = 2;                  /* two RMSNorms: 1/rms */
 	if (qk_norm) {
 		b.act_fwd += qk;
@@ -207,8 +223,8 @@ static int64_t stage_activations(const struct model_config *cfg, const struct me
 				 int64_t *block)
 {
 	const struct model_dims *d = &cfg->dims;
-	struct widths w = widths_of(d, l->tp);
 	bool bloom = cfg->family && !strcmp(cfg->family->name, "bloom");
+	struct widths w = widths_of(cfg, l->tp, bloom);
 	bool qk_norm = cfg->family && !strcmp(cfg->family->name, "qwen3");
 	struct block_count b = bloom ? bloom_block(&w) : llama_block(&w, qk_norm,
 			(d->n_head + d->n_kv_head) / l->tp);
@@ -239,7 +255,8 @@ static int64_t stage_activations(const struct model_config *cfg, const struct me
 	 * statistics */
 	int64_t outer = 0, outer_stat = 0;
 	if (first) {
-		outer += (l->tp > 1 ? 2 : 1) * w.c + (l->lora_r ? 0 : w.c);
+		/* the lookup (and its all-reduced copy), each with a gradient */
+		outer += (l->tp > 1 ? 2 : 1) * w.c * (l->lora_r ? 1 : 2);
 		if (bloom) {
 			outer += w.c;
 			outer_stat += 2;
@@ -249,7 +266,7 @@ static int64_t stage_activations(const struct model_config *cfg, const struct me
 	}
 	if (first || l->pp == 1) { /* the last stage (the same rank when pp 1) */
 		outer += 3 * w.c + (l->tp > 1 ? w.c : 0);
-		outer_stat += (bloom ? 2 : 1) + 2;
+		outer_stat += (bloom ? 2 : 1) + (l->tp > 1 ? 2 : 1); /* norm; loss */
 	}
 	return total + outer * n * es + outer_stat * n * 4;
 }

@@ -9,7 +9,9 @@
  *   tp_random       the same on a random model with 6 heads (3 per rank at
  *                   -np 2) and padding
  *   tp_family DIR   tp_parity through the model interface, for a fixture of
- *                   any family (the Llama-style ones: key/value heads split) */
+ *                   any family (the Llama-style ones: key/value heads split)
+ *   tp_plan         the memory plan's step terms against the step arena
+ *                   (tests/mpi/mpi_plan.c) */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -277,6 +279,8 @@ static int tp_family(const char *dir)
 	return rc;
 }
 
+int mpi_tp_plan(const struct parallel *par); /* mpi_plan.c */
+
 int main(int argc, char **argv)
 {
 	struct hug_error err = { 0 };
@@ -291,6 +295,8 @@ int main(int argc, char **argv)
 		rc = tp_random();
 	else if (argc >= 3 && !strcmp(argv[1], "tp_family"))
 		rc = tp_family(argv[2]);
+	else if (argc >= 2 && !strcmp(argv[1], "tp_plan"))
+		rc = mpi_tp_plan(&par);
 	else if (parallel_is_main(&par))
 		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random | tp_family DIR\n");
 	comm_allreduce(&par.world, &rc, 1, DT_I32, COMM_MAX);
