@@ -16,6 +16,7 @@
 #include "../train/trainer.h"
 #include "harness.h"
 #include "peft_fixture.h"
+#include "test_cuda_util.h"
 #include "train_fixture.h"
 
 /* One trainer step of the fixture recipe with overrides ov; the step
@@ -78,6 +79,42 @@ TEST(mem_plan_step_arena_matches_the_tape)
 		CHECK(p > 0.98 * (double)m && p < 1.02 * (double)m);
 	}
 	train_fixture_rmtree(dir);
+}
+
+/* On the GPU (CUDA, or its emulator): no CPU attention scratch; in bf16
+ * the activations are 2 bytes and every weight has a bf16 copy and a bf16
+ * gradient of that copy in the step arena. Full training and LoRA. */
+TEST(cuda_mem_plan_step_arena_matches_the_tape)
+{
+	CUDA_TEST_BEGIN();
+	const char *dir = train_fixture_setup(20000, NULL, ", \"steps\": 20");
+	REQUIRE(dir);
+	static const char *const shapes[][6] = {
+		{ "device=\"cuda\"", "precision=\"f32\"", "model.vocab_size=512",
+		  "model.hidden_size=64", "data.seq_len=128", "model.n_head=8" },
+		{ "device=\"cuda\"", "precision=\"bf16\"", "model.vocab_size=512",
+		  "model.hidden_size=64", "data.seq_len=128", "model.n_head=8" },
+		{ "device=\"cuda\"", "precision=\"bf16\"", "model.arch=\"llama\"",
+		  "model.hidden_size=64", "data.seq_len=96", "model.num_key_value_heads=2" },
+	};
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		int64_t m, p;
+		step_memory(dir, shapes[i], 6, &m, &p);
+		printf("  %s %s: step arena %lld bytes, planned %lld (%+.2f%%)\n", shapes[i][1],
+		       shapes[i][2], (long long)m, (long long)p, 100.0 * (double)(p - m) / (double)m);
+		CHECK(m > 0);
+		CHECK(p > 0.98 * (double)m && p < 1.02 * (double)m);
+	}
+	train_fixture_rmtree(dir);
+	const char *ldir = peft_train_setup("{\"r\": 4, \"alpha\": 8}", 20, NULL);
+	REQUIRE(ldir);
+	const char *ov[] = { "device=\"cuda\"", "precision=\"bf16\"" };
+	int64_t m, p;
+	step_memory(ldir, ov, 2, &m, &p);
+	printf("  LoRA bf16: step arena %lld bytes, planned %lld (%+.2f%%)\n", (long long)m,
+	       (long long)p, 100.0 * (double)(p - m) / (double)m);
+	CHECK(p > 0.97 * (double)m && p < 1.03 * (double)m);
+	train_fixture_rmtree(ldir);
 }
 
 /* LoRA: the frozen base keeps no weight gradients, the adapters add their
