@@ -4,102 +4,17 @@
  * before the step ends): each op's output, its saved statistics, the CPU
  * attention kernel's scratch, and one gradient buffer per non-leaf tensor
  * that takes part in backward (a slice or permute view gets its own buffer;
- * only AG_OP_VIEW shares its input's). nn/bloom.c and nn/llama.c are the
- * source of the counts below; tests/test_mem_plan.c checks them against the
- * arena's high-water mark and a child process's peak RSS. */
+ * only AG_OP_VIEW shares its input's): the per-token counts of each family
+ * come from nn/act_count.c; tests/test_mem_plan.c checks the plan against
+ * the arena's high-water mark and a child process's peak RSS. */
 #include "mem_plan.h"
 
 #include <string.h>
 
-#include "../nn/llama.h"
+#include "../nn/act_count.h"
 #include "../peft/lora_config.h"
 #include "../peft/lora_model.h"
 #include "recipe.h"
-
-/* Elements of one micro-batch's block, split by storage dtype: `act` in the
- * compute dtype, `stat` in f32 (norm statistics, log-sum-exp). Counts are
- * per token unless named otherwise. */
-struct block_count {
-	int64_t act_fwd, act_grad;   /* per token: outputs / gradient buffers */
-	int64_t stat;                /* per token, f32 */
-	int64_t mlp_act;             /* of act_fwd: the MLP activation's output */
-};
-
-/* The local widths of a block under tensor parallelism. */
-struct widths {
-	int64_t c;                   /* hidden (not split) */
-	int64_t q, kv;               /* this rank's query / key-value width (heads x D) */
-	int64_t f;                   /* this rank's MLP width */
-	int64_t rp_attn, rp_mlp;     /* a row-parallel layer's outputs: linear (+ reduce
-					(+ bias)) for the attention output and the MLP's */
-	int64_t tpc;                 /* gradient buffers of the f copies (TP only) */
-};
-
-/* row_parallel in nn/bloom.c and nn/llama.c: tp 1, one linear with its
- * bias; else the partial product, its all-reduced copy and, with a bias,
- * the sum. */
-static int64_t row_parallel_outputs(int64_t c, int tp, bool bias)
-{
-	return tp > 1 ? (bias ? 3 : 2) * c : c;
-}
-
-static struct widths widths_of(const struct model_config *cfg, int tp, bool bloom)
-{
-	const struct model_dims *d = &cfg->dims;
-	bool bias_o = bloom, bias_down = bloom;
-	if (!bloom) {
-		const struct llama_config *lc = llama_config_of(cfg);
-		bias_o = lc->attention_bias;
-		bias_down = lc->mlp_bias;
-	}
-	struct widths w;
-	w.c = d->hidden_size;
-	w.q = (int64_t)(d->n_head / tp) * d->head_dim;
-	w.kv = (int64_t)(d->n_kv_head / tp) * d->head_dim;
-	w.f = d->intermediate_size / tp;
-	w.rp_attn = row_parallel_outputs(w.c, tp, bias_o);
-	w.rp_mlp = row_parallel_outputs(w.c, tp, bias_down);
-	w.tpc = tp > 1 ? 2 * w.c : 0;
-	return w;
-}
-
-/* BLOOM (nn/bloom.c block_forward): ln1, fused qkv, attention, a permuted
- * copy, dense, residual add, ln2, fc1, GeLU, fc2, residual add. Gradients:
- * the block input, ln1 and ln2 outputs, the middle residual, qkv, the q/k/v
- * slices and their permutes (one buffer each), the attention output, its
- * permute and copy, dense, fc1, GeLU and fc2 outputs. */
-static struct block_count bloom_block(const struct widths *w)
-{
-	struct block_count b;
-	b.act_fwd = 4 * w->c + w->rp_attn + w->rp_mlp + 3 * w->q + 2 * w->q + 2 * w->f;
-	b.act_grad = 4 * w->c + w->rp_attn + w->rp_mlp + w->tpc + 12 * w->q + 2 * w->f;
-	b.stat = 4;                  /* two LayerNorms: mean and rstd */
-	b.mlp_act = w->f;
-	return b;
-}
-
-/* Llama-style (nn/llama.c block_forward): RMSNorm, q/k/v projections,
- * RoPE on q and k, attention, a permuted copy, o, residual add, RMSNorm,
- * gate and up, SwiGLU, down, residual add; Qwen3 adds RMSNorm on q and k.
- * Gradients: q and k through projection, permute and RoPE (three buffers
- * each, four with the QK norm), v through projection and permute, the
- * attention output with its permute and copy, o, the norms' outputs, the
- * block input and middle residual, gate, up, SwiGLU and down. */
-static struct block_count llama_block(const struct widths *w, bool qk_norm, int64_t heads)
-{
-	struct block_count b;
-	int64_t qk = w->q + w->kv;
-	b.act_fwd = 4 * w->c + w->rp_attn + w->rp_mlp + (w->q + 2 * w->kv) + qk + 2 * w->q + 3 * w->f;
-	b.act_grad = 4 * w->c + w->rp_attn + w->rp_mlp + w->tpc + 3 * qk + 2 * w->kv + 3 * w->q + 3 * w->f;
-	b.stat = 2;                  /* two RMSNorms: 1/rms */
-	if (qk_norm) {
-		b.act_fwd += qk;
-		b.act_grad += qk;
-		b.stat += heads;     /* per head of q and k */
-	}
-	b.mlp_act = w->f;
-	return b;
-}
 
 void mem_layout_default(struct mem_layout *l)
 {
@@ -189,7 +104,7 @@ struct param_split {
 	int64_t block;               /* one block's, this rank's */
 	int64_t embed;               /* the input embedding, this rank's vocabulary rows */
 	int64_t head;                /* an untied lm_head, this rank's rows; 0 when tied */
-	int64_t final;               /* the final norm */
+	int64_t final;               /* the norms outside the blocks */
 };
 
 static struct param_split split_params(const struct model_config *cfg, int tp)
@@ -207,7 +122,7 @@ static struct param_split split_params(const struct model_config *cfg, int tp)
 	/* what is neither a linear weight nor an embedding: norms and biases,
 	 * spread evenly over the blocks (the final norm apart), kept whole on
 	 * every tensor rank (a slight overcount for column-parallel biases) */
-	s.final = (cfg->family && !strcmp(cfg->family->name, "bloom") ? 4 : 1) * d->hidden_size;
+	s.final = model_config_outer_norm_params(cfg);
 	int64_t other = total - (int64_t)d->n_layer * lin - emb - heads - s.final;
 	s.block = lin / tp + other / d->n_layer;
 	s.embed = ceil_div(emb, tp);
@@ -223,18 +138,15 @@ static int64_t stage_activations(const struct model_config *cfg, const struct me
 				 int64_t *block)
 {
 	const struct model_dims *d = &cfg->dims;
-	bool bloom = cfg->family && !strcmp(cfg->family->name, "bloom");
-	struct widths w = widths_of(cfg, l->tp, bloom);
-	bool qk_norm = cfg->family && !strcmp(cfg->family->name, "qwen3");
-	struct block_count b = bloom ? bloom_block(&w) : llama_block(&w, qk_norm,
-			(d->n_head + d->n_kv_head) / l->tp);
+	struct model_act_count b;
+	model_act_count(cfg, l->tp, l->lora_r > 0, &b);
 	int64_t n = l->micro_batch * l->seq_len, t = l->seq_len;
 	int64_t hl = d->n_head / l->tp, es = l->bf16 ? 2 : 4;
 	if (l->lora_r) { /* per adapted layer: x A^T, its B product, scaled, added */
 		int64_t extra = 3 * l->lora_out + l->lora_r * l->lora_n +
 				(l->lora_dropout ? l->lora_in : 0);
-		b.act_fwd += extra;
-		b.act_grad += extra;
+		b.fwd += extra;
+		b.grad += extra;
 	}
 	int64_t p = 0, scratch = 0;
 	if (l->attention == MEM_ATTN_EXACT) {
@@ -246,29 +158,17 @@ static int64_t stage_activations(const struct model_config *cfg, const struct me
 	}
 	*probs = p * layers;
 	*mlp = b.mlp_act * n * es * layers;
-	*block = (b.act_fwd + b.act_grad) * n * es + b.stat * n * 4 + p + scratch;
-	int64_t total = *block * layers;
-	/* outside the blocks: the embedding output (all-reduced under TP) and
-	 * its gradient (not under LoRA: the embedding is frozen), BLOOM's
-	 * embedding LayerNorm; the final norm and its gradient, the last
-	 * block's output gradient and the lm_head's f copy; the loss's
-	 * statistics */
+	*block = (b.fwd + b.grad) * n * es + b.stat * n * 4 + p + scratch;
 	int64_t outer = 0, outer_stat = 0;
 	if (first) {
-		/* the lookup (and its all-reduced copy), each with a gradient */
-		outer += (l->tp > 1 ? 2 : 1) * w.c * (l->lora_r ? 1 : 2);
-		if (bloom) {
-			outer += w.c;
-			outer_stat += 2;
-		}
-		if (l->lora_r) /* block 0's input and first norm need no gradient */
-			outer -= 2 * w.c;
+		outer += b.embed;
+		outer_stat += b.embed_stat;
 	}
 	if (first || l->pp == 1) { /* the last stage (the same rank when pp 1) */
-		outer += 3 * w.c + (l->tp > 1 ? w.c : 0);
-		outer_stat += (bloom ? 2 : 1) + (l->tp > 1 ? 2 : 1); /* norm; loss */
+		outer += b.head;
+		outer_stat += b.head_stat;
 	}
-	return total + outer * n * es + outer_stat * n * 4;
+	return *block * layers + outer * n * es + outer_stat * n * 4;
 }
 
 static int64_t logits_bytes(const struct model_config *cfg, const struct mem_layout *l)
@@ -363,8 +263,10 @@ static void plan_stage(const struct model_config *cfg, const struct mem_layout *
 	struct mem_layout one = *l;
 	int64_t act = stage_activations(cfg, &one, layers, first, &probs, &mlp, &block);
 	if (!first && last) { /* the last stage of a pipeline: the head only */
+		struct model_act_count c;
 		int64_t n = l->micro_batch * l->seq_len, es = l->bf16 ? 2 : 4;
-		act += (3 * d->hidden_size + (l->tp > 1 ? d->hidden_size : 0)) * n * es + 4 * n * 4;
+		model_act_count(cfg, l->tp, l->lora_r > 0, &c);
+		act += c.head * n * es + c.head_stat * n * 4;
 	}
 	p->layers = layers;
 	p->in_flight = k;
