@@ -23,5 +23,6 @@ int cli_tokenize(int argc, char **argv);
 int cli_tokenizer(int argc, char **argv);
 int cli_prepare(int argc, char **argv);
 int cli_export(int argc, char **argv);
+int cli_plan(int argc, char **argv);
 
 #endif

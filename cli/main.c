@@ -17,6 +17,7 @@ static const struct cli_command commands[] = {
 	{ "prepare", "tokenize text or JSONL into HDF5 token shards", cli_prepare },
 	{ "train", "train a model from a JSON recipe", cli_train },
 	{ "export", "write a checkpoint for transformers / peft (hf, peft, merged)", cli_export },
+	{ "plan", "per-rank memory and FLOPs of a training layout (recipe or preset)", cli_plan },
 	{ "recipe", "validate a training recipe, or print the recipe key reference", cli_recipe },
 	{ "plot", "draw the training curves of a run to a PNG or SVG", cli_plot },
 };

@@ -23,6 +23,7 @@
 #include "../train/trainer.h"
 #include "cli.h"
 #include "sample.h"
+#include "train_startup.h"
 
 static volatile sig_atomic_t stop_signal;
 static struct parallel par;
@@ -394,6 +395,7 @@ int cli_train(int argc, char **argv)
 		       "optimizer state %.1f MiB per rank\n", par.world_size, par.tp, par.dp,
 		       run.recipe.zero ? " with ZeRO-1" : "",
 		       (double)optim_state_bytes(&run.t.opt) / (1 << 20));
+	train_print_startup(&run.recipe, &run.t, path, ov, n_ov, par.world_size, stdout);
 	fflush(stdout);
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);

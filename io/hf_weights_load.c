@@ -156,10 +156,19 @@ int hf_weights_load(struct param_table *pt, const struct model_hf_names *names,
 			      pt->items[i].name, where);
 		goto close_files;
 	}
-	/* everything checked: now copy */
-	for (int i = 0; i < pt->n; i++)
-		if (st_tensor_load(plan.src[i], pt->items[i].t, err))
-			goto close_files;
+	/* everything checked: now copy, file by file, dropping each tensor's
+	 * pages once converted and each file's mapping once done, so the peak
+	 * is the parameters plus about one tensor, not the files as well */
+	for (int f = 0; f < wf.n_files; f++) {
+		for (int i = 0; i < pt->n; i++) {
+			if (plan.src_file[i] != f)
+				continue;
+			if (st_tensor_load(plan.src[i], pt->items[i].t, err))
+				goto close_files;
+			st_tensor_release(&sf[f], plan.src[i]);
+		}
+		st_close(&sf[f]);
+	}
 	rc = 0;
 close_files:
 	for (int f = 0; f < opened; f++)

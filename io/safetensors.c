@@ -407,6 +407,22 @@ int st_open(struct st_file *f, const char *path, struct hug_error *err)
 	return 0;
 }
 
+void st_tensor_release(const struct st_file *f, const struct st_tensor *t)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t base = (uintptr_t)f->map, end_map = base + f->map_size;
+	uintptr_t lo = (uintptr_t)t->data, hi = lo + t->nbytes;
+	if (!f->map || page <= 0 || t->nbytes == 0 || lo < base || hi > end_map)
+		return;
+	/* whole pages around the tensor: a private read-only file mapping
+	 * refaults any of them, neighbours' bytes included, from the file */
+	lo -= (lo - base) % (uintptr_t)page;
+	hi = hi + ((uintptr_t)page - (hi - base) % (uintptr_t)page) % (uintptr_t)page;
+	if (hi > end_map)
+		hi = end_map;
+	madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void st_close(struct st_file *f)
 {
 	if (f->map)

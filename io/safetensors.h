@@ -51,6 +51,13 @@ int st_open_in(struct st_file *f, const char *dir, const char *name, struct hug_
  * file (st_tensor.data, names) are invalid afterwards. Idempotent. */
 void st_close(struct st_file *f);
 
+/* Drops the resident pages of tensor t's bytes in f's mapping (t one of
+ * f's tensors, already copied out): the mapping stays valid (a later read
+ * faults the pages in again from the file), but a loader that releases
+ * each tensor after converting it never holds the file and the copy whole
+ * at once. */
+void st_tensor_release(const struct st_file *f, const struct st_tensor *t);
+
 /* The tensor called `name`, or NULL. Linear in the number of tensors. */
 const struct st_tensor *st_find(const struct st_file *f, const char *name);
 

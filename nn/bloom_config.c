@@ -89,6 +89,7 @@ static const struct {
 	{ "bloom-3b", 2560, 30, 32 },
 	{ "bloom-7b1", 4096, 30, 32 },
 	{ "bloom", 14336, 70, 112 },
+	{ "bloom-176b", 14336, 70, 112 },   /* "bloom" by its size */
 };
 
 int bloom_config_preset(const char *name, struct bloom_config *cfg)

@@ -272,7 +272,7 @@ static struct tensor *forward_cached(struct ag_ctx *ctx, const void *impl,
 static const char *const model_types[] = { "bloom", NULL };
 static const char *const architectures[] = { "BloomForCausalLM", NULL };
 static const char *const presets[] = {
-	"bloom-560m", "bloom-1b1", "bloom-1b7", "bloom-3b", "bloom-7b1", "bloom", NULL,
+	"bloom-560m", "bloom-1b1", "bloom-1b7", "bloom-3b", "bloom-7b1", "bloom", "bloom-176b", NULL,
 };
 static const char *const lora_targets[] = { "query_key_value", NULL }; /* PEFT's default */
 static const char *const ignored[] = { "lm_head.weight", NULL }; /* tied to word_embeddings */

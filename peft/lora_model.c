@@ -221,36 +221,3 @@ void lora_memory_estimate(const struct lora_config *cfg, const struct model_conf
 	*full = (struct lora_memory){ p * elem, p * elem, n_moments * p * elem };
 	*lora = (struct lora_memory){ (p + a) * elem, a * elem, n_moments * a * elem };
 }
-
-/* Bytes as "12.3 MiB" (binary units). */
-static char *human(int64_t bytes, char *buf, size_t n)
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)bytes;
-	int u = 0;
-	while (v >= 1024.0 && u < 4) {
-		v /= 1024.0;
-		u++;
-	}
-	snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-	return buf;
-}
-
-void lora_report(const struct lora_model *lm, const struct lora_memory *used,
-		 int n_moments, FILE *out)
-{
-	struct lora_memory est, full;
-	struct model_config mc;
-	char a[32], b[32], c[32], d[32], e[32];
-	model_config_of(&lm->base, &mc);
-	lora_memory_estimate(&lm->cfg, &mc, 4, n_moments, &est, &full);
-	int64_t u = used->params + used->grads + used->optim;
-	int64_t f = full.params + full.grads + full.optim;
-	lora_print_trainable(lm, out);
-	fprintf(out, "memory for training: parameters %s + gradients %s + optimizer %s = %s; ",
-		human(used->params, a, sizeof(a)), human(used->grads, b, sizeof(b)),
-		human(used->optim, c, sizeof(c)), human(u, d, sizeof(d)));
-	fprintf(out, "full fine-tuning would hold %s (LoRA saves %s, %.1f%%)\n",
-		human(f, a, sizeof(a)), human(f - u, e, sizeof(e)),
-		f > 0 ? 100.0 * (double)(f - u) / (double)f : 0.0);
-}

@@ -103,11 +103,4 @@ void lora_memory_estimate(const struct lora_config *cfg, const struct model_conf
 			  int64_t elem, int n_moments, struct lora_memory *lora,
 			  struct lora_memory *full);
 
-/* Prints lora_print_trainable's line, then the bytes held for training:
- * `used` (measured by the caller: parameters, gradients, optimizer state)
- * against full fine-tuning of the same model with an optimizer of
- * n_moments tensors per parameter (computed, f32), and what LoRA saves. */
-void lora_report(const struct lora_model *lm, const struct lora_memory *used,
-		 int n_moments, FILE *out);
-
 #endif

@@ -74,6 +74,16 @@ TEST(mpi_tensor_parallel_llama_families)
 	CHECK(mpirun(4, "tp_mqa") == 0);
 }
 
+/* The memory plan under tensor parallelism: each rank's step arena. */
+TEST(mpi_tensor_parallel_memory_plan)
+{
+	if (!can_run())
+		SKIP("no MPI build, mpirun or HUG_MPI_TESTS (run through make test)");
+	printf("\n");
+	CHECK(mpirun(2, "tp_plan") == 0);
+	CHECK(mpirun(4, "tp_plan") == 0);
+}
+
 /* ---- hug train under mpirun against one process ---- */
 
 #include "../base/alloc.h"

@@ -101,7 +101,9 @@ TEST(peft_cli_train_export_generate)
 	char out[16384], ckpt[512];
 	CHECK(hug(out, sizeof(out), "train %s/recipe.json", dir) == 0);
 	CHECK(strstr(out, "trainable params: 2,304 || all params: 29,888 || trainable%: 7.7088\n"));
-	CHECK(strstr(out, "memory for training: ") != NULL);
+	CHECK(strstr(out, "memory for training: ") == NULL); /* the plan replaces it */
+	CHECK(strstr(out, "hug train: memory per rank") != NULL);
+	CHECK(strstr(out, "2,304 trainable of 29,888 (7.709%), LoRA\n") != NULL);
 	snprintf(ckpt, sizeof(ckpt), "%s/run/checkpoint-12", dir);
 	REQUIRE(fs_exists_in(ckpt, "adapter_model.safetensors"));
 	check_exports(dir, ckpt);

@@ -140,17 +140,11 @@ static int init_lora(struct trainer *t, struct hug_error *err)
 	return rc;
 }
 
-/* PEFT's trainable-parameter line and the memory held for training. */
+/* PEFT's trainable-parameter line (the memory plan follows at start-up:
+ * cli/train_startup.c). */
 static void report_lora(const struct trainer *t)
 {
-	const struct lora_model *lm = t->lora;
-	struct lora_memory used = {
-		(int64_t)(arena_capacity(model_parts(&t->model).params) + arena_capacity(&lm->params)),
-		(int64_t)(arena_capacity(model_parts(&t->model).grads) + arena_capacity(&lm->grads)),
-		(int64_t)arena_capacity(&t->opt.state),
-	};
-	int moments = t->opt.cfg.kind == OPTIM_ADAMW ? 2 : t->opt.cfg.momentum != 0.0;
-	lora_report(lm, &used, moments, stdout);
+	lora_print_trainable(t->lora, stdout);
 }
 
 /* Device "cuda": picks this process's GPU (NCCL communicators first when

@@ -13,7 +13,9 @@
  *                   or replicated when fewer than the ranks)
  *   tp_mqa          the same on a random multi-query Qwen2 (4 query heads
  *                   over 1 key/value head, q/k/v biases, untied head): the
- *                   key/value head replicated over every rank */
+ *                   key/value head replicated over every rank
+ *   tp_plan         the memory plan's step terms against the step arena
+ *                   (tests/mpi/mpi_plan.c) */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -327,6 +329,8 @@ static int tp_mqa(void)
 	return rc;
 }
 
+int mpi_tp_plan(const struct parallel *par); /* mpi_plan.c */
+
 int main(int argc, char **argv)
 {
 	struct hug_error err = { 0 };
@@ -343,8 +347,10 @@ int main(int argc, char **argv)
 		rc = tp_family(argv[2]);
 	else if (argc >= 2 && !strcmp(argv[1], "tp_mqa"))
 		rc = tp_mqa();
+	else if (argc >= 2 && !strcmp(argv[1], "tp_plan"))
+		rc = mpi_tp_plan(&par);
 	else if (parallel_is_main(&par))
-		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random | tp_family DIR | tp_mqa\n");
+		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random | tp_family DIR | tp_mqa | tp_plan\n");
 	comm_allreduce(&par.world, &rc, 1, DT_I32, COMM_MAX);
 	parallel_finalize(&par);
 	return rc;
