@@ -9,6 +9,7 @@
 
 #include "../base/alloc.h"
 #include "../data/prepare.h"
+#include "../parallel/comm.h"
 #include "args.h"
 #include "cli.h"
 
@@ -99,7 +100,7 @@ int cli_prepare(int argc, char **argv)
 	}
 	if (tokenizer_load(tok_path, &tok, &err))
 		goto out;
-	o.progress = !quiet && isatty(STDERR_FILENO);
+	o.progress = !quiet && isatty(STDERR_FILENO) && !parallel_launched();
 	if (prepare_run(tok, files, n_files, &o, &st, &err)) {
 		rc = 1;
 		goto out;

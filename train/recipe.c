@@ -14,6 +14,7 @@
 #include "../base/fs.h"
 #include "../base/json.h"
 #include "../io/hf_checkpoint.h"
+#include "../peft/lora_config.h"
 #include "recipe_schema.h"
 
 struct rparse {
@@ -553,16 +554,40 @@ static int parse_data(struct rparse *rp, struct recipe *r)
 	return 0;
 }
 
+void recipe_lora_config(const struct recipe *r, struct lora_config *lc)
+{
+	lora_config_init(lc);
+	lc->r = r->peft.r;
+	lc->alpha = r->peft.alpha;
+	lc->dropout = r->peft.dropout;
+	lc->rslora = r->peft.rslora;
+	lora_config_set_targets(lc, (const char *const *)r->peft.target_modules,
+				r->peft.n_targets);
+	lora_config_set_base(lc, r->from_pretrained);
+}
+
+/* peft: the settings, and the adapters checked against the model (the
+ * checks of lora_model_init, so a recipe that passes trains). */
 static int parse_peft(struct rparse *rp, struct recipe *r)
 {
 	r->peft.enabled = present(rp, "peft");
 	if (!r->peft.enabled)
 		return 0;
-	return get_int(rp, "peft.r", &r->peft.r) || get_num(rp, "peft.alpha", &r->peft.alpha) ||
-	       get_num(rp, "peft.dropout", &r->peft.dropout) ||
-	       get_bool(rp, "peft.rslora", &r->peft.rslora) ||
-	       get_strings(rp, "peft.target_modules", &r->peft.target_modules, &r->peft.n_targets)
-		       ? -1 : 0;
+	if (get_int(rp, "peft.r", &r->peft.r) || get_num(rp, "peft.alpha", &r->peft.alpha) ||
+	    get_num(rp, "peft.dropout", &r->peft.dropout) ||
+	    get_bool(rp, "peft.rslora", &r->peft.rslora) ||
+	    get_strings(rp, "peft.target_modules", &r->peft.target_modules, &r->peft.n_targets))
+		return -1;
+	if (!r->from_pretrained)
+		return hug_error_set(rp->err, "%s: peft: LoRA adapts a pretrained model: set "
+				     "model.from_pretrained", rp->name);
+	struct lora_config lc;
+	char what[600];
+	snprintf(what, sizeof(what), "%s: peft.", rp->name);
+	recipe_lora_config(r, &lc);
+	int rc = lora_config_check(&lc, &r->model, NULL, what, rp->err);
+	lora_config_free(&lc);
+	return rc;
 }
 
 /* Applies "a.b.c=value" to the tree. */

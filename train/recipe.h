@@ -94,6 +94,20 @@ int recipe_parse(const char *name, const char *text, const char *const *override
 
 void recipe_free(struct recipe *r);
 
+struct lora_config;
+
+/* The LoRA settings of r's peft object (r->peft.enabled) as a PEFT
+ * config, base model r->from_pretrained; free with lora_config_free. */
+void recipe_lora_config(const struct recipe *r, struct lora_config *lc);
+
+/* The effective recipe as pretty-printed JSON (hug_free it): r->json with
+ * every key the recipe leaves out that has a default filled in with it
+ * (train/recipe_schema.c), model.arch with the family in use, and the
+ * model settings that do not apply (another family's, or those a
+ * model.from_pretrained config.json gives) left out. Itself a valid
+ * recipe that gives the same run. */
+char *recipe_effective_json(const struct recipe *r);
+
 /* Writes docs for every key (path, type, default, meaning) as Markdown. */
 void recipe_write_docs(FILE *out);
 

@@ -9,6 +9,7 @@
 #include "../autograd/backend.h"
 #include "../autograd/profile.h"
 #include "../base/alloc.h"
+#include "../base/panic.h"
 #include "../data/tokenizer.h"
 #include "../io/hf_checkpoint.h"
 #include "../peft/lora_model.h"
@@ -113,9 +114,7 @@ static int load_pretrained(struct trainer *t, const char *dir, struct hug_error 
 static int init_lora(struct trainer *t, struct hug_error *err)
 {
 	const struct recipe *r = t->r;
-	if (!r->from_pretrained)
-		return hug_error_set(err, "%s: peft: LoRA adapts a pretrained model: set "
-				     "model.from_pretrained", r->path);
+	HUG_ASSERT(r->from_pretrained); /* recipe_parse refuses peft without it */
 	if (hf_model_load(r->from_pretrained, DT_F32, false, &t->model, err))
 		return hug_error_wrap(err, "%s: model.from_pretrained", r->path);
 	if (t->device != DEV_CPU) /* the adapters follow the base to the GPU */
@@ -123,14 +122,7 @@ static int init_lora(struct trainer *t, struct hug_error *err)
 	model_take_settings(&t->model, &r->model);
 	struct lora_config lc;
 	char what[600];
-	lora_config_init(&lc);
-	lc.r = r->peft.r;
-	lc.alpha = r->peft.alpha;
-	lc.dropout = r->peft.dropout;
-	lc.rslora = r->peft.rslora;
-	lora_config_set_targets(&lc, (const char *const *)r->peft.target_modules,
-				r->peft.n_targets);
-	lora_config_set_base(&lc, r->from_pretrained);
+	recipe_lora_config(r, &lc);
 	snprintf(what, sizeof(what), "%s: peft.", r->path);
 	t->lora = hug_calloc(1, sizeof(*t->lora));
 	int rc = lora_model_init(t->lora, &t->model, &lc, true, what, err);
