@@ -13,6 +13,7 @@
 #include "../data/tokenizer.h"
 #include "args.h"
 #include "cli.h"
+#include "load.h"
 
 /* Parses "1,2,3" (spaces allowed) into *ids; -1 with err naming the entry. */
 static int parse_ids(const char *s, struct tok_ids *ids, struct hug_error *err)
@@ -101,7 +102,7 @@ int cli_tokenize(int argc, char **argv)
 				       specs, n_specs, help);
 	struct tokenizer *tok = NULL;
 	int rc = 2;
-	if (tokenizer_load(path, &tok, &err))
+	if (cli_tokenizer_find(path, NULL, NULL, &tok, &err))
 		goto out;
 	if (decode ? run_decode(tok, decode, skip, &err) : run_encode(tok, pos[0], file, !no_special, &err))
 		goto out;

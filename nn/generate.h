@@ -10,6 +10,13 @@
 #include "../base/error.h"
 #include "model.h"
 
+/* Wall-clock times of one model_generate call, in seconds. */
+struct gen_timing {
+	double first_token_s;  /* from the call to the first new id (the prompt pass) */
+	double total_s;        /* the whole call */
+	int n_new;             /* ids generated */
+};
+
 struct gen_opts {
 	int max_new_tokens;   /* > 0 */
 	bool greedy;          /* argmax; also when temperature == 0 */
@@ -19,6 +26,7 @@ struct gen_opts {
 	uint64_t seed;
 	int32_t stop_id;      /* stop after emitting this id; -1: never */
 	double max_memory;    /* bytes generation may need (gen_memory_estimate) */
+	struct gen_timing *timing; /* NULL, or filled by model_generate */
 };
 
 /* The longest prompt + new tokens generation accepts, whatever the memory
