@@ -265,10 +265,10 @@ static int loop(struct run *run, struct hug_error *err)
 static int print_samples(struct run *run, struct hug_error *err)
 {
 	const struct recipe *r = &run->recipe;
-	if (!r->tokenizer || r->sample_tokens <= 0 || r->n_sample_prompts == 0)
+	if (!r->sample_tokenizer) /* no samples (recipe_parse found one if any) */
 		return 0;
 	struct tokenizer *tok;
-	if (tokenizer_load(r->tokenizer, &tok, err))
+	if (tokenizer_load(r->sample_tokenizer, &tok, err))
 		return -1;
 	const struct model *m = &run->t.model;
 	struct gen_opts o = gen_opts_default();

@@ -524,6 +524,30 @@ static int parse_run(struct rparse *rp, struct recipe *r, int world)
 	return 0;
 }
 
+/* The tokenizer of the end-of-run samples: data.tokenizer, else the one in
+ * the model.from_pretrained directory; none is an error naming both. */
+static int sample_tokenizer(struct rparse *rp, struct recipe *r)
+{
+	if (r->sample_tokens == 0 || r->n_sample_prompts == 0)
+		return 0;
+	if (r->tokenizer) {
+		r->sample_tokenizer = hug_strdup(r->tokenizer);
+		return 0;
+	}
+	char *own = r->from_pretrained ? fs_join(r->from_pretrained, "tokenizer.json") : NULL;
+	if (own && fs_exists(own)) {
+		r->sample_tokenizer = own;
+		return 0;
+	}
+	int rc = hug_error_set(rp->err, "%s: train.sample_prompts: no tokenizer to encode them: "
+			       "data.tokenizer is null and %s%s; set data.tokenizer (or "
+			       "train.sample_tokens to 0)", rp->name,
+			       own ? own : "there is no model.from_pretrained directory",
+			       own ? " does not exist" : " to take one from");
+	hug_free(own);
+	return rc;
+}
+
 static int parse_data(struct rparse *rp, struct recipe *r)
 {
 	if (get_i64(rp, "data.seq_len", &r->seq_len) ||
@@ -551,7 +575,7 @@ static int parse_data(struct rparse *rp, struct recipe *r)
 	if (get_sources(rp, "data.train", true, &r->train, &r->n_train) ||
 	    get_sources(rp, "data.valid", false, &r->valid, &r->n_valid))
 		return -1;
-	return 0;
+	return sample_tokenizer(rp, r);
 }
 
 void recipe_lora_config(const struct recipe *r, struct lora_config *lc)
@@ -686,6 +710,7 @@ void recipe_free(struct recipe *r)
 	hug_free(r->path);
 	hug_free(r->from_pretrained);
 	hug_free(r->tokenizer);
+	hug_free(r->sample_tokenizer);
 	hug_free(r->out_dir);
 	if (r->json)
 		cJSON_free(r->json);

@@ -50,6 +50,9 @@ struct recipe {
 	double valid_fraction;
 	int64_t seq_len;
 	char *tokenizer;                 /* tokenizer.json or NULL */
+	char *sample_tokenizer;          /* the samples': data.tokenizer, else
+					  * model.from_pretrained's tokenizer.json;
+					  * NULL when there are no samples */
 	/* optimisation */
 	struct optim_config optim;
 	double grad_clip;                /* 0: off */

@@ -13,6 +13,7 @@
 #include "../data/tokenizer.h"
 #include "../io/hf_checkpoint.h"
 #include "../peft/lora_model.h"
+#include "data_warnings.h"
 #include "update_check.h"
 #ifdef HUG_CUDA
 #include "../autograd/cuda/cuda_api.h"
@@ -213,6 +214,8 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	if (open_loader(t, r->train, r->n_train, "data.train",
 			r->valid ? 0.0 : r->valid_fraction, t->rank, t->world, &t->train, err))
 		return -1;
+	if (parallel_is_main(t->par))
+		data_warnings(r, loader_meta(t->train), stderr);
 	if (r->valid) {
 		/* every rank reads the one global sequence of validation batches
 		 * and evaluates its share of them (trainer_eval) */
