@@ -265,8 +265,16 @@ static int loop(struct run *run, struct hug_error *err)
 static int print_samples(struct run *run, struct hug_error *err)
 {
 	const struct recipe *r = &run->recipe;
-	if (!r->sample_tokenizer) /* no samples (recipe_parse found one if any) */
+	if (r->sample_tokens <= 0 || r->n_sample_prompts == 0)
 		return 0;
+	if (!r->sample_tokenizer) { /* recipe_parse found none */
+		printf("no samples: no tokenizer to encode train.sample_prompts: data.tokenizer is "
+		       "null and %s%s; set data.tokenizer\n",
+		       r->from_pretrained ? r->from_pretrained : "there is no model.from_pretrained",
+		       r->from_pretrained ? "/tokenizer.json does not exist"
+					  : " directory to take one from");
+		return 0;
+	}
 	struct tokenizer *tok;
 	if (tokenizer_load(r->sample_tokenizer, &tok, err))
 		return -1;

@@ -525,8 +525,9 @@ static int parse_run(struct rparse *rp, struct recipe *r, int world)
 }
 
 /* The tokenizer of the end-of-run samples: data.tokenizer, else the one in
- * the model.from_pretrained directory; none is an error naming both. */
-static int sample_tokenizer(struct rparse *rp, struct recipe *r)
+ * the model.from_pretrained directory; none leaves it NULL (hug train then
+ * says where it looked instead of printing samples). */
+static int sample_tokenizer(struct recipe *r)
 {
 	if (r->sample_tokens == 0 || r->n_sample_prompts == 0)
 		return 0;
@@ -535,17 +536,11 @@ static int sample_tokenizer(struct rparse *rp, struct recipe *r)
 		return 0;
 	}
 	char *own = r->from_pretrained ? fs_join(r->from_pretrained, "tokenizer.json") : NULL;
-	if (own && fs_exists(own)) {
+	if (own && fs_exists(own))
 		r->sample_tokenizer = own;
-		return 0;
-	}
-	int rc = hug_error_set(rp->err, "%s: train.sample_prompts: no tokenizer to encode them: "
-			       "data.tokenizer is null and %s%s; set data.tokenizer (or "
-			       "train.sample_tokens to 0)", rp->name,
-			       own ? own : "there is no model.from_pretrained directory",
-			       own ? " does not exist" : " to take one from");
-	hug_free(own);
-	return rc;
+	else
+		hug_free(own);
+	return 0;
 }
 
 static int parse_data(struct rparse *rp, struct recipe *r)
@@ -575,7 +570,7 @@ static int parse_data(struct rparse *rp, struct recipe *r)
 	if (get_sources(rp, "data.train", true, &r->train, &r->n_train) ||
 	    get_sources(rp, "data.valid", false, &r->valid, &r->n_valid))
 		return -1;
-	return sample_tokenizer(rp, r);
+	return sample_tokenizer(r);
 }
 
 void recipe_lora_config(const struct recipe *r, struct lora_config *lc)
@@ -590,8 +585,9 @@ void recipe_lora_config(const struct recipe *r, struct lora_config *lc)
 	lora_config_set_base(lc, r->from_pretrained);
 }
 
-/* peft: the settings, and the adapters checked against the model (the
- * checks of lora_model_init, so a recipe that passes trains). */
+/* peft: the settings, and the adapters checked against the model's config
+ * (the checks of lora_model_init, so the targets of a recipe that passes
+ * exist; that LoRA needs model.from_pretrained is the trainer's check). */
 static int parse_peft(struct rparse *rp, struct recipe *r)
 {
 	r->peft.enabled = present(rp, "peft");
@@ -602,9 +598,6 @@ static int parse_peft(struct rparse *rp, struct recipe *r)
 	    get_bool(rp, "peft.rslora", &r->peft.rslora) ||
 	    get_strings(rp, "peft.target_modules", &r->peft.target_modules, &r->peft.n_targets))
 		return -1;
-	if (!r->from_pretrained)
-		return hug_error_set(rp->err, "%s: peft: LoRA adapts a pretrained model: set "
-				     "model.from_pretrained", rp->name);
 	struct lora_config lc;
 	char what[600];
 	snprintf(what, sizeof(what), "%s: peft.", rp->name);

@@ -52,7 +52,7 @@ struct recipe {
 	char *tokenizer;                 /* tokenizer.json or NULL */
 	char *sample_tokenizer;          /* the samples': data.tokenizer, else
 					  * model.from_pretrained's tokenizer.json;
-					  * NULL when there are no samples */
+					  * NULL without samples or without either */
 	/* optimisation */
 	struct optim_config optim;
 	double grad_clip;                /* 0: off */

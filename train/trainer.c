@@ -9,7 +9,6 @@
 #include "../autograd/backend.h"
 #include "../autograd/profile.h"
 #include "../base/alloc.h"
-#include "../base/panic.h"
 #include "../data/tokenizer.h"
 #include "../io/hf_checkpoint.h"
 #include "../peft/lora_model.h"
@@ -115,7 +114,9 @@ static int load_pretrained(struct trainer *t, const char *dir, struct hug_error 
 static int init_lora(struct trainer *t, struct hug_error *err)
 {
 	const struct recipe *r = t->r;
-	HUG_ASSERT(r->from_pretrained); /* recipe_parse refuses peft without it */
+	if (!r->from_pretrained)
+		return hug_error_set(err, "%s: peft: LoRA adapts a pretrained model: set "
+				     "model.from_pretrained", r->path);
 	if (hf_model_load(r->from_pretrained, DT_F32, false, &t->model, err))
 		return hug_error_wrap(err, "%s: model.from_pretrained", r->path);
 	if (t->device != DEV_CPU) /* the adapters follow the base to the GPU */
