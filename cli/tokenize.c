@@ -98,7 +98,9 @@ int cli_tokenize(int argc, char **argv)
 				       "       hug tokenize --tokenizer T.json --decode 1,2,3\n"
 				       "Prints comma-separated ids (with the special tokens the tokenizer's\n"
 				       "post_processor adds, e.g. BOS, unless --no-special-tokens), or the\n"
-				       "decoded text followed by a newline.\n",
+				       "decoded text followed by a newline. A TEXT that starts with \"--\"\n"
+				       "goes after \"--\", which ends the options:\n"
+				       "       hug tokenize --tokenizer T.json -- \"--not-a-flag\"\n",
 				       specs, n_specs, help);
 	struct tokenizer *tok = NULL;
 	int rc = 2;
