@@ -11,7 +11,7 @@
 static const char *kind_value(enum arg_kind k)
 {
 	switch (k) {
-	case ARG_STR: return "VALUE";
+	case ARG_STR: case ARG_LIST: return "VALUE";
 	case ARG_INT: case ARG_I64: return "N";
 	case ARG_U64: return "N";
 	case ARG_DOUBLE: return "X";
@@ -28,6 +28,11 @@ static int store(const struct arg_spec *s, const char *val, struct hug_error *er
 	case ARG_STR:
 		*(const char **)s->dst = val;
 		return 0;
+	case ARG_LIST: {
+		struct arg_list *l = s->dst;
+		l->v[l->n++] = val;
+		return 0;
+	}
 	case ARG_INT: {
 		long v = strtol(val, &end, 10);
 		if (errno || end == val || *end || v < INT32_MIN || v > INT32_MAX)
@@ -70,9 +75,14 @@ int args_parse(int argc, char **argv, const struct arg_spec *specs, int n_specs,
 	       const char **positional, int max_pos, int *n_pos, struct hug_error *err)
 {
 	*n_pos = 0;
+	bool options = true; /* until "--" */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+		if (options && !strcmp(a, "--")) {
+			options = false;
+			continue;
+		}
+		if (!options || strncmp(a, "--", 2) != 0) {
 			if (*n_pos == max_pos)
 				return hug_error_set(err, "unexpected argument \"%s\"", a);
 			positional[(*n_pos)++] = a;

@@ -16,6 +16,14 @@ enum arg_kind {
 	ARG_U64,     /* uint64_t * */
 	ARG_DOUBLE,  /* double * */
 	ARG_SWITCH,  /* bool *, no value: set to true */
+	ARG_LIST,    /* struct arg_list *: repeatable, each value appended */
+};
+
+/* The values of a repeatable option, in order; v needs room for argc
+ * entries (an option cannot be given more often than that). */
+struct arg_list {
+	const char **v;
+	int n;
 };
 
 struct arg_spec {
@@ -27,7 +35,11 @@ struct arg_spec {
 
 /* Parses argv[1..argc) (argv[0] is the command name) against `specs`
  * (n_specs entries), storing values through each spec's dst. Arguments not
- * starting with "--" go to positional[0..max_pos), counted in *n_pos.
+ * starting with "--" go to positional[0..max_pos), counted in *n_pos; a
+ * lone "--" ends the options: every argument after it is positional (so
+ * a text starting with "-" or "--" can be given). An option's value is
+ * the next argument whatever it starts with (`--prompt -x`), or follows
+ * "=" (`--prompt=--x`).
  * Unknown flags, missing or malformed values and too many positionals are
  * errors naming the argument. 0 or -1. */
 int args_parse(int argc, char **argv, const struct arg_spec *specs, int n_specs,

@@ -1,22 +1,24 @@
 /* eval.c: `hug eval --model DIR --input FILE`: per-token loss and
- * perplexity of a BLOOM checkpoint on token-id sequences (a JSON array of
- * arrays), optionally dumping the logits to a safetensors file; on a GPU
- * with --device cuda. */
+ * perplexity of a checkpoint of any family on token-id sequences (a JSON
+ * array of arrays), optionally dumping the logits to a safetensors file;
+ * `--adapter DIR` applies a LoRA adapter (as hug generate does); on a GPU
+ * with --device cuda. The result is JSON on stdout; the timing (tokens/s)
+ * goes to stderr. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../autograd/backend.h"
 #include "../base/alloc.h"
+#include "../base/clock.h"
 #include "../base/fs.h"
 #include "../base/json.h"
-#include "../io/dir_checksums.h"
-#include "../io/hf_checkpoint.h"
 #include "../io/safetensors.h"
 #include "../nn/generate.h"
 #include "args.h"
 #include "cli.h"
 #include "device.h"
+#include "load.h"
 
 struct sequences {
 	int n;
@@ -115,11 +117,12 @@ static int nonfinite_result(const struct sequences *s, const double *seq_loss, d
 
 int cli_eval(int argc, char **argv)
 {
-	const char *model = NULL, *input = NULL, *dump = NULL, *device = NULL;
+	const char *model = NULL, *adapter = NULL, *input = NULL, *dump = NULL, *device = NULL;
 	int batch = 8;
 	bool help = false;
 	const struct arg_spec specs[] = {
 		{ "model", ARG_STR, &model, "checkpoint directory (config.json + safetensors)" },
+		{ "adapter", ARG_STR, &adapter, "LoRA adapter directory (PEFT layout) to apply" },
 		{ "input", ARG_STR, &input, "JSON file: an array of arrays of token ids" },
 		{ "dump-logits", ARG_STR, &dump, "write logits (N, T, V) and the mask to this safetensors file" },
 		{ "batch-size", ARG_INT, &batch, "sequences per forward pass (8)" },
@@ -142,8 +145,7 @@ int cli_eval(int argc, char **argv)
 	struct model m = { 0 };
 	struct sequences s;
 	/* a directory hug wrote carries checksums: a damaged file is refused */
-	if (dir_checksums_check(model, NULL, &err) ||
-	    hf_model_load(model, DT_F32, false, &m, &err)) {
+	if (cli_model_load(model, adapter, &m, &err)) {
 		fprintf(stderr, "hug eval: %s\n", err.msg);
 		return 2;
 	}
@@ -181,8 +183,9 @@ int cli_eval(int argc, char **argv)
 	struct tensor *all_mask = dump ? tensor_zeros(&keep, DT_I32, TENSOR_SHAPE(s.n, t)) : NULL;
 	double *seq_loss = hug_calloc((size_t)s.n, sizeof(double));
 	double total_nll = 0;
-	int64_t total_tokens = 0;
+	int64_t total_tokens = 0, read_tokens = 0;
 	int rc = 0;
+	double t0 = hug_seconds();
 	for (int first = 0; first < s.n && !rc; first += batch) {
 		int b = s.n - first < batch ? s.n - first : batch;
 		ag_ctx_reset(&ctx);
@@ -203,6 +206,7 @@ int cli_eval(int argc, char **argv)
 			if (!loss)
 				break;
 			seq_loss[first + i] = tensor_item(loss);
+			read_tokens += n;
 			total_nll += seq_loss[first + i] * (double)(n - 1);
 			total_tokens += n - 1;
 		}
@@ -218,6 +222,7 @@ int cli_eval(int argc, char **argv)
 			       tensor_nbytes(hmask));
 		}
 	}
+	double seconds = hug_seconds() - t0;
 	if (!rc) /* reported on stderr; then nothing goes to stdout */
 		rc = nonfinite_result(&s, seq_loss, total_nll / (double)total_tokens);
 	if (!rc) {
@@ -228,6 +233,10 @@ int cli_eval(int argc, char **argv)
 			printf("%s{\"tokens\": %lld, \"loss\": %.6f}", i ? ", " : "",
 			       (long long)(s.len[i] - 1), seq_loss[i]);
 		printf("]}\n");
+		fflush(stdout);
+		fprintf(stderr, "hug eval: %d sequences, %lld tokens in %.3f s (%.1f tokens/s)\n", s.n,
+			(long long)read_tokens, seconds,
+			seconds > 0 ? (double)read_tokens / seconds : 0.0);
 	}
 	if (!rc && dump) {
 		struct st_writer *w = st_writer_new();

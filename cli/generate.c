@@ -3,21 +3,20 @@
  * checkpoint (KV cache; greedy, temperature, top-k, top-p; seeded) and
  * prints the new token ids, or the new text. `--adapter DIR` applies a
  * LoRA adapter in PEFT's layout (merged into the weights first);
- * `--device cuda` generates on a GPU. */
+ * `--device cuda` generates on a GPU. The timing (time to first token,
+ * tokens/s) goes to stderr, so stdout holds the result alone. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../base/alloc.h"
-#include "../io/dir_checksums.h"
 #include "../io/hf_checkpoint.h"
 #include "../nn/generate.h"
-#include "../peft/lora_io.h"
-#include "../base/fs.h"
 #include "args.h"
 #include "cli.h"
 #include "device.h"
+#include "load.h"
 #include "sample.h"
 
 /* Parses "1,2,3" into a new array; -1 with err naming the bad entry. */
@@ -57,9 +56,9 @@ int cli_generate(int argc, char **argv)
 		{ "adapter", ARG_STR, &adapter, "LoRA adapter directory (PEFT layout) to apply" },
 		{ "prompt-ids", ARG_STR, &prompt, "comma-separated prompt token ids" },
 		{ "prompt", ARG_STR, &text, "prompt text (needs a tokenizer)" },
-		{ "tokenizer", ARG_STR, &tok_path, "tokenizer.json (default: MODEL/tokenizer.json)" },
 		{ "no-special-tokens", ARG_SWITCH, &no_special,
 		  "encode --prompt without the special tokens the post_processor adds (BOS)" },
+		{ "tokenizer", ARG_STR, &tok_path, "tokenizer.json (default: the adapter's, else MODEL/tokenizer.json)" },
 		{ "max-new-tokens", ARG_INT, &o.max_new_tokens, "tokens to generate (32)" },
 		{ "greedy", ARG_SWITCH, &o.greedy, "argmax decoding" },
 		{ "temperature", ARG_DOUBLE, &o.temperature, "sampling temperature (1.0)" },
@@ -86,25 +85,18 @@ int cli_generate(int argc, char **argv)
 	int32_t *ids = NULL, *out = NULL;
 	int n_ids = 0, rc = 2;
 	struct model m = { 0 };
-	struct lora_model lm = { 0 };
 	struct tokenizer *tok = NULL;
-	char *default_tok = NULL;
+	struct gen_timing timing = { 0 };
 	bool loaded = false;
 	o.max_memory = max_gib * 1073741824.0;
+	o.timing = &timing;
 	if ((prompt && parse_ids(prompt, &ids, &n_ids, &err)) || gen_opts_validate(&o, &err))
 		goto done;
-	if (text && !tok_path)
-		tok_path = default_tok = fs_join(model, "tokenizer.json");
-	if (text && tokenizer_load(tok_path, &tok, &err))
+	if (text && cli_tokenizer_find(tok_path, model, adapter, &tok, &err))
 		goto done;
-	if (dir_checksums_check(model, NULL, &err) ||
-	    hf_model_load(model, DT_F32, false, &m, &err))
+	if (cli_model_load(model, adapter, &m, &err))
 		goto done;
 	loaded = true;
-	if (adapter && lora_load(&lm, &m, adapter, false, &err))
-		goto done;
-	lora_merge(&lm); /* the same function, at the base model's speed */
-	lora_model_free(&lm); /* merged weights stay merged; detach before moving */
 	/* refuse a request too long for memory before allocating for it (a
 	 * text prompt's length is checked once tokenized) */
 	struct model_config mc;
@@ -130,24 +122,28 @@ int cli_generate(int argc, char **argv)
 		if (!rc)
 			printf("%s%s\n", text, res.p ? res.p : "");
 		buf_free(&res);
-		goto done;
+	} else {
+		out = hug_malloc((size_t)o.max_new_tokens * sizeof(int32_t));
+		int n = model_generate(&m, ids, n_ids, &o, out, &err);
+		if (n < 0)
+			goto done;
+		for (int i = 0; i < n; i++)
+			printf("%s%d", i ? "," : "", out[i]);
+		printf("\n");
+		rc = 0;
 	}
-	out = hug_malloc((size_t)o.max_new_tokens * sizeof(int32_t));
-	int n = model_generate(&m, ids, n_ids, &o, out, &err);
-	if (n < 0)
-		goto done;
-	for (int i = 0; i < n; i++)
-		printf("%s%d", i ? "," : "", out[i]);
-	printf("\n");
-	rc = 0;
+	if (!rc) {
+		fflush(stdout);
+		fprintf(stderr, "hug generate: %d new tokens in %.3f s (%.1f tokens/s), time to first "
+			"token %.3f s\n", timing.n_new, timing.total_s,
+			timing.total_s > 0 ? timing.n_new / timing.total_s : 0.0, timing.first_token_s);
+	}
 done:
 	if (rc)
 		fprintf(stderr, "hug generate: %s\n", err.msg);
-	lora_model_free(&lm);
 	if (loaded)
 		model_free(&m);
 	tokenizer_free(tok);
-	hug_free(default_tok);
 	hug_free(ids);
 	hug_free(out);
 	return rc;

@@ -9,8 +9,10 @@
 
 #include "../base/alloc.h"
 #include "../data/prepare.h"
+#include "../parallel/comm.h"
 #include "args.h"
 #include "cli.h"
+#include "load.h"
 
 static const char usage[] =
 	"usage: hug prepare --tokenizer T.json --out DIR [options] FILES...\n"
@@ -97,9 +99,9 @@ int cli_prepare(int argc, char **argv)
 		rc = args_show_usage(usage, specs, n_specs, help);
 		goto done;
 	}
-	if (tokenizer_load(tok_path, &tok, &err))
+	if (cli_tokenizer_find(tok_path, NULL, NULL, &tok, &err))
 		goto out;
-	o.progress = !quiet && isatty(STDERR_FILENO);
+	o.progress = !quiet && isatty(STDERR_FILENO) && !parallel_launched();
 	if (prepare_run(tok, files, n_files, &o, &st, &err)) {
 		rc = 1;
 		goto out;

@@ -13,6 +13,7 @@
 #include "../data/tokenizer.h"
 #include "args.h"
 #include "cli.h"
+#include "load.h"
 
 /* Parses "1,2,3" (spaces allowed) into *ids; -1 with err naming the entry. */
 static int parse_ids(const char *s, struct tok_ids *ids, struct hug_error *err)
@@ -97,11 +98,13 @@ int cli_tokenize(int argc, char **argv)
 				       "       hug tokenize --tokenizer T.json --decode 1,2,3\n"
 				       "Prints comma-separated ids (with the special tokens the tokenizer's\n"
 				       "post_processor adds, e.g. BOS, unless --no-special-tokens), or the\n"
-				       "decoded text followed by a newline.\n",
+				       "decoded text followed by a newline. A TEXT that starts with \"--\"\n"
+				       "goes after \"--\", which ends the options:\n"
+				       "       hug tokenize --tokenizer T.json -- \"--not-a-flag\"\n",
 				       specs, n_specs, help);
 	struct tokenizer *tok = NULL;
 	int rc = 2;
-	if (tokenizer_load(path, &tok, &err))
+	if (cli_tokenizer_find(path, NULL, NULL, &tok, &err))
 		goto out;
 	if (decode ? run_decode(tok, decode, skip, &err) : run_encode(tok, pos[0], file, !no_special, &err))
 		goto out;

@@ -21,6 +21,7 @@
 #include "../train/recipe_agree.h"
 #include "../train/tensorboard.h"
 #include "../train/trainer.h"
+#include "args.h"
 #include "cli.h"
 #include "sample.h"
 #include "train_startup.h"
@@ -265,10 +266,18 @@ static int loop(struct run *run, struct hug_error *err)
 static int print_samples(struct run *run, struct hug_error *err)
 {
 	const struct recipe *r = &run->recipe;
-	if (!r->tokenizer || r->sample_tokens <= 0 || r->n_sample_prompts == 0)
+	if (r->sample_tokens <= 0 || r->n_sample_prompts == 0)
 		return 0;
+	if (!r->sample_tokenizer) { /* recipe_parse found none */
+		printf("no samples: no tokenizer to encode train.sample_prompts: data.tokenizer is "
+		       "null and %s%s; set data.tokenizer\n",
+		       r->from_pretrained ? r->from_pretrained : "there is no model.from_pretrained",
+		       r->from_pretrained ? "/tokenizer.json does not exist"
+					  : " directory to take one from");
+		return 0;
+	}
 	struct tokenizer *tok;
-	if (tokenizer_load(r->tokenizer, &tok, err))
+	if (tokenizer_load(r->sample_tokenizer, &tok, err))
 		return -1;
 	const struct model *m = &run->t.model;
 	struct gen_opts o = gen_opts_default();
@@ -304,7 +313,8 @@ static void usage(void)
 {
 	printf("usage: hug train RECIPE.json [--set key.path=value ...] [--resume]\n"
 	       "  --set key=value  override a recipe key (repeatable; see docs/recipes.md)\n"
-	       "  --resume         continue from the newest checkpoint in train.out_dir\n");
+	       "  --resume         continue from the newest checkpoint in train.out_dir\n"
+	       "  --               end of options (a recipe path starting with -)\n");
 }
 
 /* Ends a set-up phase: every rank learns whether any rank failed it (a
@@ -334,31 +344,22 @@ static int setup_agree(bool failed, struct hug_error *err)
 int cli_train(int argc, char **argv)
 {
 	const char *path = NULL;
-	const char **ov = hug_calloc((size_t)argc, sizeof(char *));
-	int n_ov = 0;
-	bool resume = false;
+	struct arg_list ov = { hug_calloc((size_t)argc, sizeof(char *)), 0 };
+	bool resume = false, help = false;
 	struct hug_error err = { 0 };
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--set") && i + 1 < argc) {
-			ov[n_ov++] = argv[++i];
-		} else if (!strncmp(argv[i], "--set=", 6)) {
-			ov[n_ov++] = argv[i] + 6;
-		} else if (!strcmp(argv[i], "--resume")) {
-			resume = true;
-		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage();
-			hug_free(ov);
-			return 0;
-		} else if (argv[i][0] != '-' && !path) {
-			path = argv[i];
-		} else {
-			hug_error_set(&err, "unexpected argument \"%s\" (see --help)", argv[i]);
-		}
-	}
-	if (!path && !err.set) {
+	const struct arg_spec specs[] = {
+		{ "set", ARG_LIST, &ov, "override a recipe key (repeatable)" },
+		{ "resume", ARG_SWITCH, &resume, "continue from the newest checkpoint" },
+		{ "help", ARG_SWITCH, &help, "show this help" },
+	};
+	int n_pos = 0;
+	/* a parse error stops every rank at the first set-up agreement */
+	args_parse(argc, argv, specs, (int)(sizeof(specs) / sizeof(specs[0])), &path, 1, &n_pos,
+		   &err);
+	if (help || (!path && !err.set)) {
 		usage();
-		hug_free(ov);
-		return 2;
+		hug_free(ov.v);
+		return help ? 0 : 2;
 	}
 	struct run run = { .last_saved = -1, .last_eval = -1 };
 	int rc = 2;
@@ -370,8 +371,11 @@ int cli_train(int argc, char **argv)
 		goto out;
 	if (!parallel_is_main(&par) && !freopen("/dev/null", "w", stdout))
 		goto out; /* only rank 0 prints */
-	run.tty = parallel_is_main(&par) && isatty(STDOUT_FILENO);
-	if (setup_agree(recipe_load(path, ov, n_ov, par.world_size, &run.recipe, &err) != 0,
+	/* a status line rewritten with \r on a terminal; one plain line per
+	 * logged step otherwise, and always under a launcher (mpirun's stdout
+	 * is often a file even though the rank's is a pseudo-terminal) */
+	run.tty = parallel_is_main(&par) && isatty(STDOUT_FILENO) && !parallel_launched();
+	if (setup_agree(recipe_load(path, ov.v, ov.n, par.world_size, &run.recipe, &err) != 0,
 			&err))
 		goto out_recipe;
 	if (setup_agree(recipe_agree(&par, run.recipe.json, resume, &err) != 0, &err) ||
@@ -395,7 +399,7 @@ int cli_train(int argc, char **argv)
 		       "optimizer state %.1f MiB per rank\n", par.world_size, par.tp, par.dp,
 		       run.recipe.zero ? " with ZeRO-1" : "",
 		       (double)optim_state_bytes(&run.t.opt) / (1 << 20));
-	train_print_startup(&run.recipe, &run.t, path, ov, n_ov, par.world_size, stdout);
+	train_print_startup(&run.recipe, &run.t, path, ov.v, ov.n, par.world_size, stdout);
 	fflush(stdout);
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
@@ -431,6 +435,6 @@ out:
 	if (err.set && parallel_is_main(&par))
 		fprintf(stderr, "%shug train: %s\n", run.tty ? "\n" : "", err.msg);
 	parallel_finalize(&par);
-	hug_free(ov);
+	hug_free(ov.v);
 	return rc;
 }

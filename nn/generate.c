@@ -8,6 +8,7 @@
 #include "../autograd/backend.h"
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
+#include "../base/clock.h"
 
 struct gen_opts gen_opts_default(void)
 {
@@ -180,6 +181,7 @@ int model_generate(const struct model *m, const int32_t *prompt, int n_prompt,
 	if (gen_check_size(&cfg, n_prompt, o->max_new_tokens, o->max_memory, err))
 		return -1;
 	int64_t v = cfg.dims.vocab_size;
+	double t0 = hug_seconds();
 	struct model_kv *kv = model_kv_new(m, 1, n_prompt + o->max_new_tokens);
 	struct arena step;
 	arena_init(&step, "generate", 0, ag_device_allocator(model_parts(m).device));
@@ -205,6 +207,8 @@ int model_generate(const struct model *m, const int32_t *prompt, int n_prompt,
 		logits_row(logits, ids->shape[1] - 1, row, fwork);
 		int32_t tok = gen_sample(row, v, o, (uint64_t)n_out, row + v, iwork);
 		out[n_out++] = tok;
+		if (n_out == 1 && o->timing)
+			o->timing->first_token_s = hug_seconds() - t0;
 		if (is_stop(o, tok))
 			break;
 		ag_ctx_reset(&ctx);
@@ -217,5 +221,9 @@ int model_generate(const struct model *m, const int32_t *prompt, int n_prompt,
 	arena_free(&step);
 	arena_free(&idmem);
 	model_kv_free(m, kv);
+	if (o->timing) {
+		o->timing->total_s = hug_seconds() - t0;
+		o->timing->n_new = n_out;
+	}
 	return rc ? -1 : n_out;
 }

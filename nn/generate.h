@@ -13,6 +13,13 @@
 /* The most stop ids a generation takes. */
 #define GEN_MAX_STOP 16
 
+/* Wall-clock times of one model_generate call, in seconds. */
+struct gen_timing {
+	double first_token_s;  /* from the call to the first new id (the prompt pass) */
+	double total_s;        /* the whole call */
+	int n_new;             /* ids generated */
+};
+
 struct gen_opts {
 	int max_new_tokens;   /* > 0 */
 	bool greedy;          /* argmax; also when temperature == 0 */
@@ -23,6 +30,7 @@ struct gen_opts {
 	int32_t stop_ids[GEN_MAX_STOP]; /* stop after emitting any of these */
 	int n_stop;           /* 0: never stop early */
 	double max_memory;    /* bytes generation may need (gen_memory_estimate) */
+	struct gen_timing *timing; /* NULL, or filled by model_generate */
 };
 
 /* The longest prompt + new tokens generation accepts, whatever the memory

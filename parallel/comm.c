@@ -12,6 +12,14 @@
 #include "../base/panic.h"
 #include "comm_nccl.h"
 
+/* Singleton runs work too with Open MPI, but hug keeps them free of MPI
+ * start-up: MPI_Init only under a launcher. */
+bool parallel_launched(void)
+{
+	return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") ||
+	       getenv("PMIX_RANK") || getenv("SLURM_PROCID") || getenv("MPI_LOCALNRANKS");
+}
+
 #ifdef HUG_MPI
 #include <mpi.h>
 
@@ -57,13 +65,6 @@ static void abort_hook(void)
 	MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
-/* Launched by mpirun/srun (so MPI_Init is wanted)? Singleton runs work too
- * with Open MPI, but hug keeps them free of MPI start-up. */
-static bool under_launcher(void)
-{
-	return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") ||
-	       getenv("PMIX_RANK") || getenv("SLURM_PROCID") || getenv("MPI_LOCALNRANKS");
-}
 
 _Static_assert(sizeof(MPI_Request) <= sizeof(((struct comm_request *)0)->req),
 	       "MPI_Request does not fit struct comm_request");
@@ -146,7 +147,7 @@ int parallel_init(struct parallel *p, struct hug_error *err)
 	(void)err;
 	parallel_single(p);
 #ifdef HUG_MPI
-	if (!under_launcher())
+	if (!parallel_launched())
 		return 0;
 	int inited = 0;
 	MPI_Initialized(&inited);

@@ -66,6 +66,11 @@ _Noreturn void parallel_abort(const struct parallel *p, int code);
  * world of one, returns `failed`. */
 int parallel_agree(const struct parallel *p, bool failed, int *first);
 
+/* Whether a launcher (mpirun, srun, ...) started this process, from its
+ * environment. Open MPI gives its ranks a pseudo-terminal for stdout even
+ * when mpirun's own stdout is a file, so isatty() cannot tell. */
+bool parallel_launched(void);
+
 /* This process's host name (static storage; "?" when unknown), for
  * messages of the form "rank N (host): ...". */
 const char *parallel_host(void);

@@ -94,6 +94,14 @@ bool lora_config_selects(const struct lora_config *c, const struct model_linear 
 int lora_config_check_targets(const struct lora_config *c, const struct model_config *mc,
 			      const char *what, struct hug_error *err);
 
+/* The checks lora_model_init makes before attaching adapters to a model of
+ * config mc: no targets resolved to the family's default, then
+ * lora_config_validate and lora_config_check_targets (messages start with
+ * `what`). On success the resolved copy is left in *resolved when it is
+ * not NULL (free it with lora_config_free). 0 or -1. */
+int lora_config_check(const struct lora_config *c, const struct model_config *mc,
+		      struct lora_config *resolved, const char *what, struct hug_error *err);
+
 /* Reads a PEFT adapter_config.json (`path` is the file). Requires
  * peft_type "LORA"; task_type null or "CAUSAL_LM"; r an integer > 0;
  * lora_alpha and lora_dropout numbers; target_modules a string, a list of

@@ -98,14 +98,9 @@ int lora_model_init(struct lora_model *lm, const struct model *base,
 	memset(lm, 0, sizeof(*lm));
 	model_config_of(base, &mc);
 	/* no targets: the family's default, PEFT's mapping */
-	lora_config_copy(&resolved, cfg);
-	lora_config_resolve_targets(&resolved, base->family);
-	cfg = &resolved;
-	if (lora_config_validate(cfg, what, err) ||
-	    lora_config_check_targets(cfg, &mc, what, err)) {
-		lora_config_free(&resolved);
+	if (lora_config_check(cfg, &mc, &resolved, what, err))
 		return -1;
-	}
+	cfg = &resolved;
 	for (int l = 0; l < mc.dims.n_layer; l++)
 		for (int k = 0; k < base->family->n_linear; k++) {
 			model_linear(base, l, k, &lin);

@@ -235,3 +235,18 @@ int lora_config_check_targets(const struct lora_config *c, const struct model_co
 	hug_free(hits);
 	return rc;
 }
+
+int lora_config_check(const struct lora_config *c, const struct model_config *mc,
+		      struct lora_config *resolved, const char *what, struct hug_error *err)
+{
+	struct lora_config r;
+	lora_config_copy(&r, c);
+	lora_config_resolve_targets(&r, mc->family);
+	int rc = lora_config_validate(&r, what, err) || lora_config_check_targets(&r, mc, what, err)
+			 ? -1 : 0;
+	if (rc || !resolved)
+		lora_config_free(&r);
+	else
+		*resolved = r;
+	return rc;
+}

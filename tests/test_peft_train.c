@@ -267,7 +267,9 @@ TEST(peft_train_bad_recipes)
 				     "model.n_layer=2", "model.n_head=4" };
 		snprintf(path, sizeof(path), "%s/recipe.json", dir);
 		if (recipe_load(path, ov, i ? 5 : 1, 1, &r, &err)) {
-			test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+			/* targets are checked as the recipe is read */
+			if (i != 0 || !strstr(err.msg, cases[i].expect))
+				test_fail_at(__FILE__, __LINE__, "%s", err.msg);
 			continue;
 		}
 		CHECK(trainer_init(&t, &r, &err) == -1);

@@ -14,6 +14,7 @@
 #include "../base/fs.h"
 #include "../base/json.h"
 #include "../io/hf_checkpoint.h"
+#include "../peft/lora_config.h"
 #include "recipe_schema.h"
 
 struct rparse {
@@ -523,6 +524,25 @@ static int parse_run(struct rparse *rp, struct recipe *r, int world)
 	return 0;
 }
 
+/* The tokenizer of the end-of-run samples: data.tokenizer, else the one in
+ * the model.from_pretrained directory; none leaves it NULL (hug train then
+ * says where it looked instead of printing samples). */
+static int sample_tokenizer(struct recipe *r)
+{
+	if (r->sample_tokens == 0 || r->n_sample_prompts == 0)
+		return 0;
+	if (r->tokenizer) {
+		r->sample_tokenizer = hug_strdup(r->tokenizer);
+		return 0;
+	}
+	char *own = r->from_pretrained ? fs_join(r->from_pretrained, "tokenizer.json") : NULL;
+	if (own && fs_exists(own))
+		r->sample_tokenizer = own;
+	else
+		hug_free(own);
+	return 0;
+}
+
 static int parse_data(struct rparse *rp, struct recipe *r)
 {
 	if (get_i64(rp, "data.seq_len", &r->seq_len) ||
@@ -550,19 +570,41 @@ static int parse_data(struct rparse *rp, struct recipe *r)
 	if (get_sources(rp, "data.train", true, &r->train, &r->n_train) ||
 	    get_sources(rp, "data.valid", false, &r->valid, &r->n_valid))
 		return -1;
-	return 0;
+	return sample_tokenizer(r);
 }
 
+void recipe_lora_config(const struct recipe *r, struct lora_config *lc)
+{
+	lora_config_init(lc);
+	lc->r = r->peft.r;
+	lc->alpha = r->peft.alpha;
+	lc->dropout = r->peft.dropout;
+	lc->rslora = r->peft.rslora;
+	lora_config_set_targets(lc, (const char *const *)r->peft.target_modules,
+				r->peft.n_targets);
+	lora_config_set_base(lc, r->from_pretrained);
+}
+
+/* peft: the settings, and the adapters checked against the model's config
+ * (the checks of lora_model_init, so the targets of a recipe that passes
+ * exist; that LoRA needs model.from_pretrained is the trainer's check). */
 static int parse_peft(struct rparse *rp, struct recipe *r)
 {
 	r->peft.enabled = present(rp, "peft");
 	if (!r->peft.enabled)
 		return 0;
-	return get_int(rp, "peft.r", &r->peft.r) || get_num(rp, "peft.alpha", &r->peft.alpha) ||
-	       get_num(rp, "peft.dropout", &r->peft.dropout) ||
-	       get_bool(rp, "peft.rslora", &r->peft.rslora) ||
-	       get_strings(rp, "peft.target_modules", &r->peft.target_modules, &r->peft.n_targets)
-		       ? -1 : 0;
+	if (get_int(rp, "peft.r", &r->peft.r) || get_num(rp, "peft.alpha", &r->peft.alpha) ||
+	    get_num(rp, "peft.dropout", &r->peft.dropout) ||
+	    get_bool(rp, "peft.rslora", &r->peft.rslora) ||
+	    get_strings(rp, "peft.target_modules", &r->peft.target_modules, &r->peft.n_targets))
+		return -1;
+	struct lora_config lc;
+	char what[600];
+	snprintf(what, sizeof(what), "%s: peft.", rp->name);
+	recipe_lora_config(r, &lc);
+	int rc = lora_config_check(&lc, &r->model, NULL, what, rp->err);
+	lora_config_free(&lc);
+	return rc;
 }
 
 /* Applies "a.b.c=value" to the tree. */
@@ -661,6 +703,7 @@ void recipe_free(struct recipe *r)
 	hug_free(r->path);
 	hug_free(r->from_pretrained);
 	hug_free(r->tokenizer);
+	hug_free(r->sample_tokenizer);
 	hug_free(r->out_dir);
 	if (r->json)
 		cJSON_free(r->json);

@@ -50,6 +50,9 @@ struct recipe {
 	double valid_fraction;
 	int64_t seq_len;
 	char *tokenizer;                 /* tokenizer.json or NULL */
+	char *sample_tokenizer;          /* the samples': data.tokenizer, else
+					  * model.from_pretrained's tokenizer.json;
+					  * NULL without samples or without either */
 	/* optimisation */
 	struct optim_config optim;
 	double grad_clip;                /* 0: off */
@@ -93,6 +96,20 @@ int recipe_parse(const char *name, const char *text, const char *const *override
 		 int n_overrides, int world, struct recipe *r, struct hug_error *err);
 
 void recipe_free(struct recipe *r);
+
+struct lora_config;
+
+/* The LoRA settings of r's peft object (r->peft.enabled) as a PEFT
+ * config, base model r->from_pretrained; free with lora_config_free. */
+void recipe_lora_config(const struct recipe *r, struct lora_config *lc);
+
+/* The effective recipe as pretty-printed JSON (hug_free it): r->json with
+ * every key the recipe leaves out that has a default filled in with it
+ * (train/recipe_schema.c), model.arch with the family in use, and the
+ * model settings that do not apply (another family's, or those a
+ * model.from_pretrained config.json gives) left out. Itself a valid
+ * recipe that gives the same run. */
+char *recipe_effective_json(const struct recipe *r);
 
 /* Writes docs for every key (path, type, default, meaning) as Markdown. */
 void recipe_write_docs(FILE *out);

@@ -12,6 +12,7 @@
 #include "../data/tokenizer.h"
 #include "../io/hf_checkpoint.h"
 #include "../peft/lora_model.h"
+#include "data_warnings.h"
 #include "update_check.h"
 #ifdef HUG_CUDA
 #include "../autograd/cuda/cuda_api.h"
@@ -123,14 +124,7 @@ static int init_lora(struct trainer *t, struct hug_error *err)
 	model_take_settings(&t->model, &r->model);
 	struct lora_config lc;
 	char what[600];
-	lora_config_init(&lc);
-	lc.r = r->peft.r;
-	lc.alpha = r->peft.alpha;
-	lc.dropout = r->peft.dropout;
-	lc.rslora = r->peft.rslora;
-	lora_config_set_targets(&lc, (const char *const *)r->peft.target_modules,
-				r->peft.n_targets);
-	lora_config_set_base(&lc, r->from_pretrained);
+	recipe_lora_config(r, &lc);
 	snprintf(what, sizeof(what), "%s: peft.", r->path);
 	t->lora = hug_calloc(1, sizeof(*t->lora));
 	int rc = lora_model_init(t->lora, &t->model, &lc, true, what, err);
@@ -215,6 +209,8 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	if (open_loader(t, r->train, r->n_train, "data.train",
 			r->valid ? 0.0 : r->valid_fraction, t->rank, t->world, &t->train, err))
 		return -1;
+	if (parallel_is_main(t->par))
+		data_warnings(r, loader_meta(t->train), stderr);
 	if (r->valid) {
 		/* every rank reads the one global sequence of validation batches
 		 * and evaluates its share of them (trainer_eval) */
