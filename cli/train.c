@@ -18,6 +18,7 @@
 #include "../base/json.h"
 #include "../parallel/comm.h"
 #include "../train/checkpoint.h"
+#include "../train/pipeline.h"
 #include "../train/recipe_agree.h"
 #include "../train/tensorboard.h"
 #include "../train/trainer.h"
@@ -373,7 +374,8 @@ int cli_train(int argc, char **argv)
 			&err))
 		goto out_recipe;
 	if (setup_agree(recipe_agree(&par, run.recipe.json, resume, &err) != 0, &err) ||
-	    setup_agree(parallel_set_layout(&par, run.recipe.tensor_parallel, &err) != 0, &err))
+	    setup_agree(parallel_set_layout_pp(&par, run.recipe.tensor_parallel,
+						      run.recipe.pipeline_parallel, &err) != 0, &err))
 		goto out_recipe;
 	if (setup_agree(trainer_init_parallel(&run.t, &run.recipe, &par, &err) != 0, &err))
 		goto out_trainer; /* freed where it failed; the others free theirs */
@@ -389,8 +391,9 @@ int cli_train(int argc, char **argv)
 	       run.recipe.precision == PRECISION_BF16 ? "bf16 (f32 master weights)" : "f32",
 	       run.recipe.out_dir);
 	if (par.world_size > 1)
-		printf("hug train: %d processes: tensor parallel %d x data parallel %d%s; "
-		       "optimizer state %.1f MiB per rank\n", par.world_size, par.tp, par.dp,
+		printf("hug train: %d processes: tensor parallel %d x data parallel %d x pipeline "
+		       "%d%s; optimizer state %.1f MiB per rank\n", par.world_size, par.tp, par.dp,
+		       par.pp,
 		       run.recipe.zero ? " with ZeRO-1" : "",
 		       (double)optim_state_bytes(&run.t.opt) / (1 << 20));
 	fflush(stdout);
@@ -400,7 +403,10 @@ int cli_train(int argc, char **argv)
 	rc = loop(&run, &err) ? 1 : 0;
 	if (parallel_is_main(&par))
 		ag_profile_report(stdout);
-	/* samples from rank 0 alone (a tensor-parallel model needs every rank) */
+	/* samples from rank 0 alone (a tensor-parallel model needs every rank;
+	 * with pipeline stages every rank's copy is brought up to date first) */
+	if (!rc && !stop_signal && par.tp == 1)
+		pipeline_sync_params(&run.t);
 	if (!rc && !stop_signal && par.tp == 1 && parallel_is_main(&par) &&
 	    print_samples(&run, &err))
 		rc = 1;

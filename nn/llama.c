@@ -355,9 +355,11 @@ static struct tensor *embed(struct ag_ctx *ctx, const struct llama_model *m,
 	return ag_add(ctx, ag_mul(ctx, x, keep), ag_mul(ctx, x0, drop));
 }
 
-struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
-			     struct tensor *ids, struct tensor *mask,
-			     struct kv_cache *kv)
+/* Stage st of the forward pass (model_stage), over a KV cache when kv is
+ * not NULL (then st is the whole model). */
+static struct tensor *forward(struct ag_ctx *ctx, const struct llama_model *m,
+			      const struct model_stage *st, struct tensor *ids,
+			      struct tensor *mask, struct tensor *hidden, struct kv_cache *kv)
 {
 	char d0[64], d1[64];
 	if (ctx->err.set)
@@ -402,10 +404,15 @@ struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
 	} else {
 		pos = positions(ctx, mask ? host_i32(ctx, mask) : NULL, t, b, t, t);
 	}
-	struct tensor *x = embed(ctx, m, ids);                        /* (B, T, C) */
-	x = ag_tp_reduce(ctx, x, m->tp.coll);
-	for (int i = 0; i < m->cfg.n_layer && x; i++)
+	struct tensor *x = hidden;                                    /* (B, T, C) */
+	if (st->embed) {
+		x = embed(ctx, m, ids);
+		x = ag_tp_reduce(ctx, x, m->tp.coll);
+	}
+	for (int i = st->layer_lo; i < st->layer_hi && x; i++)
 		x = block_forward(ctx, m, i, x, mask, pos, kv);
+	if (!st->head)
+		return x;
 	if (x)
 		x = ag_rmsnorm(ctx, x, use_param(ctx, m, m->norm_w), m->cfg.rms_norm_eps);
 	if (kv && x)
@@ -413,6 +420,21 @@ struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
 	x = ag_tp_copy(ctx, x, m->tp.coll);
 	struct tensor *head = m->cfg.tie_word_embeddings ? m->embed : use_param(ctx, m, m->lm_head);
 	return ag_matmul(ctx, x, head, false, true);                   /* (B, T, V / tp) */
+}
+
+struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
+			     struct tensor *ids, struct tensor *mask,
+			     struct kv_cache *kv)
+{
+	struct model_stage st = { 0, m->cfg.n_layer, true, true };
+	return forward(ctx, m, &st, ids, mask, NULL, kv);
+}
+
+struct tensor *llama_forward_stage(struct ag_ctx *ctx, const struct llama_model *m,
+				   const struct model_stage *stage, struct tensor *ids,
+				   struct tensor *mask, struct tensor *hidden)
+{
+	return forward(ctx, m, stage, ids, mask, hidden, NULL);
 }
 
 struct tensor *llama_loss(struct ag_ctx *ctx, const struct llama_model *m,

@@ -300,6 +300,24 @@ struct tensor *model_forward(struct ag_ctx *ctx, const struct model *m, struct t
 	return m->family->forward(ctx, m->impl, ids, mask);
 }
 
+struct tensor *model_forward_stage(struct ag_ctx *ctx, const struct model *m,
+				   const struct model_stage *stage, struct tensor *ids,
+				   struct tensor *mask, struct tensor *hidden)
+{
+	int n = model_dims(m).n_layer;
+	if (ctx->err.set)
+		return NULL;
+	if (stage->layer_lo < 0 || stage->layer_hi > n || stage->layer_lo > stage->layer_hi ||
+	    (!stage->embed && !hidden)) {
+		hug_error_set(&ctx->err, "model_forward_stage: layers [%d, %d) of %d, embed %d, "
+			      "hidden %s: expected a range inside the model and a hidden input "
+			      "for a stage without the embedding", stage->layer_lo,
+			      stage->layer_hi, n, stage->embed, hidden ? "given" : "NULL");
+		return NULL;
+	}
+	return m->family->forward_stage(ctx, m->impl, stage, ids, mask, hidden);
+}
+
 struct tensor *model_loss(struct ag_ctx *ctx, const struct model *m, struct tensor *logits,
 			  struct tensor *targets)
 {

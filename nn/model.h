@@ -104,6 +104,15 @@ struct model_hf_names {
 	const char *const *ignored;  /* file tensors that are not parameters (a tied lm_head); NULL-terminated */
 };
 
+/* A pipeline stage's share of the forward: blocks [layer_lo, layer_hi),
+ * preceded by the embedding when `embed` (the first stage) and followed by
+ * the final norm and the lm_head when `head` (the last stage). The whole
+ * model is { 0, n_layer, true, true }. */
+struct model_stage {
+	int layer_lo, layer_hi;
+	bool embed, head;
+};
+
 /* What generic code may touch of a family's model. */
 struct model_parts {
 	struct param_table *table;   /* every parameter, HF names, shard specs */
@@ -163,6 +172,9 @@ struct model_family {
 				  struct tensor *mask);
 	struct tensor *(*loss)(struct ag_ctx *ctx, const void *impl, struct tensor *logits,
 			       struct tensor *targets);
+	struct tensor *(*forward_stage)(struct ag_ctx *ctx, const void *impl,
+					const struct model_stage *stage, struct tensor *ids,
+					struct tensor *mask, struct tensor *hidden);
 	void (*vocab_slice)(const void *impl, int64_t *offset, int64_t *len);
 	struct model_kv *(*kv_new)(const void *impl, int64_t batch, int64_t max_len);
 	void (*kv_free)(struct model_kv *kv);
@@ -312,6 +324,17 @@ void model_view_free(struct model *view);
  * rank's vocabulary slice under tensor parallelism. NULL on error. */
 struct tensor *model_forward(struct ag_ctx *ctx, const struct model *m, struct tensor *ids,
 			     struct tensor *mask);
+
+/* One pipeline stage's forward (model_stage): ids (B, T) i32 and mask
+ * (B, T) i32 or NULL as model_forward (every stage gets them: the
+ * positions come from the mask); hidden (B, T, C) is the previous stage's
+ * output, the input of a stage without `embed` (ignored with it). Returns
+ * hidden (B, T, C) from a stage without `head`, else logits as
+ * model_forward. The whole-model stage gives model_forward's logits.
+ * NULL on error (ctx->err). */
+struct tensor *model_forward_stage(struct ag_ctx *ctx, const struct model *m,
+				   const struct model_stage *stage, struct tensor *ids,
+				   struct tensor *mask, struct tensor *hidden);
 
 /* Cross-entropy of logits from model_forward against aligned targets
  * (B, T) i32 (-100 ignored), over the whole vocabulary also under TP. */

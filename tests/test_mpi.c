@@ -344,3 +344,39 @@ TEST(mpi_cuda_train_layouts_match_one_gpu)
 		train_fixture_rmtree(e.dir);
 #endif
 }
+
+/* ---- pipeline parallelism (train/pipeline.c) against one process ---- */
+
+/* Four blocks and micro-batches of one sequence, so a step of 8 sequences
+ * runs m = 8 / dp micro-batches: at least 2P for every layout below. */
+#define PIPE_SET "--set model.n_layer=4 --set batch.micro_batch_size=1 " \
+		 "--set train.eval_every=10 "
+
+/* layout_setup and the one-process reference under PIPE_SET plus `set`
+ * (out_dir DIR/ref). 0 or -1. */
+static int pipe_with_ref(struct layout_env *e, const char *set)
+{
+	if (layout_setup(e))
+		return -1;
+	printf("\n");
+	char extra[1024];
+	snprintf(extra, sizeof(extra), PIPE_SET "%s", set);
+	return train(1, e->recipe, extra) == 0 ? 0 : -1;
+}
+
+TEST(mpi_pipeline_matches_one_process)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(pipe_with_ref(&e, "") == 0);
+	run_layout(&e, 2, "pp2", PIPE_SET "--set parallel.pipeline=2");
+	run_layout(&e, 4, "pp4", PIPE_SET "--set parallel.pipeline=4");
+	run_layout(&e, 2, "pp2-uneven", PIPE_SET "--set parallel.pipeline=2 "
+		   "--set parallel.pipeline_layers=[3,1]");
+	run_layout(&e, 4, "tp2-pp2", PIPE_SET "--set parallel.pipeline=2 --set parallel.tensor=2");
+	run_layout(&e, 4, "pp2-dp2-zero1", PIPE_SET "--set parallel.pipeline=2 "
+		   "--set parallel.zero=1");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}

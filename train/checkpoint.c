@@ -19,6 +19,7 @@
 #include "../io/safetensors.h"
 #include "../peft/lora_io.h"
 #include "checkpoint_gather.h"
+#include "pipeline.h"
 
 #define STATE_FILE "trainer_state.json"
 #define OPTIM_FILE "optimizer.safetensors"
@@ -275,6 +276,7 @@ int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
 				     bad ? bad : "(on another rank)");
 	/* collective: whole tensors from every rank's shards and ranges */
 	struct full_table weights = { 0 }, state;
+	pipeline_sync_params(t); /* every stage's blocks up to date everywhere */
 	if (!t->lora)
 		gather_params(t, model_params(&t->model), &weights);
 	gather_optimizer(t, &state);

@@ -1,0 +1,414 @@
+/* pipeline.c: pipeline parallelism in the trainer: stage set-up, the 1F1B
+ * step over MPI point-to-point, tied embeddings across the first and last
+ * stage, the gradient norm over stages and parameter synchronisation
+ * (pipeline.h). */
+#include "pipeline.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../autograd/backend.h"
+#include "../autograd/transfer.h"
+#include "../base/alloc.h"
+#include "../base/panic.h"
+#include "pipeline_schedule.h"
+#include "trainer.h"
+
+/* One in-flight micro-batch: its tape and activations. */
+struct pipe_slot {
+	struct arena mem;             /* on the compute device */
+	struct ag_ctx ctx;
+	struct tensor *in;            /* (B, T, C) received input (stages after the first) */
+	struct tensor *root;          /* the scaled loss (last stage) or the output (B, T, C) */
+	void *buf;                    /* host staging of what it sends */
+	struct comm_request send;
+};
+
+struct pipeline {
+	int P, s;
+	int *lo;                      /* P + 1 block boundaries */
+	struct model_stage stage;
+	struct param_table table;     /* this stage's trainable parameters */
+	int *owner;                   /* per model parameter: the stage training it */
+	int tied;                     /* model table index of the tied embedding, or -1 */
+	struct comm embed;            /* first and last stage (tied embeddings) */
+	struct pipe_slot *slots;      /* P */
+	void *recv;                   /* host staging of what arrives */
+	int64_t b, len, c;            /* activation shape (B, T, C) */
+	struct pipe_op *ops;
+	int64_t ops_cap;
+};
+
+struct param_table *pipeline_table(struct pipeline *p)
+{
+	return &p->table;
+}
+
+int pipeline_owner(const struct pipeline *p, int i)
+{
+	return p->owner[i];
+}
+
+/* The block of parameter `name` (the family's block prefix, with or
+ * without its optional prefix), or -1 for the embedding, norms, head. */
+static int block_of(const struct model_family *f, const char *name)
+{
+	const char *bp = f->hf_names.block_prefix;
+	size_t n = strlen(bp);
+	if (strncmp(name, bp, n))
+		return -1;
+	char *end;
+	long i = strtol(name + n, &end, 10);
+	return end != name + n && *end == '.' ? (int)i : -1;
+}
+
+/* Owners: blocks to their stage; parameters before the first block (the
+ * embedding) to the first stage, those after the blocks to the last. Also
+ * sums numel per kind for the balanced split. */
+static void classify(const struct model *m, int *block, double *pre, double *per_block,
+		     double *post, int n_layer)
+{
+	const struct param_table *pt = model_params(m);
+	bool seen = false;
+	double blocks = 0;
+	*pre = *post = 0;
+	for (int i = 0; i < pt->n; i++) {
+		block[i] = block_of(m->family, pt->items[i].name);
+		double n = (double)tensor_numel(pt->items[i].t);
+		if (block[i] >= 0) {
+			seen = true;
+			blocks += n;
+		} else {
+			*(seen ? post : pre) += n;
+			block[i] = seen ? -2 : -1; /* -1: before the blocks, -2: after */
+		}
+	}
+	*per_block = blocks / n_layer;
+}
+
+static int stage_of_block(const struct pipeline *p, int layer)
+{
+	int s = 0;
+	while (layer >= p->lo[s + 1])
+		s++;
+	return s;
+}
+
+/* The stage's table: views of the model's parameters it trains. */
+static void make_table(struct pipeline *p, const struct model *m)
+{
+	const struct param_table *pt = model_params(m);
+	param_table_init(&p->table);
+	for (int i = 0; i < pt->n; i++) {
+		const struct param *src = &pt->items[i];
+		if (p->owner[i] != p->s)
+			continue;
+		struct param *d = param_table_add(&p->table, src->name, src->t, src->no_decay);
+		d->shard = src->shard;
+		src->t->name = src->name; /* keep the model's copy of the name */
+	}
+}
+
+int pipeline_init(struct trainer *t, struct hug_error *err)
+{
+	const struct recipe *r = t->r;
+	const struct parallel *par = t->par;
+	if (par->pp != r->pipeline_parallel)
+		return hug_error_set(err, "%s: parallel.pipeline: %d, but the processes were laid "
+				     "out for %d", r->path, r->pipeline_parallel, par->pp);
+	if (t->lora)
+		return hug_error_set(err, "%s: peft: LoRA with pipeline parallelism is not "
+				     "supported (use parallel.pipeline 1)", r->path);
+	if (r->precision != PRECISION_F32)
+		return hug_error_set(err, "%s: precision: \"bf16\" with pipeline parallelism is not "
+				     "supported yet (use \"f32\" or parallel.pipeline 1)", r->path);
+	struct model_dims d = model_dims(&t->model);
+	const struct param_table *pt = model_params(&t->model);
+	struct pipeline *p = hug_calloc(1, sizeof(*p));
+	p->P = par->pp;
+	p->s = par->pp_rank;
+	p->lo = hug_calloc((size_t)p->P + 1, sizeof(int));
+	p->owner = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(int));
+	int *block = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(int));
+	double pre, per, post;
+	classify(&t->model, block, &pre, &per, &post, d.n_layer);
+	char what[600];
+	snprintf(what, sizeof(what), "%s: parallel.pipeline%s", r->path,
+		 r->pipeline_layers ? "_layers" : "");
+	if (pipeline_split(d.n_layer, p->P, r->pipeline_layers, per, pre, post, what, p->lo,
+			   err)) {
+		hug_free(block);
+		pipeline_free(p);
+		return -1;
+	}
+	p->tied = -1;
+	for (int i = 0; i < pt->n; i++) {
+		p->owner[i] = block[i] >= 0 ? stage_of_block(p, block[i])
+					    : block[i] == -1 ? 0 : p->P - 1;
+		/* the tied head is the embedding, the first parameter */
+		if (i == 0 && d.tie_word_embeddings && block[i] == -1)
+			p->tied = 0;
+	}
+	hug_free(block);
+	p->stage = (struct model_stage){ p->lo[p->s], p->lo[p->s + 1], p->s == 0,
+					 p->s == p->P - 1 };
+	make_table(p, &t->model);
+	comm_group_new(&par->pp_group, p->s == 0 || p->s == p->P - 1, &p->embed);
+	p->b = r->micro_batch_size;
+	p->len = r->seq_len;
+	p->c = d.hidden_size;
+	size_t bytes = (size_t)(p->b * p->len * p->c) * sizeof(float);
+	p->recv = hug_malloc(bytes);
+	p->slots = hug_calloc((size_t)p->P, sizeof(*p->slots));
+	for (int i = 0; i < p->P; i++) {
+		struct pipe_slot *sl = &p->slots[i];
+		arena_init(&sl->mem, "pipeline-slot", 0, ag_device_allocator(t->device));
+		ag_ctx_init(&sl->ctx, &sl->mem);
+		sl->ctx.seed = r->seed;
+		sl->buf = hug_malloc(bytes);
+	}
+	t->pipe = p;
+	return 0;
+}
+
+void pipeline_free(struct pipeline *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; p->slots && i < p->P; i++) {
+		comm_wait(&p->slots[i].send);
+		arena_free(&p->slots[i].mem);
+		hug_free(p->slots[i].buf);
+	}
+	comm_group_free(&p->embed);
+	param_table_free(&p->table);
+	hug_free(p->slots);
+	hug_free(p->recv);
+	hug_free(p->lo);
+	hug_free(p->owner);
+	hug_free(p->ops);
+	hug_free(p);
+}
+
+/* -------------------------------------------------------------- the step */
+
+static int64_t counted(const int32_t *targets, int64_t n)
+{
+	int64_t c = 0;
+	for (int64_t i = 0; i < n; i++)
+		c += targets[i] != LOADER_IGNORE_INDEX;
+	return c;
+}
+
+/* A (B, T[, C]) tensor in the slot's arena holding host data `src`. */
+static struct tensor *from_host(struct pipe_slot *sl, enum dtype dt, int ndim,
+				const int64_t *shape, const void *src)
+{
+	struct tensor *x = tensor_new(&sl->mem, dt, ndim, shape);
+	ag_memcpy(x->data, x->device, src, DEV_CPU, tensor_nbytes(x));
+	return x;
+}
+
+/* Sends contiguous x to stage `to` from the slot's staging buffer. */
+static void send_to(const struct trainer *t, struct pipe_slot *sl, const struct tensor *x,
+		    int to, int tag)
+{
+	HUG_ASSERT(tensor_is_contiguous(x) && x->dtype == DT_F32);
+	comm_wait(&sl->send);
+	ag_memcpy(sl->buf, DEV_CPU, x->data, x->device, tensor_nbytes(x));
+	comm_isend(&t->par->pp_group, sl->buf, (int64_t)tensor_nbytes(x), DT_U8, to, tag,
+		   &sl->send);
+}
+
+/* Receives a (B, T, C) f32 tensor from stage `from` into the slot. */
+static struct tensor *recv_from(struct pipeline *p, const struct trainer *t,
+				struct pipe_slot *sl, int from, int tag)
+{
+	int64_t shape[3] = { p->b, p->len, p->c };
+	size_t bytes = (size_t)(p->b * p->len * p->c) * sizeof(float);
+	comm_recv(&t->par->pp_group, p->recv, (int64_t)bytes, DT_U8, from, tag);
+	return from_host(sl, DT_F32, 3, shape, p->recv);
+}
+
+enum { TAG_ACT = 0, TAG_GRAD = 1 };
+
+/* Forward of micro-batch i on this stage. */
+static int forward(struct trainer *t, int64_t i, double global, double *sum,
+		   struct hug_error *err)
+{
+	struct pipeline *p = t->pipe;
+	struct pipe_slot *sl = &p->slots[i % p->P];
+	int64_t bt = p->b * p->len, shape[2] = { p->b, p->len };
+	const int32_t *in = t->step_batches + i * 2 * bt, *tg = in + bt;
+	comm_wait(&sl->send);
+	ag_ctx_reset(&sl->ctx);
+	sl->ctx.training = true;
+	struct tensor *ids = from_host(sl, DT_I32, 2, shape, in);
+	sl->in = NULL;
+	if (!p->stage.embed) {
+		sl->in = recv_from(p, t, sl, p->s - 1, TAG_ACT);
+		tensor_set_requires_grad(sl->in, &sl->mem);
+	}
+	struct tensor *out = model_forward_stage(&sl->ctx, &t->model, &p->stage, ids, NULL,
+						 sl->in);
+	if (p->stage.head) {
+		double n = (double)counted(tg, bt);
+		struct tensor *targets = from_host(sl, DT_I32, 2, shape, tg);
+		struct tensor *loss = model_loss(&sl->ctx, &t->model, out, targets);
+		/* as trainer_step: this micro-batch's token-loss sum / the global
+		 * count, times dp for the data-parallel averaging */
+		sl->root = ag_scale(&sl->ctx, loss, n * (double)t->world / global);
+		if (sl->root)
+			*sum += tensor_item(loss) * n;
+	} else {
+		sl->root = out;
+		if (out)
+			send_to(t, sl, out, p->s + 1, TAG_ACT);
+	}
+	if (!sl->root)
+		return hug_error_set(err, "step %lld: pipeline stage %d: %s",
+				     (long long)t->step + 1, p->s, sl->ctx.err.msg);
+	return 0;
+}
+
+/* Backward of micro-batch j on this stage (the last of the step with the
+ * data-parallel reduction armed). */
+static int backward(struct trainer *t, int64_t j, bool last, struct hug_error *err)
+{
+	struct pipeline *p = t->pipe;
+	struct pipe_slot *sl = &p->slots[j % p->P];
+	if (last)
+		dist_arm(&t->dist, &sl->ctx);
+	int rc;
+	if (p->stage.head) {
+		rc = ag_backward(&sl->ctx, sl->root);
+	} else {
+		struct tensor *dy = recv_from(p, t, sl, p->s + 1, TAG_GRAD);
+		rc = ag_backward_from(&sl->ctx, sl->root, dy);
+	}
+	sl->ctx.on_leaf_grad = NULL;
+	sl->ctx.hook_state = NULL;
+	if (rc)
+		return hug_error_set(err, "step %lld: pipeline stage %d: %s",
+				     (long long)t->step + 1, p->s, sl->ctx.err.msg);
+	if (!p->stage.embed)
+		send_to(t, sl, sl->in->grad, p->s - 1, TAG_GRAD);
+	return 0;
+}
+
+int pipeline_accumulate(struct trainer *t, int64_t micro, double global, double *sum,
+			struct hug_error *err)
+{
+	struct pipeline *p = t->pipe;
+	if (2 * micro > p->ops_cap) {
+		p->ops = hug_realloc(p->ops, (size_t)(2 * micro) * sizeof(*p->ops));
+		p->ops_cap = 2 * micro;
+	}
+	pipeline_1f1b(p->P, p->s, (int)micro, p->ops);
+	int rc = 0;
+	for (int64_t k = 0; k < 2 * micro && !rc; k++) {
+		const struct pipe_op *op = &p->ops[k];
+		rc = op->backward ? backward(t, op->micro, op->micro == micro - 1, err)
+				  : forward(t, op->micro, global, sum, err);
+	}
+	/* an error on one stage leaves its neighbours waiting: the caller's
+	 * error ends the job (hug train aborts on a step error) */
+	for (int i = 0; i < p->P; i++) {
+		comm_wait(&p->slots[i].send);
+		ag_ctx_reset(&p->slots[i].ctx);
+	}
+	return rc;
+}
+
+/* In-place collectives on a tensor anywhere, through host memory (the
+ * pipeline's groups have no NCCL communicator). */
+static void host_allreduce(const struct comm *c, struct tensor *x)
+{
+	if (c->size <= 1)
+		return;
+	if (x->device == DEV_CPU) {
+		comm_allreduce_tensor(c, x, COMM_SUM);
+		return;
+	}
+	void *h = hug_malloc(tensor_nbytes(x));
+	ag_memcpy(h, DEV_CPU, x->data, x->device, tensor_nbytes(x));
+	comm_allreduce(c, h, tensor_numel(x), x->dtype, COMM_SUM);
+	ag_memcpy(x->data, x->device, h, DEV_CPU, tensor_nbytes(x));
+	hug_free(h);
+}
+
+static void host_broadcast(const struct comm *c, struct tensor *x, int root)
+{
+	if (c->size <= 1)
+		return;
+	size_t bytes = tensor_nbytes(x);
+	void *h = x->device == DEV_CPU ? x->data : hug_malloc(bytes);
+	if (h != x->data && c->rank == root)
+		ag_memcpy(h, DEV_CPU, x->data, x->device, bytes);
+	comm_broadcast(c, h, (int64_t)bytes, DT_U8, root);
+	if (h != x->data) {
+		ag_memcpy(x->data, x->device, h, DEV_CPU, bytes);
+		hug_free(h);
+	}
+}
+
+static struct tensor *tied_weight(const struct trainer *t)
+{
+	return model_params(&t->model)->items[t->pipe->tied].t;
+}
+
+void pipeline_finish_grads(struct trainer *t, double *sum)
+{
+	struct pipeline *p = t->pipe;
+	const struct parallel *par = t->par;
+	comm_broadcast(&par->pp_group, sum, 1, DT_F64, p->P - 1);
+	if (p->tied < 0 || !(p->stage.embed || p->stage.head))
+		return;
+	struct tensor *g = tied_weight(t)->grad;
+	const struct ag_backend *be = ag_backend_get(g->device);
+	if (p->stage.head) { /* average over data-parallel ranks as dist does */
+		host_allreduce(&par->dp_group, g);
+		be->scale(g, 1.0 / par->dp);
+	}
+	host_allreduce(&p->embed, g);
+	if (p->stage.head) /* the first stage updates; this copy is received after */
+		be->fill(g, 0.0);
+}
+
+/* Under tensor parallelism replicated parameters count on rank 0 only. */
+static bool sharded(const struct param *p)
+{
+	return p->shard.dim >= 0;
+}
+
+double pipeline_grad_norm(struct trainer *t)
+{
+	const struct parallel *par = t->par;
+	double ss = optim_grad_sumsq(&t->opt, par->tp > 1 && par->tp_rank != 0 ? sharded : NULL);
+	if (t->dist.zero) { /* ranges disjoint over data-parallel ranks and stages */
+		comm_allreduce(&par->world, &ss, 1, DT_F64, COMM_SUM);
+	} else {
+		comm_allreduce(&par->tp_group, &ss, 1, DT_F64, COMM_SUM);
+		comm_allreduce(&par->pp_group, &ss, 1, DT_F64, COMM_SUM);
+	}
+	return sqrt(ss);
+}
+
+void pipeline_after_update(struct trainer *t)
+{
+	struct pipeline *p = t->pipe;
+	if (p->tied >= 0 && (p->stage.embed || p->stage.head))
+		host_broadcast(&p->embed, tied_weight(t), 0);
+}
+
+void pipeline_sync_params(const struct trainer *t)
+{
+	const struct pipeline *p = t->pipe;
+	if (!p)
+		return;
+	const struct param_table *pt = model_params(&t->model);
+	for (int i = 0; i < pt->n; i++)
+		host_broadcast(&t->par->pp_group, pt->items[i].t, p->owner[i]);
+}
