@@ -1,6 +1,7 @@
 /* test_mpi.c: the multi-process checks, run under `mpirun --oversubscribe`
  * from the single test runner (so `make test` reports them with the rest).
  * Skipped when hug was built without MPI or mpirun is missing. */
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -459,6 +460,40 @@ TEST(mpi_pipeline_resume_across_layouts)
 	printf("    eval loss %.7f (pp) vs %.7f; generate %s", l_pp, l_ref, g_pp);
 	CHECK(isfinite(l_ref) && fabs(l_pp - l_ref) <= 1e-5);
 	CHECK(g_ref[0] && strcmp(g_ref, g_pp) == 0);
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
+/* PP2 across two hosts: network namespaces joined by a veth pair, Open MPI
+ * over TCP launching the second rank through an rsh agent
+ * (tests/netns/two_hosts.sh), against one process. Skipped where
+ * namespaces cannot be made (not root, no CAP_SYS_ADMIN). */
+TEST(mpi_pipeline_across_two_hosts)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	char cmd[8192], out[4096], hug[PATH_MAX];
+	if (!realpath(getenv("HUG_BIN"), hug))
+		SKIP("HUG_BIN not found");
+	snprintf(cmd, sizeof(cmd), MPI_ENV "OPENBLAS_NUM_THREADS=1 tests/netns/two_hosts.sh hostname");
+	int rc = test_run_command(cmd, out, sizeof(out));
+	if (rc == 77) {
+		printf("    %s", out);
+		SKIP("network namespaces unavailable (see above)");
+	}
+	REQUIRE(rc == 0);
+	/* one rank on each host */
+	CHECK(strstr(out, "hostA") && strstr(out, "hostB"));
+	struct layout_env e;
+	REQUIRE(pipe_with_ref(&e, "") == 0);
+	snprintf(cmd, sizeof(cmd), MPI_ENV "OPENBLAS_NUM_THREADS=1 tests/netns/two_hosts.sh %s "
+		 "train %s " PIPE_SET "--set parallel.pipeline=2 --set train.out_dir=%s/hosts "
+		 ">>%s.log 2>&1", hug, e.recipe, e.dir, e.recipe);
+	CHECK(system(cmd) == 0);
+	char ref[300], run[300];
+	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
+	snprintf(run, sizeof(run), "%s/hosts", e.dir);
+	compare_runs(ref, run, "pp2 across two hosts");
 	if (!test_failed_now())
 		train_fixture_rmtree(e.dir);
 }
