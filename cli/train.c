@@ -403,6 +403,13 @@ int cli_train(int argc, char **argv)
 	rc = loop(&run, &err) ? 1 : 0;
 	if (parallel_is_main(&par))
 		ag_profile_report(stdout);
+	if (!rc && par.pp > 1) { /* collective over the pipeline */
+		struct pipeline_bubble pb;
+		pipeline_bubble(&run.t, &pb);
+		printf("hug train: pipeline bubble %.1f%% of the schedule (1F1B theory "
+		       "(P-1)/(m+P-1) = %.1f%% for P %d, m %.0f)\n", 100 * pb.measured,
+		       100 * pb.theory, pb.stages, pb.micro);
+	}
 	/* samples from rank 0 alone (a tensor-parallel model needs every rank;
 	 * with pipeline stages every rank's copy is brought up to date first) */
 	if (!rc && !stop_signal && par.tp == 1)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../autograd/backend.h"
 #include "../autograd/transfer.h"
@@ -39,7 +40,16 @@ struct pipeline {
 	int64_t b, len, c;            /* activation shape (B, T, C) */
 	struct pipe_op *ops;
 	int64_t ops_cap;
+	double wait_s, sched_s;       /* blocked in receives; in the schedule (all steps) */
+	int64_t micro_total, steps;   /* micro-batches and steps run */
 };
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 struct param_table *pipeline_table(struct pipeline *p)
 {
@@ -228,7 +238,9 @@ static struct tensor *recv_from(struct pipeline *p, const struct trainer *t,
 {
 	int64_t shape[3] = { p->b, p->len, p->c };
 	size_t bytes = (size_t)(p->b * p->len * p->c) * sizeof(float);
+	double t0 = now();
 	comm_recv(&t->par->pp_group, p->recv, (int64_t)bytes, DT_U8, from, tag);
+	p->wait_s += now() - t0;
 	return from_host(sl, DT_F32, 3, shape, p->recv);
 }
 
@@ -308,6 +320,7 @@ int pipeline_accumulate(struct trainer *t, int64_t micro, double global, double 
 	}
 	pipeline_1f1b(p->P, p->s, (int)micro, p->ops);
 	int rc = 0;
+	double t0 = now();
 	for (int64_t k = 0; k < 2 * micro && !rc; k++) {
 		const struct pipe_op *op = &p->ops[k];
 		rc = op->backward ? backward(t, op->micro, op->micro == micro - 1, err)
@@ -319,6 +332,9 @@ int pipeline_accumulate(struct trainer *t, int64_t micro, double global, double 
 		comm_wait(&p->slots[i].send);
 		ag_ctx_reset(&p->slots[i].ctx);
 	}
+	p->sched_s += now() - t0;
+	p->micro_total += micro;
+	p->steps++;
 	return rc;
 }
 
@@ -411,4 +427,19 @@ void pipeline_sync_params(const struct trainer *t)
 	const struct param_table *pt = model_params(&t->model);
 	for (int i = 0; i < pt->n; i++)
 		host_broadcast(&t->par->pp_group, pt->items[i].t, p->owner[i]);
+}
+
+void pipeline_bubble(const struct trainer *t, struct pipeline_bubble *out)
+{
+	const struct pipeline *p = t->pipe;
+	memset(out, 0, sizeof(*out));
+	if (!p || !p->steps)
+		return;
+	/* every stage's share of its schedule spent waiting, averaged */
+	double v[2] = { p->wait_s / p->sched_s, 0 };
+	comm_allreduce(&t->par->pp_group, v, 1, DT_F64, COMM_SUM);
+	out->stages = p->P;
+	out->micro = (double)p->micro_total / (double)p->steps;
+	out->measured = v[0] / p->P;
+	out->theory = pipeline_bubble_theory(p->P, (int)(out->micro + 0.5));
 }

@@ -64,6 +64,18 @@ void pipeline_after_update(struct trainer *t);
  * (collective over the pipeline group; nothing without stages). */
 void pipeline_sync_params(const struct trainer *t);
 
+/* The pipeline bubble over the steps run so far: the share of each
+ * stage's 1F1B schedule spent blocked in receives, averaged over the
+ * stages (collective over the pipeline group), against the theory
+ * (P-1)/(m+P-1) at the mean micro-batch count m. All zero without
+ * stages. Meaningful only with a core (or GPU) per stage: oversubscribed
+ * ranks wait for the CPU as well. */
+struct pipeline_bubble {
+	int stages;
+	double micro, measured, theory;
+};
+void pipeline_bubble(const struct trainer *t, struct pipeline_bubble *out);
+
 /* The stage that trains parameter i of the model's table. */
 int pipeline_owner(const struct pipeline *p, int i);
 
