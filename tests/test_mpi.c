@@ -497,3 +497,22 @@ TEST(mpi_pipeline_across_two_hosts)
 	if (!test_failed_now())
 		train_fixture_rmtree(e.dir);
 }
+
+/* A split that does not fit the model stops every rank with a message
+ * naming the key. */
+TEST(mpi_pipeline_bad_split_names_the_key)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	char extra[1024], cmd[1024];
+	snprintf(extra, sizeof(extra), PIPE_SET "--set parallel.pipeline=2 "
+		 "--set parallel.pipeline_layers=[3,2] --set train.out_dir=%s/bad", e.dir);
+	CHECK(train(2, e.recipe, extra) != 0);
+	snprintf(cmd, sizeof(cmd), "grep -q 'parallel.pipeline_layers: the stages.* blocks must "
+		 "sum to the model.s 4 layers' %s.log", e.recipe);
+	CHECK(system(cmd) == 0);
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../nn/model.h"
 #include "../train/pipeline_schedule.h"
+#include "../train/recipe.h"
 #include "harness.h"
 
 TEST(pipeline_split_balanced_and_explicit)
@@ -177,4 +179,55 @@ TEST(pipeline_stages_compose_to_the_whole_model)
 	check_family("llama", false);
 	check_family("llama", true);
 	check_family("qwen3", false);
+}
+
+/* ---- recipe keys ---- */
+
+/* Parses a small recipe with `parallel` as its parallel object for a
+ * world of `world` processes. */
+static int parse_parallel(const char *parallel, int world, struct recipe *r,
+			  struct hug_error *err)
+{
+	static char dir[] = "/tmp/hug-pipe-XXXXXX";
+	static char glob_path[96];
+	if (!glob_path[0]) {
+		if (!mkdtemp(dir))
+			return hug_error_set(err, "mkdtemp failed");
+		char p[96];
+		snprintf(p, sizeof(p), "%s/a.h5", dir);
+		test_write_file(p, "");
+		snprintf(glob_path, sizeof(glob_path), "%s/*.h5", dir);
+	}
+	char text[2048];
+	snprintf(text, sizeof(text),
+		 "{\"model\": {\"hidden_size\": 32, \"n_layer\": 4, \"n_head\": 4, \"vocab_size\": 100},"
+		 " \"data\": {\"train\": [{\"path\": \"%s\"}], \"seq_len\": 16},"
+		 " \"batch\": {\"micro_batch_size\": 1, \"global_batch_size\": 8},"
+		 " \"parallel\": %s, \"optim\": {\"lr\": 0.001}, \"train\": {\"steps\": 5}}",
+		 glob_path, parallel);
+	hug_error_clear(err);
+	return recipe_parse("r.json", text, NULL, 0, world, r, err);
+}
+
+TEST(pipeline_recipe_keys)
+{
+	struct recipe r;
+	struct hug_error err = { 0 };
+	REQUIRE(parse_parallel("{\"pipeline\": 2, \"pipeline_layers\": [3, 1]}", 4, &r, &err) == 0);
+	CHECK(r.pipeline_parallel == 2 && r.n_pipeline_layers == 2 && r.pipeline_layers[0] == 3);
+	CHECK(r.accumulation == 4); /* 8 / (1 x 2 data-parallel ranks) */
+	recipe_free(&r);
+	REQUIRE(parse_parallel("{}", 1, &r, &err) == 0);
+	CHECK(r.pipeline_parallel == 1 && !r.pipeline_layers);
+	recipe_free(&r);
+	CHECK(parse_parallel("{\"pipeline\": 3}", 4, &r, &err) == -1);
+	CHECK(strstr(err.msg, "r.json: parallel.pipeline: 3 stages"));
+	CHECK(parse_parallel("{\"pipeline\": 2, \"pipeline_layers\": [4]}", 2, &r, &err) == -1);
+	CHECK(strstr(err.msg, "r.json: parallel.pipeline_layers: 1 entries"));
+	CHECK(parse_parallel("{\"pipeline\": 2, \"pipeline_layers\": [2.5, 1.5]}", 2, &r, &err) == -1);
+	CHECK(strstr(err.msg, "r.json: parallel.pipeline_layers: expected whole numbers"));
+	CHECK(parse_parallel("{\"pipeline\": 2, \"pipeline_layers\": \"2,2\"}", 2, &r, &err) == -1);
+	CHECK(strstr(err.msg, "parallel.pipeline_layers"));
+	CHECK(parse_parallel("{\"pipeline\": 0}", 1, &r, &err) == -1);
+	CHECK(strstr(err.msg, "parallel.pipeline"));
 }
