@@ -410,11 +410,9 @@ int cli_train(int argc, char **argv)
 		       "(P-1)/(m+P-1) = %.1f%% for P %d, m %.0f)\n", 100 * pb.measured,
 		       100 * pb.theory, pb.stages, pb.micro);
 	}
-	/* samples from rank 0 alone (a tensor-parallel model needs every rank;
-	 * with pipeline stages every rank's copy is brought up to date first) */
-	if (!rc && !stop_signal && par.tp == 1)
-		pipeline_sync_params(&run.t);
-	if (!rc && !stop_signal && par.tp == 1 && parallel_is_main(&par) &&
+	/* samples from rank 0 alone (a tensor-parallel model needs every rank,
+	 * a pipeline stage holds part of the model) */
+	if (!rc && !stop_signal && par.tp == 1 && par.pp == 1 && parallel_is_main(&par) &&
 	    print_samples(&run, &err))
 		rc = 1;
 	if (rc && par.world_size > 1) {

@@ -51,13 +51,13 @@ static void bloom_params(struct pbuild *pb)
 	struct bloom_model *m = pb->m;
 	int64_t v = m->cfg.vocab_size, c = m->cfg.hidden_size;
 	struct bloom_layer scratch;
-	m->wte = param_builder_new(&pb->b, "transformer.word_embeddings.weight", 0, false, 0, v, c);
-	m->emb_ln_w = param_builder_new(&pb->b, "transformer.word_embeddings_layernorm.weight", 0, true, -1, c, 0);
-	m->emb_ln_b = param_builder_new(&pb->b, "transformer.word_embeddings_layernorm.bias", 0, true, -1, c, 0);
+	m->wte = param_builder_new(&pb->b, "transformer.word_embeddings.weight", PARAM_BEFORE_BLOCKS, false, 0, v, c);
+	m->emb_ln_w = param_builder_new(&pb->b, "transformer.word_embeddings_layernorm.weight", PARAM_BEFORE_BLOCKS, true, -1, c, 0);
+	m->emb_ln_b = param_builder_new(&pb->b, "transformer.word_embeddings_layernorm.bias", PARAM_BEFORE_BLOCKS, true, -1, c, 0);
 	for (int i = 0; i < m->cfg.n_layer; i++)
 		layer_params(pb, i, pb->b.measuring ? &scratch : &m->layers[i]);
-	m->lnf_w = param_builder_new(&pb->b, "transformer.ln_f.weight", 0, true, -1, c, 0);
-	m->lnf_b = param_builder_new(&pb->b, "transformer.ln_f.bias", 0, true, -1, c, 0);
+	m->lnf_w = param_builder_new(&pb->b, "transformer.ln_f.weight", PARAM_AFTER_BLOCKS, true, -1, c, 0);
+	m->lnf_b = param_builder_new(&pb->b, "transformer.ln_f.bias", PARAM_AFTER_BLOCKS, true, -1, c, 0);
 }
 
 void bloom_alibi_slopes(int n_head, double *out)
@@ -102,6 +102,7 @@ void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
 	struct pbuild pb = { .m = m, .b = { .params = &m->params, .grads = &m->grads,
 		.table = &m->table, .dtype = dt, .tp_rank = tp->rank, .tp_size = tp->size,
 		.trainable = trainable, .measuring = true } };
+	param_builder_stage(&pb.b, tp, true);
 	bloom_params(&pb);
 	size_t total = pb.b.measure + param_slot_bytes(h_local, dt);
 	/* one block for all parameters (and one for all gradients), so that

@@ -199,7 +199,7 @@ static void parts(const void *impl, struct model_parts *out)
 	*out = (struct model_parts){
 		.table = &m->table, .params = &m->params, .grads = &m->grads,
 		.dtype = m->dtype, .tp = m->tp,
-		.device = m->wte ? m->wte->device : DEV_CPU,
+		.device = m->slopes ? m->slopes->device : DEV_CPU, /* on every stage */
 	};
 }
 

@@ -74,12 +74,12 @@ static void llama_params(struct pbuild *pb)
 	struct llama_model *m = pb->m;
 	int64_t V = m->cfg.vocab_size, C = m->cfg.hidden_size;
 	struct llama_layer scratch;
-	m->embed = param_builder_new(&pb->b, "model.embed_tokens.weight", 0, false, 0, V, C);
+	m->embed = param_builder_new(&pb->b, "model.embed_tokens.weight", PARAM_BEFORE_BLOCKS, false, 0, V, C);
 	for (int i = 0; i < m->cfg.n_layer; i++)
 		layer_params(pb, i, pb->b.measuring ? &scratch : &m->layers[i]);
-	m->norm_w = param_builder_new(&pb->b, "model.norm.weight", 0, true, -1, C, 0);
+	m->norm_w = param_builder_new(&pb->b, "model.norm.weight", PARAM_AFTER_BLOCKS, true, -1, C, 0);
 	m->lm_head = m->cfg.tie_word_embeddings ? m->embed
-						: param_builder_new(&pb->b, "lm_head.weight", 0, false, 0, V, C);
+						: param_builder_new(&pb->b, "lm_head.weight", PARAM_AFTER_BLOCKS, false, 0, V, C);
 }
 
 void llama_model_init_on(struct llama_model *m, const struct llama_config *cfg, enum dtype dt,
@@ -98,6 +98,7 @@ void llama_model_init_on(struct llama_model *m, const struct llama_config *cfg, 
 	struct pbuild pb = { .m = m, .b = { .params = &m->params, .grads = &m->grads,
 		.table = &m->table, .dtype = dt, .tp_rank = tp->rank, .tp_size = tp->size,
 		.trainable = trainable, .measuring = true } };
+	param_builder_stage(&pb.b, tp, cfg->tie_word_embeddings);
 	llama_params(&pb);
 	size_t total = pb.b.measure + param_slot_bytes(half, DT_F64);
 	arena_init(&m->params, "params", total, allocator);

@@ -201,7 +201,7 @@ static void parts(const void *impl, struct model_parts *out)
 	*out = (struct model_parts){
 		.table = &m->table, .params = &m->params, .grads = &m->grads,
 		.dtype = m->dtype, .tp = m->tp,
-		.device = m->embed ? m->embed->device : DEV_CPU,
+		.device = m->inv_freq ? m->inv_freq->device : DEV_CPU, /* on every stage */
 	};
 }
 

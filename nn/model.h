@@ -25,11 +25,25 @@ struct model_family;
 struct cJSON;
 struct model_kv;   /* a family's KV cache (opaque; nn/kv_cache.h: struct kv_cache) */
 
+/* A pipeline stage's share of the forward: blocks [layer_lo, layer_hi),
+ * preceded by the embedding when `embed` (the first stage) and followed by
+ * the final norm and the lm_head when `head` (the last stage). The whole
+ * model is { 0, n_layer, true, true }. */
+struct model_stage {
+	int layer_lo, layer_hi;
+	bool embed, head;
+};
+
 /* The model's place in a tensor-parallel group (Megatron): rank `rank` of
- * `size`. size 1: the plain model (coll NULL). */
+ * `size`. size 1: the plain model (coll NULL). With a pipeline `stage`
+ * (layer_hi > 0) the model holds only that stage's parameters: its blocks,
+ * the embedding on the first stage (and on the last when the head is tied
+ * to it), the final norm and head on the last; it runs model_forward_stage
+ * of that stage only. layer_hi 0: every parameter. */
 struct model_tp {
 	int rank, size;
 	const struct ag_collective *coll;  /* the group; NULL when size 1 */
+	struct model_stage stage;
 };
 
 /* What generic code needs to know of any family's configuration. Filled
@@ -102,15 +116,6 @@ struct model_hf_names {
 	const char *optional_prefix; /* registered names carry it, files may omit it ("transformer.") */
 	const char *block_prefix;    /* block i's modules are named block_prefix + "<i>." ("transformer.h.") */
 	const char *const *ignored;  /* file tensors that are not parameters (a tied lm_head); NULL-terminated */
-};
-
-/* A pipeline stage's share of the forward: blocks [layer_lo, layer_hi),
- * preceded by the embedding when `embed` (the first stage) and followed by
- * the final norm and the lm_head when `head` (the last stage). The whole
- * model is { 0, n_layer, true, true }. */
-struct model_stage {
-	int layer_lo, layer_hi;
-	bool embed, head;
 };
 
 /* What generic code may touch of a family's model. */
@@ -330,8 +335,9 @@ struct tensor *model_forward(struct ag_ctx *ctx, const struct model *m, struct t
  * positions come from the mask); hidden (B, T, C) is the previous stage's
  * output, the input of a stage without `embed` (ignored with it). Returns
  * hidden (B, T, C) from a stage without `head`, else logits as
- * model_forward. The whole-model stage gives model_forward's logits.
- * NULL on error (ctx->err). */
+ * model_forward. The whole-model stage gives model_forward's logits. A
+ * model built for one stage (model_tp.stage) runs that stage only (and
+ * model_forward refuses it). NULL on error (ctx->err). */
 struct tensor *model_forward_stage(struct ag_ctx *ctx, const struct model *m,
 				   const struct model_stage *stage, struct tensor *ids,
 				   struct tensor *mask, struct tensor *hidden);

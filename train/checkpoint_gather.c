@@ -81,7 +81,7 @@ static void local_state(const struct trainer *t, const struct param *p, int k,
 	size_t es = dtype_size(dst->dtype);
 	for (int i = 0; i < o->n; i++) {
 		const struct optim_slot *s = &o->slots[i];
-		if (s->param->t != p->t)
+		if (s->param != p)
 			continue;
 		const struct tensor *st = k == 0 ? s->m : s->v;
 		ag_memcpy((char *)dst->data + (size_t)s->off * es, dst->device, st->data,
@@ -89,17 +89,13 @@ static void local_state(const struct trainer *t, const struct param *p, int k,
 	}
 	if (t->dist.zero)
 		comm_allreduce_tensor(&t->par->dp_group, dst, COMM_SUM);
-	if (t->pipe) /* zero except on the stage that trains p */
-		comm_allreduce_tensor(&t->par->pp_group, dst, COMM_SUM);
 }
 
 void gather_optimizer(const struct trainer *t, struct full_table *out)
 {
 	const char *names[2];
 	int n_states = optimizer_state_names(&t->opt, names);
-	/* under pipeline stages every rank walks the whole model (each state
-	 * comes from its stage) */
-	const struct param_table *pt = t->pipe ? model_params(&t->model) : t->opt.table;
+	const struct param_table *pt = t->opt.table;
 	arena_init(&out->mem, "gather", 0, NULL);
 	param_table_init(&out->pt);
 	struct arena scratch;

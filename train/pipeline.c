@@ -14,6 +14,7 @@
 #include "../autograd/transfer.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
+#include "checkpoint_gather.h"
 #include "pipeline_schedule.h"
 #include "trainer.h"
 
@@ -49,11 +50,6 @@ static double now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-struct param_table *pipeline_table(struct pipeline *p)
-{
-	return &p->table;
 }
 
 int pipeline_owner(const struct pipeline *p, int i)
@@ -98,14 +94,6 @@ static void classify(const struct model *m, int *block, double *pre, double *per
 	*per_block = blocks / n_layer;
 }
 
-static int stage_of_block(const struct pipeline *p, int layer)
-{
-	int s = 0;
-	while (layer >= p->lo[s + 1])
-		s++;
-	return s;
-}
-
 /* The stage's table: views of the model's parameters it trains. */
 static void make_table(struct pipeline *p, const struct model *m)
 {
@@ -119,6 +107,22 @@ static void make_table(struct pipeline *p, const struct model *m)
 		d->shard = src->shard;
 		src->t->name = src->name; /* keep the model's copy of the name */
 	}
+}
+
+/* The model of this stage alone (model_tp.stage), its values copied from
+ * the whole model `full` (host; freed here). */
+static void keep_stage(struct trainer *t, const struct model_stage *st)
+{
+	struct model full = t->model;
+	struct model_config cfg;
+	struct model_tp tp = model_parts(&full).tp;
+	model_config_of(&full, &cfg);
+	tp.stage = *st;
+	model_init(&t->model, &cfg, DT_F32, true, &tp, NULL);
+	struct param_table *mine = model_params(&t->model), *whole = model_params(&full);
+	for (int i = 0; i < mine->n; i++)
+		tensor_transfer(mine->items[i].t, param_table_find(whole, mine->items[i].name)->t);
+	model_free(&full);
 }
 
 int pipeline_init(struct trainer *t, struct hug_error *err)
@@ -140,31 +144,22 @@ int pipeline_init(struct trainer *t, struct hug_error *err)
 	p->P = par->pp;
 	p->s = par->pp_rank;
 	p->lo = hug_calloc((size_t)p->P + 1, sizeof(int));
-	p->owner = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(int));
 	int *block = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(int));
 	double pre, per, post;
 	classify(&t->model, block, &pre, &per, &post, d.n_layer);
+	hug_free(block);
 	char what[600];
 	snprintf(what, sizeof(what), "%s: parallel.pipeline%s", r->path,
 		 r->pipeline_layers ? "_layers" : "");
 	if (pipeline_split(d.n_layer, p->P, r->pipeline_layers, per, pre, post, what, p->lo,
 			   err)) {
-		hug_free(block);
 		pipeline_free(p);
 		return -1;
 	}
-	p->tied = -1;
-	for (int i = 0; i < pt->n; i++) {
-		p->owner[i] = block[i] >= 0 ? stage_of_block(p, block[i])
-					    : block[i] == -1 ? 0 : p->P - 1;
-		/* the tied head is the embedding, the first parameter */
-		if (i == 0 && d.tie_word_embeddings && block[i] == -1)
-			p->tied = 0;
-	}
-	hug_free(block);
 	p->stage = (struct model_stage){ p->lo[p->s], p->lo[p->s + 1], p->s == 0,
 					 p->s == p->P - 1 };
-	make_table(p, &t->model);
+	keep_stage(t, &p->stage);
+	p->tied = d.tie_word_embeddings && (p->stage.embed || p->stage.head) ? 0 : -1;
 	comm_group_new(&par->pp_group, p->s == 0 || p->s == p->P - 1, &p->embed);
 	p->b = r->micro_batch_size;
 	p->len = r->seq_len;
@@ -179,8 +174,26 @@ int pipeline_init(struct trainer *t, struct hug_error *err)
 		sl->ctx.seed = r->seed;
 		sl->buf = hug_malloc(bytes);
 	}
+	param_table_init(&p->table);
 	t->pipe = p;
 	return 0;
+}
+
+struct param_table *pipeline_bind(struct trainer *t)
+{
+	struct pipeline *p = t->pipe;
+	const struct param_table *pt = model_params(&t->model);
+	int *block = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(int));
+	double pre, per, post;
+	classify(&t->model, block, &pre, &per, &post, 1);
+	hug_free(p->owner);
+	p->owner = hug_calloc((size_t)(pt->n ? pt->n : 1), sizeof(int));
+	for (int i = 0; i < pt->n; i++) /* a tied embedding's copy on the last stage: 0's */
+		p->owner[i] = block[i] >= 0 ? p->s : block[i] == -1 ? 0 : p->P - 1;
+	hug_free(block);
+	param_table_free(&p->table);
+	make_table(p, &t->model);
+	return &p->table;
 }
 
 void pipeline_free(struct pipeline *p)
@@ -419,16 +432,6 @@ void pipeline_after_update(struct trainer *t)
 		host_broadcast(&p->embed, tied_weight(t), 0);
 }
 
-void pipeline_sync_params(const struct trainer *t)
-{
-	const struct pipeline *p = t->pipe;
-	if (!p)
-		return;
-	const struct param_table *pt = model_params(&t->model);
-	for (int i = 0; i < pt->n; i++)
-		host_broadcast(&t->par->pp_group, pt->items[i].t, p->owner[i]);
-}
-
 void pipeline_bubble(const struct trainer *t, struct pipeline_bubble *out)
 {
 	const struct pipeline *p = t->pipe;
@@ -442,4 +445,118 @@ void pipeline_bubble(const struct trainer *t, struct pipeline_bubble *out)
 	out->micro = (double)p->micro_total / (double)p->steps;
 	out->measured = v[0] / p->P;
 	out->theory = pipeline_bubble_theory(p->P, (int)(out->micro + 0.5));
+}
+
+/* ------------------------------------------------------- checkpoints */
+
+/* What travels ahead of each tensor of a gathered table. */
+struct wire_head {
+	char name[PARAM_NAME_MAX + 32];
+	int32_t ndim, dtype, no_decay, pad_;
+	int64_t shape[TENSOR_MAX_DIMS];
+};
+
+static void send_blocking(const struct comm *c, const void *buf, int64_t bytes, int to)
+{
+	struct comm_request r;
+	comm_isend(c, buf, bytes, DT_U8, to, 2, &r);
+	comm_wait(&r);
+}
+
+void pipeline_gather(const struct trainer *t, struct full_table *f, bool params)
+{
+	const struct pipeline *p = t->pipe;
+	const struct parallel *par = t->par;
+	if (!p || par->dp_rank != 0 || par->tp_rank != 0)
+		return; /* the pipeline of world rank 0 carries everything */
+	const struct comm *c = &par->pp_group;
+	if (p->s > 0) {
+		int64_t n = 0;
+		for (int i = 0; i < f->pt.n; i++)
+			n += !params || p->owner[i] == p->s;
+		send_blocking(c, &n, sizeof(n), 0);
+		for (int i = 0; i < f->pt.n; i++) {
+			const struct param *e = &f->pt.items[i];
+			if (params && p->owner[i] != p->s)
+				continue;
+			struct wire_head h = { .ndim = e->t->ndim, .dtype = e->t->dtype,
+					       .no_decay = e->no_decay };
+			snprintf(h.name, sizeof(h.name), "%s", e->name);
+			memcpy(h.shape, e->t->shape, sizeof(h.shape));
+			send_blocking(c, &h, sizeof(h), 0);
+			send_blocking(c, e->t->data, (int64_t)tensor_nbytes(e->t), 0);
+		}
+		return;
+	}
+	for (int from = 1; from < p->P; from++) {
+		int64_t n;
+		comm_recv(c, &n, sizeof(n), DT_U8, from, 2);
+		for (int64_t k = 0; k < n; k++) {
+			struct wire_head h;
+			comm_recv(c, &h, sizeof(h), DT_U8, from, 2);
+			struct tensor *x = tensor_new(&f->mem, (enum dtype)h.dtype, h.ndim, h.shape);
+			comm_recv(c, x->data, (int64_t)tensor_nbytes(x), DT_U8, from, 2);
+			param_table_add(&f->pt, h.name, x, h.no_decay);
+		}
+	}
+}
+
+int pipeline_load_params(struct trainer *t, const char *dir, struct hug_error *err)
+{
+	/* the whole model (this rank's tensor-parallel shards) on the host,
+	 * then this stage's part of it */
+	struct model full = { 0 };
+	struct model_config cfg;
+	struct model_tp tp = model_parts(&t->model).tp;
+	model_config_of(&t->model, &cfg);
+	tp.stage = (struct model_stage){ 0 };
+	model_init(&full, &cfg, DT_F32, false, &tp, NULL);
+	enum device dev = t->device;
+	t->device = DEV_CPU; /* scatter_params fills host tensors */
+	int rc = scatter_params(t, model_params(&full), dir, err);
+	t->device = dev;
+	struct param_table *mine = model_params(&t->model), *whole = model_params(&full);
+	for (int i = 0; !rc && i < mine->n; i++)
+		tensor_transfer(mine->items[i].t, param_table_find(whole, mine->items[i].name)->t);
+	model_free(&full);
+	return rc;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+int pipeline_eval_batch(struct trainer *t, double v[2], struct hug_error *err)
+{
+	struct pipeline *p = t->pipe;
+	struct pipe_slot *sl = &p->slots[0];
+	int64_t bt = p->b * p->len, shape[2] = { p->b, p->len };
+	double n = (double)counted(t->targets->data, bt), sum = 0;
+	if (n == 0) /* the same on every stage: they read the same batch */
+		return 0;
+	ag_ctx_reset(&sl->ctx);
+	bool g = ag_set_grad_enabled(&sl->ctx, false);
+	sl->ctx.training = false;
+	struct tensor *ids = from_host(sl, DT_I32, 2, shape, t->inputs->data);
+	struct tensor *in = p->stage.embed ? NULL : recv_from(p, t, sl, p->s - 1, TAG_ACT);
+	struct tensor *out = model_forward_stage(&sl->ctx, &t->model, &p->stage, ids, NULL, in);
+	int failed = out == NULL;
+	if (out && p->stage.head) {
+		struct tensor *tg = from_host(sl, DT_I32, 2, shape, t->targets->data);
+		struct tensor *loss = model_loss(&sl->ctx, &t->model, out, tg);
+		failed = loss == NULL;
+		if (loss)
+			sum = tensor_item(loss) * n;
+	} else if (out) {
+		send_to(t, sl, out, p->s + 1, TAG_ACT);
+		comm_wait(&sl->send);
+	}
+	ag_set_grad_enabled(&sl->ctx, g);
+	sl->ctx.training = true;
+	if (failed) /* the neighbours are left waiting: the error ends the job */
+		return hug_error_set(err, "validation: pipeline stage %d: %s", p->s,
+				     sl->ctx.err.msg);
+	comm_broadcast(&t->par->pp_group, &sum, 1, DT_F64, p->P - 1);
+	ag_ctx_reset(&sl->ctx);
+	v[0] += sum;
+	v[1] += n;
+	return 0;
 }

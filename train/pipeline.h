@@ -1,23 +1,22 @@
 /* pipeline.h: pipeline parallelism in the trainer (recipe
  * parallel.pipeline P). The blocks split into P contiguous stages
- * (pipeline_schedule.h); stage s runs blocks [lo, hi) through
- * model_forward_stage, the first with the embedding, the last with the
- * final norm, the head and the loss. Each step runs the 1F1B schedule over
- * the step's micro-batches: activations (B, T, C) go forward and their
- * gradients backward over MPI point-to-point in the pipeline group (device
- * tensors are staged through host memory), each in-flight micro-batch on
- * its own tape. Only the stage's parameters are trained here (the
- * optimizer, the data-parallel reduction and ZeRO-1 see the stage's
- * table); the other blocks' weights are still allocated on every rank and
- * brought up to date by pipeline_sync_params before a checkpoint, an
- * evaluation or generation. Tied embeddings: the last stage uses the
- * first stage's embedding as its head; after backward its gradient is
- * added to the first stage's (as Megatron does), the first stage updates
- * the weight and sends it back to the last after each update.
+ * (pipeline_schedule.h); the rank of stage s holds only that stage's
+ * parameters (model_tp.stage: its blocks, the embedding on the first, the
+ * final norm and head on the last) and runs them through
+ * model_forward_stage. Each step runs the 1F1B schedule over the step's
+ * micro-batches: activations (B, T, C) go forward and their gradients
+ * backward over MPI point-to-point in the pipeline group (device tensors
+ * are staged through host memory), each in-flight micro-batch on its own
+ * tape. The optimizer, the data-parallel reduction and ZeRO-1 see the
+ * stage's table. Tied embeddings: the last stage keeps a copy of the
+ * embedding for its head; after backward its gradient is added to the
+ * first stage's (as Megatron does), the first stage updates the weight and
+ * sends it back after each update. Checkpoints gather every stage to
+ * world rank 0 (the Hugging Face layout, as one process writes it), so
+ * they load under any layout.
  *
- * Not yet: the other blocks' memory (every rank allocates the whole
- * model), interleaved virtual stages, LoRA and bf16 with stages, NCCL
- * point-to-point for device buffers. */
+ * Not yet: interleaved virtual stages, LoRA and bf16 with stages, NCCL
+ * point-to-point for device buffers, the end-of-run samples. */
 #ifndef HUG_TRAIN_PIPELINE_H
 #define HUG_TRAIN_PIPELINE_H
 
@@ -30,15 +29,18 @@
 struct trainer;
 struct pipeline;
 
-/* Sets up t's stage (t->model built, t->par laid out with pp > 1): the
- * split from the recipe (parallel.pipeline_layers or balanced), the
- * stage's parameter table, the tied-embedding group and the per-micro-
- * batch tapes; t->pipe is set. 0 or -1 with err (naming the recipe key). */
+/* Sets up t's stage (t->model built whole on the host, t->par laid out
+ * with pp > 1): the split from the recipe (parallel.pipeline_layers or
+ * balanced by parameters), t->model replaced by this stage's part of it,
+ * the tied-embedding group and the per-micro-batch tapes; t->pipe is set.
+ * 0 or -1 with err (naming the recipe key). */
 int pipeline_init(struct trainer *t, struct hug_error *err);
 void pipeline_free(struct pipeline *p);
 
-/* The trainable parameters of this stage (views of the model's). */
-struct param_table *pipeline_table(struct pipeline *p);
+/* After the model has moved to its device: the parameters this stage
+ * trains (views of t->model's; a tied embedding's copy on the last stage
+ * is not one of them). */
+struct param_table *pipeline_bind(struct trainer *t);
 
 /* The step's `micro` micro-batches (t->step_batches) through the 1F1B
  * schedule: gradients accumulated as trainer_step's loop does (each
@@ -60,9 +62,21 @@ double pipeline_grad_norm(struct trainer *t);
  * embedding copied to the last stage. */
 void pipeline_after_update(struct trainer *t);
 
-/* Every rank's copy of every parameter made equal to its owning stage's
- * (collective over the pipeline group; nothing without stages). */
-void pipeline_sync_params(const struct trainer *t);
+/* Checkpoints: after gather_params (params true) or gather_optimizer on
+ * every rank, world rank 0's table receives the other stages' entries
+ * (each parameter from the stage that trains it), in stage order.
+ * Collective over the pipeline of world rank 0; nothing without stages. */
+struct full_table;
+void pipeline_gather(const struct trainer *t, struct full_table *f, bool params);
+
+/* Loads this stage's parameters from checkpoint directory dir (a whole
+ * model, saved under any layout). 0 or -1 with err. */
+int pipeline_load_params(struct trainer *t, const char *dir, struct hug_error *err);
+
+/* Validation: the batch in t->inputs / t->targets through the stages;
+ * v[0] += token-loss sum, v[1] += counted targets on every stage.
+ * Collective over the pipeline. 0 or -1. */
+int pipeline_eval_batch(struct trainer *t, double v[2], struct hug_error *err);
 
 /* The pipeline bubble over the steps run so far: the share of each
  * stage's 1F1B schedule spent blocked in receives, averaged over the

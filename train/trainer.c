@@ -66,8 +66,8 @@ static int open_loader(struct trainer *t, const struct recipe_source *src, int n
 static struct model_tp tp_of(const struct trainer *t)
 {
 	const struct parallel *par = t->par;
-	return (struct model_tp){ par->tp_rank, par->tp,
-				  par->tp > 1 ? comm_collective(&par->tp_group) : NULL };
+	return (struct model_tp){ .rank = par->tp_rank, .size = par->tp,
+				  .coll = par->tp > 1 ? comm_collective(&par->tp_group) : NULL };
 }
 
 static void init_model(struct trainer *t)
@@ -205,14 +205,13 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	} else {
 		init_model(t);
 	}
+	if (t->par->pp > 1 && pipeline_init(t, err)) /* keeps this stage's part */
+		return -1;
 	if (t->device != DEV_CPU && !t->lora)
 		move_to_device(t, true);
 	struct param_table *trainable = t->lora ? &t->lora->table : model_params(&t->model);
-	if (t->par->pp > 1) { /* the stage's parameters only */
-		if (pipeline_init(t, err))
-			return -1;
-		trainable = pipeline_table(t->pipe);
-	}
+	if (t->pipe)
+		trainable = pipeline_bind(t);
 	dist_init(&t->dist, t->par, trainable, r->zero, 0);
 	int64_t lo, hi;
 	dist_optim_range(&t->dist, &lo, &hi);
@@ -459,6 +458,8 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
  * token-loss sum, v[1] += counted targets. 0 or -1. */
 static int eval_batch(struct trainer *t, double v[2], struct hug_error *err)
 {
+	if (t->pipe)
+		return pipeline_eval_batch(t, v, err);
 	double n = (double)count_targets(t->targets->data, tensor_numel(t->targets));
 	if (n == 0)
 		return 0;
@@ -512,7 +513,6 @@ static int eval_heldout(struct trainer *t, double v[2], struct hug_error *err)
 int trainer_eval(struct trainer *t, double *loss, struct hug_error *err)
 {
 	double v[2] = { 0, 0 }; /* token-loss sum, counted targets */
-	pipeline_sync_params(t); /* every stage evaluates the whole model */
 	bool g = ag_set_grad_enabled(&t->ctx, false);
 	t->ctx.training = false;
 	int rc = 0;

@@ -125,7 +125,8 @@ static int compare(struct bloom_model *full, struct bloom_model *tp, double tol,
 /* A TP model holding this rank's shards of `full`. */
 static void shard_of(const struct bloom_model *full, struct bloom_model *tp)
 {
-	struct model_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
+	struct model_tp t = { .rank = par.tp_rank, .size = par.tp,
+			      .coll = comm_collective(&par.tp_group) };
 	bloom_model_init_tp(tp, &full->cfg, full->dtype, true, &t);
 	for (int i = 0; i < tp->table.n; i++) {
 		struct param *p = &tp->table.items[i];
@@ -261,7 +262,8 @@ static int tp_family(const char *dir)
 		if (hf_model_load(dir, dts[k], true, &full, &err))
 			hug_panic("%s", err.msg);
 		model_config_of(&full, &cfg);
-		struct model_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
+		struct model_tp t = { .rank = par.tp_rank, .size = par.tp,
+			      .coll = comm_collective(&par.tp_group) };
 		model_init(&tp, &cfg, dts[k], true, &t, NULL);
 		struct param_table *pt = model_params(&tp);
 		for (int i = 0; i < pt->n; i++) {
