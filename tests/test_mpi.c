@@ -96,8 +96,8 @@ static int train(int np, const char *recipe, const char *extra)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* The training losses of RUN/metrics.jsonl by step (1-based). */
-static int losses(const char *run, double *out, int n)
+/* The values of `key` in RUN/metrics.jsonl by step (1-based). */
+static int metric(const char *run, const char *key, double *out, int n)
 {
 	char *path = fs_join(run, "metrics.jsonl"), *text;
 	struct hug_error err = { 0 };
@@ -106,7 +106,7 @@ static int losses(const char *run, double *out, int n)
 	if (fs_read_file(path, 1 << 24, &text, NULL, &err) == 0) {
 		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
 			cJSON *j = cJSON_Parse(line);
-			cJSON *s = cJSON_GetObjectItem(j, "step"), *l = cJSON_GetObjectItem(j, "loss");
+			cJSON *s = cJSON_GetObjectItem(j, "step"), *l = cJSON_GetObjectItem(j, key);
 			if (cJSON_IsNumber(s) && cJSON_IsNumber(l) && s->valueint >= 1 && s->valueint <= n) {
 				out[s->valueint - 1] = l->valuedouble;
 				found++;
@@ -117,6 +117,12 @@ static int losses(const char *run, double *out, int n)
 	}
 	hug_free(path);
 	return found;
+}
+
+/* The training losses of RUN/metrics.jsonl by step (1-based). */
+static int losses(const char *run, double *out, int n)
+{
+	return metric(run, "loss", out, n);
 }
 
 /* Run `run`'s losses against the reference `ref` within loss_tol, its
@@ -183,6 +189,18 @@ static int layout_with_ref(struct layout_env *e)
 		return -1;
 	printf("\n");
 	return train(1, e->recipe, "") == 0 ? 0 : -1;
+}
+
+/* The validation losses of `run` (steps 10 and 20 under PIPE_SET)
+ * against the reference's, within 1e-5. */
+static void compare_valid(const char *ref, const char *run, const char *what)
+{
+	double a[STEPS] = { 0 }, b[STEPS] = { 0 };
+	CHECK(metric(ref, "valid_loss", a, STEPS) == 2);
+	CHECK(metric(run, "valid_loss", b, STEPS) >= 1);
+	double d = fmax(fabs(a[9] - b[9]), fabs(a[19] - b[19]));
+	printf("    %s: validation loss %.6f, max |diff| %.2g\n", what, a[19], d);
+	CHECK(a[19] > 0 && d <= 1e-5);
 }
 
 static void run_layout(struct layout_env *e, int np, const char *name, const char *set)
@@ -351,7 +369,7 @@ TEST(mpi_cuda_train_layouts_match_one_gpu)
 /* Four blocks and micro-batches of one sequence, so a step of 8 sequences
  * runs m = 8 / dp micro-batches: at least 2P for every layout below. */
 #define PIPE_SET "--set model.n_layer=4 --set batch.micro_batch_size=1 " \
-		 "--set train.eval_every=10 "
+		 "--set train.eval_every=10 --set data.valid_fraction=0.02 "
 
 /* layout_setup and the one-process reference under PIPE_SET plus `set`
  * (out_dir DIR/ref). 0 or -1. */
@@ -373,11 +391,19 @@ TEST(mpi_pipeline_matches_one_process)
 	REQUIRE(pipe_with_ref(&e, "") == 0);
 	run_layout(&e, 2, "pp2", PIPE_SET "--set parallel.pipeline=2");
 	run_layout(&e, 4, "pp4", PIPE_SET "--set parallel.pipeline=4");
+	char ref[300], run[300];
+	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
+	snprintf(run, sizeof(run), "%s/pp4", e.dir);
+	compare_valid(ref, run, "pp4 validation");
 	run_layout(&e, 2, "pp2-uneven", PIPE_SET "--set parallel.pipeline=2 "
 		   "--set parallel.pipeline_layers=[3,1]");
 	run_layout(&e, 4, "tp2-pp2", PIPE_SET "--set parallel.pipeline=2 --set parallel.tensor=2");
 	run_layout(&e, 4, "pp2-dp2-zero1", PIPE_SET "--set parallel.pipeline=2 "
 		   "--set parallel.zero=1");
+	snprintf(run, sizeof(run), "%s/pp2-dp2-zero1", e.dir);
+	compare_valid(ref, run, "pp2-dp2-zero1 validation");
+	snprintf(run, sizeof(run), "%s/tp2-pp2", e.dir);
+	compare_valid(ref, run, "tp2-pp2 validation");
 	if (!test_failed_now())
 		train_fixture_rmtree(e.dir);
 }

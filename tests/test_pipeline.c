@@ -231,3 +231,44 @@ TEST(pipeline_recipe_keys)
 	CHECK(parse_parallel("{\"pipeline\": 0}", 1, &r, &err) == -1);
 	CHECK(strstr(err.msg, "parallel.pipeline"));
 }
+
+/* A model built for one stage holds that stage's parameters only (the
+ * embedding also on the last stage when the head is tied to it) and runs
+ * nothing but that stage. */
+TEST(pipeline_stage_model_holds_its_part)
+{
+	struct model_config cfg;
+	struct model_sizes sz = { 50, 16, 4, 4 };
+	struct hug_error err = { 0 };
+	model_config_make(&cfg, model_family_find("llama"), &sz);
+	REQUIRE(model_config_set(&cfg, "tie_word_embeddings", 1) == 0);
+	REQUIRE(model_config_validate(&cfg, "t", &err) == 0);
+	struct model whole = { 0 }, mid = { 0 }, last = { 0 };
+	model_init(&whole, &cfg, DT_F32, true, NULL, NULL);
+	struct model_tp tp = { .rank = 0, .size = 1, .stage = { 1, 3, false, false } };
+	model_init(&mid, &cfg, DT_F32, true, &tp, NULL);
+	tp.stage = (struct model_stage){ 3, 4, false, true };
+	model_init(&last, &cfg, DT_F32, true, &tp, NULL);
+	int per_block = (model_params(&whole)->n - 2) / 4; /* embed_tokens, norm */
+	CHECK(model_params(&mid)->n == 2 * per_block);
+	CHECK(!param_table_find(model_params(&mid), "model.embed_tokens.weight"));
+	CHECK(param_table_find(model_params(&mid), "model.layers.1.mlp.up_proj.weight"));
+	CHECK(!param_table_find(model_params(&mid), "model.layers.3.mlp.up_proj.weight"));
+	CHECK(model_params(&last)->n == per_block + 2); /* tied: embed_tokens kept */
+	CHECK(param_table_find(model_params(&last), "model.embed_tokens.weight"));
+	CHECK(param_table_numel(model_params(&mid)) < param_table_numel(model_params(&whole)) / 2);
+	struct arena mem;
+	arena_init(&mem, "step", 0, NULL);
+	struct ag_ctx ctx;
+	ag_ctx_init(&ctx, &mem);
+	struct tensor *ids = tensor_zeros(&mem, DT_I32, TENSOR_SHAPE(1, 4));
+	CHECK(model_forward(&ctx, &mid, ids, NULL) == NULL && strstr(ctx.err.msg, "one pipeline stage"));
+	ag_ctx_reset(&ctx);
+	struct model_stage other = { 0, 2, true, false };
+	CHECK(model_forward_stage(&ctx, &mid, &other, ids, NULL, NULL) == NULL &&
+	      strstr(ctx.err.msg, "holds blocks [1, 3) only"));
+	arena_free(&mem);
+	model_free(&whole);
+	model_free(&mid);
+	model_free(&last);
+}
