@@ -542,3 +542,38 @@ TEST(mpi_pipeline_bad_split_names_the_key)
 	if (!test_failed_now())
 		train_fixture_rmtree(e.dir);
 }
+
+/* Pipeline stages on GPUs (device activations staged through host memory
+ * over MPI; tensor-parallel groups over NCCL) against one GPU, within
+ * 1e-4 as the other GPU layouts. Needs 4 GPUs (the emulator provides
+ * them: make test-cuemu). */
+TEST(mpi_cuda_pipeline_matches_one_gpu)
+{
+#ifndef HUG_CUDA
+	SKIP("built without CUDA");
+#else
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	if (hug_cuda_device_count() < 4)
+		SKIP("fewer than 4 GPUs");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	printf("\n");
+	char ref[300], run[300], extra[1024];
+	snprintf(ref, sizeof(ref), "%s/gpu1", e.dir);
+	snprintf(extra, sizeof(extra), PIPE_SET "--set device=cuda --set train.out_dir=%s", ref);
+	REQUIRE(train(1, e.recipe, extra) == 0);
+	snprintf(run, sizeof(run), "%s/gpu-pp2", e.dir);
+	snprintf(extra, sizeof(extra), PIPE_SET "--set device=cuda --set train.out_dir=%s "
+		 "--set parallel.pipeline=2", run);
+	CHECK(train(2, e.recipe, extra) == 0);
+	compare_runs_within(ref, run, "gpu-pp2", 1e-4, 1e-4);
+	snprintf(run, sizeof(run), "%s/gpu-tp2-pp2", e.dir);
+	snprintf(extra, sizeof(extra), PIPE_SET "--set device=cuda --set train.out_dir=%s "
+		 "--set parallel.pipeline=2 --set parallel.tensor=2", run);
+	CHECK(train(4, e.recipe, extra) == 0);
+	compare_runs_within(ref, run, "gpu-tp2-pp2", 1e-4, 1e-4);
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+#endif
+}
