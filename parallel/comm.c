@@ -491,6 +491,7 @@ void comm_group_new(const struct comm *c, bool member, struct comm *out)
 	if (member)
 		comm_from(out, g);
 #else
+	(void)c;
 	(void)member;
 #endif
 }
