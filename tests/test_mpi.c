@@ -577,3 +577,36 @@ TEST(mpi_cuda_pipeline_matches_one_gpu)
 		train_fixture_rmtree(e.dir);
 #endif
 }
+
+/* Fine-tuning a pretrained model (the tied Llama fixture) in two stages:
+ * every rank reads the whole model and keeps its stage; the same run as
+ * one process. */
+TEST(mpi_pipeline_from_pretrained)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	char model[PATH_MAX], recipe[400];
+	REQUIRE(realpath("tests/fixtures/llama-tiny-b", model));
+	snprintf(recipe, sizeof(recipe), "%s/ft.json", e.dir);
+	FILE *f = fopen(recipe, "w");
+	REQUIRE(f);
+	fprintf(f, "{\"model\": {\"from_pretrained\": \"%s\"},\n"
+		   " \"data\": {\"train\": [{\"path\": \"%s/shard-*.h5\"}], \"seq_len\": 16},\n"
+		   " \"optim\": {\"lr\": 0.001},\n"
+		   " \"batch\": {\"micro_batch_size\": 1, \"global_batch_size\": 4},\n"
+		   " \"train\": {\"steps\": 20, \"log_every\": 1, \"save_every\": 20, "
+		   "\"out_dir\": \"%s/ref\"}}\n", model, e.dir, e.dir);
+	REQUIRE(fclose(f) == 0);
+	printf("\n");
+	REQUIRE(train(1, recipe, "") == 0);
+	char extra[600], ref[300], run[300];
+	snprintf(run, sizeof(run), "%s/ft-pp2", e.dir);
+	snprintf(extra, sizeof(extra), "--set train.out_dir=%s --set parallel.pipeline=2", run);
+	CHECK(train(2, recipe, extra) == 0);
+	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
+	compare_runs(ref, run, "from_pretrained pp2");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
