@@ -205,8 +205,8 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	} else {
 		init_model(t);
 	}
-	if (t->par->pp > 1 && pipeline_init(t, err)) /* keeps this stage's part */
-		return -1;
+	if ((t->par->pp > 1 || r->pipeline_parallel > 1) && pipeline_init(t, err))
+		return -1; /* t->model: this stage's part */
 	if (t->device != DEV_CPU && !t->lora)
 		move_to_device(t, true);
 	struct param_table *trainable = t->lora ? &t->lora->table : model_params(&t->model);
