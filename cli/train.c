@@ -18,6 +18,7 @@
 #include "../base/json.h"
 #include "../parallel/comm.h"
 #include "../train/checkpoint.h"
+#include "../train/pipeline.h"
 #include "../train/recipe_agree.h"
 #include "../train/tensorboard.h"
 #include "../train/trainer.h"
@@ -379,7 +380,8 @@ int cli_train(int argc, char **argv)
 			&err))
 		goto out_recipe;
 	if (setup_agree(recipe_agree(&par, run.recipe.json, resume, &err) != 0, &err) ||
-	    setup_agree(parallel_set_layout(&par, run.recipe.tensor_parallel, &err) != 0, &err))
+	    setup_agree(parallel_set_layout_pp(&par, run.recipe.tensor_parallel,
+						      run.recipe.pipeline_parallel, &err) != 0, &err))
 		goto out_recipe;
 	if (setup_agree(trainer_init_parallel(&run.t, &run.recipe, &par, &err) != 0, &err))
 		goto out_trainer; /* freed where it failed; the others free theirs */
@@ -395,8 +397,9 @@ int cli_train(int argc, char **argv)
 	       run.recipe.precision == PRECISION_BF16 ? "bf16 (f32 master weights)" : "f32",
 	       run.recipe.out_dir);
 	if (par.world_size > 1)
-		printf("hug train: %d processes: tensor parallel %d x data parallel %d%s; "
-		       "optimizer state %.1f MiB per rank\n", par.world_size, par.tp, par.dp,
+		printf("hug train: %d processes: tensor parallel %d x data parallel %d x pipeline "
+		       "%d%s; optimizer state %.1f MiB per rank\n", par.world_size, par.tp, par.dp,
+		       par.pp,
 		       run.recipe.zero ? " with ZeRO-1" : "",
 		       (double)optim_state_bytes(&run.t.opt) / (1 << 20));
 	train_print_startup(&run.recipe, &run.t, path, ov.v, ov.n, par.world_size, stdout);
@@ -407,8 +410,16 @@ int cli_train(int argc, char **argv)
 	rc = loop(&run, &err) ? 1 : 0;
 	if (parallel_is_main(&par))
 		ag_profile_report(stdout);
-	/* samples from rank 0 alone (a tensor-parallel model needs every rank) */
-	if (!rc && !stop_signal && par.tp == 1 && parallel_is_main(&par) &&
+	if (!rc && par.pp > 1) { /* collective over the pipeline */
+		struct pipeline_bubble pb;
+		pipeline_bubble(&run.t, &pb);
+		printf("hug train: pipeline bubble %.1f%% of the schedule (1F1B theory "
+		       "(P-1)/(m+P-1) = %.1f%% for P %d, m %.0f)\n", 100 * pb.measured,
+		       100 * pb.theory, pb.stages, pb.micro);
+	}
+	/* samples from rank 0 alone (a tensor-parallel model needs every rank,
+	 * a pipeline stage holds part of the model) */
+	if (!rc && !stop_signal && par.tp == 1 && par.pp == 1 && parallel_is_main(&par) &&
 	    print_samples(&run, &err))
 		rc = 1;
 	if (rc && par.world_size > 1) {

@@ -51,13 +51,13 @@ static void bloom_params(struct pbuild *pb)
 	struct bloom_model *m = pb->m;
 	int64_t v = m->cfg.vocab_size, c = m->cfg.hidden_size;
 	struct bloom_layer scratch;
-	m->wte = param_builder_new(&pb->b, "transformer.word_embeddings.weight", 0, false, 0, v, c);
-	m->emb_ln_w = param_builder_new(&pb->b, "transformer.word_embeddings_layernorm.weight", 0, true, -1, c, 0);
-	m->emb_ln_b = param_builder_new(&pb->b, "transformer.word_embeddings_layernorm.bias", 0, true, -1, c, 0);
+	m->wte = param_builder_new(&pb->b, "transformer.word_embeddings.weight", PARAM_BEFORE_BLOCKS, false, 0, v, c);
+	m->emb_ln_w = param_builder_new(&pb->b, "transformer.word_embeddings_layernorm.weight", PARAM_BEFORE_BLOCKS, true, -1, c, 0);
+	m->emb_ln_b = param_builder_new(&pb->b, "transformer.word_embeddings_layernorm.bias", PARAM_BEFORE_BLOCKS, true, -1, c, 0);
 	for (int i = 0; i < m->cfg.n_layer; i++)
 		layer_params(pb, i, pb->b.measuring ? &scratch : &m->layers[i]);
-	m->lnf_w = param_builder_new(&pb->b, "transformer.ln_f.weight", 0, true, -1, c, 0);
-	m->lnf_b = param_builder_new(&pb->b, "transformer.ln_f.bias", 0, true, -1, c, 0);
+	m->lnf_w = param_builder_new(&pb->b, "transformer.ln_f.weight", PARAM_AFTER_BLOCKS, true, -1, c, 0);
+	m->lnf_b = param_builder_new(&pb->b, "transformer.ln_f.bias", PARAM_AFTER_BLOCKS, true, -1, c, 0);
 }
 
 void bloom_alibi_slopes(int n_head, double *out)
@@ -102,6 +102,7 @@ void bloom_model_init_on(struct bloom_model *m, const struct bloom_config *cfg,
 	struct pbuild pb = { .m = m, .b = { .params = &m->params, .grads = &m->grads,
 		.table = &m->table, .dtype = dt, .tp_rank = tp->rank, .tp_size = tp->size,
 		.trainable = trainable, .measuring = true } };
+	param_builder_stage(&pb.b, tp, true);
 	bloom_params(&pb);
 	size_t total = pb.b.measure + param_slot_bytes(h_local, dt);
 	/* one block for all parameters (and one for all gradients), so that
@@ -258,28 +259,41 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 	return ag_add(ctx, post ? ln2 : x, f);
 }
 
-/* The forward pass, over a KV cache when kv is not NULL. */
-static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
-			      struct tensor *ids, struct tensor *mask,
-			      struct kv_cache *kv)
+/* Checks ids (B, T) and mask (B, T) or NULL; false with ctx->err. */
+static bool check_inputs(struct ag_ctx *ctx, struct tensor *ids, struct tensor *mask)
 {
 	char d0[64], d1[64];
 	if (ctx->err.set)
-		return NULL;
+		return false;
 	if (!ids || ids->ndim != 2 || (mask && !tensor_same_shape(ids, mask))) {
 		hug_error_set(&ctx->err, "bloom: ids must be (B, T) and mask (B, T) or NULL: "
 			      "ids is %s, mask is %s",
 			      ids ? tensor_describe(ids, d0, sizeof(d0)) : "NULL",
 			      mask ? tensor_describe(mask, d1, sizeof(d1)) : "NULL");
-		return NULL;
+		return false;
 	}
+	return true;
+}
+
+/* Stage st of the forward pass (model_stage), over a KV cache when kv is
+ * not NULL (then st is the whole model): hidden (B, T, C) is the input of
+ * a stage without the embedding. */
+static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
+			      const struct model_stage *st, struct tensor *ids,
+			      struct tensor *mask, struct tensor *hidden, struct kv_cache *kv)
+{
+	if (!check_inputs(ctx, ids, mask))
+		return NULL;
 	const struct bloom_config *c = &m->cfg;
-	int64_t v0, vl;
-	bloom_vocab_slice(m, &v0, &vl);
-	/* vocab-parallel lookup: each rank fills the rows it holds, g sums */
-	struct tensor *x = ag_embedding_shard(ctx, ids, m->wte, v0, c->vocab_size); /* (B, T, C) */
-	x = ag_tp_reduce(ctx, x, m->tp.coll);
-	x = ag_layernorm(ctx, x, m->emb_ln_w, m->emb_ln_b, c->layer_norm_epsilon);
+	struct tensor *x = hidden;                                          /* (B, T, C) */
+	if (st->embed) {
+		int64_t v0, vl;
+		bloom_vocab_slice(m, &v0, &vl);
+		/* vocab-parallel lookup: each rank fills the rows it holds, g sums */
+		x = ag_embedding_shard(ctx, ids, m->wte, v0, c->vocab_size);
+		x = ag_tp_reduce(ctx, x, m->tp.coll);
+		x = ag_layernorm(ctx, x, m->emb_ln_w, m->emb_ln_b, c->layer_norm_epsilon);
+	}
 	if (kv && x) {
 		struct tensor *dst = ag_slice(ctx, kv->mask, 1, kv->len, ids->shape[1]);
 		if (mask)
@@ -288,8 +302,10 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			ag_backend_get(ctx->step->allocator->device)->fill(dst, 1.0);
 		mask = ag_slice(ctx, kv->mask, 1, 0, kv->len + ids->shape[1]);
 	}
-	for (int i = 0; i < c->n_layer && x; i++)
+	for (int i = st->layer_lo; i < st->layer_hi && x; i++)
 		x = block_forward(ctx, m, i, x, mask, kv);
+	if (!st->head)
+		return x;
 	if (x)
 		x = ag_layernorm(ctx, x, use_param(ctx, m, m->lnf_w), use_param(ctx, m, m->lnf_b),
 				 c->layer_norm_epsilon);
@@ -297,6 +313,12 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 		kv->len += ids->shape[1];
 	x = ag_tp_copy(ctx, x, m->tp.coll);                                   /* f */
 	return ag_matmul(ctx, x, m->wte, false, true);                        /* (B, T, V / tp) */
+}
+
+/* The whole model as one stage. */
+static struct model_stage whole(const struct bloom_model *m)
+{
+	return (struct model_stage){ 0, m->cfg.n_layer, true, true };
 }
 
 struct tensor *bloom_loss(struct ag_ctx *ctx, const struct bloom_model *m,
@@ -311,7 +333,15 @@ struct tensor *bloom_loss(struct ag_ctx *ctx, const struct bloom_model *m,
 struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			     struct tensor *ids, struct tensor *mask)
 {
-	return forward(ctx, m, ids, mask, NULL);
+	struct model_stage st = whole(m);
+	return forward(ctx, m, &st, ids, mask, NULL, NULL);
+}
+
+struct tensor *bloom_forward_stage(struct ag_ctx *ctx, const struct bloom_model *m,
+				   const struct model_stage *stage, struct tensor *ids,
+				   struct tensor *mask, struct tensor *hidden)
+{
+	return forward(ctx, m, stage, ids, mask, hidden, NULL);
 }
 
 void bloom_kv_cache_init(struct kv_cache *kv, const struct bloom_model *m,
@@ -341,7 +371,8 @@ struct tensor *bloom_forward_cached(struct ag_ctx *ctx, const struct bloom_model
 			      (long long)kv->batch, (long long)kv->len, (long long)kv->max_len);
 		return NULL;
 	}
-	return forward(ctx, m, ids, mask, kv);
+	struct model_stage st = whole(m);
+	return forward(ctx, m, &st, ids, mask, NULL, kv);
 }
 
 struct tensor *bloom_lm_loss(struct ag_ctx *ctx, struct tensor *logits,

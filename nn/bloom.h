@@ -181,6 +181,11 @@ void bloom_model_init_weights(struct bloom_model *m, uint64_t seed);
 struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			     struct tensor *ids, struct tensor *mask);
 
+/* One pipeline stage of bloom_forward (model_forward_stage's contract). */
+struct tensor *bloom_forward_stage(struct ag_ctx *ctx, const struct bloom_model *m,
+				   const struct model_stage *stage, struct tensor *ids,
+				   struct tensor *mask, struct tensor *hidden);
+
 /* Keys and values of past positions (nn/kv_cache.h), for generation: one
  * forward per new token instead of one over the whole sequence. Allocates
  * an empty cache for `batch` sequences of up to max_len positions of model

@@ -199,7 +199,7 @@ static void parts(const void *impl, struct model_parts *out)
 	*out = (struct model_parts){
 		.table = &m->table, .params = &m->params, .grads = &m->grads,
 		.dtype = m->dtype, .tp = m->tp,
-		.device = m->wte ? m->wte->device : DEV_CPU,
+		.device = m->slopes ? m->slopes->device : DEV_CPU, /* on every stage */
 	};
 }
 
@@ -235,6 +235,13 @@ static struct tensor *forward(struct ag_ctx *ctx, const void *impl, struct tenso
 			      struct tensor *mask)
 {
 	return bloom_forward(ctx, impl, ids, mask);
+}
+
+static struct tensor *forward_stage(struct ag_ctx *ctx, const void *impl,
+				    const struct model_stage *stage, struct tensor *ids,
+				    struct tensor *mask, struct tensor *hidden)
+{
+	return bloom_forward_stage(ctx, impl, stage, ids, mask, hidden);
 }
 
 static struct tensor *loss(struct ag_ctx *ctx, const void *impl, struct tensor *logits,
@@ -310,6 +317,7 @@ const struct model_family bloom_family = {
 	.copy_weights = copy_weights,
 	.cast = cast,
 	.forward = forward,
+	.forward_stage = forward_stage,
 	.loss = loss,
 	.vocab_slice = vocab_slice,
 	.kv_new = kv_new,

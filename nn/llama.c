@@ -84,12 +84,12 @@ static void llama_params(struct pbuild *pb)
 	struct llama_model *m = pb->m;
 	int64_t V = m->cfg.vocab_size, C = m->cfg.hidden_size;
 	struct llama_layer scratch;
-	m->embed = param_builder_new(&pb->b, "model.embed_tokens.weight", 0, false, 0, V, C);
+	m->embed = param_builder_new(&pb->b, "model.embed_tokens.weight", PARAM_BEFORE_BLOCKS, false, 0, V, C);
 	for (int i = 0; i < m->cfg.n_layer; i++)
 		layer_params(pb, i, pb->b.measuring ? &scratch : &m->layers[i]);
-	m->norm_w = param_builder_new(&pb->b, "model.norm.weight", 0, true, -1, C, 0);
+	m->norm_w = param_builder_new(&pb->b, "model.norm.weight", PARAM_AFTER_BLOCKS, true, -1, C, 0);
 	m->lm_head = m->cfg.tie_word_embeddings ? m->embed
-						: param_builder_new(&pb->b, "lm_head.weight", 0, false, 0, V, C);
+						: param_builder_new(&pb->b, "lm_head.weight", PARAM_AFTER_BLOCKS, false, 0, V, C);
 }
 
 void llama_model_init_on(struct llama_model *m, const struct llama_config *cfg, enum dtype dt,
@@ -108,6 +108,7 @@ void llama_model_init_on(struct llama_model *m, const struct llama_config *cfg, 
 	struct pbuild pb = { .m = m, .b = { .params = &m->params, .grads = &m->grads,
 		.table = &m->table, .dtype = dt, .tp_rank = tp->rank, .tp_size = tp->size,
 		.trainable = trainable, .measuring = true } };
+	param_builder_stage(&pb.b, tp, cfg->tie_word_embeddings);
 	llama_params(&pb);
 	size_t total = pb.b.measure + param_slot_bytes(half, DT_F64);
 	arena_init(&m->params, "params", total, allocator);
@@ -387,9 +388,11 @@ static struct tensor *embed(struct ag_ctx *ctx, const struct llama_model *m,
 	return ag_add(ctx, ag_mul(ctx, x, keep), ag_mul(ctx, x0, drop));
 }
 
-struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
-			     struct tensor *ids, struct tensor *mask,
-			     struct kv_cache *kv)
+/* Stage st of the forward pass (model_stage), over a KV cache when kv is
+ * not NULL (then st is the whole model). */
+static struct tensor *forward(struct ag_ctx *ctx, const struct llama_model *m,
+			      const struct model_stage *st, struct tensor *ids,
+			      struct tensor *mask, struct tensor *hidden, struct kv_cache *kv)
 {
 	char d0[64], d1[64];
 	if (ctx->err.set)
@@ -434,10 +437,15 @@ struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
 	} else {
 		pos = positions(ctx, mask ? host_i32(ctx, mask) : NULL, t, b, t, t);
 	}
-	struct tensor *x = embed(ctx, m, ids);                        /* (B, T, C) */
-	x = ag_tp_reduce(ctx, x, m->tp.coll);
-	for (int i = 0; i < m->cfg.n_layer && x; i++)
+	struct tensor *x = hidden;                                    /* (B, T, C) */
+	if (st->embed) {
+		x = embed(ctx, m, ids);
+		x = ag_tp_reduce(ctx, x, m->tp.coll);
+	}
+	for (int i = st->layer_lo; i < st->layer_hi && x; i++)
 		x = block_forward(ctx, m, i, x, mask, pos, kv);
+	if (!st->head)
+		return x;
 	if (x)
 		x = ag_rmsnorm(ctx, x, use_param(ctx, m, m->norm_w), m->cfg.rms_norm_eps);
 	if (kv && x)
@@ -445,6 +453,21 @@ struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
 	x = ag_tp_copy(ctx, x, m->tp.coll);
 	struct tensor *head = m->cfg.tie_word_embeddings ? m->embed : use_param(ctx, m, m->lm_head);
 	return ag_matmul(ctx, x, head, false, true);                   /* (B, T, V / tp) */
+}
+
+struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
+			     struct tensor *ids, struct tensor *mask,
+			     struct kv_cache *kv)
+{
+	struct model_stage st = { 0, m->cfg.n_layer, true, true };
+	return forward(ctx, m, &st, ids, mask, NULL, kv);
+}
+
+struct tensor *llama_forward_stage(struct ag_ctx *ctx, const struct llama_model *m,
+				   const struct model_stage *stage, struct tensor *ids,
+				   struct tensor *mask, struct tensor *hidden)
+{
+	return forward(ctx, m, stage, ids, mask, hidden, NULL);
 }
 
 struct tensor *llama_loss(struct ag_ctx *ctx, const struct llama_model *m,

@@ -186,6 +186,10 @@ void llama_kv_cache_init(struct kv_cache *kv, const struct llama_model *m,
 struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
 			     struct tensor *ids, struct tensor *mask,
 			     struct kv_cache *kv);
+/* One pipeline stage of llama_forward (model_forward_stage's contract). */
+struct tensor *llama_forward_stage(struct ag_ctx *ctx, const struct llama_model *m,
+				   const struct model_stage *stage, struct tensor *ids,
+				   struct tensor *mask, struct tensor *hidden);
 struct tensor *llama_loss(struct ag_ctx *ctx, const struct llama_model *m,
 			  struct tensor *logits, struct tensor *targets);
 

@@ -206,7 +206,7 @@ static void parts(const void *impl, struct model_parts *out)
 	*out = (struct model_parts){
 		.table = &m->table, .params = &m->params, .grads = &m->grads,
 		.dtype = m->dtype, .tp = m->tp,
-		.device = m->embed ? m->embed->device : DEV_CPU,
+		.device = m->inv_freq ? m->inv_freq->device : DEV_CPU, /* on every stage */
 	};
 }
 
@@ -269,6 +269,13 @@ static void kv_free(struct model_kv *kv)
 	hug_free(kv);
 }
 
+static struct tensor *forward_stage(struct ag_ctx *ctx, const void *impl,
+				    const struct model_stage *stage, struct tensor *ids,
+				    struct tensor *mask, struct tensor *hidden)
+{
+	return llama_forward_stage(ctx, impl, stage, ids, mask, hidden);
+}
+
 static struct tensor *forward_cached(struct ag_ctx *ctx, const void *impl,
 				     struct model_kv *kv, struct tensor *ids,
 				     struct tensor *mask)
@@ -307,6 +314,7 @@ static const char *const ignored[] = { "lm_head.weight", NULL };
 	.copy_weights = copy_weights,                                                 \
 	.cast = cast,                                                                 \
 	.forward = forward,                                                           \
+	.forward_stage = forward_stage,                                               \
 	.loss = loss,                                                                 \
 	.vocab_slice = vocab_slice,                                                   \
 	.kv_new = kv_new,                                                             \

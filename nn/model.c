@@ -297,7 +297,39 @@ void model_view_free(struct model *view)
 struct tensor *model_forward(struct ag_ctx *ctx, const struct model *m, struct tensor *ids,
 			     struct tensor *mask)
 {
+	if (!ctx->err.set && model_parts(m).tp.stage.layer_hi > 0) {
+		hug_error_set(&ctx->err, "model_forward: the model holds one pipeline stage "
+			      "(blocks [%d, %d)); run model_forward_stage",
+			      model_parts(m).tp.stage.layer_lo, model_parts(m).tp.stage.layer_hi);
+		return NULL;
+	}
 	return m->family->forward(ctx, m->impl, ids, mask);
+}
+
+struct tensor *model_forward_stage(struct ag_ctx *ctx, const struct model *m,
+				   const struct model_stage *stage, struct tensor *ids,
+				   struct tensor *mask, struct tensor *hidden)
+{
+	int n = model_dims(m).n_layer;
+	struct model_stage own = model_parts(m).tp.stage;
+	if (ctx->err.set)
+		return NULL;
+	if (own.layer_hi > 0 && (own.layer_lo != stage->layer_lo || own.layer_hi != stage->layer_hi ||
+				 own.embed != stage->embed || own.head != stage->head)) {
+		hug_error_set(&ctx->err, "model_forward_stage: the model holds blocks [%d, %d) "
+			      "only, asked for [%d, %d)", own.layer_lo, own.layer_hi,
+			      stage->layer_lo, stage->layer_hi);
+		return NULL;
+	}
+	if (stage->layer_lo < 0 || stage->layer_hi > n || stage->layer_lo > stage->layer_hi ||
+	    (!stage->embed && !hidden)) {
+		hug_error_set(&ctx->err, "model_forward_stage: layers [%d, %d) of %d, embed %d, "
+			      "hidden %s: expected a range inside the model and a hidden input "
+			      "for a stage without the embedding", stage->layer_lo,
+			      stage->layer_hi, n, stage->embed, hidden ? "given" : "NULL");
+		return NULL;
+	}
+	return m->family->forward_stage(ctx, m->impl, stage, ids, mask, hidden);
 }
 
 struct tensor *model_loss(struct ag_ctx *ctx, const struct model *m, struct tensor *logits,

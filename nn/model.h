@@ -25,11 +25,25 @@ struct model_family;
 struct cJSON;
 struct model_kv;   /* a family's KV cache (opaque; nn/kv_cache.h: struct kv_cache) */
 
+/* A pipeline stage's share of the forward: blocks [layer_lo, layer_hi),
+ * preceded by the embedding when `embed` (the first stage) and followed by
+ * the final norm and the lm_head when `head` (the last stage). The whole
+ * model is { 0, n_layer, true, true }. */
+struct model_stage {
+	int layer_lo, layer_hi;
+	bool embed, head;
+};
+
 /* The model's place in a tensor-parallel group (Megatron): rank `rank` of
- * `size`. size 1: the plain model (coll NULL). */
+ * `size`. size 1: the plain model (coll NULL). With a pipeline `stage`
+ * (layer_hi > 0) the model holds only that stage's parameters: its blocks,
+ * the embedding on the first stage (and on the last when the head is tied
+ * to it), the final norm and head on the last; it runs model_forward_stage
+ * of that stage only. layer_hi 0: every parameter. */
 struct model_tp {
 	int rank, size;
 	const struct ag_collective *coll;  /* the group; NULL when size 1 */
+	struct model_stage stage;
 };
 
 /* The most end-of-sequence ids a config.json may list. */
@@ -168,6 +182,9 @@ struct model_family {
 				  struct tensor *mask);
 	struct tensor *(*loss)(struct ag_ctx *ctx, const void *impl, struct tensor *logits,
 			       struct tensor *targets);
+	struct tensor *(*forward_stage)(struct ag_ctx *ctx, const void *impl,
+					const struct model_stage *stage, struct tensor *ids,
+					struct tensor *mask, struct tensor *hidden);
 	void (*vocab_slice)(const void *impl, int64_t *offset, int64_t *len);
 	struct model_kv *(*kv_new)(const void *impl, int64_t batch, int64_t max_len);
 	void (*kv_free)(struct model_kv *kv);
@@ -317,6 +334,18 @@ void model_view_free(struct model *view);
  * rank's vocabulary slice under tensor parallelism. NULL on error. */
 struct tensor *model_forward(struct ag_ctx *ctx, const struct model *m, struct tensor *ids,
 			     struct tensor *mask);
+
+/* One pipeline stage's forward (model_stage): ids (B, T) i32 and mask
+ * (B, T) i32 or NULL as model_forward (every stage gets them: the
+ * positions come from the mask); hidden (B, T, C) is the previous stage's
+ * output, the input of a stage without `embed` (ignored with it). Returns
+ * hidden (B, T, C) from a stage without `head`, else logits as
+ * model_forward. The whole-model stage gives model_forward's logits. A
+ * model built for one stage (model_tp.stage) runs that stage only (and
+ * model_forward refuses it). NULL on error (ctx->err). */
+struct tensor *model_forward_stage(struct ag_ctx *ctx, const struct model *m,
+				   const struct model_stage *stage, struct tensor *ids,
+				   struct tensor *mask, struct tensor *hidden);
 
 /* Cross-entropy of logits from model_forward against aligned targets
  * (B, T) i32 (-100 ignored), over the whole vocabulary also under TP. */

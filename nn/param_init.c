@@ -50,9 +50,30 @@ void param_fill_normal(const struct param *p, uint64_t stream, double std, int64
 	}
 }
 
+void param_builder_stage(struct param_builder *b, const struct model_tp *tp, bool tied)
+{
+	b->stage = tp->stage;
+	b->tied = tied;
+}
+
+/* Whether a parameter at `layer` belongs to the builder's stage. */
+static bool in_stage(const struct param_builder *b, int layer)
+{
+	const struct model_stage *s = &b->stage;
+	if (s->layer_hi <= 0)
+		return true;
+	if (layer == PARAM_BEFORE_BLOCKS)
+		return s->embed || (s->head && b->tied);
+	if (layer == PARAM_AFTER_BLOCKS)
+		return s->head;
+	return layer >= s->layer_lo && layer < s->layer_hi;
+}
+
 struct tensor *param_builder_new(struct param_builder *b, const char *fmt, int layer,
 				 bool no_decay, int shard, int64_t rows, int64_t cols)
 {
+	if (!in_stage(b, layer))
+		return NULL;
 	int ndim = cols ? 2 : 1;
 	int64_t shape[2] = { rows, cols }, offset = 0;
 	if (shard >= 0)

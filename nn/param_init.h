@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../autograd/arena.h"
+#include "model.h"
 #include "param.h"
 
 /* Rank `rank` of `size`'s share [*offset, *offset + *len) of a dimension
@@ -41,12 +42,25 @@ struct param_builder {
 	int tp_rank, tp_size;
 	bool trainable, measuring;
 	size_t measure;
+	struct model_stage stage;  /* layer_hi 0: the whole model (param_builder_stage) */
+	bool tied;                 /* the head uses the embedding */
 };
 
-/* A parameter of shape (rows[, cols]) (cols 0: 1-d) named fmt % layer,
+/* `layer` of a parameter outside the blocks: before them (the embedding
+ * and its norm) or after them (final norm, head). */
+#define PARAM_BEFORE_BLOCKS (-1)
+#define PARAM_AFTER_BLOCKS (-2)
+
+/* Makes b build only the parameters of tp's pipeline stage (model_tp):
+ * the others are skipped (param_builder_new returns NULL for them).
+ * `tied`: the head is the embedding, kept on the last stage too. */
+void param_builder_stage(struct param_builder *b, const struct model_tp *tp, bool tied);
+
+/* A parameter of shape (rows[, cols]) (cols 0: 1-d) named fmt % layer
+ * (layer: its block, or PARAM_BEFORE_BLOCKS / PARAM_AFTER_BLOCKS),
  * sharded along dim `shard` as this rank's slice (-1: replicated; the
  * shard spec is recorded when tp_size > 1); no_decay as param_table_add.
- * NULL while measuring. */
+ * NULL while measuring, and for a parameter outside the builder's stage. */
 struct tensor *param_builder_new(struct param_builder *b, const char *fmt, int layer,
 				 bool no_decay, int shard, int64_t rows, int64_t cols);
 

@@ -139,7 +139,8 @@ void parallel_single(struct parallel *p)
 	single(&p->world);
 	single(&p->tp_group);
 	single(&p->dp_group);
-	p->world_size = p->tp = p->dp = 1;
+	single(&p->pp_group);
+	p->world_size = p->tp = p->dp = p->pp = 1;
 }
 
 int parallel_init(struct parallel *p, struct hug_error *err)
@@ -175,24 +176,40 @@ int parallel_init(struct parallel *p, struct hug_error *err)
 
 int parallel_set_layout(struct parallel *p, int tensor, struct hug_error *err)
 {
+	return parallel_set_layout_pp(p, tensor, 1, err);
+}
+
+int parallel_set_layout_pp(struct parallel *p, int tensor, int pipeline,
+			   struct hug_error *err)
+{
 	if (tensor < 1 || p->world_size % tensor)
 		return hug_error_set(err, "parallel.tensor: %d does not divide the %d processes",
 				     tensor, p->world_size);
+	if (pipeline < 1 || p->world_size % (tensor * pipeline))
+		return hug_error_set(err, "parallel.pipeline: %d x parallel.tensor %d does not "
+				     "divide the %d processes", pipeline, tensor, p->world_size);
 	p->tp = tensor;
-	p->dp = p->world_size / tensor;
+	p->pp = pipeline;
+	p->dp = p->world_size / (tensor * pipeline);
 	p->tp_rank = p->world_rank % tensor;
-	p->dp_rank = p->world_rank / tensor;
+	p->dp_rank = p->world_rank / tensor % p->dp;
+	p->pp_rank = p->world_rank / (tensor * p->dp);
 #ifdef HUG_MPI
 	if (p->world.mpi) {
 		comm_free(&p->tp_group);
 		comm_free(&p->dp_group);
-		MPI_Comm tp, dp;
-		/* same dp_rank: one tensor-parallel group; same tp_rank: one
-		 * data-parallel group */
-		MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, p->dp_rank, p->tp_rank, &tp));
-		MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, p->tp_rank, p->dp_rank, &dp));
+		comm_free(&p->pp_group);
+		MPI_Comm tp, dp, pp;
+		int stage = p->pp_rank, place = p->dp_rank * tensor + p->tp_rank;
+		/* same (stage, dp_rank): one tensor-parallel group; same (stage,
+		 * tp_rank): one data-parallel group; same (dp_rank, tp_rank): one
+		 * pipeline */
+		MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, stage * p->dp + p->dp_rank, p->tp_rank, &tp));
+		MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, stage * tensor + p->tp_rank, p->dp_rank, &dp));
+		MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, place, stage, &pp));
 		comm_from(&p->tp_group, tp);
 		comm_from(&p->dp_group, dp);
+		comm_from(&p->pp_group, pp);
 	}
 #endif
 	return 0;
@@ -243,6 +260,7 @@ void parallel_finalize(struct parallel *p)
 #ifdef HUG_MPI
 	comm_free(&p->tp_group);
 	comm_free(&p->dp_group);
+	comm_free(&p->pp_group);
 	comm_free(&p->world);
 	if (p->mpi_owned) {
 		hug_panic_set_hook(NULL);
@@ -431,5 +449,59 @@ void comm_wait(struct comm_request *r)
 #ifdef HUG_MPI
 	MPI_CHECK(MPI_Wait((MPI_Request *)r->req.raw, MPI_STATUS_IGNORE));
 	r->active = false;
+#endif
+}
+
+void comm_isend(const struct comm *c, const void *buf, int64_t n, enum dtype dt, int dest,
+		int tag, struct comm_request *r)
+{
+	r->active = false;
+	r->device = false;
+	if (c->size <= 1)
+		hug_panic("comm_isend: a group of one has no rank %d", dest);
+#ifdef HUG_MPI
+	HUG_ASSERT(n <= INT32_MAX);
+	MPI_CHECK(MPI_Isend(buf, (int)n, mpi_type(dt), dest, tag, COMM_OF(c),
+			    (MPI_Request *)r->req.raw));
+	r->active = true;
+#else
+	(void)buf; (void)n; (void)dt; (void)tag;
+#endif
+}
+
+void comm_recv(const struct comm *c, void *buf, int64_t n, enum dtype dt, int src, int tag)
+{
+	if (c->size <= 1)
+		hug_panic("comm_recv: a group of one has no rank %d", src);
+#ifdef HUG_MPI
+	HUG_ASSERT(n <= INT32_MAX);
+	MPI_CHECK(MPI_Recv(buf, (int)n, mpi_type(dt), src, tag, COMM_OF(c), MPI_STATUS_IGNORE));
+#else
+	(void)buf; (void)n; (void)dt; (void)tag;
+#endif
+}
+
+void comm_group_new(const struct comm *c, bool member, struct comm *out)
+{
+	single(out);
+#ifdef HUG_MPI
+	if (!c->mpi)
+		return;
+	MPI_Comm g;
+	MPI_CHECK(MPI_Comm_split(COMM_OF(c), member ? 0 : MPI_UNDEFINED, c->rank, &g));
+	if (member)
+		comm_from(out, g);
+#else
+	(void)c;
+	(void)member;
+#endif
+}
+
+void comm_group_free(struct comm *g)
+{
+#ifdef HUG_MPI
+	comm_free(g);
+#else
+	memset(g, 0, sizeof(*g));
 #endif
 }

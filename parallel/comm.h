@@ -2,7 +2,11 @@
  * srun) has world_size processes; parallel_init splits them into
  * tensor-parallel groups of `tensor` consecutive ranks and data-parallel
  * groups of the ranks with the same tensor-parallel rank (Megatron's
- * layout: rank = dp_rank * tensor + tp_rank). Collectives run over MPI on
+ * layout: rank = dp_rank * tensor + tp_rank). With pipeline stages the
+ * order is tensor innermost, then data, then pipeline:
+ * rank = (pp_rank * dp + dp_rank) * tensor + tp_rank, so a stage's tensor
+ * and data groups are consecutive ranks and the pipeline group links the
+ * ranks with the same (dp_rank, tp_rank). Collectives run over MPI on
  * host tensors and over NCCL on device tensors. A build without MPI (or a
  * process not launched by mpirun) is a world of one, where every
  * collective is the identity. */
@@ -26,9 +30,10 @@ struct comm {
 struct parallel {
 	int world_rank, world_size;
 	int local_rank;   /* rank among the processes of this node (GPU index) */
-	int tp, dp;       /* degrees: tp * dp == world_size */
-	int tp_rank, dp_rank;
+	int tp, dp, pp;   /* degrees: tp * dp * pp == world_size */
+	int tp_rank, dp_rank, pp_rank;
 	struct comm world, tp_group, dp_group;
+	struct comm pp_group; /* same (dp_rank, tp_rank), ordered by pp_rank */
 	bool mpi_owned;   /* parallel_init called MPI_Init */
 };
 
@@ -52,6 +57,12 @@ void parallel_single(struct parallel *p);
 /* Splits the world into tensor-parallel groups of `tensor` ranks and
  * data-parallel groups (world_size must be a multiple of tensor). */
 int parallel_set_layout(struct parallel *p, int tensor, struct hug_error *err);
+
+/* As parallel_set_layout with `pipeline` stages as well (world_size must
+ * be a multiple of tensor x pipeline); the rank order is in the comment at
+ * the top of this file. */
+int parallel_set_layout_pp(struct parallel *p, int tensor, int pipeline,
+			   struct hug_error *err);
 
 /* Ends every process of the job with exit status `code` (MPI_Abort); in a
  * world of one, exit(code). Does not return. */
@@ -133,6 +144,20 @@ void comm_test(struct comm_request *r);
  * when the collective has finished on the device, with the backend's
  * stream ordered after it. */
 void comm_wait(struct comm_request *r);
+
+/* Point-to-point on host memory (MPI): a non-blocking send of n elements
+ * to rank `dest` of c with `tag` (comm_wait completes it; buf must stay
+ * valid until then), and a blocking receive from `src`. In a world of one
+ * they are errors (there is nobody to talk to). */
+void comm_isend(const struct comm *c, const void *buf, int64_t n, enum dtype dt, int dest,
+		int tag, struct comm_request *r);
+void comm_recv(const struct comm *c, void *buf, int64_t n, enum dtype dt, int src, int tag);
+
+/* A sub-communicator of c holding the ranks that pass `member` true,
+ * ordered by their rank in c (collective over c). Non-members get a world
+ * of one. Free with comm_group_free. */
+void comm_group_new(const struct comm *c, bool member, struct comm *out);
+void comm_group_free(struct comm *g);
 
 /* The collective autograd's tensor-parallel ops call (ag_tp_copy/reduce). */
 const struct ag_collective *comm_collective(const struct comm *c);

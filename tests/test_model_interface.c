@@ -127,7 +127,7 @@ static void check_linears(int size, int rank)
 	struct bloom_config bc = bloom_config_make(50, 24, 2, 6);
 	struct model_config mc;
 	struct model m;
-	struct model_tp tp = { rank, size, NULL };
+	struct model_tp tp = { .rank = rank, .size = size };
 	bloom_model_config(&mc, &bc);
 	REQUIRE(model_config_tp_validate(&mc, size, NULL) == 0);
 	model_init(&m, &mc, DT_F32, false, &tp, NULL);

@@ -1,6 +1,7 @@
 /* test_mpi.c: the multi-process checks, run under `mpirun --oversubscribe`
  * from the single test runner (so `make test` reports them with the rest).
  * Skipped when hug was built without MPI or mpirun is missing. */
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -110,8 +111,8 @@ static int train(int np, const char *recipe, const char *extra)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* The training losses of RUN/metrics.jsonl by step (1-based). */
-static int losses(const char *run, double *out, int n)
+/* The values of `key` in RUN/metrics.jsonl by step (1-based). */
+static int metric(const char *run, const char *key, double *out, int n)
 {
 	char *path = fs_join(run, "metrics.jsonl"), *text;
 	struct hug_error err = { 0 };
@@ -120,7 +121,7 @@ static int losses(const char *run, double *out, int n)
 	if (fs_read_file(path, 1 << 24, &text, NULL, &err) == 0) {
 		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
 			cJSON *j = cJSON_Parse(line);
-			cJSON *s = cJSON_GetObjectItem(j, "step"), *l = cJSON_GetObjectItem(j, "loss");
+			cJSON *s = cJSON_GetObjectItem(j, "step"), *l = cJSON_GetObjectItem(j, key);
 			if (cJSON_IsNumber(s) && cJSON_IsNumber(l) && s->valueint >= 1 && s->valueint <= n) {
 				out[s->valueint - 1] = l->valuedouble;
 				found++;
@@ -131,6 +132,12 @@ static int losses(const char *run, double *out, int n)
 	}
 	hug_free(path);
 	return found;
+}
+
+/* The training losses of RUN/metrics.jsonl by step (1-based). */
+static int losses(const char *run, double *out, int n)
+{
+	return metric(run, "loss", out, n);
 }
 
 /* Run `run`'s losses against the reference `ref` within loss_tol, its
@@ -197,6 +204,18 @@ static int layout_with_ref(struct layout_env *e)
 		return -1;
 	printf("\n");
 	return train(1, e->recipe, "") == 0 ? 0 : -1;
+}
+
+/* The validation losses of `run` (steps 10 and 20 under PIPE_SET)
+ * against the reference's, within 1e-5. */
+static void compare_valid(const char *ref, const char *run, const char *what)
+{
+	double a[STEPS] = { 0 }, b[STEPS] = { 0 };
+	CHECK(metric(ref, "valid_loss", a, STEPS) == 2);
+	CHECK(metric(run, "valid_loss", b, STEPS) >= 1);
+	double d = fmax(fabs(a[9] - b[9]), fabs(a[19] - b[19]));
+	printf("    %s: validation loss %.6f, max |diff| %.2g\n", what, a[19], d);
+	CHECK(a[19] > 0 && d <= 1e-5);
 }
 
 static void run_layout(struct layout_env *e, int np, const char *name, const char *set)
@@ -388,4 +407,252 @@ TEST(mpi_cuda_train_layouts_match_one_gpu)
 	if (!test_failed_now())
 		train_fixture_rmtree(e.dir);
 #endif
+}
+
+/* ---- pipeline parallelism (train/pipeline.c) against one process ---- */
+
+/* Four blocks and micro-batches of one sequence, so a step of 8 sequences
+ * runs m = 8 / dp micro-batches: at least 2P for every layout below. */
+#define PIPE_SET "--set model.n_layer=4 --set batch.micro_batch_size=1 " \
+		 "--set train.eval_every=10 --set data.valid_fraction=0.02 "
+
+/* layout_setup and the one-process reference under PIPE_SET plus `set`
+ * (out_dir DIR/ref). 0 or -1. */
+static int pipe_with_ref(struct layout_env *e, const char *set)
+{
+	if (layout_setup(e))
+		return -1;
+	printf("\n");
+	char extra[1024];
+	snprintf(extra, sizeof(extra), PIPE_SET "%s", set);
+	return train(1, e->recipe, extra) == 0 ? 0 : -1;
+}
+
+TEST(mpi_pipeline_matches_one_process)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(pipe_with_ref(&e, "") == 0);
+	run_layout(&e, 2, "pp2", PIPE_SET "--set parallel.pipeline=2");
+	run_layout(&e, 4, "pp4", PIPE_SET "--set parallel.pipeline=4");
+	char ref[300], run[300];
+	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
+	snprintf(run, sizeof(run), "%s/pp4", e.dir);
+	compare_valid(ref, run, "pp4 validation");
+	run_layout(&e, 2, "pp2-uneven", PIPE_SET "--set parallel.pipeline=2 "
+		   "--set parallel.pipeline_layers=[3,1]");
+	run_layout(&e, 4, "tp2-pp2", PIPE_SET "--set parallel.pipeline=2 --set parallel.tensor=2");
+	run_layout(&e, 4, "pp2-dp2-zero1", PIPE_SET "--set parallel.pipeline=2 "
+		   "--set parallel.zero=1");
+	snprintf(run, sizeof(run), "%s/pp2-dp2-zero1", e.dir);
+	compare_valid(ref, run, "pp2-dp2-zero1 validation");
+	snprintf(run, sizeof(run), "%s/tp2-pp2", e.dir);
+	compare_valid(ref, run, "tp2-pp2 validation");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
+/* Qwen3 (untied head, QK-norm, grouped key/value heads) and Llama with a
+ * tied head (the tied embedding across the first and last stage). */
+TEST(mpi_pipeline_llama_families)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(pipe_with_ref(&e, QWEN3_SET) == 0);
+	run_layout(&e, 2, "qwen3-pp2", PIPE_SET QWEN3_SET " --set parallel.pipeline=2");
+	run_layout(&e, 4, "qwen3-tp2-pp2", PIPE_SET QWEN3_SET " --set parallel.pipeline=2 "
+		   "--set parallel.tensor=2");
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/ref", e.dir);
+	REQUIRE(system(cmd) == 0);
+#define LLAMA_TIED_SET "--set model.arch=llama --set model.num_key_value_heads=2 " \
+		       "--set model.intermediate_size=40 --set model.tie_word_embeddings=true "
+	REQUIRE(train(1, e.recipe, PIPE_SET LLAMA_TIED_SET) == 0);
+	run_layout(&e, 4, "llama-tied-pp4", PIPE_SET LLAMA_TIED_SET "--set parallel.pipeline=4");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
+/* The first "loss" number of `hug eval --model DIR` on a fixed input, and
+ * the ids of a greedy `hug generate` into gen. */
+static double eval_and_generate(const char *dir, const char *input, char *gen, size_t n)
+{
+	char cmd[1024], out[8192];
+	snprintf(cmd, sizeof(cmd), "%s eval --model %s --input %s", getenv("HUG_BIN"), dir, input);
+	if (test_run_command(cmd, out, sizeof(out)) != 0)
+		return NAN;
+	const char *l = strstr(out, "\"loss\": ");
+	double loss = l ? strtod(l + 8, NULL) : NAN;
+	snprintf(cmd, sizeof(cmd), "%s generate --model %s --prompt-ids 1,5,9 --max-new-tokens 8 "
+		 "--greedy --no-stop", getenv("HUG_BIN"), dir);
+	if (test_run_command(cmd, gen, n) != 0)
+		return NAN;
+	gen[strcspn(gen, "\n")] = '\0'; /* the ids; timing follows on stderr */
+	return loss;
+}
+
+/* Saved at pipeline 2 x data 2 with ZeRO-1 at step 10, resumed in one
+ * process and at pipeline 4: the same continuation as the reference;
+ * eval and generate read the pipeline checkpoint as any other. */
+TEST(mpi_pipeline_resume_across_layouts)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(pipe_with_ref(&e, "") == 0);
+	char extra[1024], cmd[1024];
+	snprintf(extra, sizeof(extra), PIPE_SET "--set train.out_dir=%s/a --set train.steps=10 "
+		 "--set schedule.decay_steps=20 --set parallel.pipeline=2 --set parallel.zero=1",
+		 e.dir);
+	REQUIRE(train(4, e.recipe, extra) == 0);
+	snprintf(cmd, sizeof(cmd), "cp -r %s/a %s/b", e.dir, e.dir);
+	REQUIRE(system(cmd) == 0);
+	snprintf(extra, sizeof(extra), PIPE_SET "--resume --set train.out_dir=%s/a "
+		 "--set schedule.decay_steps=20", e.dir);
+	CHECK(train(1, e.recipe, extra) == 0);
+	snprintf(extra, sizeof(extra), PIPE_SET "--resume --set train.out_dir=%s/b "
+		 "--set schedule.decay_steps=20 --set parallel.pipeline=4", e.dir);
+	CHECK(train(4, e.recipe, extra) == 0);
+	char ref[300], a[300], b[300];
+	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
+	snprintf(a, sizeof(a), "%s/a", e.dir);
+	snprintf(b, sizeof(b), "%s/b", e.dir);
+	compare_runs(ref, a, "pp2xdp2 -> 1 process");
+	compare_runs(ref, b, "pp2xdp2 -> pp4");
+	/* eval and generate on the pipeline checkpoint (step 20 of b) */
+	char input[300], g_ref[256] = "", g_pp[256] = "", ck[300];
+	snprintf(input, sizeof(input), "%s/eval.json", e.dir);
+	test_write_file(input, "[[1,5,9,20,3,44],[7,7,8,2]]");
+	snprintf(ck, sizeof(ck), "%s/ref/checkpoint-20", e.dir);
+	double l_ref = eval_and_generate(ck, input, g_ref, sizeof(g_ref));
+	snprintf(ck, sizeof(ck), "%s/b/checkpoint-20", e.dir);
+	double l_pp = eval_and_generate(ck, input, g_pp, sizeof(g_pp));
+	printf("    eval loss %.7f (pp) vs %.7f; generate %s\n", l_pp, l_ref, g_pp);
+	CHECK(isfinite(l_ref) && fabs(l_pp - l_ref) <= 1e-5);
+	CHECK(g_ref[0] && strcmp(g_ref, g_pp) == 0);
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
+/* PP2 across two hosts: network namespaces joined by a veth pair, Open MPI
+ * over TCP launching the second rank through an rsh agent
+ * (tests/netns/two_hosts.sh), against one process. Skipped where
+ * namespaces cannot be made (not root, no CAP_SYS_ADMIN). */
+TEST(mpi_pipeline_across_two_hosts)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	char cmd[8192], out[4096], hug[PATH_MAX];
+	if (!realpath(getenv("HUG_BIN"), hug))
+		SKIP("HUG_BIN not found");
+	snprintf(cmd, sizeof(cmd), MPI_ENV "OPENBLAS_NUM_THREADS=1 tests/netns/two_hosts.sh hostname");
+	int rc = test_run_command(cmd, out, sizeof(out));
+	if (rc == 77) {
+		printf("    %s", out);
+		SKIP("network namespaces unavailable (see above)");
+	}
+	REQUIRE(rc == 0);
+	/* one rank on each host */
+	CHECK(strstr(out, "hostA") && strstr(out, "hostB"));
+	struct layout_env e;
+	REQUIRE(pipe_with_ref(&e, "") == 0);
+	snprintf(cmd, sizeof(cmd), MPI_ENV "OPENBLAS_NUM_THREADS=1 tests/netns/two_hosts.sh %s "
+		 "train %s " PIPE_SET "--set parallel.pipeline=2 --set train.out_dir=%s/hosts "
+		 ">>%s.log 2>&1", hug, e.recipe, e.dir, e.recipe);
+	CHECK(system(cmd) == 0);
+	char ref[300], run[300];
+	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
+	snprintf(run, sizeof(run), "%s/hosts", e.dir);
+	compare_runs(ref, run, "pp2 across two hosts");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
+/* A split that does not fit the model stops every rank with a message
+ * naming the key. */
+TEST(mpi_pipeline_bad_split_names_the_key)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	char extra[1024], cmd[1024];
+	snprintf(extra, sizeof(extra), PIPE_SET "--set parallel.pipeline=2 "
+		 "--set parallel.pipeline_layers=[3,2] --set train.out_dir=%s/bad", e.dir);
+	CHECK(train(2, e.recipe, extra) != 0);
+	snprintf(cmd, sizeof(cmd), "grep -q 'parallel.pipeline_layers: the stages.* blocks must "
+		 "sum to the model.s 4 layers' %s.log", e.recipe);
+	CHECK(system(cmd) == 0);
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
+/* Pipeline stages on GPUs (device activations staged through host memory
+ * over MPI; tensor-parallel groups over NCCL) against one GPU, within
+ * 1e-4 as the other GPU layouts. Needs 4 GPUs (the emulator provides
+ * them: make test-cuemu). */
+TEST(mpi_cuda_pipeline_matches_one_gpu)
+{
+#ifndef HUG_CUDA
+	SKIP("built without CUDA");
+#else
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	if (hug_cuda_device_count() < 4)
+		SKIP("fewer than 4 GPUs");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	printf("\n");
+	char ref[300], run[300], extra[1024];
+	snprintf(ref, sizeof(ref), "%s/gpu1", e.dir);
+	snprintf(extra, sizeof(extra), PIPE_SET "--set device=cuda --set train.out_dir=%s", ref);
+	REQUIRE(train(1, e.recipe, extra) == 0);
+	snprintf(run, sizeof(run), "%s/gpu-pp2", e.dir);
+	snprintf(extra, sizeof(extra), PIPE_SET "--set device=cuda --set train.out_dir=%s "
+		 "--set parallel.pipeline=2", run);
+	CHECK(train(2, e.recipe, extra) == 0);
+	compare_runs_within(ref, run, "gpu-pp2", 1e-4, 1e-4);
+	snprintf(run, sizeof(run), "%s/gpu-tp2-pp2", e.dir);
+	snprintf(extra, sizeof(extra), PIPE_SET "--set device=cuda --set train.out_dir=%s "
+		 "--set parallel.pipeline=2 --set parallel.tensor=2", run);
+	CHECK(train(4, e.recipe, extra) == 0);
+	compare_runs_within(ref, run, "gpu-tp2-pp2", 1e-4, 1e-4);
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+#endif
+}
+
+/* Fine-tuning a pretrained model (the tied Llama fixture) in two stages:
+ * every rank reads the whole model and keeps its stage; the same run as
+ * one process. */
+TEST(mpi_pipeline_from_pretrained)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	char model[PATH_MAX], recipe[400];
+	REQUIRE(realpath("tests/fixtures/llama-tiny-b", model));
+	snprintf(recipe, sizeof(recipe), "%s/ft.json", e.dir);
+	FILE *f = fopen(recipe, "w");
+	REQUIRE(f);
+	fprintf(f, "{\"model\": {\"from_pretrained\": \"%s\"},\n"
+		   " \"data\": {\"train\": [{\"path\": \"%s/shard-*.h5\"}], \"seq_len\": 16},\n"
+		   " \"optim\": {\"lr\": 0.001},\n"
+		   " \"batch\": {\"micro_batch_size\": 1, \"global_batch_size\": 4},\n"
+		   " \"train\": {\"steps\": 20, \"log_every\": 1, \"save_every\": 20, "
+		   "\"out_dir\": \"%s/ref\"}}\n", model, e.dir, e.dir);
+	REQUIRE(fclose(f) == 0);
+	printf("\n");
+	REQUIRE(train(1, recipe, "") == 0);
+	char extra[600], ref[300], run[300];
+	snprintf(run, sizeof(run), "%s/ft-pp2", e.dir);
+	snprintf(extra, sizeof(extra), "--set train.out_dir=%s --set parallel.pipeline=2", run);
+	CHECK(train(2, recipe, extra) == 0);
+	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
+	compare_runs(ref, run, "from_pretrained pp2");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
 }

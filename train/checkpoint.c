@@ -19,6 +19,7 @@
 #include "../io/safetensors.h"
 #include "../peft/lora_io.h"
 #include "checkpoint_gather.h"
+#include "pipeline.h"
 
 #define STATE_FILE "trainer_state.json"
 #define OPTIM_FILE "optimizer.safetensors"
@@ -278,6 +279,10 @@ int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
 	if (!t->lora)
 		gather_params(t, model_params(&t->model), &weights);
 	gather_optimizer(t, &state);
+	if (t->pipe) { /* the other stages' tensors to the writer */
+		pipeline_gather(t, &weights, true);
+		pipeline_gather(t, &state, false);
+	}
 	int rc = 0;
 	if (parallel_is_main(par))
 		rc = write_checkpoint(t, history, &weights, &state, path, err);
@@ -411,7 +416,8 @@ int checkpoint_load(struct trainer *t, const char *dir, cJSON **history,
 {
 	hug_json_init();
 	int w = t->lora ? lora_load_weights(t->lora, dir, err)
-			: scatter_params(t, model_params(&t->model), dir, err);
+		: t->pipe ? pipeline_load_params(t, dir, err)
+			  : scatter_params(t, model_params(&t->model), dir, err);
 	if (w || scatter_optimizer(t, dir, err) ||
 	    load_state(t, dir, history, err))
 		return -1;

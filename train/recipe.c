@@ -238,6 +238,31 @@ static int get_strings(struct rparse *rp, const char *path, char ***out, int *n)
 	return 0;
 }
 
+/* An array of whole numbers at path (NULL, 0 when null/absent); the
+ * schema has checked the elements are numbers in range. */
+static int get_ints(struct rparse *rp, const char *path, int **out, int *n)
+{
+	cJSON *scratch = NULL;
+	const cJSON *v = value(rp, path, &scratch);
+	int rc = 0;
+	*out = NULL;
+	*n = 0;
+	if (v && cJSON_IsArray(v)) {
+		*out = hug_calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(int));
+		const cJSON *e;
+		cJSON_ArrayForEach(e, v) {
+			double d = e->valuedouble;
+			bool whole = d >= 1 && d <= 1e6 && d == floor(d);
+			if (!whole && !rc)
+				rc = hug_error_set(rp->err, "%s: %s: expected whole numbers in [1, "
+						   "1000000], got %g", rp->name, path, d);
+			(*out)[(*n)++] = whole ? (int)d : 0;
+		}
+	}
+	cJSON_Delete(scratch);
+	return rc;
+}
+
 static void free_strings(char **s, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -489,6 +514,8 @@ static int parse_run(struct rparse *rp, struct recipe *r, int world)
 	    get_i64(rp, "batch.global_batch_size", &r->global_batch_size) ||
 	    get_int(rp, "parallel.tensor", &r->tensor_parallel) ||
 	    get_int(rp, "parallel.zero", &r->zero) ||
+	    get_int(rp, "parallel.pipeline", &r->pipeline_parallel) ||
+	    get_ints(rp, "parallel.pipeline_layers", &r->pipeline_layers, &r->n_pipeline_layers) ||
 	    get_i64(rp, "train.steps", &r->steps) ||
 	    get_i64(rp, "train.log_every", &r->log_every) ||
 	    get_i64(rp, "train.eval_every", &r->eval_every) ||
@@ -509,7 +536,15 @@ static int parse_run(struct rparse *rp, struct recipe *r, int world)
 	if (world % r->tensor_parallel)
 		return hug_error_set(rp->err, "%s: parallel.tensor: %d does not divide the %d "
 				     "processes", rp->name, r->tensor_parallel, world);
-	int64_t dp = world / r->tensor_parallel;
+	if (world % (r->tensor_parallel * r->pipeline_parallel))
+		return hug_error_set(rp->err, "%s: parallel.pipeline: %d stages x parallel.tensor "
+				     "%d do not divide the %d processes", rp->name,
+				     r->pipeline_parallel, r->tensor_parallel, world);
+	if (r->pipeline_layers && r->n_pipeline_layers != r->pipeline_parallel)
+		return hug_error_set(rp->err, "%s: parallel.pipeline_layers: %d entries, expected "
+				     "one per stage (parallel.pipeline %d)", rp->name,
+				     r->n_pipeline_layers, r->pipeline_parallel);
+	int64_t dp = world / r->tensor_parallel / r->pipeline_parallel;
 	if ((double)r->micro_batch_size * (double)dp > RECIPE_INT_MAX)
 		return hug_error_set(rp->err, "%s: batch.micro_batch_size: %lld x %lld data-parallel "
 				     "ranks is too large", rp->name, (long long)r->micro_batch_size,
@@ -698,6 +733,7 @@ void recipe_free(struct recipe *r)
 	hug_free(r->train);
 	hug_free(r->valid);
 	free_strings(r->no_decay, r->n_no_decay);
+	hug_free(r->pipeline_layers);
 	free_strings(r->peft.target_modules, r->peft.n_targets);
 	free_strings(r->sample_prompts, r->n_sample_prompts);
 	hug_free(r->path);

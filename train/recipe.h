@@ -68,6 +68,9 @@ struct recipe {
 	enum precision precision;
 	int tensor_parallel;             /* parallel.tensor */
 	int zero;                        /* parallel.zero: 0 or 1 */
+	int pipeline_parallel;           /* parallel.pipeline: stages (1: none) */
+	int *pipeline_layers;            /* parallel.pipeline_layers: blocks per stage; NULL: balanced */
+	int n_pipeline_layers;
 	struct recipe_peft peft;
 	/* the run */
 	int64_t steps;                   /* total optimizer steps */

@@ -95,9 +95,12 @@ const struct rkey recipe_keys[] = {
 	{ "device", RK_ENUM, "\"cpu\"", false, 0, 0, false, "cpu|cuda", "Where to compute; cuda: one GPU per process (the node-local rank's)." },
 	{ "precision", RK_ENUM, "\"f32\"", false, 0, 0, false, "f32|bf16", "Compute precision; bf16 (device cuda only) computes in bf16 from f32 master weights and optimizer state." },
 
-	{ "parallel", RK_OBJECT, "{}", false, 0, 0, false, NULL, "Parallel layout; data parallel degree = processes / tensor." },
+	{ "parallel", RK_OBJECT, "{}", false, 0, 0, false, NULL, "Parallel layout; data parallel degree = processes / (tensor x pipeline)." },
 	INT("parallel.tensor", "1", 1, 4096, "Tensor-parallel degree (Megatron)."),
 	INT("parallel.zero", "0", 0, 1, "1: shard the optimizer state across data-parallel ranks (ZeRO-1)."),
+	INT("parallel.pipeline", "1", 1, 4096, "Pipeline stages (1F1B schedule); data parallel degree = processes / (tensor x pipeline); rank order: tensor innermost, then data, then pipeline."),
+	{ "parallel.pipeline_layers", RK_NUMBERS, "null", true, 1, BIG, false, NULL,
+	  "Blocks per pipeline stage, one whole number per stage summing to the model's layers; null: balanced by parameter count." },
 
 	{ "peft", RK_OBJECT, "null", true, 0, 0, false, NULL, "LoRA adapters; null trains every parameter." },
 	{ "peft.type", RK_ENUM, "\"lora\"", false, 0, 0, false, "lora", "Adapter type." },

@@ -13,6 +13,7 @@
 #include "../io/hf_checkpoint.h"
 #include "../peft/lora_model.h"
 #include "data_warnings.h"
+#include "pipeline.h"
 #include "update_check.h"
 #ifdef HUG_CUDA
 #include "../autograd/cuda/cuda_api.h"
@@ -66,8 +67,8 @@ static int open_loader(struct trainer *t, const struct recipe_source *src, int n
 static struct model_tp tp_of(const struct trainer *t)
 {
 	const struct parallel *par = t->par;
-	return (struct model_tp){ par->tp_rank, par->tp,
-				  par->tp > 1 ? comm_collective(&par->tp_group) : NULL };
+	return (struct model_tp){ .rank = par->tp_rank, .size = par->tp,
+				  .coll = par->tp > 1 ? comm_collective(&par->tp_group) : NULL };
 }
 
 static void init_model(struct trainer *t)
@@ -192,9 +193,13 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	} else {
 		init_model(t);
 	}
+	if ((t->par->pp > 1 || r->pipeline_parallel > 1) && pipeline_init(t, err))
+		return -1; /* t->model: this stage's part */
 	if (t->device != DEV_CPU && !t->lora)
 		move_to_device(t, true);
 	struct param_table *trainable = t->lora ? &t->lora->table : model_params(&t->model);
+	if (t->pipe)
+		trainable = pipeline_bind(t);
 	dist_init(&t->dist, t->par, trainable, r->zero, 0);
 	int64_t lo, hi;
 	dist_optim_range(&t->dist, &lo, &hi);
@@ -275,6 +280,7 @@ void trainer_free(struct trainer *t)
 	loader_close(t->valid);
 	optim_free(&t->opt);
 	dist_free(&t->dist);
+	pipeline_free(t->pipe);
 	if (t->lora) { /* detaches from the model: before model_free */
 		lora_model_free(t->lora);
 		hug_free(t->lora);
@@ -373,7 +379,9 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 	}
 	double sum = 0;
 	t->ctx.training = true;
-	for (int64_t i = 0; i < micro; i++) {
+	if (t->pipe && pipeline_accumulate(t, micro, global, &sum, err))
+		return -1;
+	for (int64_t i = 0; !t->pipe && i < micro; i++) {
 		const int32_t *in = t->step_batches + i * 2 * bt, *tg = in + bt;
 		memcpy(t->inputs->data, in, (size_t)bt * sizeof(int32_t));
 		memcpy(t->targets->data, tg, (size_t)bt * sizeof(int32_t));
@@ -392,12 +400,14 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 	}
 	double t0 = ag_profile_start(t->device);
 	dist_finish_grads(&t->dist, &t->ctx);
+	if (t->pipe)
+		pipeline_finish_grads(t, &sum);
 	ag_ctx_reset(&t->ctx);
 	dp_sum(t, &sum, 1);
 	res->loss = sum / global;
 	ag_profile_stop("gradient reduction", t->device, t0);
 	t0 = ag_profile_start(t->device);
-	res->grad_norm = dist_grad_norm(&t->dist, &t->opt);
+	res->grad_norm = t->pipe ? pipeline_grad_norm(t) : dist_grad_norm(&t->dist, &t->opt);
 	optim_clip_grads(&t->opt, res->grad_norm, r->grad_clip);
 	ag_profile_stop("gradient norm and clip", t->device, t0);
 	res->lr = lr_at(&r->schedule, t->step);
@@ -426,6 +436,8 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 	if (trainer_check_update(t, err))
 		return -1;
 	dist_gather_params(&t->dist);
+	if (t->pipe)
+		pipeline_after_update(t);
 	optim_zero_grad(&t->opt);
 	ag_profile_stop("optimizer", t->device, t0);
 	t->step++;
@@ -436,6 +448,8 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
  * token-loss sum, v[1] += counted targets. 0 or -1. */
 static int eval_batch(struct trainer *t, double v[2], struct hug_error *err)
 {
+	if (t->pipe)
+		return pipeline_eval_batch(t, v, err);
 	double n = (double)count_targets(t->targets->data, tensor_numel(t->targets));
 	if (n == 0)
 		return 0;

@@ -22,7 +22,8 @@ static int one(const struct parallel *par, const char *arch, const struct model_
 	if (kv_heads && model_config_set(&cfg, "num_key_value_heads", kv_heads))
 		hug_panic("%s: no num_key_value_heads", arch);
 	struct model m = { 0 };
-	struct model_tp tp = { par->tp_rank, par->tp, comm_collective(&par->tp_group) };
+	struct model_tp tp = { .rank = par->tp_rank, .size = par->tp,
+			       .coll = comm_collective(&par->tp_group) };
 	model_init(&m, &cfg, DT_F32, true, &tp, NULL);
 	model_init_weights(&m, 7);
 	model_config_of(&m, &cfg);

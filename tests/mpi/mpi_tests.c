@@ -131,7 +131,8 @@ static int compare(struct bloom_model *full, struct bloom_model *tp, double tol,
 /* A TP model holding this rank's shards of `full`. */
 static void shard_of(const struct bloom_model *full, struct bloom_model *tp)
 {
-	struct model_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
+	struct model_tp t = { .rank = par.tp_rank, .size = par.tp,
+			      .coll = comm_collective(&par.tp_group) };
 	bloom_model_init_tp(tp, &full->cfg, full->dtype, true, &t);
 	for (int i = 0; i < tp->table.n; i++) {
 		struct param *p = &tp->table.items[i];
@@ -263,7 +264,8 @@ static int tp_family_compare(struct model *full, enum dtype dt, const char *what
 	struct model tp = { 0 };
 	struct model_config cfg;
 	model_config_of(full, &cfg);
-	struct model_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
+	struct model_tp t = { .rank = par.tp_rank, .size = par.tp,
+			      .coll = comm_collective(&par.tp_group) };
 	model_init(&tp, &cfg, dt, true, &t, NULL);
 	struct param_table *pt = model_params(&tp);
 	for (int i = 0; i < pt->n; i++) {
