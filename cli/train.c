@@ -389,9 +389,9 @@ int cli_train(int argc, char **argv)
 	       run.recipe.precision == PRECISION_BF16 ? "bf16 (f32 master weights)" : "f32",
 	       run.recipe.out_dir);
 	if (par.world_size > 1)
-		printf("hug train: %d processes: tensor parallel %d x data parallel %d%s; "
+		printf("hug train: %d processes: tensor parallel %d x data parallel %d%s%.0d; "
 		       "optimizer state %.1f MiB per rank\n", par.world_size, par.tp, par.dp,
-		       run.recipe.zero ? " with ZeRO-1" : "",
+		       run.recipe.zero ? " with ZeRO-" : "", run.recipe.zero,
 		       (double)optim_state_bytes(&run.t.opt) / (1 << 20));
 	fflush(stdout);
 	struct sigaction sa = { .sa_handler = on_signal };

@@ -288,8 +288,10 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			ag_backend_get(ctx->step->allocator->device)->fill(dst, 1.0);
 		mask = ag_slice(ctx, kv->mask, 1, 0, kv->len + ids->shape[1]);
 	}
-	for (int i = 0; i < c->n_layer && x; i++)
+	for (int i = 0; i < c->n_layer && x; i++) {
+		ag_block_hook(ctx, i);
 		x = block_forward(ctx, m, i, x, mask, kv);
+	}
 	if (x)
 		x = ag_layernorm(ctx, x, use_param(ctx, m, m->lnf_w), use_param(ctx, m, m->lnf_b),
 				 c->layer_norm_epsilon);

@@ -404,8 +404,10 @@ struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
 	}
 	struct tensor *x = embed(ctx, m, ids);                        /* (B, T, C) */
 	x = ag_tp_reduce(ctx, x, m->tp.coll);
-	for (int i = 0; i < m->cfg.n_layer && x; i++)
+	for (int i = 0; i < m->cfg.n_layer && x; i++) {
+		ag_block_hook(ctx, i);
 		x = block_forward(ctx, m, i, x, mask, pos, kv);
+	}
 	if (x)
 		x = ag_rmsnorm(ctx, x, use_param(ctx, m, m->norm_w), m->cfg.rms_norm_eps);
 	if (kv && x)

@@ -209,6 +209,23 @@ TEST(mpi_train_layouts_match_one_process)
 		train_fixture_rmtree(e.dir);
 }
 
+/* ZeRO-2 (gradients reduce-scattered block by block during backward) and
+ * ZeRO-3 (parameters gathered block by block, prefetched) against one
+ * process: the fixture takes 2 micro-batches per rank at data parallel 2
+ * (accumulation) and clips at the default global norm. */
+TEST(mpi_train_zero23_match_one_process)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_with_ref(&e) == 0);
+	run_layout(&e, 2, "dp2-zero2", "--set parallel.zero=2");
+	run_layout(&e, 2, "dp2-zero3", "--set parallel.zero=3");
+	run_layout(&e, 4, "tp2-dp2-zero3", "--set parallel.tensor=2 --set parallel.zero=3");
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
 TEST(mpi_resume_across_layouts)
 {
 	if (!can_run() || !getenv("HUG_BIN"))

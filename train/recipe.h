@@ -64,7 +64,7 @@ struct recipe {
 	enum device device;
 	enum precision precision;
 	int tensor_parallel;             /* parallel.tensor */
-	int zero;                        /* parallel.zero: 0 or 1 */
+	int zero;                        /* parallel.zero: 0-3 */
 	struct recipe_peft peft;
 	/* the run */
 	int64_t steps;                   /* total optimizer steps */

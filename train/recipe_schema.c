@@ -97,7 +97,7 @@ const struct rkey recipe_keys[] = {
 
 	{ "parallel", RK_OBJECT, "{}", false, 0, 0, false, NULL, "Parallel layout; data parallel degree = processes / tensor." },
 	INT("parallel.tensor", "1", 1, 4096, "Tensor-parallel degree (Megatron)."),
-	INT("parallel.zero", "0", 0, 1, "1: shard the optimizer state across data-parallel ranks (ZeRO-1)."),
+	INT("parallel.zero", "0", 0, 3, "1: shard the optimizer state across data-parallel ranks (ZeRO-1); 2: also the gradients, reduce-scattered block by block during backward (ZeRO-2); 3: also the parameters, each block gathered just before use (ZeRO-3)."),
 
 	{ "peft", RK_OBJECT, "null", true, 0, 0, false, NULL, "LoRA adapters; null trains every parameter." },
 	{ "peft.type", RK_ENUM, "\"lora\"", false, 0, 0, false, "lora", "Adapter type." },
