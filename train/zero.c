@@ -32,6 +32,7 @@ struct zero_group {
 	int slot;                 /* ring slot of a block group; -1: the rest */
 	int expected, done;       /* its leaves on this tape / completed */
 	bool reducing;            /* gradient reduction in flight */
+	bool into_recv;           /* ... into recv (added to gacc when done), not gacc */
 	bool gathering;           /* parameter gather in flight */
 };
 
@@ -49,13 +50,16 @@ struct zero {
 	struct tensor *gslot[2];  /* block gradients, max block numel each */
 	struct tensor *pslot[2];  /* level 3: block values */
 	struct tensor *outer;     /* the rest's gradients packed / values staged */
-	struct tensor *recv;      /* (chunk) one micro-batch's reduced shard */
+	struct tensor *recv;      /* (chunk) a later micro-batch's reduced shard; made
+				     on first need (gradient accumulation) */
+	struct arena recv_mem;
 	struct tensor *gacc;      /* (chunk) the step's accumulated shard */
 	struct tensor *pshard;    /* (chunk) level 3: this rank's values */
 	int pslot_block[2];       /* the block a value slot holds; -1 none */
 	bool outer_valid;         /* level 3: the rest holds the current values */
 	bool sharded;             /* level 3: block values live in the ring */
 	bool step_open;           /* gacc holds this step's sum so far */
+	bool first_micro;         /* the step's first micro-batch: reduce into gacc */
 };
 
 static const struct ag_backend *be(const struct zero *z)
@@ -305,10 +309,19 @@ static void reduce_start(struct zero *z, int g)
 			be(z)->copy(&dst, gr);
 			be(z)->fill(gr, 0.0);
 		}
+	/* the step's first micro-batch lands in the sum itself */
+	G->into_recv = !z->first_micro;
+	if (G->into_recv && !z->recv) {
+		arena_init(&z->recv_mem, "zero-recv",
+			   (size_t)d->chunk * sizeof(float) + sizeof(struct tensor) + 2 * ARENA_ALIGN,
+			   ag_device_allocator(d->device));
+		z->recv = tensor_zeros(&z->recv_mem, DT_F32, TENSOR_SHAPE(d->chunk));
+	}
+	struct tensor *to = G->into_recv ? z->recv : z->gacc;
 	for (int k = 0; k < G->n_runs; k++) {
 		struct zero_run *r = &G->runs[k];
 		comm_ireduce_scatterv(&d->par->dp_group, ptr(buf, r->packed),
-				      ptr(z->recv, r->mine ? r->mine_flat - z->lo : 0), r->counts,
+				      ptr(to, r->mine ? r->mine_flat - z->lo : 0), r->counts,
 				      r->displs, DT_F32, d->device, &r->req);
 	}
 	G->reducing = true;
@@ -321,7 +334,7 @@ static void reduce_finish(struct zero *z, int g)
 	if (!G->reducing)
 		return;
 	group_wait(z, g);
-	for (int k = 0; k < G->n_runs; k++) {
+	for (int k = 0; k < G->n_runs && G->into_recv; k++) {
 		struct zero_run *r = &G->runs[k];
 		if (!r->mine)
 			continue;
@@ -366,10 +379,8 @@ void zero_arm(struct zero *z, struct ag_ctx *ctx)
 	struct dist *d = z->d;
 	for (int g = 0; g <= z->n_blocks; g++) /* the previous micro-batch's */
 		reduce_finish(z, g);
-	if (!z->step_open) {
-		be(z)->fill(z->gacc, 0.0);
-		z->step_open = true;
-	}
+	z->first_micro = !z->step_open;
+	z->step_open = true;
 	/* which trainable leaves this backward will complete, per group */
 	for (int g = 0; g <= z->n_blocks; g++)
 		z->groups[g].expected = z->groups[g].done = 0;
@@ -385,6 +396,15 @@ void zero_arm(struct zero *z, struct ag_ctx *ctx)
 			}
 		}
 	memset(z->seen, 0, (size_t)(d->table->n ? d->table->n : 1) * sizeof(*z->seen));
+	/* a group this loss does not reach gets no reduction: its part of a
+	 * fresh sum is zero */
+	for (int g = 0; g <= z->n_blocks && z->first_micro; g++)
+		for (int k = 0; k < z->groups[g].n_runs && !z->groups[g].expected; k++) {
+			struct zero_run *r = &z->groups[g].runs[k];
+			struct tensor v = at(z->gacc, r->mine_flat - z->lo, r->mine);
+			if (r->mine)
+				be(z)->fill(&v, 0.0);
+		}
 	/* the last block runs first */
 	int last = z->n_blocks - 1;
 	if (last >= 0) {
@@ -470,10 +490,9 @@ void zero_unshard(struct zero *z)
 	z->outer_valid = true;
 }
 
-void zero_reshard(struct zero *z)
+/* Level 3: this rank's range of every parameter into the shard. */
+static void shard_copy(struct zero *z)
 {
-	if (z->level < 3 || z->sharded)
-		return;
 	struct dist *d = z->d;
 	for (int i = 0; i < d->table->n; i++) {
 		int g = z->group_of[i];
@@ -490,17 +509,37 @@ void zero_reshard(struct zero *z)
 	}
 	if (be(z)->synchronize)
 		be(z)->synchronize();
+}
+
+/* Level 3: the block values' own memory given back. */
+static void release_values(struct zero *z)
+{
+	for (int i = 0; i < z->d->table->n; i++)
+		if (z->group_of[i] >= 0 && z->group_of[i] < z->n_blocks)
+			release(z, z->own_data[i], (size_t)numel_of(z, i) * sizeof(float));
+}
+
+/* Level 3: block values into the ring (stale until gathered). */
+static void shard_point(struct zero *z)
+{
+	struct dist *d = z->d;
 	for (int i = 0; i < d->table->n; i++) {
 		int g = z->group_of[i];
-		if (g < 0 || g >= z->n_blocks)
-			continue;
-		struct tensor *t = d->table->items[i].t;
-		t->data = ptr(z->pslot[z->groups[g].slot], z->packed_at[i]);
-		release(z, z->own_data[i], (size_t)numel_of(z, i) * sizeof(float));
+		if (g >= 0 && g < z->n_blocks)
+			d->table->items[i].t->data = ptr(z->pslot[z->groups[g].slot], z->packed_at[i]);
 	}
 	z->sharded = true;
 	z->pslot_block[0] = z->pslot_block[1] = -1;
 	z->outer_valid = true;
+}
+
+void zero_reshard(struct zero *z)
+{
+	if (z->level < 3 || z->sharded)
+		return;
+	shard_copy(z);
+	release_values(z);
+	shard_point(z);
 }
 
 /* ---- set-up ---- */
@@ -539,10 +578,26 @@ struct zero *zero_new(struct dist *d, int level, const char *block_prefix)
 			widest = z->groups[g].numel;
 	}
 	dist_optim_range(d, &z->lo, &z->hi);
-	int64_t floats = 2 * widest + z->groups[z->n_blocks].numel + 2 * d->chunk +
+	int64_t floats = 2 * widest + z->groups[z->n_blocks].numel + d->chunk +
 			 (level >= 3 ? 2 * widest + d->chunk : 0);
 	size_t bytes = (size_t)floats * sizeof(float) + 9 * (sizeof(struct tensor) + 2 * ARENA_ALIGN);
 	arena_init(&z->mem, "zero", bytes, ag_device_allocator(d->device));
+	for (int i = 0; i < pt->n; i++)
+		if (z->group_of[i] >= 0) {
+			z->own_data[i] = pt->items[i].t->data;
+			z->own_grad[i] = pt->items[i].t->grad->data;
+		}
+	/* the model's own memory of the block values (once in the shard) and
+	 * gradients (zeros) goes back before the buffers are touched: the
+	 * set-up never holds both */
+	if (level >= 3) {
+		z->pshard = buffer(z, d->chunk);
+		shard_copy(z);
+		release_values(z);
+	}
+	for (int i = 0; i < pt->n; i++)
+		if (z->group_of[i] >= 0 && z->group_of[i] < z->n_blocks)
+			release(z, z->own_grad[i], (size_t)numel_of(z, i) * sizeof(float));
 	for (int s = 0; s < 2; s++) {
 		z->gslot[s] = buffer(z, widest);
 		if (level >= 3)
@@ -550,25 +605,14 @@ struct zero *zero_new(struct dist *d, int level, const char *block_prefix)
 		z->pslot_block[s] = -1;
 	}
 	z->outer = buffer(z, z->groups[z->n_blocks].numel);
-	z->recv = buffer(z, d->chunk);
 	z->gacc = buffer(z, d->chunk);
-	if (level >= 3)
-		z->pshard = buffer(z, d->chunk);
-	/* block gradients into the ring; the model's own buffers given back */
-	for (int i = 0; i < pt->n; i++) {
-		int g = z->group_of[i];
-		if (g < 0)
-			continue;
-		struct tensor *t = pt->items[i].t;
-		z->own_data[i] = t->data;
-		z->own_grad[i] = t->grad->data;
-		if (g < z->n_blocks) {
-			t->grad->data = ptr(z->gslot[z->groups[g].slot], z->packed_at[i]);
-			release(z, z->own_grad[i], (size_t)numel_of(z, i) * sizeof(float));
-		}
-	}
+	for (int i = 0; i < pt->n; i++) /* block gradients into the ring */
+		if (z->group_of[i] >= 0 && z->group_of[i] < z->n_blocks)
+			pt->items[i].t->grad->data =
+				ptr(z->gslot[z->groups[z->group_of[i]].slot], z->packed_at[i]);
 	z->outer_valid = true;
-	zero_reshard(z);
+	if (level >= 3)
+		shard_point(z);
 	return z;
 }
 
@@ -598,6 +642,8 @@ void zero_free(struct zero *z)
 	hug_free(z->own_data);
 	hug_free(z->own_grad);
 	arena_free(&z->mem);
+	if (z->recv)
+		arena_free(&z->recv_mem);
 	hug_free(z);
 }
 
@@ -607,5 +653,5 @@ void zero_bytes(const struct zero *z, int64_t *params, int64_t *grads)
 	int64_t rest = z->groups[z->n_blocks].numel, chunk = z->d->chunk;
 	int64_t all = z->d->total;
 	*params = (z->level >= 3 ? 2 * widest + rest + chunk : all) * (int64_t)sizeof(float);
-	*grads = (2 * widest + 2 * rest + 2 * chunk) * (int64_t)sizeof(float);
+	*grads = (2 * widest + 2 * rest + (z->recv ? 2 : 1) * chunk) * (int64_t)sizeof(float);
 }
