@@ -425,3 +425,44 @@ TEST(mpi_cuda_train_layouts_match_one_gpu)
 		train_fixture_rmtree(e.dir);
 #endif
 }
+
+/* ZeRO-2 and ZeRO-3 on GPUs (NCCL: grouped ncclReduce / ncclBroadcast on
+ * the side stream, device ring buffers) against one GPU, 5 blocks so the
+ * ring slots are reused; the tolerance of the layouts above. */
+TEST(mpi_cuda_train_zero23_match_one_gpu)
+{
+#ifndef HUG_CUDA
+	SKIP("built without CUDA");
+#else
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	if (hug_cuda_device_count() < 4)
+		SKIP("fewer than 4 GPUs");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	printf("\n");
+	char ref[300], extra[512];
+	snprintf(ref, sizeof(ref), "%s/gpu1", e.dir);
+	snprintf(extra, sizeof(extra), "--set device=cuda " ZERO_BLOCKS " --set train.out_dir=%s",
+		 ref);
+	REQUIRE(train(1, e.recipe, extra) == 0);
+	static const struct {
+		int np;
+		const char *name, *set;
+	} layouts[] = {
+		{ 2, "gpu-dp2-zero2", "--set parallel.zero=2" },
+		{ 2, "gpu-dp2-zero3", "--set parallel.zero=3" },
+		{ 4, "gpu-tp2-dp2-zero3", "--set parallel.tensor=2 --set parallel.zero=3" },
+	};
+	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
+		char run[300];
+		snprintf(run, sizeof(run), "%s/%s", e.dir, layouts[i].name);
+		snprintf(extra, sizeof(extra), "--set device=cuda " ZERO_BLOCKS
+			 " --set train.out_dir=%s %s", run, layouts[i].set);
+		CHECK(train(layouts[i].np, e.recipe, extra) == 0);
+		compare_runs_within(ref, run, layouts[i].name, 1e-4, 1e-4);
+	}
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+#endif
+}
