@@ -400,6 +400,9 @@ int cli_train(int argc, char **argv)
 	rc = loop(&run, &err) ? 1 : 0;
 	if (parallel_is_main(&par))
 		ag_profile_report(stdout);
+	/* ZeRO-3 holds shards: the whole weights on every rank (collective) */
+	if (!rc && !stop_signal)
+		dist_unshard(&run.t.dist);
 	/* samples from rank 0 alone (a tensor-parallel model needs every rank) */
 	if (!rc && !stop_signal && par.tp == 1 && parallel_is_main(&par) &&
 	    print_samples(&run, &err))

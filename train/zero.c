@@ -306,7 +306,8 @@ static void reduce_start(struct zero *z, int g)
 				continue;
 			struct tensor *gr = d->table->items[i].t->grad;
 			struct tensor dst = at(buf, z->packed_at[i], numel_of(z, i));
-			be(z)->copy(&dst, gr);
+			struct tensor src = at(gr, 0, numel_of(z, i));
+			be(z)->copy(&dst, &src);
 			be(z)->fill(gr, 0.0);
 		}
 	/* the step's first micro-batch lands in the sum itself */
