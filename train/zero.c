@@ -647,12 +647,3 @@ void zero_free(struct zero *z)
 		arena_free(&z->recv_mem);
 	hug_free(z);
 }
-
-void zero_bytes(const struct zero *z, int64_t *params, int64_t *grads)
-{
-	int64_t widest = z->gslot[0] ? tensor_numel(z->gslot[0]) : 0;
-	int64_t rest = z->groups[z->n_blocks].numel, chunk = z->d->chunk;
-	int64_t all = z->d->total;
-	*params = (z->level >= 3 ? 2 * widest + rest + chunk : all) * (int64_t)sizeof(float);
-	*grads = (2 * widest + 2 * rest + (z->recv ? 2 : 1) * chunk) * (int64_t)sizeof(float);
-}

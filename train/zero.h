@@ -68,8 +68,4 @@ void zero_after_update(struct zero *z);
  * nothing. Collective over the data-parallel group. */
 void zero_unshard(struct zero *z);
 void zero_reshard(struct zero *z);
-/* Bytes this rank holds for parameters, gradients (its shard, the rings,
- * the non-block ones) and communication buffers; for the start-up line. */
-void zero_bytes(const struct zero *z, int64_t *params, int64_t *grads);
-
 #endif
