@@ -68,4 +68,5 @@ void zero_after_update(struct zero *z);
  * nothing. Collective over the data-parallel group. */
 void zero_unshard(struct zero *z);
 void zero_reshard(struct zero *z);
+
 #endif
