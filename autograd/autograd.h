@@ -38,7 +38,18 @@ struct ag_ctx {
 	 * all-reduce while backward goes on; NULL: none. */
 	void (*on_leaf_grad)(void *state, struct tensor *leaf);
 	void *hook_state;
+	/* Called by a model's forward just before block `block` runs (ZeRO-3
+	 * gathers that block's parameters there); NULL: none. */
+	void (*on_block)(void *state, int block);
+	void *block_state;
 };
+
+/* A model's forward calls this before each of its blocks. */
+static inline void ag_block_hook(struct ag_ctx *ctx, int block)
+{
+	if (ctx->on_block)
+		ctx->on_block(ctx->block_state, block);
+}
 
 /* Initialises `ctx` over step arena `step`: grad enabled, training mode,
  * seed 0. The context does not own the arena. */

@@ -302,8 +302,10 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			ag_backend_get(ctx->step->allocator->device)->fill(dst, 1.0);
 		mask = ag_slice(ctx, kv->mask, 1, 0, kv->len + ids->shape[1]);
 	}
-	for (int i = st->layer_lo; i < st->layer_hi && x; i++)
+	for (int i = st->layer_lo; i < st->layer_hi && x; i++) {
+		ag_block_hook(ctx, i);
 		x = block_forward(ctx, m, i, x, mask, kv);
+	}
 	if (!st->head)
 		return x;
 	if (x)

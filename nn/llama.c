@@ -442,8 +442,10 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct llama_model *m,
 		x = embed(ctx, m, ids);
 		x = ag_tp_reduce(ctx, x, m->tp.coll);
 	}
-	for (int i = st->layer_lo; i < st->layer_hi && x; i++)
+	for (int i = st->layer_lo; i < st->layer_hi && x; i++) {
+		ag_block_hook(ctx, i);
 		x = block_forward(ctx, m, i, x, mask, pos, kv);
+	}
 	if (!st->head)
 		return x;
 	if (x)

@@ -48,6 +48,15 @@ bool tensor_all_finite(const struct tensor *t)
 	return true;
 }
 
+/* The parameter values of slot s (its own, or a ZeRO shard's) as a 1-d
+ * view. */
+static void slot_values(const struct optim_slot *s, struct tensor *view)
+{
+	tensor_flat_range(view, s->param->t, s->off, s->len);
+	if (s->w)
+		view->data = s->w;
+}
+
 /* One reduction (one wait) over every slot's parameter range, m or v
  * (which: 0, 1, 2) on device dev; true when all are finite. */
 static bool device_all_finite(struct optimizer *o, enum device dev, int which)
@@ -56,7 +65,7 @@ static bool device_all_finite(struct optimizer *o, enum device dev, int which)
 	for (int i = 0; i < o->n; i++) {
 		const struct optim_slot *s = &o->slots[i];
 		if (which == 0)
-			tensor_flat_range(&o->views[k], s->param->t, s->off, s->len);
+			slot_values(s, &o->views[k]);
 		else if ((which == 1 ? s->m : s->v) != NULL)
 			o->views[k] = *(which == 1 ? s->m : s->v);
 		else
@@ -77,7 +86,7 @@ int optim_find_nonfinite(struct optimizer *o, char *what, size_t n)
 	for (int i = 0; i < o->n; i++) {
 		const struct optim_slot *s = &o->slots[i];
 		struct tensor view;
-		tensor_flat_range(&view, s->param->t, s->off, s->len);
+		slot_values(s, &view);
 		const char *kind = NULL;
 		if (!tensor_all_finite(&view))
 			kind = "parameter ";

@@ -138,7 +138,8 @@ void optim_step(struct optimizer *o, double lr)
 		struct tensor *p = s->param->t;
 		u.weight_decay = s->decay ? c->weight_decay : 0.0;
 		size_t at = (size_t)s->off * dtype_size(p->dtype);
-		char *pd = (char *)p->data + at, *gd = (char *)p->grad->data + at;
+		char *pd = s->w ? s->w : (char *)p->data + at;
+		char *gd = s->g ? s->g : (char *)p->grad->data + at;
 		backend_of(p, s->param->name)->optim_update(&u, p->dtype, s->len, pd, gd,
 							    s->m ? s->m->data : NULL,
 							    s->v ? s->v->data : NULL);
@@ -158,6 +159,20 @@ void optim_zero_grad(struct optimizer *o)
 	}
 }
 
+/* The gradient elements of slot s as a 1-d view. */
+static void slot_grad(const struct optim_slot *s, struct tensor *view)
+{
+	tensor_flat_range(view, s->param->t->grad, s->off, s->len);
+	if (s->g)
+		view->data = s->g;
+}
+
+void optim_slot_retarget(struct optim_slot *s, void *w, void *g)
+{
+	s->w = w;
+	s->g = g;
+}
+
 double optim_grad_sumsq(const struct optimizer *o, bool (*include)(const struct param *))
 {
 	/* one call (one wait on the GPU) for every slot, in slot order */
@@ -166,7 +181,7 @@ double optim_grad_sumsq(const struct optimizer *o, bool (*include)(const struct 
 		const struct optim_slot *s = &o->slots[i];
 		if (include && !include(s->param))
 			continue;
-		tensor_flat_range(&o->views[k], s->param->t->grad, s->off, s->len);
+		slot_grad(s, &o->views[k]);
 		o->view_ptrs[k] = &o->views[k];
 		k++;
 	}
@@ -185,7 +200,7 @@ void optim_scale_grads(struct optimizer *o, double coef)
 	for (int i = 0; i < o->n; i++) {
 		const struct optim_slot *s = &o->slots[i];
 		struct tensor view;
-		tensor_flat_range(&view, s->param->t->grad, s->off, s->len);
+		slot_grad(s, &view);
 		ag_backend_get(view.device)->scale(&view, coef);
 	}
 }

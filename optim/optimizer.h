@@ -35,6 +35,9 @@ struct optim_slot {
 	int64_t off, len;       /* elements [off, off + len) of the parameter */
 	struct tensor *m;       /* AdamW exp_avg / SGD momentum buffer, (len), or NULL */
 	struct tensor *v;       /* AdamW exp_avg_sq (len), NULL for SGD */
+	void *w, *g;            /* where the slot's len values and gradients
+				   live (ZeRO-2/3 shard buffers); NULL:
+				   param->t->data and ->grad->data at off */
 };
 
 struct optimizer {
@@ -98,6 +101,10 @@ double optim_clip_grads(struct optimizer *o, double norm, double max_norm);
 double optim_grad_sumsq(const struct optimizer *o, bool (*include)(const struct param *));
 /* Multiplies every slot's gradient elements by coef. */
 void optim_scale_grads(struct optimizer *o, double coef);
+
+/* Points slot s's values and gradients at w and g (len elements each, on
+ * the parameter's device; NULL: back to the parameter's own tensors). */
+void optim_slot_retarget(struct optim_slot *s, void *w, void *g);
 
 /* Bytes of optimizer state. */
 size_t optim_state_bytes(const struct optimizer *o);

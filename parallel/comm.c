@@ -505,3 +505,56 @@ void comm_group_free(struct comm *g)
 	memset(g, 0, sizeof(*g));
 #endif
 }
+
+void comm_ireduce_scatterv(const struct comm *c, const void *send, void *recv,
+			   const int *counts, const int *displs, enum dtype dt,
+			   enum device dev, struct comm_request *r)
+{
+	r->active = false;
+	r->device = false;
+	if (c->size <= 1) {
+		if (counts[0] && send != recv)
+			ag_memcpy(recv, dev, send, dev, (size_t)counts[0] * dtype_size(dt));
+		return;
+	}
+	if (dev != DEV_CPU) {
+#if defined(HUG_CUDA) && defined(HUG_MPI)
+		comm_nccl_ireduce_scatterv(c, send, recv, counts, displs, dt, r);
+#else
+		hug_panic("comm: device reduce-scatter needs a build with CUDA and MPI (NCCL)");
+#endif
+		return;
+	}
+#ifdef HUG_MPI
+	(void)displs; /* MPI_Reduce_scatter's pieces are packed in rank order */
+	MPI_CHECK(MPI_Ireduce_scatter(send, recv, counts, mpi_type(dt), MPI_SUM, COMM_OF(c),
+				      (MPI_Request *)r->req.raw));
+	r->active = true;
+#else
+	(void)send; (void)recv; (void)dt; (void)displs;
+#endif
+}
+
+void comm_iallgatherv(const struct comm *c, void *buf, const int *counts, const int *displs,
+		      enum dtype dt, enum device dev, struct comm_request *r)
+{
+	r->active = false;
+	r->device = false;
+	if (c->size <= 1)
+		return;
+	if (dev != DEV_CPU) {
+#if defined(HUG_CUDA) && defined(HUG_MPI)
+		comm_nccl_iallgatherv(c, buf, counts, displs, dt, r);
+#else
+		hug_panic("comm: device all-gather needs a build with CUDA and MPI (NCCL)");
+#endif
+		return;
+	}
+#ifdef HUG_MPI
+	MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs,
+				  mpi_type(dt), COMM_OF(c), (MPI_Request *)r->req.raw));
+	r->active = true;
+#else
+	(void)buf; (void)dt; (void)counts; (void)displs;
+#endif
+}

@@ -158,6 +158,25 @@ void comm_recv(const struct comm *c, void *buf, int64_t n, enum dtype dt, int sr
  * of one. Free with comm_group_free. */
 void comm_group_new(const struct comm *c, bool member, struct comm *out);
 void comm_group_free(struct comm *g);
+/* Non-blocking reduce-scatter (sum) with uneven pieces, for ZeRO-2/3:
+ * `send` holds the sum of counts[0..size) elements; rank r receives the
+ * sum over ranks of its piece (counts[r] elements from element displs[r],
+ * displs ascending and packed) in `recv` (unused when counts[r] is 0).
+ * counts and displs must stay valid until comm_wait (MPI reads them while
+ * the operation runs). `dev` as for
+ * comm_iallreduce: MPI_Ireduce_scatter for host memory, NCCL (one
+ * ncclReduce per rank with a piece, grouped, on the side stream) for
+ * device memory. comm_wait completes it. */
+void comm_ireduce_scatterv(const struct comm *c, const void *send, void *recv,
+			   const int *counts, const int *displs, enum dtype dt,
+			   enum device dev, struct comm_request *r);
+/* Non-blocking in-place all-gather with uneven pieces: rank r's piece
+ * (counts[r] elements from element displs[r] of `buf`, kept valid until
+ * comm_wait) is already in place; afterwards every rank holds every piece.
+ * MPI_Iallgatherv for host memory, NCCL (one ncclBroadcast per piece,
+ * grouped, on the side stream) for device memory. comm_wait completes it. */
+void comm_iallgatherv(const struct comm *c, void *buf, const int *counts, const int *displs,
+		      enum dtype dt, enum device dev, struct comm_request *r);
 
 /* The collective autograd's tensor-parallel ops call (ag_tp_copy/reduce). */
 const struct ag_collective *comm_collective(const struct comm *c);

@@ -342,6 +342,31 @@ struct nccl_request {
 _Static_assert(sizeof(struct nccl_request) <= sizeof(((struct comm_request *)0)->req.raw),
 	       "comm_request too small for an NCCL request");
 
+/* Orders the side stream after the work issued so far on the backend's
+ * stream (the kernels that produced the buffers), creating it on first
+ * use. */
+static void side_stream_start(void)
+{
+	if (!side_stream)
+		CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream, cudaStreamNonBlocking));
+	cudaEvent_t ready;
+	CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+	CUDA_CHECK(cudaEventRecord(ready, (cudaStream_t)hug_cuda_stream()));
+	CUDA_CHECK(cudaStreamWaitEvent(side_stream, ready, 0));
+	CUDA_CHECK(cudaEventDestroy(ready)); /* released once it has completed */
+}
+
+/* Records r's completion event after what was just issued on the side
+ * stream. */
+static void side_stream_request(ncclComm_t nc, struct comm_request *r)
+{
+	struct nccl_request q = { nc, NULL };
+	CUDA_CHECK(cudaEventCreateWithFlags(&q.done, cudaEventDisableTiming));
+	CUDA_CHECK(cudaEventRecord(q.done, side_stream));
+	memcpy(r->req.raw, &q, sizeof(q));
+	r->active = true;
+}
+
 void comm_nccl_iallreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
 			  struct comm_request *r)
 {
@@ -352,21 +377,52 @@ void comm_nccl_iallreduce(const struct comm *c, void *buf, int64_t n, enum dtype
 	if (n == 0)
 		return;
 	check_ptr(__func__, "buf", buf, dev);
-	if (!side_stream)
-		CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream, cudaStreamNonBlocking));
-	/* start after what the backend's stream has been given so far: the
-	 * kernels that produced buf */
-	cudaEvent_t ready;
-	CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
-	CUDA_CHECK(cudaEventRecord(ready, (cudaStream_t)hug_cuda_stream()));
-	CUDA_CHECK(cudaStreamWaitEvent(side_stream, ready, 0));
-	CUDA_CHECK(cudaEventDestroy(ready)); /* released once it has completed */
+	side_stream_start();
 	NCCL_CHECK(ncclAllReduce(buf, buf, (size_t)n, nccl_type(dt), ncclSum, nc, side_stream));
-	struct nccl_request q = { nc, NULL };
-	CUDA_CHECK(cudaEventCreateWithFlags(&q.done, cudaEventDisableTiming));
-	CUDA_CHECK(cudaEventRecord(q.done, side_stream));
-	memcpy(r->req.raw, &q, sizeof(q));
-	r->active = true;
+	side_stream_request(nc, r);
+}
+
+void comm_nccl_ireduce_scatterv(const struct comm *c, const void *send, void *recv,
+				const int *counts, const int *displs, enum dtype dt,
+				struct comm_request *r)
+{
+	int dev;
+	ncclComm_t nc = prepare(c, __func__, 0, &dev);
+	r->active = false;
+	r->device = true;
+	size_t es = dtype_size(dt);
+	side_stream_start();
+	NCCL_CHECK(ncclGroupStart());
+	for (int k = 0; k < c->size; k++) {
+		if (!counts[k])
+			continue;
+		const char *from = (const char *)send + (size_t)displs[k] * es;
+		NCCL_CHECK(ncclReduce(from, k == c->rank ? recv : NULL, (size_t)counts[k],
+				      nccl_type(dt), ncclSum, k, nc, side_stream));
+	}
+	NCCL_CHECK(ncclGroupEnd());
+	side_stream_request(nc, r);
+}
+
+void comm_nccl_iallgatherv(const struct comm *c, void *buf, const int *counts,
+			   const int *displs, enum dtype dt, struct comm_request *r)
+{
+	int dev;
+	ncclComm_t nc = prepare(c, __func__, 0, &dev);
+	r->active = false;
+	r->device = true;
+	size_t es = dtype_size(dt);
+	side_stream_start();
+	NCCL_CHECK(ncclGroupStart());
+	for (int k = 0; k < c->size; k++) {
+		if (!counts[k])
+			continue;
+		char *at = (char *)buf + (size_t)displs[k] * es;
+		NCCL_CHECK(ncclBroadcast(at, at, (size_t)counts[k], nccl_type(dt), k, nc,
+					 side_stream));
+	}
+	NCCL_CHECK(ncclGroupEnd());
+	side_stream_request(nc, r);
 }
 
 void comm_nccl_wait(struct comm_request *r)

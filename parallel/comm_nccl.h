@@ -96,7 +96,18 @@ void comm_nccl_broadcast(const struct comm *c, void *buf, int64_t n, enum dtype 
 void comm_nccl_iallreduce(const struct comm *c, void *buf, int64_t n, enum dtype dt,
 			  struct comm_request *r);
 
-/* Completes r from comm_nccl_iallreduce: waits on the host until the
+/* comm_ireduce_scatterv's and comm_iallgatherv's NCCL halves: one
+ * ncclReduce (to rank r) or ncclBroadcast (from rank r) per rank with a
+ * non-empty piece, in one NCCL group on the side stream of
+ * comm_nccl_iallreduce, ordered after the backend's stream the same way.
+ * Completed by comm_nccl_wait. */
+void comm_nccl_ireduce_scatterv(const struct comm *c, const void *send, void *recv,
+				const int *counts, const int *displs, enum dtype dt,
+				struct comm_request *r);
+void comm_nccl_iallgatherv(const struct comm *c, void *buf, const int *counts,
+			   const int *displs, enum dtype dt, struct comm_request *r);
+
+/* Completes r from comm_nccl_iallreduce (or the two above): waits on the host until the
  * collective has finished (watching NCCL's asynchronous errors, as the
  * blocking collectives do), orders the backend's stream after it and
  * releases r's event. */

@@ -1,5 +1,5 @@
 /* test_peft_mpi.c: LoRA fine-tuning under data parallelism: `mpirun -np 2
- * hug train` (and with ZeRO-1) against one process, on the adapters and
+ * hug train` (and with ZeRO-1, 2 and 3) against one process, on the adapters and
  * their optimizer state in the checkpoints. Skipped when hug was built
  * without MPI or mpirun is missing. */
 #include <math.h>
@@ -51,10 +51,14 @@ TEST(peft_mpi_data_parallel_matches_one_process)
 					   "[\"query_key_value\", \"dense_4h_to_h\"]}", 12, NULL);
 	REQUIRE(dir);
 	REQUIRE(train(dir, 1, "one", "") == 0);
+	/* ZeRO-2/3 shard and reduce the adapters only (the frozen base stays
+	 * whole on every rank) */
 	static const char *const runs[][2] = { { "dp2", "" },
-					       { "dp2-zero1", "--set parallel.zero=1" } };
+					       { "dp2-zero1", "--set parallel.zero=1" },
+					       { "dp2-zero2", "--set parallel.zero=2" },
+					       { "dp2-zero3", "--set parallel.zero=3" } };
 	printf("\n");
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 4; i++) {
 		CHECK(train(dir, 2, runs[i][0], runs[i][1]) == 0);
 		double da = file_diff(dir, "one", runs[i][0], "adapter_model.safetensors");
 		double dopt = file_diff(dir, "one", runs[i][0], "optimizer.safetensors");

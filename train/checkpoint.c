@@ -262,8 +262,9 @@ out:
 	return rc;
 }
 
-int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
-		    struct hug_error *err)
+/* checkpoint_save with every parameter whole in its tensor. */
+static int save_whole(const struct trainer *t, const cJSON *history, char **path,
+		      struct hug_error *err)
 {
 	const struct parallel *par = t->par;
 	/* every rank checks its part; all refuse together */
@@ -297,6 +298,19 @@ int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
 		hug_error_set(err, "step %lld: rank 0 could not write the checkpoint",
 			      (long long)t->step);
 	return rc ? -1 : 0;
+}
+
+int checkpoint_save(const struct trainer *t, const cJSON *history, char **path,
+		    struct hug_error *err)
+{
+	/* ZeRO-3 keeps a shard of each parameter: whole for the writer, then
+	 * sharded again (the trainer's communication state, not its contents,
+	 * changes) */
+	struct dist *d = (struct dist *)&t->dist;
+	dist_unshard(d);
+	int rc = save_whole(t, history, path, err);
+	dist_reshard(d);
+	return rc;
 }
 
 char *checkpoint_latest(const char *out_dir)
@@ -415,9 +429,11 @@ int checkpoint_load(struct trainer *t, const char *dir, cJSON **history,
 		    struct hug_error *err)
 {
 	hug_json_init();
+	dist_unshard(&t->dist); /* ZeRO-3: read into whole tensors, then shard */
 	int w = t->lora ? lora_load_weights(t->lora, dir, err)
 		: t->pipe ? pipeline_load_params(t, dir, err)
 			  : scatter_params(t, model_params(&t->model), dir, err);
+	dist_reshard(&t->dist);
 	if (w || scatter_optimizer(t, dir, err) ||
 	    load_state(t, dir, history, err))
 		return -1;

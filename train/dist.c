@@ -14,6 +14,7 @@
 #include "../autograd/backend.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
+#include "zero.h"
 
 static bool trainable(const struct param *p)
 {
@@ -52,13 +53,14 @@ static void make_buckets(struct dist *d, size_t bucket_bytes)
 	}
 }
 
-void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, bool zero,
-	       size_t bucket_bytes)
+void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, int zero,
+	       const char *block_prefix, size_t bucket_bytes)
 {
 	memset(d, 0, sizeof(*d));
 	d->par = par;
 	d->table = pt;
-	d->zero = zero && par->dp > 1;
+	d->level = par->dp > 1 ? zero : 0;
+	d->zero = d->level >= 1;
 	d->offset = hug_malloc((size_t)(pt->n ? pt->n : 1) * sizeof(*d->offset));
 	d->bucket_of = hug_malloc((size_t)(pt->n ? pt->n : 1) * sizeof(*d->bucket_of));
 	d->by_index = hug_malloc((size_t)(pt->n ? pt->n : 1) * sizeof(*d->by_index));
@@ -82,6 +84,10 @@ void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, boo
 	sort_table = NULL;
 	int dp = par->dp;
 	d->chunk = (d->total + dp - 1) / dp;
+	if (d->level >= 2) { /* its own buffers: no flat copy of every gradient */
+		d->z = zero_new(d, d->level, block_prefix);
+		return;
+	}
 	/* no buffers in a world of one: nothing is ever packed */
 	if (dp > 1) {
 		size_t bytes = (size_t)(d->chunk * (dp + 1)) * sizeof(float) +
@@ -99,6 +105,7 @@ void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, boo
 
 void dist_free(struct dist *d)
 {
+	zero_free(d->z);
 	hug_free(d->offset);
 	hug_free(d->bucket_of);
 	hug_free(d->by_index);
@@ -120,8 +127,7 @@ void dist_optim_range(const struct dist *d, int64_t *lo, int64_t *hi)
 		*lo = *hi;
 }
 
-/* The table index of trainable tensor t, or -1. */
-static int index_of(const struct dist *d, const struct tensor *t)
+int dist_index_of(const struct dist *d, const struct tensor *t)
 {
 	int lo = 0, hi = d->n_trainable - 1;
 	while (lo <= hi) {
@@ -170,7 +176,7 @@ static void pack(struct dist *d, int i)
 static void on_leaf_grad(void *state, struct tensor *leaf)
 {
 	struct dist *d = state;
-	int i = index_of(d, leaf);
+	int i = dist_index_of(d, leaf);
 	if (i < 0)
 		return;
 	pack(d, i);
@@ -182,9 +188,43 @@ static void on_leaf_grad(void *state, struct tensor *leaf)
 		comm_test(&d->buckets[k].req);
 }
 
-void dist_arm(struct dist *d, struct ag_ctx *ctx)
+void dist_attach(struct dist *d, struct ag_ctx *ctx)
 {
-	if (d->par->dp <= 1 || d->zero)
+	if (d->z)
+		zero_attach(d->z, ctx);
+}
+
+void dist_before_forward(struct dist *d)
+{
+	if (d->z)
+		zero_before_forward(d->z);
+}
+
+void dist_unshard(struct dist *d)
+{
+	if (d->z)
+		zero_unshard(d->z);
+}
+
+void dist_reshard(struct dist *d)
+{
+	if (d->z)
+		zero_reshard(d->z);
+}
+
+void dist_retarget(struct dist *d, struct optimizer *o)
+{
+	if (d->z)
+		zero_retarget(d->z, o);
+}
+
+void dist_arm(struct dist *d, struct ag_ctx *ctx, bool last)
+{
+	if (d->z) {
+		zero_arm(d->z, ctx);
+		return;
+	}
+	if (d->par->dp <= 1 || d->zero || !last)
 		return;
 	for (int k = 0; k < d->n_buckets; k++) {
 		struct dist_bucket *b = &d->buckets[k];
@@ -243,6 +283,10 @@ void dist_finish_grads(struct dist *d, struct ag_ctx *ctx)
 	ctx->hook_state = NULL;
 	if (d->par->dp <= 1)
 		return;
+	if (d->z) {
+		zero_finish_grads(d->z, ctx);
+		return;
+	}
 	if (d->zero) {
 		finish_zero(d);
 		return;
@@ -279,6 +323,10 @@ double dist_grad_norm(struct dist *d, const struct optimizer *o)
 
 void dist_gather_params(struct dist *d)
 {
+	if (d->z) {
+		zero_after_update(d->z);
+		return;
+	}
 	if (!d->zero)
 		return;
 	struct param_table *pt = d->table;

@@ -13,7 +13,9 @@
  * stream ordered after the backend's stream by events for device buffers
  * (comm_iallreduce); packing and unpacking are the backend's asynchronous
  * copy and scale. ZeRO-1's reduce-scatter and all-gather are blocking and
- * run after backward. */
+ * run after backward. ZeRO-2 and ZeRO-3 (gradients, and parameters,
+ * sharded group by group during the step) are train/zero.h's; the
+ * functions below hand over to it. */
 #ifndef HUG_TRAIN_DIST_H
 #define HUG_TRAIN_DIST_H
 
@@ -32,10 +34,14 @@ struct dist_bucket {
 	struct comm_request req;
 };
 
+struct zero;
+
 struct dist {
 	struct parallel *par;     /* borrowed */
 	struct param_table *table; /* borrowed */
-	bool zero;
+	bool zero;                /* the optimizer state is sharded (ZeRO-1 and up) */
+	int level;                /* parallel.zero in effect: 0 with one data-parallel rank */
+	struct zero *z;           /* ZeRO-2/3 (train/zero.h), or NULL */
 	int64_t total;            /* trainable elements */
 	int64_t chunk;            /* ZeRO: elements per data-parallel rank */
 	int64_t *offset;          /* per table entry: start in the flat order (-1 frozen) */
@@ -53,19 +59,38 @@ struct dist {
 
 /* Sets up the buckets (about bucket_bytes each; 0 picks 4 MiB for host
  * parameters, 32 MiB for device ones) and buffers for the trainable f32
- * parameters of pt. */
-void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, bool zero,
-	       size_t bucket_bytes);
+ * parameters of pt, for ZeRO level `zero` (0-3; 2 and 3 group the
+ * parameters by transformer block, named block_prefix + "<i>.", see
+ * train/zero.h). */
+void dist_init(struct dist *d, struct parallel *par, struct param_table *pt, int zero,
+	       const char *block_prefix, size_t bucket_bytes);
 void dist_free(struct dist *d);
 
 /* The range [lo, hi) of the flattened trainable elements this rank's
  * optimizer updates: everything, or its ZeRO-1 chunk. */
 void dist_optim_range(const struct dist *d, int64_t *lo, int64_t *hi);
 
-/* Before the backward of the last micro-batch of a step: starts each
- * bucket's all-reduce from ctx's gradient hook as soon as it is complete
- * (plain data parallelism with more than one rank; otherwise nothing). */
-void dist_arm(struct dist *d, struct ag_ctx *ctx);
+/* Before the backward of each micro-batch of a step (`last`: the step's
+ * last): starts each bucket's all-reduce from ctx's gradient hook as soon
+ * as it is complete (plain data parallelism with more than one rank, last
+ * micro-batch only); ZeRO-2/3 reduce-scatter every micro-batch's
+ * gradients group by group. Otherwise nothing. */
+void dist_arm(struct dist *d, struct ag_ctx *ctx, bool last);
+
+/* Once, on the step context: ZeRO-3's block hook (autograd's on_block). */
+void dist_attach(struct dist *d, struct ag_ctx *ctx);
+/* Before every forward: ZeRO-3 gathers what the forward needs first. */
+void dist_before_forward(struct dist *d);
+/* ZeRO-3: every parameter whole in the model's own tensors (before a
+ * checkpoint is written or read), and sharded again after. Collective
+ * over the data-parallel group; nothing at other levels. */
+void dist_unshard(struct dist *d);
+void dist_reshard(struct dist *d);
+/* Points the optimizer at ZeRO-2/3's shard buffers (nothing otherwise). */
+void dist_retarget(struct dist *d, struct optimizer *o);
+
+/* The table index of trainable tensor t, or -1. */
+int dist_index_of(const struct dist *d, const struct tensor *t);
 
 /* After that backward: completes the gradient reduction (waits for the
  * buckets and averages; or ZeRO's reduce-scatter into this rank's range)
@@ -76,7 +101,8 @@ void dist_finish_grads(struct dist *d, struct ag_ctx *ctx);
  * over all ranks, each element counted once. */
 double dist_grad_norm(struct dist *d, const struct optimizer *o);
 
-/* ZeRO-1, after the update: every rank receives every updated parameter. */
+/* ZeRO-1 and -2, after the update: every rank receives every updated
+ * parameter (ZeRO-3: the gathered copies become stale). */
 void dist_gather_params(struct dist *d);
 
 #endif

@@ -138,6 +138,10 @@ int pipeline_init(struct trainer *t, struct hug_error *err)
 	if (r->precision != PRECISION_F32)
 		return hug_error_set(err, "%s: precision: \"bf16\" with pipeline parallelism is not "
 				     "supported yet (use \"f32\" or parallel.pipeline 1)", r->path);
+	if (r->zero > 1)
+		return hug_error_set(err, "%s: parallel.zero: %d with pipeline parallelism is not "
+				     "supported yet (use 0 or 1, or parallel.pipeline 1)", r->path,
+				     r->zero);
 	struct model_dims d = model_dims(&t->model);
 	const struct param_table *pt = model_params(&t->model);
 	struct pipeline *p = hug_calloc(1, sizeof(*p));
@@ -304,8 +308,7 @@ static int backward(struct trainer *t, int64_t j, bool last, struct hug_error *e
 {
 	struct pipeline *p = t->pipe;
 	struct pipe_slot *sl = &p->slots[j % p->P];
-	if (last)
-		dist_arm(&t->dist, &sl->ctx);
+	dist_arm(&t->dist, &sl->ctx, last);
 	int rc;
 	if (p->stage.head) {
 		rc = ag_backward(&sl->ctx, sl->root);

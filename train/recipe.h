@@ -67,7 +67,7 @@ struct recipe {
 	enum device device;
 	enum precision precision;
 	int tensor_parallel;             /* parallel.tensor */
-	int zero;                        /* parallel.zero: 0 or 1 */
+	int zero;                        /* parallel.zero: 0-3 */
 	int pipeline_parallel;           /* parallel.pipeline: stages (1: none) */
 	int *pipeline_layers;            /* parallel.pipeline_layers: blocks per stage; NULL: balanced */
 	int n_pipeline_layers;

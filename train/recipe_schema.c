@@ -97,7 +97,7 @@ const struct rkey recipe_keys[] = {
 
 	{ "parallel", RK_OBJECT, "{}", false, 0, 0, false, NULL, "Parallel layout; data parallel degree = processes / (tensor x pipeline)." },
 	INT("parallel.tensor", "1", 1, 4096, "Tensor-parallel degree (Megatron)."),
-	INT("parallel.zero", "0", 0, 1, "1: shard the optimizer state across data-parallel ranks (ZeRO-1)."),
+	INT("parallel.zero", "0", 0, 3, "1: shard the optimizer state across data-parallel ranks (ZeRO-1); 2: also the gradients, reduce-scattered block by block during backward (ZeRO-2); 3: also the parameters, each block gathered just before use (ZeRO-3)."),
 	INT("parallel.pipeline", "1", 1, 4096, "Pipeline stages (1F1B schedule); data parallel degree = processes / (tensor x pipeline); rank order: tensor innermost, then data, then pipeline."),
 	{ "parallel.pipeline_layers", RK_NUMBERS, "null", true, 1, BIG, false, NULL,
 	  "Blocks per pipeline stage, one whole number per stage summing to the model's layers; null: balanced by parameter count." },

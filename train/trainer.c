@@ -177,6 +177,10 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	if (r->peft.enabled && r->tensor_parallel > 1)
 		return hug_error_set(err, "%s: peft: LoRA with tensor parallelism is not supported "
 				     "(use parallel.tensor 1; data parallelism works)", r->path);
+	if (r->zero == 3 && r->precision != PRECISION_F32)
+		return hug_error_set(err, "%s: parallel.zero: 3 with precision \"bf16\" is not "
+				     "supported (the bf16 copy of the weights is made whole; use "
+				     "parallel.zero 2)", r->path);
 	if (r->precision != PRECISION_F32 && r->device != DEV_CUDA)
 		return hug_error_set(err, "%s: precision: \"bf16\" needs device \"cuda\" (the CPU "
 				     "backend computes in f32)", r->path);
@@ -200,10 +204,11 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	struct param_table *trainable = t->lora ? &t->lora->table : model_params(&t->model);
 	if (t->pipe)
 		trainable = pipeline_bind(t);
-	dist_init(&t->dist, t->par, trainable, r->zero, 0);
+	dist_init(&t->dist, t->par, trainable, r->zero, t->model.family->hf_names.block_prefix, 0);
 	int64_t lo, hi;
 	dist_optim_range(&t->dist, &lo, &hi);
 	optim_init_range(&t->opt, &r->optim, trainable, lo, hi);
+	dist_retarget(&t->dist, &t->opt);
 	if (t->lora && t->rank == 0)
 		report_lora(t);
 	if (r->no_decay) { /* the recipe's patterns replace the defaults */
@@ -228,6 +233,7 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	arena_init(&t->batch_mem, "batch", 0, NULL);
 	arena_init(&t->dev_batch_mem, "device-batch", 0, on);
 	ag_ctx_init(&t->ctx, &t->step_mem);
+	dist_attach(&t->dist, &t->ctx);
 	t->ctx.seed = r->seed;
 	int64_t b = r->micro_batch_size, len = r->seq_len;
 	t->inputs = tensor_new(&t->batch_mem, DT_I32, TENSOR_SHAPE(b, len));
@@ -305,6 +311,7 @@ static struct tensor *batch_loss(struct trainer *t)
 		tensor_transfer(t->step_targets, t->targets);
 	}
 	const struct model *m = &t->model;
+	dist_before_forward(&t->dist);
 	if (t->r->precision == PRECISION_BF16) {
 		if (!model_cast(&t->ctx, &t->model, DT_BF16, &t->cast_view))
 			return NULL;
@@ -391,8 +398,8 @@ int trainer_step(struct trainer *t, struct step_result *res, struct hug_error *e
 		 * because the gradient reduction averages over the ranks */
 		struct tensor *loss = batch_loss(t);
 		struct tensor *scaled = ag_scale(&t->ctx, loss, n * (double)t->world / global);
-		if (i == micro - 1) /* reduce gradients while the last backward runs */
-			dist_arm(&t->dist, &t->ctx);
+		/* reduce gradients while the (last) backward runs */
+		dist_arm(&t->dist, &t->ctx, i == micro - 1);
 		if (!scaled || ag_backward(&t->ctx, scaled))
 			return hug_error_set(err, "step %lld: %s", (long long)t->step + 1,
 					     t->ctx.err.msg);

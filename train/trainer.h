@@ -22,7 +22,7 @@ struct trainer {
 	struct recipe *r;              /* borrowed */
 	struct parallel *par;          /* the process layout (borrowed, or &single) */
 	struct parallel single;        /* a world of one, for trainer_init */
-	struct dist dist;              /* gradient reduction, ZeRO-1 */
+	struct dist dist;              /* gradient reduction, ZeRO-1/2/3 */
 	struct pipeline *pipe;         /* pipeline stage (train/pipeline.h), or NULL */
 	int rank, world;               /* data-parallel rank and degree */
 	enum device device;            /* where the model and the step live */

@@ -68,6 +68,12 @@ ncclResult_t ncclReduceScatter(const void *send, void *recv, size_t count, ncclD
 			       ncclRedOp_t op, ncclComm_t comm, cudaStream_t s);
 ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t dt,
 			   int root, ncclComm_t comm, cudaStream_t s);
+ncclResult_t ncclReduce(const void *send, void *recv, size_t count, ncclDataType_t dt,
+			ncclRedOp_t op, int root, ncclComm_t comm, cudaStream_t s);
+/* The emulator runs every collective at its call, in call order on every
+ * rank, so a group has nothing to defer. */
+ncclResult_t ncclGroupStart(void);
+ncclResult_t ncclGroupEnd(void);
 
 #ifdef __cplusplus
 }
