@@ -234,6 +234,7 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	arena_init(&t->dev_batch_mem, "device-batch", 0, on);
 	ag_ctx_init(&t->ctx, &t->step_mem);
 	t->ctx.seed = r->seed;
+	t->ctx.recompute = r->recompute;
 	int64_t b = r->micro_batch_size, len = r->seq_len;
 	t->inputs = tensor_new(&t->batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 	t->targets = tensor_new(&t->batch_mem, DT_I32, TENSOR_SHAPE(b, len));
@@ -291,6 +292,7 @@ void trainer_free(struct trainer *t)
 	}
 	model_free(&t->model);
 	model_view_free(&t->cast_view);
+	ag_ctx_free(&t->ctx);
 	arena_free(&t->step_mem);
 	arena_free(&t->batch_mem);
 	arena_free(&t->dev_batch_mem);
