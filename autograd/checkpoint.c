@@ -28,9 +28,9 @@ void ag_recompute_free(struct ag_ctx *ctx)
 	ctx->rc = NULL;
 }
 
-size_t ag_recompute_scratch_bytes(const struct ag_ctx *ctx)
+size_t ag_recompute_scratch_peak(const struct ag_ctx *ctx)
 {
-	return ctx->rc ? arena_capacity(&ctx->rc->scratch) : 0;
+	return ctx->rc ? ctx->rc->scratch.high_water : 0;
 }
 
 /* What a region changes in the context while it runs. */

@@ -59,8 +59,9 @@ struct tensor *ag_recompute_if(struct ag_ctx *ctx, enum ag_recompute mode,
 struct tensor *ag_attention_rc(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
 			       struct tensor *v, const struct ag_attn_desc *desc);
 
-/* The bytes the scratch arena of ctx's regions holds (0 before the first
- * region): the part of a step's memory that recomputation adds. */
-size_t ag_recompute_scratch_bytes(const struct ag_ctx *ctx);
+/* The most bytes the scratch arena of ctx's regions has held at once (0
+ * before the first region): what recomputation adds to a step's memory,
+ * besides the step arena's own high-water mark. */
+size_t ag_recompute_scratch_peak(const struct ag_ctx *ctx);
 
 #endif

@@ -69,6 +69,17 @@ TEST(mpi_tensor_parallel_llama_families)
 	CHECK(mpirun(2, "tp_family tests/fixtures/mistral-tiny") == 0);
 }
 
+/* Activation recomputation under tensor parallelism (its regions re-run
+ * the forward all-reduces in backward): the same bits as without. */
+TEST(mpi_tensor_parallel_recompute_bit_identical)
+{
+	if (!can_run())
+		SKIP("no MPI build, mpirun or HUG_MPI_TESTS (run through make test)");
+	printf("\n");
+	CHECK(mpirun(2, "tp_recompute tests/fixtures/bloom-tiny-b") == 0);
+	CHECK(mpirun(2, "tp_recompute tests/fixtures/llama-tiny-a") == 0);
+}
+
 /* ---- hug train under mpirun against one process ---- */
 
 #include "../base/alloc.h"

@@ -9,7 +9,11 @@
  *   tp_random       the same on a random model with 6 heads (3 per rank at
  *                   -np 2) and padding
  *   tp_family DIR   tp_parity through the model interface, for a fixture of
- *                   any family (the Llama-style ones: key/value heads split) */
+ *                   any family (the Llama-style ones: key/value heads split)
+ *   tp_recompute DIR  the fixture under tensor parallelism over all ranks,
+ *                   with dropout, trained one step under each activation
+ *                   recomputation mode: each rank's gradients and the loss
+ *                   the same bits as without recomputation */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +23,7 @@
 #include "../../io/hf_checkpoint.h"
 #include "../ag_env.h"
 #include "../bloom_util.h"
+#include "../recompute_util.h"
 #include "../../nn/bloom.h"
 #include "../../parallel/comm.h"
 
@@ -277,6 +282,49 @@ static int tp_family(const char *dir)
 	return rc;
 }
 
+static int tp_recompute(const char *dir)
+{
+	struct hug_error err = { 0 };
+	struct model full = { 0 }, tp = { 0 };
+	struct model_config cfg;
+	if (hf_model_load(dir, DT_F32, true, &full, &err))
+		hug_panic("%s", err.msg);
+	model_config_of(&full, &cfg);
+	if (model_config_set(&cfg, "attention_dropout", 0.1))
+		hug_panic("%s: no attention_dropout", dir);
+	model_config_set(&cfg, "hidden_dropout", 0.1); /* BLOOM only */
+	struct model_tp t = { par.tp_rank, par.tp, comm_collective(&par.tp_group) };
+	model_init(&tp, &cfg, DT_F32, true, &t, NULL);
+	struct param_table *pt = model_params(&tp);
+	for (int i = 0; i < pt->n; i++) {
+		struct param *p = &pt->items[i];
+		param_slice_from_full(p, param_table_find(model_params(&full), p->name)->t, p->t);
+	}
+	struct recompute_result ref, got;
+	int bad = recompute_run(&tp, pt, AG_RECOMPUTE_NONE, 2, &ref) != 0;
+	const char *names[] = { "none", "block", "selective" };
+	for (int k = 1; k < 3 && !bad; k++) {
+		const char *name;
+		bad = recompute_run(&tp, pt, (enum ag_recompute)k, 2, &got) != 0;
+		if (!bad && (recompute_first_diff(pt, &ref, &got, &name) ||
+			     memcmp(&ref.loss, &got.loss, sizeof(double)))) {
+			fprintf(stderr, "rank %d: %s %s: %s differs\n", par.world_rank, dir,
+				names[k], *name ? name : "the loss");
+			bad = 1;
+		}
+		if (!bad)
+			hug_free(got.grads);
+	}
+	comm_allreduce(&par.world, &bad, 1, DT_I32, COMM_MAX);
+	if (parallel_is_main(&par))
+		printf("%s tp=%d: block and selective recomputation give none's bits: %s\n", dir,
+		       par.tp, bad ? "FAIL" : "ok");
+	hug_free(ref.grads);
+	model_free(&tp);
+	model_free(&full);
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	struct hug_error err = { 0 };
@@ -291,8 +339,11 @@ int main(int argc, char **argv)
 		rc = tp_random();
 	else if (argc >= 3 && !strcmp(argv[1], "tp_family"))
 		rc = tp_family(argv[2]);
+	else if (argc >= 3 && !strcmp(argv[1], "tp_recompute"))
+		rc = tp_recompute(argv[2]);
 	else if (parallel_is_main(&par))
-		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random | tp_family DIR\n");
+		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random | tp_family DIR | "
+			"tp_recompute DIR\n");
 	comm_allreduce(&par.world, &rc, 1, DT_I32, COMM_MAX);
 	parallel_finalize(&par);
 	return rc;
