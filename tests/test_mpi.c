@@ -220,6 +220,40 @@ TEST(mpi_train_layouts_match_one_process)
 		train_fixture_rmtree(e.dir);
 }
 
+/* Training with activation recomputation (and dropout) under data
+ * parallelism (the leaf hook sees a region's parameters complete after its
+ * recomputed backward) and tensor parallelism: the same bits as the same
+ * layout without recomputation. */
+TEST(mpi_train_recompute_matches_without)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	printf("\n");
+	const char *runs[][3] = {
+		{ "dp2", "", "none" }, { "dp2-block", "", "block" },
+		{ "tp2", "--set parallel.tensor=2", "none" },
+		{ "tp2-selective", "--set parallel.tensor=2", "selective" },
+	};
+	for (int i = 0; i < 4; i++) {
+		char extra[512];
+		snprintf(extra, sizeof(extra), "--set train.out_dir=%s/%s %s "
+			 "--set model.hidden_dropout=0.1 --set model.attention_dropout=0.1 "
+			 "--set train.activation_checkpointing=%s", e.dir, runs[i][0], runs[i][1],
+			 runs[i][2]);
+		CHECK(train(2, e.recipe, extra) == 0);
+		if (i % 2) {
+			char ref[300], run[300];
+			snprintf(ref, sizeof(ref), "%s/%s", e.dir, runs[i - 1][0]);
+			snprintf(run, sizeof(run), "%s/%s", e.dir, runs[i][0]);
+			compare_runs_within(ref, run, runs[i][0], 0, 0);
+		}
+	}
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
+}
+
 TEST(mpi_resume_across_layouts)
 {
 	if (!can_run() || !getenv("HUG_BIN"))
