@@ -47,6 +47,13 @@ static size_t grad_bytes(const struct param_table *pt)
 int recompute_run(const struct model *m, const struct param_table *pt,
 		  enum ag_recompute mode, int steps, struct recompute_result *r)
 {
+	return recompute_run_cast(m, pt, mode, model_parts(m).dtype, steps, r);
+}
+
+int recompute_run_cast(const struct model *m, const struct param_table *pt,
+		       enum ag_recompute mode, enum dtype dt, int steps,
+		       struct recompute_result *r)
+{
 	enum device dev = model_parts(m).device;
 	const struct arena_allocator *on = ag_device_allocator(dev);
 	const struct ag_backend *be = ag_backend_get(dev);
@@ -67,12 +74,22 @@ int recompute_run(const struct model *m, const struct param_table *pt,
 	memset(r, 0, sizeof(*r));
 	int rc = 0;
 	uint64_t after_first = 0;
+	struct model view = { 0 };
+	const struct model *fm = m;
 	for (int s = 0; s < steps && !rc; s++) {
 		ag_ctx_reset(&ctx);
 		if (s == 1)
 			after_first = hug_alloc_count();
-		struct tensor *logits = model_forward(&ctx, m, in[0], in[1]);
-		struct tensor *loss = model_loss(&ctx, m, logits, in[2]);
+		if (dt != model_parts(m).dtype) {
+			if (!model_cast(&ctx, m, dt, &view)) {
+				fprintf(stderr, "recompute_run: cast: %s\n", ctx.err.msg);
+				rc = -1;
+				break;
+			}
+			fm = &view;
+		}
+		struct tensor *logits = model_forward(&ctx, fm, in[0], in[1]);
+		struct tensor *loss = model_loss(&ctx, fm, logits, in[2]);
 		if (!loss || ag_backward(&ctx, loss)) {
 			fprintf(stderr, "recompute_run: %s\n", ctx.err.msg);
 			rc = -1;
@@ -93,6 +110,7 @@ int recompute_run(const struct model *m, const struct param_table *pt,
 		ag_memcpy(r->grads + off, DEV_CPU, g->data, g->device, tensor_nbytes(g));
 		off += tensor_nbytes(g);
 	}
+	model_view_free(&view);
 	ag_ctx_free(&ctx);
 	arena_free(&step);
 	arena_free(&inputs);

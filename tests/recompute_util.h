@@ -31,6 +31,12 @@ struct recompute_result {
 int recompute_run(const struct model *m, const struct param_table *pt,
 		  enum ag_recompute mode, int steps, struct recompute_result *r);
 
+/* As recompute_run, each step's forward on the model_cast view of m in
+ * float dtype dt (bf16 on CUDA: the mixed-precision step). */
+int recompute_run_cast(const struct model *m, const struct param_table *pt,
+		       enum ag_recompute mode, enum dtype dt, int steps,
+		       struct recompute_result *r);
+
 /* 0 when a and b hold the same bits; else the index+1 of the first
  * parameter of pt whose gradient differs (and its name in *name). */
 int recompute_first_diff(const struct param_table *pt, const struct recompute_result *a,
