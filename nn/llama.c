@@ -292,7 +292,8 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model
 	x = ag_add(ctx, x, row_parallel(ctx, m, l, LLAMA_O, a));
 
 	h = ag_tp_copy(ctx, ag_rmsnorm(ctx, x, l->ln2_w, c->rms_norm_eps), tp);
-	struct tensor *gu[] = { proj(ctx, l, LLAMA_GATE, h), proj(ctx, l, LLAMA_UP, h) };
+	struct tensor *gate = proj(ctx, l, LLAMA_GATE, h); /* before up_proj, as transformers */
+	struct tensor *gu[] = { gate, proj(ctx, l, LLAMA_UP, h) };
 	const struct mlp_out_args mo = { m, *l };
 	return ag_add(ctx, x, ag_recompute_if(ctx, AG_RECOMPUTE_SELECTIVE, mlp_out, &mo,
 					      sizeof(mo), 2, gu));
