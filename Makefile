@@ -128,7 +128,7 @@ endif
 
 MPI_TEST_SRC := $(wildcard tests/mpi/*.c)
 MPI_TEST_OBJ := $(MPI_TEST_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/tests/bloom_util.o \
-	$(BUILD)/obj/tests/ag_env.o
+	$(BUILD)/obj/tests/ag_env.o $(BUILD)/obj/tests/recompute_util.o
 MPI_TESTS := $(BUILD)/bin/hug_mpi_tests
 
 LIB := $(BUILD)/lib/libhug.a

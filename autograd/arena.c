@@ -133,6 +133,15 @@ void arena_reset(struct arena *a)
 		arena_reset(a->meta);
 }
 
+bool arena_holds(const struct arena *a, const void *p)
+{
+	uintptr_t q = (uintptr_t)p;
+	for (const struct arena_chunk *c = a->chunks; c; c = c->next)
+		if (q >= (uintptr_t)c->base && q - (uintptr_t)c->base < c->size)
+			return true;
+	return a->meta && arena_holds(a->meta, p);
+}
+
 size_t arena_capacity(const struct arena *a)
 {
 	size_t total = 0;

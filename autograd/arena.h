@@ -10,6 +10,7 @@
 #ifndef HUG_AUTOGRAD_ARENA_H
 #define HUG_AUTOGRAD_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,10 @@ void *arena_calloc(struct arena *a, size_t size);
 /* Forgets every allocation. If more than one chunk exists, they are freed
  * and replaced by one chunk large enough for the peak usage so far. */
 void arena_reset(struct arena *a);
+
+/* True when p points into memory `a` handed out (its chunks, or those of
+ * its host companion a->meta): tells an arena's tensors from others. */
+bool arena_holds(const struct arena *a, const void *p);
 
 /* Total bytes of chunks currently held. */
 size_t arena_capacity(const struct arena *a);

@@ -24,6 +24,16 @@
 #include "tensor.h"
 #include "transfer.h"
 
+/* Activation recomputation (autograd/checkpoint.h): which parts of a
+ * model's blocks keep their intermediates for backward. */
+enum ag_recompute {
+	AG_RECOMPUTE_NONE,      /* keep everything */
+	AG_RECOMPUTE_BLOCK,     /* keep each block's input, recompute the block */
+	AG_RECOMPUTE_SELECTIVE, /* recompute attention and the MLP activation */
+};
+
+struct ag_recompute_state;
+
 struct ag_ctx {
 	struct arena *step;     /* per-step memory, on the compute device */
 	struct ag_node *tape;   /* most recently recorded node */
@@ -42,6 +52,8 @@ struct ag_ctx {
 	 * gathers that block's parameters there); NULL: none. */
 	void (*on_block)(void *state, int block);
 	void *block_state;
+	enum ag_recompute recompute;    /* read by the families' block loops */
+	struct ag_recompute_state *rc;  /* the engine's, made on first use */
 };
 
 /* A model's forward calls this before each of its blocks. */
@@ -54,6 +66,9 @@ static inline void ag_block_hook(struct ag_ctx *ctx, int block)
 /* Initialises `ctx` over step arena `step`: grad enabled, training mode,
  * seed 0. The context does not own the arena. */
 void ag_ctx_init(struct ag_ctx *ctx, struct arena *step);
+/* Frees what the context made for itself (recomputation's scratch arena);
+ * the step arena stays the caller's. The context may be initialised again. */
+void ag_ctx_free(struct ag_ctx *ctx);
 /* Forgets the tape and the error and resets the step arena. Tensors made in
  * the step arena are invalid afterwards. The RNG offset is kept, so the
  * dropout masks of successive steps differ. */

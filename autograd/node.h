@@ -36,6 +36,8 @@ struct ag_collective {
 };
 
 #define AG_MAX_INPUTS 5
+
+struct ag_region;
 #define AG_MAX_SAVED 2
 #define AG_DIM_ALL (-1000) /* reduce over every dim */
 
@@ -68,6 +70,7 @@ union ag_params {
 	} cross_entropy;
 	struct { int64_t vocab_offset; } embedding; /* global id of local row 0 */
 	struct { const struct ag_collective *coll; } tp;
+	struct { struct ag_region *region; } checkpoint; /* autograd/checkpoint.c */
 };
 
 /* One recorded op. Inputs that are optional (a bias, a mask) may be NULL.

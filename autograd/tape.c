@@ -5,6 +5,7 @@
 
 #include "backend.h"
 #include "profile.h"
+#include "tape_internal.h"
 
 void ag_ctx_init(struct ag_ctx *ctx, struct arena *step)
 {
@@ -14,8 +15,17 @@ void ag_ctx_init(struct ag_ctx *ctx, struct arena *step)
 	ctx->training = true;
 }
 
+void ag_ctx_free(struct ag_ctx *ctx)
+{
+	ag_recompute_free(ctx);
+}
+
 void ag_ctx_reset(struct ag_ctx *ctx)
 {
+	if (ctx->rc) { /* empty unless a region stopped half-way */
+		arena_reset(&ctx->rc->scratch);
+		ctx->rc->inside = false;
+	}
 	ctx->tape = NULL;
 	ctx->n_nodes = 0;
 	hug_error_clear(&ctx->err);
@@ -65,12 +75,25 @@ static bool grad_shared_with_input(const struct ag_node *n)
 	       n->out->grad->data == n->in[0]->grad->data && tensor_numel(n->out) > 0;
 }
 
+/* The tensors node n reads, as far as gradients go: its inputs, or for a
+ * recomputation region every tensor from outside it that needs a gradient
+ * (autograd/checkpoint.c). */
+static int node_n_args(const struct ag_node *n)
+{
+	return n->op == AG_OP_CHECKPOINT ? n->p.checkpoint.region->n_outer : n->n_in;
+}
+
+static struct tensor *node_arg(const struct ag_node *n, int i)
+{
+	return n->op == AG_OP_CHECKPOINT ? n->p.checkpoint.region->outer[i] : n->in[i];
+}
+
 /* Gives every input of `n` that takes part in the gradient a zeroed grad
  * buffer (leaves have theirs already). */
 static void ensure_input_grads(struct ag_ctx *ctx, struct ag_node *n)
 {
-	for (int i = 0; i < n->n_in; i++) {
-		struct tensor *t = n->in[i];
+	for (int i = 0; i < node_n_args(n); i++) {
+		struct tensor *t = node_arg(n, i);
 		if (t && t->requires_grad)
 			grad_buffer(ctx, t);
 	}
@@ -82,19 +105,21 @@ static bool is_grad_leaf(const struct tensor *t)
 }
 
 /* Counts, for every leaf that needs a gradient, the ops that use it. */
-static void count_leaf_uses(struct ag_ctx *ctx, int delta)
+static void count_leaf_uses(struct ag_node *tape, int delta)
 {
-	for (struct ag_node *n = ctx->tape; n; n = n->prev)
-		for (int i = 0; i < n->n_in; i++)
-			if (is_grad_leaf(n->in[i]))
-				n->in[i]->pending = delta ? n->in[i]->pending + delta : 0;
+	for (struct ag_node *n = tape; n; n = n->prev)
+		for (int i = 0; i < node_n_args(n); i++) {
+			struct tensor *t = node_arg(n, i);
+			if (is_grad_leaf(t))
+				t->pending = delta ? t->pending + delta : 0;
+		}
 }
 
 /* After node n's backward: leaves whose last use this was are complete. */
 static void leaves_done(struct ag_ctx *ctx, struct ag_node *n)
 {
-	for (int i = 0; i < n->n_in; i++) {
-		struct tensor *t = n->in[i];
+	for (int i = 0; i < node_n_args(n); i++) {
+		struct tensor *t = node_arg(n, i);
 		if (is_grad_leaf(t) && t->pending > 0 && --t->pending == 0)
 			ctx->on_leaf_grad(ctx->hook_state, t);
 	}
@@ -104,8 +129,8 @@ static void leaves_done(struct ag_ctx *ctx, struct ag_node *n)
 static void leaves_flush(struct ag_ctx *ctx, struct ag_node *tape)
 {
 	for (struct ag_node *n = tape; n; n = n->prev)
-		for (int i = 0; i < n->n_in; i++) {
-			struct tensor *t = n->in[i];
+		for (int i = 0; i < node_n_args(n); i++) {
+			struct tensor *t = node_arg(n, i);
 			if (is_grad_leaf(t) && t->pending > 0) {
 				t->pending = 0;
 				ctx->on_leaf_grad(ctx->hook_state, t);
@@ -113,17 +138,17 @@ static void leaves_flush(struct ag_ctx *ctx, struct ag_node *tape)
 		}
 }
 
-static int run_backward(struct ag_ctx *ctx)
+int ag_tape_run(struct ag_ctx *ctx, struct ag_node *tape, bool hooks)
 {
 	const struct ag_backend *be = ag_backend_get(ctx->step->allocator->device);
-	struct ag_node *tape = ctx->tape;
-	if (ctx->on_leaf_grad) {
-		count_leaf_uses(ctx, 0);
-		count_leaf_uses(ctx, 1);
+	hooks = hooks && ctx->on_leaf_grad;
+	if (hooks) {
+		count_leaf_uses(tape, 0);
+		count_leaf_uses(tape, 1);
 	}
-	for (struct ag_node *n = ctx->tape; n; n = n->prev) {
+	for (struct ag_node *n = tape; n; n = n->prev) {
 		if (!n->out->grad || grad_shared_with_input(n)) {
-			if (ctx->on_leaf_grad)
+			if (hooks)
 				leaves_done(ctx, n);
 			continue; /* nothing flowed into this op's output, or it
 				   * flowed straight into its input's gradient */
@@ -138,11 +163,20 @@ static int run_backward(struct ag_ctx *ctx)
 		double t0 = ag_profile_start(be->device);
 		fn(n);
 		ag_profile_stop_op(n->op, true, be->device, t0);
-		if (ctx->on_leaf_grad)
+		if (ctx->err.set) /* a recomputation region failed */
+			return -1;
+		if (hooks)
 			leaves_done(ctx, n);
 	}
-	if (ctx->on_leaf_grad)
+	if (hooks)
 		leaves_flush(ctx, tape);
+	return 0;
+}
+
+static int run_backward(struct ag_ctx *ctx)
+{
+	if (ag_tape_run(ctx, ctx->tape, true))
+		return -1;
 	ctx->tape = NULL;
 	ctx->n_nodes = 0;
 	return 0;

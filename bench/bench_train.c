@@ -8,7 +8,10 @@
  *                          --seq 128 --batch 8 --steps 20 --warmup 3]
  *                         [--arch llama --kv-heads 2 --ffn 1408]
  * --kv-heads and --ffn set num_key_value_heads and intermediate_size
- * (families that have them; 0: the family's default).
+ * (families that have them; 0: the family's default). --recompute
+ * none|block|selective picks activation recomputation (recipe
+ * train.activation_checkpointing); the step memory (the step arena's
+ * high-water mark plus recomputation's scratch) is printed.
  * Threads: OMP_NUM_THREADS (and OPENBLAS_NUM_THREADS). HUG_PROFILE=1 adds the
  * time per op (autograd/profile.h). */
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include <time.h>
 
 #include "../autograd/autograd.h"
+#include "../autograd/checkpoint.h"
 #include "../autograd/profile.h"
 #include "../autograd/rng.h"
 #include "../nn/model.h"
@@ -40,6 +44,15 @@ int main(int argc, char **argv)
 	long steps = bench_arg(argc, argv, "--steps", 20), warm = bench_arg(argc, argv, "--warmup", 3);
 	long kv = bench_arg(argc, argv, "--kv-heads", 0), ffn = bench_arg(argc, argv, "--ffn", 0);
 	const char *arch = bench_str(argc, argv, "--arch", model_families[0]->name);
+	const char *rc = bench_str(argc, argv, "--recompute", "none");
+	enum ag_recompute mode = !strcmp(rc, "block")     ? AG_RECOMPUTE_BLOCK :
+				 !strcmp(rc, "selective") ? AG_RECOMPUTE_SELECTIVE :
+							    AG_RECOMPUTE_NONE;
+	if (mode == AG_RECOMPUTE_NONE && strcmp(rc, "none")) {
+		fprintf(stderr, "bench_train: --recompute: expected none, block or selective, "
+			"got \"%s\"\n", rc);
+		return 2;
+	}
 	const struct model_family *fam = model_family_find(arch);
 	struct model_config c;
 	struct model_sizes sz = { v, h, (int)l, (int)nh };
@@ -71,6 +84,7 @@ int main(int argc, char **argv)
 	arena_init(&data, "data", 0, NULL);
 	struct ag_ctx ctx;
 	ag_ctx_init(&ctx, &step);
+	ctx.recompute = mode;
 	struct tensor *ids = tensor_new(&data, DT_I32, TENSOR_SHAPE(b, t));
 	struct tensor *tgt = tensor_new(&data, DT_I32, TENSOR_SHAPE(b, t));
 	double t0 = 0;
@@ -102,7 +116,11 @@ int main(int argc, char **argv)
 	       "%.2f steps/s, %.0f tokens/s (threads: OMP_NUM_THREADS=%s)\n",
 	       arch, (long)params, b, t, steps, dt, (double)steps / dt,
 	       (double)(steps * b * t) / dt, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "default");
+	printf("step memory (recompute %s): step arena %.1f MiB + recomputation scratch %.1f MiB\n",
+	       rc, (double)step.high_water / 1048576.0,
+	       (double)ag_recompute_scratch_peak(&ctx) / 1048576.0);
 	ag_profile_report(stdout);
+	ag_ctx_free(&ctx);
 	optim_free(&opt);
 	model_free(&m);
 	arena_free(&step);

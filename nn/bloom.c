@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../autograd/backend.h"
+#include "../autograd/checkpoint.h"
 #include "../autograd/rng.h"
 #include "../base/alloc.h"
 #include "../base/panic.h"
@@ -212,6 +213,22 @@ static const struct bloom_layer *use_layer(struct ag_ctx *ctx, const struct bloo
 	return cast;
 }
 
+/* The MLP after dense_h_to_4h: GeLU, dense_4h_to_h and its adapter, f
+ * (B, T, 4C / tp) -> (B, T, C); a region under selective recomputation
+ * (the activation is not kept). */
+struct mlp_out_args {
+	const struct bloom_model *m;
+	struct tensor *w, *b;
+	const struct lora_adapter *lora;
+};
+
+static struct tensor *mlp_out(struct ag_ctx *ctx, const void *state, struct tensor *const *in)
+{
+	const struct mlp_out_args *a = state;
+	struct tensor *f = ag_gelu(ctx, in[0]);
+	return lora_apply(ctx, f, row_parallel(ctx, a->m, f, a->w, a->b), a->lora);
+}
+
 /* One block: x (B, T, C) -> (B, T, C); NULL on error. Under tensor
  * parallelism the block sees this rank's heads and MLP columns. */
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model *m,
@@ -243,7 +260,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 		.key_mask = mask, .dropout = c->attention_dropout,
 		.head_offset = hl * m->tp.rank, .n_head_total = c->n_head,
 	};
-	struct tensor *a = ag_attention(ctx, q, k, v, &ad);        /* (B, Hl, T, D) */
+	struct tensor *a = ag_attention_rc(ctx, q, k, v, &ad);     /* (B, Hl, T, D) */
 	a = ag_reshape(ctx, ag_permute(ctx, a, to_bhtd), TENSOR_SHAPE(b, t, hl * d));
 	a = lora_apply(ctx, a, row_parallel(ctx, m, a, l->proj_w, l->proj_b), l->lora[BLOOM_PROJ]);
 	a = ag_dropout(ctx, a, c->hidden_dropout);
@@ -253,10 +270,25 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 	struct tensor *in2 = ag_tp_copy(ctx, ln2, tp);                     /* f */
 	struct tensor *f = lora_apply(ctx, in2, ag_linear(ctx, in2, l->fc1_w, l->fc1_b),
 				      l->lora[BLOOM_FC1]);
-	f = ag_gelu(ctx, f);                                               /* (B, T, 4C / tp) */
-	f = lora_apply(ctx, f, row_parallel(ctx, m, f, l->fc2_w, l->fc2_b), l->lora[BLOOM_FC2]);
+	const struct mlp_out_args mo = { m, l->fc2_w, l->fc2_b, l->lora[BLOOM_FC2] };
+	f = ag_recompute_if(ctx, AG_RECOMPUTE_SELECTIVE, mlp_out, &mo, sizeof(mo), 1, &f);
 	f = ag_dropout(ctx, f, c->hidden_dropout);
 	return ag_add(ctx, post ? ln2 : x, f);
+}
+
+/* block_forward as a region body (recomputed under AG_RECOMPUTE_BLOCK). */
+struct block_args {
+	const struct bloom_model *m;
+	int li;
+	struct tensor *mask;
+	struct kv_cache *kv;
+};
+
+static struct tensor *block_region(struct ag_ctx *ctx, const void *state,
+				   struct tensor *const *in)
+{
+	const struct block_args *a = state;
+	return block_forward(ctx, a->m, a->li, in[0], a->mask, a->kv);
 }
 
 /* Checks ids (B, T) and mask (B, T) or NULL; false with ctx->err. */
@@ -304,7 +336,8 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 	}
 	for (int i = st->layer_lo; i < st->layer_hi && x; i++) {
 		ag_block_hook(ctx, i);
-		x = block_forward(ctx, m, i, x, mask, kv);
+		x = ag_recompute_if(ctx, AG_RECOMPUTE_BLOCK, block_region,
+				    &(struct block_args){ m, i, mask, kv }, sizeof(struct block_args), 1, &x);
 	}
 	if (!st->head)
 		return x;

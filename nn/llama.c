@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../autograd/backend.h"
+#include "../autograd/checkpoint.h"
 #include "../autograd/rng.h"
 #include "../autograd/transfer.h"
 #include "../base/alloc.h"
@@ -273,6 +274,20 @@ static struct tensor *heads(struct ag_ctx *ctx, const struct llama_model *m,
 	return rotate ? ag_rope(ctx, x, pos, m->inv_freq) : x;
 }
 
+/* The MLP after gate_proj and up_proj: SwiGLU, down_proj and its adapter,
+ * gate and up (B, T, I / tp) -> (B, T, C); a region under selective
+ * recomputation (the activation is not kept). */
+struct mlp_out_args {
+	const struct llama_model *m;
+	struct llama_layer l;
+};
+
+static struct tensor *mlp_out(struct ag_ctx *ctx, const void *state, struct tensor *const *in)
+{
+	const struct mlp_out_args *a = state;
+	return row_parallel(ctx, a->m, &a->l, LLAMA_DOWN, ag_swiglu(ctx, in[0], in[1]));
+}
+
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model *m, int li,
 				    struct tensor *x, struct tensor *mask, struct tensor *pos,
 				    struct kv_cache *kv)
@@ -304,14 +319,32 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model
 		.head_offset = hl * m->tp.rank, .n_head_total = c->n_head,
 		.window = c->sliding_window,
 	};
-	struct tensor *a = ag_attention(ctx, q, k, v, &ad);         /* (B, Hl, T, D) */
+	struct tensor *a = ag_attention_rc(ctx, q, k, v, &ad);      /* (B, Hl, T, D) */
 	const int to_bthd[] = { 0, 2, 1, 3 };
 	a = ag_reshape(ctx, ag_permute(ctx, a, to_bthd), TENSOR_SHAPE(b, t, hl * d));
 	x = ag_add(ctx, x, row_parallel(ctx, m, l, LLAMA_O, a));
 
 	h = ag_tp_copy(ctx, ag_rmsnorm(ctx, x, l->ln2_w, c->rms_norm_eps), tp);
-	struct tensor *f = ag_swiglu(ctx, proj(ctx, l, LLAMA_GATE, h), proj(ctx, l, LLAMA_UP, h));
-	return ag_add(ctx, x, row_parallel(ctx, m, l, LLAMA_DOWN, f));
+	struct tensor *gate = proj(ctx, l, LLAMA_GATE, h); /* before up_proj, as transformers */
+	struct tensor *gu[] = { gate, proj(ctx, l, LLAMA_UP, h) };
+	const struct mlp_out_args mo = { m, *l };
+	return ag_add(ctx, x, ag_recompute_if(ctx, AG_RECOMPUTE_SELECTIVE, mlp_out, &mo,
+					      sizeof(mo), 2, gu));
+}
+
+/* block_forward as a region body (recomputed under AG_RECOMPUTE_BLOCK). */
+struct block_args {
+	const struct llama_model *m;
+	int li;
+	struct tensor *mask, *pos;
+	struct kv_cache *kv;
+};
+
+static struct tensor *block_region(struct ag_ctx *ctx, const void *state,
+				   struct tensor *const *in)
+{
+	const struct block_args *a = state;
+	return block_forward(ctx, a->m, a->li, in[0], a->mask, a->pos, a->kv);
 }
 
 /* Position ids (B, T) i32 in the step arena: cumsum(mask) - 1 clamped at
@@ -444,7 +477,9 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct llama_model *m,
 	}
 	for (int i = st->layer_lo; i < st->layer_hi && x; i++) {
 		ag_block_hook(ctx, i);
-		x = block_forward(ctx, m, i, x, mask, pos, kv);
+		x = ag_recompute_if(ctx, AG_RECOMPUTE_BLOCK, block_region,
+				    &(struct block_args){ m, i, mask, pos, kv },
+				    sizeof(struct block_args), 1, &x);
 	}
 	if (!st->head)
 		return x;

@@ -10,6 +10,7 @@ void ag_env_init(struct ag_env *e, size_t step_chunk)
 
 void ag_env_free(struct ag_env *e)
 {
+	ag_ctx_free(&e->ctx);
 	arena_free(&e->step);
 	arena_free(&e->model);
 }

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "../autograd/checkpoint.h"
 #include "../base/panic.h"
 #include "../nn/bloom.h"
 #include "test_cuda_util.h"
@@ -306,6 +307,37 @@ static struct tensor *run_tp_reduce(struct ag_ctx *ctx, struct tensor **in, cons
 	return ag_tp_reduce(ctx, in[0], &pair);
 }
 
+/* A recomputation region (autograd/checkpoint.h) over x, w, b:
+ * dropout(gelu(layernorm(x, w, b)), p = da) * x, x read twice, returned as
+ * a transposed view (the region's output is copied to the step arena). */
+static struct tensor *ckpt_body(struct ag_ctx *ctx, const void *state, struct tensor *const *in)
+{
+	const double *p = state;
+	struct tensor *h = ag_gelu(ctx, ag_layernorm(ctx, in[0], in[1], in[2], 1e-5));
+	return ag_transpose(ctx, ag_mul(ctx, ag_dropout(ctx, h, *p), in[0]), 0, 2);
+}
+
+static struct tensor *run_checkpoint(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
+{
+	return ag_checkpoint(ctx, ckpt_body, &c->da, sizeof(c->da), 3, in);
+}
+
+/* Attention under selective recomputation (ag_attention_rc): q, k, v,
+ * slopes, mask; causal; dropout p = da. */
+static struct tensor *run_checkpoint_attention(struct ag_ctx *ctx, struct tensor **in,
+					       const struct op_case *c)
+{
+	const struct ag_attn_desc d = {
+		.pos_bias = AG_POS_BIAS_ALIBI, .slopes = in[3], .causal = true,
+		.key_mask = in[4], .dropout = c->da,
+	};
+	enum ag_recompute was = ctx->recompute;
+	ctx->recompute = AG_RECOMPUTE_SELECTIVE;
+	struct tensor *o = ag_attention_rc(ctx, in[0], in[1], in[2], &d);
+	ctx->recompute = was;
+	return o;
+}
+
 /* gelu(layernorm(x)) + x, summed over the last dim: x's gradient arrives
  * twice (accumulate), through a reduction. */
 static struct tensor *run_composite(struct ag_ctx *ctx, struct tensor **in,
@@ -472,6 +504,10 @@ const struct op_case op_cases[] = {
 	 * nothing (one process): identity forward and backward, in kernels */
 	{ "tp_copy", run_tp_copy, { F(3, 5, 7) }, 0, 0, 0, 0, 0, false, 0, false },
 	{ "tp_reduce", run_tp_reduce, { F(3, 5, 7) }, 0, 0, 0, 0, 0, false, 0, false },
+	{ "checkpoint", run_checkpoint, { FS(2, 3, 5, 7), F(7), F(7) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
+	{ "checkpoint_dropout", run_checkpoint, { FS(2, 3, 5, 7), F(7), F(7) }, 1e-5, 2e-2, 0, 0, 0.3, true, 0, false },
+	{ "checkpoint_attention", run_checkpoint_attention,
+	  { F(2, 3, 6, 4), F(2, 3, 6, 4), F(2, 3, 6, 4), SLOPES(3), MASK(2, 6) }, 1e-5, 3e-2, 0, 0, 0.2, true, 0, false },
 	{ "composite", run_composite, { FS(2, 3, 5, 7), F(7), F(7) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
 };
 const int op_n_cases = (int)(sizeof(op_cases) / sizeof(op_cases[0]));

@@ -85,6 +85,17 @@ TEST(mpi_tensor_parallel_memory_plan)
 	CHECK(mpirun(4, "tp_plan") == 0);
 }
 
+/* Activation recomputation under tensor parallelism (its regions re-run
+ * the forward all-reduces in backward): the same bits as without. */
+TEST(mpi_tensor_parallel_recompute_bit_identical)
+{
+	if (!can_run())
+		SKIP("no MPI build, mpirun or HUG_MPI_TESTS (run through make test)");
+	printf("\n");
+	CHECK(mpirun(2, "tp_recompute tests/fixtures/bloom-tiny-b") == 0);
+	CHECK(mpirun(2, "tp_recompute tests/fixtures/llama-tiny-a") == 0);
+}
+
 /* ---- hug train under mpirun against one process ---- */
 
 #include "../base/alloc.h"
@@ -517,6 +528,9 @@ TEST(mpi_pipeline_matches_one_process)
 	REQUIRE(pipe_with_ref(&e, "") == 0);
 	run_layout(&e, 2, "pp2", PIPE_SET "--set parallel.pipeline=2");
 	run_layout(&e, 4, "pp4", PIPE_SET "--set parallel.pipeline=4");
+	/* each in-flight micro-batch's tape recomputes its blocks */
+	run_layout(&e, 2, "pp2-block", PIPE_SET "--set parallel.pipeline=2 "
+		   "--set train.activation_checkpointing=block");
 	char ref[300], run[300];
 	snprintf(ref, sizeof(ref), "%s/ref", e.dir);
 	snprintf(run, sizeof(run), "%s/pp4", e.dir);
@@ -779,4 +793,46 @@ TEST(mpi_cuda_train_zero23_match_one_gpu)
 	if (!test_failed_now())
 		train_fixture_rmtree(e.dir);
 #endif
+}
+
+/* Training with activation recomputation (and dropout) under data
+ * parallelism (the leaf hook sees a region's parameters complete after its
+ * recomputed backward) and tensor parallelism: the same bits as the same
+ * layout without recomputation. ZeRO-2/3 with recomputation is refused,
+ * naming both keys. */
+TEST(mpi_train_recompute_matches_without)
+{
+	if (!can_run() || !getenv("HUG_BIN"))
+		SKIP("no MPI build, mpirun or HUG_BIN (run through make test)");
+	struct layout_env e;
+	REQUIRE(layout_setup(&e) == 0);
+	printf("\n");
+	const char *runs[][3] = {
+		{ "dp2", "", "none" }, { "dp2-block", "", "block" },
+		{ "tp2", "--set parallel.tensor=2", "none" },
+		{ "tp2-selective", "--set parallel.tensor=2", "selective" },
+	};
+	for (int i = 0; i < 4; i++) {
+		char extra[512];
+		snprintf(extra, sizeof(extra), "--set train.out_dir=%s/%s %s "
+			 "--set model.hidden_dropout=0.1 --set model.attention_dropout=0.1 "
+			 "--set train.activation_checkpointing=%s", e.dir, runs[i][0], runs[i][1],
+			 runs[i][2]);
+		CHECK(train(2, e.recipe, extra) == 0);
+		if (i % 2) {
+			char ref[300], run[300];
+			snprintf(ref, sizeof(ref), "%s/%s", e.dir, runs[i - 1][0]);
+			snprintf(run, sizeof(run), "%s/%s", e.dir, runs[i][0]);
+			compare_runs_within(ref, run, runs[i][0], 0, 0);
+		}
+	}
+	char extra[512], cmd[1024], out[4096];
+	snprintf(extra, sizeof(extra), "--set train.out_dir=%s/z --set parallel.zero=2 "
+		 "--set train.activation_checkpointing=block", e.dir);
+	snprintf(cmd, sizeof(cmd), MPI_ENV "mpirun -np 2 --oversubscribe %s train %s %s 2>&1",
+		 getenv("HUG_BIN"), e.recipe, extra);
+	CHECK(test_run_command(cmd, out, sizeof(out)) != 0);
+	CHECK(strstr(out, "train.activation_checkpointing") && strstr(out, "parallel.zero 2"));
+	if (!test_failed_now())
+		train_fixture_rmtree(e.dir);
 }

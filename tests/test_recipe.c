@@ -75,7 +75,15 @@ TEST(recipe_defaults_and_fields)
 	CHECK(!r.peft.enabled && r.tensor_parallel == 1);
 	CHECK(!strcmp(r.out_dir, "runs/hug") && r.seed == 1234);
 	CHECK(r.json && strstr(r.json, "\"seq_len\""));
+	CHECK(r.recompute == AG_RECOMPUTE_NONE);
 	recipe_free(&r);
+	const char *modes[] = { "train.activation_checkpointing=block",
+				"train.activation_checkpointing=selective" };
+	for (int k = 0; k < 2; k++) {
+		REQUIRE(parse("", &modes[k], 1, 1, &r, &err) == 0);
+		CHECK(r.recompute == (k ? AG_RECOMPUTE_SELECTIVE : AG_RECOMPUTE_BLOCK));
+		recipe_free(&r);
+	}
 }
 
 TEST(recipe_set_overrides)

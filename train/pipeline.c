@@ -176,6 +176,7 @@ int pipeline_init(struct trainer *t, struct hug_error *err)
 		arena_init(&sl->mem, "pipeline-slot", 0, ag_device_allocator(t->device));
 		ag_ctx_init(&sl->ctx, &sl->mem);
 		sl->ctx.seed = r->seed;
+		sl->ctx.recompute = r->recompute;
 		sl->buf = hug_malloc(bytes);
 	}
 	param_table_init(&p->table);
@@ -206,6 +207,7 @@ void pipeline_free(struct pipeline *p)
 		return;
 	for (int i = 0; p->slots && i < p->P; i++) {
 		comm_wait(&p->slots[i].send);
+		ag_ctx_free(&p->slots[i].ctx);
 		arena_free(&p->slots[i].mem);
 		hug_free(p->slots[i].buf);
 	}

@@ -509,6 +509,12 @@ static int parse_run(struct rparse *rp, struct recipe *r, int world)
 	const cJSON *prec = value(rp, "precision", &scratch);
 	r->precision = !strcmp(prec->valuestring, "bf16") ? PRECISION_BF16 : PRECISION_F32;
 	cJSON_Delete(scratch);
+	scratch = NULL;
+	const cJSON *ac = value(rp, "train.activation_checkpointing", &scratch);
+	r->recompute = !strcmp(ac->valuestring, "block")     ? AG_RECOMPUTE_BLOCK :
+		       !strcmp(ac->valuestring, "selective") ? AG_RECOMPUTE_SELECTIVE :
+							       AG_RECOMPUTE_NONE;
+	cJSON_Delete(scratch);
 	int64_t seed;
 	if (get_i64(rp, "batch.micro_batch_size", &r->micro_batch_size) ||
 	    get_i64(rp, "batch.global_batch_size", &r->global_batch_size) ||

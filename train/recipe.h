@@ -79,6 +79,7 @@ struct recipe {
 	uint64_t seed;
 	bool skip_nonfinite;             /* skip a step with a non-finite loss or gradient */
 	bool tensorboard;                /* train.tensorboard: event files in out_dir */
+	enum ag_recompute recompute;     /* train.activation_checkpointing */
 	int64_t max_skipped_steps;       /* stop after this many consecutive skips (>= 1) */
 	double peak_tflops;              /* 0: unknown (no MFU) */
 	int64_t sample_tokens;           /* tokens generated per prompt at the end (0: none) */

@@ -127,6 +127,10 @@ const struct rkey recipe_keys[] = {
 	  "Peak TFLOP/s of one device, for MFU in the logs; null: MFU not reported." },
 	INT("train.sample_tokens", "0", 0, 100000, "Tokens generated for each sample prompt at the end (needs data.tokenizer)."),
 	{ "train.sample_prompts", RK_STRINGS, "[]", false, 0, 0, false, NULL, "Prompts for the end-of-run samples." },
+	{ "train.activation_checkpointing", RK_ENUM, "\"none\"", false, 0, 0, false, "none|block|selective",
+	  "Activation recomputation: `block` keeps only each block's input and recomputes the block in backward; "
+	  "`selective` recomputes attention (its probabilities are not kept) and the MLP activation. "
+	  "Gradients are the same bits either way; it trades compute for memory." },
 	{ "train.tensorboard", RK_BOOL, "true", false, 0, 0, false, NULL,
 	  "Also write TensorBoard event files (scalars of metrics.jsonl, the samples as text) into out_dir." },
 };

@@ -177,6 +177,12 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	if (r->peft.enabled && r->tensor_parallel > 1)
 		return hug_error_set(err, "%s: peft: LoRA with tensor parallelism is not supported "
 				     "(use parallel.tensor 1; data parallelism works)", r->path);
+	if (r->zero >= 2 && r->recompute != AG_RECOMPUTE_NONE)
+		return hug_error_set(err, "%s: train.activation_checkpointing: \"%s\" with "
+				     "parallel.zero %d is not supported yet (ZeRO-2/3's gradient "
+				     "and parameter rings do not follow a recomputed block; use "
+				     "parallel.zero 0 or 1, or \"none\")", r->path,
+				     r->recompute == AG_RECOMPUTE_BLOCK ? "block" : "selective", r->zero);
 	if (r->zero == 3 && r->precision != PRECISION_F32)
 		return hug_error_set(err, "%s: parallel.zero: 3 with precision \"bf16\" is not "
 				     "supported (the bf16 copy of the weights is made whole; use "
@@ -235,6 +241,7 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 	ag_ctx_init(&t->ctx, &t->step_mem);
 	dist_attach(&t->dist, &t->ctx);
 	t->ctx.seed = r->seed;
+	t->ctx.recompute = r->recompute;
 	int64_t b = r->micro_batch_size, len = r->seq_len;
 	t->inputs = tensor_new(&t->batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 	t->targets = tensor_new(&t->batch_mem, DT_I32, TENSOR_SHAPE(b, len));
@@ -293,6 +300,7 @@ void trainer_free(struct trainer *t)
 	}
 	model_free(&t->model);
 	model_view_free(&t->cast_view);
+	ag_ctx_free(&t->ctx);
 	arena_free(&t->step_mem);
 	arena_free(&t->batch_mem);
 	arena_free(&t->dev_batch_mem);

@@ -15,7 +15,12 @@
  *                   over 1 key/value head, q/k/v biases, untied head): the
  *                   key/value head replicated over every rank
  *   tp_plan         the memory plan's step terms against the step arena
- *                   (tests/mpi/mpi_plan.c) */
+ *                   (tests/mpi/mpi_plan.c)
+ *   tp_recompute DIR  the fixture under tensor parallelism over all ranks,
+ *                   with dropout, trained one step under each activation
+ *                   recomputation mode: each rank's gradients and the loss
+ *                   the same bits as without recomputation */
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +30,7 @@
 #include "../../io/hf_checkpoint.h"
 #include "../ag_env.h"
 #include "../bloom_util.h"
+#include "../recompute_util.h"
 #include "../../nn/bloom.h"
 #include "../../parallel/comm.h"
 
@@ -333,6 +339,50 @@ static int tp_mqa(void)
 
 int mpi_tp_plan(const struct parallel *par); /* mpi_plan.c */
 
+static int tp_recompute(const char *dir)
+{
+	struct hug_error err = { 0 };
+	struct model full = { 0 }, tp = { 0 };
+	struct model_config cfg;
+	if (hf_model_load(dir, DT_F32, true, &full, &err))
+		hug_panic("%s", err.msg);
+	model_config_of(&full, &cfg);
+	if (model_config_set(&cfg, "attention_dropout", 0.1))
+		hug_panic("%s: no attention_dropout", dir);
+	model_config_set(&cfg, "hidden_dropout", 0.1); /* BLOOM only */
+	struct model_tp t = { .rank = par.tp_rank, .size = par.tp,
+			      .coll = comm_collective(&par.tp_group) };
+	model_init(&tp, &cfg, DT_F32, true, &t, NULL);
+	struct param_table *pt = model_params(&tp);
+	for (int i = 0; i < pt->n; i++) {
+		struct param *p = &pt->items[i];
+		param_slice_from_full(p, param_table_find(model_params(&full), p->name)->t, p->t);
+	}
+	struct recompute_result ref, got;
+	int bad = recompute_run(&tp, pt, AG_RECOMPUTE_NONE, 2, &ref) != 0;
+	const char *names[] = { "none", "block", "selective" };
+	for (int k = 1; k < 3 && !bad; k++) {
+		const char *name;
+		bad = recompute_run(&tp, pt, (enum ag_recompute)k, 2, &got) != 0;
+		if (!bad && (recompute_first_diff(pt, &ref, &got, &name) ||
+			     memcmp(&ref.loss, &got.loss, sizeof(double)))) {
+			fprintf(stderr, "rank %d: %s %s: %s differs\n", par.world_rank, dir,
+				names[k], *name ? name : "the loss");
+			bad = 1;
+		}
+		if (!bad)
+			hug_free(got.grads);
+	}
+	comm_allreduce(&par.world, &bad, 1, DT_I32, COMM_MAX);
+	if (parallel_is_main(&par))
+		printf("%s tp=%d: block and selective recomputation give none's bits: %s\n", dir,
+		       par.tp, bad ? "FAIL" : "ok");
+	hug_free(ref.grads);
+	model_free(&tp);
+	model_free(&full);
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	struct hug_error err = { 0 };
@@ -351,8 +401,11 @@ int main(int argc, char **argv)
 		rc = tp_mqa();
 	else if (argc >= 2 && !strcmp(argv[1], "tp_plan"))
 		rc = mpi_tp_plan(&par);
+	else if (argc >= 3 && !strcmp(argv[1], "tp_recompute"))
+		rc = tp_recompute(argv[2]);
 	else if (parallel_is_main(&par))
-		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random | tp_family DIR | tp_mqa | tp_plan\n");
+		fprintf(stderr, "usage: hug_mpi_tests tp_parity DIR | tp_random | tp_family DIR | "
+			"tp_mqa | tp_plan | tp_recompute DIR\n");
 	comm_allreduce(&par.world, &rc, 1, DT_I32, COMM_MAX);
 	parallel_finalize(&par);
 	return rc;
