@@ -215,7 +215,7 @@ static const struct bloom_layer *use_layer(struct ag_ctx *ctx, const struct bloo
  * parallelism the block sees this rank's heads and MLP columns. */
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 				    int li, struct tensor *x, struct tensor *mask,
-				    struct kv_cache *kv)
+				    struct tensor *segs, struct kv_cache *kv)
 {
 	struct bloom_layer cast;
 	const struct bloom_layer *l = use_layer(ctx, m, li, &cast);
@@ -240,7 +240,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 	const struct ag_attn_desc ad = {
 		.pos_bias = AG_POS_BIAS_ALIBI, .slopes = m->slopes, .causal = true,
 		.key_mask = mask, .dropout = c->attention_dropout,
-		.head_offset = hl * m->tp.rank, .n_head_total = c->n_head,
+		.head_offset = hl * m->tp.rank, .n_head_total = c->n_head, .segments = segs,
 	};
 	struct tensor *a = ag_attention(ctx, q, k, v, &ad);        /* (B, Hl, T, D) */
 	a = ag_reshape(ctx, ag_permute(ctx, a, to_bhtd), TENSOR_SHAPE(b, t, hl * d));
@@ -258,14 +258,21 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 	return ag_add(ctx, post ? ln2 : x, f);
 }
 
-/* The forward pass, over a KV cache when kv is not NULL. */
+/* The forward pass, over a KV cache when kv is not NULL; packed documents
+ * (segs (B, T) i32 document ids, no KV cache) when segs is not NULL. */
 static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			      struct tensor *ids, struct tensor *mask,
-			      struct kv_cache *kv)
+			      struct tensor *segs, struct kv_cache *kv)
 {
 	char d0[64], d1[64];
 	if (ctx->err.set)
 		return NULL;
+	if (segs && (kv || !ids || !tensor_same_shape(ids, segs))) {
+		hug_error_set(&ctx->err, "bloom: segments must be (B, T) like ids, without a "
+			      "KV cache: segments are %s",
+			      tensor_describe(segs, d0, sizeof(d0)));
+		return NULL;
+	}
 	if (!ids || ids->ndim != 2 || (mask && !tensor_same_shape(ids, mask))) {
 		hug_error_set(&ctx->err, "bloom: ids must be (B, T) and mask (B, T) or NULL: "
 			      "ids is %s, mask is %s",
@@ -289,7 +296,7 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 		mask = ag_slice(ctx, kv->mask, 1, 0, kv->len + ids->shape[1]);
 	}
 	for (int i = 0; i < c->n_layer && x; i++)
-		x = block_forward(ctx, m, i, x, mask, kv);
+		x = block_forward(ctx, m, i, x, mask, segs, kv);
 	if (x)
 		x = ag_layernorm(ctx, x, use_param(ctx, m, m->lnf_w), use_param(ctx, m, m->lnf_b),
 				 c->layer_norm_epsilon);
@@ -311,7 +318,14 @@ struct tensor *bloom_loss(struct ag_ctx *ctx, const struct bloom_model *m,
 struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			     struct tensor *ids, struct tensor *mask)
 {
-	return forward(ctx, m, ids, mask, NULL);
+	return forward(ctx, m, ids, mask, NULL, NULL);
+}
+
+struct tensor *bloom_forward_packed(struct ag_ctx *ctx, const struct bloom_model *m,
+				    struct tensor *ids, struct tensor *mask,
+				    struct tensor *segs)
+{
+	return forward(ctx, m, ids, mask, segs, NULL);
 }
 
 void bloom_kv_cache_init(struct kv_cache *kv, const struct bloom_model *m,
@@ -341,7 +355,7 @@ struct tensor *bloom_forward_cached(struct ag_ctx *ctx, const struct bloom_model
 			      (long long)kv->batch, (long long)kv->len, (long long)kv->max_len);
 		return NULL;
 	}
-	return forward(ctx, m, ids, mask, kv);
+	return forward(ctx, m, ids, mask, NULL, kv);
 }
 
 struct tensor *bloom_lm_loss(struct ag_ctx *ctx, struct tensor *logits,

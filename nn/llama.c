@@ -247,7 +247,7 @@ static struct tensor *heads(struct ag_ctx *ctx, const struct llama_model *m,
 
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model *m, int li,
 				    struct tensor *x, struct tensor *mask, struct tensor *pos,
-				    struct kv_cache *kv)
+				    struct tensor *segs, struct kv_cache *kv)
 {
 	struct llama_layer cast;
 	const struct llama_layer *l = use_layer(ctx, m, li, &cast);
@@ -269,7 +269,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model
 		.pos_bias = AG_POS_BIAS_NONE, .causal = true, .key_mask = mask,
 		.dropout = c->attention_dropout,
 		.head_offset = hl * m->tp.rank, .n_head_total = c->n_head,
-		.window = c->sliding_window,
+		.window = c->sliding_window, .segments = segs,
 	};
 	struct tensor *a = ag_attention(ctx, q, k, v, &ad);         /* (B, Hl, T, D) */
 	const int to_bthd[] = { 0, 2, 1, 3 };
@@ -283,9 +283,11 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model
 
 /* Position ids (B, T) i32 in the step arena: cumsum(mask) - 1 clamped at
  * 0 over all n positions of `host_mask` (B rows of stride `ld`; NULL: no
- * padding), of which the last T are returned. */
+ * padding), of which the last T are returned. With host_segs (B, T)
+ * document ids (n == T == ld), the sum restarts where the id changes: each
+ * packed document counts from 0. */
 static struct tensor *positions(struct ag_ctx *ctx, const int32_t *host_mask, int64_t ld,
-				int64_t b, int64_t n, int64_t t)
+				int64_t b, int64_t n, int64_t t, const int32_t *host_segs)
 {
 	struct tensor *pos = tensor_new(ctx->step, DT_I32, TENSOR_SHAPE(b, t));
 	int32_t *p = pos->device == DEV_CPU ? pos->data
@@ -293,6 +295,8 @@ static struct tensor *positions(struct ag_ctx *ctx, const int32_t *host_mask, in
 	for (int64_t i = 0; i < b; i++) {
 		int64_t cum = 0;
 		for (int64_t j = 0; j < n; j++) {
+			if (host_segs && j > 0 && host_segs[i * t + j] != host_segs[i * t + j - 1])
+				cum = 0;
 			cum += host_mask ? host_mask[i * ld + j] != 0 : 1;
 			if (j >= n - t)
 				p[i * t + j - (n - t)] = (int32_t)(cum > 0 ? cum - 1 : 0);
@@ -356,12 +360,18 @@ static struct tensor *embed(struct ag_ctx *ctx, const struct llama_model *m,
 }
 
 struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
-			     struct tensor *ids, struct tensor *mask,
+			     struct tensor *ids, struct tensor *mask, struct tensor *segs,
 			     struct kv_cache *kv)
 {
 	char d0[64], d1[64];
 	if (ctx->err.set)
 		return NULL;
+	if (segs && (kv || !ids || !tensor_same_shape(ids, segs) || segs->dtype != DT_I32)) {
+		hug_error_set(&ctx->err, "llama: segments must be (B, T) i32 like ids, without a "
+			      "KV cache: segments are %s",
+			      tensor_describe(segs, d0, sizeof(d0)));
+		return NULL;
+	}
 	if (!ids || ids->ndim != 2 || ids->dtype != DT_I32 ||
 	    (mask && (!tensor_same_shape(ids, mask) || mask->dtype != DT_I32))) {
 		hug_error_set(&ctx->err, "llama: ids must be (B, T) i32 and mask (B, T) i32 or "
@@ -398,14 +408,15 @@ struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
 		else
 			be->fill(dst, 1.0);
 		mask = ag_slice(ctx, kv->mask, 1, 0, kv->len + t);
-		pos = positions(ctx, kv->host_mask, kv->max_len, b, kv->len + t, t);
+		pos = positions(ctx, kv->host_mask, kv->max_len, b, kv->len + t, t, NULL);
 	} else {
-		pos = positions(ctx, mask ? host_i32(ctx, mask) : NULL, t, b, t, t);
+		pos = positions(ctx, mask ? host_i32(ctx, mask) : NULL, t, b, t, t,
+				segs ? host_i32(ctx, segs) : NULL);
 	}
 	struct tensor *x = embed(ctx, m, ids);                        /* (B, T, C) */
 	x = ag_tp_reduce(ctx, x, m->tp.coll);
 	for (int i = 0; i < m->cfg.n_layer && x; i++)
-		x = block_forward(ctx, m, i, x, mask, pos, kv);
+		x = block_forward(ctx, m, i, x, mask, pos, segs, kv);
 	if (x)
 		x = ag_rmsnorm(ctx, x, use_param(ctx, m, m->norm_w), m->cfg.rms_norm_eps);
 	if (kv && x)

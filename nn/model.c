@@ -297,7 +297,14 @@ void model_view_free(struct model *view)
 struct tensor *model_forward(struct ag_ctx *ctx, const struct model *m, struct tensor *ids,
 			     struct tensor *mask)
 {
-	return m->family->forward(ctx, m->impl, ids, mask);
+	const struct model_batch b = { .ids = ids, .mask = mask };
+	return m->family->forward(ctx, m->impl, &b);
+}
+
+struct tensor *model_forward_batch(struct ag_ctx *ctx, const struct model *m,
+				   const struct model_batch *b)
+{
+	return m->family->forward(ctx, m->impl, b);
 }
 
 struct tensor *model_loss(struct ag_ctx *ctx, const struct model *m, struct tensor *logits,
