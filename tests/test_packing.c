@@ -5,7 +5,9 @@
  * batch equal within 1e-5 to the document's loss run alone, for BLOOM
  * (ALiBi distances restart per document) and the Llama families (RoPE
  * position ids restart; Mistral's sliding window; Qwen3's QK-norm), under
- * the default (tiled) and the exact attention kernels. */
+ * the default (tiled) and the exact attention kernels; and the trainer
+ * with data.packing "document": its first step's loss is the token-weighted
+ * mean of the documents of its batch run one by one. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +17,10 @@
 #include "../data/loader.h"
 #include "../io/hf_checkpoint.h"
 #include "../nn/model.h"
+#include "../train/recipe.h"
+#include "../train/trainer.h"
 #include "harness.h"
+#include "train_fixture.h"
 
 enum { EOS = 2 };
 
@@ -135,4 +140,73 @@ TEST(packing_per_document_losses_match_alone)
 		check_model(dirs[i], AG_ATTN_KERNEL_EXACT);
 	}
 	printf("\n    ");
+}
+
+/* Builds a trainer for the counting corpus in dir (BLOOM, T = 32, one
+ * micro-batch of 4) with data.packing `packing`. */
+static int open_trainer(const char *dir, const char *packing, struct recipe *r,
+			struct trainer *t)
+{
+	const char *ov[] = { "batch.micro_batch_size=4", "batch.global_batch_size=4",
+			     "train.steps=1", "schedule.warmup_steps=0", packing };
+	return train_fixture_open(dir, ov, 5, r, t);
+}
+
+TEST(packing_trainer_loss_is_documents_alone)
+{
+	const char *dir = train_fixture_setup(4000, NULL, NULL);
+	REQUIRE(dir);
+	struct recipe ra, rb;
+	struct trainer ta, tb;
+	REQUIRE(open_trainer(dir, "data.packing=\"document\"", &ra, &ta) == 0);
+	struct step_result res;
+	struct hug_error err = { 0 };
+	REQUIRE(trainer_step(&ta, &res, &err) == 0);
+	/* the same initial weights (same seed), no packing: each document of
+	 * the batch ta served, alone */
+	REQUIRE(open_trainer(dir, "data.packing=\"none\"", &rb, &tb) == 0);
+	int64_t b = ta.inputs->shape[0], t = ta.inputs->shape[1];
+	const int32_t *x = ta.inputs->data, *y = ta.targets->data;
+	struct arena step;
+	arena_init(&step, "step", 0, NULL);
+	struct ag_ctx ctx;
+	ag_ctx_init(&ctx, &step);
+	ag_set_grad_enabled(&ctx, false);
+	double sum = 0;
+	int64_t count = 0, docs = 0;
+	for (int64_t r = 0; r < b; r++)
+		for (int64_t j0 = 0, j = 0; j < t; j++) {
+			if (x[r * t + j] != ta.eos && j < t - 1)
+				continue;
+			/* document [j0, j]: its targets within it, then the row's
+			 * last target when the document is cut by the row's end */
+			int64_t len = j - j0 + 1;
+			struct tensor *xi = tensor_new(&step, DT_I32, TENSOR_SHAPE(1, len));
+			struct tensor *yi = tensor_new(&step, DT_I32, TENSOR_SHAPE(1, len));
+			memcpy(xi->data, x + r * t + j0, (size_t)len * 4);
+			memcpy(yi->data, y + r * t + j0, (size_t)len * 4);
+			int64_t n = 0;
+			for (int64_t k = 0; k < len; k++)
+				n += ((int32_t *)yi->data)[k] != -100;
+			struct tensor *l = model_loss(&ctx, &tb.model,
+						      model_forward(&ctx, &tb.model, xi, NULL), yi);
+			REQUIRE(l);
+			if (n)
+				sum += tensor_item(l) * (double)n;
+			count += n;
+			docs++;
+			j0 = j + 1;
+		}
+	double want = sum / (double)count;
+	printf("(%lld documents in %lld rows; packed %.7f, alone %.7f) ", (long long)docs,
+	       (long long)b, res.loss, want);
+	CHECK(docs > b); /* the batch does hold packed documents */
+	CHECK(res.target_tokens == count);
+	CHECK(fabs(res.loss - want) <= 1e-5);
+	arena_free(&step);
+	trainer_free(&tb);
+	recipe_free(&rb);
+	trainer_free(&ta);
+	recipe_free(&ra);
+	train_fixture_rmtree(dir);
 }
