@@ -104,13 +104,13 @@ static void FN(attention_tiled_fwd)(const struct attn_shape *as, const struct ag
 							acc[r * D + d] *= alpha;
 					}
 					m[r] = mnew;
+					FN(hug_exp_shift)(nc, s, mnew, s); /* -inf gives 0 */
 					double sum = 0;
-					for (int64_t c = 0; c < nc; c++) {
-						REAL e = s[c] == -INFINITY ? 0 : FN(cpu_exp)(s[c] - mnew);
-						sum += e;
-						s[c] = dropout && e != 0
-							? e * FN(drop)(n, (bh * TQ + i) * TK + j0 + c) : e;
-					}
+					for (int64_t c = 0; c < nc; c++)
+						sum += s[c];
+					for (int64_t c = 0; dropout && c < nc; c++)
+						if (s[c] != 0)
+							s[c] *= FN(drop)(n, (bh * TQ + i) * TK + j0 + c);
 					l[r] += sum;
 				}
 				/* acc (nr, D) += (P M) (nr, nc) V_tile (nc, D) */
@@ -201,16 +201,19 @@ static void FN(attention_tiled_bwd)(const struct attn_shape *as, const struct ag
 					int64_t qpos = TK - TQ + i0 + r;
 					int32_t sq = sg ? sg[qpos] : 0;
 					REAL *p = P + r * C;
+					if (lb[r] == -INFINITY) { /* every key masked */
+						for (int64_t c = 0; c < nc; c++)
+							p[c] = 0;
+						continue;
+					}
 					for (int64_t c = 0; c < nc; c++) {
 						int64_t j = j0 + c;
-						if (lb[r] == -INFINITY ||
-						    !FN(attn_visible)(causal, W, mb, sg, sq, qpos, j)) {
-							p[c] = 0;
-							continue;
-						}
-						REAL s = pb ? p[c] + slope * pb[j] : p[c];
-						p[c] = FN(cpu_exp)(s - lb[r]);
+						if (!FN(attn_visible)(causal, W, mb, sg, sq, qpos, j))
+							p[c] = -INFINITY;
+						else if (pb)
+							p[c] += slope * pb[j];
 					}
+					FN(hug_exp_shift)(nc, p, lb[r], p); /* -inf gives 0 */
 				}
 				if (dvb) { /* dV_tile (nc, D) += (P M)^T (nc, nr) dO_blk (nr, D) */
 					const REAL *pm = P;
