@@ -20,7 +20,11 @@
 #include "../train/recipe.h"
 #include "../train/trainer.h"
 #include "harness.h"
+#include "test_cuda_util.h"
 #include "train_fixture.h"
+#ifdef HUG_CUDA
+#include "../autograd/cuda/cuda_api.h"
+#endif
 
 enum { EOS = 2 };
 
@@ -52,33 +56,51 @@ static int32_t token(int r, int j)
 	return (int32_t)(3 + (j * 7 + r * 13) % 90); /* never EOS, < every vocab */
 }
 
-static double alone_loss(struct ag_ctx *ctx, const struct model *m, const int32_t *ids,
-			 int len)
+/* A host (B, T) i32 tensor as the model's device wants it. */
+static struct tensor *on_dev(struct arena *dev, const struct tensor *h, bool cuda)
 {
-	struct tensor *x = tensor_new(ctx->step, DT_I32, TENSOR_SHAPE(1, len));
-	struct tensor *y = tensor_new(ctx->step, DT_I32, TENSOR_SHAPE(1, len));
+	return cuda ? cuda_test_upload(dev, h, DT_I32) : (struct tensor *)h;
+}
+
+static double alone_loss(struct ag_ctx *ctx, struct arena *host, const struct model *m,
+			 const int32_t *ids, int len, bool cuda)
+{
+	struct tensor *x = tensor_new(host, DT_I32, TENSOR_SHAPE(1, len));
+	struct tensor *y = tensor_new(host, DT_I32, TENSOR_SHAPE(1, len));
 	memcpy(x->data, ids, (size_t)len * sizeof(int32_t));
 	for (int j = 0; j < len; j++)
 		((int32_t *)y->data)[j] = j + 1 < len ? ids[j + 1] : -100;
-	struct tensor *l = model_loss(ctx, m, model_forward(ctx, m, x, NULL), y);
+	struct tensor *l = model_loss(ctx, m, model_forward(ctx, m, on_dev(ctx->step, x, cuda), NULL),
+				      on_dev(ctx->step, y, cuda));
 	return l ? tensor_item(l) : NAN;
 }
 
-static void check_model(const char *dir, enum ag_attn_kernel kernel)
+/* Each document's loss in the packed batch against the document alone, on
+ * the CPU or (cuda) the GPU, with the kernel `kernel`. */
+static void check_model(const char *dir, enum ag_attn_kernel kernel, bool cuda)
 {
-	struct model m;
+	struct model hm = { 0 }, dm = { 0 }, *m = &hm;
 	struct hug_error err = { 0 };
-	if (hf_model_load(dir, DT_F32, false, &m, &err))
+	if (hf_model_load(dir, DT_F32, false, &hm, &err))
 		test_fail_at(__FILE__, __LINE__, "hf_model_load(%s): %s", dir, err.msg);
-	struct arena step;
-	arena_init(&step, "step", 0, NULL);
+	const struct arena_allocator *dev = NULL;
+#ifdef HUG_CUDA
+	if (cuda) {
+		dev = hug_cuda_allocator();
+		model_to_device(&dm, &hm, dev, false);
+		m = &dm;
+	}
+#endif
+	struct arena step, host;
+	arena_init(&step, "step", 0, dev);
+	arena_init(&host, "host", 0, NULL);
 	struct ag_ctx ctx;
 	ag_ctx_init(&ctx, &step);
 	ag_set_grad_enabled(&ctx, false);
 	setenv("HUG_ATTENTION", kernel == AG_ATTN_KERNEL_EXACT ? "exact" : "tiled", 1);
-	struct tensor *ids = tensor_new(&step, DT_I32, TENSOR_SHAPE(B, T));
-	struct tensor *tg = tensor_new(&step, DT_I32, TENSOR_SHAPE(B, T));
-	struct tensor *seg = tensor_new(&step, DT_I32, TENSOR_SHAPE(B, T));
+	struct tensor *ids = tensor_new(&host, DT_I32, TENSOR_SHAPE(B, T));
+	struct tensor *tg = tensor_new(&host, DT_I32, TENSOR_SHAPE(B, T));
+	struct tensor *seg = tensor_new(&host, DT_I32, TENSOR_SHAPE(B, T));
 	int32_t *x = ids->data, *y = tg->data;
 	for (int r = 0; r < B; r++) {
 		int j = 0;
@@ -90,8 +112,9 @@ static void check_model(const char *dir, enum ag_attn_kernel kernel)
 			y[r * T + j] = j + 1 < T ? x[r * T + j + 1] : token(r, T);
 	}
 	loader_pack_documents(x, y, B, T, EOS, seg->data);
-	struct model_batch mb = { .ids = ids, .segments = seg };
-	struct tensor *logits = model_forward_batch(&ctx, &m, &mb);
+	struct tensor *dids = on_dev(&step, ids, cuda);
+	struct model_batch mb = { .ids = dids, .segments = on_dev(&step, seg, cuda) };
+	struct tensor *logits = model_forward_batch(&ctx, m, &mb);
 	REQUIRE(logits);
 	double worst = 0;
 	for (int r = 0; r < B; r++) {
@@ -99,16 +122,16 @@ static void check_model(const char *dir, enum ag_attn_kernel kernel)
 		for (int d = 0; d < NDOC; d++) {
 			int len = doc_len[r][d];
 			/* the packed batch's targets of document d only */
-			struct tensor *td = tensor_new(&step, DT_I32, TENSOR_SHAPE(B, T));
+			struct tensor *td = tensor_new(&host, DT_I32, TENSOR_SHAPE(B, T));
 			int32_t *t = td->data;
 			for (int e = 0; e < B * T; e++)
 				t[e] = -100;
 			for (int j = start; j < start + len; j++)
 				t[r * T + j] = j + 1 < start + len ? y[r * T + j] : -100;
-			struct tensor *lp = model_loss(&ctx, &m, logits, td);
+			struct tensor *lp = model_loss(&ctx, m, logits, on_dev(&step, td, cuda));
 			REQUIRE(lp);
 			double packed = tensor_item(lp);
-			double alone = alone_loss(&ctx, &m, x + r * T + start, len);
+			double alone = alone_loss(&ctx, &host, m, x + r * T + start, len, cuda);
 			double diff = fabs(packed - alone);
 			worst = diff > worst ? diff : worst;
 			if (!(diff <= 1e-5))
@@ -118,26 +141,47 @@ static void check_model(const char *dir, enum ag_attn_kernel kernel)
 		}
 	}
 	/* the same ids without segments do attend across documents */
-	struct tensor *lcross = model_forward(&ctx, &m, ids, NULL);
+	struct tensor *lcross = model_forward(&ctx, m, dids, NULL);
 	REQUIRE(lcross);
+	struct tensor *hc = tensor_new(&host, DT_F32, 3, lcross->shape);
+	struct tensor *hp = tensor_new(&host, DT_F32, 3, logits->shape);
+	tensor_transfer(hc, lcross);
+	tensor_transfer(hp, logits);
 	double far = 0;
-	for (int64_t e = 0; e < tensor_numel(lcross); e++)
-		far = fmax(far, fabs(((float *)lcross->data)[e] - ((float *)logits->data)[e]));
+	for (int64_t e = 0; e < tensor_numel(hc); e++)
+		far = fmax(far, fabs(((float *)hc->data)[e] - ((float *)hp->data)[e]));
 	CHECK(far > 1e-3);
-	printf("\n    %-28s %-5s worst |packed - alone| %.1e", dir + 15,
-	       kernel == AG_ATTN_KERNEL_EXACT ? "exact" : "tiled", worst);
+	printf("\n    %-28s %-5s %-4s worst |packed - alone| %.1e", dir + 15,
+	       kernel == AG_ATTN_KERNEL_EXACT ? "exact" : "tiled", cuda ? "cuda" : "cpu", worst);
 	unsetenv("HUG_ATTENTION");
 	arena_free(&step);
-	model_free(&m);
+	arena_free(&host);
+	if (cuda)
+		model_free(&dm);
+	model_free(&hm);
 }
+
+static const char *const pack_dirs[] = {
+	"tests/fixtures/bloom-tiny-a", "tests/fixtures/llama-tiny-a",
+	"tests/fixtures/mistral-tiny", "tests/fixtures/qwen3-tiny",
+};
 
 TEST(packing_per_document_losses_match_alone)
 {
-	const char *dirs[] = { "tests/fixtures/bloom-tiny-a", "tests/fixtures/llama-tiny-a",
-			       "tests/fixtures/mistral-tiny", "tests/fixtures/qwen3-tiny" };
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		check_model(dirs[i], AG_ATTN_KERNEL_TILED);
-		check_model(dirs[i], AG_ATTN_KERNEL_EXACT);
+	for (size_t i = 0; i < sizeof(pack_dirs) / sizeof(pack_dirs[0]); i++) {
+		check_model(pack_dirs[i], AG_ATTN_KERNEL_TILED, false);
+		check_model(pack_dirs[i], AG_ATTN_KERNEL_EXACT, false);
+	}
+	printf("\n    ");
+}
+
+/* The same on the GPU (segments through the CUDA kernels). */
+TEST(cuda_packing_per_document_losses_match_alone)
+{
+	CUDA_TEST_BEGIN();
+	for (size_t i = 0; i < sizeof(pack_dirs) / sizeof(pack_dirs[0]); i++) {
+		check_model(pack_dirs[i], AG_ATTN_KERNEL_TILED, true);
+		check_model(pack_dirs[i], AG_ATTN_KERNEL_EXACT, true);
 	}
 	printf("\n    ");
 }
