@@ -158,6 +158,19 @@ enum ag_pos_bias {
 	AG_POS_BIAS_ALIBI, /* slope_h * pos_j with the caller's slopes (H) */
 };
 
+/* How the attention op computes. The tiled kernel (flash-attention style:
+ * blocks of query rows against tiles of keys with an online softmax) keeps
+ * only the output and each row's log-sum-exp for backward, O(T) per head,
+ * and recomputes the probabilities there; the exact kernel materialises and
+ * saves the (B, H, Tq, Tk) probabilities. Both compute the same function
+ * (parity within rounding). DEFAULT is the tiled kernel unless the
+ * environment variable HUG_ATTENTION is "exact". */
+enum ag_attn_kernel {
+	AG_ATTN_KERNEL_DEFAULT,
+	AG_ATTN_KERNEL_TILED,
+	AG_ATTN_KERNEL_EXACT,
+};
+
 /* What the attention op computes besides softmax(scale q k^T) v. */
 struct ag_attn_desc {
 	enum ag_pos_bias pos_bias;
@@ -172,6 +185,11 @@ struct ag_attn_desc {
 	int64_t head_offset;      /* tensor parallel: global index of head 0 of q */
 	int64_t n_head_total;     /* heads over all ranks (dropout masks are
 				     numbered over all); 0: q's H */
+	struct tensor *segments;  /* (B, Tk) i32 document ids, or NULL: query i
+				     sees key j only if segments[b, Tk - Tq + i]
+				     == segments[b, j] (packed documents); ALiBi
+				     positions restart where the id changes */
+	enum ag_attn_kernel kernel;
 };
 
 /* Fused self-attention. q (B, H, Tq, D), k and v (B, Hkv, Tk, D) with
@@ -185,7 +203,9 @@ struct ag_attn_desc {
  * key_mask[b, j] == 0 hides key j; softmax in the tensor's float type;
  * out_i = sum_j p_ij v_j. pos_j counts the kept keys before j (j itself
  * without a key mask), so positions skip padding as Hugging Face's BLOOM
- * computes them. The window counts raw key indices, padding included
+ * computes them; with segments pos_j counts the kept keys from the start
+ * of j's run of equal ids (each packed document starts at 0). The window
+ * counts raw key indices, padding included
  * (transformers' sliding_window_causal_mask_function on cache positions:
  * kv_idx <= q_idx and kv_idx > q_idx - sliding_window, with q_idx =
  * Tk - Tq + i); window < 0, or a window without causal, is an op error.

@@ -35,7 +35,7 @@ struct ag_collective {
 			  enum device dev);
 };
 
-#define AG_MAX_INPUTS 5
+#define AG_MAX_INPUTS 6
 
 struct ag_region;
 #define AG_MAX_SAVED 2
@@ -55,12 +55,17 @@ union ag_params {
 		double scale;
 		bool causal;
 		int64_t window;           /* sliding window, 0: none (causal only) */
-		bool alibi;               /* in[3] holds the slopes (H) */
+		bool alibi;               /* in[3] holds the slopes (H); in[4]
+					     the key mask, in[5] the segments
+					     (B, Tk) i32, or NULL */
 		int64_t group;            /* query heads per key/value head (H / Hkv) */
 		double p;                 /* dropout on the probabilities */
 		uint64_t seed, offset;
 		int64_t head_offset;      /* global index of local head 0 */
 		int64_t n_head_total;     /* heads over all tensor-parallel ranks */
+		bool tiled;               /* the tiled kernel: saved[0] holds the
+					     log-sum-exp (B, H, Tq) (f32 for bf16),
+					     not the probabilities (B, H, Tq, Tk) */
 	} attention;
 	struct {
 		int32_t ignore_index;

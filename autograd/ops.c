@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "autograd.h"
@@ -656,6 +657,16 @@ static struct tensor *unit_last_stride(struct ag_ctx *ctx, struct tensor *t)
 	return unit && rows ? t : ag_contiguous(ctx, t);
 }
 
+/* Whether attention runs the tiled kernel: asked for, or the default
+ * without HUG_ATTENTION=exact in the environment. */
+static bool attn_tiled(enum ag_attn_kernel kernel)
+{
+	if (kernel != AG_ATTN_KERNEL_DEFAULT)
+		return kernel == AG_ATTN_KERNEL_TILED;
+	const char *env = getenv("HUG_ATTENTION");
+	return !(env && strcmp(env, "exact") == 0);
+}
+
 struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
 			    struct tensor *v, const struct ag_attn_desc *ad)
 {
@@ -664,7 +675,7 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 		return NULL;
 	if (!ad)
 		return op_fail(ctx, op, "no description (struct ag_attn_desc) given");
-	struct tensor *slopes = ad->slopes, *mask = ad->key_mask;
+	struct tensor *slopes = ad->slopes, *mask = ad->key_mask, *seg = ad->segments;
 	double p = ad->dropout;
 	int64_t head_offset = ad->head_offset;
 	int64_t n_head_total = ad->n_head_total ? ad->n_head_total : q ? q->shape[1] : 0;
@@ -675,14 +686,20 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 			       "none: mode %s with slopes %s",
 			       ad->pos_bias == AG_POS_BIAS_ALIBI ? "alibi" : "none",
 			       slopes ? "given" : "NULL");
-	struct tensor *in[] = { q, k, v, slopes, mask };
+	if (ad->kernel != AG_ATTN_KERNEL_DEFAULT && ad->kernel != AG_ATTN_KERNEL_TILED &&
+	    ad->kernel != AG_ATTN_KERNEL_EXACT)
+		return op_fail(ctx, op, "unknown kernel %d (default, tiled or exact)",
+			       (int)ad->kernel);
+	struct tensor *in[] = { q, k, v, slopes, mask, seg };
 	char d0[DESC], d1[DESC], d2[DESC];
-	if (!op_begin(ctx, op, 5, in,
-		      (const char *[]){ "q", "k", "v", "slopes", "mask" }, 8u | 16u) ||
+	if (!op_begin(ctx, op, 6, in,
+		      (const char *[]){ "q", "k", "v", "slopes", "mask", "segments" },
+		      8u | 16u | 32u) ||
 	    !need_math_dtype(ctx, op, "q", q) || !same_dtype(ctx, op, "q", q, "k", k) ||
 	    !same_dtype(ctx, op, "q", q, "v", v) ||
 	    (slopes && !same_dtype(ctx, op, "q", q, "slopes", slopes)) ||
-	    (mask && !need_i32(ctx, op, "mask", mask)))
+	    (mask && !need_i32(ctx, op, "mask", mask)) ||
+	    (seg && !need_i32(ctx, op, "segments", seg)))
 		return NULL;
 	if (!(p >= 0.0 && p < 1.0))
 		return op_fail(ctx, op, "dropout p must be in [0, 1), got %g", p);
@@ -710,6 +727,9 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 	if (mask && (mask->ndim != 2 || mask->shape[0] != b || mask->shape[1] != tk))
 		return op_fail(ctx, op, "mask must be (B, Tk) = (%lld, %lld), got %s",
 			       (long long)b, (long long)tk, desc(mask, d0));
+	if (seg && (seg->ndim != 2 || seg->shape[0] != b || seg->shape[1] != tk))
+		return op_fail(ctx, op, "segments must be (B, Tk) = (%lld, %lld), got %s",
+			       (long long)b, (long long)tk, desc(seg, d0));
 	q = unit_last_stride(ctx, q);
 	k = unit_last_stride(ctx, k);
 	v = unit_last_stride(ctx, v);
@@ -717,13 +737,20 @@ struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor 
 		slopes = contig(ctx, slopes);
 	if (mask)
 		mask = contig(ctx, mask);
+	if (seg)
+		seg = contig(ctx, seg);
 	if (ctx->err.set)
 		return NULL;
-	struct ag_node *n = node_new(ctx, op, 5, (struct tensor *[]){ q, k, v, slopes, mask });
+	struct ag_node *n = node_new(ctx, op, 6,
+				     (struct tensor *[]){ q, k, v, slopes, mask, seg });
 	n->out = tensor_new(ctx->step, q->dtype, 4, q->shape);
-	/* probabilities (B, H, Tq, Tk), kept for backward; a backend's own
+	/* tiled: the log-sum-exp of each row (B, H, Tq); exact: the
+	 * probabilities (B, H, Tq, Tk); kept for backward. A backend's own
 	 * scratch comes from its scratch_numel hook (op_finish) */
-	n->saved[0] = tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tq, tk));
+	n->p.attention.tiled = attn_tiled(ad->kernel);
+	n->saved[0] = n->p.attention.tiled
+		? tensor_new(ctx->step, stat_dtype(q->dtype), TENSOR_SHAPE(b, h, tq))
+		: tensor_new(ctx->step, q->dtype, TENSOR_SHAPE(b, h, tq, tk));
 	n->p.attention.scale = 1.0 / sqrt((double)q->shape[3]);
 	n->p.attention.causal = ad->causal;
 	n->p.attention.window = ad->window;

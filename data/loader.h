@@ -184,4 +184,15 @@ void loader_valid_close(struct loader_valid *v);
  * no-op). */
 void loader_close(struct loader *L);
 
+/* Packed documents (data.packing "document"), for a batch of inputs and
+ * targets (B, T) from loader_next or loader_valid_next: segments (B, T)
+ * gets the document id of each input token, a new document starting after
+ * each EOS token (prepare ends every document with one; ids count from 0
+ * in each row), and the targets of EOS inputs, the next document's first
+ * token, become LOADER_IGNORE_INDEX: a document run alone has no such
+ * prediction, so a packed row gives each document's own loss terms.
+ * eos < 0: every row is one document, targets unchanged. */
+void loader_pack_documents(const int32_t *inputs, int32_t *targets, int64_t b, int64_t t,
+			   int32_t eos, int32_t *segments);
+
 #endif

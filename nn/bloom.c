@@ -233,7 +233,7 @@ static struct tensor *mlp_out(struct ag_ctx *ctx, const void *state, struct tens
  * parallelism the block sees this rank's heads and MLP columns. */
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 				    int li, struct tensor *x, struct tensor *mask,
-				    struct kv_cache *kv)
+				    struct tensor *segs, struct kv_cache *kv)
 {
 	struct bloom_layer cast;
 	const struct bloom_layer *l = use_layer(ctx, m, li, &cast);
@@ -258,7 +258,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 	const struct ag_attn_desc ad = {
 		.pos_bias = AG_POS_BIAS_ALIBI, .slopes = m->slopes, .causal = true,
 		.key_mask = mask, .dropout = c->attention_dropout,
-		.head_offset = hl * m->tp.rank, .n_head_total = c->n_head,
+		.head_offset = hl * m->tp.rank, .n_head_total = c->n_head, .segments = segs,
 	};
 	struct tensor *a = ag_attention_rc(ctx, q, k, v, &ad);     /* (B, Hl, T, D) */
 	a = ag_reshape(ctx, ag_permute(ctx, a, to_bhtd), TENSOR_SHAPE(b, t, hl * d));
@@ -280,7 +280,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct bloom_model
 struct block_args {
 	const struct bloom_model *m;
 	int li;
-	struct tensor *mask;
+	struct tensor *mask, *segs;
 	struct kv_cache *kv;
 };
 
@@ -288,7 +288,7 @@ static struct tensor *block_region(struct ag_ctx *ctx, const void *state,
 				   struct tensor *const *in)
 {
 	const struct block_args *a = state;
-	return block_forward(ctx, a->m, a->li, in[0], a->mask, a->kv);
+	return block_forward(ctx, a->m, a->li, in[0], a->mask, a->segs, a->kv);
 }
 
 /* Checks ids (B, T) and mask (B, T) or NULL; false with ctx->err. */
@@ -312,10 +312,17 @@ static bool check_inputs(struct ag_ctx *ctx, struct tensor *ids, struct tensor *
  * a stage without the embedding. */
 static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			      const struct model_stage *st, struct tensor *ids,
-			      struct tensor *mask, struct tensor *hidden, struct kv_cache *kv)
+			      struct tensor *mask, struct tensor *segs, struct tensor *hidden,
+			      struct kv_cache *kv)
 {
 	if (!check_inputs(ctx, ids, mask))
 		return NULL;
+	if (segs && (kv || !tensor_same_shape(ids, segs))) {
+		char d0[64];
+		hug_error_set(&ctx->err, "bloom: segments must be (B, T) like ids, without a "
+			      "KV cache: segments are %s", tensor_describe(segs, d0, sizeof(d0)));
+		return NULL;
+	}
 	const struct bloom_config *c = &m->cfg;
 	struct tensor *x = hidden;                                          /* (B, T, C) */
 	if (st->embed) {
@@ -337,7 +344,7 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct bloom_model *m,
 	for (int i = st->layer_lo; i < st->layer_hi && x; i++) {
 		ag_block_hook(ctx, i);
 		x = ag_recompute_if(ctx, AG_RECOMPUTE_BLOCK, block_region,
-				    &(struct block_args){ m, i, mask, kv }, sizeof(struct block_args), 1, &x);
+				    &(struct block_args){ m, i, mask, segs, kv }, sizeof(struct block_args), 1, &x);
 	}
 	if (!st->head)
 		return x;
@@ -369,14 +376,22 @@ struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			     struct tensor *ids, struct tensor *mask)
 {
 	struct model_stage st = whole(m);
-	return forward(ctx, m, &st, ids, mask, NULL, NULL);
+	return forward(ctx, m, &st, ids, mask, NULL, NULL, NULL);
+}
+
+struct tensor *bloom_forward_packed(struct ag_ctx *ctx, const struct bloom_model *m,
+				    struct tensor *ids, struct tensor *mask,
+				    struct tensor *segs)
+{
+	struct model_stage st = whole(m);
+	return forward(ctx, m, &st, ids, mask, segs, NULL, NULL);
 }
 
 struct tensor *bloom_forward_stage(struct ag_ctx *ctx, const struct bloom_model *m,
 				   const struct model_stage *stage, struct tensor *ids,
 				   struct tensor *mask, struct tensor *hidden)
 {
-	return forward(ctx, m, stage, ids, mask, hidden, NULL);
+	return forward(ctx, m, stage, ids, mask, NULL, hidden, NULL);
 }
 
 void bloom_kv_cache_init(struct kv_cache *kv, const struct bloom_model *m,
@@ -407,7 +422,7 @@ struct tensor *bloom_forward_cached(struct ag_ctx *ctx, const struct bloom_model
 		return NULL;
 	}
 	struct model_stage st = whole(m);
-	return forward(ctx, m, &st, ids, mask, NULL, kv);
+	return forward(ctx, m, &st, ids, mask, NULL, NULL, kv);
 }
 
 struct tensor *bloom_lm_loss(struct ag_ctx *ctx, struct tensor *logits,

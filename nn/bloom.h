@@ -180,6 +180,13 @@ void bloom_model_init_weights(struct bloom_model *m, uint64_t seed);
  * (ctx->err: e.g. an id outside the vocabulary). */
 struct tensor *bloom_forward(struct ag_ctx *ctx, const struct bloom_model *m,
 			     struct tensor *ids, struct tensor *mask);
+/* As bloom_forward over packed documents: segs (B, T) i32 document ids
+ * (NULL: one document per row); a token attends only to earlier tokens of
+ * its own document and ALiBi positions restart at each document, so each
+ * document's logits are those of the document run alone. */
+struct tensor *bloom_forward_packed(struct ag_ctx *ctx, const struct bloom_model *m,
+				    struct tensor *ids, struct tensor *mask,
+				    struct tensor *segs);
 
 /* One pipeline stage of bloom_forward (model_forward_stage's contract). */
 struct tensor *bloom_forward_stage(struct ag_ctx *ctx, const struct bloom_model *m,

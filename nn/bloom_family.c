@@ -231,10 +231,10 @@ static bool cast(struct ag_ctx *ctx, const void *impl, enum dtype dt, void *out)
 	return bloom_model_cast(ctx, impl, dt, out);
 }
 
-static struct tensor *forward(struct ag_ctx *ctx, const void *impl, struct tensor *ids,
-			      struct tensor *mask)
+static struct tensor *forward(struct ag_ctx *ctx, const void *impl,
+			      const struct model_batch *b)
 {
-	return bloom_forward(ctx, impl, ids, mask);
+	return bloom_forward_packed(ctx, impl, b->ids, b->mask, b->segments);
 }
 
 static struct tensor *forward_stage(struct ag_ctx *ctx, const void *impl,

@@ -290,7 +290,7 @@ static struct tensor *mlp_out(struct ag_ctx *ctx, const void *state, struct tens
 
 static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model *m, int li,
 				    struct tensor *x, struct tensor *mask, struct tensor *pos,
-				    struct kv_cache *kv)
+				    struct tensor *segs, struct kv_cache *kv)
 {
 	struct llama_layer cast;
 	const struct llama_layer *l = use_layer(ctx, m, li, &cast);
@@ -317,7 +317,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model
 		.pos_bias = AG_POS_BIAS_NONE, .causal = true, .key_mask = mask,
 		.dropout = c->attention_dropout,
 		.head_offset = hl * m->tp.rank, .n_head_total = c->n_head,
-		.window = c->sliding_window,
+		.window = c->sliding_window, .segments = segs,
 	};
 	struct tensor *a = ag_attention_rc(ctx, q, k, v, &ad);      /* (B, Hl, T, D) */
 	const int to_bthd[] = { 0, 2, 1, 3 };
@@ -336,7 +336,7 @@ static struct tensor *block_forward(struct ag_ctx *ctx, const struct llama_model
 struct block_args {
 	const struct llama_model *m;
 	int li;
-	struct tensor *mask, *pos;
+	struct tensor *mask, *pos, *segs;
 	struct kv_cache *kv;
 };
 
@@ -344,14 +344,16 @@ static struct tensor *block_region(struct ag_ctx *ctx, const void *state,
 				   struct tensor *const *in)
 {
 	const struct block_args *a = state;
-	return block_forward(ctx, a->m, a->li, in[0], a->mask, a->pos, a->kv);
+	return block_forward(ctx, a->m, a->li, in[0], a->mask, a->pos, a->segs, a->kv);
 }
 
 /* Position ids (B, T) i32 in the step arena: cumsum(mask) - 1 clamped at
  * 0 over all n positions of `host_mask` (B rows of stride `ld`; NULL: no
- * padding), of which the last T are returned. */
+ * padding), of which the last T are returned. With host_segs (B, T)
+ * document ids (n == T == ld), the sum restarts where the id changes: each
+ * packed document counts from 0. */
 static struct tensor *positions(struct ag_ctx *ctx, const int32_t *host_mask, int64_t ld,
-				int64_t b, int64_t n, int64_t t)
+				int64_t b, int64_t n, int64_t t, const int32_t *host_segs)
 {
 	struct tensor *pos = tensor_new(ctx->step, DT_I32, TENSOR_SHAPE(b, t));
 	int32_t *p = pos->device == DEV_CPU ? pos->data
@@ -359,6 +361,8 @@ static struct tensor *positions(struct ag_ctx *ctx, const int32_t *host_mask, in
 	for (int64_t i = 0; i < b; i++) {
 		int64_t cum = 0;
 		for (int64_t j = 0; j < n; j++) {
+			if (host_segs && j > 0 && host_segs[i * t + j] != host_segs[i * t + j - 1])
+				cum = 0;
 			cum += host_mask ? host_mask[i * ld + j] != 0 : 1;
 			if (j >= n - t)
 				p[i * t + j - (n - t)] = (int32_t)(cum > 0 ? cum - 1 : 0);
@@ -425,11 +429,18 @@ static struct tensor *embed(struct ag_ctx *ctx, const struct llama_model *m,
  * not NULL (then st is the whole model). */
 static struct tensor *forward(struct ag_ctx *ctx, const struct llama_model *m,
 			      const struct model_stage *st, struct tensor *ids,
-			      struct tensor *mask, struct tensor *hidden, struct kv_cache *kv)
+			      struct tensor *mask, struct tensor *segs, struct tensor *hidden,
+			      struct kv_cache *kv)
 {
 	char d0[64], d1[64];
 	if (ctx->err.set)
 		return NULL;
+	if (segs && (kv || !ids || !tensor_same_shape(ids, segs) || segs->dtype != DT_I32)) {
+		hug_error_set(&ctx->err, "llama: segments must be (B, T) i32 like ids, without a "
+			      "KV cache: segments are %s",
+			      tensor_describe(segs, d0, sizeof(d0)));
+		return NULL;
+	}
 	if (!ids || ids->ndim != 2 || ids->dtype != DT_I32 ||
 	    (mask && (!tensor_same_shape(ids, mask) || mask->dtype != DT_I32))) {
 		hug_error_set(&ctx->err, "llama: ids must be (B, T) i32 and mask (B, T) i32 or "
@@ -466,9 +477,10 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct llama_model *m,
 		else
 			be->fill(dst, 1.0);
 		mask = ag_slice(ctx, kv->mask, 1, 0, kv->len + t);
-		pos = positions(ctx, kv->host_mask, kv->max_len, b, kv->len + t, t);
+		pos = positions(ctx, kv->host_mask, kv->max_len, b, kv->len + t, t, NULL);
 	} else {
-		pos = positions(ctx, mask ? host_i32(ctx, mask) : NULL, t, b, t, t);
+		pos = positions(ctx, mask ? host_i32(ctx, mask) : NULL, t, b, t, t,
+				segs ? host_i32(ctx, segs) : NULL);
 	}
 	struct tensor *x = hidden;                                    /* (B, T, C) */
 	if (st->embed) {
@@ -478,7 +490,7 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct llama_model *m,
 	for (int i = st->layer_lo; i < st->layer_hi && x; i++) {
 		ag_block_hook(ctx, i);
 		x = ag_recompute_if(ctx, AG_RECOMPUTE_BLOCK, block_region,
-				    &(struct block_args){ m, i, mask, pos, kv },
+				    &(struct block_args){ m, i, mask, pos, segs, kv },
 				    sizeof(struct block_args), 1, &x);
 	}
 	if (!st->head)
@@ -493,18 +505,18 @@ static struct tensor *forward(struct ag_ctx *ctx, const struct llama_model *m,
 }
 
 struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
-			     struct tensor *ids, struct tensor *mask,
+			     struct tensor *ids, struct tensor *mask, struct tensor *segs,
 			     struct kv_cache *kv)
 {
 	struct model_stage st = { 0, m->cfg.n_layer, true, true };
-	return forward(ctx, m, &st, ids, mask, NULL, kv);
+	return forward(ctx, m, &st, ids, mask, segs, NULL, kv);
 }
 
 struct tensor *llama_forward_stage(struct ag_ctx *ctx, const struct llama_model *m,
 				   const struct model_stage *stage, struct tensor *ids,
 				   struct tensor *mask, struct tensor *hidden)
 {
-	return forward(ctx, m, stage, ids, mask, hidden, NULL);
+	return forward(ctx, m, stage, ids, mask, NULL, hidden, NULL);
 }
 
 struct tensor *llama_loss(struct ag_ctx *ctx, const struct llama_model *m,

@@ -182,9 +182,11 @@ void llama_kv_cache_init(struct kv_cache *kv, const struct llama_model *m,
  * vocabulary slice under TP). Positions are cumsum(mask) - 1 clamped at 0
  * (0..T-1 without a mask), as transformers' generate computes them; with
  * kv, the forward of the new ids after the cached ones (grad mode off).
- * NULL on error (ctx->err). */
+ * segs (B, T) i32 document ids or NULL (no kv): packed documents, each
+ * attending only within itself with positions restarting at 0, so each
+ * gets the logits of the document run alone. NULL on error (ctx->err). */
 struct tensor *llama_forward(struct ag_ctx *ctx, const struct llama_model *m,
-			     struct tensor *ids, struct tensor *mask,
+			     struct tensor *ids, struct tensor *mask, struct tensor *segs,
 			     struct kv_cache *kv);
 /* One pipeline stage of llama_forward (model_forward_stage's contract). */
 struct tensor *llama_forward_stage(struct ag_ctx *ctx, const struct llama_model *m,

@@ -239,10 +239,10 @@ static bool cast(struct ag_ctx *ctx, const void *impl, enum dtype dt, void *out)
 	return llama_model_cast(ctx, impl, dt, out);
 }
 
-static struct tensor *forward(struct ag_ctx *ctx, const void *impl, struct tensor *ids,
-			      struct tensor *mask)
+static struct tensor *forward(struct ag_ctx *ctx, const void *impl,
+			      const struct model_batch *b)
 {
-	return llama_forward(ctx, impl, ids, mask, NULL);
+	return llama_forward(ctx, impl, b->ids, b->mask, b->segments, NULL);
 }
 
 static struct tensor *loss(struct ag_ctx *ctx, const void *impl, struct tensor *logits,
@@ -280,7 +280,7 @@ static struct tensor *forward_cached(struct ag_ctx *ctx, const void *impl,
 				     struct model_kv *kv, struct tensor *ids,
 				     struct tensor *mask)
 {
-	return llama_forward(ctx, impl, ids, mask, (struct kv_cache *)kv);
+	return llama_forward(ctx, impl, ids, mask, NULL, (struct kv_cache *)kv);
 }
 
 /* PEFT's default target_modules for llama, qwen2, qwen3 and mistral */

@@ -297,13 +297,20 @@ void model_view_free(struct model *view)
 struct tensor *model_forward(struct ag_ctx *ctx, const struct model *m, struct tensor *ids,
 			     struct tensor *mask)
 {
+	const struct model_batch b = { .ids = ids, .mask = mask };
+	return model_forward_batch(ctx, m, &b);
+}
+
+struct tensor *model_forward_batch(struct ag_ctx *ctx, const struct model *m,
+				   const struct model_batch *b)
+{
 	if (!ctx->err.set && model_parts(m).tp.stage.layer_hi > 0) {
 		hug_error_set(&ctx->err, "model_forward: the model holds one pipeline stage "
 			      "(blocks [%d, %d)); run model_forward_stage",
 			      model_parts(m).tp.stage.layer_lo, model_parts(m).tp.stage.layer_hi);
 		return NULL;
 	}
-	return m->family->forward(ctx, m->impl, ids, mask);
+	return m->family->forward(ctx, m->impl, b);
 }
 
 struct tensor *model_forward_stage(struct ag_ctx *ctx, const struct model *m,

@@ -23,6 +23,16 @@
 
 struct model_family;
 struct cJSON;
+
+/* One batch of a training or evaluation forward: ids (B, T) i32; mask
+ * (B, T) i32 1 keep / 0 padding, or NULL; segments (B, T) i32 document ids
+ * of packed sequences (data.packing "document"), or NULL: a token attends
+ * only to earlier tokens with its id, and positions (RoPE ids, ALiBi
+ * distances) restart at 0 where the id changes, so each document gets the
+ * logits it has run alone. */
+struct model_batch {
+	struct tensor *ids, *mask, *segments;
+};
 struct model_kv;   /* a family's KV cache (opaque; nn/kv_cache.h: struct kv_cache) */
 
 /* A pipeline stage's share of the forward: blocks [layer_lo, layer_hi),
@@ -178,8 +188,8 @@ struct model_family {
 			  bool trainable);
 	void (*copy_weights)(void *dst, const void *src);
 	bool (*cast)(struct ag_ctx *ctx, const void *impl, enum dtype dt, void *out);
-	struct tensor *(*forward)(struct ag_ctx *ctx, const void *impl, struct tensor *ids,
-				  struct tensor *mask);
+	struct tensor *(*forward)(struct ag_ctx *ctx, const void *impl,
+				  const struct model_batch *b);
 	struct tensor *(*loss)(struct ag_ctx *ctx, const void *impl, struct tensor *logits,
 			       struct tensor *targets);
 	struct tensor *(*forward_stage)(struct ag_ctx *ctx, const void *impl,
@@ -334,6 +344,9 @@ void model_view_free(struct model *view);
  * rank's vocabulary slice under tensor parallelism. NULL on error. */
 struct tensor *model_forward(struct ag_ctx *ctx, const struct model *m, struct tensor *ids,
 			     struct tensor *mask);
+/* model_forward over a batch (struct model_batch: packed documents). */
+struct tensor *model_forward_batch(struct ag_ctx *ctx, const struct model *m,
+				   const struct model_batch *b);
 
 /* One pipeline stage's forward (model_stage): ids (B, T) i32 and mask
  * (B, T) i32 or NULL as model_forward (every stage gets them: the

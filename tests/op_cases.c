@@ -19,6 +19,7 @@
 #define TGT(r, ...) { IN_TARGETS, NDIM(__VA_ARGS__), { __VA_ARGS__ }, false, 0, r }
 #define MASK(b, t) { IN_MASK, 2, { b, t }, false, 0, 0 }
 #define SLOPES(h) { IN_SLOPES, 1, { h }, false, 0, 0 }
+#define SEGS(b, t) { IN_SEGS, 2, { b, t }, false, 0, 0 }
 #define NONE { IN_NONE, 0, { 0 }, false, 0, 0 }
 /* a float input that needs no gradient (inv_freq) */
 #define CONST(s, ...) { IN_FLOAT, NDIM(__VA_ARGS__), { __VA_ARGS__ }, false, s, 0 }
@@ -178,6 +179,27 @@ static struct tensor *attn(struct ag_ctx *ctx, struct tensor *q, struct tensor *
 static struct tensor *run_attention(struct ag_ctx *ctx, struct tensor **in, const struct op_case *c)
 {
 	return attn(ctx, in[0], in[1], in[2], in[3], in[4], c->ia, c->da, 0, 0);
+}
+
+/* As run_attention with the exact kernel (the probabilities saved). */
+static struct tensor *run_attention_exact(struct ag_ctx *ctx, struct tensor **in,
+					  const struct op_case *c)
+{
+	return ag_attention(ctx, in[0], in[1], in[2], &(struct ag_attn_desc){
+		.pos_bias = in[3] ? AG_POS_BIAS_ALIBI : AG_POS_BIAS_NONE, .slopes = in[3],
+		.causal = c->ia, .window = c->ib, .key_mask = in[4], .dropout = c->da,
+		.kernel = AG_ATTN_KERNEL_EXACT });
+}
+
+/* Packed documents: in[4] holds the segments (no padding mask); causal;
+ * a window of ib keys (0: none); ia: the exact kernel. */
+static struct tensor *run_attention_segments(struct ag_ctx *ctx, struct tensor **in,
+					     const struct op_case *c)
+{
+	return ag_attention(ctx, in[0], in[1], in[2], &(struct ag_attn_desc){
+		.pos_bias = in[3] ? AG_POS_BIAS_ALIBI : AG_POS_BIAS_NONE, .slopes = in[3],
+		.causal = true, .window = c->ib, .segments = in[4], .dropout = c->da,
+		.kernel = c->ia ? AG_ATTN_KERNEL_EXACT : AG_ATTN_KERNEL_TILED });
 }
 
 /* As run_attention for heads [ib, ib + H) of 5 (tensor-parallel numbering
@@ -478,6 +500,27 @@ const struct op_case op_cases[] = {
 	  { F(1, 4, 150, 7), F(1, 2, 150, 7), F(1, 2, 150, 7), NONE, MASK(1, 150) }, 1e-5, 3e-2, 0, 37, 0, false, 0, false },
 	{ "attention_window_wide", run_attention_window,
 	  { F(1, 2, 20, 5), F(1, 2, 20, 5), F(1, 2, 20, 5), NONE, NONE }, 1e-5, 3e-2, 0, 50, 0, false, 0, false },
+	/* the tiled kernel (the default above) at sizes off its tiles (16
+	 * query rows, 32 keys), head sizes 24, 40, 64; document segments with
+	 * both kernels; the exact kernel itself */
+	{ "attention_tiled_gqa_d24", run_attention,
+	  { F(2, 6, 77, 24), F(2, 2, 77, 24), F(2, 2, 77, 24), NONE, MASK(2, 77) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_tiled_d40_window", run_attention_window,
+	  { F(2, 6, 70, 40), F(2, 2, 70, 40), F(2, 2, 70, 40), NONE, MASK(2, 70) }, 1e-5, 3e-2, 0, 23, 0, false, 0, false },
+	{ "attention_tiled_d64_alibi", run_attention,
+	  { F(2, 3, 45, 64), F(2, 3, 45, 64), F(2, 3, 45, 64), SLOPES(3), MASK(2, 45) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_tiled_noncausal_tq_lt_tk", run_attention,
+	  { F(2, 4, 19, 9), F(2, 2, 53, 9), F(2, 2, 53, 9), SLOPES(4), MASK(2, 53) }, 1e-5, 3e-2, 0, 0, 0, false, 0, false },
+	{ "attention_segments", run_attention_segments,
+	  { F(2, 4, 50, 8), F(2, 2, 50, 8), F(2, 2, 50, 8), SLOPES(4), SEGS(2, 50) }, 1e-5, 3e-2, 0, 0, 0, false, 0, false },
+	{ "attention_segments_window_dropout", run_attention_segments,
+	  { F(2, 6, 41, 5), F(2, 2, 41, 5), F(2, 2, 41, 5), NONE, SEGS(2, 41) }, 1e-5, 3e-2, 0, 9, 0.2, true, 0, false },
+	{ "attention_segments_exact", run_attention_segments,
+	  { F(2, 4, 50, 8), F(2, 2, 50, 8), F(2, 2, 50, 8), SLOPES(4), SEGS(2, 50) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_exact_mask", run_attention_exact,
+	  { F(4, 3, 7, 5), F(4, 3, 7, 5), F(4, 3, 7, 5), SLOPES(3), MASK(4, 7) }, 1e-5, 3e-2, 1, 0, 0, false, 0, false },
+	{ "attention_exact_gqa_window_dropout", run_attention_exact,
+	  { F(2, 6, 40, 7), F(2, 2, 40, 7), F(2, 2, 40, 7), NONE, MASK(2, 40) }, 1e-5, 3e-2, 1, 11, 0.2, true, 0, false },
 	{ "cross_entropy", run_cross_entropy, { FS(3, 3, 5, 11), TGT(11, 3, 5) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
 	{ "cross_entropy_all_ignored", run_cross_entropy, { F(3, 5, 11), TGT(0, 3, 5) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
 	{ "cross_entropy_wide", run_cross_entropy, { FS(3, 7, 1000), TGT(1000, 7) }, 1e-5, 2e-2, 0, 0, 0, false, 0, false },
@@ -563,6 +606,13 @@ struct tensor *op_case_input(struct arena *a, const struct in_spec *s, int i,
 					keep = 0;
 				iv[r * tk + j] = keep;
 			}
+		break;
+	}
+	case IN_SEGS: {
+		int64_t b = s->shape[0], tk = s->shape[1];
+		for (int64_t r = 0; r < b; r++)
+			for (int64_t j = 0; j < tk; j++)
+				iv[r * tk + j] = (int32_t)((j + 3 * r) / (7 + 4 * (r % 3)));
 		break;
 	}
 	default:

@@ -24,6 +24,7 @@ enum in_kind {
 	IN_MASK,    /* i32 (B, T): full, left-padded, with a hole, empty */
 	IN_TARGETS, /* i32 in [0, range), every 4th one -100; range 0: all -100 */
 	IN_SLOPES,  /* the ALiBi slopes of shape[0] heads */
+	IN_SEGS,    /* i32 (B, T) document ids: runs of 7 to 15 tokens */
 };
 
 struct in_spec {

@@ -138,6 +138,10 @@ int pipeline_init(struct trainer *t, struct hug_error *err)
 	if (r->precision != PRECISION_F32)
 		return hug_error_set(err, "%s: precision: \"bf16\" with pipeline parallelism is not "
 				     "supported yet (use \"f32\" or parallel.pipeline 1)", r->path);
+	if (r->pack_documents)
+		return hug_error_set(err, "%s: data.packing: \"document\" with pipeline parallelism "
+				     "is not supported yet (stages do not carry the document ids; use "
+				     "\"none\" or parallel.pipeline 1)", r->path);
 	if (r->zero > 1)
 		return hug_error_set(err, "%s: parallel.zero: %d with pipeline parallelism is not "
 				     "supported yet (use 0 or 1, or parallel.pipeline 1)", r->path,

@@ -590,6 +590,10 @@ static int parse_data(struct rparse *rp, struct recipe *r)
 	    get_num(rp, "data.valid_fraction", &r->valid_fraction) ||
 	    get_str(rp, "data.tokenizer", &r->tokenizer))
 		return -1;
+	cJSON *scratch = NULL;
+	const cJSON *packing = value(rp, "data.packing", &scratch);
+	r->pack_documents = !strcmp(packing->valuestring, "document");
+	cJSON_Delete(scratch);
 	/* tokens per step and one micro-batch's logits must fit with room */
 	double h = (double)r->model.dims.intermediate_size, v = (double)r->model.dims.vocab_size;
 	double row = h > v ? h : v;

@@ -49,6 +49,7 @@ struct recipe {
 	int n_valid;
 	double valid_fraction;
 	int64_t seq_len;
+	bool pack_documents;             /* data.packing "document" */
 	char *tokenizer;                 /* tokenizer.json or NULL */
 	char *sample_tokenizer;          /* the samples': data.tokenizer, else
 					  * model.from_pretrained's tokenizer.json;

@@ -60,6 +60,10 @@ const struct rkey recipe_keys[] = {
 	  "Validation shards [{\"path\": ...}]; null holds out `valid_fraction` of the training samples." },
 	NUM("data.valid_fraction", "0.0", 0, 0.5, false, "Share of each training source held out for validation when `valid` is null."),
 	INT("data.seq_len", NULL, 2, BIG, "Tokens per training sample (required)."),
+	{ "data.packing", RK_ENUM, "\"none\"", false, 0, 0, false, "none|document",
+	  "none: a sample attends across the documents it holds; document: each token attends only "
+	  "within its document (documents end at the shards' EOS), positions restart per document "
+	  "and the EOS token predicts nothing, so every document trains as if alone." },
 	{ "data.tokenizer", RK_STRING, "null", true, 0, 0, false, NULL,
 	  "tokenizer.json used to make the shards: checked against their tokenizer hash, copied to "
 	  "checkpoints and used to decode samples." },

@@ -251,6 +251,14 @@ static int init(struct trainer *t, struct recipe *r, struct hug_error *err)
 		t->step_inputs = tensor_new(&t->dev_batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 		t->step_targets = tensor_new(&t->dev_batch_mem, DT_I32, TENSOR_SHAPE(b, len));
 	}
+	t->eos = loader_meta(t->train)->eos_id;
+	if (r->pack_documents) { /* data.packing "document" */
+		t->segments = t->step_segments =
+			tensor_new(&t->batch_mem, DT_I32, TENSOR_SHAPE(b, len));
+		if (t->device != DEV_CPU)
+			t->step_segments = tensor_new(&t->dev_batch_mem, DT_I32,
+						      TENSOR_SHAPE(b, len));
+	}
 	/* the family's count (6N per token for the matrices, plus attention);
 	 * with LoRA the frozen base needs no weight gradients (4N instead of
 	 * 6N) and the adapters 6A */
@@ -308,6 +316,16 @@ void trainer_free(struct trainer *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* data.packing "document": the batch's document ids into t->segments and
+ * no target across a document boundary (loader_pack_documents); nothing
+ * otherwise. */
+static void pack_batch(struct trainer *t, const int32_t *in, int32_t *tg)
+{
+	if (t->segments)
+		loader_pack_documents(in, tg, t->segments->shape[0], t->segments->shape[1],
+				      t->eos, t->segments->data);
+}
+
 /* Forward and loss of the batch the loader put in t->inputs / t->targets
  * (copied to the device first on a GPU run); in bf16 precision the forward
  * runs on the bf16 view of the f32 weights and the loss comes out in f32.
@@ -325,7 +343,14 @@ static struct tensor *batch_loss(struct trainer *t)
 			return NULL;
 		m = &t->cast_view;
 	}
-	struct tensor *logits = model_forward(&t->ctx, m, t->step_inputs, NULL);
+	struct model_batch mb = { .ids = t->step_inputs };
+	if (t->segments) { /* the targets were packed when the loader served them */
+		pack_batch(t, t->inputs->data, t->targets->data);
+		if (t->step_segments != t->segments)
+			tensor_transfer(t->step_segments, t->segments);
+		mb.segments = t->step_segments;
+	}
+	struct tensor *logits = model_forward_batch(&t->ctx, m, &mb);
 	return model_loss(&t->ctx, m, logits, t->step_targets);
 }
 
@@ -356,6 +381,7 @@ static int load_step(struct trainer *t, int64_t micro, int64_t *count, struct hu
 		int32_t *in = t->step_batches + i * 2 * bt, *tg = in + bt;
 		if (loader_next(t->train, in, tg, err))
 			return -1;
+		pack_batch(t, in, tg);
 		*count += count_targets(tg, bt);
 	}
 	ag_profile_stop("data (loader)", t->device, t0);
@@ -486,6 +512,7 @@ static int eval_loader(struct trainer *t, double v[2], struct hug_error *err)
 	for (int64_t i = 0; i < t->r->eval_batches; i++) {
 		if (loader_next(t->valid, t->inputs->data, t->targets->data, err))
 			return -1;
+		pack_batch(t, t->inputs->data, t->targets->data);
 		if (i % t->world == t->rank && eval_batch(t, v, err))
 			return -1;
 	}

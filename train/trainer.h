@@ -41,6 +41,10 @@ struct trainer {
 	struct tensor *targets;        /* (B, T) i32 on the host, -100 where ignored */
 	struct tensor *step_inputs;    /* inputs on the device (inputs itself on the CPU) */
 	struct tensor *step_targets;   /* targets on the device (targets itself on the CPU) */
+	struct tensor *segments;       /* data.packing "document": (B, T) i32 document
+					  ids on the host, else NULL */
+	struct tensor *step_segments;  /* segments on the device (segments itself on the CPU) */
+	int32_t eos;                   /* the shards' EOS id (-1: none) */
 	int32_t *step_batches;         /* a step's micro-batches, inputs then targets,
 					  (micro, 2, B, T) on the host */
 	size_t step_batches_cap;       /* micro-batches step_batches holds */

@@ -1,5 +1,7 @@
-/* attention.c: CPU kernels for the fused self-attention (ALiBi, causal and
- * padding masks, grouped key/value heads), their scratch size, with the
+/* attention.c: CPU kernels for the fused self-attention (ALiBi, causal,
+ * window, padding and document masks, grouped key/value heads): the tiled
+ * kernel (attention_tiled.tmpl.h, the default) and the exact one that
+ * saves the probabilities (attention.tmpl.h), their scratch size, with the
  * matrix products through cpu_gemm (OpenBLAS, one thread per call
  * inside the (batch, head) OpenMP loop). */
 #include <cblas.h>
@@ -13,6 +15,8 @@
 /* Query rows per block of the kernels: the scratch holds one block of
  * rows of Tk per (batch, query head). */
 #define CPU_ATTN_ROWS 64
+/* Keys per tile of the tiled kernel. */
+#define CPU_ATTN_COLS 128
 
 /* Sizes of an attention node; group: query heads per key/value head. */
 struct attn_shape {
@@ -47,7 +51,23 @@ static void gemm_f64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double a
 	cpu_gemm(DT_F64, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+/* The scratch's ALiBi positions (B, Tk), ahead of the kernels' blocks. */
+static int64_t attn_pos_numel(const struct attn_shape *as)
+{
+	return as->b * as->tk;
+}
+
+/* The tiled kernel's scratch per (b, h): the forward's score tile (R, C)
+ * and output accumulator (R, D), the backward's two (R, C) tiles. */
+static int64_t attn_tile_numel(const struct attn_shape *as)
+{
+	int64_t r = CPU_ATTN_ROWS, c = CPU_ATTN_COLS;
+	return r * (as->d > c ? c + as->d : 2 * c);
+}
+
 #define CPU_TEMPLATE "attention.tmpl.h"
+#include "instantiate.h"
+#define CPU_TEMPLATE "attention_tiled.tmpl.h"
 #include "instantiate.h"
 
 static struct attn_shape attn_shape(const struct ag_node *n)
@@ -62,8 +82,10 @@ int64_t cpu_scratch_numel(const struct ag_node *n)
 	if (n->op != AG_OP_ATTENTION)
 		return 0;
 	struct attn_shape as = attn_shape(n);
+	if (n->p.attention.tiled) /* positions, then a tile set per (b, h) */
+		return attn_pos_numel(&as) + as.b * as.h * attn_tile_numel(&as);
 	int64_t rows = as.tq < CPU_ATTN_ROWS ? as.tq : CPU_ATTN_ROWS;
-	return as.b * as.h * rows * as.tk; /* (B, H, rows, Tk) */
+	return attn_pos_numel(&as) + as.b * as.h * rows * as.tk; /* (B, H, rows, Tk) */
 }
 
 /* OpenBLAS (the pthread build) would start its own threads inside the
@@ -88,7 +110,10 @@ void cpu_attention_forward(struct ag_node *n)
 {
 	struct attn_shape as = attn_shape(n);
 	int nt = blas_single_begin();
-	CPU_DISPATCH(n->out->dtype, attention_fwd, &as, n);
+	if (n->p.attention.tiled)
+		CPU_DISPATCH(n->out->dtype, attention_tiled_fwd, &as, n);
+	else
+		CPU_DISPATCH(n->out->dtype, attention_fwd, &as, n);
 	blas_single_end(nt);
 }
 
@@ -96,6 +121,9 @@ void cpu_attention_backward(struct ag_node *n)
 {
 	struct attn_shape as = attn_shape(n);
 	int nt = blas_single_begin();
-	CPU_DISPATCH(n->out->dtype, attention_bwd, &as, n);
+	if (n->p.attention.tiled)
+		CPU_DISPATCH(n->out->dtype, attention_tiled_bwd, &as, n);
+	else
+		CPU_DISPATCH(n->out->dtype, attention_bwd, &as, n);
 	blas_single_end(nt);
 }

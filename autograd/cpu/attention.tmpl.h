@@ -1,6 +1,6 @@
 /* attention.tmpl.h: REAL-typed fused self-attention with an optional ALiBi
- * bias, causal, sliding-window and padding masks and grouped key/value
- * heads (see instantiate.h and ag_attention in autograd.h). The forward
+ * bias, causal, sliding-window, padding and document-segment masks and
+ * grouped key/value heads, materialising the probabilities (see instantiate.h and ag_attention in autograd.h). The forward
  * splits its work over (batch, query head) pairs; the backward over
  * (batch, key/value head) pairs, which touch disjoint gradients, each
  * taking its query heads in turn. k and v are read in place, never copied
@@ -30,6 +30,26 @@ static inline REAL FN(drop)(const struct ag_node *n, int64_t idx)
 	}
 	return rng_uniform(n->p.attention.seed, n->p.attention.offset + (uint64_t)idx) >= (float)p
 		       ? (REAL)(1.0 / (1.0 - p)) : (REAL)0;
+}
+
+/* pos (B, Tk): the ALiBi position of each key, the number of kept keys
+ * (key_mask != 0, or every key without a mask) from the start of its run
+ * of equal segment ids (of the row without segments) up to it, minus 1:
+ * j itself without a mask or segments. Masked keys get a value never used. */
+static void FN(attn_positions)(const struct attn_shape *as, const int32_t *mask,
+			       const int32_t *segs, REAL *pos)
+{
+	for (int64_t b = 0; b < as->b; b++) {
+		const int32_t *mb = mask ? mask + b * as->tk : NULL;
+		const int32_t *sg = segs ? segs + b * as->tk : NULL;
+		int64_t kept = 0;
+		for (int64_t j = 0; j < as->tk; j++) {
+			if (sg && j > 0 && sg[j] != sg[j - 1])
+				kept = 0;
+			kept += !mb || mb[j] != 0;
+			pos[b * as->tk + j] = (REAL)(kept - 1);
+		}
+	}
 }
 
 /* Keys [0, kend) can be kept for query rows [i0, i1): with the causal
@@ -63,8 +83,10 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
 	const REAL *slopes = n->in[3] ? n->in[3]->data : NULL;
 	const int32_t *mask = n->in[4] ? n->in[4]->data : NULL;
+	const int32_t *segs = n->in[5] ? n->in[5]->data : NULL;
 	REAL *out = n->out->data, *probs = n->saved[0]->data;
-	REAL *scratch = n->scratch ? n->scratch->data : NULL; /* NULL: no rows */
+	REAL *pos = n->scratch ? n->scratch->data : NULL; /* (B, Tk) positions */
+	REAL *scratch = pos ? pos + attn_pos_numel(as) : NULL; /* NULL: no rows */
 	REAL scale = (REAL)n->p.attention.scale;
 	bool causal = n->p.attention.causal, dropout = n->p.attention.p != 0.0;
 	int64_t W = n->p.attention.window;
@@ -72,6 +94,8 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 	int64_t G = as->group;
 	int64_t R = TQ < CPU_ATTN_ROWS ? TQ : CPU_ATTN_ROWS;
 	int64_t qs = attn_ld(q, D), ks = attn_ld(k, D), vs = attn_ld(v, D);
+	if (slopes)
+		FN(attn_positions)(as, mask, segs, pos);
 	/* each (b, h) writes only its own rows of out, probs and scratch, so
 	 * the forward splits over query heads (all threads busy even with few
 	 * key/value heads, as multi-query decoding has) */
@@ -82,39 +106,35 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 		const REAL *kb = (const REAL *)k->data + b * k->stride[0] + hkv * k->stride[1];
 		const REAL *vb = (const REAL *)v->data + b * v->stride[0] + hkv * v->stride[1];
 		const int32_t *mb = mask ? mask + b * TK : NULL;
+		const int32_t *sg = segs ? segs + b * TK : NULL;
+		const REAL *pb = slopes ? pos + b * TK : NULL;
 		REAL slope = slopes ? slopes[h] : 0;
 		REAL *sc = scratch + bh * R * TK; /* (R, Tk) */
 		for (int64_t i0 = 0; i0 < TQ; i0 += R) {
 			int64_t nr = TQ - i0 < R ? TQ - i0 : R;
 			int64_t kend = FN(attn_kend)(as, causal, i0 + nr);
 			int64_t kbeg = FN(attn_kbeg)(as, W, i0), nk = kend - kbeg;
-			REAL *pb = probs + (bh * TQ + i0) * TK; /* (nr, Tk) */
+			REAL *prb = probs + (bh * TQ + i0) * TK; /* (nr, Tk) */
 			bool dead[CPU_ATTN_ROWS];
 			/* S (nr, nk) = scale Q_blk (nr, D) K^T (D, nk), keys [kbeg, kend) */
 			FN(gemm)(false, true, nr, nk, D, scale, qb + i0 * q->stride[2], qs,
-				 kb + kbeg * ks, ks, 0, pb + kbeg, TK);
-			int64_t kept0 = 0; /* kept keys before kbeg, for pos_j */
-			for (int64_t j = 0; mb && j < kbeg; j++)
-				kept0 += mb[j] != 0;
+				 kb + kbeg * ks, ks, 0, prb + kbeg, TK);
 			for (int64_t r = 0; r < nr; r++) {
 				int64_t i = i0 + r, qpos = TK - TQ + i;
-				REAL *p = pb + r * TK;
+				int32_t sq = sg ? sg[qpos] : 0;
+				REAL *p = prb + r * TK;
 				REAL mx = -INFINITY;
-				int64_t kept = kept0; /* kept keys so far, for pos_j */
 				for (int64_t j = 0; j < kbeg; j++)
 					p[j] = 0;
 				for (int64_t j = kbeg; j < kend; j++) {
-					bool ok = (!causal || j <= qpos) && (!W || qpos - j < W);
-					if (mb) {
-						kept += mb[j] != 0;
-						ok = ok && mb[j] != 0;
-					}
+					bool ok = (!causal || j <= qpos) && (!W || qpos - j < W) &&
+						  (!mb || mb[j] != 0) && (!sg || sg[j] == sq);
 					if (!ok) {
 						p[j] = -INFINITY;
 						continue;
 					}
-					REAL pos = (REAL)(mb ? kept - 1 : j);
-					p[j] += slope * pos;
+					if (pb)
+						p[j] += slope * pb[j];
 					/* a NaN score sticks in mx: the row goes NaN, not dead */
 					mx = p[j] > mx || isnan(p[j]) ? p[j] : mx;
 				}
@@ -139,7 +159,7 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 							sc[r * TK + j] = 0;
 			/* O_blk (nr, D) = (P M)_blk (nr, nk) V (nk, D), keys [kbeg, kend) */
 			REAL *ob = out + (bh * TQ + i0) * D;
-			FN(gemm)(false, false, nr, D, nk, 1, (dropout ? sc : pb) + kbeg, TK,
+			FN(gemm)(false, false, nr, D, nk, 1, (dropout ? sc : prb) + kbeg, TK,
 				 vb + kbeg * vs, vs, 0, ob, D);
 			for (int64_t r = 0; r < nr; r++)
 				if (dead[r])
@@ -160,7 +180,7 @@ static void FN(attention_bwd)(const struct attn_shape *as, const struct ag_node 
 {
 	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
 	const REAL *probs = n->saved[0]->data, *dout = n->out->grad->data;
-	REAL *scratch = n->scratch ? n->scratch->data : NULL; /* NULL: no rows */
+	REAL *scratch = n->scratch ? (REAL *)n->scratch->data + attn_pos_numel(as) : NULL;
 	REAL *dq = q->grad ? q->grad->data : NULL;
 	REAL *dk = k->grad ? k->grad->data : NULL;
 	REAL *dv = v->grad ? v->grad->data : NULL;

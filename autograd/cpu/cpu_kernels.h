@@ -18,7 +18,8 @@
 #include "../ops.def"
 
 /* The scratch elements node n's kernels need (struct ag_backend's
- * scratch_numel): for attention, a block of query rows per (b, h). */
+ * scratch_numel): for attention, the ALiBi positions (B, Tk) and a
+ * block of query rows (exact) or a set of tiles (tiled) per (b, h). */
 int64_t cpu_scratch_numel(const struct ag_node *n);
 /* optim.c: the optimizer hooks of struct ag_backend (f32 and f64). */
 void cpu_optim_update(const struct ag_optim_update *u, enum dtype dt, int64_t n, void *p,

@@ -1,10 +1,14 @@
-// attention.cu: the causal self-attention with ALiBi, a padding mask, a
-// sliding window, grouped key/value heads, Tq <= Tk and dropout on the
-// probabilities (autograd/cpu/attention.tmpl.h;
-// ag_attention in autograd.h), as the CPU does it: the matrix products on
-// cuBLAS (cu_gemm, tensor cores in bf16) and the softmax rows in a kernel.
-// The probabilities are materialised and saved (B, H, Tq, Tk), as on the
-// CPU and in transformers' BLOOM; not flash attention.
+// attention.cu: the entry points of the CUDA attention (the tiled kernel,
+// attention_tiled.cu, unless the node asks for the exact one), the ALiBi
+// positions, and the exact kernel: the causal self-attention with ALiBi, a
+// padding mask, document segments, a sliding window, grouped key/value
+// heads, Tq <= Tk and dropout on the probabilities
+// (autograd/cpu/attention.tmpl.h; ag_attention in autograd.h), as the CPU
+// does it: the matrix products on cuBLAS (cu_gemm, tensor cores in bf16)
+// and the softmax rows in a kernel. The exact kernel materialises and
+// saves the probabilities (B, H, Tq, Tk), as transformers' eager BLOOM
+// does; its rows keep Tk floats in shared memory, so it is limited to the
+// keys that fit (about 56K on an H100); the tiled kernel has no such limit.
 //
 // Grouped heads (G = H / Hkv query heads per key/value head): each product
 // below is G strided-batched GEMMs, the g-th over query heads g, G + g,
@@ -17,8 +21,9 @@
 //      probabilities; in bf16 the scores are rounded to bf16 there, as
 //      transformers' baddbmm does).
 //   2. Row kernel, one block per (b, h, query row i): the ALiBi bias
-//      slope * pos_j (pos_j = j, or with a padding mask the kept keys up to
-//      j minus 1), the causal, sliding-window and padding masks, the
+//      slope * pos_j (pos_j = j, or with a padding mask or segments the
+//      precomputed attn_positions), the causal, sliding-window, padding and
+//      segment masks, the
 //      softmax (f32, the sum in double), P rounded to the dtype into the saved probabilities, and
 //      with dropout P M into the workspace. A row whose keys are all masked
 //      gets zero probabilities; a row with a NaN score gets NaN ones.
@@ -44,64 +49,7 @@
 
 #include "common.cuh"
 
-#define ATT_THREADS 256
-
-struct AttnArgs {
-	const void *q, *k, *v;         // (B, H, T, D), unit stride on D
-	int64_t qs[3], ks[3], vs[3];   // element strides of B, H; [2]: T (attn_ld)
-	const void *slopes;            // (H) or NULL
-	const int32_t *mask;           // (B, Tk) or NULL
-	void *out;                     // (B, H, Tq, D) contiguous
-	void *probs;                   // (B, H, Tq, Tk) contiguous
-	int64_t B, H, Tq, Tk, D;
-	int64_t G;                     // query heads per key/value head
-	float scale;
-	bool causal;
-	int64_t window;                // sliding window, 0: none
-	bool dropout;
-	float pf, keep;                // p as f32 and 1 / (1 - p)
-	uint64_t seed, offset;
-	int64_t h0, htot;              // head_offset, n_head_total
-};
-
-// The dropout factor of probability (bh, i, j): 1, or 0 or 1/(1-p).
-__device__ __forceinline__ float att_drop(const AttnArgs &a, int64_t bh, int64_t i,
-					  int64_t j)
-{
-	if (!a.dropout)
-		return 1.0f;
-	int64_t b = bh / a.H, h = bh % a.H;
-	int64_t idx = ((b * a.htot + a.h0 + h) * a.Tq + i) * a.Tk + j;
-	return rng_uniform(a.seed, a.offset + (uint64_t)idx) >= a.pf ? a.keep : 0.0f;
-}
-
-// pos[j] = number of m[j'] != 0 for j' <= j, for j < tk (a block-wide scan:
-// each thread counts a contiguous chunk, the chunk totals are scanned in
-// shared memory). Every thread of the block must call it.
-__device__ void mask_positions(const int32_t *m, int64_t tk, int *pos)
-{
-	__shared__ int tsum[ATT_THREADS];
-	const int tid = threadIdx.x, nt = blockDim.x;
-	int64_t per = (tk + nt - 1) / nt, lo = tid * per;
-	int64_t hi = lo + per < tk ? lo + per : tk;
-	int cnt = 0;
-	for (int64_t j = lo; j < hi; j++)
-		cnt += m[j] != 0;
-	tsum[tid] = cnt;
-	__syncthreads();
-	for (int off = 1; off < nt; off <<= 1) {
-		int add = tid >= off ? tsum[tid - off] : 0;
-		__syncthreads();
-		tsum[tid] += add;
-		__syncthreads();
-	}
-	int run = tsum[tid] - cnt;
-	for (int64_t j = lo; j < hi; j++) {
-		run += m[j] != 0;
-		pos[j] = run;
-	}
-	__syncthreads();
-}
+#include "attention.cuh"
 
 // 2. The softmax rows: probs holds the scaled scores on entry and the
 // probabilities on return; pm (or NULL without dropout) gets P M. One
@@ -112,13 +60,9 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_softmax_k(AttnArgs a, T *pm)
 {
 	extern __shared__ __align__(16) unsigned char smem[];
 	float *sc = (float *)smem;       // Tk
-	int *pos = (int *)(sc + a.Tk);   // Tk with a mask
 	const int tid = threadIdx.x, nt = blockDim.x;
 	const int64_t row = blockIdx.x, bh = row / a.Tq, i = row % a.Tq;
 	const int64_t b = bh / a.H, h = bh % a.H;
-	const int32_t *mb = a.mask ? a.mask + b * a.Tk : nullptr;
-	if (mb)
-		mask_positions(mb, a.Tk, pos);
 
 	T *prow = (T *)a.probs + row * a.Tk;
 	T *wrow = pm ? pm + row * a.Tk : nullptr;
@@ -127,12 +71,9 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_softmax_k(AttnArgs a, T *pm)
 	float mx = -INFINITY;
 	double nan_seen = 0; // a NaN score makes the row NaN, never "all masked"
 	for (int64_t j = tid; j < a.Tk; j += nt) {
-		bool ok = (!a.causal || j <= qpos) && (!a.window || qpos - j < a.window);
-		if (mb)
-			ok = ok && mb[j] != 0;
 		float s = -INFINITY;
-		if (ok) {
-			float p = mb ? (float)(pos[j] - 1) : (float)j;
+		if (att_visible(a, b, qpos, j)) {
+			float p = att_pos(a, b, j);
 			// no contraction into an FMA: the CPU rounds the product
 			s = __fadd_rn(to_f(prow[j]), __fmul_rn(slope, p));
 			mx = s > mx ? s : mx;
@@ -212,74 +153,6 @@ __global__ void __launch_bounds__(ATT_THREADS) attn_softmax_bwd_k(AttnArgs a, T 
 	}
 }
 
-// The leading dimension of q, k or v's (T, D) matrices: the stride on T,
-// which ops.c makes at least D when T > 1. With T <= 1 it is never stepped
-// and may be anything (a size-1 dim's stride: k (B, H, D, 1) transposed has
-// 1), but cuBLAS checks a leading dimension against the rows even when it
-// is unused (CUBLAS_STATUS_INVALID_VALUE below D), so max(1, D) stands in
-// there, as on the CPU (attn_ld in autograd/cpu/attention.c).
-static int64_t attn_ld(const struct tensor *t)
-{
-	int64_t d = t->shape[3], min = d > 1 ? d : 1;
-	return t->shape[2] <= 1 ? min : t->stride[2];
-}
-
-static AttnArgs attn_args(const struct ag_node *n)
-{
-	const struct tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
-	AttnArgs a;
-	a.q = q->data;
-	a.k = k->data;
-	a.v = v->data;
-	for (int d = 0; d < 3; d++) {
-		a.qs[d] = q->stride[d];
-		a.ks[d] = k->stride[d];
-		a.vs[d] = v->stride[d];
-	}
-	a.qs[2] = attn_ld(q);
-	a.ks[2] = attn_ld(k);
-	a.vs[2] = attn_ld(v);
-	a.slopes = n->in[3] ? n->in[3]->data : nullptr;
-	a.mask = n->in[4] ? (const int32_t *)n->in[4]->data : nullptr;
-	a.out = n->out->data;
-	a.probs = n->saved[0]->data;
-	a.B = q->shape[0];
-	a.H = q->shape[1];
-	a.Tq = q->shape[2];
-	a.Tk = k->shape[2];
-	a.D = q->shape[3];
-	a.G = n->p.attention.group;
-	a.scale = (float)n->p.attention.scale;
-	a.causal = n->p.attention.causal;
-	a.window = n->p.attention.window;
-	double p = n->p.attention.p;
-	a.dropout = p != 0.0;
-	a.pf = (float)p;
-	a.keep = (float)(1.0 / (1.0 - p));
-	a.seed = n->p.attention.seed;
-	a.offset = n->p.attention.offset;
-	a.h0 = n->p.attention.head_offset;
-	a.htot = n->p.attention.n_head_total;
-	return a;
-}
-
-// Dynamic shared memory of `bytes` for `kernel`: opts in above the default
-// 48 KiB; more than the device allows is a clear failure.
-template <typename K>
-static void smem_prepare(K kernel, size_t bytes, const struct ag_node *n)
-{
-	const size_t static_margin = 4096; // block reductions, the mask scan
-	if (bytes + static_margin > cu_smem_max())
-		hug_panic("attention: %zu bytes of shared memory per block for Tq = %lld, "
-			  "Tk = %lld; the device allows %zu (shorter sequences fit)",
-			  bytes, (long long)n->in[0]->shape[2], (long long)n->in[1]->shape[2],
-			  cu_smem_max());
-	// the default 48 KiB limit counts static shared memory too
-	if (bytes + static_margin > 48 * 1024)
-		CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-						(int)bytes));
-}
-
 // The per-head products of one call: for each of `groups` and each of the
 // G query heads of a key/value head, a strided-batched GEMM of `count`
 // key/value heads. q, k and v may be views with any strides on (B, H, T);
@@ -299,14 +172,52 @@ static HeadBatches head_batches(const AttnArgs &a)
 	return flat ? HeadBatches{ 1, a.B * hkv } : HeadBatches{ a.B, hkv };
 }
 
+// Positions of batch row b (one thread per row, in key order): the kept
+// keys from the start of the current run of equal segment ids, minus 1.
+__global__ void attn_positions_k(AttnArgs a, float *pos)
+{
+	CU_FOR(b, a.B) {
+		const int32_t *mb = a.mask ? a.mask + b * a.Tk : nullptr;
+		const int32_t *sg = a.segs ? a.segs + b * a.Tk : nullptr;
+		int64_t kept = 0;
+		for (int64_t j = 0; j < a.Tk; j++) {
+			if (sg && j > 0 && sg[j] != sg[j - 1])
+				kept = 0;
+			kept += !mb || mb[j] != 0;
+			pos[b * a.Tk + j] = (float)(kept - 1);
+		}
+	}
+}
+
+int64_t attn_positions(AttnArgs &a, float *pos)
+{
+	int64_t nf = attn_pos_floats(a);
+	if (!nf)
+		return 0;
+	attn_positions_k<<<cu_blocks(a.B, 32), 32, 0, cu_stream()>>>(a, pos);
+	CUDA_LAUNCH_CHECK();
+	a.pos = pos;
+	return nf;
+}
+
 extern "C" void cuda_attention_forward(struct ag_node *n)
 {
+	if (n->p.attention.tiled) {
+		cuda_attention_tiled_forward(n);
+		return;
+	}
 	AttnArgs a = attn_args(n);
 	const enum dtype dt = n->out->dtype;
 	const int64_t rows = a.B * a.H * a.Tq, tqk = a.Tq * a.Tk;
 	if (!rows)
 		return; // Tq = 0, or no heads: nothing to write (the op layer refuses D = 0)
-	void *pm = a.dropout ? cu_workspace((size_t)(rows * a.Tk) * dtype_size(dt)) : nullptr;
+	// the workspace: the positions (floats), then P M with dropout
+	size_t pos_bytes = ((size_t)attn_pos_floats(a) * sizeof(float) + 255) / 256 * 256;
+	size_t pm_bytes = a.dropout ? (size_t)(rows * a.Tk) * dtype_size(dt) : 0;
+	unsigned char *ws = pos_bytes + pm_bytes
+		? (unsigned char *)cu_workspace(pos_bytes + pm_bytes) : nullptr;
+	attn_positions(a, (float *)ws);
+	void *pm = a.dropout ? ws + pos_bytes : nullptr;
 	HeadBatches hb = head_batches(a);
 	const int64_t G = a.G;
 	// batch g, query heads hg + G c for key/value heads c: the first query
@@ -318,7 +229,7 @@ extern "C" void cuda_attention_forward(struct ag_node *n)
 				cu_elem(a.k, dt, g * a.ks[0]), a.ks[2], a.ks[1], 0.0f,
 				cu_elem(a.probs, dt, (g * a.H + hg) * tqk), a.Tk, G * tqk,
 				hb.count);
-	size_t bytes = (size_t)(a.Tk * (a.mask ? 2 : 1)) * sizeof(float);
+	size_t bytes = (size_t)a.Tk * sizeof(float);
 	CU_FLOAT_DISPATCH(dt, T, {
 		smem_prepare(attn_softmax_k<T>, bytes, n);
 		attn_softmax_k<T><<<cu_rows(rows), ATT_THREADS, bytes, cu_stream()>>>(a, (T *)pm);
@@ -336,6 +247,10 @@ extern "C" void cuda_attention_forward(struct ag_node *n)
 
 extern "C" void cuda_attention_backward(struct ag_node *n)
 {
+	if (n->p.attention.tiled) {
+		cuda_attention_tiled_backward(n);
+		return;
+	}
 	AttnArgs a = attn_args(n);
 	const enum dtype dt = n->out->dtype;
 	struct tensor *dq = n->in[0]->grad, *dk = n->in[1]->grad, *dv = n->in[2]->grad;
