@@ -213,6 +213,10 @@ struct ag_attn_desc {
  * contiguous. */
 struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,
 			    struct tensor *v, const struct ag_attn_desc *desc);
+/* Whether AG_ATTN_KERNEL_DEFAULT means the tiled kernel: true unless
+ * HUG_ATTENTION=exact is in the environment. */
+bool ag_attention_default_tiled(void);
+
 /* Mean cross-entropy of logits (..., V) against targets (...) i32, skipping
  * targets equal to ignore_index (Hugging Face uses -100); the mean is over
  * the counted targets (0 when none count). -> a 0-d scalar, in f32 for

@@ -657,14 +657,18 @@ static struct tensor *unit_last_stride(struct ag_ctx *ctx, struct tensor *t)
 	return unit && rows ? t : ag_contiguous(ctx, t);
 }
 
-/* Whether attention runs the tiled kernel: asked for, or the default
- * without HUG_ATTENTION=exact in the environment. */
+bool ag_attention_default_tiled(void)
+{
+	const char *env = getenv("HUG_ATTENTION");
+	return !(env && strcmp(env, "exact") == 0);
+}
+
+/* Whether attention runs the tiled kernel: asked for, or the default. */
 static bool attn_tiled(enum ag_attn_kernel kernel)
 {
 	if (kernel != AG_ATTN_KERNEL_DEFAULT)
 		return kernel == AG_ATTN_KERNEL_TILED;
-	const char *env = getenv("HUG_ATTENTION");
-	return !(env && strcmp(env, "exact") == 0);
+	return ag_attention_default_tiled();
 }
 
 struct tensor *ag_attention(struct ag_ctx *ctx, struct tensor *q, struct tensor *k,

@@ -31,7 +31,7 @@ static struct widths widths_of(const struct model_dims *d, int tp, bool bias_o, 
 	struct widths w;
 	w.c = d->hidden_size;
 	w.q = (int64_t)(d->n_head / tp) * d->head_dim;
-	w.kv = (int64_t)(d->n_kv_head / tp) * d->head_dim;
+	w.kv = model_kv_heads_per_rank(d, tp) * d->head_dim;
 	w.f = d->intermediate_size / tp;
 	w.rp_attn = row_parallel_outputs(w.c, tp, bias_o);
 	w.rp_mlp = row_parallel_outputs(w.c, tp, bias_down);
@@ -87,7 +87,7 @@ void model_act_count(const struct model_config *cfg, int tp, bool frozen,
 	} else {
 		const struct llama_config *lc = llama_config_of(cfg);
 		struct widths w = widths_of(d, tp, lc->attention_bias, lc->mlp_bias);
-		llama_like(&w, llama_qk_norm(lc), (d->n_head + d->n_kv_head) / tp, out);
+		llama_like(&w, llama_qk_norm(lc), d->n_head / tp + model_kv_heads_per_rank(d, tp), out);
 	}
 	int64_t c = d->hidden_size;
 	/* the lookup (and its all-reduced copy under TP), each with a

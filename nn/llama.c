@@ -27,7 +27,8 @@ struct pbuild {
 
 int64_t llama_kv_heads_local(const struct llama_model *m)
 {
-	return llama_kv_replicated(&m->cfg, m->tp.size) ? 1 : m->cfg.n_kv_head / m->tp.size;
+	return model_kv_heads_per_rank(&(struct model_dims){ .n_kv_head = m->cfg.n_kv_head },
+				       m->tp.size);
 }
 
 void llama_vocab_slice(const struct llama_model *m, int64_t *offset, int64_t *len)

@@ -76,6 +76,14 @@ struct model_dims {
 	int n_eos_more;                  /* lists after the first (Llama 3.1 Instruct) */
 };
 
+/* Key/value heads one of tp tensor-parallel ranks holds: its share, or 1
+ * when there are fewer key/value heads than ranks (each rank keeps the one
+ * its query heads read, replicated). */
+static inline int64_t model_kv_heads_per_rank(const struct model_dims *d, int tp)
+{
+	return d->n_kv_head >= tp ? d->n_kv_head / tp : 1;
+}
+
 /* Bytes a family may keep in a config (its own struct, e.g. bloom_config). */
 #define MODEL_CONFIG_PRIV_BYTES 512
 

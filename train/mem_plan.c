@@ -20,6 +20,7 @@ void mem_layout_default(struct mem_layout *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->dp = l->tp = l->pp = 1;
+	l->attention = ag_attention_default_tiled() ? MEM_ATTN_FLASH : MEM_ATTN_EXACT;
 	l->micro_batch = 1;
 	l->seq_len = 1024;
 	l->accumulation = 1;
@@ -54,7 +55,11 @@ void mem_layout_of_recipe(const struct recipe *r, int world, struct mem_layout *
 {
 	mem_layout_default(l);
 	l->tp = r->tensor_parallel;
-	l->dp = world / (r->tensor_parallel > 0 ? r->tensor_parallel : 1);
+	l->pp = r->pipeline_parallel > 0 ? r->pipeline_parallel : 1;
+	l->dp = world / ((r->tensor_parallel > 0 ? r->tensor_parallel : 1) * l->pp);
+	l->recompute = r->recompute == AG_RECOMPUTE_BLOCK ? MEM_RECOMPUTE_BLOCK
+		       : r->recompute == AG_RECOMPUTE_SELECTIVE ? MEM_RECOMPUTE_SELECTIVE
+							  : MEM_RECOMPUTE_NONE;
 	if (l->dp < 1)
 		l->dp = 1;
 	l->zero = r->zero;
@@ -83,10 +88,8 @@ int mem_layout_validate(const struct model_config *cfg, const struct mem_layout 
 	if (l->pp > d->n_layer)
 		return hug_error_set(err, "pipeline stages: %d is more than the %d layers",
 				     l->pp, d->n_layer);
-	if (d->n_head % l->tp || d->n_kv_head % l->tp || d->intermediate_size % l->tp)
-		return hug_error_set(err, "tensor parallel: %d does not divide the %d heads, %d "
-				     "key/value heads and MLP width %lld", l->tp, d->n_head,
-				     d->n_kv_head, (long long)d->intermediate_size);
+	if (model_config_tp_validate(cfg, l->tp, err))
+		return -1;
 	if (l->micro_batch < 1 || l->seq_len < 1 || l->accumulation < 1)
 		return hug_error_set(err, "batch %lld, sequence %lld and accumulation %lld must "
 				     "be >= 1", (long long)l->micro_batch, (long long)l->seq_len,
@@ -148,13 +151,19 @@ static int64_t stage_activations(const struct model_config *cfg, const struct me
 		b.fwd += extra;
 		b.grad += extra;
 	}
-	int64_t p = 0, scratch = 0;
+	int64_t p = 0, scratch = 0, hd = d->head_dim;
+	/* cpu_scratch_numel (autograd/cpu/attention.c): ALiBi positions (B, T),
+	 * then per (b, h) the exact kernel's (min(T, 64), T) rows or the tiled
+	 * kernel's tiles 64 x (D > 128 ? 128 + D : 256) */
 	if (l->attention == MEM_ATTN_EXACT) {
 		p = l->micro_batch * hl * t * t * es;
-		if (!l->cuda) /* cpu_scratch_numel: (B, H, min(T, 64), T) */
-			scratch = l->micro_batch * hl * (t < 64 ? t : 64) * t * es;
+		if (!l->cuda)
+			scratch = (l->micro_batch * t + l->micro_batch * hl * (t < 64 ? t : 64) * t) * es;
 	} else {
 		b.stat += hl; /* log-sum-exp per head */
+		if (!l->cuda)
+			scratch = (l->micro_batch * t +
+				   l->micro_batch * hl * 64 * (hd > 128 ? 128 + hd : 256)) * es;
 	}
 	*probs = p * layers;
 	*mlp = b.mlp_act * n * es * layers;
@@ -327,7 +336,7 @@ void mem_plan_compute(const struct model_config *cfg, const struct mem_layout *l
 	 * in the compute dtype, this rank's heads and layers */
 	int64_t kb = l->kv_batch ? l->kv_batch : 1, kt = l->kv_len ? l->kv_len : l->seq_len;
 	p->kv_cache = 2 * stage_layers(d->n_layer, l->pp, 0) * kb * kt *
-		      (int64_t)(d->n_kv_head / l->tp) * d->head_dim * (l->bf16 ? 2 : 4);
+		      model_kv_heads_per_rank(d, l->tp) * d->head_dim * (l->bf16 ? 2 : 4);
 	p->tokens_per_step = l->micro_batch * l->seq_len * l->accumulation * l->dp;
 	double fpt = model_config_flops_per_token(cfg, l->seq_len);
 	if (l->lora_r) /* no weight gradients for the frozen base */

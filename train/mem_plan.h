@@ -81,9 +81,9 @@ void mem_layout_default(struct mem_layout *l);
 struct recipe;
 
 /* The layout recipe r describes for `world` processes (dp = world /
- * parallel.tensor; pipeline 1; ZeRO, precision, batch, sequence,
- * accumulation, LoRA targets from the recipe; exact attention and no
- * recomputation until the recipe has those keys). */
+ * (parallel.tensor x parallel.pipeline); ZeRO, recomputation, precision,
+ * batch, sequence, accumulation, LoRA targets from the recipe; the
+ * attention kernel training runs by default, ag_attention_default_tiled). */
 void mem_layout_of_recipe(const struct recipe *r, int world, struct mem_layout *l);
 
 /* Checks the layout against the config (degrees >= 1, stages and tensor
