@@ -19,6 +19,7 @@
 #include "../autograd/autograd.h"
 #include "../autograd/profile.h"
 #include "../autograd/rng.h"
+#include "../base/alloc.h"
 #include "../nn/model.h"
 #include "../optim/optimizer.h"
 #include "bench_util.h"
@@ -73,8 +74,9 @@ int main(int argc, char **argv)
 	ag_ctx_init(&ctx, &step);
 	struct tensor *ids = tensor_new(&data, DT_I32, TENSOR_SHAPE(b, t));
 	struct tensor *tgt = tensor_new(&data, DT_I32, TENSOR_SHAPE(b, t));
-	double t0 = 0;
+	double t0 = 0, *step_s = hug_malloc(sizeof(double) * (size_t)(steps > 0 ? steps : 1));
 	for (long s = 0; s < warm + steps; s++) {
+		double s0 = bench_now();
 		if (s == warm) {
 			t0 = bench_now();
 			ag_profile_reset(); /* HUG_PROFILE=1: time the measured steps only */
@@ -95,6 +97,8 @@ int main(int argc, char **argv)
 		optim_step(&opt, 1e-4);
 		optim_zero_grad(&opt);
 		ag_profile_stop("optimizer", DEV_CPU, p0);
+		if (s >= warm)
+			step_s[s - warm] = bench_now() - s0;
 	}
 	double dt = bench_now() - t0;
 	double params = (double)model_config_param_count(&c);
@@ -102,6 +106,13 @@ int main(int argc, char **argv)
 	       "%.2f steps/s, %.0f tokens/s (threads: OMP_NUM_THREADS=%s)\n",
 	       arch, (long)params, b, t, steps, dt, (double)steps / dt,
 	       (double)(steps * b * t) / dt, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "default");
+	if (steps > 0) {
+		qsort(step_s, (size_t)steps, sizeof(double), bench_cmp_double);
+		double med = steps % 2 ? step_s[steps / 2] : 0.5 * (step_s[steps / 2 - 1] + step_s[steps / 2]);
+		printf("hug bench_train steps: fastest %.1f ms, median %.1f ms, median/fastest %.2f\n",
+		       1e3 * step_s[0], 1e3 * med, med / step_s[0]);
+	}
+	hug_free(step_s);
 	ag_profile_report(stdout);
 	optim_free(&opt);
 	model_free(&m);
