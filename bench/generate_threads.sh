@@ -15,7 +15,7 @@ set -euo pipefail
 if [[ -z "${OPENBLAS_CORETYPE:-}" && "${BLAS_CORE:-}" != default ]] && grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
 	export OPENBLAS_CORETYPE=SkylakeX
 fi
-echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(OpenBLAS's choice)}"
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-OpenBLAS default}"
 MODEL=${1:-tests/fixtures/bloom-tiny-a}
 PAIRS=${PAIRS:-5} THREADS=${THREADS:-2} NEW=${NEW:-200}
 HUG=${HUG:-build/bin/hug}

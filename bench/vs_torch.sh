@@ -18,7 +18,7 @@ set -euo pipefail
 if [[ -z "${OPENBLAS_CORETYPE:-}" && "${BLAS_CORE:-}" != default ]] && grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
 	export OPENBLAS_CORETYPE=SkylakeX
 fi
-echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(OpenBLAS's choice)}"
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-OpenBLAS default}"
 PAIRS=${PAIRS:-3}
 THREADS=${THREADS:-2}
 BENCH=${BENCH:-build/bin/bench_train}
