@@ -88,13 +88,13 @@ static struct tensor *node_arg(const struct ag_node *n, int i)
 	return n->op == AG_OP_CHECKPOINT ? n->p.checkpoint.region->outer[i] : n->in[i];
 }
 
-/* Gives every input of `n` that takes part in the gradient a zeroed grad
- * buffer (leaves have theirs already). */
-static void ensure_input_grads(struct ag_ctx *ctx, struct ag_node *n)
+/* Gives every input of `n` that takes part in the gradient, but `skip`
+ * (may be NULL), a zeroed grad buffer (leaves have theirs already). */
+static void ensure_input_grads(struct ag_ctx *ctx, struct ag_node *n, const struct tensor *skip)
 {
 	for (int i = 0; i < node_n_args(n); i++) {
 		struct tensor *t = node_arg(n, i);
-		if (t && t->requires_grad)
+		if (t && t->requires_grad && t != skip)
 			grad_buffer(ctx, t);
 	}
 }
@@ -138,6 +138,66 @@ static void leaves_flush(struct ag_ctx *ctx, struct ag_node *tape)
 		}
 }
 
+static bool is_layout_view(enum ag_op op)
+{
+	return op == AG_OP_VIEW || op == AG_OP_PERMUTE || op == AG_OP_SLICE;
+}
+
+/* Node n scatters a contiguous gradient g along the strides of a view v:
+ * permute and slice (v: their output), contiguous (v: its input). When v's
+ * input is itself a view (v = permute(slice(qkv)) in BLOOM's attention)
+ * whose gradient no other op has begun, the intermediate gradient buffers
+ * are skipped: g goes straight into the gradient of the chain's contiguous
+ * root, at v's own strides and offset, through the permute kernel's
+ * contiguous-input case (autograd/cpu/layout.c). Returns false (nothing
+ * done) otherwise. Each root element receives the same single addition
+ * the chain would have made, so the bits do not change. */
+static bool scatter_to_view_root(struct ag_ctx *ctx, const struct ag_backend *be,
+				 struct ag_node *n)
+{
+	if (n->op != AG_OP_PERMUTE && n->op != AG_OP_SLICE && n->op != AG_OP_CONTIGUOUS)
+		return false;
+	struct tensor *v = n->op == AG_OP_CONTIGUOUS ? n->in[0] : n->out;
+	struct tensor *r = n->op == AG_OP_CONTIGUOUS ? v : n->in[0];
+	if (!r->node || !is_layout_view(r->node->op) || r->grad)
+		return false;
+	while (!r->grad && r->node && is_layout_view(r->node->op) &&
+	       r->node->in[0]->requires_grad)
+		r = r->node->in[0];
+	if (!tensor_is_contiguous(r) || r->dtype != v->dtype)
+		return false;
+	struct tensor view = *v;
+	view.grad = n->out->grad;
+	struct ag_node tmp = *n;
+	tmp.op = AG_OP_PERMUTE;
+	tmp.n_in = 1;
+	tmp.in[0] = r;
+	tmp.out = &view;
+	grad_buffer(ctx, r);
+	be->op[AG_OP_PERMUTE].backward(&tmp);
+	return true;
+}
+
+/* An add's output gradient is final when the add's backward runs (its
+ * consumers come later on the tape, so they ran first), and an input of the
+ * same shape receives exactly that gradient. So the first such input with
+ * no gradient buffer yet takes the output's buffer as its own instead of a
+ * zeroed copy of it (the kernel skips an input without a buffer); later
+ * uses add into it as usual. 0 + g is g: the bits do not change. Returns
+ * the input given the buffer, or NULL. */
+static struct tensor *add_pass_through(struct ag_node *n)
+{
+	if (n->op != AG_OP_ADD || n->in[0] == n->in[1])
+		return NULL;
+	for (int i = 0; i < 2; i++) {
+		struct tensor *x = n->in[i];
+		if (x->requires_grad && !x->grad && x->node && x->dtype == n->out->dtype &&
+		    tensor_same_shape(x, n->out))
+			return x;
+	}
+	return NULL;
+}
+
 int ag_tape_run(struct ag_ctx *ctx, struct ag_node *tape, bool hooks)
 {
 	const struct ag_backend *be = ag_backend_get(ctx->step->allocator->device);
@@ -159,9 +219,14 @@ int ag_tape_run(struct ag_ctx *ctx, struct ag_node *tape, bool hooks)
 					     "backward: %s has no backward kernel on %s",
 					     ag_op_info[n->op].name,
 					     device_name(ctx->step->allocator->device));
-		ensure_input_grads(ctx, n);
 		double t0 = ag_profile_start(be->device);
-		fn(n);
+		struct tensor *pass = add_pass_through(n);
+		if (!scatter_to_view_root(ctx, be, n)) {
+			ensure_input_grads(ctx, n, pass);
+			fn(n);
+			if (pass)
+				pass->grad = n->out->grad;
+		}
 		ag_profile_stop_op(n->op, true, be->device, t0);
 		if (ctx->err.set) /* a recomputation region failed */
 			return -1;

@@ -23,6 +23,7 @@
 #include "../autograd/checkpoint.h"
 #include "../autograd/profile.h"
 #include "../autograd/rng.h"
+#include "../base/alloc.h"
 #include "../nn/model.h"
 #include "../optim/optimizer.h"
 #include "bench_util.h"
@@ -87,8 +88,9 @@ int main(int argc, char **argv)
 	ctx.recompute = mode;
 	struct tensor *ids = tensor_new(&data, DT_I32, TENSOR_SHAPE(b, t));
 	struct tensor *tgt = tensor_new(&data, DT_I32, TENSOR_SHAPE(b, t));
-	double t0 = 0;
+	double t0 = 0, *step_s = hug_malloc(sizeof(double) * (size_t)(steps > 0 ? steps : 1));
 	for (long s = 0; s < warm + steps; s++) {
+		double s0 = bench_now();
 		if (s == warm) {
 			t0 = bench_now();
 			ag_profile_reset(); /* HUG_PROFILE=1: time the measured steps only */
@@ -109,6 +111,8 @@ int main(int argc, char **argv)
 		optim_step(&opt, 1e-4);
 		optim_zero_grad(&opt);
 		ag_profile_stop("optimizer", DEV_CPU, p0);
+		if (s >= warm)
+			step_s[s - warm] = bench_now() - s0;
 	}
 	double dt = bench_now() - t0;
 	double params = (double)model_config_param_count(&c);
@@ -119,6 +123,13 @@ int main(int argc, char **argv)
 	printf("step memory (recompute %s): step arena %.1f MiB + recomputation scratch %.1f MiB\n",
 	       rc, (double)step.high_water / 1048576.0,
 	       (double)ag_recompute_scratch_peak(&ctx) / 1048576.0);
+	if (steps > 0) {
+		qsort(step_s, (size_t)steps, sizeof(double), bench_cmp_double);
+		double med = steps % 2 ? step_s[steps / 2] : 0.5 * (step_s[steps / 2 - 1] + step_s[steps / 2]);
+		printf("hug bench_train steps: fastest %.1f ms, median %.1f ms, median/fastest %.2f\n",
+		       1e3 * step_s[0], 1e3 * med, med / step_s[0]);
+	}
+	hug_free(step_s);
 	ag_profile_report(stdout);
 	ag_ctx_free(&ctx);
 	optim_free(&opt);

@@ -25,4 +25,11 @@ static inline long bench_arg(int argc, char **argv, const char *name, long def)
 	return def;
 }
 
+/* qsort comparator of doubles, ascending. */
+static inline int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
 #endif

@@ -2,6 +2,9 @@
 #include "generate.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,6 +167,36 @@ static void put_ids(struct tensor *ids, const int32_t *host)
 	ag_memcpy(ids->data, ids->device, host, DEV_CPU, tensor_nbytes(ids));
 }
 
+/* Decoding one token at a time on the CPU runs hug's own (OpenMP) kernels on
+ * one thread: a step's element-wise, norm and attention work is one row,
+ * far too little to pay for waking and joining a thread team (on a busy
+ * machine that cost grew a 2-thread decode to 5x the 1-thread time), so
+ * decoding at N threads is never slower than at 1. The prompt's forward
+ * pass keeps every thread; OpenBLAS keeps its own threads for large
+ * products. Kernels give the same bits at any thread count. Returns the
+ * previous thread count, to hand back to decode_threads_restore. */
+static int decode_threads_begin(const struct model *m)
+{
+#ifdef _OPENMP
+	int prev = omp_get_max_threads();
+	if (model_parts(m).device == DEV_CPU)
+		omp_set_num_threads(1);
+	return prev;
+#else
+	(void)m;
+	return 1;
+#endif
+}
+
+static void decode_threads_restore(int prev)
+{
+#ifdef _OPENMP
+	omp_set_num_threads(prev);
+#else
+	(void)prev;
+#endif
+}
+
 int model_generate(const struct model *m, const int32_t *prompt, int n_prompt,
 		   const struct gen_opts *o, int32_t *out, struct hug_error *err)
 {
@@ -198,6 +231,7 @@ int model_generate(const struct model *m, const int32_t *prompt, int n_prompt,
 	struct tensor *ids = tensor_new(&idmem, DT_I32, TENSOR_SHAPE(1, n_prompt));
 	put_ids(ids, prompt);
 	struct tensor *next = tensor_new(&idmem, DT_I32, TENSOR_SHAPE(1, 1));
+	int threads = -1; /* the thread count before decoding (-1: prompt step) */
 	while (n_out < o->max_new_tokens) {
 		struct tensor *logits = model_forward_cached(&ctx, m, kv, ids, NULL);
 		if (!logits) {
@@ -212,9 +246,13 @@ int model_generate(const struct model *m, const int32_t *prompt, int n_prompt,
 		if (is_stop(o, tok))
 			break;
 		ag_ctx_reset(&ctx);
+		if (threads < 0)
+			threads = decode_threads_begin(m);
 		put_ids(next, &tok);
 		ids = next;
 	}
+	if (threads >= 0)
+		decode_threads_restore(threads);
 	hug_free(row);
 	hug_free(iwork);
 	hug_free(fwork);

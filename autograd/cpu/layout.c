@@ -1,5 +1,6 @@
 /* layout.c: CPU kernels that move data: contiguous copies of strided views,
  * the backward of views (view, permute, slice), and dtype casts. */
+#include <stddef.h>
 #include <string.h>
 
 #include "cpu_kernels.h"
@@ -72,9 +73,19 @@ void cpu_view_backward(struct ag_node *n)
 	cpu_accumulate(n->in[0]->grad, n->out->grad);
 }
 
+/* x->grad += o->grad along o's layout. When x is contiguous this reads o's
+ * own strides and offset from x's data, so it scatters any view o of a
+ * contiguous x, not only a permute (autograd/tape.c's view chains rely
+ * on this); otherwise o is x permuted by the node's perm. */
 void cpu_permute_backward(struct ag_node *n)
 {
 	const struct tensor *x = n->in[0], *o = n->out;
+	if (tensor_is_contiguous(x)) {
+		ptrdiff_t off = (const char *)o->data - (const char *)x->data;
+		cpu_strided_add(x->dtype, (char *)x->grad->data + off, o->stride, o->grad->data,
+			    o->ndim, o->shape);
+		return;
+	}
 	int64_t cs[TENSOR_MAX_DIMS], st[TENSOR_MAX_DIMS];
 	tensor_contiguous_strides(x->ndim, x->shape, cs);
 	for (int d = 0; d < o->ndim; d++)

@@ -8,6 +8,9 @@
 #include "../node_dims.h"
 #include "../../base/panic.h"
 
+/* Multiply-adds below which a product runs on one OpenBLAS thread. */
+#define GEMM_PAR_MIN 4194304.0
+
 #define CPU_TEMPLATE "matmul.tmpl.h"
 #include "instantiate.h"
 
@@ -29,12 +32,21 @@ void cpu_gemm(enum dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, 
 	}
 	enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans;
 	enum CBLAS_TRANSPOSE opb = tb ? CblasTrans : CblasNoTrans;
+	/* A small product (a decoding step's, about 4M multiply-adds or fewer)
+	 * runs on one thread: waking OpenBLAS's threads costs more than they
+	 * save there, most of all on a busy machine. Each element of C is one
+	 * thread's sum either way: the bits do not change. */
+	int threads = (double)m * (double)n * (double)k < GEMM_PAR_MIN ? openblas_get_num_threads() : 1;
+	if (threads > 1)
+		openblas_set_num_threads(1);
 	if (dt == DT_F64)
 		cblas_dgemm(CblasRowMajor, opa, opb, (int)m, (int)n, (int)k, alpha,
 			    a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 	else
 		cblas_sgemm(CblasRowMajor, opa, opb, (int)m, (int)n, (int)k, (float)alpha,
 			    a, (int)lda, b, (int)ldb, (float)beta, c, (int)ldc);
+	if (threads > 1)
+		openblas_set_num_threads(threads);
 }
 
 /* cpu_gemm with alpha 1. */

@@ -55,14 +55,14 @@ static void FN(layernorm_bwd)(int64_t rows, int64_t c, const REAL *x, const REAL
 		}
 	}
 	if (dw || db) {
-		/* column sums: threads split the columns into blocks of 64 and
+		/* column sums: threads split the columns into blocks of 16 and
 		 * walk the rows in order, so each sum is formed in row order
 		 * whatever the thread count, reading rows contiguously */
-		int64_t nblk = (c + 63) / 64;
+		int64_t nblk = (c + 15) / 16;
 #pragma omp parallel for if (rows * c >= CPU_PAR_MIN / 4)
 		for (int64_t b = 0; b < nblk; b++) {
-			int64_t lo = b * 64, n = lo + 64 < c ? 64 : c - lo;
-			double sw[64] = { 0 }, sb[64] = { 0 };
+			int64_t lo = b * 16, n = lo + 16 < c ? 16 : c - lo;
+			double sw[16] = { 0 }, sb[16] = { 0 };
 			for (int64_t r = 0; r < rows; r++) {
 				const REAL *xr = x + r * c + lo, *dyr = dy + r * c + lo;
 				REAL m = mean[r], rs = rstd[r];

@@ -38,9 +38,11 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     t0 = None
+    step_s = []
     for s in range(a.warmup + a.steps):
         if s == a.warmup:
             t0 = time.perf_counter()
+        s0 = time.perf_counter()
         ids = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g)
         tgt = torch.randint(0, a.vocab, (a.batch, a.seq), generator=g)
         logits = model(ids).logits
@@ -49,11 +51,19 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=False)
+        if s >= a.warmup:
+            step_s.append(time.perf_counter() - s0)
     dt = time.perf_counter() - t0
     n = sum(p.numel() for p in model.parameters())
     print(f"torch bench_train: {a.arch} ({a.attn if a.arch == 'llama' else 'eager'}), {n} params, batch {a.batch} x seq {a.seq}, {a.steps} steps in "
           f"{dt:.2f} s: {a.steps / dt:.2f} steps/s, {a.steps * a.batch * a.seq / dt:.0f} tokens/s "
           f"(torch {torch.__version__}, {threads} threads)")
+    if step_s:
+        step_s.sort()
+        n = len(step_s)
+        med = step_s[n // 2] if n % 2 else 0.5 * (step_s[n // 2 - 1] + step_s[n // 2])
+        print(f"torch bench_train steps: fastest {1e3 * step_s[0]:.1f} ms, median {1e3 * med:.1f} ms, "
+              f"median/fastest {med / step_s[0]:.2f}")
 
 
 if __name__ == "__main__":
