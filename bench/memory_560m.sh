@@ -52,7 +52,8 @@ recipe() { # $1 out dir, $2 extra "train" keys, $3 extra "data" keys, $4 peft
  "batch": {"micro_batch_size": 1, "global_batch_size": 1},
  $4
  "train": {"out_dir": "$1", "steps": $STEPS, "log_every": 1, "save_every": 100000,
-           "eval_every": 0, "tensorboard": false, "sample_prompts": [] $2}}
+           "eval_every": 0, "eval_batches": 1, "tensorboard": false,
+           "sample_prompts": [] $2}}
 EOF
 }
 
@@ -72,6 +73,7 @@ times = [r["target_tokens"] / r["tokens_per_s"] for r in t
 st = "%.1f s" % statistics.median(times) if times else "n/a"
 print("%-28s peak RSS %7.0f MiB   median step %s" % (name, kb / 1024, st))
 EOF
+	rm -rf "$out" # a full checkpoint is 6.7 GB
 }
 
 PEFT='"peft": {"r": 8, "alpha": 16, "target_modules": ["query_key_value"]},'

@@ -15,6 +15,7 @@ struct widths {
 	int64_t f;                   /* this rank's MLP width */
 	int64_t rp_attn, rp_mlp;     /* row-parallel outputs of the attention output
 					and the MLP's down projection */
+	int64_t rpg_attn, rpg_mlp;   /* and their gradient buffers */
 	int64_t tpc;                 /* gradient buffers of the two f copies (TP only) */
 };
 
@@ -26,6 +27,14 @@ static int64_t row_parallel_outputs(int64_t c, int tp, bool bias)
 	return tp > 1 ? (bias ? 3 : 2) * c : c;
 }
 
+/* Their gradient buffers: an add's output gradient passes to a same-shape
+ * input (autograd/tape.c, add_pass_through), so the bias sum under TP
+ * needs none of its own. */
+static int64_t row_parallel_grads(int64_t c, int tp)
+{
+	return tp > 1 ? 2 * c : c;
+}
+
 static struct widths widths_of(const struct model_dims *d, int tp, bool bias_o, bool bias_down)
 {
 	struct widths w;
@@ -35,19 +44,24 @@ static struct widths widths_of(const struct model_dims *d, int tp, bool bias_o, 
 	w.f = d->intermediate_size / tp;
 	w.rp_attn = row_parallel_outputs(w.c, tp, bias_o);
 	w.rp_mlp = row_parallel_outputs(w.c, tp, bias_down);
+	w.rpg_attn = row_parallel_grads(w.c, tp);
+	w.rpg_mlp = row_parallel_grads(w.c, tp);
 	w.tpc = tp > 1 ? 2 * w.c : 0;
 	return w;
 }
 
 /* BLOOM (block_forward in nn/bloom.c): ln1, fused qkv, attention, a
  * permuted copy, dense, residual add, ln2, fc1, GeLU, fc2, residual add.
- * Gradients: the block input, ln1 and ln2 outputs, the middle residual,
- * qkv, the q/k/v slices and their permutes (one buffer each), the attention
- * output, its permute and copy, dense, fc1, GeLU and fc2 outputs. */
+ * Gradients: ln1 and ln2 outputs (the block input and the middle residual
+ * take the residual adds' output buffers, autograd/tape.c's
+ * add_pass_through), qkv and the q/k/v permutes (their slices' gradients
+ * go straight into qkv's, scatter_to_view_root), the attention output and
+ * its copy (likewise without the permute's), dense, fc1, GeLU and fc2
+ * outputs. */
 static void bloom_like(const struct widths *w, struct model_act_count *a)
 {
 	a->fwd = 4 * w->c + w->rp_attn + w->rp_mlp + 3 * w->q + 2 * w->q + 2 * w->f;
-	a->grad = 4 * w->c + w->rp_attn + w->rp_mlp + w->tpc + 12 * w->q + 2 * w->f;
+	a->grad = 2 * w->c + w->rpg_attn + w->rpg_mlp + w->tpc + 8 * w->q + 2 * w->f;
 	a->stat = 4;                 /* two LayerNorms: mean and rstd */
 	a->mlp_act = w->f;
 }
@@ -57,14 +71,16 @@ static void bloom_like(const struct widths *w, struct model_act_count *a)
  * gate and up, SwiGLU, down, residual add; Qwen3 adds RMSNorm on q and k.
  * Gradients: q and k through projection, permute and RoPE (three buffers
  * each, four with the QK norm), v through projection and permute, the
- * attention output with its permute and copy, o, the norms' outputs, the
- * block input and middle residual, gate, up, SwiGLU and down. */
+ * attention output and its copy (not the permute between them: the copy's
+ * gradient goes straight to the output's), o, the norms' outputs, gate,
+ * up, SwiGLU and down (the block input and the middle residual take the
+ * residual adds' output buffers). */
 static void llama_like(const struct widths *w, bool qk_norm, int64_t heads,
 		       struct model_act_count *a)
 {
 	int64_t qk = w->q + w->kv;
 	a->fwd = 4 * w->c + w->rp_attn + w->rp_mlp + (w->q + 2 * w->kv) + qk + 2 * w->q + 3 * w->f;
-	a->grad = 4 * w->c + w->rp_attn + w->rp_mlp + w->tpc + 3 * qk + 2 * w->kv + 3 * w->q +
+	a->grad = 2 * w->c + w->rpg_attn + w->rpg_mlp + w->tpc + 3 * qk + 2 * w->kv + 2 * w->q +
 		  3 * w->f;
 	a->stat = 2;                 /* two RMSNorms: 1/rms */
 	if (qk_norm) {

@@ -244,7 +244,7 @@ TEST(mem_plan_peak_rss_of_training_runs)
 		{ "model.vocab_size=32768", "model.hidden_size=32", "model.n_layer=2",
 		  "model.n_head=4", "data.seq_len=256", "batch.micro_batch_size=3",
 		  "batch.global_batch_size=3" },
-		{ "model.vocab_size=512", "model.hidden_size=128", "model.n_layer=4",
+		{ "model.vocab_size=512", "model.hidden_size=128", "model.n_layer=8",
 		  "model.n_head=4", "data.seq_len=512", "batch.micro_batch_size=3",
 		  "batch.global_batch_size=3" },
 		{ "model.vocab_size=8192", "model.hidden_size=384", "model.n_layer=3",

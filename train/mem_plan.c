@@ -149,7 +149,7 @@ static int64_t stage_activations(const struct model_config *cfg, const struct me
 		int64_t extra = 3 * l->lora_out + l->lora_r * l->lora_n +
 				(l->lora_dropout ? l->lora_in : 0);
 		b.fwd += extra;
-		b.grad += extra;
+		b.grad += extra - l->lora_out; /* the sum's gradient passes to y */
 	}
 	int64_t p = 0, scratch = 0, hd = d->head_dim;
 	/* cpu_scratch_numel (autograd/cpu/attention.c): ALiBi positions (B, T),
