@@ -1,89 +1,52 @@
 #!/bin/sh
-# memory_560m.sh: peak memory and step time of `hug train` at the
-# bloom-560m shape (24 blocks, hidden 1024, 16 heads, vocabulary 250880) on
-# the CPU, 1 x SEQ tokens per step, full fine-tuning and LoRA (r 8,
-# query_key_value), with each of issue 18's memory features alone and
-# together:
+# memory_560m.sh: peak memory and step time of a full fine-tuning step at
+# the bloom-560m shape (24 blocks, hidden 1024, 16 heads, vocabulary
+# 250880; random weights) on the CPU, 1 x SEQ tokens, with issue 18's
+# memory features alone and together, each beside `hug plan`'s prediction:
 #   exact      the exact attention kernel (HUG_ATTENTION=exact): the
 #              (B, H, T, T) probabilities kept, as before the tiled kernel
 #   tiled      the tiled (flash-style) kernel, the default
-#   block      tiled + train.activation_checkpointing "block"
-#   selective  tiled + "selective"
-#   packing    tiled + data.packing "document"
-#   all        tiled + block + packing
-# The model is random (model sizes in the recipe, no download); the data is
-# Python's standard library sources tokenized with the byte-level fixture
-# tokenizer. Prints one line per run: peak RSS (from /usr/bin/time) and the
-# median step time of the steps after the first (from metrics.jsonl).
+#   block      tiled + recomputation "block"
+#   selective  tiled + recomputation "selective"
+# It runs build/bin/bench_train (forward, backward, clip, AdamW; no
+# checkpoint, which at this size would need another 7 GiB of host memory)
+# under /usr/bin/time for the peak RSS. Packing changes no memory at a
+# fixed sequence length, and LoRA's plan is printed by `hug plan --lora 8`.
 #
-#     bench/memory_560m.sh [SEQ] [STEPS] [THREADS]     (defaults 1024 3 2)
+#     bench/memory_560m.sh [SEQ] [STEPS] [THREADS] [MODES]
+#         defaults: 1024 1 2 "exact tiled block selective"
 #
 # Step times on a shared machine move with its load; peak RSS does not.
 set -eu
 SEQ=${1:-1024}
-STEPS=${2:-3}
+STEPS=${2:-1}
 THREADS=${3:-2}
-HUG=${HUG:-build/bin/hug}
-W=$(mktemp -d /tmp/hug-mem560-XXXXXX)
-trap 'rm -rf "$W"' EXIT
+MODES=${4:-"exact tiled block selective"}
+BIN=${BIN:-build/bin}
+SHAPE="--hidden 1024 --layers 24 --heads 16 --vocab 250880 --seq $SEQ --batch 1"
+OUT=$(mktemp /tmp/hug-mem560-XXXXXX)
+trap 'rm -f "$OUT" "$OUT.rss"' EXIT
 
-python3 - "$W/corpus.txt" <<'EOF'
-import glob, os, sys, sysconfig
-out, n = [], 0
-for p in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py"))):
-    try:
-        out.append(open(p, encoding="utf-8").read())
-    except (OSError, UnicodeDecodeError):
-        continue
-    n += len(out[-1])
-    if n > 3 << 20:
-        break
-open(sys.argv[1], "w").write("\n\n".join(out))
-EOF
-$HUG prepare --tokenizer tests/fixtures/tokenizer/bloom.json --out "$W/shards" \
-	--format text "$W/corpus.txt" >/dev/null
-
-recipe() { # $1 out dir, $2 extra "train" keys, $3 extra "data" keys, $4 peft
-	cat <<EOF
-{"model": {"vocab_size": 250880, "hidden_size": 1024, "n_layer": 24, "n_head": 16},
- "data": {"train": [{"path": "$W/shards/*.h5"}], "seq_len": $SEQ $3},
- "optim": {"lr": 0.0001},
- "schedule": {"warmup_steps": 0},
- "batch": {"micro_batch_size": 1, "global_batch_size": 1},
- $4
- "train": {"out_dir": "$1", "steps": $STEPS, "log_every": 1, "save_every": 100000,
-           "eval_every": 0, "eval_batches": 1, "tensorboard": false,
-           "sample_prompts": [] $2}}
-EOF
-}
-
-run() { # $1 name, $2 attention env, $3 train keys, $4 data keys, $5 peft
-	out="$W/$1"
-	recipe "$out" "$3" "$4" "$5" >"$W/$1.json"
-	env HUG_ATTENTION="$2" OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=1 \
-		/usr/bin/time -f "%M" -o "$W/$1.rss" $HUG train "$W/$1.json" >"$W/$1.log" 2>&1 ||
-		{ echo "$1: hug train failed:"; tail -5 "$W/$1.log"; return 0; }
-	python3 - "$1" "$W/$1.rss" "$out/metrics.jsonl" <<'EOF'
-import json, statistics, sys
-name, rss, metrics = sys.argv[1:4]
-kb = int(open(rss).read().split()[-1])
-t = [json.loads(l) for l in open(metrics)]
-times = [r["target_tokens"] / r["tokens_per_s"] for r in t
-         if r.get("tokens_per_s") and "loss" in r][1:]
-st = "%.1f s" % statistics.median(times) if times else "n/a"
-print("%-28s peak RSS %7.0f MiB   median step %s" % (name, kb / 1024, st))
-EOF
-	rm -rf "$out" # a full checkpoint is 6.7 GB
-}
-
-PEFT='"peft": {"r": 8, "alpha": 16, "target_modules": ["query_key_value"]},'
-for mode in full lora; do
-	p=""
-	[ "$mode" = lora ] && p="$PEFT"
-	run "$mode-exact" exact "" "" "$p"
-	run "$mode-tiled" tiled "" "" "$p"
-	run "$mode-block" tiled ', "activation_checkpointing": "block"' "" "$p"
-	run "$mode-selective" tiled ', "activation_checkpointing": "selective"' "" "$p"
-	run "$mode-packing" tiled "" ', "packing": "document"' "$p"
-	run "$mode-all" tiled ', "activation_checkpointing": "block"' ', "packing": "document"' "$p"
+for mode in $MODES; do
+	case $mode in
+	exact) att=exact rc=none ;;
+	tiled) att=tiled rc=none ;;
+	block) att=tiled rc=block ;;
+	selective) att=tiled rc=selective ;;
+	*) echo "memory_560m.sh: unknown mode $mode" >&2; exit 2 ;;
+	esac
+	plan=$(HUG_ATTENTION=$att $BIN/hug plan --preset bloom-560m --device cpu --seq "$SEQ" \
+		--batch 1 --recompute $rc --attention $( [ $att = exact ] && echo exact || echo flash ) 2>&1 |
+		awk '/^  (parameters|gradients|optimizer state|activations|logits)/ && !/not in peak/ {
+			v = $0; sub(/^ +[a-z +]+ +/, "", v); split(v, f, " ");
+			n = f[1] * (f[2] == "GiB" ? 1024 : f[2] == "MiB" ? 1 : 1 / 1024); s += n;
+			if ($1 == "activations") a = n }
+		     END { printf "%.0f MiB, activations %.0f MiB", s, a }')
+	HUG_ATTENTION=$att OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=1 \
+		/usr/bin/time -f "%M" -o "$OUT.rss" $BIN/bench_train $SHAPE --steps "$STEPS" \
+		--warmup 0 --recompute $rc >"$OUT" 2>&1 || { echo "$mode: failed"; cat "$OUT"; continue; }
+	kb=$(tail -1 "$OUT.rss")
+	secs=$(awk '/steps in/ { for (i = 1; i <= NF; i++) if ($i == "in") { print $(i + 1); exit } }' "$OUT")
+	printf "%-10s peak RSS %6.0f MiB   plan %s (+ process overhead)   %s s for %s step(s)\n" \
+		"$mode" "$(echo "$kb / 1024" | bc -l)" "$plan" "$secs" "$STEPS"
 done
