@@ -68,6 +68,16 @@ static inline int64_t FN(attn_kbeg)(const struct attn_shape *as, int64_t window,
 	return window && b > 0 ? b : 0;
 }
 
+/* Whether key j is visible to query row i (qpos = Tk - Tq + i): the causal
+ * rule, the window, the padding mask mb and the segment ids sg (either may
+ * be NULL; sq: the query's segment). */
+static inline bool FN(attn_visible)(bool causal, int64_t W, const int32_t *mb,
+				     const int32_t *sg, int32_t sq, int64_t qpos, int64_t j)
+{
+	return (!causal || j <= qpos) && (!W || qpos - j < W) && (!mb || mb[j] != 0) &&
+	       (!sg || sg[j] == sq);
+}
+
 /* Per (b, h), for each block of rows [i0, i1) with keys [kbeg, kend)
  * (probabilities outside are zero):
  * S = scale Q K^T (GEMM, into the saved probabilities), then row by row
@@ -127,9 +137,7 @@ static void FN(attention_fwd)(const struct attn_shape *as, const struct ag_node 
 				for (int64_t j = 0; j < kbeg; j++)
 					p[j] = 0;
 				for (int64_t j = kbeg; j < kend; j++) {
-					bool ok = (!causal || j <= qpos) && (!W || qpos - j < W) &&
-						  (!mb || mb[j] != 0) && (!sg || sg[j] == sq);
-					if (!ok) {
+					if (!FN(attn_visible)(causal, W, mb, sg, sq, qpos, j)) {
 						p[j] = -INFINITY;
 						continue;
 					}

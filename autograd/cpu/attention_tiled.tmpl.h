@@ -16,15 +16,8 @@
 
 #include "fast_math.h"
 
-/* Whether key j is visible to query row i (qpos = Tk - Tq + i): the causal
- * rule, the window, the padding mask mb and the segment ids sg (either may
- * be NULL; sq: the query's segment). */
-static inline bool FN(attn_visible)(bool causal, int64_t W, const int32_t *mb,
-				     const int32_t *sg, int32_t sq, int64_t qpos, int64_t j)
-{
-	return (!causal || j <= qpos) && (!W || qpos - j < W) && (!mb || mb[j] != 0) &&
-	       (!sg || sg[j] == sq);
-}
+/* FN(attn_visible), FN(attn_positions), FN(attn_kend), FN(attn_kbeg): the
+ * mask rules both kernels share, in attention.tmpl.h (instantiated first). */
 
 /* Per (b, h, block of rows): S = scale Q K^T per tile of keys, the bias,
  * the masks, the online softmax and O += (P M) V; at the end O /= l and
