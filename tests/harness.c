@@ -2,10 +2,12 @@
 #include "harness.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
+#include "../base/alloc.h"
 #include "../base/fs.h"
 
 #define MAX_TESTS 1024
@@ -116,4 +118,18 @@ void test_write_file(const char *path, const char *text)
 		fputs(text, f);
 		fclose(f);
 	}
+}
+
+char *test_unhex(const char *hex, size_t *len)
+{
+	size_t n = strlen(hex) / 2;
+	char *out = hug_malloc(n + 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		sscanf(hex + 2 * i, "%2x", &v);
+		out[i] = (char)v;
+	}
+	out[n] = '\0';
+	*len = n;
+	return out;
 }

@@ -34,6 +34,10 @@ char *test_read_file(const char *path, size_t *len);
  * that reads the file. */
 void test_write_file(const char *path, const char *text);
 
+/* The bytes a hex string ("48656c6c6f") stands for, in a new NUL-terminated
+ * buffer (hug_free it); their count in *len. */
+char *test_unhex(const char *hex, size_t *len);
+
 #define TEST(name)                                                             \
 	static void test_##name(void);                                         \
 	__attribute__((constructor)) static void test_register_##name(void)    \

@@ -18,21 +18,6 @@
 
 #define FIX "tests/fixtures/tokenizer/"
 
-/* Decodes a hex string into a new buffer. */
-static char *unhex(const char *hex, size_t *len)
-{
-	size_t n = strlen(hex) / 2;
-	char *out = hug_malloc(n + 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		sscanf(hex + 2 * i, "%2x", &v);
-		out[i] = (char)v;
-	}
-	out[n] = '\0';
-	*len = n;
-	return out;
-}
-
 static cJSON *load_expected(const char *name)
 {
 	hug_json_init();
@@ -61,7 +46,7 @@ static int check_fixture(const char *name, const cJSON *texts, const cJSON *ids)
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < n; i++) {
 			size_t len;
-			char *s = unhex(cJSON_GetArrayItem(texts, i)->valuestring, &len);
+			char *s = test_unhex(cJSON_GetArrayItem(texts, i)->valuestring, &len);
 			const cJSON *want = cJSON_GetArrayItem(ids, i);
 			struct tok_ids got = { 0 };
 			if (pass)
@@ -143,7 +128,7 @@ TEST(tokenizer_decode_inverts_encode)
 		struct buf back = { 0 };
 		cJSON_ArrayForEach(t, texts) {
 			size_t len;
-			char *s = unhex(t->valuestring, &len);
+			char *s = test_unhex(t->valuestring, &len);
 			ids.n = 0;
 			tokenizer_encode(tok, s, len, &ids);
 			CHECK(tokenizer_decode(tok, ids.v, ids.n, false, &back, &err) == 0);

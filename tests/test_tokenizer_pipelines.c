@@ -17,20 +17,6 @@
 
 #define PIPE "tests/fixtures/tokenizer/pipelines/"
 
-static char *unhex(const char *hex, size_t *len)
-{
-	size_t n = strlen(hex) / 2;
-	char *out = hug_malloc(n + 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
-		sscanf(hex + 2 * i, "%2x", &v);
-		out[i] = (char)v;
-	}
-	out[n] = '\0';
-	*len = n;
-	return out;
-}
-
 static bool same_ids(const struct tok_ids *got, const cJSON *want)
 {
 	if (got->n != cJSON_GetArraySize(want))
@@ -80,7 +66,7 @@ static int check_pipeline(const char *name, const cJSON *texts, const cJSON *f)
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < n; i++) {
 			size_t len;
-			char *text = unhex(cJSON_GetArrayItem(texts, i)->valuestring, &len);
+			char *text = test_unhex(cJSON_GetArrayItem(texts, i)->valuestring, &len);
 			struct tok_ids got = { 0 }, want = { 0 };
 			if (pass == 0)
 				tokenizer_encode(tok, text, len, &got);
@@ -109,7 +95,7 @@ static int check_pipeline(const char *name, const cJSON *texts, const cJSON *f)
 				for (int skip = 0; skip < 2 && pass == 0; skip++) {
 					struct buf out = { 0 };
 					size_t wl;
-					char *w = unhex(cJSON_GetArrayItem(skip ? dec_skip : dec, i)
+					char *w = test_unhex(cJSON_GetArrayItem(skip ? dec_skip : dec, i)
 							->valuestring, &wl);
 					if (tokenizer_decode(tok, want.v, want.n, skip, &out, &err) ||
 					    out.n != wl || memcmp(out.p, w, wl)) {
@@ -138,7 +124,7 @@ static int check_pipeline(const char *name, const cJSON *texts, const cJSON *f)
 								     : "random_decoded");
 			struct buf out = { 0 };
 			size_t wl;
-			char *w = unhex(cJSON_GetArrayItem(d, i)->valuestring, &wl);
+			char *w = test_unhex(cJSON_GetArrayItem(d, i)->valuestring, &wl);
 			if (tokenizer_decode(tok, want.v, want.n, skip, &out, &err) || out.n != wl ||
 			    memcmp(out.p, w, wl)) {
 				if (bad++ < 4) {
