@@ -133,3 +133,18 @@ char *test_unhex(const char *hex, size_t *len)
 	*len = n;
 	return out;
 }
+
+const char *test_shard_glob(void)
+{
+	static char dir[] = "/tmp/hug-shards-XXXXXX";
+	static char glob_path[64];
+	if (!glob_path[0]) {
+		if (!mkdtemp(dir))
+			return NULL;
+		char p[64];
+		snprintf(p, sizeof(p), "%s/a.h5", dir);
+		test_write_file(p, "");
+		snprintf(glob_path, sizeof(glob_path), "%s/*.h5", dir);
+	}
+	return glob_path;
+}

@@ -34,6 +34,12 @@ char *test_read_file(const char *path, size_t *len);
  * that reads the file. */
 void test_write_file(const char *path, const char *text);
 
+/* A data glob that recipe parsing accepts without reading the file: every
+ * .h5 file of a temporary directory holding one empty a.h5, made on the
+ * first call (the same path after). NULL when the directory cannot be
+ * made. */
+const char *test_shard_glob(void);
+
 /* The bytes a hex string ("48656c6c6f") stands for, in a new NUL-terminated
  * buffer (hug_free it); their count in *len. */
 char *test_unhex(const char *hex, size_t *len);

@@ -18,16 +18,9 @@
  * (e.g. "\"arch\": \"bloom\", "), parsed as "r.json". */
 static int parse_arch(const char *arch_json, struct recipe *r, struct hug_error *err)
 {
-	static char dir[] = "/tmp/hug-model-XXXXXX";
-	static char glob_path[96];
-	if (!glob_path[0]) {
-		if (!mkdtemp(dir))
-			return hug_error_set(err, "mkdtemp failed");
-		char p[96];
-		snprintf(p, sizeof(p), "%s/a.h5", dir);
-		test_write_file(p, "");
-		snprintf(glob_path, sizeof(glob_path), "%s/*.h5", dir);
-	}
+	const char *glob_path = test_shard_glob();
+	if (!glob_path)
+		return hug_error_set(err, "mkdtemp failed");
 	char text[2048];
 	snprintf(text, sizeof(text),
 		 "{\"model\": {%s\"hidden_size\": 32, \"n_layer\": 2, \"n_head\": 4, \"vocab_size\": 100},"

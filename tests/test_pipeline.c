@@ -188,16 +188,9 @@ TEST(pipeline_stages_compose_to_the_whole_model)
 static int parse_parallel(const char *parallel, int world, struct recipe *r,
 			  struct hug_error *err)
 {
-	static char dir[] = "/tmp/hug-pipe-XXXXXX";
-	static char glob_path[96];
-	if (!glob_path[0]) {
-		if (!mkdtemp(dir))
-			return hug_error_set(err, "mkdtemp failed");
-		char p[96];
-		snprintf(p, sizeof(p), "%s/a.h5", dir);
-		test_write_file(p, "");
-		snprintf(glob_path, sizeof(glob_path), "%s/*.h5", dir);
-	}
+	const char *glob_path = test_shard_glob();
+	if (!glob_path)
+		return hug_error_set(err, "mkdtemp failed");
 	char text[2048];
 	snprintf(text, sizeof(text),
 		 "{\"model\": {\"hidden_size\": 32, \"n_layer\": 4, \"n_head\": 4, \"vocab_size\": 100},"

@@ -10,28 +10,12 @@
 #include "../train/recipe_schema.h"
 #include "harness.h"
 
-static char shard_glob[64];
-
-/* A data file for the globs to match. */
-static void make_shard(void)
-{
-	static char dir[] = "/tmp/hug-recipe-XXXXXX";
-	if (shard_glob[0])
-		return;
-	if (!mkdtemp(dir))
-		return;
-	char p[96];
-	snprintf(p, sizeof(p), "%s/a.h5", dir);
-	FILE *f = fopen(p, "w");
-	if (f)
-		fclose(f);
-	snprintf(shard_glob, sizeof(shard_glob), "%s/*.h5", dir);
-}
-
 static int parse(const char *extra_json, const char *const *ov, int n_ov, int world,
 		 struct recipe *r, struct hug_error *err)
 {
-	make_shard();
+	const char *shard_glob = test_shard_glob();
+	if (!shard_glob)
+		return hug_error_set(err, "mkdtemp failed");
 	char text[4096];
 	snprintf(text, sizeof(text),
 		 "{\"model\": {\"hidden_size\": 32, \"n_layer\": 2, \"n_head\": 4, \"vocab_size\": 100},"
@@ -165,7 +149,8 @@ TEST(recipe_docs_list_every_key)
 
 TEST(recipe_shipped_recipes_parse)
 {
-	make_shard();
+	const char *shard_glob = test_shard_glob();
+	REQUIRE(shard_glob);
 	char train[160];
 	snprintf(train, sizeof(train), "data.train=[{\"path\": \"%s\", \"weight\": 1}]", shard_glob);
 	const char *ov[] = { train, "data.valid=null", "data.tokenizer=null" };
